@@ -1,0 +1,58 @@
+"""The emulated REST APIs, one module per service area.
+
+Each module exposes `routes` (a `Routes`) and may expose `init(ws)`, which creates the built-ins a new
+workspace has (the root directory, the `admins` and `users` groups, ...). `init` also runs on reset.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dbsync.emulator.apis import (
+    clusters,
+    commands,
+    instance_profiles,
+    jobs,
+    permissions,
+    policies,
+    pools,
+    repos,
+    scim,
+    secrets,
+    sql,
+    workspace,
+)
+from dbsync.emulator.router import Routes
+from dbsync.emulator.state import Workspace
+
+# Order matters for init(): the root directory exists before SCIM creates home directories.
+MODULES: tuple[ModuleType, ...] = (
+    workspace,
+    scim,
+    repos,
+    jobs,
+    clusters,
+    pools,
+    policies,
+    permissions,
+    secrets,
+    instance_profiles,
+    sql,
+    commands,
+)
+
+
+def all_routes() -> Routes:
+    routes = Routes()
+    for module in MODULES:
+        routes.merge(module.routes)
+    return routes
+
+
+def install(ws: Workspace) -> None:
+    """Register every module's built-ins on `ws` and create them."""
+    for module in MODULES:
+        init = getattr(module, "init", None)
+        if init is not None:
+            ws.on_init.append(init)
+            init(ws)
