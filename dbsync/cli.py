@@ -1,0 +1,313 @@
+"""The `dbsync` command. Exit codes: 0 success, 1 not in sync / a change failed, 2 usage or config error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from dbsync import __version__
+from dbsync.errors import ConfigError, DbsyncError, StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Keep a Databricks disaster-recovery workspace in step with its primary.
+
+Configuration comes from --config (default ./dbsync.yaml when present), then DBSYNC_* environment
+variables (DBSYNC_SOURCE__HOST, DBSYNC_SOURCE__TOKEN, DBSYNC_TARGET__HOST, DBSYNC_TARGET__TOKEN,
+DBSYNC_STATE_PATH, ...), then flags. See README.md for the full reference.
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./dbsync.yaml if present)")
+    parser.add_argument("--state-path", metavar="FILE", help="SQLite state store (overrides state_path)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)")
+
+
+def _kinds_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kinds", metavar="A,B", help="only these kinds, comma separated (e.g. notebooks,jobs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dbsync", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"dbsync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    emu = sub.add_parser("emulator", help="serve an emulated Databricks workspace (for tests, demos, benchmarks)",
+                         description="Serve one emulated Databricks workspace until SIGTERM/SIGINT.")
+    emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emu.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free port (default 8080)")
+    emu.add_argument("--token", default="dapi-emulator-token", help="the bearer token clients must send")
+    emu.add_argument("--seed-objects", type=int, default=0, metavar="N", help="fill with about N realistic objects")
+    emu.add_argument("--seed", type=int, default=0, help="seed number for deterministic content (default 0)")
+    emu.add_argument("--latency-ms", type=float, default=0.0, metavar="MS", help="added latency per request")
+    emu.add_argument("--fault-rate", type=float, default=0.0, metavar="F",
+                     help="fraction of API requests answered 429 (2/3, with Retry-After) or 503 (1/3)")
+    emu.add_argument("--rate-limit", type=float, default=None, metavar="RPS",
+                     help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED")
+    emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
+    emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
+
+    sub.add_parser("demo", help="two emulated workspaces, seeded, synced twice, report printed (no setup)",
+                   description="Start two emulated workspaces in-process, seed the source, sync, change a few "
+                   "objects, sync again, and print what happened and the per-kind counts on both sides.")
+
+    sync = sub.add_parser("sync", help="replicate the source to the target once",
+                          description="Run one reconcile cycle over the enabled kinds and print a summary.")
+    _common(sync)
+    _kinds_arg(sync)
+    sync.add_argument("--once", action="store_true", help="run one cycle and exit (the daemon is `dbsync serve`)")
+    sync.add_argument("--force-deletes", action="store_true",
+                      help="apply deletes even when the delete guard would hold them (this run only)")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    plan = sub.add_parser("plan", help="show what the next sync would change, without writing",
+                          description="List and fetch the source and show the creates, updates and deletes a "
+                          "sync would make. Nothing is written to the target or the store.")
+    _common(plan)
+    _kinds_arg(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    status = sub.add_parser("status", help="per-kind counts and the last cycle, from the store (no API calls)")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print as JSON")
+
+    validate = sub.add_parser("validate", help="compare live source and target; exit 0 only when ready for cutover")
+    _common(validate)
+    _kinds_arg(validate)
+    validate.add_argument("--format", choices=["text", "json", "html"], default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, StoreError) as err:
+        print(f"dbsync: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except DbsyncError as err:
+        print(f"dbsync: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("dbsync: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _settings(args: argparse.Namespace, require_workspaces: bool = True) -> Any:
+    from dbsync import logs
+    from dbsync.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "state_path", None):
+        overrides["state_path"] = args.state_path
+    if getattr(args, "log_level", None):
+        overrides["log_level"] = args.log_level
+    settings = load_settings(args.config, overrides, require_workspaces=require_workspaces)
+    logs.setup(settings.log_level)
+    return settings
+
+
+def _kind_names(args: argparse.Namespace) -> list[str] | None:
+    from dbsync.registry import KIND_NAMES
+
+    if not getattr(args, "kinds", None):
+        return None
+    names = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [n for n in names if n not in KIND_NAMES]
+    if unknown:
+        raise ConfigError(f"--kinds: unknown kind {unknown[0]!r}; known kinds: {', '.join(KIND_NAMES)}")
+    return names
+
+
+class _Progress:
+    """One self-rewriting line per kind on a TTY; silent otherwise (logs carry the detail)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, report: Any) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.25:
+            return
+        self.last = now
+        sys.stderr.write(
+            f"\r{report.kind}: {report.listed} listed, {report.fetched} fetched, "
+            f"{report.created} created, {report.updated} updated, {report.errors} errors   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+
+
+def summary_table(reports: Sequence[Any]) -> str:
+    header = f"{'kind':<18}{'listed':>8}{'fetched':>9}{'created':>9}{'updated':>9}{'deleted':>9}{'errors':>8}{'blocked':>9}{'seconds':>9}"
+    lines = [header]
+    for r in reports:
+        lines.append(
+            f"{r.kind:<18}{r.listed:>8}{r.fetched:>9}{r.created:>9}{r.updated:>9}{r.deleted:>9}{r.errors:>8}"
+            f"{r.blocked:>9}{r.seconds:>9.2f}"
+        )
+        if r.message:
+            lines.append(f"  ! {r.message}")
+    return "\n".join(lines)
+
+
+def _report_json(r: Any) -> dict[str, Any]:
+    doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", "unchanged", "created", "updated", "deleted",
+                                        "blocked", "errors", "outcome", "message")}
+    doc["seconds"] = round(r.seconds, 3)
+    return doc
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_sync(args: argparse.Namespace) -> int:
+    from dbsync.context import open_context
+    from dbsync.engine import Engine
+
+    if not args.once:
+        raise ConfigError("`dbsync sync` needs --once (run `dbsync serve` for the daemon)")
+    settings = _settings(args)
+    names = _kind_names(args)
+    ctx = open_context(settings)
+    progress = _Progress()
+    try:
+        reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+    finally:
+        progress.done()
+        ctx.store.close()
+    if args.json:
+        print(json.dumps([_report_json(r) for r in reports], indent=2))
+    else:
+        print(summary_table(reports))
+    failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from dbsync.context import open_context
+    from dbsync.engine import Engine
+
+    settings = _settings(args)
+    ctx = open_context(settings, dry_run=True)
+    try:
+        reports = Engine(ctx, plan_only=True).cycle(_kind_names(args))
+    finally:
+        ctx.store.close()
+    changes = [c for r in reports for c in r.planned]
+    if args.json:
+        print(json.dumps([{"action": c.action, "kind": c.kind, "key": c.key} for c in changes], indent=2))
+    else:
+        for c in changes:
+            print(f"{c.action:<7} {c.kind:<18} {c.key}")
+        held = [r for r in reports if r.message]
+        for r in held:
+            print(f"! {r.kind}: {r.message}")
+        print(f"{len(changes)} change(s): " + ", ".join(
+            f"{sum(1 for c in changes if c.action == a)} {a}" for a in ("create", "update", "delete")))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dbsync.registry import KIND_NAMES
+    from dbsync.store import Store
+
+    settings = _settings(args, require_workspaces=False)
+    if not settings.state_path.exists():
+        raise ConfigError(f"no state store at {settings.state_path}: run `dbsync sync --once` first (or set state_path)")
+    store = Store(settings.state_path)
+    try:
+        counts, cycles = store.status_counts(), store.last_cycles()
+        role = store.role
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
+        return EXIT_OK
+    print(f"role: {role}")
+    print(f"{'kind':<18}{'synced':>8}{'blocked':>9}{'error':>7}   last cycle")
+    for name in KIND_NAMES:
+        c = counts.get(name, {})
+        cycle = cycles.get(name)
+        last = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["finished_at"])) + f" {cycle['outcome']}"
+                if cycle else "never")
+        print(f"{name:<18}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dbsync.context import open_context
+    from dbsync.report import format_text, validate
+
+    settings = _settings(args)
+    ctx = open_context(settings)
+    try:
+        report = validate(ctx, _kind_names(args))
+    finally:
+        ctx.store.close()
+    if args.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    elif args.format == "html":
+        from dbsync.report_html import render
+
+        print(render(report))
+    else:
+        print(format_text(report))
+    return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from dbsync.emulator import start_emulator
+
+    try:
+        handle = start_emulator(
+            host=args.host, port=args.port, token=args.token, seed_objects=args.seed_objects, seed=args.seed,
+            latency_ms=args.latency_ms, fault_rate=args.fault_rate, rate_limit=args.rate_limit,
+            state_file=args.state, cluster_start_seconds=args.cluster_start_seconds,
+        )
+    except OSError as err:
+        raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"dbsync emulator serving {handle.url} (workspace {handle.workspace.workspace_id})", flush=True)
+    while not stop.wait(0.5):
+        pass
+    handle.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dbsync.demo import run_demo
+
+    return run_demo()
+
+
+COMMANDS = {
+    "sync": cmd_sync,
+    "plan": cmd_plan,
+    "status": cmd_status,
+    "validate": cmd_validate,
+    "emulator": cmd_emulator,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Settings: a YAML file, then `DBSYNC_*` environment variables ("__" nests), then CLI flags.
+
+Every problem is raised as one `ConfigError` line naming the setting and how to set it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from dbsync.errors import ConfigError
+
+DEFAULT_CONFIG = Path("dbsync.yaml")
+
+# Default schedule per kind (seconds), used by `dbsync serve`.
+DEFAULT_INTERVALS: dict[str, float] = {
+    "identities": 600,
+    "instance_profiles": 600,
+    "cluster_policies": 120,
+    "instance_pools": 120,
+    "clusters": 120,
+    "directories": 60,
+    "notebooks": 60,
+    "files": 60,
+    "repos": 120,
+    "jobs": 120,
+    "secrets": 600,
+    "permissions": 300,
+    "metastore": 900,
+    "table_acls": 900,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkspaceSettings(_Strict):
+    """One side of the pair: a host and a PAT, or a profile from ~/.databrickscfg."""
+
+    host: str | None = None
+    token: SecretStr | None = None
+    profile: str | None = None
+    config_file: Path | None = None  # defaults to ~/.databrickscfg, like the databricks CLI
+
+
+class KindSettings(_Strict):
+    enabled: bool = True
+    interval: float | None = Field(default=None, gt=0)
+    include: list[str] = Field(default_factory=list)  # globs on the source key (path, name)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class DeleteSettings(_Strict):
+    mode: Literal["propagate", "archive", "off"] = "propagate"
+    max_ratio: float = Field(default=0.2, ge=0, le=1)
+    # Drops smaller than this never trip the ratio guard (deleting 1 of 3 notebooks is not a mass delete).
+    min_count: int = Field(default=10, ge=1)
+
+
+class MappingSettings(_Strict):
+    emails: dict[str, str] = Field(default_factory=dict)  # exact "a@old.com": "a@new.com" or "@old.com": "@new.com"
+    principals: dict[str, str] = Field(default_factory=dict)  # group / service principal renames
+    aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+    auth_token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Everything dbsync reads. See the README's configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DBSYNC_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    source: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    target: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    state_path: Path = Path("dbsync.db")
+    kinds: dict[str, KindSettings] = Field(default_factory=dict)
+    deletes: DeleteSettings = Field(default_factory=DeleteSettings)
+    drift: Literal["report", "heal"] = "report"
+    mapping: MappingSettings = Field(default_factory=MappingSettings)
+    principals_missing: Literal["skip", "fail"] = "skip"
+    concurrency: int = Field(default=8, ge=1, le=64)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
+    retry_timeout_seconds: int = Field(default=120, ge=1)
+    shutdown_timeout: float = Field(default=30, gt=0)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: dict[str, KindSettings]) -> dict[str, KindSettings]:
+        from dbsync.registry import KIND_NAMES
+
+        unknown = sorted(set(kinds) - set(KIND_NAMES))
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}; known kinds: {', '.join(KIND_NAMES)}")
+        return kinds
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    def kind(self, name: str) -> KindSettings:
+        return self.kinds.get(name) or KindSettings()
+
+    def interval(self, name: str) -> float:
+        return self.kind(name).interval or DEFAULT_INTERVALS.get(name, 300)
+
+
+def _env_name(loc: tuple[Any, ...]) -> tuple[str, str]:
+    dotted = ".".join(str(p) for p in loc)
+    env = "DBSYNC_" + "__".join(str(p).upper() for p in loc)
+    return dotted, env
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(document).__name__}")
+    return document
+
+
+def _with_file(document: dict[str, Any]) -> type[Settings]:
+    """Settings whose lowest-priority source is the parsed YAML document."""
+
+    class FileSource(PydanticBaseSettingsSource):
+        def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+            return document.get(field_name), field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            return document
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # type: ignore[override]
+                                       file_secret_settings):
+            # CLI flags (init kwargs) win over DBSYNC_* variables, which win over the file.
+            return (init_settings, env_settings, FileSource(settings_cls))
+
+    return FileSettings
+
+
+def load_settings(config_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                  require_workspaces: bool = True) -> Settings:
+    """Read the file (explicit path, or ./dbsync.yaml when present), the environment and CLI overrides."""
+    if config_path and not Path(config_path).exists():
+        raise ConfigError(f"config file {config_path} does not exist: pass --config with an existing file")
+    path = Path(config_path) if config_path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    document = _read_yaml(path) if path else {}
+    try:
+        settings: Settings = _with_file(document)(**(overrides or {}))
+    except ValidationError as err:
+        first = err.errors()[0]
+        dotted, env = _env_name(first["loc"])
+        where = str(path) if path else "dbsync.yaml"
+        raise ConfigError(f"setting {dotted}: {first['msg']} (set {env} or {dotted} in {where})") from None
+    if require_workspaces:
+        for side in ("source", "target"):
+            check_workspace(side, getattr(settings, side))
+    return settings
+
+
+def check_workspace(side: str, ws: WorkspaceSettings) -> None:
+    """A side needs host+token, or a profile that supplies them."""
+    if ws.profile:
+        profile_host(side, ws)
+        return
+    if not ws.host:
+        raise ConfigError(
+            f"setting {side}.host is missing: set DBSYNC_{side.upper()}__HOST or {side}.host in dbsync.yaml "
+            f"(or {side}.profile to use ~/.databrickscfg)"
+        )
+    if not ws.host.startswith(("http://", "https://")) and "." not in ws.host:
+        raise ConfigError(f"setting {side}.host: {ws.host!r} is not a workspace URL (https://<name>.cloud.databricks.com)")
+    if not ws.token or not ws.token.get_secret_value():
+        raise ConfigError(
+            f"setting {side}.token is missing: set DBSYNC_{side.upper()}__TOKEN (a personal access token) "
+            f"or {side}.profile"
+        )
+
+
+def profile_host(side: str, ws: WorkspaceSettings) -> str:
+    """The host of a ~/.databrickscfg profile; a missing file or profile is a ConfigError."""
+    path = ws.config_file or Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
+    parser = configparser.ConfigParser()
+    if not parser.read(path):
+        raise ConfigError(f"setting {side}.profile: {path} does not exist (create it with `databricks configure`)")
+    if ws.profile not in parser:
+        names = ", ".join(parser.sections()) or "none"
+        raise ConfigError(f"setting {side}.profile: no profile [{ws.profile}] in {path} (profiles: {names})")
+    host = parser[ws.profile].get("host")
+    if not host:
+        raise ConfigError(f"setting {side}.profile: profile [{ws.profile}] in {path} has no host")
+    return host

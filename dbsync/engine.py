@@ -1,0 +1,330 @@
+"""The reconcile loop: list → diff → fetch → plan → apply → record, for each kind in dependency order.
+
+Workers only talk HTTP (fetch and apply); the calling thread owns the store and records every
+outcome in its own transaction. Upserts run in dependency order, then deletes in reverse order, so
+a job goes before the cluster it used. Listings stream: at most `concurrency * 4` changes are in
+flight, and a notebook body lives from its export to its import only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError
+
+from dbsync import metrics, planner
+from dbsync.context import SyncContext
+from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
+from dbsync.model import Applied, Change, Prior, Resource
+from dbsync.registry import Kind, kinds
+
+log = logging.getLogger("dbsync.engine")
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass
+class KindReport:
+    """What one cycle of one kind did (the `sync --once` summary and the cycles table)."""
+
+    kind: str
+    listed: int = 0
+    fetched: int = 0
+    unchanged: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    blocked: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    outcome: str = "ok"
+    message: str | None = None
+    planned: list[Change] = field(default_factory=list)
+    pending_deletes: list[Change] = field(default_factory=list, repr=False)
+    # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
+    blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("listed", "fetched", "created", "updated", "deleted", "errors")}
+
+
+@dataclass
+class _Outcome:
+    resource: Resource
+    prior: Prior | None
+    change: Change | None = None
+    applied: Applied | None = None
+    status: str | None = None  # blocked | error when the change failed
+    error: str | None = None
+    retry_in: float = 0.0
+
+
+Progress = Callable[[KindReport], None]
+
+
+class Engine:
+    """Runs cycles over the registered kinds for one SyncContext."""
+
+    def __init__(self, ctx: SyncContext, plan_only: bool = False, force_deletes: bool = False,
+                 retry_now: bool = True, progress: Progress | None = None,
+                 registry: Iterable[Kind] | None = None) -> None:
+        self.ctx = ctx
+        self.plan_only = plan_only
+        self.force_deletes = force_deletes
+        self.retry_now = retry_now  # `sync --once` retries errors at once; the daemon backs off
+        self.progress = progress
+        self.registry = tuple(registry if registry is not None else kinds())
+
+    def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
+        wanted = set(names) if names else None
+        return [
+            k for k in self.registry
+            if (wanted is None or k.name in wanted) and (wanted is not None or self.ctx.settings.kind(k.name).enabled)
+        ]
+
+    def cycle(self, names: Iterable[str] | None = None) -> list[KindReport]:
+        """One pass over the selected kinds: upserts in dependency order, then deletes in reverse."""
+        if self.ctx.store.role == "cutover-complete" and not self.plan_only:
+            raise StoreError(
+                "this store's cutover is complete: the target is now the primary and dbsync will not write "
+                "to it. Run `dbsync cutover --rollback` to return to standby, or `dbsync reverse` to "
+                "replicate in the other direction."
+            )
+        self.ctx.new_run()
+        selected = self.selected_kinds(names)
+        reports: list[tuple[Kind, KindReport, int]] = []
+        for kind in selected:
+            cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
+            started = time.monotonic()
+            report = self._upserts(kind)
+            report.seconds = time.monotonic() - started
+            reports.append((kind, report, cycle_id))
+        for kind, report, cycle_id in reversed(reports):
+            started = time.monotonic()
+            self._deletes(kind, report)
+            report.seconds += time.monotonic() - started
+            if not self.plan_only:
+                self._finish(kind, report, cycle_id)
+        return [report for _, report, _ in reports]
+
+    # -- upserts --------------------------------------------------------------------------------
+    def _upserts(self, kind: Kind) -> KindReport:
+        report = KindReport(kind.name)
+        kind_settings = self.ctx.settings.kind(kind.name)
+        listed: set[str] = set()
+        inflight: set[Future[_Outcome]] = set()
+        limit = self.ctx.settings.concurrency * 4
+        store = self.ctx.store
+        try:
+            with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
+                for stub in kind.watcher.list(self.ctx, self.ctx.source):
+                    if not planner.selected(kind_settings, stub.key):
+                        continue
+                    listed.add(stub.key)
+                    report.listed += 1
+                    prior = store.prior(kind.name, stub.key)
+                    if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
+                        report.unchanged += 1
+                        continue
+                    if prior is not None and not self.plan_only:
+                        store.record_pending(kind.name, stub.key)
+                    inflight.add(pool.submit(self._process, kind, stub, prior))
+                    if len(inflight) >= limit:
+                        inflight = self._drain(kind, report, inflight, FIRST_COMPLETED)
+                    self._tick(report)
+                self._drain(kind, report, inflight, None)
+                self._retry_blocked(kind, report, pool)
+        except ListingError as err:
+            report.outcome = "listing_failed"
+            report.message = str(err)
+            report.errors += 1
+            metrics.SYNC_ERRORS.labels(kind.name).inc()
+            self.ctx.event(kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}")
+            return report
+        self._plan_deletes(kind, report, listed)
+        return report
+
+    def _retry_due(self, prior: Prior | None) -> bool:
+        if prior is None or self.retry_now:
+            return True
+        return self.ctx.store.retry_due(prior)
+
+    def _process(self, kind: Kind, stub: Resource, prior: Prior | None) -> _Outcome:
+        """Worker: fetch the payload, decide, apply. Never raises: failures become outcomes."""
+        resource = stub
+        try:
+            resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
+            change = planner.decide(resource, prior)
+            if change is None or self.plan_only:
+                return _Outcome(resource, prior, change)
+            return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
+        except Exception as err:  # one bad object never stops the cycle
+            return self._failure(resource, prior, err)
+
+    def _failure(self, resource: Resource, prior: Prior | None, err: Exception) -> _Outcome:
+        attempts = prior.attempts if prior else 0
+        backoff = min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
+        if isinstance(err, Blocked):
+            return _Outcome(resource, prior, status="blocked", error=str(err))
+        if isinstance(err, RetryLater):
+            return _Outcome(resource, prior, status="error", error=str(err), retry_in=err.delay or backoff)
+        if isinstance(err, (Permanent, DatabricksError, DbsyncError)):
+            return _Outcome(resource, prior, status="error", error=_one_line(err), retry_in=backoff)
+        if isinstance(err, (ConnectionError, TimeoutError, OSError)):
+            return _Outcome(resource, prior, status="error", error=f"network: {_one_line(err)}", retry_in=backoff)
+        log.exception("unexpected error on %s %s", resource.kind, resource.key)
+        return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
+
+    def _drain(self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]],
+               return_when: str | None) -> set[Future[_Outcome]]:
+        if not inflight:
+            return inflight
+        done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
+        for future in done:
+            self._record(kind, report, future.result())
+        return set(pending)
+
+    def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
+        """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
+        blocked, report.blocked_outcomes = report.blocked_outcomes, []
+        if not blocked or self.plan_only or report.created == 0:
+            return
+        report.blocked -= len(blocked)
+        futures = {pool.submit(self._reapply, kind, o) for o in blocked}
+        self._drain(kind, report, futures, None)
+
+    def _reapply(self, kind: Kind, outcome: _Outcome) -> _Outcome:
+        try:
+            change = planner.decide(outcome.resource, outcome.prior)
+            if change is None:
+                return _Outcome(outcome.resource, outcome.prior)
+            return _Outcome(outcome.resource, outcome.prior, change, kind.replicator.apply(self.ctx, change))
+        except Exception as err:
+            return self._failure(outcome.resource, outcome.prior, err)
+
+    def _record(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
+        """Main thread: one transaction per outcome."""
+        store = self.ctx.store
+        resource = outcome.resource
+        if outcome.status is None and resource.payload is not None:
+            report.fetched += 1
+        if outcome.status is not None:
+            self._record_failure(kind, report, outcome)
+            return
+        if outcome.change is None:
+            report.unchanged += 1
+            if not self.plan_only:
+                store.record_seen(resource)
+            return
+        if self.plan_only:
+            report.planned.append(outcome.change)
+            return
+        applied = outcome.applied
+        assert applied is not None
+        store.record_applied(resource, applied)
+        self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
+        action = outcome.change.action
+        if action == "create":
+            report.created += 1
+        else:
+            report.updated += 1
+        metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
+        if applied.note:
+            self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
+
+    def _record_failure(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
+        resource = outcome.resource
+        if outcome.status == "blocked":
+            report.blocked += 1
+            report.blocked_outcomes.append(outcome)
+        else:
+            report.errors += 1
+            metrics.SYNC_ERRORS.labels(kind.name).inc()
+        if self.plan_only:
+            return
+        self.ctx.store.record_failure(resource, outcome.status or "error", outcome.error or "", outcome.retry_in)
+        self.ctx.event(kind.name, resource.key, "apply", outcome.status or "error",
+                       f"{kind.name} {resource.key}: {outcome.error}")
+
+    # -- deletes --------------------------------------------------------------------------------
+    def _plan_deletes(self, kind: Kind, report: KindReport, listed: set[str]) -> None:
+        kind_settings = self.ctx.settings.kind(kind.name)
+        priors = list(self.ctx.store.priors(kind.name))
+        gone = [p for p in priors if p.key not in listed and planner.selected(kind_settings, p.key)]
+        plan = planner.plan_deletes(kind.name, gone, report.listed, len(priors), self.ctx.settings.deletes,
+                                    force=self.force_deletes)
+        metrics.DELETE_GUARD_TRIPPED.labels(kind.name).set(1 if plan.held else 0)
+        if plan.held:
+            report.outcome = "delete_guard"
+            report.message = f"deletes held: {plan.reason}"
+            if not self.plan_only:
+                self.ctx.event(kind.name, None, "delete", "held",
+                               f"{kind.name}: delete guard tripped, {len(gone)} deletes held: {plan.reason}. "
+                               "Check the source; run `dbsync sync --once --force-deletes` if they are intended.")
+        report.pending_deletes = plan.deletes
+
+    def _deletes(self, kind: Kind, report: KindReport) -> None:
+        changes, report.pending_deletes = report.pending_deletes, []
+        if self.plan_only:
+            report.planned.extend(changes)
+            return
+        with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"delete-{kind.name}") as pool:
+            futures = {pool.submit(self._delete_one, kind, c): c for c in changes}
+            for future, change in futures.items():
+                error = future.result()
+                if error is None:
+                    self.ctx.store.record_deleted(kind.name, change.key)
+                    report.deleted += 1
+                    metrics.CHANGES_APPLIED.labels(kind.name, "delete").inc()
+                else:
+                    report.errors += 1
+                    metrics.SYNC_ERRORS.labels(kind.name).inc()
+                    self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {error}")
+
+    def _delete_one(self, kind: Kind, change: Change) -> str | None:
+        try:
+            kind.replicator.delete(self.ctx, change)
+            return None
+        except Exception as err:
+            return _one_line(err)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _finish(self, kind: Kind, report: KindReport, cycle_id: int) -> None:
+        outcome = report.outcome if report.outcome != "ok" or report.errors == 0 else "errors"
+        self.ctx.store.finish_cycle(cycle_id, report.counts(), outcome)
+        metrics.CYCLE_DURATION.labels(kind.name).observe(report.seconds)
+        if report.outcome != "listing_failed":
+            metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
+        update_gauges(self.ctx.store, [kind.name])
+        log.info(
+            "cycle %s",
+            kind.name,
+            extra={"kind": kind.name, "outcome": outcome, "seconds": round(report.seconds, 3), **report.counts(),
+                   "blocked": report.blocked},
+        )
+
+    def _tick(self, report: KindReport) -> None:
+        if self.progress is not None:
+            self.progress(report)
+
+
+def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
+    """Refresh dbsync_resources and dbsync_replication_lag_seconds from the store."""
+    counts = store.status_counts()
+    now = time.time()
+    for name in kind_names:
+        for status in ("synced", "pending", "blocked", "error"):
+            metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
+        oldest = store.oldest_unsynced_change(name)
+        metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    message = text[0] if text else type(err).__name__
+    # SDK messages end with the client config (token masked); keep the part a person needs.
+    return message.split(" Config: ")[0][:500]

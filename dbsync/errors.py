@@ -1,0 +1,35 @@
+"""Exceptions with a meaning for the engine: what to retry, what to report, what to refuse."""
+
+from __future__ import annotations
+
+
+class DbsyncError(Exception):
+    """Base class: a message a user can act on."""
+
+
+class ConfigError(DbsyncError):
+    """A bad or missing setting; the message names the setting and how to set it (exit 2)."""
+
+
+class StoreError(DbsyncError):
+    """The state store cannot be used (corrupt, locked, read-only, another workspace pair)."""
+
+
+class ListingError(DbsyncError):
+    """Listing a kind failed: the kind's cycle stops and nothing is deleted (never an empty listing)."""
+
+
+class RetryLater(DbsyncError):
+    """A temporary failure of one change: recorded, retried next cycle after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float = 0.0):
+        super().__init__(message)
+        self.delay = delay
+
+
+class Permanent(DbsyncError):
+    """A change that cannot succeed as it is (bad payload, rejected by the target): recorded as error."""
+
+
+class Blocked(DbsyncError):
+    """A change waiting on something else (an unmapped reference): status `blocked`, retried next cycle."""

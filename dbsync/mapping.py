@@ -1,0 +1,108 @@
+"""Source → target translation: ids of replicated objects (IdMap) and principals / ARNs (PrincipalMap)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from dbsync.config import MappingSettings
+from dbsync.errors import Blocked
+from dbsync.model import REF_MARKER, is_ref
+from dbsync.store import Store
+
+_ARN_ACCOUNT = re.compile(r"^(arn:aws:iam::)(\d{12})(:.*)$")
+
+
+class IdMap:
+    """Resolves `Ref`s in payloads to target keys recorded in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, str], str | None] = {}
+        self._lock = threading.Lock()
+
+    def target_key(self, kind: str, source_key: str) -> str | None:
+        with self._lock:
+            if (kind, source_key) in self._cache:
+                return self._cache[(kind, source_key)]
+        value = self.store.target_key(kind, source_key)
+        if value is not None:
+            with self._lock:
+                self._cache[(kind, source_key)] = value
+        return value
+
+    def remember(self, kind: str, source_key: str, target_key: str | None) -> None:
+        with self._lock:
+            self._cache[(kind, source_key)] = target_key
+
+    def resolve(self, payload: Any) -> Any:
+        """A copy of `payload` with every Ref replaced by its target key; Blocked if any is unmapped."""
+        missing: list[str] = []
+        resolved = self._walk(payload, missing)
+        if missing:
+            raise Blocked("waiting for " + ", ".join(sorted(set(missing))) + " to be replicated first")
+        return resolved
+
+    def _walk(self, value: Any, missing: list[str]) -> Any:
+        if is_ref(value):
+            kind, key = value[REF_MARKER]
+            target = self.target_key(kind, key)
+            if target is None:
+                missing.append(f"{kind} {key}")
+            return target
+        if isinstance(value, dict):
+            return {k: self._walk(v, missing) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._walk(v, missing) for v in value]
+        return value
+
+
+class PrincipalMap:
+    """Renames users (exact email or @domain rules), groups / service principals, and AWS account ids."""
+
+    def __init__(self, settings: MappingSettings) -> None:
+        self.exact = {k.lower(): v for k, v in settings.emails.items() if not k.startswith("@")}
+        self.domains = [(k.lower(), v) for k, v in settings.emails.items() if k.startswith("@")]
+        self.principals = dict(settings.principals)
+        self.aws_account_id = settings.aws_account_id
+
+    def user(self, email: str) -> str:
+        mapped = self.exact.get(email.lower())
+        if mapped:
+            return mapped
+        for old, new in self.domains:
+            if email.lower().endswith(old):
+                return email[: -len(old)] + new
+        return email
+
+    def group(self, name: str) -> str:
+        return self.principals.get(name, name)
+
+    def service_principal(self, application_id: str) -> str:
+        return self.principals.get(application_id, application_id)
+
+    def principal(self, principal_type: str, name: str) -> str:
+        """Map a principal named in an ACL by its type (user_name / group_name / service_principal_name)."""
+        if principal_type == "user_name":
+            return self.user(name)
+        if principal_type == "group_name":
+            return self.group(name)
+        return self.service_principal(name)
+
+    def any_principal(self, name: str) -> str:
+        """A principal of unknown type (secret scope ACLs, SQL grants): email rules, then renames."""
+        return self.user(name) if "@" in name else self.principals.get(name, name)
+
+    def path(self, path: str) -> str:
+        """/Users/<email>/... follows the user's rename."""
+        if not path.startswith("/Users/"):
+            return path
+        _, _, rest = path.partition("/Users/")
+        user, slash, tail = rest.partition("/")
+        return f"/Users/{self.user(user)}{slash}{tail}"
+
+    def arn(self, arn: str) -> str:
+        if not self.aws_account_id:
+            return arn
+        return _ARN_ACCOUNT.sub(lambda m: m.group(1) + self.aws_account_id + m.group(3), arn)  # type: ignore[operator]

@@ -1,0 +1,29 @@
+"""Prometheus collectors (DESIGN §6). Labels are bounded: kinds, actions, statuses, endpoint templates."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RESOURCES = Gauge("dbsync_resources", "Replicated resources by kind and status", ["kind", "status"])
+CHANGES_APPLIED = Counter("dbsync_changes_applied_total", "Changes written to the target", ["kind", "action"])
+SYNC_ERRORS = Counter("dbsync_sync_errors_total", "Changes or listings that failed", ["kind"])
+CYCLE_DURATION = Histogram(
+    "dbsync_cycle_duration_seconds",
+    "Duration of one sync cycle of one kind",
+    ["kind"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+LAST_SUCCESS = Gauge("dbsync_last_success_timestamp_seconds", "End of the last successful cycle", ["kind"])
+REPLICATION_LAG = Gauge(
+    "dbsync_replication_lag_seconds", "Age of the oldest source change not yet applied (0 in sync)", ["kind"]
+)
+API_REQUESTS = Counter(
+    "dbsync_api_requests_total", "Databricks REST requests", ["workspace", "method", "endpoint", "status"]
+)
+DRIFT_DETECTED = Counter("dbsync_drift_detected_total", "Target objects edited outside dbsync", ["kind"])
+DELETE_GUARD_TRIPPED = Gauge(
+    "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
+)
+CUTOVER_STATE = Gauge(
+    "dbsync_cutover_state", "0 standby replication, 1 cutover in progress, 2 cutover complete"
+)

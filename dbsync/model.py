@@ -1,0 +1,97 @@
+"""Core types: Resource (what a watcher sees), Ref (a symbolic reference), Change, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Action = Literal["create", "update", "delete"]
+REF_MARKER = "$ref"
+
+
+def ref(kind: str, source_key: str) -> dict[str, Any]:
+    """A reference to another replicated object, resolved through the id map at apply time."""
+    return {REF_MARKER: [kind, str(source_key)]}
+
+
+def is_ref(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and REF_MARKER in value
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace: the same data always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(value: Any) -> str:
+    """sha256 of the canonical JSON of a normalized payload."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+@dataclass
+class Resource:
+    """One object of one kind as a watcher sees it.
+
+    A listing yields stubs (key, name, version_hint); `fetch` completes the payload. `body` carries
+    bytes to write (a notebook's source) from fetch to apply without ever reaching the store.
+    """
+
+    kind: str
+    key: str
+    name: str = ""
+    version_hint: str | None = None
+    payload: dict[str, Any] | None = None
+    body: bytes | None = None
+    # Facts about the source object that are not replicated but kept (e.g. a job's pause state).
+    source_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        if self.payload is None:
+            raise ValueError(f"{self.kind} {self.key}: fingerprint of an unfetched resource")
+        return fingerprint(self.payload)
+
+
+@dataclass
+class Prior:
+    """What the store knows of a resource from earlier cycles."""
+
+    kind: str
+    key: str
+    version_hint: str | None
+    fingerprint: str | None
+    target_key: str | None
+    target_fingerprint: str | None
+    status: str
+    attempts: int
+    payload: dict[str, Any] | None = None
+    source_meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Change:
+    """One write to the target."""
+
+    action: Action
+    kind: str
+    key: str
+    resource: Resource | None  # None for deletes
+    prior: Prior | None
+
+    @property
+    def target_key(self) -> str | None:
+        return self.prior.target_key if self.prior else None
+
+    def describe(self) -> str:
+        return f"{self.action} {self.kind} {self.key}"
+
+
+@dataclass
+class Applied:
+    """The outcome of a successful apply: where the object lives on the target now."""
+
+    target_key: str | None
+    target_fingerprint: str | None = None
+    note: str | None = None  # e.g. "skipped missing principal x"

@@ -1,0 +1,49 @@
+"""The kinds dbsync replicates, in dependency order. Adding a kind: two modules and one line here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+
+from dbsync.replicators.base import Replicator
+from dbsync.watchers.base import Watcher
+
+# (kind, module name under watchers/ and replicators/) in the order a cycle applies them.
+_ORDER: tuple[tuple[str, str], ...] = (
+    ("cluster_policies", "cluster_policies"),
+    ("instance_pools", "instance_pools"),
+    ("clusters", "clusters"),
+    ("directories", "workspace_objects"),
+    ("notebooks", "workspace_objects"),
+    ("files", "workspace_objects"),
+    ("jobs", "jobs"),
+    ("permissions", "permissions"),
+)
+
+KIND_NAMES: tuple[str, ...] = tuple(name for name, _ in _ORDER)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    watcher: Watcher
+    replicator: Replicator
+
+
+@cache
+def kinds() -> tuple[Kind, ...]:
+    """Every kind, dependency ordered (each module exposes `watcher_for(kind)` / `replicator_for(kind)`)."""
+    out = []
+    for name, module in _ORDER:
+        watchers = import_module(f"dbsync.watchers.{module}")
+        replicators = import_module(f"dbsync.replicators.{module}")
+        out.append(Kind(name, watchers.watcher_for(name), replicators.replicator_for(name)))
+    return tuple(out)
+
+
+def kind(name: str) -> Kind:
+    for k in kinds():
+        if k.name == name:
+            return k
+    raise KeyError(name)

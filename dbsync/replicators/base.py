@@ -1,0 +1,30 @@
+"""The replicator contract: write one kind to the target, idempotently."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from dbsync.model import Applied, Change
+
+if TYPE_CHECKING:
+    from dbsync.context import SyncContext
+
+
+class Replicator(ABC):
+    """Creates, updates and deletes one kind on the target.
+
+    Raises RetryLater (temporary), Permanent (cannot succeed as is) or Blocked (waits on a reference);
+    never sleeps. A create first adopts an existing target object (natural key or dbsync tag), so a
+    crash between create and record never leaves a duplicate.
+    """
+
+    kind: str
+
+    @abstractmethod
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        """Create or update the target object; returns its target key and target fingerprint."""
+
+    @abstractmethod
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        """Remove (or archive) the target object; a target object already gone is success."""

@@ -1,0 +1,49 @@
+"""Cluster policies on the target: adopt by name, create, edit (full replace), delete."""
+
+from __future__ import annotations
+
+from databricks.sdk.errors import DatabricksError
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+
+BY_NAME = TargetIndex(
+    "cluster_policies", lambda ctx: ((p.name or "", p.policy_id or "") for p in ctx.target.client.cluster_policies.list())
+)
+
+
+class ClusterPolicyReplicator(Replicator):
+    kind = "cluster_policies"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        policies = ctx.target.client.cluster_policies
+        policy_id = change.target_key or BY_NAME.get(ctx, payload["name"])
+        try:
+            if policy_id is not None and edited(lambda: sdk_call(policies.edit, payload, policy_id=policy_id)):
+                return Applied(policy_id, resource.fingerprint)
+            policy_id = sdk_call(policies.create, payload).policy_id or ""
+            BY_NAME.add(ctx, payload["name"], policy_id)
+        except DatabricksError as err:
+            if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
+                raise Permanent(f"the target rejected policy {payload['name']!r}: {err}") from err
+            raise
+        return Applied(policy_id, resource.fingerprint)
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        if change.prior and change.prior.source_meta.get("is_default"):
+            return  # built-in policies exist in every workspace and cannot be deleted
+        try:
+            ctx.target.client.cluster_policies.delete(change.target_key or "")
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return ClusterPolicyReplicator()

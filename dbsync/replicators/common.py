@@ -1,0 +1,82 @@
+"""Helpers shared by replicators: target indexes for adoption, not-found detection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from enum import Enum
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from databricks.sdk.errors import DatabricksError, NotFound
+
+from dbsync.context import SyncContext
+
+T = TypeVar("T")
+_DOES_NOT_EXIST = re.compile(r"does not exist|not found", re.IGNORECASE)
+
+
+def is_gone(err: Exception) -> bool:
+    """Not found, including the 400 INVALID_PARAMETER_VALUE "... does not exist" of legacy services."""
+    if isinstance(err, NotFound):
+        return True
+    return isinstance(err, DatabricksError) and bool(_DOES_NOT_EXIST.search(str(err)))
+
+
+def edited(update: Callable[[], object]) -> bool:
+    """Run an in-place update; False when the target object is gone (deleted by hand) and must be created."""
+    try:
+        update()
+        return True
+    except DatabricksError as err:
+        if is_gone(err):
+            return False
+        raise
+
+
+class TargetIndex:
+    """{natural key or dbsync tag → target id}, listed from the target once per run.
+
+    A create first looks here, so an object created by a run that crashed before recording it is
+    adopted instead of created twice.
+    """
+
+    def __init__(self, name: str, build: Callable[[SyncContext], Iterable[tuple[str, str]]]) -> None:
+        self.name = name
+        self.build = build
+
+    def _index(self, ctx: SyncContext) -> dict[str, str]:
+        return ctx.cached(f"target-index:{self.name}", lambda: dict(self.build(ctx)))
+
+    def get(self, ctx: SyncContext, key: str) -> str | None:
+        return self._index(ctx).get(key)
+
+    def add(self, ctx: SyncContext, key: str, target_id: str) -> None:
+        self._index(ctx)[key] = target_id
+
+
+def sdk_call(method: Callable[..., T], payload: dict[str, Any], **extra: Any) -> T:
+    """Call a typed SDK method with a JSON payload: nested dicts become the SDK's dataclasses/enums.
+
+    Fields the method does not take are dropped (read-only fields of a GET answer).
+    """
+    hints = get_type_hints(method)
+    kwargs = {name: _convert(hints[name], value) for name, value in {**payload, **extra}.items() if name in hints}
+    return method(**kwargs)
+
+
+def _convert(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _convert(options[0], value) if options else value
+    if origin is list:
+        (item,) = get_args(annotation)
+        return [_convert(item, v) for v in value]
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return annotation(value)
+    if isinstance(value, dict) and hasattr(annotation, "from_dict"):
+        return annotation.from_dict(value)
+    return value

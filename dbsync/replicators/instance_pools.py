@@ -1,0 +1,54 @@
+"""Instance pools on the target: adopt by dbsync_source_id tag, create, edit, delete."""
+
+from __future__ import annotations
+
+from databricks.sdk.errors import DatabricksError
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.watchers.listed import SOURCE_ID_TAG
+
+BY_TAG = TargetIndex(
+    "instance_pools",
+    lambda ctx: (
+        ((p.custom_tags or {}).get(SOURCE_ID_TAG, ""), p.instance_pool_id or "")
+        for p in ctx.target.client.instance_pools.list()
+        if (p.custom_tags or {}).get(SOURCE_ID_TAG)
+    ),
+)
+
+
+class InstancePoolReplicator(Replicator):
+    kind = "instance_pools"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = dict(resource.payload)
+        payload["custom_tags"] = {**payload.get("custom_tags", {}), SOURCE_ID_TAG: resource.key}
+        pools = ctx.target.client.instance_pools
+        pool_id = change.target_key or BY_TAG.get(ctx, resource.key)
+        try:
+            if pool_id is not None and edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=pool_id)):
+                return Applied(pool_id, resource.fingerprint)
+            pool_id = sdk_call(pools.create, payload).instance_pool_id or ""
+            BY_TAG.add(ctx, resource.key, pool_id)
+        except DatabricksError as err:
+            if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
+                raise Permanent(f"the target rejected pool {payload.get('instance_pool_name')!r}: {err}") from err
+            raise
+        return Applied(pool_id, resource.fingerprint)
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        try:
+            ctx.target.client.instance_pools.delete(change.target_key or "")
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return InstancePoolReplicator()

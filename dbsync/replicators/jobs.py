@@ -1,0 +1,66 @@
+"""Jobs on the target: adopt by tag dbsync_source_job_id, create or reset, every trigger PAUSED on a standby."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError
+from databricks.sdk.service.jobs import JobSettings
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
+
+BY_TAG = TargetIndex(
+    "jobs",
+    lambda ctx: (
+        ((j.settings.tags or {}).get(SOURCE_JOB_TAG, ""), str(j.job_id))
+        for j in ctx.target.client.jobs.list(limit=100)
+        if j.settings and (j.settings.tags or {}).get(SOURCE_JOB_TAG)
+    ),
+)
+
+
+def target_settings(ctx: SyncContext, payload: dict[str, Any], source_key: str) -> dict[str, Any]:
+    """The settings written to the target: refs resolved, the dbsync tag added, triggers paused."""
+    settings = ctx.idmap.resolve(payload)
+    settings["tags"] = {**settings.get("tags", {}), SOURCE_JOB_TAG: source_key}
+    for field in TRIGGER_FIELDS:
+        if settings.get(field):
+            settings[field]["pause_status"] = "PAUSED" if ctx.standby else settings[field].get("pause_status", "UNPAUSED")
+    return settings
+
+
+class JobReplicator(Replicator):
+    kind = "jobs"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        settings = target_settings(ctx, resource.payload, resource.key)
+        jobs = ctx.target.client.jobs
+        job_id = change.target_key or BY_TAG.get(ctx, resource.key)
+        try:
+            if job_id is not None and edited(lambda: jobs.reset(int(job_id), JobSettings.from_dict(settings))):
+                return Applied(job_id, resource.fingerprint)
+            job_id = str(sdk_call(jobs.create, settings).job_id)
+            BY_TAG.add(ctx, resource.key, job_id)
+        except DatabricksError as err:
+            if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
+                raise Permanent(f"the target rejected job {settings.get('name')!r}: {err}") from err
+            raise
+        return Applied(job_id, resource.fingerprint)
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        try:
+            ctx.target.client.jobs.delete(int(change.target_key or 0))
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return JobReplicator()

@@ -1,0 +1,70 @@
+"""Object ACLs on the target: PUT the direct entries on the mapped target object.
+
+A principal the target does not know is dropped from the request and recorded (principals_missing:
+skip), never a failed cycle; with principals_missing: fail the change is an error instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError
+from databricks.sdk.service.iam import AccessControlRequest
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent, RetryLater
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
+
+_MISSING = re.compile(r"Principal: (UserName|GroupName|ServicePrincipalName)\((.+?)\) does not exist")
+_FIELD = {"UserName": "user_name", "GroupName": "group_name", "ServicePrincipalName": "service_principal_name"}
+
+
+class PermissionsReplicator(Replicator):
+    kind = "permissions"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        watcher = acl_kinds()[payload["object_kind"]]
+        object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], {})
+        if object_id is None:
+            raise RetryLater(f"{payload['object_kind']} {payload['target_key']} is not on the target yet")
+        entries = list(payload["access_control_list"])
+        skipped: list[str] = []
+        while True:
+            try:
+                ctx.target.client.permissions.set(
+                    watcher.acl_type or "", object_id,
+                    access_control_list=[AccessControlRequest.from_dict(e) for e in entries],
+                )
+                break
+            except DatabricksError as err:
+                missing = _missing_principal(err)
+                if missing is None:
+                    raise
+                if ctx.settings.principals_missing == "fail":
+                    raise Permanent(f"principal {missing[1]} does not exist on the target") from err
+                entries = [e for e in entries if e.get(missing[0]) != missing[1]]
+                skipped.append(missing[1])
+        note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
+        return Applied(change.key, resource.fingerprint, note=note)
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        """An object's ACL goes with the object; nothing to do."""
+
+
+def _missing_principal(err: DatabricksError) -> tuple[str, str] | None:
+    match = _MISSING.search(str(err))
+    return (_FIELD[match.group(1)], match.group(2)) if match else None
+
+
+def entry_principal(entry: dict[str, Any]) -> str:
+    return next(entry[f] for f in PRINCIPAL_FIELDS if entry.get(f))
+
+
+def replicator_for(kind: str) -> Replicator:
+    return PermissionsReplicator()

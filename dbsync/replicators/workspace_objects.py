@@ -1,0 +1,77 @@
+"""Directories, notebooks and files on the target: mkdirs, import with overwrite, delete or archive."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import time
+
+from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.watchers.workspace_objects import ARCHIVE_ROOT
+
+
+class WorkspaceObjectReplicator(Replicator):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        path = resource.payload["path"]
+        if self.kind == "directories":
+            ctx.target.client.workspace.mkdirs(path)
+        else:
+            self._import(ctx, path, resource.body or b"", resource.payload.get("language"))
+        return Applied(target_key=path, target_fingerprint=resource.fingerprint)
+
+    def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None) -> None:
+        workspace = ctx.target.client.workspace
+        fmt, lang = (ImportFormat.SOURCE, Language(language)) if language else (ImportFormat.RAW, None)
+        try:
+            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=True)
+        except NotFound:
+            # The parent folder is not there (directories not replicated yet, or excluded).
+            workspace.mkdirs(posixpath.dirname(path))
+            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=True)
+        except ResourceAlreadyExists:
+            # A known service bug: an AUTO overwrite of a workspace file can fail; delete and import.
+            workspace.delete(path)
+            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=False)
+        except DatabricksError as err:
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED"):
+                raise Permanent(f"the target rejected {path}: {err}") from err
+            raise
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        path = change.target_key or change.key
+        if ctx.settings.deletes.mode == "archive":
+            self._archive(ctx, path)
+        try:
+            ctx.target.client.workspace.delete(path, recursive=True)
+        except NotFound:
+            pass  # already gone: the delete has happened
+
+    def _archive(self, ctx: SyncContext, path: str) -> None:
+        """Copy the object under /dbsync-archive/<date>/<path> before it is deleted."""
+        workspace = ctx.target.client.workspace
+        fmt = {"directories": ExportFormat.DBC, "notebooks": ExportFormat.SOURCE, "files": ExportFormat.RAW}[self.kind]
+        try:
+            status = workspace.get_status(path)
+            body = workspace.download(path, format=fmt).read()
+        except NotFound:
+            return
+        archived = f"{ARCHIVE_ROOT}/{time.strftime('%Y-%m-%d')}{path}"
+        workspace.mkdirs(posixpath.dirname(archived))
+        language = Language(status.language.value) if status.language else None
+        import_format = ImportFormat(fmt.value)
+        workspace.upload(archived, io.BytesIO(body), format=import_format, language=language, overwrite=True)
+
+
+def replicator_for(kind: str) -> Replicator:
+    return WorkspaceObjectReplicator(kind)

@@ -1,0 +1,436 @@
+"""The state store: SQLite (WAL) through sqlite-utils. The only module with SQL in it.
+
+One row per (kind, source_key) with its fingerprints and target key; cycles, events, cutover steps
+and meta (schema version, the workspace pair, the role). Every change is recorded in its own
+transaction, so a crash loses at most the change in flight, which the next cycle adopts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from dbsync.errors import StoreError
+from dbsync.model import Applied, Prior, Resource
+
+SCHEMA_VERSION = 1
+EVENT_RETENTION = 20_000  # events kept; older ones are pruned
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS resources (
+            kind TEXT NOT NULL,
+            source_key TEXT NOT NULL,
+            name TEXT,
+            version_hint TEXT,
+            fingerprint TEXT,
+            payload_json TEXT,
+            source_meta_json TEXT,
+            target_key TEXT,
+            target_fingerprint TEXT,
+            status TEXT NOT NULL,
+            last_error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL,
+            first_seen_at REAL NOT NULL,
+            last_changed_at REAL,
+            last_synced_at REAL,
+            PRIMARY KEY (kind, source_key)
+        )""",
+        "CREATE INDEX IF NOT EXISTS resources_status ON resources (kind, status)",
+        """CREATE TABLE IF NOT EXISTS cycles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            listed INTEGER DEFAULT 0, fetched INTEGER DEFAULT 0, created INTEGER DEFAULT 0,
+            updated INTEGER DEFAULT 0, deleted INTEGER DEFAULT 0, errors INTEGER DEFAULT 0,
+            outcome TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS cycles_kind ON cycles (kind, id)",
+        """CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL, kind TEXT, source_key TEXT, action TEXT, outcome TEXT, message TEXT
+        )""",
+        """CREATE TABLE IF NOT EXISTS cutover (
+            step TEXT PRIMARY KEY, state TEXT NOT NULL, at REAL NOT NULL, detail TEXT
+        )""",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    ],
+}
+
+
+def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
+    if row is None:
+        return None
+    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta = row
+    return Prior(
+        kind=kind,
+        key=key,
+        version_hint=version_hint,
+        fingerprint=fp,
+        target_key=target_key,
+        target_fingerprint=target_fp,
+        status=status,
+        attempts=attempts,
+        payload=json.loads(payload) if payload else None,
+        source_meta=json.loads(meta) if meta else {},
+    )
+
+
+_PRIOR_COLUMNS = (
+    "kind, source_key, version_hint, fingerprint, target_key, target_fingerprint, status, attempts, "
+    "payload_json, source_meta_json"
+)
+
+
+class Store:
+    """The SQLite state of one source → target pair."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(_explain(self.path, err)) from None
+        except OSError as err:
+            raise StoreError(f"state store {self.path}: {err.strerror}; check state_path and its permissions") from None
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.lock:
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            current = int(self.get_meta("schema_version") or 0)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"state store {self.path} has schema version {current}, newer than this dbsync "
+                    f"({SCHEMA_VERSION}); upgrade dbsync"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                with self._transaction():
+                    for statement in _MIGRATIONS[version]:
+                        self.db.execute(statement)
+                    self._set_meta("schema_version", str(version))
+
+    def _transaction(self) -> Any:
+        return _Transaction(self.db.conn, self.lock, self.path)
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.conn.close()
+
+    # -- meta and the workspace pair ------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction():
+            self._set_meta(key, value)
+
+    def bind_pair(self, source_id: str, target_id: str) -> None:
+        """Record the workspace pair on first use; refuse a store that belongs to another pair."""
+        with self._transaction():
+            known_source = self.get_meta("source_workspace_id")
+            known_target = self.get_meta("target_workspace_id")
+            if known_source is None and known_target is None:
+                self._set_meta("source_workspace_id", source_id)
+                self._set_meta("target_workspace_id", target_id)
+                return
+        if (known_source, known_target) != (source_id, target_id):
+            raise StoreError(
+                f"state store {self.path} belongs to workspaces {known_source} → {known_target}, but this "
+                f"config is {source_id} → {target_id}. Point state_path at the store of this pair (or a new "
+                "file); to replicate in the other direction use `dbsync reverse`."
+            )
+
+    @property
+    def role(self) -> str:
+        return self.get_meta("role") or "standby"
+
+    # -- resources ------------------------------------------------------------------------------
+    def prior(self, kind: str, key: str) -> Prior | None:
+        """What the store knows of (kind, key); None for a never-seen or deleted object."""
+        row = self.db.execute(
+            f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND source_key = ? AND status != 'deleted'",
+            [kind, key],
+        ).fetchone()
+        return _prior(row)
+
+    def priors(self, kind: str) -> Iterator[Prior]:
+        """Every live (not deleted) resource of a kind."""
+        cursor = self.db.execute(
+            f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND status != 'deleted' ORDER BY source_key",
+            [kind],
+        )
+        for row in cursor:
+            prior = _prior(row)
+            if prior is not None:
+                yield prior
+
+    def live_keys(self, kind: str) -> set[str]:
+        rows = self.db.execute(
+            "SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted'", [kind]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def target_key(self, kind: str, source_key: str) -> str | None:
+        """The target id a source object was replicated to (the id map)."""
+        row = self.db.execute(
+            "SELECT target_key FROM resources WHERE kind = ? AND source_key = ? AND status != 'deleted'",
+            [kind, source_key],
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_seen(self, resource: Resource) -> None:
+        """The listing changed its version hint but the payload did not: nothing to write."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET version_hint = ?, name = ?, source_meta_json = ? "
+                "WHERE kind = ? AND source_key = ?",
+                [resource.version_hint, resource.name, _json(resource.source_meta), resource.kind, resource.key],
+            )
+
+    def record_applied(self, resource: Resource, applied: Applied) -> None:
+        """A create or update reached the target: fingerprints, target key, status synced."""
+        now = time.time()
+        with self._transaction():
+            self.db.execute(
+                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                       source_meta_json, target_key, target_fingerprint, status, last_error, attempts,
+                       retry_at, first_seen_at, last_changed_at, last_synced_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'synced', ?, 0, NULL, ?, ?, ?)
+                   ON CONFLICT (kind, source_key) DO UPDATE SET
+                       name = excluded.name, version_hint = excluded.version_hint,
+                       fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
+                       source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
+                       target_fingerprint = excluded.target_fingerprint, status = 'synced',
+                       last_error = excluded.last_error, attempts = 0, retry_at = NULL,
+                       last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
+                       last_synced_at = excluded.last_synced_at""",
+                [resource.kind, resource.key, resource.name, resource.version_hint, resource.fingerprint,
+                 _json(resource.payload), _json(resource.source_meta), applied.target_key,
+                 applied.target_fingerprint, applied.note, now, None, now],
+            )
+            # The change is applied: lag is measured from unsynced changes only.
+            self.db.execute(
+                "UPDATE resources SET last_changed_at = NULL WHERE kind = ? AND source_key = ?",
+                [resource.kind, resource.key],
+            )
+
+    def record_failure(self, resource: Resource, status: str, error: str, retry_in: float = 0.0) -> None:
+        """A change that did not reach the target: blocked, or error with backoff."""
+        now = time.time()
+        fingerprint = resource.fingerprint if resource.payload is not None else None
+        with self._transaction():
+            self.db.execute(
+                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                       source_meta_json, status, last_error, attempts, retry_at, first_seen_at, last_changed_at)
+                   VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, 1, ?, ?, ?)
+                   ON CONFLICT (kind, source_key) DO UPDATE SET
+                       name = excluded.name, fingerprint = COALESCE(excluded.fingerprint, resources.fingerprint),
+                       payload_json = COALESCE(excluded.payload_json, resources.payload_json),
+                       source_meta_json = excluded.source_meta_json,
+                       status = excluded.status, last_error = excluded.last_error,
+                       attempts = resources.attempts + 1, retry_at = excluded.retry_at,
+                       last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at)""",
+                [resource.kind, resource.key, resource.name, fingerprint, _json(resource.payload),
+                 _json(resource.source_meta), status, error, now + retry_in if retry_in else None, now, now],
+            )
+
+    def record_pending(self, kind: str, key: str) -> None:
+        """The source changed (a new version hint): start the lag clock if it is not running."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
+                [time.time(), kind, key],
+            )
+
+    def record_deleted(self, kind: str, key: str) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, "
+                "last_error = NULL, last_synced_at = ?, last_changed_at = NULL WHERE kind = ? AND source_key = ?",
+                [time.time(), kind, key],
+            )
+
+    def record_target_fingerprint(self, kind: str, key: str, target_fingerprint: str | None) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET target_fingerprint = ? WHERE kind = ? AND source_key = ?",
+                [target_fingerprint, kind, key],
+            )
+
+    def retry_due(self, prior: Prior, now: float | None = None) -> bool:
+        row = self.db.execute(
+            "SELECT retry_at FROM resources WHERE kind = ? AND source_key = ?", [prior.kind, prior.key]
+        ).fetchone()
+        return not row or row[0] is None or row[0] <= (now or time.time())
+
+    def forget(self, kind: str) -> None:
+        """Drop every record of a kind (used by `dbsync reverse` to rebuild fingerprints)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM resources WHERE kind = ?", [kind])
+
+    # -- summaries ------------------------------------------------------------------------------
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """{kind: {status: count}} over live resources."""
+        out: dict[str, dict[str, int]] = {}
+        for kind, status, count in self.db.execute(
+            "SELECT kind, status, COUNT(*) FROM resources WHERE status != 'deleted' GROUP BY kind, status"
+        ):
+            out.setdefault(kind, {})[status] = count
+        return out
+
+    def problems(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Resources of a kind in blocked or error status, with their last error."""
+        rows = self.db.execute(
+            "SELECT source_key, name, status, last_error, attempts FROM resources "
+            "WHERE kind = ? AND status IN ('blocked', 'error') ORDER BY source_key LIMIT ?",
+            [kind, limit],
+        ).fetchall()
+        return [dict(zip(("source_key", "name", "status", "last_error", "attempts"), r, strict=True)) for r in rows]
+
+    def oldest_unsynced_change(self, kind: str) -> float | None:
+        """When the oldest source change not yet applied was first seen (None when in sync)."""
+        row = self.db.execute(
+            "SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind]
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- cycles and events ----------------------------------------------------------------------
+    def start_cycle(self, kind: str) -> int:
+        with self._transaction():
+            cursor = self.db.execute("INSERT INTO cycles (kind, started_at) VALUES (?, ?)", [kind, time.time()])
+            return int(cursor.lastrowid or 0)
+
+    def finish_cycle(self, cycle_id: int, counts: dict[str, int], outcome: str) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE cycles SET finished_at = ?, listed = ?, fetched = ?, created = ?, updated = ?, "
+                "deleted = ?, errors = ?, outcome = ? WHERE id = ?",
+                [time.time(), counts.get("listed", 0), counts.get("fetched", 0), counts.get("created", 0),
+                 counts.get("updated", 0), counts.get("deleted", 0), counts.get("errors", 0), outcome, cycle_id],
+            )
+
+    def last_cycles(self) -> dict[str, dict[str, Any]]:
+        """The latest finished cycle per kind."""
+        rows = self.db.execute(
+            "SELECT kind, started_at, finished_at, listed, fetched, created, updated, deleted, errors, outcome "
+            "FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL GROUP BY kind)"
+        ).fetchall()
+        names = ("kind", "started_at", "finished_at", "listed", "fetched", "created", "updated", "deleted",
+                 "errors", "outcome")
+        return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
+
+    def last_success(self, kind: str) -> float | None:
+        row = self.db.execute(
+            "SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind]
+        ).fetchone()
+        return row[0] if row else None
+
+    def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
+        """Append to the event log (bounded: the oldest events beyond the retention are pruned)."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "INSERT INTO events (ts, kind, source_key, action, outcome, message) VALUES (?, ?, ?, ?, ?, ?)",
+                [time.time(), kind, key, action, outcome, message],
+            )
+            event_id = int(cursor.lastrowid or 0)
+            if event_id % 500 == 0:
+                self.db.execute("DELETE FROM events WHERE id <= ?", [event_id - EVENT_RETENTION])
+
+    def events(self, limit: int = 50, outcome: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT ts, kind, source_key, action, outcome, message FROM events"
+        params: list[Any] = []
+        if outcome:
+            sql += " WHERE outcome = ?"
+            params.append(outcome)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        names = ("ts", "kind", "source_key", "action", "outcome", "message")
+        return [dict(zip(names, r, strict=True)) for r in self.db.execute(sql, params).fetchall()]
+
+    # -- cutover steps --------------------------------------------------------------------------
+    def cutover_steps(self) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT step, state, at, detail FROM cutover").fetchall()
+        return {r[0]: {"state": r[1], "at": r[2], "detail": json.loads(r[3]) if r[3] else None} for r in rows}
+
+    def record_cutover_step(self, step: str, state: str, detail: Any = None) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO cutover (step, state, at, detail) VALUES (?, ?, ?, ?)",
+                [step, state, time.time(), _json(detail)],
+            )
+
+    def clear_cutover(self) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM cutover")
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT under the store lock; ROLLBACK on error; re-entrant."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, path: Path) -> None:
+        self.conn = conn
+        self.lock = lock
+        self.path = path
+        self.outer = False
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as err:
+                self.lock.release()
+                raise StoreError(_explain(self.path, err)) from None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if self.outer:
+                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise StoreError(_explain(self.path, err)) from None
+        finally:
+            self.lock.release()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise StoreError(_explain(self.path, exc)) from None
+
+
+def _json(value: Any) -> str | None:
+    if value is None or value == {}:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _explain(path: Path, err: sqlite3.DatabaseError) -> str:
+    text = str(err)
+    if "locked" in text:
+        return f"state store {path} is locked by another process: run one dbsync per store (is `dbsync serve` running?)"
+    if "readonly" in text or "read-only" in text:
+        return f"state store {path} is read-only: make the file and its directory writable by this user"
+    if "not a database" in text or "malformed" in text:
+        return (f"state store {path} is corrupt ({text}): move it aside; the next sync adopts what exists on "
+                "the target instead of duplicating it")
+    if "disk" in text and "full" in text:
+        return f"state store {path}: the disk is full; free space and run again"
+    return f"state store {path}: {text}"

@@ -1,0 +1,39 @@
+"""The watcher contract: read one kind from a workspace (the source, or the target for validation)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dbsync.model import Resource
+
+if TYPE_CHECKING:
+    from dbsync.context import SyncContext
+    from dbsync.workspace import Workspace
+
+
+class Watcher(ABC):
+    """Lists a kind cheaply and fetches full, normalized payloads only for what changed."""
+
+    kind: str
+    # Permissions API request type for this kind's objects ("jobs", "notebooks", ...), if any.
+    acl_type: str | None = None
+
+    @abstractmethod
+    def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        """Stubs (key, name, version_hint) of every object of the kind in `ws`.
+
+        Raises ListingError (never returns a short listing) when the workspace cannot be read.
+        """
+
+    @abstractmethod
+    def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
+        """The stub completed with its normalized payload (what is fingerprinted and written)."""
+
+    def acl_object_id(self, ctx: SyncContext, ws: Workspace, key: str, meta: dict) -> str | None:
+        """The id the permissions API uses for the object `key` of `ws` (the key itself by default).
+
+        `meta` is the source_meta the store kept for it (a notebook's source object_id, say).
+        """
+        return key

@@ -1,0 +1,103 @@
+"""Jobs: `jobs/list?expand_tasks=true` carries full settings, 100 jobs per call.
+
+The pause state of schedule / trigger / continuous is not part of the payload (a standby keeps every
+job paused); it is kept in source_meta for cutover. Cluster, pool, policy and job ids become Refs;
+notebook paths under /Users/<email> follow the email mapping; run_as follows the principal mapping.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Resource, is_ref, ref
+from dbsync.watchers.clusters import normalize_cluster_spec
+from dbsync.watchers.listed import ListedWatcher, without_dbsync_tags
+from dbsync.workspace import Workspace
+
+SOURCE_JOB_TAG = "dbsync_source_job_id"
+TRIGGER_FIELDS = ("schedule", "trigger", "continuous")
+
+
+def pause_states(settings: dict[str, Any]) -> dict[str, str]:
+    """{"schedule": "UNPAUSED"} and the like, for the trigger fields a job has."""
+    return {f: settings[f].get("pause_status", "UNPAUSED") for f in TRIGGER_FIELDS if settings.get(f)}
+
+
+def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
+    if task.get("existing_cluster_id"):
+        task["existing_cluster_id"] = ref("clusters", task["existing_cluster_id"])
+    if task.get("new_cluster"):
+        task["new_cluster"] = normalize_cluster_spec(ctx, task["new_cluster"])
+    notebook = task.get("notebook_task")
+    if notebook and notebook.get("source", "WORKSPACE") == "WORKSPACE" and notebook.get("notebook_path"):
+        notebook["notebook_path"] = ctx.principals.path(notebook["notebook_path"])
+    run_job = task.get("run_job_task")
+    if run_job and run_job.get("job_id"):
+        run_job["job_id"] = ref("jobs", str(run_job["job_id"]))
+    for_each = task.get("for_each_task")
+    if for_each and for_each.get("task"):
+        for_each["task"] = _normalize_task(ctx, for_each["task"])
+    return task
+
+
+def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, Any]:
+    payload = copy.deepcopy(settings)
+    for field in TRIGGER_FIELDS:
+        if payload.get(field):
+            payload[field].pop("pause_status", None)
+    payload["tasks"] = [_normalize_task(ctx, t) for t in payload.get("tasks") or []]
+    for job_cluster in payload.get("job_clusters") or []:
+        job_cluster["new_cluster"] = normalize_cluster_spec(ctx, job_cluster.get("new_cluster") or {})
+    tags = without_dbsync_tags(payload.get("tags"))
+    if tags:
+        payload["tags"] = tags
+    else:
+        payload.pop("tags", None)
+    run_as = payload.get("run_as") or {}
+    if run_as.get("user_name"):
+        payload["run_as"] = {"user_name": ctx.principals.user(run_as["user_name"])}
+    elif run_as.get("service_principal_name"):
+        payload["run_as"] = {"service_principal_name": ctx.principals.service_principal(run_as["service_principal_name"])}
+    return {k: v for k, v in payload.items() if v not in (None, [], {}) or k in ("email_notifications",)}
+
+
+def cluster_refs(payload: Any) -> Iterator[str]:
+    """Source ids of the interactive clusters a job's tasks run on."""
+    for task in payload.get("tasks") or []:
+        value = task.get("existing_cluster_id")
+        if is_ref(value):
+            yield value["$ref"][1]
+
+
+class JobWatcher(ListedWatcher):
+    def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for job in ws.client.jobs.list(expand_tasks=True, limit=100):
+            settings = job.settings.as_dict() if job.settings else {}
+            yield str(job.job_id), settings.get("name", ""), {"settings": settings, "creator": job.creator_user_name}
+
+    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        settings = raw["settings"]
+        meta = {"pause": pause_states(settings), "owner": raw.get("creator")}
+        return normalize_settings(ctx, settings), meta
+
+    def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
+        """Refuse a job whose cluster is gone from the source: it would wait forever otherwise."""
+        missing = [c for c in cluster_refs(stub.payload) if c not in self._source_clusters(ctx, ws)]
+        if missing:
+            raise Permanent(
+                f"job {stub.name!r} runs on cluster {missing[0]}, which no longer exists on the source; "
+                "point its tasks at an existing cluster or a job cluster"
+            )
+        return stub
+
+    @staticmethod
+    def _source_clusters(ctx: SyncContext, ws: Workspace) -> set[str]:
+        return ctx.cached(f"cluster-ids:{ws.side}", lambda: {c.cluster_id or "" for c in ws.client.clusters.list()})
+
+
+def watcher_for(kind: str) -> JobWatcher:
+    return JobWatcher(kind, "jobs")
