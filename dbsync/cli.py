@@ -36,42 +36,68 @@ def _kinds_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dbsync", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="dbsync", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"dbsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    emu = sub.add_parser("emulator", help="serve an emulated Databricks workspace (for tests, demos, benchmarks)",
-                         description="Serve one emulated Databricks workspace until SIGTERM/SIGINT.")
+    emu = sub.add_parser(
+        "emulator",
+        help="serve an emulated Databricks workspace (for tests, demos, benchmarks)",
+        description="Serve one emulated Databricks workspace until SIGTERM/SIGINT.",
+    )
     emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free port (default 8080)")
     emu.add_argument("--token", default="dapi-emulator-token", help="the bearer token clients must send")
     emu.add_argument("--seed-objects", type=int, default=0, metavar="N", help="fill with about N realistic objects")
     emu.add_argument("--seed", type=int, default=0, help="seed number for deterministic content (default 0)")
     emu.add_argument("--latency-ms", type=float, default=0.0, metavar="MS", help="added latency per request")
-    emu.add_argument("--fault-rate", type=float, default=0.0, metavar="F",
-                     help="fraction of API requests answered 429 (2/3, with Retry-After) or 503 (1/3)")
-    emu.add_argument("--rate-limit", type=float, default=None, metavar="RPS",
-                     help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED")
+    emu.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of API requests answered 429 (2/3, with Retry-After) or 503 (1/3)",
+    )
+    emu.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED",
+    )
     emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
     emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
 
-    sub.add_parser("demo", help="two emulated workspaces, seeded, synced twice, report printed (no setup)",
-                   description="Start two emulated workspaces in-process, seed the source, sync, change a few "
-                   "objects, sync again, and print what happened and the per-kind counts on both sides.")
+    sub.add_parser(
+        "demo",
+        help="two emulated workspaces, seeded, synced twice, report printed (no setup)",
+        description="Start two emulated workspaces in-process, seed the source, sync, change a few "
+        "objects, sync again, and print what happened and the per-kind counts on both sides.",
+    )
 
-    sync = sub.add_parser("sync", help="replicate the source to the target once",
-                          description="Run one reconcile cycle over the enabled kinds and print a summary.")
+    sync = sub.add_parser(
+        "sync",
+        help="replicate the source to the target once",
+        description="Run one reconcile cycle over the enabled kinds and print a summary.",
+    )
     _common(sync)
     _kinds_arg(sync)
     sync.add_argument("--once", action="store_true", help="run one cycle and exit (the daemon is `dbsync serve`)")
-    sync.add_argument("--force-deletes", action="store_true",
-                      help="apply deletes even when the delete guard would hold them (this run only)")
+    sync.add_argument(
+        "--force-deletes",
+        action="store_true",
+        help="apply deletes even when the delete guard would hold them (this run only)",
+    )
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    plan = sub.add_parser("plan", help="show what the next sync would change, without writing",
-                          description="List and fetch the source and show the creates, updates and deletes a "
-                          "sync would make. Nothing is written to the target or the store.")
+    plan = sub.add_parser(
+        "plan",
+        help="show what the next sync would change, without writing",
+        description="List and fetch the source and show the creates, updates and deletes a "
+        "sync would make. Nothing is written to the target or the store.",
+    )
     _common(plan)
     _kinds_arg(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -158,21 +184,33 @@ class _Progress:
 
 
 def summary_table(reports: Sequence[Any]) -> str:
-    header = f"{'kind':<18}{'listed':>8}{'fetched':>9}{'created':>9}{'updated':>9}{'deleted':>9}{'errors':>8}{'blocked':>9}{'seconds':>9}"
-    lines = [header]
+    columns = ("listed", "fetched", "created", "updated", "deleted", "errors", "blocked", "seconds")
+    lines = [f"{'kind':<18}" + "".join(f"{c:>9}" for c in columns)]
     for r in reports:
-        lines.append(
-            f"{r.kind:<18}{r.listed:>8}{r.fetched:>9}{r.created:>9}{r.updated:>9}{r.deleted:>9}{r.errors:>8}"
-            f"{r.blocked:>9}{r.seconds:>9.2f}"
-        )
+        counts = "".join(f"{getattr(r, c):>9}" for c in columns[:-1])
+        lines.append(f"{r.kind:<18}{counts}{r.seconds:>9.2f}")
         if r.message:
             lines.append(f"  ! {r.message}")
     return "\n".join(lines)
 
 
 def _report_json(r: Any) -> dict[str, Any]:
-    doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", "unchanged", "created", "updated", "deleted",
-                                        "blocked", "errors", "outcome", "message")}
+    doc = {
+        k: getattr(r, k)
+        for k in (
+            "kind",
+            "listed",
+            "fetched",
+            "unchanged",
+            "created",
+            "updated",
+            "deleted",
+            "blocked",
+            "errors",
+            "outcome",
+            "message",
+        )
+    }
     doc["seconds"] = round(r.seconds, 3)
     return doc
 
@@ -220,8 +258,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         held = [r for r in reports if r.message]
         for r in held:
             print(f"! {r.kind}: {r.message}")
-        print(f"{len(changes)} change(s): " + ", ".join(
-            f"{sum(1 for c in changes if c.action == a)} {a}" for a in ("create", "update", "delete")))
+        print(
+            f"{len(changes)} change(s): "
+            + ", ".join(f"{sum(1 for c in changes if c.action == a)} {a}" for a in ("create", "update", "delete"))
+        )
     return EXIT_OK
 
 
@@ -231,7 +271,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = _settings(args, require_workspaces=False)
     if not settings.state_path.exists():
-        raise ConfigError(f"no state store at {settings.state_path}: run `dbsync sync --once` first (or set state_path)")
+        raise ConfigError(
+            f"no state store at {settings.state_path}: run `dbsync sync --once` first (or set state_path)"
+        )
     store = Store(settings.state_path)
     try:
         counts, cycles = store.status_counts(), store.last_cycles()
@@ -246,8 +288,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name in KIND_NAMES:
         c = counts.get(name, {})
         cycle = cycles.get(name)
-        last = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["finished_at"])) + f" {cycle['outcome']}"
-                if cycle else "never")
+        last = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["finished_at"])) + f" {cycle['outcome']}"
+            if cycle
+            else "never"
+        )
         print(f"{name:<18}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
     return EXIT_OK
 
@@ -278,9 +323,16 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
     try:
         handle = start_emulator(
-            host=args.host, port=args.port, token=args.token, seed_objects=args.seed_objects, seed=args.seed,
-            latency_ms=args.latency_ms, fault_rate=args.fault_rate, rate_limit=args.rate_limit,
-            state_file=args.state, cluster_start_seconds=args.cluster_start_seconds,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            seed_objects=args.seed_objects,
+            seed=args.seed,
+            latency_ms=args.latency_ms,
+            fault_rate=args.fault_rate,
+            rate_limit=args.rate_limit,
+            state_file=args.state,
+            cluster_start_seconds=args.cluster_start_seconds,
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None

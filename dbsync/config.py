@@ -156,16 +156,25 @@ def _with_file(document: dict[str, Any]) -> type[Settings]:
 
     class FileSettings(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # type: ignore[override]
-                                       file_secret_settings):
+        def settings_customise_sources(
+            cls,
+            settings_cls,
+            init_settings,
+            env_settings,
+            dotenv_settings,  # type: ignore[override]
+            file_secret_settings,
+        ):
             # CLI flags (init kwargs) win over DBSYNC_* variables, which win over the file.
             return (init_settings, env_settings, FileSource(settings_cls))
 
     return FileSettings
 
 
-def load_settings(config_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                  require_workspaces: bool = True) -> Settings:
+def load_settings(
+    config_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    require_workspaces: bool = True,
+) -> Settings:
     """Read the file (explicit path, or ./dbsync.yaml when present), the environment and CLI overrides."""
     if config_path and not Path(config_path).exists():
         raise ConfigError(f"config file {config_path} does not exist: pass --config with an existing file")
@@ -195,7 +204,9 @@ def check_workspace(side: str, ws: WorkspaceSettings) -> None:
             f"(or {side}.profile to use ~/.databrickscfg)"
         )
     if not ws.host.startswith(("http://", "https://")) and "." not in ws.host:
-        raise ConfigError(f"setting {side}.host: {ws.host!r} is not a workspace URL (https://<name>.cloud.databricks.com)")
+        raise ConfigError(
+            f"setting {side}.host: {ws.host!r} is not a workspace URL (https://<name>.cloud.databricks.com)"
+        )
     if not ws.token or not ws.token.get_secret_value():
         raise ConfigError(
             f"setting {side}.token is missing: set DBSYNC_{side.upper()}__TOKEN (a personal access token) "

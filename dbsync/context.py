@@ -29,6 +29,8 @@ class SyncContext:
     principals: PrincipalMap
     standby: bool = True
     dry_run: bool = False
+    # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
+    listed: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -61,6 +63,7 @@ class SyncContext:
         with self._guard:
             self._cache.clear()
             self._locks.clear()
+        self.listed = {}
         self.idmap = IdMap(self.store)
 
     def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
@@ -98,8 +101,12 @@ def open_context(settings: Settings, check_hosts: bool = True, **kw: Any) -> Syn
         host = profile_host(side, ws_settings) if ws_settings.profile else ws_settings.host or ""
         if check_hosts:
             preflight(side, host)
-        sides[side] = connect(side, ws_settings, retry_timeout_seconds=settings.retry_timeout_seconds,
-                              concurrency=settings.concurrency)
+        sides[side] = connect(
+            side,
+            ws_settings,
+            retry_timeout_seconds=settings.retry_timeout_seconds,
+            concurrency=settings.concurrency,
+        )
     source_id, target_id = sides["source"].workspace_id(), sides["target"].workspace_id()
     if source_id == target_id and sides["source"].host == sides["target"].host:
         raise ConfigError("source and target are the same workspace: set target.host to the standby workspace")

@@ -69,9 +69,15 @@ Progress = Callable[[KindReport], None]
 class Engine:
     """Runs cycles over the registered kinds for one SyncContext."""
 
-    def __init__(self, ctx: SyncContext, plan_only: bool = False, force_deletes: bool = False,
-                 retry_now: bool = True, progress: Progress | None = None,
-                 registry: Iterable[Kind] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: SyncContext,
+        plan_only: bool = False,
+        force_deletes: bool = False,
+        retry_now: bool = True,
+        progress: Progress | None = None,
+        registry: Iterable[Kind] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.plan_only = plan_only
         self.force_deletes = force_deletes
@@ -82,7 +88,8 @@ class Engine:
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
         return [
-            k for k in self.registry
+            k
+            for k in self.registry
             if (wanted is None or k.name in wanted) and (wanted is not None or self.ctx.settings.kind(k.name).enabled)
         ]
 
@@ -130,8 +137,8 @@ class Engine:
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
                         report.unchanged += 1
                         continue
-                    if prior is not None and not self.plan_only:
-                        store.record_pending(kind.name, stub.key)
+                    if prior is not None and stub.version_hint is not None and not self.plan_only:
+                        store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
                     inflight.add(pool.submit(self._process, kind, stub, prior))
                     if len(inflight) >= limit:
                         inflight = self._drain(kind, report, inflight, FIRST_COMPLETED)
@@ -143,8 +150,11 @@ class Engine:
             report.message = str(err)
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
-            self.ctx.event(kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}")
+            self.ctx.event(
+                kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
+            )
             return report
+        self.ctx.listed[kind.name] = listed
         self._plan_deletes(kind, report, listed)
         return report
 
@@ -179,8 +189,9 @@ class Engine:
         log.exception("unexpected error on %s %s", resource.kind, resource.key)
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
-    def _drain(self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]],
-               return_when: str | None) -> set[Future[_Outcome]]:
+    def _drain(
+        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], return_when: str | None
+    ) -> set[Future[_Outcome]]:
         if not inflight:
             return inflight
         done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
@@ -247,24 +258,35 @@ class Engine:
         if self.plan_only:
             return
         self.ctx.store.record_failure(resource, outcome.status or "error", outcome.error or "", outcome.retry_in)
-        self.ctx.event(kind.name, resource.key, "apply", outcome.status or "error",
-                       f"{kind.name} {resource.key}: {outcome.error}")
+        self.ctx.event(
+            kind.name,
+            resource.key,
+            "apply",
+            outcome.status or "error",
+            f"{kind.name} {resource.key}: {outcome.error}",
+        )
 
     # -- deletes --------------------------------------------------------------------------------
     def _plan_deletes(self, kind: Kind, report: KindReport, listed: set[str]) -> None:
         kind_settings = self.ctx.settings.kind(kind.name)
         priors = list(self.ctx.store.priors(kind.name))
         gone = [p for p in priors if p.key not in listed and planner.selected(kind_settings, p.key)]
-        plan = planner.plan_deletes(kind.name, gone, report.listed, len(priors), self.ctx.settings.deletes,
-                                    force=self.force_deletes)
+        plan = planner.plan_deletes(
+            kind.name, gone, report.listed, len(priors), self.ctx.settings.deletes, force=self.force_deletes
+        )
         metrics.DELETE_GUARD_TRIPPED.labels(kind.name).set(1 if plan.held else 0)
         if plan.held:
             report.outcome = "delete_guard"
             report.message = f"deletes held: {plan.reason}"
             if not self.plan_only:
-                self.ctx.event(kind.name, None, "delete", "held",
-                               f"{kind.name}: delete guard tripped, {len(gone)} deletes held: {plan.reason}. "
-                               "Check the source; run `dbsync sync --once --force-deletes` if they are intended.")
+                self.ctx.event(
+                    kind.name,
+                    None,
+                    "delete",
+                    "held",
+                    f"{kind.name}: delete guard tripped, {len(gone)} deletes held: {plan.reason}. "
+                    "Check the source; run `dbsync sync --once --force-deletes` if they are intended.",
+                )
         report.pending_deletes = plan.deletes
 
     def _deletes(self, kind: Kind, report: KindReport) -> None:
@@ -303,8 +325,12 @@ class Engine:
         log.info(
             "cycle %s",
             kind.name,
-            extra={"kind": kind.name, "outcome": outcome, "seconds": round(report.seconds, 3), **report.counts(),
-                   "blocked": report.blocked},
+            extra={
+                "kind": kind.name,
+                "outcome": outcome,
+                "seconds": round(report.seconds, 3),
+                "counts": {**report.counts(), "blocked": report.blocked},
+            },
         )
 
     def _tick(self, report: KindReport) -> None:

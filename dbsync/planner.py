@@ -43,8 +43,14 @@ class DeletePlan:
     reason: str | None = None
 
 
-def plan_deletes(kind: str, priors_gone: list[Prior], listed: int, known: int, settings: DeleteSettings,
-                 force: bool = False) -> DeletePlan:
+def plan_deletes(
+    kind: str,
+    priors_gone: list[Prior],
+    listed: int,
+    known: int,
+    settings: DeleteSettings,
+    force: bool = False,
+) -> DeletePlan:
     """Deletes for objects gone from the source, unless the delete guard holds them.
 
     The guard trips when the listing dropped to zero, or by more than `max_ratio` of what the store

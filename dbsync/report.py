@@ -71,8 +71,10 @@ def validate_kind(ctx: SyncContext, kind: Kind) -> KindValidation:
     mapped_targets = set()
     for key in source_keys:
         prior = priors.get(key)
-        on_target = prior is not None and prior.target_key is not None and (
-            kind.name == "permissions" or prior.target_key in target_keys
+        on_target = (
+            prior is not None
+            and prior.target_key is not None
+            and (kind.name == "permissions" or prior.target_key in target_keys)
         )
         if prior is not None and prior.target_key:
             mapped_targets.add(prior.target_key)

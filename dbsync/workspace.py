@@ -76,8 +76,13 @@ class Workspace:
             self.calls.clear()
 
 
-def connect(side: str, settings: WorkspaceSettings, retry_timeout_seconds: int = 300,
-            http_timeout_seconds: int = 60, concurrency: int = 8) -> Workspace:
+def connect(
+    side: str,
+    settings: WorkspaceSettings,
+    retry_timeout_seconds: int = 300,
+    http_timeout_seconds: int = 60,
+    concurrency: int = 8,
+) -> Workspace:
     """A Workspace for one side from host+token or a ~/.databrickscfg profile."""
     kwargs: dict[str, Any] = {
         "retry_timeout_seconds": retry_timeout_seconds,

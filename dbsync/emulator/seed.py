@@ -27,19 +27,21 @@ def _notebook(rng: random.Random, language: str, name: str) -> bytes:
     cells = {
         "PYTHON": [
             f"# {name}: daily load\nfrom pyspark.sql import functions as F",
-            f"df = spark.read.table('{table}_raw')\ndf = df.filter(F.col('ts') >= F.date_sub(F.current_date(), {rng.randint(1, 30)}))",
+            f"df = spark.read.table('{table}_raw')\n"
+            f"df = df.filter(F.col('ts') >= F.date_sub(F.current_date(), {rng.randint(1, 30)}))",
             f"df.write.mode('overwrite').saveAsTable('{table}')\ndisplay(df.limit({rng.randint(5, 50)}))",
         ],
         "SQL": [
-            f"-- {name}\nCREATE OR REPLACE TEMP VIEW recent AS SELECT * FROM {table}_raw WHERE ts > current_date() - {rng.randint(1, 30)}",
-            f"SELECT count(*), max(ts) FROM recent",
+            f"-- {name}\nCREATE OR REPLACE TEMP VIEW recent AS "
+            f"SELECT * FROM {table}_raw WHERE ts > current_date() - {rng.randint(1, 30)}",
+            "SELECT count(*), max(ts) FROM recent",
         ],
         "SCALA": [
-            f"// {name}\nval df = spark.table(\"{table}_raw\")",
-            f"df.groupBy(\"key\").count().write.mode(\"overwrite\").saveAsTable(\"{table}\")",
+            f'// {name}\nval df = spark.table("{table}_raw")',
+            f'df.groupBy("key").count().write.mode("overwrite").saveAsTable("{table}")',
         ],
         "R": [
-            f"# {name}\nlibrary(SparkR)\ndf <- sql(\"SELECT * FROM {table}_raw\")",
+            f'# {name}\nlibrary(SparkR)\ndf <- sql("SELECT * FROM {table}_raw")',
             f"head(summarize(groupBy(df, df$key), n = n(df$key)), {rng.randint(5, 20)})",
         ],
     }[language]
@@ -54,11 +56,20 @@ def seed_workspace(ws: Workspace, objects: int, seed: int = 0) -> dict[str, int]
     counts: dict[str, int] = {}
     users = _identities(ws, rng, n, counts)
     policy_ids = _compute_policies(ws, rng, n, counts)
-    pool_ids = [pools.create_pool(ws, {
-        "instance_pool_name": f"pool-{t}-{i}", "node_type_id": rng.choice(NODE_TYPES), "min_idle_instances": 0,
-        "max_capacity": rng.choice((10, 20, 50)), "idle_instance_autotermination_minutes": 30,
-        "custom_tags": {"team": t},
-    }) for i, t in enumerate(rng.choice(TEAMS) for _ in range(max(1, n // 100)))]
+    pool_ids = [
+        pools.create_pool(
+            ws,
+            {
+                "instance_pool_name": f"pool-{t}-{i}",
+                "node_type_id": rng.choice(NODE_TYPES),
+                "min_idle_instances": 0,
+                "max_capacity": rng.choice((10, 20, 50)),
+                "idle_instance_autotermination_minutes": 30,
+                "custom_tags": {"team": t},
+            },
+        )
+        for i, t in enumerate(rng.choice(TEAMS) for _ in range(max(1, n // 100)))
+    ]
     counts["instance_pools"] = len(pool_ids)
     cluster_ids = _clusters(ws, rng, n, users, policy_ids, pool_ids, counts)
     notebook_paths = _tree(ws, rng, n, users, counts)
@@ -74,8 +85,12 @@ def _identities(ws: Workspace, rng: random.Random, n: int, counts: dict[str, int
     users = []
     for i in range(max(3, n // 50)):
         user_name = f"{rng.choice(FIRST)}.{rng.choice(LAST)}{i}@example.com"
-        scim.create_user(ws, user_name, user_name.split("@")[0].replace(".", " ").title(),
-                         groups=[rng.choice(groups)["id"]])
+        scim.create_user(
+            ws,
+            user_name,
+            user_name.split("@")[0].replace(".", " ").title(),
+            groups=[rng.choice(groups)["id"]],
+        )
         users.append(user_name)
     if len(groups) > 1:
         scim.add_member(ws, groups[0]["id"], groups[1]["id"])  # nested groups exist in real workspaces
@@ -93,16 +108,30 @@ def _compute_policies(ws: Workspace, rng: random.Random, n: int, counts: dict[st
             "autotermination_minutes": {"type": "range", "maxValue": 120, "defaultValue": 60},
             "custom_tags.cost_center": {"type": "fixed", "value": str(1000 + i)},
         }
-        ids.append(policies.create_policy(ws, {
-            "name": f"policy-{rng.choice(TEAMS)}-{i}", "definition": json.dumps(definition),
-            "description": "Team cluster policy", "max_clusters_per_user": rng.choice((1, 2, 5)),
-        }))
+        ids.append(
+            policies.create_policy(
+                ws,
+                {
+                    "name": f"policy-{rng.choice(TEAMS)}-{i}",
+                    "definition": json.dumps(definition),
+                    "description": "Team cluster policy",
+                    "max_clusters_per_user": rng.choice((1, 2, 5)),
+                },
+            )
+        )
     counts["cluster_policies"] = len(ids)
     return ids
 
 
-def _clusters(ws: Workspace, rng: random.Random, n: int, users: list[str], policy_ids: list[str],
-              pool_ids: list[str], counts: dict[str, int]) -> list[str]:
+def _clusters(
+    ws: Workspace,
+    rng: random.Random,
+    n: int,
+    users: list[str],
+    policy_ids: list[str],
+    pool_ids: list[str],
+    counts: dict[str, int],
+) -> list[str]:
     ids = []
     for i in range(max(2, n // 50)):
         spec: dict[str, Any] = {
@@ -147,19 +176,38 @@ def _tree(ws: Workspace, rng: random.Random, n: int, users: list[str], counts: d
             obj = workspace.get_object(ws, path) or {}
             _grant(ws, "notebooks", str(obj.get("object_id")), "group_name", rng.choice(TEAMS[:2]), "CAN_RUN")
     for i in range(max(2, n // 10)):
-        workspace.put_file(ws, f"{rng.choice(directories)}/config_{i}.json",
-                           json.dumps({"env": "prod", "retries": rng.randint(1, 5), "id": i}).encode())
-    counts["directories"], counts["notebooks"], counts["files"] = len(directories), len(notebooks), max(2, n // 10)
+        workspace.put_file(
+            ws,
+            f"{rng.choice(directories)}/config_{i}.json",
+            json.dumps({"env": "prod", "retries": rng.randint(1, 5), "id": i}).encode(),
+        )
+    counts["directories"], counts["notebooks"], counts["files"] = (
+        len(directories),
+        len(notebooks),
+        max(2, n // 10),
+    )
     return [p for p in notebooks if workspace.get_object(ws, p)]
 
 
-def _jobs(ws: Workspace, rng: random.Random, n: int, users: list[str], cluster_ids: list[str],
-          pool_ids: list[str], policy_ids: list[str], notebook_paths: list[str], counts: dict[str, int]) -> None:
+def _jobs(
+    ws: Workspace,
+    rng: random.Random,
+    n: int,
+    users: list[str],
+    cluster_ids: list[str],
+    pool_ids: list[str],
+    policy_ids: list[str],
+    notebook_paths: list[str],
+    counts: dict[str, int],
+) -> None:
     total = max(4, n // 10)
     for i in range(total):
         tasks = []
         for t in range(rng.choice((1, 1, 2, 3))):
-            task: dict[str, Any] = {"task_key": f"step_{t}", "notebook_task": {"notebook_path": rng.choice(notebook_paths)}}
+            task: dict[str, Any] = {
+                "task_key": f"step_{t}",
+                "notebook_task": {"notebook_path": rng.choice(notebook_paths)},
+            }
             if t:
                 task["depends_on"] = [{"task_key": f"step_{t - 1}"}]
             if i % 3 == 0:
@@ -167,11 +215,18 @@ def _jobs(ws: Workspace, rng: random.Random, n: int, users: list[str], cluster_i
             else:
                 task["job_cluster_key"] = "main"
             tasks.append(task)
-        settings: dict[str, Any] = {"name": f"{rng.choice(TEAMS)}-job-{i}", "tasks": tasks,
-                                    "tags": {"team": rng.choice(TEAMS)}, "max_concurrent_runs": 1,
-                                    "email_notifications": {"on_failure": [rng.choice(users)]}}
+        settings: dict[str, Any] = {
+            "name": f"{rng.choice(TEAMS)}-job-{i}",
+            "tasks": tasks,
+            "tags": {"team": rng.choice(TEAMS)},
+            "max_concurrent_runs": 1,
+            "email_notifications": {"on_failure": [rng.choice(users)]},
+        }
         if i % 3:
-            cluster: dict[str, Any] = {"spark_version": rng.choice(SPARK), "num_workers": rng.choice((1, 2, 8))}
+            cluster: dict[str, Any] = {
+                "spark_version": rng.choice(SPARK),
+                "num_workers": rng.choice((1, 2, 8)),
+            }
             if pool_ids and i % 2:
                 cluster["instance_pool_id"] = rng.choice(pool_ids)
             else:
@@ -179,8 +234,11 @@ def _jobs(ws: Workspace, rng: random.Random, n: int, users: list[str], cluster_i
             settings["job_clusters"] = [{"job_cluster_key": "main", "new_cluster": cluster}]
         trigger = i % 5
         if trigger in (0, 1):
-            settings["schedule"] = {"quartz_cron_expression": rng.choice(CRONS), "timezone_id": "UTC",
-                                    "pause_status": "PAUSED" if trigger else "UNPAUSED"}
+            settings["schedule"] = {
+                "quartz_cron_expression": rng.choice(CRONS),
+                "timezone_id": "UTC",
+                "pause_status": "PAUSED" if trigger else "UNPAUSED",
+            }
         elif trigger == 2:
             settings["trigger"] = {"file_arrival": {"url": f"s3://landing/{i}/"}, "pause_status": "UNPAUSED"}
         elif trigger == 3 and i % 10 == 3:
@@ -215,11 +273,17 @@ def _metastore(ws: Workspace, rng: random.Random, n: int, counts: dict[str, int]
     for schema in schemas:
         execute(ws, f"CREATE SCHEMA IF NOT EXISTS hive_metastore.{schema}")
         for i in range(max(2, n // 100)):
-            execute(ws, f"CREATE TABLE IF NOT EXISTS hive_metastore.{schema}.events_{i} "
-                        f"(id BIGINT, ts TIMESTAMP, payload STRING) USING DELTA")
+            execute(
+                ws,
+                f"CREATE TABLE IF NOT EXISTS hive_metastore.{schema}.events_{i} "
+                f"(id BIGINT, ts TIMESTAMP, payload STRING) USING DELTA",
+            )
             tables += 1
-        execute(ws, f"CREATE OR REPLACE VIEW hive_metastore.{schema}.recent AS "
-                    f"SELECT * FROM hive_metastore.{schema}.events_0 WHERE ts > current_date() - 7")
+        execute(
+            ws,
+            f"CREATE OR REPLACE VIEW hive_metastore.{schema}.recent AS "
+            f"SELECT * FROM hive_metastore.{schema}.events_0 WHERE ts > current_date() - 7",
+        )
         execute(ws, f"GRANT SELECT ON SCHEMA hive_metastore.{schema} TO `{rng.choice(TEAMS[:2])}`")
     counts["schemas"], counts["tables"] = len(schemas), tables
 

@@ -11,7 +11,8 @@ from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
 
 BY_NAME = TargetIndex(
-    "cluster_policies", lambda ctx: ((p.name or "", p.policy_id or "") for p in ctx.target.client.cluster_policies.list())
+    "cluster_policies",
+    lambda ctx: ((p.name or "", p.policy_id or "") for p in ctx.target.client.cluster_policies.list()),
 )
 
 

@@ -30,7 +30,9 @@ def target_settings(ctx: SyncContext, payload: dict[str, Any], source_key: str) 
     settings["tags"] = {**settings.get("tags", {}), SOURCE_JOB_TAG: source_key}
     for field in TRIGGER_FIELDS:
         if settings.get(field):
-            settings[field]["pause_status"] = "PAUSED" if ctx.standby else settings[field].get("pause_status", "UNPAUSED")
+            settings[field]["pause_status"] = (
+                "PAUSED" if ctx.standby else settings[field].get("pause_status", "UNPAUSED")
+            )
     return settings
 
 

@@ -19,7 +19,11 @@ from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
 
 _MISSING = re.compile(r"Principal: (UserName|GroupName|ServicePrincipalName)\((.+?)\) does not exist")
-_FIELD = {"UserName": "user_name", "GroupName": "group_name", "ServicePrincipalName": "service_principal_name"}
+_FIELD = {
+    "UserName": "user_name",
+    "GroupName": "group_name",
+    "ServicePrincipalName": "service_principal_name",
+}
 
 
 class PermissionsReplicator(Replicator):
@@ -38,7 +42,8 @@ class PermissionsReplicator(Replicator):
         while True:
             try:
                 ctx.target.client.permissions.set(
-                    watcher.acl_type or "", object_id,
+                    watcher.acl_type or "",
+                    object_id,
                     access_control_list=[AccessControlRequest.from_dict(e) for e in entries],
                 )
                 break

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+import base64
+import contextlib
 import posixpath
 import time
 
@@ -33,16 +34,22 @@ class WorkspaceObjectReplicator(Replicator):
     def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None) -> None:
         workspace = ctx.target.client.workspace
         fmt, lang = (ImportFormat.SOURCE, Language(language)) if language else (ImportFormat.RAW, None)
+        # JSON import, not the SDK's multipart upload(): the SDK never retries a multipart request on 429.
+        content = base64.b64encode(body).decode()
+
+        def write(overwrite: bool = True) -> None:
+            workspace.import_(path, content=content, format=fmt, language=lang, overwrite=overwrite)
+
         try:
-            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=True)
+            write()
         except NotFound:
             # The parent folder is not there (directories not replicated yet, or excluded).
             workspace.mkdirs(posixpath.dirname(path))
-            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=True)
+            write()
         except ResourceAlreadyExists:
-            # A known service bug: an AUTO overwrite of a workspace file can fail; delete and import.
+            # A known service bug: an overwrite of a workspace file can fail; delete and import.
             workspace.delete(path)
-            workspace.upload(path, io.BytesIO(body), format=fmt, language=lang, overwrite=False)
+            write(overwrite=False)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED"):
                 raise Permanent(f"the target rejected {path}: {err}") from err
@@ -52,10 +59,8 @@ class WorkspaceObjectReplicator(Replicator):
         path = change.target_key or change.key
         if ctx.settings.deletes.mode == "archive":
             self._archive(ctx, path)
-        try:
+        with contextlib.suppress(NotFound):  # already gone: the delete has happened
             ctx.target.client.workspace.delete(path, recursive=True)
-        except NotFound:
-            pass  # already gone: the delete has happened
 
     def _archive(self, ctx: SyncContext, path: str) -> None:
         """Copy the object under /dbsync-archive/<date>/<path> before it is deleted."""
@@ -70,7 +75,13 @@ class WorkspaceObjectReplicator(Replicator):
         workspace.mkdirs(posixpath.dirname(archived))
         language = Language(status.language.value) if status.language else None
         import_format = ImportFormat(fmt.value)
-        workspace.upload(archived, io.BytesIO(body), format=import_format, language=language, overwrite=True)
+        workspace.import_(
+            archived,
+            content=base64.b64encode(body).decode(),
+            format=import_format,
+            language=language,
+            overwrite=True,
+        )
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -203,9 +203,15 @@ class Store:
         """The listing changed its version hint but the payload did not: nothing to write."""
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET version_hint = ?, name = ?, source_meta_json = ? "
+                "UPDATE resources SET version_hint = ?, name = ?, source_meta_json = ?, last_changed_at = NULL "
                 "WHERE kind = ? AND source_key = ?",
-                [resource.version_hint, resource.name, _json(resource.source_meta), resource.kind, resource.key],
+                [
+                    resource.version_hint,
+                    resource.name,
+                    _json(resource.source_meta),
+                    resource.kind,
+                    resource.key,
+                ],
             )
 
     def record_applied(self, resource: Resource, applied: Applied) -> None:
@@ -225,9 +231,21 @@ class Store:
                        last_error = excluded.last_error, attempts = 0, retry_at = NULL,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
                        last_synced_at = excluded.last_synced_at""",
-                [resource.kind, resource.key, resource.name, resource.version_hint, resource.fingerprint,
-                 _json(resource.payload), _json(resource.source_meta), applied.target_key,
-                 applied.target_fingerprint, applied.note, now, None, now],
+                [
+                    resource.kind,
+                    resource.key,
+                    resource.name,
+                    resource.version_hint,
+                    resource.fingerprint,
+                    _json(resource.payload),
+                    _json(resource.source_meta),
+                    applied.target_key,
+                    applied.target_fingerprint,
+                    applied.note,
+                    now,
+                    None,
+                    now,
+                ],
             )
             # The change is applied: lag is measured from unsynced changes only.
             self.db.execute(
@@ -251,8 +269,19 @@ class Store:
                        status = excluded.status, last_error = excluded.last_error,
                        attempts = resources.attempts + 1, retry_at = excluded.retry_at,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at)""",
-                [resource.kind, resource.key, resource.name, fingerprint, _json(resource.payload),
-                 _json(resource.source_meta), status, error, now + retry_in if retry_in else None, now, now],
+                [
+                    resource.kind,
+                    resource.key,
+                    resource.name,
+                    fingerprint,
+                    _json(resource.payload),
+                    _json(resource.source_meta),
+                    status,
+                    error,
+                    now + retry_in if retry_in else None,
+                    now,
+                    now,
+                ],
             )
 
     def record_pending(self, kind: str, key: str) -> None:
@@ -326,8 +355,17 @@ class Store:
             self.db.execute(
                 "UPDATE cycles SET finished_at = ?, listed = ?, fetched = ?, created = ?, updated = ?, "
                 "deleted = ?, errors = ?, outcome = ? WHERE id = ?",
-                [time.time(), counts.get("listed", 0), counts.get("fetched", 0), counts.get("created", 0),
-                 counts.get("updated", 0), counts.get("deleted", 0), counts.get("errors", 0), outcome, cycle_id],
+                [
+                    time.time(),
+                    counts.get("listed", 0),
+                    counts.get("fetched", 0),
+                    counts.get("created", 0),
+                    counts.get("updated", 0),
+                    counts.get("deleted", 0),
+                    counts.get("errors", 0),
+                    outcome,
+                    cycle_id,
+                ],
             )
 
     def last_cycles(self) -> dict[str, dict[str, Any]]:
@@ -336,8 +374,18 @@ class Store:
             "SELECT kind, started_at, finished_at, listed, fetched, created, updated, deleted, errors, outcome "
             "FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL GROUP BY kind)"
         ).fetchall()
-        names = ("kind", "started_at", "finished_at", "listed", "fetched", "created", "updated", "deleted",
-                 "errors", "outcome")
+        names = (
+            "kind",
+            "started_at",
+            "finished_at",
+            "listed",
+            "fetched",
+            "created",
+            "updated",
+            "deleted",
+            "errors",
+            "outcome",
+        )
         return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
 
     def last_success(self, kind: str) -> float | None:
@@ -429,8 +477,10 @@ def _explain(path: Path, err: sqlite3.DatabaseError) -> str:
     if "readonly" in text or "read-only" in text:
         return f"state store {path} is read-only: make the file and its directory writable by this user"
     if "not a database" in text or "malformed" in text:
-        return (f"state store {path} is corrupt ({text}): move it aside; the next sync adopts what exists on "
-                "the target instead of duplicating it")
+        return (
+            f"state store {path} is corrupt ({text}): move it aside; the next sync adopts what exists on "
+            "the target instead of duplicating it"
+        )
     if "disk" in text and "full" in text:
         return f"state store {path}: the disk is full; free space and run again"
     return f"state store {path}: {text}"

@@ -18,7 +18,11 @@ from dbsync.workspace import Workspace
 
 FIELDS = writable_fields(ClustersAPI.create) - {"clone_from"}
 INTERACTIVE_SOURCES = ("UI", "API")
-_REFS = {"policy_id": "cluster_policies", "instance_pool_id": "instance_pools", "driver_instance_pool_id": "instance_pools"}
+_REFS = {
+    "policy_id": "cluster_policies",
+    "instance_pool_id": "instance_pools",
+    "driver_instance_pool_id": "instance_pools",
+}
 
 
 def normalize_cluster_spec(ctx: SyncContext, spec: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +40,10 @@ def normalize_cluster_spec(ctx: SyncContext, spec: dict[str, Any]) -> dict[str, 
         payload["single_user_name"] = ctx.principals.any_principal(payload["single_user_name"])
     aws = payload.get("aws_attributes") or {}
     if aws.get("instance_profile_arn"):
-        payload["aws_attributes"] = {**aws, "instance_profile_arn": ctx.principals.arn(aws["instance_profile_arn"])}
+        payload["aws_attributes"] = {
+            **aws,
+            "instance_profile_arn": ctx.principals.arn(aws["instance_profile_arn"]),
+        }
     return payload
 
 
@@ -49,7 +56,10 @@ class ClusterWatcher(ListedWatcher):
             yield cluster.cluster_id or "", cluster.cluster_name or "", cluster.as_dict()
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return normalize_cluster_spec(ctx, raw), {"owner": raw.get("creator_user_name"), "state": raw.get("state")}
+        return normalize_cluster_spec(ctx, raw), {
+            "owner": raw.get("creator_user_name"),
+            "state": raw.get("state"),
+        }
 
 
 def watcher_for(kind: str) -> ClusterWatcher:

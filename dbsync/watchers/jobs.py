@@ -61,7 +61,9 @@ def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, 
     if run_as.get("user_name"):
         payload["run_as"] = {"user_name": ctx.principals.user(run_as["user_name"])}
     elif run_as.get("service_principal_name"):
-        payload["run_as"] = {"service_principal_name": ctx.principals.service_principal(run_as["service_principal_name"])}
+        payload["run_as"] = {
+            "service_principal_name": ctx.principals.service_principal(run_as["service_principal_name"])
+        }
     return {k: v for k, v in payload.items() if v not in (None, [], {}) or k in ("email_notifications",)}
 
 
@@ -77,7 +79,11 @@ class JobWatcher(ListedWatcher):
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for job in ws.client.jobs.list(expand_tasks=True, limit=100):
             settings = job.settings.as_dict() if job.settings else {}
-            yield str(job.job_id), settings.get("name", ""), {"settings": settings, "creator": job.creator_user_name}
+            yield (
+                str(job.job_id),
+                settings.get("name", ""),
+                {"settings": settings, "creator": job.creator_user_name},
+            )
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         settings = raw["settings"]

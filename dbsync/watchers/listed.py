@@ -53,7 +53,9 @@ class ListedWatcher(Watcher):
         try:
             for key, name, raw in self.items(ws):
                 payload, meta = self.normalize(ctx, raw)
-                yield Resource(self.kind, key, name, fingerprint(payload), payload, source_meta=meta)
+                # The hint covers source_meta too: a pause-state change is recorded, though nothing is written.
+                hint = fingerprint({"payload": payload, "meta": meta})
+                yield Resource(self.kind, key, name, hint, payload, source_meta=meta)
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list {self.kind}: {err}") from err
 

@@ -48,15 +48,20 @@ class PermissionsWatcher(Watcher):
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():
+            listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
             for prior in ctx.store.priors(object_kind):
-                if prior.target_key is None:
+                if prior.target_key is None or (listed is not None and prior.key not in listed):
                     continue
                 yield Resource(
                     self.kind,
                     f"{object_kind}:{prior.key}",
                     name=prior.key,
                     version_hint=None,
-                    source_meta={"object_kind": object_kind, "target_key": prior.target_key, **prior.source_meta},
+                    source_meta={
+                        "object_kind": object_kind,
+                        "target_key": prior.target_key,
+                        **prior.source_meta,
+                    },
                 )
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:

@@ -1,0 +1,122 @@
+"""`dbsync demo`: the whole story on one machine with no setup.
+
+Two emulated workspaces start in-process on loopback ports; the source is seeded; dbsync syncs,
+a few objects change on the source, dbsync syncs again (only those are written), and the
+validation report shows both sides per kind.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+from databricks.sdk.service.workspace import ImportFormat, Language
+
+from dbsync import logs
+from dbsync.cli import summary_table
+from dbsync.config import KindSettings, Settings, WorkspaceSettings
+from dbsync.context import SyncContext, open_context
+from dbsync.emulator import start_emulator
+from dbsync.engine import Engine
+from dbsync.report import format_text, validate
+
+SEED_OBJECTS = 400
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _change_source(ctx: SyncContext) -> list[str]:
+    """A few edits a team would make in an afternoon, made through the real SDK."""
+    w = ctx.source.client
+    done = []
+    notebooks = [
+        o for o in w.workspace.list("/Shared", recursive=True) if o.object_type and o.object_type.value == "NOTEBOOK"
+    ]
+    edited = notebooks[0]
+    w.workspace.upload(
+        edited.path or "",
+        io.BytesIO(b"print('edited in the demo')\n"),
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+        overwrite=True,
+    )
+    done.append(f"edited notebook {edited.path}")
+    w.workspace.mkdirs("/Shared/demo")
+    w.workspace.upload("/Shared/demo/new_report.py", io.BytesIO(b"display(spark.range(10))\n"), overwrite=True)
+    done.append("created notebook /Shared/demo/new_report.py")
+    job = next(iter(w.jobs.list(limit=1)))
+    settings = job.settings
+    if settings is not None:
+        settings.name = f"{settings.name}-renamed"
+        w.jobs.reset(job.job_id or 0, settings)
+        done.append(f"renamed job {job.job_id} to {settings.name}")
+    files = [o for o in w.workspace.list("/Shared", recursive=True) if o.object_type and o.object_type.value == "FILE"]
+    if files:
+        w.workspace.delete(files[0].path or "")
+        done.append(f"deleted file {files[0].path}")
+    return done
+
+
+def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
+    logs.setup("ERROR")
+    _say("dbsync demo: two emulated Databricks workspaces on this machine, no configuration needed.\n")
+    source = start_emulator(seed_objects=seed_objects, seed=42, cluster_start_seconds=0.5)
+    target = start_emulator(cluster_start_seconds=0.5)
+    _say(f"  source workspace  {source.url}  (seeded with ~{seed_objects} objects)")
+    _say(f"  target workspace  {target.url}  (empty standby)\n")
+    with tempfile.TemporaryDirectory(prefix="dbsync-demo-") as tmp:
+        settings = Settings(
+            source=WorkspaceSettings(host=source.url, token=source.token),
+            target=WorkspaceSettings(host=target.url, token=target.token),
+            state_path=Path(tmp) / "dbsync.db",
+            kinds={"permissions": KindSettings(enabled=True)},
+        )
+        ctx = open_context(settings)
+        try:
+            return _story(ctx, source, target)
+        finally:
+            ctx.store.close()
+            source.stop()
+            target.stop()
+
+
+def _story(ctx: SyncContext, source: object, target: object) -> int:
+    _say("1. Initial sync: everything is new on the target.")
+    started = time.monotonic()
+    first = Engine(ctx).cycle()
+    _say(summary_table(first))
+    _say(
+        f"   {time.monotonic() - started:.1f} s, {ctx.source.total_calls()} source and "
+        f"{ctx.target.total_calls()} target API calls\n"
+    )
+
+    _say("2. Changes on the source:")
+    for line in _change_source(ctx):
+        _say(f"   - {line}")
+    ctx.source.reset_calls()
+    ctx.target.reset_calls()
+    _say("\n3. Second sync: only what changed is exported and written.")
+    second = Engine(ctx).cycle()
+    _say(summary_table(second))
+    exports = ctx.source.calls_by_endpoint().get("GET /api/2.0/workspace/export", 0)
+    _say(f"   notebook/file exports: {exports}; target API calls: {ctx.target.total_calls()}\n")
+
+    _say("4. Validation report (live source vs live target):")
+    report = validate(ctx)
+    _say(format_text(report))
+    skipped = [e for e in ctx.store.events(limit=1000) if e["outcome"] == "skipped"]
+    if skipped:
+        _say(
+            f"\n   note: {len(skipped)} ACL entries named users/groups the target does not have yet "
+            "(identities are replicated by the identities kind); they were skipped and recorded."
+        )
+    _say(
+        "\nNext: point dbsync at real workspaces with DBSYNC_SOURCE__HOST / DBSYNC_SOURCE__TOKEN / "
+        "DBSYNC_TARGET__HOST / DBSYNC_TARGET__TOKEN and run `dbsync sync --once` (see README.md)."
+    )
+    failed = any(r.errors for r in first + second) or not report.ready_for_cutover
+    return 1 if failed else 0
