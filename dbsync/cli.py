@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status)
     status.add_argument("--json", action="store_true", help="print as JSON")
 
+    serve = sub.add_parser(
+        "serve",
+        help="run the replication daemon: schedules, /metrics, /healthz, /readyz, /report",
+        description="Reconcile every kind once, then each kind on its interval, until SIGTERM/SIGINT. "
+        "Serves /metrics, /healthz, /readyz, /report and /report.html on server.host:server.port.",
+    )
+    _common(serve)
+
     validate = sub.add_parser("validate", help="compare live source and target; exit 0 only when ready for cutover")
     _common(validate)
     _kinds_arg(validate)
@@ -318,6 +326,47 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from dbsync.context import open_context
+    from dbsync.scheduler import Daemon
+    from dbsync.server import StatusServer
+
+    settings = _settings(args)
+    ctx = open_context(settings)
+    daemon = Daemon(ctx)
+    token = settings.server.auth_token.get_secret_value() if settings.server.auth_token else None
+    try:
+        server = StatusServer((settings.server.host, settings.server.port), daemon, token)
+    except OSError as err:
+        ctx.store.close()
+        raise ConfigError(
+            f"server.port: cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror} "
+            "(set DBSYNC_SERVER__PORT or server.port)"
+        ) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    try:
+        daemon.start()
+    except StoreError:
+        server.shutdown()
+        ctx.store.close()
+        raise
+    log = logging.getLogger("dbsync")
+    log.info("serving", extra={"url": server.url, "groups": ["+".join(g) for g in daemon.groups]})
+    while not stop.wait(0.5):
+        pass
+    log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout})
+    clean = daemon.shutdown()
+    server.shutdown()
+    server.server_close()
+    log.info("stopped", extra={"clean": clean})
+    return EXIT_OK if clean else EXIT_FAILED
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from dbsync.emulator import start_emulator
 
@@ -357,6 +406,7 @@ COMMANDS = {
     "plan": cmd_plan,
     "status": cmd_status,
     "validate": cmd_validate,
+    "serve": cmd_serve,
     "emulator": cmd_emulator,
     "demo": cmd_demo,
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dbsync.errors import ConfigError
@@ -20,8 +20,11 @@ DEFAULT_CONFIG = Path("dbsync.yaml")
 
 # Default schedule per kind (seconds), used by `dbsync serve`.
 DEFAULT_INTERVALS: dict[str, float] = {
-    "identities": 600,
     "instance_profiles": 600,
+    "groups": 600,
+    "service_principals": 600,
+    "users": 600,
+    "group_members": 600,
     "cluster_policies": 120,
     "instance_pools": 120,
     "clusters": 120,
@@ -30,6 +33,7 @@ DEFAULT_INTERVALS: dict[str, float] = {
     "files": 60,
     "repos": 120,
     "jobs": 120,
+    "secret_scopes": 600,
     "secrets": 600,
     "permissions": 300,
     "metastore": 900,
@@ -70,6 +74,38 @@ class MappingSettings(_Strict):
     aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
 
 
+class SecretsSettings(_Strict):
+    """Where secret values come from (see dbsync/secret_values.py): the service refuses secrets/get from outside
+    a cluster, so against a real workspace the values are supplied as env variables or a file."""
+
+    values_from: Literal["api", "env", "file"] = "api"
+    # A YAML/JSON {scope: {key: value}} file, or a directory of <scope>/<key> files.
+    values_file: Path | None = Field(default=None, validate_default=True)
+
+    @field_validator("values_file")
+    @classmethod
+    def _file_needs_a_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("values_from") == "file":
+            raise ValueError("required when secrets.values_from is file")
+        return value
+
+
+class IdentitySettings(_Strict):
+    """What the identity kinds may do on the target (users, groups, service principals, memberships)."""
+
+    # Off by default: most DR targets get their users from the account / IdP, and dbsync only maps them.
+    create_users: bool = False
+    create_groups: bool = True
+    create_service_principals: bool = True
+    # The admins group exists on both sides; a DR admin set is usually different, so its members are not copied.
+    sync_admins: bool = False
+
+
+class InstanceProfileSettings(_Strict):
+    # Register profiles without the service's AWS dry run (the role must still exist in the target account).
+    skip_validation: bool = False
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
@@ -91,6 +127,9 @@ class Settings(BaseSettings):
     drift: Literal["report", "heal"] = "report"
     mapping: MappingSettings = Field(default_factory=MappingSettings)
     principals_missing: Literal["skip", "fail"] = "skip"
+    identities: IdentitySettings = Field(default_factory=IdentitySettings)
+    instance_profiles: InstanceProfileSettings = Field(default_factory=InstanceProfileSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -9,6 +9,7 @@ flight, and a notebook body lives from its export to its import only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,6 +41,7 @@ class KindReport:
     deleted: int = 0
     blocked: int = 0
     errors: int = 0
+    drifted: int = 0
     seconds: float = 0.0
     outcome: str = "ok"
     message: str | None = None
@@ -77,6 +79,8 @@ class Engine:
         retry_now: bool = True,
         progress: Progress | None = None,
         registry: Iterable[Kind] | None = None,
+        stop: threading.Event | None = None,
+        check_drift: bool = True,
     ) -> None:
         self.ctx = ctx
         self.plan_only = plan_only
@@ -84,6 +88,8 @@ class Engine:
         self.retry_now = retry_now  # `sync --once` retries errors at once; the daemon backs off
         self.progress = progress
         self.registry = tuple(registry if registry is not None else kinds())
+        self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
+        self.check_drift = check_drift
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -105,6 +111,8 @@ class Engine:
         selected = self.selected_kinds(names)
         reports: list[tuple[Kind, KindReport, int]] = []
         for kind in selected:
+            if self.stop.is_set():
+                break
             cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
             started = time.monotonic()
             report = self._upserts(kind)
@@ -129,6 +137,9 @@ class Engine:
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
                 for stub in kind.watcher.list(self.ctx, self.ctx.source):
+                    if self.stop.is_set():
+                        report.outcome, report.message = "interrupted", "stopped before the listing ended"
+                        break
                     if not planner.selected(kind_settings, stub.key):
                         continue
                     listed.add(stub.key)
@@ -143,7 +154,9 @@ class Engine:
                     if len(inflight) >= limit:
                         inflight = self._drain(kind, report, inflight, FIRST_COMPLETED)
                     self._tick(report)
-                self._drain(kind, report, inflight, None)
+                self._drain(kind, report, inflight, None)  # changes in flight finish and are recorded
+                if report.outcome == "interrupted":
+                    return report  # an unfinished listing never plans deletes
                 self._retry_blocked(kind, report, pool)
         except ListingError as err:
             report.outcome = "listing_failed"
@@ -155,8 +168,46 @@ class Engine:
             )
             return report
         self.ctx.listed[kind.name] = listed
+        if self.check_drift and kind.watcher.drift_check and not self.plan_only:
+            self._detect_drift(kind, report)
         self._plan_deletes(kind, report, listed)
         return report
+
+    # -- drift ----------------------------------------------------------------------------------
+    def _detect_drift(self, kind: Kind, report: KindReport) -> None:
+        """Compare each replicated object's target version with the one seen after dbsync wrote it.
+
+        The first look after a write records the baseline; a later difference (or the object gone
+        from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
+        """
+        try:
+            target_view = {r.key: r.version_hint for r in kind.watcher.list(self.ctx, self.ctx.target)}
+        except ListingError as err:
+            self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
+            return
+        heal = self.ctx.settings.drift == "heal"
+        store = self.ctx.store
+        for prior in store.priors(kind.name):
+            if prior.status not in ("synced", "drifted") or prior.target_key is None:
+                continue
+            seen = target_view.get(prior.target_key)
+            if prior.target_fingerprint is None and seen is not None:
+                store.record_target_fingerprint(kind.name, prior.key, seen)
+                continue
+            if seen == prior.target_fingerprint or (prior.status == "drifted" and not heal):
+                continue
+            report.drifted += 1
+            metrics.DRIFT_DETECTED.labels(kind.name).inc()
+            what = "was deleted" if seen is None else "was changed"
+            store.record_drift(kind.name, prior.key, heal)
+            self.ctx.event(
+                kind.name,
+                prior.key,
+                "drift",
+                "healing" if heal else "drifted",
+                f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
+                + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
+            )
 
     def _retry_due(self, prior: Prior | None) -> bool:
         if prior is None or self.retry_now:
@@ -269,10 +320,11 @@ class Engine:
     # -- deletes --------------------------------------------------------------------------------
     def _plan_deletes(self, kind: Kind, report: KindReport, listed: set[str]) -> None:
         kind_settings = self.ctx.settings.kind(kind.name)
-        priors = list(self.ctx.store.priors(kind.name))
-        gone = [p for p in priors if p.key not in listed and planner.selected(kind_settings, p.key)]
+        known = self.ctx.store.live_keys(kind.name)
+        gone_keys = {k for k in known - listed if planner.selected(kind_settings, k)}
+        gone = [p for p in self.ctx.store.priors(kind.name) if p.key in gone_keys] if gone_keys else []
         plan = planner.plan_deletes(
-            kind.name, gone, report.listed, len(priors), self.ctx.settings.deletes, force=self.force_deletes
+            kind.name, gone, report.listed, len(known), self.ctx.settings.deletes, force=self.force_deletes
         )
         metrics.DELETE_GUARD_TRIPPED.labels(kind.name).set(1 if plan.held else 0)
         if plan.held:

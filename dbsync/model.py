@@ -90,8 +90,10 @@ class Change:
 
 @dataclass
 class Applied:
-    """The outcome of a successful apply: where the object lives on the target now."""
+    """The outcome of a successful apply: where the object lives on the target now.
+
+    The target's own version of the object is not known here; the next drift check records it.
+    """
 
     target_key: str | None
-    target_fingerprint: str | None = None
     note: str | None = None  # e.g. "skipped missing principal x"

@@ -31,8 +31,8 @@ def decide(resource: Resource, prior: Prior | None) -> Change | None:
     """The write a fetched resource needs; None when the target already holds this fingerprint."""
     if prior is None or prior.target_key is None:
         return Change("create", resource.kind, resource.key, resource, prior)
-    if prior.status == "synced" and prior.fingerprint == resource.fingerprint:
-        return None
+    if prior.status in ("synced", "drifted") and prior.fingerprint == resource.fingerprint:
+        return None  # a drifted target (drift: report) is left as it is until the source changes
     return Change("update", resource.kind, resource.key, resource, prior)
 
 

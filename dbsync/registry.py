@@ -11,13 +11,23 @@ from dbsync.watchers.base import Watcher
 
 # (kind, module name under watchers/ and replicators/) in the order a cycle applies them.
 _ORDER: tuple[tuple[str, str], ...] = (
+    # Instance profiles first: a SCIM role names a profile the target must already have registered.
+    ("instance_profiles", "instance_profiles"),
+    # Every principal before any membership names it (members may be users, SPs or other groups).
+    ("groups", "identities"),
+    ("service_principals", "identities"),
+    ("users", "identities"),
+    ("group_members", "identities"),
     ("cluster_policies", "cluster_policies"),
     ("instance_pools", "instance_pools"),
     ("clusters", "clusters"),
     ("directories", "workspace_objects"),
     ("notebooks", "workspace_objects"),
     ("files", "workspace_objects"),
+    ("repos", "repos"),
     ("jobs", "jobs"),
+    ("secret_scopes", "secrets"),
+    ("secrets", "secrets"),
     ("permissions", "permissions"),
 )
 

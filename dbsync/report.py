@@ -26,6 +26,8 @@ class KindValidation:
     extra_count: int = 0
     blocked: int = 0
     errors: int = 0
+    drifted: list[str] = field(default_factory=list)  # target copies edited outside dbsync
+    drifted_count: int = 0
     lag_seconds: float = 0.0
     problems: list[dict[str, Any]] = field(default_factory=list)
     listing_error: str | None = None
@@ -90,6 +92,8 @@ def validate_kind(ctx: SyncContext, kind: Kind) -> KindValidation:
     statuses = ctx.store.status_counts().get(kind.name, {})
     result.blocked = statuses.get("blocked", 0)
     result.errors = statuses.get("error", 0)
+    result.drifted_count = statuses.get("drifted", 0)
+    result.drifted = ctx.store.keys_with_status(kind.name, "drifted", limit=SAMPLE)
     oldest = ctx.store.oldest_unsynced_change(kind.name)
     result.lag_seconds = round(max(0.0, time.time() - oldest), 1) if oldest else 0.0
     result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
@@ -116,6 +120,8 @@ def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
             reasons.append(f"{r.kind}: {r.errors} in error")
         if r.blocked:
             reasons.append(f"{r.kind}: {r.blocked} blocked")
+        if r.drifted_count:
+            reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
     if ctx.store.role != "standby":
         reasons.append(f"store role is {ctx.store.role}, not standby")
     return Report(time.time(), results, not reasons, reasons)

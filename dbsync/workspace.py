@@ -64,6 +64,11 @@ class Workspace:
         with self._lock:
             return sum(n for (_, endpoint, _), n in self.calls.items() if endpoint.startswith(endpoint_prefix))
 
+    def write_calls(self) -> int:
+        """Requests that can change the workspace (anything but GET)."""
+        with self._lock:
+            return sum(n for (method, _, _), n in self.calls.items() if method != "GET")
+
     def calls_by_endpoint(self) -> dict[str, int]:
         out: Counter[str] = Counter()
         with self._lock:

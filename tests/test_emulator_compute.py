@@ -105,13 +105,9 @@ def test_create_validates_the_spec(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue, match="Invalid spark version"):
         w.clusters.create(spark_version="1.0.x-scala2.10", node_type_id=NODE, num_workers=1)
     with pytest.raises(InvalidParameterValue, match="max_workers"):
-        w.clusters.create(
-            spark_version=SPARK, node_type_id=NODE, autoscale=AutoScale(min_workers=4, max_workers=2)
-        )
+        w.clusters.create(spark_version=SPARK, node_type_id=NODE, autoscale=AutoScale(min_workers=4, max_workers=2))
     with pytest.raises(NotFound, match="instance pool"):
-        w.clusters.create(
-            spark_version=SPARK, instance_pool_id="0101-000000-nope1-pool-abcdefgh", num_workers=1
-        )
+        w.clusters.create(spark_version=SPARK, instance_pool_id="0101-000000-nope1-pool-abcdefgh", num_workers=1)
 
 
 def test_edit_needs_running_or_terminated(w: WorkspaceClient, clock: FrozenDateTimeFactory) -> None:
@@ -215,9 +211,7 @@ def test_job_clusters_cannot_be_edited_or_started(w: WorkspaceClient, emulator: 
 # -- clusters: list and events ---------------------------------------------------------------------------
 def test_list_pages_with_filters_and_sorting(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     assert w.api_client.do("GET", "/api/2.1/clusters/list") == {}
-    running = [
-        _seed(emulator, {"cluster_name": f"run-{i}", "num_workers": 1}, state="RUNNING") for i in range(5)
-    ]
+    running = [_seed(emulator, {"cluster_name": f"run-{i}", "num_workers": 1}, state="RUNNING") for i in range(5)]
     stopped = _seed(emulator, {"cluster_name": "stopped"}, state="TERMINATED")
     job = _seed(emulator, {"cluster_name": "job-1-run-1"}, cluster_source="JOB", state="RUNNING")
     w.clusters.pin(stopped)
@@ -249,9 +243,7 @@ def test_list_pages_with_filters_and_sorting(w: WorkspaceClient, emulator: Emula
         w.api_client.do("GET", "/api/2.1/clusters/list", query={"filter_by.cluster_states": "SLEEPING"})
 
 
-def test_terminated_clusters_leave_the_list_after_30_days(
-    w: WorkspaceClient, emulator: EmulatorHandle
-) -> None:
+def test_terminated_clusters_leave_the_list_after_30_days(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     with freeze_time("2025-01-01") as clock:
         old = _seed(emulator, {}, state="TERMINATED")
         clock.tick(31 * 24 * 3600)
@@ -285,9 +277,7 @@ def test_events_page_through_the_lifecycle(
 
     newest_first = list(w.clusters.events(cluster_id, page_size=2))
     assert [e.type.value for e in newest_first] == expected[::-1]
-    page = w.api_client.do(
-        "POST", "/api/2.1/clusters/events", body={"cluster_id": cluster_id, "page_size": 5}
-    )
+    page = w.api_client.do("POST", "/api/2.1/clusters/events", body={"cluster_id": cluster_id, "page_size": 5})
     assert page["total_count"] == 7 and page["next_page_token"] and len(page["events"]) == 5
     only_running = list(w.clusters.events(cluster_id, event_types=[EventType.RUNNING]))
     assert len(only_running) == 2
@@ -349,18 +339,14 @@ def test_new_workspace_has_default_policies(w: WorkspaceClient) -> None:
 
 def test_policy_definition_round_trips_as_a_string(w: WorkspaceClient) -> None:
     definition = '{\n  "autotermination_minutes": {"type": "fixed", "value": 30, "hidden": true}\n}'
-    policy_id = w.cluster_policies.create(
-        name="team", definition=definition, max_clusters_per_user=2
-    ).policy_id
+    policy_id = w.cluster_policies.create(name="team", definition=definition, max_clusters_per_user=2).policy_id
     policy = w.cluster_policies.get(policy_id)
     assert policy.definition == definition
     assert policy.creator_user_name == ADMIN and policy.is_default is False and policy.created_at_timestamp
 
     w.cluster_policies.edit(policy_id, name="team-renamed", definition="{}")
     edited = w.cluster_policies.get(policy_id)
-    assert (
-        edited.name == "team-renamed" and edited.definition == "{}" and edited.max_clusters_per_user is None
-    )
+    assert edited.name == "team-renamed" and edited.definition == "{}" and edited.max_clusters_per_user is None
     by_name = [p.name for p in w.cluster_policies.list(sort_column=ListSortColumn.POLICY_NAME)]
     assert by_name == sorted(by_name, key=str.lower)
 
@@ -397,9 +383,7 @@ def test_policy_fixed_values_are_enforced(w: WorkspaceClient) -> None:
     )
     policy_id = w.cluster_policies.create(name="fixed", definition=definition).policy_id
     with pytest.raises(InvalidParameterValue, match="Validation failed for spark_version"):
-        w.clusters.create(
-            spark_version="14.3.x-scala2.12", node_type_id=NODE, num_workers=1, policy_id=policy_id
-        )
+        w.clusters.create(spark_version="14.3.x-scala2.12", node_type_id=NODE, num_workers=1, policy_id=policy_id)
     with pytest.raises(InvalidParameterValue, match="Validation failed for num_workers"):
         w.clusters.create(spark_version=SPARK, node_type_id=NODE, num_workers=9, policy_id=policy_id)
 
@@ -444,10 +428,7 @@ def test_pool_crud(w: WorkspaceClient, emulator: EmulatorHandle, clock: FrozenDa
     assert re.fullmatch(r"\d{4}-\d{6}-[a-z]+\d+-pool-[a-z0-9]{8}", pool_id)
     pool = w.instance_pools.get(pool_id)
     assert pool.state.value == "ACTIVE" and pool.custom_tags == {"team": "data"}
-    assert (
-        pool.default_tags["DatabricksInstancePoolId"] == pool_id
-        and pool.default_tags["Vendor"] == "Databricks"
-    )
+    assert pool.default_tags["DatabricksInstancePoolId"] == pool_id and pool.default_tags["Vendor"] == "Databricks"
     assert pool.stats.idle_count == 1 and pool.stats.used_count == 0
     assert pool.preloaded_spark_versions == [SPARK]
 
@@ -456,13 +437,9 @@ def test_pool_crud(w: WorkspaceClient, emulator: EmulatorHandle, clock: FrozenDa
     assert w.clusters.get(cluster_id).node_type_id == "m5d.xlarge"
     assert w.instance_pools.get(pool_id).stats.used_count == 3
 
-    w.instance_pools.edit(
-        pool_id, instance_pool_name="shared-2", node_type_id="m5d.xlarge", min_idle_instances=0
-    )
+    w.instance_pools.edit(pool_id, instance_pool_name="shared-2", node_type_id="m5d.xlarge", min_idle_instances=0)
     edited = w.instance_pools.get(pool_id)
-    assert (
-        edited.instance_pool_name == "shared-2" and edited.max_capacity is None and edited.custom_tags is None
-    )
+    assert edited.instance_pool_name == "shared-2" and edited.max_capacity is None and edited.custom_tags is None
     assert edited.preloaded_spark_versions == [SPARK]
     with pytest.raises(InvalidParameterValue, match="cannot be changed"):
         w.instance_pools.edit(pool_id, instance_pool_name="shared-2", node_type_id="i3.xlarge")
@@ -482,6 +459,4 @@ def test_pool_create_validation(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue, match="not supported"):
         w.instance_pools.create(instance_pool_name="bad", node_type_id="z9.mega")
     with pytest.raises(InvalidParameterValue, match="max_capacity"):
-        w.instance_pools.create(
-            instance_pool_name="bad", node_type_id=NODE, min_idle_instances=5, max_capacity=2
-        )
+        w.instance_pools.create(instance_pool_name="bad", node_type_id=NODE, min_idle_instances=5, max_capacity=2)

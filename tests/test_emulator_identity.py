@@ -42,9 +42,7 @@ def test_me_is_the_admin_in_admins_and_users(w: WorkspaceClient) -> None:
     assert me.active is True
 
 
-def test_user_lifecycle_with_statuses_and_home_directory(
-    w: WorkspaceClient, emulator: EmulatorHandle
-) -> None:
+def test_user_lifecycle_with_statuses_and_home_directory(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     user = w.users.create(
         user_name="ana@example.com",
         display_name="Ana",
@@ -64,14 +62,10 @@ def test_user_lifecycle_with_statuses_and_home_directory(
     assert statuses[f"DELETE {SCIM}/Users/{{id}}"]["statuses"] == {"204": 1}
 
 
-def test_duplicate_user_name_is_a_conflict_case_insensitively(
-    w: WorkspaceClient, emulator: EmulatorHandle
-) -> None:
+def test_duplicate_user_name_is_a_conflict_case_insensitively(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     w.users.create(user_name="bo@example.com")
 
-    with pytest.raises(
-        ResourceConflict, match=re.escape("User with username BO@example.com already exists.")
-    ):
+    with pytest.raises(ResourceConflict, match=re.escape("User with username BO@example.com already exists.")):
         w.users.create(user_name="BO@example.com")
     body = _raw(emulator, "POST", f"{SCIM}/Users", json={"userName": "bo@example.com"}).json()
     assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
@@ -110,9 +104,7 @@ def test_user_put_replaces_attributes_and_memberships(w: WorkspaceClient) -> Non
 
 
 # -- list: pagination, filters, projection, sorting ---------------------------------------------------
-def test_list_pages_with_count_two_until_resources_run_out(
-    w: WorkspaceClient, emulator: EmulatorHandle
-) -> None:
+def test_list_pages_with_count_two_until_resources_run_out(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     for i in range(5):
         w.users.create(user_name=f"page{i}@example.com")
     emulator.stats.reset()
@@ -182,12 +174,8 @@ def test_patch_members_with_nested_groups(w: WorkspaceClient) -> None:
     inner = w.groups.create(display_name="inner")
     outer = w.groups.create(display_name="outer")
 
-    w.groups.patch(
-        outer.id, operations=_patch(iam.PatchOp.ADD, "members", [{"value": inner.id}]), schemas=PATCH_OP
-    )  # type: ignore[arg-type]
-    w.groups.patch(
-        inner.id, operations=_patch(iam.PatchOp.ADD, "members", [{"value": user.id}]), schemas=PATCH_OP
-    )  # type: ignore[arg-type]
+    w.groups.patch(outer.id, operations=_patch(iam.PatchOp.ADD, "members", [{"value": inner.id}]), schemas=PATCH_OP)  # type: ignore[arg-type]
+    w.groups.patch(inner.id, operations=_patch(iam.PatchOp.ADD, "members", [{"value": user.id}]), schemas=PATCH_OP)  # type: ignore[arg-type]
 
     assert _group_names(w.users.get(user.id)) == {"inner": "direct", "outer": "indirect", "users": "direct"}  # type: ignore[arg-type]
     in_outer = w.users.list(filter=f'groups.value eq "{outer.id}"', attributes="userName")
@@ -196,9 +184,7 @@ def test_patch_members_with_nested_groups(w: WorkspaceClient) -> None:
     assert [(m.value, m.display, m.ref) for m in outer_members] == [(inner.id, "inner", f"Groups/{inner.id}")]
     assert [g.display for g in w.groups.get(inner.id).groups or []] == ["outer"]  # type: ignore[arg-type]
 
-    w.groups.patch(
-        inner.id, operations=_patch(iam.PatchOp.REMOVE, f'members[value eq "{user.id}"]'), schemas=PATCH_OP
-    )  # type: ignore[arg-type]
+    w.groups.patch(inner.id, operations=_patch(iam.PatchOp.REMOVE, f'members[value eq "{user.id}"]'), schemas=PATCH_OP)  # type: ignore[arg-type]
 
     assert _group_names(w.users.get(user.id)) == {"users": "direct"}  # type: ignore[arg-type]
     assert not w.groups.get(inner.id).members  # type: ignore[arg-type]
@@ -209,9 +195,7 @@ def test_patch_without_path_and_replace_members(w: WorkspaceClient) -> None:
     two = w.users.create(user_name="two@example.com")
     group = w.groups.create(display_name="team", members=[iam.ComplexValue(value=one.id)])
 
-    w.groups.patch(
-        group.id, operations=[iam.Patch(op=iam.PatchOp.ADD, value={"members": [{"value": two.id}]})]
-    )  # type: ignore[arg-type]
+    w.groups.patch(group.id, operations=[iam.Patch(op=iam.PatchOp.ADD, value={"members": [{"value": two.id}]})])  # type: ignore[arg-type]
     assert sorted(m.value for m in w.groups.get(group.id).members or []) == sorted([one.id, two.id])  # type: ignore[arg-type, type-var]
 
     w.groups.patch(group.id, operations=_patch(iam.PatchOp.REPLACE, "members", [{"value": two.id}]))  # type: ignore[arg-type]
@@ -245,9 +229,7 @@ def test_builtin_groups_cannot_be_deleted_or_have_users_membership_changed(w: Wo
     with pytest.raises(BadRequest):
         w.groups.delete(admins.id)  # type: ignore[arg-type]
     with pytest.raises(BadRequest):
-        w.groups.patch(
-            users_group.id, operations=_patch(iam.PatchOp.REMOVE, f'members[value eq "{user.id}"]')
-        )  # type: ignore[arg-type]
+        w.groups.patch(users_group.id, operations=_patch(iam.PatchOp.REMOVE, f'members[value eq "{user.id}"]'))  # type: ignore[arg-type]
     w.groups.patch(admins.id, operations=_patch(iam.PatchOp.ADD, "members", [{"value": user.id}]))  # type: ignore[arg-type]
     assert "admins" in _group_names(w.users.get(user.id))  # type: ignore[arg-type]
 
@@ -303,9 +285,7 @@ def test_user_patch_entitlements_roles_and_active(w: WorkspaceClient, emulator: 
 # -- service principals -----------------------------------------------------------------------------
 def test_service_principal_lifecycle(w: WorkspaceClient) -> None:
     sp = w.service_principals.create(display_name="etl-bot")
-    given = w.service_principals.create(
-        display_name="named", application_id="0f3c4d6e-1111-4222-8333-444455556666"
-    )
+    given = w.service_principals.create(display_name="named", application_id="0f3c4d6e-1111-4222-8333-444455556666")
 
     assert uuid.UUID(sp.application_id)  # type: ignore[arg-type]
     assert given.application_id == "0f3c4d6e-1111-4222-8333-444455556666"

@@ -79,9 +79,7 @@ def test_secret_values_round_trip_with_timestamps(w: WorkspaceClient) -> None:
         w.secrets.put_secret("vault", "db-password", string_value="rotated")  # put overwrites silently
 
     assert base64.b64decode(w.secrets.get_secret("vault", "db-password").value) == b"rotated"  # type: ignore[arg-type]
-    assert {s.key: s.last_updated_timestamp for s in w.secrets.list_secrets("vault")}[
-        "db-password"
-    ] == 1714651200000
+    assert {s.key: s.last_updated_timestamp for s in w.secrets.list_secrets("vault")}["db-password"] == 1714651200000
     w.secrets.delete_secret("vault", "keystore")
     assert [s.key for s in w.secrets.list_secrets("vault")] == ["db-password"]
 
@@ -102,9 +100,7 @@ def test_secret_errors(w: WorkspaceClient) -> None:
         w.secrets.delete_secret("vault", "k")
 
 
-def test_secret_values_can_be_refused_like_a_real_workspace(
-    w: WorkspaceClient, emulator: EmulatorHandle
-) -> None:
+def test_secret_values_can_be_refused_like_a_real_workspace(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     w.secrets.create_scope("vault")
     w.secrets.put_secret("vault", "k", string_value="v")
     emulator.workspace.table("settings")["secrets_get_allowed"] = False
@@ -198,9 +194,7 @@ def test_repos_list_pages_with_path_prefix(w: WorkspaceClient, emulator: Emulato
     assert mine == [f"/Repos/{ADMIN}/repo-{i:02d}" for i in range(45)]
     assert endpoint_count(emulator, "GET /api/2.0/repos") == 3  # pages of 20, 20, 5
     assert len(list(w.repos.list())) == 48
-    assert [r.path for r in w.repos.list(path_prefix="/Repos/other")] == [
-        f"/Repos/other/other-{i}" for i in range(3)
-    ]
+    assert [r.path for r in w.repos.list(path_prefix="/Repos/other")] == [f"/Repos/other/other-{i}" for i in range(3)]
     assert _raw_get(emulator, "/api/2.0/repos", path_prefix="/Repos/nobody") == {}
 
 

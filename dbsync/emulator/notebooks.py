@@ -125,7 +125,7 @@ def to_html(source: bytes, language: str, name: str) -> bytes:
     model = {"name": name, "language": language.lower(), "commands": cells(source, language)}
     encoded = base64.b64encode(json.dumps(model).encode()).decode()
     return (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\"/>\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8"/>\n'
         f"<title>{name} - Databricks</title>\n"
         f'<script>var __DATABRICKS_NOTEBOOK_MODEL = "{encoded}";</script>\n'
         "</head>\n<body></body>\n</html>\n"

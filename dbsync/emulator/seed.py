@@ -75,7 +75,7 @@ def seed_workspace(ws: Workspace, objects: int, seed: int = 0) -> dict[str, int]
     notebook_paths = _tree(ws, rng, n, users, counts)
     _jobs(ws, rng, n, users, cluster_ids, pool_ids, policy_ids, notebook_paths, counts)
     _secrets(ws, rng, n, users, counts)
-    # _metastore(ws, rng, n, counts)  # TEMP: SQL engine in progress
+    _metastore(ws, rng, n, counts)
     return counts
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import random
+import socket
 import sys
 import threading
 import time
@@ -11,8 +15,11 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from socketserver import StreamRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,6 +33,7 @@ log = logging.getLogger("dbsync.emulator")
 WELL_KNOWN = "/.well-known/databricks-config"
 ADMIN_PREFIX = "/_emulator/"
 _ALIASES = (("/api/2.0/preview/permissions/", "/api/2.0/permissions/"),)
+_GOLDEN = 0.6180339887498949  # Weyl sequence step: evenly spread deterministic faults
 
 
 @dataclass
@@ -38,6 +46,9 @@ class Faults:
     latency_ms: float = 0.0
     retry_after_seconds: int = 1
     path_prefix: str = "/api/"  # only requests under this prefix get faults
+    # True: faults hit an exact fraction of requests in a fixed pattern (a Weyl sequence) instead of
+    # at random, so a test knows how many calls fail. The pattern restarts whenever faults are set.
+    deterministic: bool = False
 
     @classmethod
     def from_fault_rate(cls, fault_rate: float, latency_ms: float = 0.0) -> Faults:
@@ -68,7 +79,10 @@ class TokenBucket:
 
 @dataclass
 class Stats:
-    """Per-endpoint request counters (endpoint = method + route template), for tests and benchmarks."""
+    """Per-endpoint request counters (endpoint = method + route template), for tests and benchmarks.
+
+    Only the emulated API is counted: calls to the admin surface (/_emulator/...) are not.
+    """
 
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     total: int = 0
@@ -103,12 +117,43 @@ class EmulatorServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.workspace = workspace
         self.token = token
-        self.faults = Faults()
         self.bucket: TokenBucket | None = None
         self.stats = Stats()
-        self.fault_random = __import__("random").Random(7)
         self.routes = apis.all_routes()
         self.admin = _admin_routes()
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        self.set_faults(Faults())
+
+    def set_faults(self, faults: Faults) -> None:
+        """Install fault settings and restart the fault sequence, so a run is reproducible."""
+        self.fault_random = random.Random(7)
+        self.fault_count = 0
+        self.faults = faults
+
+    def fault_roll(self) -> float:
+        """A number in [0, 1) per request; a request fails when it falls under the fault rates."""
+        if not self.faults.deterministic:
+            return self.fault_random.random()
+        with self.connections_lock:
+            self.fault_count += 1
+            count = self.fault_count
+        return (count * _GOLDEN) % 1.0
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        """Remember open client connections so `stop()` can close keep-alive ones."""
+        with self.connections_lock:
+            if open_:
+                self.connections.add(connection)
+            else:
+                self.connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
 
     @property
     def base_url(self) -> str:
@@ -116,140 +161,254 @@ class EmulatorServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(StreamRequestHandler):
+    """A lean HTTP/1.1 keep-alive handler: one recv loop, one sendall per response.
+
+    http.server's BaseHTTPRequestHandler parses headers with the email package and writes headers and
+    body separately; that cost most of the emulator's per-request time, so requests are parsed here.
+    """
+
     server: EmulatorServer
-    server_version = "dbsync-emulator"
-    sys_version = ""
+    # Small writes must not wait for the client's delayed ACK (40 ms per call on loopback).
+    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.client_address[0], *args)
+    def handle(self) -> None:
+        self.server.track(self.connection, True)
+        try:
+            while self._handle_one():
+                pass
+        except (ConnectionError, TimeoutError, OSError):
+            pass  # the client went away or the emulator is stopping
+        finally:
+            self.server.track(self.connection, False)
 
-    def do_GET(self) -> None:
-        self._serve("GET")
+    def _handle_one(self) -> bool:
+        """Serve one request; False when the connection should close."""
+        line = self.rfile.readline(_MAX_LINE + 1)
+        while line in (b"\r\n", b"\n"):  # tolerated between pipelined requests (RFC 9112 §2.2)
+            line = self.rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        parts = line.decode("latin-1").split()
+        if len(line) > _MAX_LINE or len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            self._write(
+                _error_response(400, "MALFORMED_REQUEST", "Malformed HTTP request line"),
+                "HTTP/1.1",
+                keep_alive=False,
+            )
+            return False
+        method, target, version = parts
+        headers = self._read_headers()
+        if headers is None:
+            self._write(
+                _error_response(431, "MALFORMED_REQUEST", "Request headers too large"),
+                version,
+                keep_alive=False,
+            )
+            return False
+        connection = headers.get("connection", "").lower()
+        keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            raw_body = self._read_body(headers)
+        except ValueError:  # a bad Content-Length or chunk size: the stream cannot be resynchronised
+            self._write(_error_response(400, "MALFORMED_REQUEST", "Malformed request body framing"), version, False)
+            return False
+        response = self._serve(method, target, headers, raw_body)
+        self._write(response, version, keep_alive)
+        return keep_alive
 
-    def do_POST(self) -> None:
-        self._serve("POST")
+    def _read_headers(self) -> dict[str, str] | None:
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS):
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n", b""):
+                return headers
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return None
 
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+    def _read_body(self, headers: dict[str, str]) -> bytes:
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline(_MAX_LINE + 1).split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(_MAX_LINE + 1)
+        length = int(headers.get("content-length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
 
     # -- the request pipeline -------------------------------------------------------------------
-    def _serve(self, method: str) -> None:
-        raw_path, _, query_string = self.path.partition("?")
+    def _serve(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> _Encoded:
+        raw_path, _, query_string = target.partition("?")
         path = unquote(raw_path)
         if len(path) > 1 and path.endswith("/"):
-            path = path.rstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length else b""
-        endpoint = f"{method} {path}"
-        try:
-            endpoint, response = self._dispatch(method, path, query_string, raw_body)
-        except ApiError as err:
-            response = Response(err.status, err.body(), headers=err.headers)
-        except Exception as err:  # a bug in the emulator must still answer like a server
-            traceback.print_exc(file=sys.stderr)
-            response = Response(500, {"error_code": "INTERNAL_ERROR", "message": f"Emulator error: {err}"})
-        self.server.stats.record(endpoint, response.status)
-        self._send(response)
+            path = path.rstrip("/") or "/"
+        endpoint, response = self._dispatch(method, path, query_string, headers, raw_body)
+        if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
+            self.server.stats.record(endpoint, response.status)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s -> %d", self.client_address[0], method, target, response.status)
+        return response
 
-    def _dispatch(self, method: str, path: str, query_string: str, raw_body: bytes) -> tuple[str, Response]:
+    def _dispatch(
+        self, method: str, path: str, query_string: str, headers: dict[str, str], raw_body: bytes
+    ) -> tuple[str, _Encoded]:
+        """(endpoint label for stats, encoded response): errors come back as error responses."""
         srv = self.server
         if path == WELL_KNOWN and method == "GET":
-            return f"GET {WELL_KNOWN}", Response(200, _host_metadata(srv))
+            return f"GET {WELL_KNOWN}", _encode(Response(200, _host_metadata(srv)))
         for old, new in _ALIASES:
             if path.startswith(old):
                 path = new + path[len(old) :]
-        if path.startswith(ADMIN_PREFIX):
-            self._authenticate()
-            route, params, known = srv.admin.match(method, path)
-            endpoint = f"{method} {route.template if route else path}"
+        admin = path.startswith(ADMIN_PREFIX)
+        routes = srv.admin if admin else srv.routes
+        route, params, _ = routes.match(method, path)
+        endpoint = f"{method} {route.template}" if route else f"{method} {path}"
+        try:
+            _authenticate(srv, headers)
             if route is None:
+                # The service routes on method and path: a known path with another method is no API either.
                 raise _no_api(method, path)
-            req = self._request(method, path, query_string, raw_body, params)
-            return endpoint, _as_response(route.handler(srv, req))
-        self._authenticate()
-        if srv.bucket is not None and not srv.bucket.take():
-            raise ApiError(
-                429,
-                "REQUEST_LIMIT_EXCEEDED",
-                "Too many requests. Please wait a moment and try again.",
-                headers={"Retry-After": "1"},
-            )
-        self._inject_faults(path)
-        route, params, known = srv.routes.match(method, path)
-        if route is None:
-            raise _no_api(method, path) if not known else ApiError(
-                405, "BAD_REQUEST", f"Method {method} is not supported for {path}"
-            )
-        req = self._request(method, path, query_string, raw_body, params)
-        ws = srv.workspace
-        with ws.lock:
-            result = route.handler(ws, req)
-        return f"{method} {route.template}", _as_response(result)
+            req = _request(method, path, query_string, headers, raw_body, params)
+            if admin:
+                return endpoint, _encode(_as_response(route.handler(srv, req)))
+            _throttle(srv, path)
+            ws = srv.workspace
+            # Encoding under the lock lets handlers return live state without copying it.
+            with ws.lock:
+                return endpoint, _encode(_as_response(route.handler(ws, req)))
+        except ApiError as err:
+            return endpoint, _encode(Response(err.status, err.body(), headers=err.headers))
+        except Exception as err:  # a bug in the emulator must still answer like a server
+            traceback.print_exc(file=sys.stderr)
+            return endpoint, _error_response(500, "INTERNAL_ERROR", f"Emulator error: {err}")
 
-    def _authenticate(self) -> None:
-        header = self.headers.get("Authorization") or ""
-        if not header:
-            raise ApiError(
-                401,
-                "UNAUTHENTICATED",
-                "Credential was not sent or was of an unsupported type for this API.",
-            )
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.server.token:
-            raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
-
-    def _inject_faults(self, path: str) -> None:
-        faults = self.server.faults
-        if not path.startswith(faults.path_prefix):
-            return
-        if faults.latency_ms:
-            time.sleep(faults.latency_ms / 1000.0)
-        roll = self.server.fault_random.random()
-        retry_after = {"Retry-After": str(faults.retry_after_seconds)}
-        if roll < faults.rate_429:
-            raise ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
-        roll -= faults.rate_429
-        if roll < faults.rate_503:
-            raise ApiError(503, "TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable (injected).",
-                           headers=retry_after)
-        roll -= faults.rate_503
-        if roll < faults.rate_500:
-            raise ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
-
-    def _request(
-        self, method: str, path: str, query_string: str, raw_body: bytes, params: dict[str, str]
-    ) -> Request:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        req = Request(method, path, parse_query(query_string), headers, raw_body, params)
-        if headers.get("content-type", "").startswith("multipart/form-data"):
-            req.form = _parse_multipart(headers["content-type"], raw_body)
-        return req
-
-    def _send(self, response: Response) -> None:
-        body = response.body
-        if body is None:
-            payload = b""
-        elif isinstance(body, bytes):
-            payload = body
-        else:
-            payload = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(response.status)
-        if payload or response.status != 204:
-            self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
+    def _write(self, response: _Encoded, version: str, keep_alive: bool) -> None:
+        head = [f"HTTP/1.1 {response.status} {_reason(response.status)}\r\n", _static_headers()]
+        if response.payload or response.status != 204:
+            head.append(f"Content-Type: {response.content_type}\r\n")
+        head.append(f"Content-Length: {len(response.payload)}\r\n")
         for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
+            head.append(f"{name}: {value}\r\n")
+        if not keep_alive:
+            head.append("Connection: close\r\n")
+        elif version == "HTTP/1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        self.wfile.write("".join(head).encode("latin-1") + response.payload)
+
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 200
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+@dataclass
+class _Encoded:
+    """A response ready for the wire: status, payload bytes, content type, extra headers."""
+
+    status: int
+    payload: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+def _encode(response: Response) -> _Encoded:
+    body = response.body
+    if body is None:
+        payload = b""
+    elif isinstance(body, bytes):
+        payload = body
+    else:
+        payload = _JSON.encode(body).encode()
+    return _Encoded(response.status, payload, response.content_type, response.headers)
+
+
+def _error_response(status: int, error_code: str, message: str) -> _Encoded:
+    return _encode(Response(status, {"error_code": error_code, "message": message}))
+
+
+@functools.lru_cache(maxsize=64)
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+_date_cache: list[Any] = [0, ""]
+
+
+def _static_headers() -> str:
+    """Server and Date headers; the date string changes once a second, so it is cached."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = f"Server: dbsync-emulator\r\nDate: {formatdate(now, usegmt=True)}\r\n"
+    return _date_cache[1]
+
+
+def _authenticate(srv: EmulatorServer, headers: dict[str, str]) -> None:
+    header = headers.get("authorization") or ""
+    if not header:
+        raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or token.strip() != srv.token:
+        raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+
+def _throttle(srv: EmulatorServer, path: str) -> None:
+    """The per-workspace rate limit, then the injected faults (latency, 429, 503, 500)."""
+    if srv.bucket is not None and not srv.bucket.take():
+        raise ApiError(
+            429,
+            "REQUEST_LIMIT_EXCEEDED",
+            "Too many requests. Please wait a moment and try again.",
+            headers={"Retry-After": "1"},
+        )
+    faults = srv.faults
+    if not path.startswith(faults.path_prefix):
+        return
+    if faults.latency_ms:
+        time.sleep(faults.latency_ms / 1000.0)
+    if not (faults.rate_429 or faults.rate_503 or faults.rate_500):
+        return
+    roll = srv.fault_roll()
+    retry_after = {"Retry-After": str(faults.retry_after_seconds)}
+    if roll < faults.rate_429:
+        raise ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
+    roll -= faults.rate_429
+    if roll < faults.rate_503:
+        raise ApiError(
+            503,
+            "TEMPORARILY_UNAVAILABLE",
+            "The service is temporarily unavailable (injected).",
+            headers=retry_after,
+        )
+    roll -= faults.rate_503
+    if roll < faults.rate_500:
+        raise ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
+
+
+def _request(
+    method: str,
+    path: str,
+    query_string: str,
+    headers: dict[str, str],
+    raw_body: bytes,
+    params: dict[str, str],
+) -> Request:
+    req = Request(method, path, parse_query(query_string), headers, raw_body, params)
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        req.form = _parse_multipart(content_type, raw_body)
+    return req
 
 
 def _as_response(result: Any) -> Response:
@@ -272,9 +431,7 @@ def _host_metadata(srv: EmulatorServer) -> dict[str, Any]:
 
 def _parse_multipart(content_type: str, raw_body: bytes) -> dict[str, Any]:
     """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() sends it."""
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw_body
-    )
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw_body)
     form: dict[str, Any] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -302,7 +459,7 @@ def _admin_routes() -> Routes:
     def reset(srv: EmulatorServer, req: Request) -> dict:
         srv.workspace.reset()
         srv.stats.reset()
-        srv.faults = Faults()
+        srv.set_faults(Faults())
         return {}
 
     @routes.get("/_emulator/faults")
@@ -314,7 +471,7 @@ def _admin_routes() -> Routes:
         body = req.json
         rate_limit = body.pop("rate_limit", "unchanged")
         try:
-            srv.faults = Faults(**{**asdict(Faults()), **body})
+            srv.set_faults(Faults(**{**asdict(Faults()), **body}))
         except TypeError as err:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unknown fault setting: {err}") from None
         if rate_limit != "unchanged":
@@ -367,7 +524,8 @@ class EmulatorHandle:
         return self.server.stats
 
     def set_faults(self, **settings: Any) -> None:
-        self.server.faults = Faults(**{**asdict(Faults()), **settings})
+        """Replace the fault settings (unnamed settings go back to their defaults)."""
+        self.server.set_faults(Faults(**{**asdict(Faults()), **settings}))
 
     def set_rate_limit(self, rps: float | None) -> None:
         self.server.bucket = TokenBucket(rps) if rps else None
@@ -375,6 +533,7 @@ class EmulatorHandle:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.close_connections()
         self.thread.join(timeout=5)
         if self.state_file is not None:
             self.workspace.save(self.state_file)
@@ -412,9 +571,15 @@ def start_emulator(
         from dbsync.emulator.seed import seed_workspace
 
         seed_workspace(workspace, seed_objects, seed)
-    server.faults = Faults.from_fault_rate(fault_rate, latency_ms)
+    server.set_faults(Faults.from_fault_rate(fault_rate, latency_ms))
     if rate_limit:
         server.bucket = TokenBucket(rate_limit)
-    thread = threading.Thread(target=server.serve_forever, name=f"emulator-{server.base_url}", daemon=True)
+    # A short poll interval: stop() waits for the serve loop to notice, 0.5 s by default per emulator.
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.02},
+        name=f"emulator-{server.base_url}",
+        daemon=True,
+    )
     thread.start()
     return EmulatorHandle(server, thread, path)

@@ -49,6 +49,9 @@ class Workspace:
         self.counters: dict[str, int] = {}
         # Hooks API modules register so others can react (e.g. SCIM user created → home directory).
         self.on_init: list[Any] = []
+        # Caches of values derived from the tables (e.g. encoded listings): never snapshotted,
+        # dropped on reset and restore.
+        self.caches: dict[str, dict[Any, Any]] = {}
 
     # -- time and ids ---------------------------------------------------------------------------
     @staticmethod
@@ -73,11 +76,19 @@ class Workspace:
             table = self.tables[name] = {}
         return table
 
+    def cache(self, name: str) -> dict[Any, Any]:
+        """A named cache of derived values (not part of the state: never snapshotted)."""
+        cache = self.caches.get(name)
+        if cache is None:
+            cache = self.caches[name] = {}
+        return cache
+
     def reset(self) -> None:
         """Back to a new, empty workspace (built-ins such as admins/users and / are recreated)."""
         with self.lock:
             self.tables.clear()
             self.counters.clear()
+            self.caches.clear()
             for init in self.on_init:
                 init(self)
 
@@ -93,10 +104,9 @@ class Workspace:
         """Replace the state with a snapshot produced by `snapshot()`."""
         document = json.loads(json.dumps(document), object_hook=_decode)
         with self.lock:
-            self.tables = {
-                name: {_key(k): v for k, v in rows} for name, rows in document.get("tables", {}).items()
-            }
+            self.tables = {name: {_key(k): v for k, v in rows} for name, rows in document.get("tables", {}).items()}
             self.counters = dict(document.get("counters", {}))
+            self.caches.clear()
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -110,5 +120,3 @@ class Workspace:
 def _key(k: Any) -> Any:
     # JSON has no tuples: composite keys come back as lists.
     return tuple(k) if isinstance(k, list) else k
-
-

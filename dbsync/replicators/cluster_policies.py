@@ -27,14 +27,14 @@ class ClusterPolicyReplicator(Replicator):
         policy_id = change.target_key or BY_NAME.get(ctx, payload["name"])
         try:
             if policy_id is not None and edited(lambda: sdk_call(policies.edit, payload, policy_id=policy_id)):
-                return Applied(policy_id, resource.fingerprint)
+                return Applied(policy_id)
             policy_id = sdk_call(policies.create, payload).policy_id or ""
             BY_NAME.add(ctx, payload["name"], policy_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected policy {payload['name']!r}: {err}") from err
             raise
-        return Applied(policy_id, resource.fingerprint)
+        return Applied(policy_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         if change.prior and change.prior.source_meta.get("is_default"):

@@ -41,7 +41,7 @@ class ClusterReplicator(Replicator):
         cluster_id = change.target_key or BY_TAG.get(ctx, resource.key)
         try:
             if cluster_id is not None and edited(lambda: self._edit(ctx, cluster_id, spec)):
-                return Applied(cluster_id, resource.fingerprint)
+                return Applied(cluster_id)
             cluster_id = sdk_call(clusters.create, spec).response.cluster_id or ""
             BY_TAG.add(ctx, resource.key, cluster_id)
             clusters.delete(cluster_id)  # terminate: created only to exist, never to run
@@ -51,7 +51,7 @@ class ClusterReplicator(Replicator):
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected cluster {spec.get('cluster_name')!r}: {err}") from err
             raise
-        return Applied(cluster_id, resource.fingerprint)
+        return Applied(cluster_id)
 
     def _edit(self, ctx: SyncContext, cluster_id: str, spec: dict) -> None:
         clusters = ctx.target.client.clusters

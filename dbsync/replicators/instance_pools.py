@@ -33,14 +33,14 @@ class InstancePoolReplicator(Replicator):
         pool_id = change.target_key or BY_TAG.get(ctx, resource.key)
         try:
             if pool_id is not None and edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=pool_id)):
-                return Applied(pool_id, resource.fingerprint)
+                return Applied(pool_id)
             pool_id = sdk_call(pools.create, payload).instance_pool_id or ""
             BY_TAG.add(ctx, resource.key, pool_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected pool {payload.get('instance_pool_name')!r}: {err}") from err
             raise
-        return Applied(pool_id, resource.fingerprint)
+        return Applied(pool_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         try:

@@ -47,14 +47,14 @@ class JobReplicator(Replicator):
         job_id = change.target_key or BY_TAG.get(ctx, resource.key)
         try:
             if job_id is not None and edited(lambda: jobs.reset(int(job_id), JobSettings.from_dict(settings))):
-                return Applied(job_id, resource.fingerprint)
+                return Applied(job_id)
             job_id = str(sdk_call(jobs.create, settings).job_id)
             BY_TAG.add(ctx, resource.key, job_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected job {settings.get('name')!r}: {err}") from err
             raise
-        return Applied(job_id, resource.fingerprint)
+        return Applied(job_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         try:

@@ -41,7 +41,7 @@ class PermissionsReplicator(Replicator):
         skipped: list[str] = []
         while True:
             try:
-                ctx.target.client.permissions.set(
+                result = ctx.target.client.permissions.set(
                     watcher.acl_type or "",
                     object_id,
                     access_control_list=[AccessControlRequest.from_dict(e) for e in entries],
@@ -56,10 +56,26 @@ class PermissionsReplicator(Replicator):
                 entries = [e for e in entries if e.get(missing[0]) != missing[1]]
                 skipped.append(missing[1])
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(change.key, resource.fingerprint, note=note)
+        lost_owner = _owner(payload["access_control_list"])
+        if lost_owner and lost_owner in skipped:
+            # The service keeps the current owner when the request names none: say who that is.
+            kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
+            note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
+        return Applied(change.key, note=note)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """An object's ACL goes with the object; nothing to do."""
+
+
+def _owner(acl: list[dict[str, Any]]) -> str | None:
+    """The IS_OWNER principal of request entries, or of the direct entries of a PUT / GET answer."""
+    for entry in acl:
+        levels = [entry.get("permission_level")] + [
+            p.get("permission_level") for p in entry.get("all_permissions") or [] if not p.get("inherited")
+        ]
+        if "IS_OWNER" in levels:
+            return entry_principal(entry)
+    return None
 
 
 def _missing_principal(err: DatabricksError) -> tuple[str, str] | None:

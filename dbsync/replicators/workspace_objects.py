@@ -29,7 +29,7 @@ class WorkspaceObjectReplicator(Replicator):
             ctx.target.client.workspace.mkdirs(path)
         else:
             self._import(ctx, path, resource.body or b"", resource.payload.get("language"))
-        return Applied(target_key=path, target_fingerprint=resource.fingerprint)
+        return Applied(target_key=path)
 
     def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None) -> None:
         workspace = ctx.target.client.workspace

@@ -126,6 +126,18 @@ class Store:
                         self.db.execute(statement)
                     self._set_meta("schema_version", str(version))
 
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run a read under the store lock (the daemon's HTTP thread reads while a cycle writes)."""
+        with self.lock:
+            try:
+                return self.db.execute(sql, params or []).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise StoreError(_explain(self.path, err)) from None
+
+    def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
     def _transaction(self) -> Any:
         return _Transaction(self.db.conn, self.lock, self.path)
 
@@ -135,7 +147,7 @@ class Store:
 
     # -- meta and the workspace pair ------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        row = self._row("SELECT value FROM meta WHERE key = ?", [key])
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
@@ -168,35 +180,39 @@ class Store:
     # -- resources ------------------------------------------------------------------------------
     def prior(self, kind: str, key: str) -> Prior | None:
         """What the store knows of (kind, key); None for a never-seen or deleted object."""
-        row = self.db.execute(
+        row = self._row(
             f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND source_key = ? AND status != 'deleted'",
             [kind, key],
-        ).fetchone()
+        )
         return _prior(row)
 
-    def priors(self, kind: str) -> Iterator[Prior]:
-        """Every live (not deleted) resource of a kind."""
-        cursor = self.db.execute(
-            f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND status != 'deleted' ORDER BY source_key",
-            [kind],
-        )
-        for row in cursor:
-            prior = _prior(row)
-            if prior is not None:
-                yield prior
+    def priors(self, kind: str, page: int = 1000) -> Iterator[Prior]:
+        """Every live (not deleted) resource of a kind, streamed a page at a time in key order."""
+        after = ""
+        while True:
+            rows = self._rows(
+                f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND status != 'deleted' "
+                "AND source_key > ? ORDER BY source_key LIMIT ?",
+                [kind, after, page],
+            )
+            for row in rows:
+                prior = _prior(row)
+                if prior is not None:
+                    yield prior
+            if len(rows) < page:
+                return
+            after = rows[-1][1]
 
     def live_keys(self, kind: str) -> set[str]:
-        rows = self.db.execute(
-            "SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted'", [kind]
-        ).fetchall()
+        rows = self._rows("SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
         return {r[0] for r in rows}
 
     def target_key(self, kind: str, source_key: str) -> str | None:
         """The target id a source object was replicated to (the id map)."""
-        row = self.db.execute(
+        row = self._row(
             "SELECT target_key FROM resources WHERE kind = ? AND source_key = ? AND status != 'deleted'",
             [kind, source_key],
-        ).fetchone()
+        )
         return row[0] if row else None
 
     def record_seen(self, resource: Resource) -> None:
@@ -240,7 +256,7 @@ class Store:
                     _json(resource.payload),
                     _json(resource.source_meta),
                     applied.target_key,
-                    applied.target_fingerprint,
+                    None,  # the target's own version is observed by the next drift check
                     applied.note,
                     now,
                     None,
@@ -300,6 +316,15 @@ class Store:
                 [time.time(), kind, key],
             )
 
+    def record_drift(self, kind: str, key: str, heal: bool) -> None:
+        """The target copy changed outside dbsync: `drifted` (report) or `pending` (rewrite next cycle)."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET status = ?, target_fingerprint = NULL, last_changed_at = COALESCE("
+                "last_changed_at, ?) WHERE kind = ? AND source_key = ?",
+                ["pending" if heal else "drifted", time.time() if heal else None, kind, key],
+            )
+
     def record_target_fingerprint(self, kind: str, key: str, target_fingerprint: str | None) -> None:
         with self._transaction():
             self.db.execute(
@@ -308,9 +333,7 @@ class Store:
             )
 
     def retry_due(self, prior: Prior, now: float | None = None) -> bool:
-        row = self.db.execute(
-            "SELECT retry_at FROM resources WHERE kind = ? AND source_key = ?", [prior.kind, prior.key]
-        ).fetchone()
+        row = self._row("SELECT retry_at FROM resources WHERE kind = ? AND source_key = ?", [prior.kind, prior.key])
         return not row or row[0] is None or row[0] <= (now or time.time())
 
     def forget(self, kind: str) -> None:
@@ -322,7 +345,7 @@ class Store:
     def status_counts(self) -> dict[str, dict[str, int]]:
         """{kind: {status: count}} over live resources."""
         out: dict[str, dict[str, int]] = {}
-        for kind, status, count in self.db.execute(
+        for kind, status, count in self._rows(
             "SELECT kind, status, COUNT(*) FROM resources WHERE status != 'deleted' GROUP BY kind, status"
         ):
             out.setdefault(kind, {})[status] = count
@@ -330,18 +353,23 @@ class Store:
 
     def problems(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
         """Resources of a kind in blocked or error status, with their last error."""
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT source_key, name, status, last_error, attempts FROM resources "
             "WHERE kind = ? AND status IN ('blocked', 'error') ORDER BY source_key LIMIT ?",
             [kind, limit],
-        ).fetchall()
+        )
         return [dict(zip(("source_key", "name", "status", "last_error", "attempts"), r, strict=True)) for r in rows]
+
+    def keys_with_status(self, kind: str, status: str, limit: int = 50) -> list[str]:
+        rows = self._rows(
+            "SELECT source_key FROM resources WHERE kind = ? AND status = ? ORDER BY source_key LIMIT ?",
+            [kind, status, limit],
+        )
+        return [r[0] for r in rows]
 
     def oldest_unsynced_change(self, kind: str) -> float | None:
         """When the oldest source change not yet applied was first seen (None when in sync)."""
-        row = self.db.execute(
-            "SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind]
-        ).fetchone()
+        row = self._row("SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
         return row[0] if row else None
 
     # -- cycles and events ----------------------------------------------------------------------
@@ -370,10 +398,10 @@ class Store:
 
     def last_cycles(self) -> dict[str, dict[str, Any]]:
         """The latest finished cycle per kind."""
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT kind, started_at, finished_at, listed, fetched, created, updated, deleted, errors, outcome "
             "FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL GROUP BY kind)"
-        ).fetchall()
+        )
         names = (
             "kind",
             "started_at",
@@ -389,9 +417,7 @@ class Store:
         return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
 
     def last_success(self, kind: str) -> float | None:
-        row = self.db.execute(
-            "SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind]
-        ).fetchone()
+        row = self._row("SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind])
         return row[0] if row else None
 
     def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
@@ -414,11 +440,11 @@ class Store:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         names = ("ts", "kind", "source_key", "action", "outcome", "message")
-        return [dict(zip(names, r, strict=True)) for r in self.db.execute(sql, params).fetchall()]
+        return [dict(zip(names, r, strict=True)) for r in self._rows(sql, params)]
 
     # -- cutover steps --------------------------------------------------------------------------
     def cutover_steps(self) -> dict[str, dict[str, Any]]:
-        rows = self.db.execute("SELECT step, state, at, detail FROM cutover").fetchall()
+        rows = self._rows("SELECT step, state, at, detail FROM cutover")
         return {r[0]: {"state": r[1], "at": r[2], "detail": json.loads(r[3]) if r[3] else None} for r in rows}
 
     def record_cutover_step(self, step: str, state: str, detail: Any = None) -> None:

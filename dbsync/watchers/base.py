@@ -19,6 +19,9 @@ class Watcher(ABC):
     kind: str
     # Permissions API request type for this kind's objects ("jobs", "notebooks", ...), if any.
     acl_type: str | None = None
+    # Whether listing the target reveals edits made there (drift). Kinds without a cheap target
+    # listing (permissions: one GET per object) opt out.
+    drift_check: bool = True
 
     @abstractmethod
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:

@@ -56,10 +56,8 @@ class ClusterWatcher(ListedWatcher):
             yield cluster.cluster_id or "", cluster.cluster_name or "", cluster.as_dict()
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return normalize_cluster_spec(ctx, raw), {
-            "owner": raw.get("creator_user_name"),
-            "state": raw.get("state"),
-        }
+        # Only stable facts go to source_meta: the version hint covers it, and a state change is no change.
+        return normalize_cluster_spec(ctx, raw), {"owner": raw.get("creator_user_name")}
 
 
 def watcher_for(kind: str) -> ClusterWatcher:

@@ -45,6 +45,7 @@ def acl_kinds() -> dict[str, Watcher]:
 
 class PermissionsWatcher(Watcher):
     kind = "permissions"
+    drift_check = False
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():

@@ -78,6 +78,8 @@ def _list_dir(ws: Workspace, path: str) -> list[Entry]:
 class WorkspaceObjectWatcher(Watcher):
     """One of the three workspace kinds; `object_type` selects from the shared tree listing."""
 
+    shared_listing = "workspace_tree"  # the daemon runs the three kinds together: one walk per cycle
+
     def __init__(self, kind: str, object_type: str, acl_type: str) -> None:
         self.kind = kind
         self.object_type = object_type

@@ -280,9 +280,7 @@ def create_cluster(
     _set_state(record, "PENDING")
     ws.table(TABLE)[cluster_id] = record
     ws.table(EVENTS)[cluster_id] = []
-    _event(
-        ws, cluster_id, "CREATING", {"cluster_size": _size(attrs), "user": record["creator_user_name"]}, now
-    )
+    _event(ws, cluster_id, "CREATING", {"cluster_size": _size(attrs), "user": record["creator_user_name"]}, now)
     record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws), "kind": "start"}
     permissions.grant_creator(ws, "clusters", cluster_id, record["creator_user_name"])
     if state in ("RUNNING", "TERMINATED"):
@@ -416,12 +414,7 @@ def _spark_node(rng: random.Random, at: int) -> dict:
 
 def _purged(record: dict, now: int) -> bool:
     ended = record.get("terminated_time")
-    return (
-        record["state"] == "TERMINATED"
-        and not record["pinned"]
-        and bool(ended)
-        and now - ended > _GET_RETENTION_MS
-    )
+    return record["state"] == "TERMINATED" and not record["pinned"] and bool(ended) and now - ended > _GET_RETENTION_MS
 
 
 def _event(ws: Workspace, cluster_id: str, event_type: str, details: dict, timestamp: int) -> None:
@@ -518,9 +511,7 @@ def _check_nodes(ws: Workspace, attrs: dict) -> None:
     if aws.get("availability") is not None and aws["availability"] not in _AWS_AVAILABILITY:
         raise invalid(f"Invalid aws_attributes.availability: {aws['availability']}")
     if aws.get("zone_id") is not None and aws["zone_id"] not in (*ZONES, "auto"):
-        raise invalid(
-            f"Invalid aws_attributes.zone_id: {aws['zone_id']} is not an availability zone of this region"
-        )
+        raise invalid(f"Invalid aws_attributes.zone_id: {aws['zone_id']} is not an availability zone of this region")
 
 
 def _check_options(attrs: dict) -> None:
@@ -603,9 +594,7 @@ def _both(op: str) -> tuple[str, str]:
 
 
 def _unexpected_state(record: dict) -> ApiError:
-    return invalid_state(
-        f"Cluster {record['cluster_id']} is in unexpected state {record['state'].capitalize()}."
-    )
+    return invalid_state(f"Cluster {record['cluster_id']} is in unexpected state {record['state'].capitalize()}.")
 
 
 # -- HTTP: read ------------------------------------------------------------------------------------------
@@ -865,9 +854,7 @@ def _replace_spec(ws: Workspace, record: dict, body: dict) -> None:
 
 def _public(attrs: dict) -> dict:
     # ClusterAttributes carry no size: the event reports it separately as cluster_size.
-    return {
-        k: v for k, v in attrs.items() if k not in ("apply_policy_default_values", "num_workers", "autoscale")
-    }
+    return {k: v for k, v in attrs.items() if k not in ("apply_policy_default_values", "num_workers", "autoscale")}
 
 
 @routes.post(*_both("delete"))
@@ -902,9 +889,7 @@ def _set_pinned(ws: Workspace, req: Request, pinned: bool) -> dict:
     record = _load(ws, req.param("cluster_id"))
     if record["pinned"] != pinned:
         record["pinned"] = pinned
-        _event(
-            ws, record["cluster_id"], "PINNED" if pinned else "UNPINNED", {"user": ws.admin_user}, ws.now_ms()
-        )
+        _event(ws, record["cluster_id"], "PINNED" if pinned else "UNPINNED", {"user": ws.admin_user}, ws.now_ms())
     return {}
 
 
@@ -922,9 +907,7 @@ def change_owner(ws: Workspace, req: Request) -> dict:
         raise _unexpected_state(record)
     previous = record["creator_user_name"]
     record["creator_user_name"] = owner
-    acl = [
-        e for e in permissions.direct_acl(ws, "clusters", record["cluster_id"]) if e["principal"] != previous
-    ]
+    acl = [e for e in permissions.direct_acl(ws, "clusters", record["cluster_id"]) if e["principal"] != previous]
     kind = "user_name" if "@" in owner else "service_principal_name"
     acl.insert(0, {"principal_type": kind, "principal": owner, "level": "CAN_MANAGE"})
     ws.table("acls")[("clusters", record["cluster_id"])] = acl
@@ -955,9 +938,7 @@ def events(ws: Workspace, req: Request) -> dict:
     matching.sort(key=lambda e: e["timestamp"])  # stable: same-millisecond events keep their order
     if order == "DESC":
         matching.reverse()
-    filters = {
-        k: body[k] for k in ("cluster_id", "start_time", "end_time", "order", "event_types") if k in body
-    }
+    filters = {k: body[k] for k in ("cluster_id", "start_time", "end_time", "order", "event_types") if k in body}
     if body.get("page_size") is not None or body.get("page_token"):
         return _token_page(matching, filters, body)
     return _offset_page(matching, filters, body)

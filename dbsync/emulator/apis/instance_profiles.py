@@ -26,8 +26,7 @@ _SCIM_TABLES = ("scim_users", "scim_groups", "scim_service_principals")
 def _check_arn(arn: Any) -> str:
     if not isinstance(arn, str) or not _PROFILE_ARN.match(arn):
         raise invalid(
-            f"Invalid instance profile ARN: {arn!r}; "
-            "expected arn:aws:iam::<account-id>:instance-profile/<name>"
+            f"Invalid instance profile ARN: {arn!r}; expected arn:aws:iam::<account-id>:instance-profile/<name>"
         )
     return arn
 
@@ -36,9 +35,7 @@ def _profile(arn: str, iam_role_arn: Any, is_meta: Any) -> dict:
     record: dict[str, Any] = {"instance_profile_arn": arn}
     if iam_role_arn:
         if not isinstance(iam_role_arn, str) or not _ROLE_ARN.match(iam_role_arn):
-            raise invalid(
-                f"Invalid IAM role ARN: {iam_role_arn!r}; expected arn:aws:iam::<account-id>:role/<name>"
-            )
+            raise invalid(f"Invalid IAM role ARN: {iam_role_arn!r}; expected arn:aws:iam::<account-id>:role/<name>")
         record["iam_role_arn"] = iam_role_arn
     if is_meta:
         record["is_meta_instance_profile"] = True

@@ -24,17 +24,45 @@ VERSIONS = ("2.0", "2.1", "2.2")
 ARRAY_PAGE = 100  # 2.2 get pages tasks, job_clusters, environments and parameters at 100
 PAGED_ARRAYS = ("tasks", "job_clusters", "environments", "parameters")
 LIST_OMITS = ("tasks", "job_clusters", "environments")
+# jobs/update merges these arrays entry by entry, matching entries on the key field.
+ARRAY_KEYS = {"tasks": "task_key", "job_clusters": "job_cluster_key", "environments": "environment_key"}
 TRIGGER_FIELDS = ("schedule", "continuous", "trigger")
 # Task fields that carry a task's work; some need no cluster.
 TASK_TYPES = (
-    "notebook_task", "spark_python_task", "python_wheel_task", "spark_jar_task", "spark_submit_task",
-    "sql_task", "dbt_task", "pipeline_task", "run_job_task", "condition_task", "for_each_task",
-    "dashboard_task", "clean_rooms_notebook_task", "gen_ai_compute_task", "power_bi_task",
+    "notebook_task",
+    "spark_python_task",
+    "python_wheel_task",
+    "spark_jar_task",
+    "spark_submit_task",
+    "sql_task",
+    "dbt_task",
+    "pipeline_task",
+    "run_job_task",
+    "condition_task",
+    "for_each_task",
+    "dashboard_task",
+    "clean_rooms_notebook_task",
+    "gen_ai_compute_task",
+    "power_bi_task",
 )
-COMPUTELESS = ("sql_task", "pipeline_task", "run_job_task", "condition_task", "for_each_task", "dashboard_task",
-               "power_bi_task")
+COMPUTELESS = (
+    "sql_task",
+    "pipeline_task",
+    "run_job_task",
+    "condition_task",
+    "for_each_task",
+    "dashboard_task",
+    "power_bi_task",
+)
 COMPUTE_FIELDS = ("existing_cluster_id", "new_cluster", "job_cluster_key", "environment_key")
-RUN_IF = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED")
+RUN_IF = (
+    "ALL_SUCCESS",
+    "ALL_DONE",
+    "NONE_FAILED",
+    "AT_LEAST_ONE_SUCCESS",
+    "ALL_FAILED",
+    "AT_LEAST_ONE_FAILED",
+)
 PAUSE = ("PAUSED", "UNPAUSED")
 PERIODIC_UNITS = ("MINUTES", "HOURS", "DAYS", "WEEKS")
 RUN_PENDING_SECONDS = 1.0
@@ -49,9 +77,98 @@ def _version(req: Request) -> str:
     return req.path.split("/")[2]
 
 
+# -- request shapes: a wrong JSON type is a parse error for the service -----------------------------
+_JOB_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "description": str,
+    "tags": dict,
+    "tasks": list,
+    "job_clusters": list,
+    "schedule": dict,
+    "continuous": dict,
+    "trigger": dict,
+    "email_notifications": dict,
+    "webhook_notifications": dict,
+    "notification_settings": dict,
+    "timeout_seconds": int,
+    "max_concurrent_runs": int,
+    "git_source": dict,
+    "run_as": dict,
+    "parameters": list,
+    "environments": list,
+    "queue": dict,
+    "health": dict,
+    "format": str,
+    "edit_mode": str,
+    "deployment": dict,
+    "budget_policy_id": str,
+    "performance_target": str,
+    "parent_path": str,
+}
+_TASK_SHAPES: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(TASK_TYPES, dict),
+    "task_key": str,
+    "description": str,
+    "depends_on": list,
+    "run_if": str,
+    "existing_cluster_id": str,
+    "new_cluster": dict,
+    "job_cluster_key": str,
+    "environment_key": str,
+    "libraries": list,
+    "timeout_seconds": int,
+    "max_retries": int,
+    "min_retry_interval_millis": int,
+    "retry_on_timeout": bool,
+    "email_notifications": dict,
+    "webhook_notifications": dict,
+    "health": dict,
+    "disabled": bool,
+    "notification_settings": dict,
+}
+_LISTS_OF_OBJECTS = ("tasks", "job_clusters", "parameters", "environments", "depends_on", "libraries")
+
+
+def malformed_field(name: str, expected: type | tuple[type, ...]) -> ApiError:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    wanted = " or ".join(
+        {dict: "an object", list: "an array", str: "a string", int: "a number", bool: "a boolean"}[k] for k in kinds
+    )
+    return ApiError(400, "MALFORMED_REQUEST", f"Could not parse request object: {name} must be {wanted}")
+
+
+def _check_shape(document: Any, shapes: dict[str, type | tuple[type, ...]], where: str) -> None:
+    """Raise MALFORMED_REQUEST when a known field has the wrong JSON type (unknown fields are ignored)."""
+    if not isinstance(document, dict):
+        raise malformed_field(where or "the request", dict)
+    for name, expected in shapes.items():
+        value = document.get(name)
+        if value is None:
+            continue
+        # JSON has no separate int type for bools; int64 fields also accept digit strings.
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is int and isinstance(value, str) and value.lstrip("-").isdigit():
+            ok = True
+        if not ok:
+            raise malformed_field(f"{where}{name}", expected)
+        if name in _LISTS_OF_OBJECTS and not all(isinstance(item, dict) for item in value):
+            raise malformed_field(f"{where}{name}[]", dict)
+
+
+def _check_settings_shape(settings: Any) -> None:
+    _check_shape(settings, _JOB_SHAPES, "")
+    for i, task in enumerate(settings.get("tasks") or []):
+        _check_shape(task, _TASK_SHAPES, f"tasks[{i}].")
+    tags = settings.get("tags") or {}
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise malformed_field("tags values", str)
+
+
 # -- validation -------------------------------------------------------------------------------------
 def _cluster_exists(ws: Workspace, cluster_id: str) -> bool:
-    return str(cluster_id) in ws.table("clusters")
+    from dbsync.emulator.apis import clusters  # clusters registers after jobs; import when first needed
+
+    return clusters.get_cluster(ws, str(cluster_id)) is not None
 
 
 _CRON = re.compile(r"^\s*(\S+\s+){5}\S+(\s+\S+)?\s*$")
@@ -131,6 +248,7 @@ def _validate_task(ws: Workspace, task: dict, keys: set, job_cluster_keys: set, 
 
 
 def _validate(ws: Workspace, settings: dict) -> None:
+    _check_settings_shape(settings)
     _validate_trigger(settings)
     _validate_tasks(ws, settings)
     tags = settings.get("tags") or {}
@@ -147,7 +265,8 @@ def _validate(ws: Workspace, settings: dict) -> None:
 # -- settings with the service's defaults -----------------------------------------------------------
 def _with_defaults(settings: dict) -> dict:
     """What the service stores: the settings sent plus the defaults it fills in."""
-    out = copy.deepcopy(settings)
+    # JSON null is "not set" for the service, so null fields take their defaults.
+    out = copy.deepcopy({k: v for k, v in settings.items() if v is not None})
     out.pop("format", None)
     out.setdefault("name", "Untitled")
     out.setdefault("email_notifications", {})
@@ -167,9 +286,33 @@ def _with_defaults(settings: dict) -> dict:
     return out
 
 
+# Task-level fields a 2.0 single-task job carries at the top of its settings.
+V20_TASK_FIELDS = (
+    *TASK_TYPES,
+    "existing_cluster_id",
+    "new_cluster",
+    "libraries",
+    "max_retries",
+    "min_retry_interval_millis",
+    "retry_on_timeout",
+)
+# Task fields that stay out of the flat 2.0 view: the job-level field of the same name wins.
+_V20_HIDDEN = (
+    "task_key",
+    "run_if",
+    "depends_on",
+    "description",
+    "email_notifications",
+    "webhook_notifications",
+    "timeout_seconds",
+    "notification_settings",
+    "disabled",
+)
+
+
 def _from_v20(body: dict) -> dict:
     """A 2.0 single-task body (task fields at the top) as a one-task settings document."""
-    task_fields = [f for f in (*TASK_TYPES, "existing_cluster_id", "new_cluster", "libraries") if f in body]
+    task_fields = [f for f in V20_TASK_FIELDS if f in body]
     if not task_fields or "tasks" in body:
         return body
     settings = {k: v for k, v in body.items() if k not in task_fields}
@@ -181,20 +324,24 @@ def _from_v20(body: dict) -> dict:
 
 
 def _to_v20(settings: dict) -> dict:
+    """The flat 2.0 view of a one-task job; multi-task jobs are shown as they are."""
     tasks = settings.get("tasks") or []
     if len(tasks) != 1 or settings.get("job_clusters"):
         return settings
     flat = {k: v for k, v in settings.items() if k != "tasks"}
-    flat.update({k: v for k, v in tasks[0].items() if k not in ("task_key", "run_if", "depends_on")})
+    flat.update({k: v for k, v in tasks[0].items() if k not in _V20_HIDDEN and k not in flat})
     flat["format"] = "SINGLE_TASK"
     return flat
 
 
 # -- internal API -----------------------------------------------------------------------------------
-def create_job(ws: Workspace, settings: dict, creator: str | None = None,
-               access_control_list: list | None = None) -> int:
-    """Validate and store a job; the creator becomes its IS_OWNER."""
+def create_job(
+    ws: Workspace, settings: dict, creator: str | None = None, access_control_list: list | None = None
+) -> int:
+    """Validate and store a job; the creator becomes its IS_OWNER unless the ACL names another owner."""
     _validate(ws, settings)
+    # The ACL is checked before anything is stored: a bad principal fails the whole create.
+    entries = _acl_entries(ws, access_control_list) if access_control_list else []
     job_id = ws.next_id("job_id", start=(ws.workspace_id % 900 + 100) * 10**12 + 1)
     creator = creator or ws.admin_user
     ws.table("jobs")[str(job_id)] = {
@@ -204,14 +351,20 @@ def create_job(ws: Workspace, settings: dict, creator: str | None = None,
         "settings": _with_defaults(settings),
     }
     permissions.grant_creator(ws, "jobs", str(job_id), creator)
-    if access_control_list:
-        _apply_acl(ws, job_id, access_control_list)
+    if entries:
+        _apply_acl(ws, job_id, entries)
     return job_id
 
 
-def _apply_acl(ws: Workspace, job_id: int, acl: list) -> None:
-    otype = permissions.TYPES["jobs"]
-    entries = permissions.parse_entries(ws, otype, {"access_control_list": acl})
+def _acl_entries(ws: Workspace, acl: list) -> list[dict]:
+    entries = permissions.parse_entries(ws, permissions.TYPES["jobs"], {"access_control_list": acl})
+    if len([e for e in entries if e["level"] == "IS_OWNER"]) > 1:
+        raise invalid("There can be only one owner of a job")
+    return entries
+
+
+def _apply_acl(ws: Workspace, job_id: int, entries: list[dict]) -> None:
+    """Add create's access_control_list to the creator's entry; an IS_OWNER entry replaces the owner."""
     current = permissions.direct_acl(ws, "jobs", str(job_id))
     if any(e["level"] == "IS_OWNER" for e in entries):
         current = [e for e in current if e["level"] != "IS_OWNER"]
@@ -232,7 +385,9 @@ def _job(ws: Workspace, job_id: Any) -> dict:
 
 
 def _job_document(ws: Workspace, job: dict, version: str, include_run_as: bool) -> dict:
-    settings = copy.deepcopy(job["settings"])
+    # A shallow copy is enough: callers only replace top-level keys, and the server encodes the
+    # answer under ws.lock, before any other handler can change the stored settings.
+    settings = dict(job["settings"])
     doc: dict[str, Any] = {
         "job_id": job["job_id"],
         "creator_user_name": job["creator_user_name"],
@@ -341,8 +496,9 @@ def list_jobs(ws: Workspace, req: Request) -> dict:
 def reset(ws: Workspace, req: Request) -> dict:
     job = _job(ws, req.require("job_id"))
     new_settings = req.json.get("new_settings")
-    if not isinstance(new_settings, dict):
+    if new_settings is None:
         raise invalid("new_settings is required")
+    _check_settings_shape(new_settings)
     if _version(req) == "2.0":
         new_settings = _from_v20(new_settings)
     _validate(ws, new_settings)
@@ -351,6 +507,9 @@ def reset(ws: Workspace, req: Request) -> dict:
 
 
 def _merge_by_key(current: list, updates: list, key: str) -> list:
+    """Entries of `updates` replace those with the same key; new keys are appended."""
+    if any(not isinstance(item, dict) or not item.get(key) for item in updates):
+        raise invalid(f"Every entry must set {key}")
     merged = {item[key]: item for item in current}
     for item in updates:
         merged[item[key]] = item
@@ -359,22 +518,29 @@ def _merge_by_key(current: list, updates: list, key: str) -> list:
 
 @routes.post(*_paths("update"))
 def update(ws: Workspace, req: Request) -> dict:
-    """Partial update: top-level fields replace, tasks/job_clusters merge by key, fields_to_remove."""
+    """Partial update: top-level fields replace, keyed arrays merge by key, then fields_to_remove."""
     job = _job(ws, req.require("job_id"))
     settings = copy.deepcopy(job["settings"])
     new_settings = req.json.get("new_settings") or {}
+    fields_to_remove = req.json.get("fields_to_remove") or []
+    _check_settings_shape(new_settings)
+    if not isinstance(fields_to_remove, list) or not all(isinstance(f, str) for f in fields_to_remove):
+        raise malformed_field("fields_to_remove", list)
+    if _version(req) == "2.0":
+        new_settings = _from_v20(new_settings)
     for field, value in new_settings.items():
-        if field == "tasks":
-            settings["tasks"] = _merge_by_key(settings.get("tasks") or [], value, "task_key")
-        elif field == "job_clusters":
-            settings["job_clusters"] = _merge_by_key(settings.get("job_clusters") or [], value, "job_cluster_key")
+        if value is None:
+            continue
+        if field in ARRAY_KEYS and isinstance(value, list):
+            settings[field] = _merge_by_key(settings.get(field) or [], value, ARRAY_KEYS[field])
         else:
             settings[field] = value
-    for field in req.json.get("fields_to_remove") or []:
+    for field in fields_to_remove:
         array, _, key = field.partition("/")
-        if key:
-            id_field = "task_key" if array == "tasks" else "job_cluster_key"
-            settings[array] = [item for item in settings.get(array) or [] if item.get(id_field) != key]
+        if key and array in ARRAY_KEYS:
+            settings[array] = [item for item in settings.get(array) or [] if item.get(ARRAY_KEYS[array]) != key]
+        elif key:
+            raise invalid(f"Invalid field in fields_to_remove: {field}")
         else:
             settings.pop(field, None)
     if any(new_settings.get(f) for f in TRIGGER_FIELDS):
@@ -413,8 +579,18 @@ def _is_active(ws: Workspace, run: dict) -> bool:
     return _run_state(ws, run)["life_cycle_state"] in ("QUEUED", "PENDING", "RUNNING", "TERMINATING")
 
 
-def start_run(ws: Workspace, job_id: int, trigger: str = "ONE_TIME", params: dict | None = None) -> dict:
-    """Start a run of a job (run-now or a scheduled trigger); SKIPPED past max_concurrent_runs."""
+def start_run(
+    ws: Workspace,
+    job_id: int,
+    trigger: str = "ONE_TIME",
+    params: dict | None = None,
+    overriding: dict | None = None,
+) -> dict:
+    """Start a run of a job (run-now or a scheduled trigger); SKIPPED past max_concurrent_runs.
+
+    `params` are job parameter values by name; `overriding` holds run-now's legacy task parameters
+    (notebook_params, python_params, ...), echoed back as the run's `overriding_parameters`.
+    """
     job = _job(ws, job_id)
     settings = job["settings"]
     active = [r for r in ws.table("runs").values() if r["job_id"] == job["job_id"] and _is_active(ws, r)]
@@ -429,9 +605,14 @@ def start_run(ws: Workspace, job_id: int, trigger: str = "ONE_TIME", params: dic
         "start_time": ws.now_ms(),
         "trigger": trigger,
         "run_type": "JOB_RUN",
-        "job_parameters": params or {},
+        "format": "MULTI_TASK",
         "tasks": [{"task_key": t["task_key"]} for t in settings.get("tasks") or []],
     }
+    job_parameters = _job_parameters(settings, params or {})
+    if job_parameters:
+        run["job_parameters"] = job_parameters
+    if overriding:
+        run["overriding_parameters"] = overriding
     if len(active) >= int(settings.get("max_concurrent_runs", 1)):
         run["ended_state"] = {
             "life_cycle_state": "SKIPPED",
@@ -442,21 +623,89 @@ def start_run(ws: Workspace, job_id: int, trigger: str = "ONE_TIME", params: dic
     return run
 
 
+def _job_parameters(settings: dict, values: dict) -> list[dict]:
+    """A run's job_parameters: every parameter the job defines with its value, then extra ones."""
+    out = []
+    for definition in settings.get("parameters") or []:
+        name = definition.get("name")
+        entry = {"name": name, "default": definition.get("default", "")}
+        entry["value"] = str(values[name]) if name in values else entry["default"]
+        out.append(entry)
+    defined = {p["name"] for p in out}
+    out += [{"name": k, "value": str(v)} for k, v in values.items() if k not in defined]
+    return out
+
+
+_TERMINATION = {
+    "SUCCESS": ("SUCCESS", "SUCCESS"),
+    "CANCELED": ("CANCELED", "CLIENT_ERROR"),
+    "FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+}
+
+
+def _run_status(state: dict) -> dict:
+    """The newer `status` object, derived from life_cycle_state / result_state."""
+    life_cycle = state["life_cycle_state"]
+    if life_cycle == "SKIPPED":
+        return {
+            "state": "TERMINATED",
+            "termination_details": {
+                "code": "SKIPPED",
+                "type": "SUCCESS",
+                "message": state.get("state_message", ""),
+            },
+        }
+    if life_cycle not in ("TERMINATED", "INTERNAL_ERROR"):
+        return {"state": life_cycle}
+    code, kind = _TERMINATION.get(state.get("result_state", ""), ("INTERNAL_ERROR", "INTERNAL_ERROR"))
+    return {
+        "state": "TERMINATED",
+        "termination_details": {"code": code, "type": kind, "message": state.get("state_message", "")},
+    }
+
+
 def _run_document(ws: Workspace, run: dict) -> dict:
     doc = {k: v for k, v in run.items() if k not in ("ended_state",)}
     state = _run_state(ws, run)
     doc["state"] = state
+    doc["status"] = _run_status(state)
     if state["life_cycle_state"] in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR") and "end_time" not in doc:
         doc["end_time"] = run["start_time"] + int(RUN_DURATION_SECONDS * 1000)
     doc["run_page_url"] = f"#job/{run['job_id']}/run/{run['run_id']}"
     return doc
 
 
+_OVERRIDING = (
+    "notebook_params",
+    "python_params",
+    "jar_params",
+    "spark_submit_params",
+    "python_named_params",
+    "sql_params",
+    "dbt_commands",
+    "pipeline_params",
+)
+
+
 @routes.post(*_paths("run-now"))
 def run_now(ws: Workspace, req: Request) -> dict:
+    """Start a run; a repeated idempotency_token answers the run it started before."""
     body = req.json
-    params = body.get("job_parameters") or body.get("notebook_params") or {}
-    run = start_run(ws, req.require("job_id"), params=params)
+    job = _job(ws, req.require("job_id"))
+    token = body.get("idempotency_token")
+    if token:
+        if len(str(token)) > 64:
+            raise invalid("idempotency_token must be at most 64 characters")
+        earlier = ws.table("run_idempotency").get(str(token))
+        if earlier is not None and str(earlier) in ws.table("runs"):
+            run = ws.table("runs")[str(earlier)]
+            return {"run_id": run["run_id"], "number_in_job": run["number_in_job"]}
+    overriding = {k: body[k] for k in _OVERRIDING if body.get(k)}
+    if not isinstance(body.get("job_parameters") or {}, dict):
+        raise malformed_field("job_parameters", dict)
+    run = start_run(ws, job["job_id"], params=body.get("job_parameters") or {}, overriding=overriding)
+    if token:
+        ws.table("run_idempotency")[str(token)] = run["run_id"]
     return {"run_id": run["run_id"], "number_in_job": run["number_in_job"]}
 
 
@@ -543,5 +792,9 @@ def _job_exists(ws: Workspace, job_id: str) -> bool:
 
 
 permissions.register(
-    "jobs", "job", ("CAN_VIEW", "CAN_MANAGE_RUN", "IS_OWNER", "CAN_MANAGE"), _job_exists, owner_level="IS_OWNER"
+    "jobs",
+    "job",
+    ("CAN_VIEW", "CAN_MANAGE_RUN", "IS_OWNER", "CAN_MANAGE"),
+    _job_exists,
+    owner_level="IS_OWNER",
 )

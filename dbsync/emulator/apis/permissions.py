@@ -47,6 +47,9 @@ class ObjectType:
     inherited_from: Callable[[Workspace, str], list[str]]
     owner_level: str | None = None  # "IS_OWNER" where exactly one owner must exist
     creator_level: str = "CAN_MANAGE"
+    # The objects this one inherits ACL entries from, nearest first: [(request_type, id)], e.g. the
+    # parent directories of a notebook. Their direct entries show up here as inherited.
+    parents: Callable[[Workspace, str], list[tuple[str, str]]] | None = None
 
 
 TYPES: dict[str, ObjectType] = {}
@@ -61,6 +64,7 @@ def register(
     owner_level: str | None = None,
     creator_level: str | None = None,
     aliases: tuple[str, ...] = (),
+    parents: Callable[[Workspace, str], list[tuple[str, str]]] | None = None,
 ) -> None:
     """Make `/api/2.0/permissions/{request_type}/{id}` answer for a kind of object."""
     if inherited_from is None:
@@ -75,6 +79,7 @@ def register(
         inherited,
         owner_level,
         creator_level or owner_level or "CAN_MANAGE",
+        parents,
     )
     for name in (request_type, *aliases):
         TYPES[name] = entry
@@ -92,7 +97,11 @@ def direct_acl(ws: Workspace, request_type: str, object_id: str) -> list[dict]:
 def grant_creator(ws: Workspace, request_type: str, object_id: str, principal: str | None = None) -> None:
     """What the service does on create: the creator gets CAN_MANAGE (IS_OWNER for owned types)."""
     otype = TYPES[request_type]
-    entry = {"principal_type": "user_name", "principal": principal or ws.admin_user, "level": otype.creator_level}
+    entry = {
+        "principal_type": "user_name",
+        "principal": principal or ws.admin_user,
+        "level": otype.creator_level,
+    }
     ws.table("acls")[_acl_key(request_type, object_id)] = [entry]
 
 
@@ -129,11 +138,17 @@ def parse_entries(ws: Workspace, otype: ObjectType, body: dict) -> list[dict]:
         raise invalid("access_control_list must be a list")
     entries = []
     for item in acl:
+        if not isinstance(item, dict):
+            raise ApiError(
+                400, "MALFORMED_REQUEST", "Could not parse request object: access_control_list[] must be an object"
+            )
         kinds = [k for k in PRINCIPAL_TYPES if item.get(k)]
         if len(kinds) != 1:
             raise invalid("Exactly one of user_name, group_name or service_principal_name must be set")
         kind = kinds[0]
         name = item[kind]
+        if not isinstance(name, str):
+            raise ApiError(400, "MALFORMED_REQUEST", f"Could not parse request object: {kind} must be a string")
         level = item.get("permission_level")
         if level not in otype.levels:
             raise invalid(f"Permission {level} is not supported for object type {otype.object_type}")
@@ -167,27 +182,34 @@ def _check_owner(otype: ObjectType, entries: list[dict]) -> None:
 
 
 def object_permissions(ws: Workspace, request_type: str, object_id: str) -> dict:
-    """The ObjectPermissions document: direct entries, then the inherited admins entry."""
+    """The ObjectPermissions document: direct entries, entries inherited from parents, then admins.
+
+    Inherited entries are grouped per principal and level, with every parent that grants the level in
+    `inherited_from_object`; the admins group always holds an inherited CAN_MANAGE.
+    """
     otype = TYPES[request_type]
     by_principal: dict[tuple[str, str], list[dict]] = {}
     for e in direct_acl(ws, request_type, object_id):
         perms = by_principal.setdefault((e["principal_type"], e["principal"]), [])
         perms.append({"permission_level": e["level"], "inherited": False})
-    admins = by_principal.setdefault(("group_name", "admins"), [])
-    admins.append(
-        {
-            "permission_level": "CAN_MANAGE",
-            "inherited": True,
-            "inherited_from_object": otype.inherited_from(ws, object_id),
-        }
+    inherited: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for parent_type, parent_id in otype.parents(ws, object_id) if otype.parents else []:
+        for e in direct_acl(ws, parent_type, parent_id):
+            sources = inherited.setdefault((e["principal_type"], e["principal"]), {}).setdefault(e["level"], [])
+            sources.append(f"/{TYPES[parent_type].request_type}/{parent_id}")
+    inherited.setdefault(("group_name", "admins"), {}).setdefault("CAN_MANAGE", []).extend(
+        otype.inherited_from(ws, object_id)
     )
+    for principal, levels in inherited.items():
+        perms = by_principal.setdefault(principal, [])
+        for level, sources in levels.items():
+            perms.append({"permission_level": level, "inherited": True, "inherited_from_object": sources})
     acl = []
     for (kind, name), perms in by_principal.items():
         entry: dict = {kind: name, "all_permissions": perms}
-        if kind == "user_name":
-            user = _display(ws, name)
-            if user:
-                entry["display_name"] = user
+        display_name = _display(ws, kind, name)
+        if display_name:
+            entry["display_name"] = display_name
         acl.append(entry)
     return {
         "object_id": f"/{otype.request_type}/{object_id}",
@@ -196,11 +218,17 @@ def object_permissions(ws: Workspace, request_type: str, object_id: str) -> dict
     }
 
 
-def _display(ws: Workspace, user_name: str) -> str | None:
+def _display(ws: Workspace, kind: str, name: str) -> str | None:
+    """The display name the service adds for users and service principals."""
     from dbsync.emulator.apis import scim
 
-    user = scim.find_user(ws, user_name)
-    return user.get("displayName") if user else None
+    if kind == "user_name":
+        principal = scim.find_user(ws, name)
+    elif kind == "service_principal_name":
+        principal = scim.find_service_principal(ws, name)
+    else:
+        return None
+    return principal.get("displayName") if principal else None
 
 
 @routes.get("/api/2.0/permissions/{type:path}/{id}/permissionLevels")
@@ -226,10 +254,12 @@ def set_permissions(ws: Workspace, req: Request) -> dict:
     entries = parse_entries(ws, otype, req.json)
     _check_owner(otype, entries)
     if otype.owner_level and not any(e["level"] == otype.owner_level for e in entries):
-        current = owner_of(ws, otype.request_type, object_id)
-        if current:
-            kind = "service_principal_name" if "@" not in current else "user_name"
-            entries.insert(0, {"principal_type": kind, "principal": current, "level": otype.owner_level})
+        owner = next(
+            (e for e in direct_acl(ws, otype.request_type, object_id) if e["level"] == otype.owner_level),
+            None,
+        )
+        if owner is not None:
+            entries.insert(0, owner)
     ws.table("acls")[_acl_key(otype.request_type, object_id)] = entries
     return object_permissions(ws, otype.request_type, object_id)
 

@@ -311,9 +311,7 @@ def _check(path: str, rule: dict, found: bool, value: Any, violations: list[str]
     elif kind == "blocklist" and any(_same(value, v) for v in rule.get("values", [])):
         violations.append(f"Validation failed for {path}, the value must not be one of {rule.get('values')}")
     elif kind == "regex" and not re.fullmatch(str(rule.get("pattern", "")), str(value)):
-        violations.append(
-            f"Validation failed for {path}, the value must match {rule.get('pattern')} (is {shown})"
-        )
+        violations.append(f"Validation failed for {path}, the value must match {rule.get('pattern')} (is {shown})")
     elif kind == "range":
         _check_range(path, rule, value, violations)
 
@@ -322,9 +320,7 @@ def _check_range(path: str, rule: dict, value: Any, violations: list[str]) -> No
     try:
         number = float(value)
     except (TypeError, ValueError):
-        violations.append(
-            f"Validation failed for {path}, the value must be a number (is {json.dumps(value)})"
-        )
+        violations.append(f"Validation failed for {path}, the value must be a number (is {json.dumps(value)})")
         return
     if "minValue" in rule and number < float(rule["minValue"]):
         violations.append(f"Validation failed for {path}, the value must be at least {rule['minValue']}")
@@ -417,7 +413,9 @@ def edit(ws: Workspace, req: Request) -> dict:
             "Clone this policy to change the policy family."
         )
     # Built-in policies have no creator; keep only what the record has.
-    kept = {k: policy[k] for k in ("policy_id", "creator_user_name", "created_at_timestamp", "is_default") if k in policy}
+    kept = {
+        k: policy[k] for k in ("policy_id", "creator_user_name", "created_at_timestamp", "is_default") if k in policy
+    }
     ws.table(TABLE)[policy["policy_id"]] = {**kept, **fields}
     return {}
 

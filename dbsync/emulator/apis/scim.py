@@ -118,9 +118,7 @@ def _new_application_id(ws: Workspace) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
 
-def create_user(
-    ws: Workspace, user_name: str, display_name: str | None = None, groups: Iterable[str] = ()
-) -> dict:
+def create_user(ws: Workspace, user_name: str, display_name: str | None = None, groups: Iterable[str] = ()) -> dict:
     """Create a user (home directory included) in the given groups (ids or names); the User resource."""
     body: dict[str, Any] = {"userName": user_name, "groups": [{"value": _group_ref(ws, g)} for g in groups]}
     if display_name:
@@ -241,14 +239,10 @@ def _values(items: list[str]) -> list[dict]:
 def _group_entries(ws: Workspace, principal_id: str, with_type: bool) -> list[dict]:
     entries = []
     for group_id, how in (
-        _ancestry(ws, principal_id)
-        if with_type
-        else [(g, "direct") for g in ws.table(PARENTS).get(principal_id, [])]
+        _ancestry(ws, principal_id) if with_type else [(g, "direct") for g in ws.table(PARENTS).get(principal_id, [])]
     ):
         group = ws.table(GROUPS)[group_id]
-        entries.append(
-            {"display": group["displayName"], "type": how, "value": group_id, "$ref": f"Groups/{group_id}"}
-        )
+        entries.append({"display": group["displayName"], "type": how, "value": group_id, "$ref": f"Groups/{group_id}"})
     return entries
 
 
@@ -760,9 +754,7 @@ def _set_parents(ws: Workspace, principal_id: str, group_ids: list[str]) -> None
 
 
 # -- patch ------------------------------------------------------------------------------------------
-_PATH = re.compile(
-    r'^\s*([\w:.$-]+?)(?:\[\s*(\w+)\s+eq\s+"?([^"\]]*)"?\s*\])?(?:\.(\w+))?\s*$', re.IGNORECASE
-)
+_PATH = re.compile(r'^\s*([\w:.$-]+?)(?:\[\s*(\w+)\s+eq\s+"?([^"\]]*)"?\s*\])?(?:\.(\w+))?\s*$', re.IGNORECASE)
 _MULTI_ATTRS = ("members", "groups", "entitlements", "roles")
 
 
@@ -770,9 +762,7 @@ def _patch(ws: Workspace, kind: str, record: dict, body: dict) -> None:
     """Apply a PatchOp body; operations run in order (not atomically: an error keeps earlier ones)."""
     operations = body.get("Operations", body.get("operations"))
     if not isinstance(operations, list):
-        raise _error(
-            400, "Request is unparsable, syntactically incorrect, or violates schema.", "invalidSyntax"
-        )
+        raise _error(400, "Request is unparsable, syntactically incorrect, or violates schema.", "invalidSyntax")
     for operation in operations:
         if not isinstance(operation, dict):
             raise _error(400, f"Invalid patch operation: {operation}", "invalidSyntax")
@@ -811,9 +801,7 @@ def _patch_path(ws: Workspace, kind: str, record: dict, op: str, path: str, valu
         _patch_scalar(ws, kind, record, attr, sub, value)
 
 
-def _patch_emails(
-    record: dict, op: str, selector: tuple[str, str] | None, sub: str | None, value: Any
-) -> None:
+def _patch_emails(record: dict, op: str, selector: tuple[str, str] | None, sub: str | None, value: Any) -> None:
     """`emails`, or one of them chosen by `emails[type eq "work"]` (Azure AD), optionally `.value`."""
     emails = [dict(e) for e in record.get("emails", []) if isinstance(e, dict)]
     if selector is None:

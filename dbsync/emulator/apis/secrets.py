@@ -56,9 +56,7 @@ def _scope(ws: Workspace, name: Any) -> dict:
 
 def _writable(scope: dict) -> None:
     if scope["backend_type"] == "AZURE_KEYVAULT":
-        raise bad_request(
-            f"Scope {scope['name']} is backed by Azure KeyVault and is read-only through this API."
-        )
+        raise bad_request(f"Scope {scope['name']} is backed by Azure KeyVault and is read-only through this API.")
 
 
 # -- internal API (handlers and the seeder) ---------------------------------------------------------
@@ -76,9 +74,7 @@ def create_scope(
     if len(ws.table(SCOPES)) >= MAX_SCOPES:
         raise _limit(f"Maximum number of scopes ({MAX_SCOPES}) in this workspace has been reached.")
     if initial_manage_principal not in (None, "users"):
-        raise invalid(
-            f"initial_manage_principal must be 'users' if specified, got: {initial_manage_principal}"
-        )
+        raise invalid(f"initial_manage_principal must be 'users' if specified, got: {initial_manage_principal}")
     scope: dict[str, Any] = {"name": name, "backend_type": backend_type}
     if keyvault_metadata:
         scope["keyvault_metadata"] = keyvault_metadata
@@ -97,9 +93,7 @@ def put_secret(ws: Workspace, scope: str, key: str, value: bytes) -> None:
         raise invalid(f"Secret value size {len(value)} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes.")
     secrets = ws.table(SECRETS)[scope]
     if key not in secrets and len(secrets) >= MAX_SECRETS_PER_SCOPE:
-        raise _limit(
-            f"Maximum number of secrets ({MAX_SECRETS_PER_SCOPE}) in scope {scope} has been reached."
-        )
+        raise _limit(f"Maximum number of secrets ({MAX_SECRETS_PER_SCOPE}) in scope {scope} has been reached.")
     secrets[key] = {"value": value, "last_updated_timestamp": ws.now_ms()}
 
 
@@ -130,9 +124,7 @@ def scopes_create(ws: Workspace, req: Request) -> dict:
     if backend == "AZURE_KEYVAULT":
         keyvault = req.param("backend_azure_keyvault") or {}
         if not isinstance(keyvault, dict) or not keyvault.get("resource_id") or not keyvault.get("dns_name"):
-            raise invalid(
-                "backend_azure_keyvault with resource_id and dns_name is required for AZURE_KEYVAULT"
-            )
+            raise invalid("backend_azure_keyvault with resource_id and dns_name is required for AZURE_KEYVAULT")
         metadata = {"resource_id": keyvault["resource_id"], "dns_name": keyvault["dns_name"]}
     create_scope(ws, req.require("scope"), req.param("initial_manage_principal"), backend, metadata)
     return {}
@@ -201,9 +193,7 @@ def secrets_delete(ws: Workspace, req: Request) -> dict:
 def secrets_get(ws: Workspace, req: Request) -> dict:
     """The value, base64; refused like a real workspace when the `secrets_get_allowed` setting is off."""
     if not ws.table("settings").get("secrets_get_allowed", True):
-        raise bad_request(
-            "Secret values can only be read from within a notebook or job running on a cluster."
-        )
+        raise bad_request("Secret values can only be read from within a notebook or job running on a cluster.")
     scope, key = req.require("scope"), req.require("key")
     secret = _secret(ws, scope, key)
     return {"key": key, "value": base64.b64encode(secret["value"]).decode()}

@@ -7,6 +7,7 @@ keeps listings O(children); "object_ids" maps str(object_id) → path for the pe
 from __future__ import annotations
 
 import base64
+import json
 import posixpath
 from typing import Any
 
@@ -26,13 +27,23 @@ _PERMISSION_TYPE = {"NOTEBOOK": "notebooks", "DIRECTORY": "directories", "FILE":
 
 
 # -- internal API (used by handlers, SCIM home directories, repos and the seeder) ------------------
+# Direct ACLs of the built-in folders: every user can manage /Shared; the others are admin-only.
+_BUILT_IN_ACLS = {
+    "/Users": [],
+    "/Shared": [{"principal_type": "group_name", "principal": "users", "level": "CAN_MANAGE"}],
+    "/Repos": [],
+}
+
+
 def init(ws: Workspace) -> None:
     """A new workspace has /, /Users, /Shared and /Repos."""
     ws.table("objects")
     if "/" not in ws.table("objects"):
         _insert(ws, "/", "DIRECTORY", object_id=0)
-    for path in ("/Users", "/Shared", "/Repos"):
-        mkdirs(ws, path)
+    for path, acl in _BUILT_IN_ACLS.items():
+        if get_object(ws, path) is None:
+            record = mkdirs(ws, path)
+            ws.table("acls")[("directories", str(record["object_id"]))] = [dict(e) for e in acl]
 
 
 def normalize_path(path: Any) -> str:
@@ -67,8 +78,14 @@ def _insert(ws: Workspace, path: str, object_type: str, object_id: int | None = 
     if object_id is None:
         object_id = _new_object_id(ws)
     now = ws.now_ms()
-    record = {"object_type": object_type, "object_id": object_id, "path": path, "created_at": now,
-              "modified_at": now, **fields}
+    record = {
+        "object_type": object_type,
+        "object_id": object_id,
+        "path": path,
+        "created_at": now,
+        "modified_at": now,
+        **fields,
+    }
     ws.table("objects")[path] = record
     ws.table("object_ids")[str(object_id)] = path
     if path != "/":
@@ -112,19 +129,20 @@ def create_object(ws: Workspace, path: str, object_type: str, **fields: Any) -> 
 
 def put_notebook(ws: Workspace, path: str, language: str, source: bytes, overwrite: bool = True) -> dict:
     """Create or overwrite a notebook (SOURCE text); an overwrite keeps the object id and ACL."""
-    return _write(ws, normalize_path(path), "NOTEBOOK", nb.normalize_source(source, language), language,
-                  overwrite)
+    return _write(ws, normalize_path(path), "NOTEBOOK", nb.normalize_source(source, language), language, overwrite)
 
 
 def put_file(ws: Workspace, path: str, content: bytes, overwrite: bool = True) -> dict:
     return _write(ws, normalize_path(path), "FILE", content, None, overwrite)
 
 
-def _write(ws: Workspace, path: str, object_type: str, content: bytes, language: str | None,
-           overwrite: bool) -> dict:
+def _write(ws: Workspace, path: str, object_type: str, content: bytes, language: str | None, overwrite: bool) -> dict:
     if len(content) > MAX_IMPORT_BYTES:
-        raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"File size imported is ({len(content)} bytes), "
-                       f"exceeded max size ({MAX_IMPORT_BYTES} bytes)")
+        raise ApiError(
+            400,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            f"File size imported is ({len(content)} bytes), exceeded max size ({MAX_IMPORT_BYTES} bytes)",
+        )
     _parent_dir(ws, path)
     existing = get_object(ws, path)
     if existing is not None:
@@ -153,6 +171,7 @@ def delete_object(ws: Workspace, path: str, recursive: bool = True) -> None:
         delete_object(ws, child, recursive=True)
     ws.table("children").pop(path, None)
     ws.table("objects").pop(path, None)
+    ws.cache("object_info_json").pop(path, None)
     ws.table("object_ids").pop(str(obj["object_id"]), None)
     ws.table("children").get(posixpath.dirname(path), {}).pop(path, None)
     if obj["object_type"] in _PERMISSION_TYPE:
@@ -170,6 +189,7 @@ def object_info(obj: dict) -> dict:
     if obj["object_type"] in ("NOTEBOOK", "FILE"):
         info["created_at"] = obj["created_at"]
         info["modified_at"] = obj["modified_at"]
+    if obj["object_type"] == "FILE":  # the service reports a size for workspace files only
         info["size"] = obj.get("size", 0)
     if obj.get("language"):
         info["language"] = obj["language"]
@@ -198,33 +218,65 @@ def _exists_as(object_type: str) -> Any:
     return exists
 
 
-def _inherited_from_parent(ws: Workspace, object_id: str) -> list[str]:
+def _ancestors(ws: Workspace, object_id: str) -> list[tuple[str, str]]:
+    """The directories a workspace object inherits permissions from, nearest first."""
     path = ws.table("object_ids").get(object_id, "/")
-    parent = get_object(ws, posixpath.dirname(path)) if path != "/" else None
-    return [f"/directories/{parent['object_id']}"] if parent else ["/directories/"]
+    out = []
+    while path != "/":
+        path = posixpath.dirname(path)
+        parent = get_object(ws, path)
+        if parent is None:
+            continue
+        if parent["object_type"] == "DIRECTORY":
+            out.append(("directories", str(parent["object_id"])))
+        elif parent["object_type"] == "REPO" and "repos" in permissions.TYPES:
+            out.append(("repos", str(parent["object_id"])))
+    return out
 
 
 _LEVELS = ("CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE")
-permissions.register("notebooks", "notebook", _LEVELS, _exists_as("NOTEBOOK"), _inherited_from_parent)
-permissions.register("directories", "directory", _LEVELS, _exists_as("DIRECTORY"), _inherited_from_parent)
-permissions.register("files", "file", _LEVELS, _exists_as("FILE"), _inherited_from_parent)
+# The admins group's CAN_MANAGE comes from the root of the tree, shown as "/directories/".
+for _type, _name, _kind in (
+    ("notebooks", "notebook", "NOTEBOOK"),
+    ("directories", "directory", "DIRECTORY"),
+    ("files", "file", "FILE"),
+):
+    permissions.register(_type, _name, _LEVELS, _exists_as(_kind), "/directories/", parents=_ancestors)
 
 
 # -- handlers ---------------------------------------------------------------------------------------
 @routes.get("/api/2.0/workspace/list")
-def list_objects(ws: Workspace, req: Request) -> dict:
+def list_objects(ws: Workspace, req: Request) -> dict | Response:
     path = normalize_path(req.require("path"))
     obj = _require(ws, path)
     modified_after = req.int_arg("notebooks_modified_after")
     if obj["object_type"] not in ("DIRECTORY", "REPO"):
         return {"objects": [object_info(obj)]}
-    objects = []
+    objects = ws.table("objects")
+    infos = []
     for child in ws.table("children").get(path, {}):
-        item = ws.table("objects")[child]
+        item = objects[child]
         if modified_after is not None and item["object_type"] == "NOTEBOOK" and item["modified_at"] <= modified_after:
             continue
-        objects.append(object_info(item))
-    return {"objects": objects} if objects else {}
+        infos.append(_info_json(ws, item))
+    if not infos:
+        return {}
+    # Listings are the hottest read: each child's ObjectInfo is encoded once per version, then joined.
+    return Response(200, b'{"objects":[' + b",".join(infos) + b"]}")
+
+
+_INFO_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _info_json(ws: Workspace, obj: dict) -> bytes:
+    """ObjectInfo of `obj` as JSON, cached until the record is replaced or rewritten (modified_at moves)."""
+    cache = ws.cache("object_info_json")
+    hit = cache.get(obj["path"])
+    if hit is not None and hit[0] is obj and hit[1] == obj["modified_at"]:
+        return hit[2]
+    encoded = _INFO_ENCODER.encode(object_info(obj)).encode()
+    cache[obj["path"]] = (obj, obj["modified_at"], encoded)
+    return encoded
 
 
 @routes.get("/api/2.0/workspace/get-status")
@@ -264,17 +316,20 @@ def _import_content(req: Request) -> bytes:
 def import_handler(ws: Workspace, req: Request) -> dict:
     body = req.json
     path = normalize_path(req.require("path"))
-    fmt = (body.get("format") or "SOURCE")
+    fmt = body.get("format") or "SOURCE"
     if fmt not in IMPORT_FORMATS:
         raise invalid(f"Invalid format: {fmt}. Supported formats: {', '.join(IMPORT_FORMATS)}")
     language = body.get("language") or None
-    if language is not None and language not in nb.LANGUAGES:
+    if language is not None and (not isinstance(language, str) or language not in nb.LANGUAGES):
         raise invalid(f"Invalid language: {language}")
     overwrite = body.get("overwrite") in (True, "true", "True")
     content = _import_content(req)
     if len(content) > MAX_IMPORT_BYTES:
-        raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED",
-                       f"File size imported is ({len(content)} bytes), exceeded max size ({MAX_IMPORT_BYTES} bytes)")
+        raise ApiError(
+            400,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            f"File size imported is ({len(content)} bytes), exceeded max size ({MAX_IMPORT_BYTES} bytes)",
+        )
     _import(ws, path, fmt, language, content, overwrite)
     return {}
 
@@ -391,8 +446,9 @@ def _export_directory(ws: Workspace, obj: dict, fmt: str) -> tuple[bytes, str]:
         if item["object_type"] == "NOTEBOOK":
             lang = nb.LANGUAGES[item["language"]]
             if fmt == "DBC":
-                data = nb.dbc_entry(item["content"], item["language"], posixpath.basename(item["path"]),
-                                    item["object_id"])
+                data = nb.dbc_entry(
+                    item["content"], item["language"], posixpath.basename(item["path"]), item["object_id"]
+                )
                 entries.append((f"{rel}.{lang.dbc_extension}", data))
             else:
                 entries.append((f"{rel}.{lang.extension}", item["content"]))

@@ -1,0 +1,252 @@
+"""Identities on the target: adopt by natural name, create where allowed, PATCH only what differs.
+
+A principal already on the target (provisioned by the target's IdP, or by an earlier run) is
+adopted by userName / displayName / applicationId, never recreated. Creating one is a setting per
+type (`identities.create_users`, default false: most DR targets get their users from the IdP;
+`create_groups` and `create_service_principals`, default true). A principal dbsync may not create
+and the target lacks is recorded as skipped (`principals_missing: skip`) or an error (`fail`).
+
+Only what dbsync created is deleted when it disappears from the source (a flag kept in the store's
+source_meta): an identity the target had already belongs to whoever made it (the IdP, an admin).
+Memberships go through PATCH add / remove of the difference, so an unchanged group costs one GET;
+the `admins` group is only ever added to, so the standby's own admins keep their access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError, ResourceConflict
+from databricks.sdk.service import iam
+
+from dbsync.context import SyncContext
+from dbsync.errors import Blocked, Permanent
+from dbsync.model import Applied, Change, Resource
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import edited, is_gone
+from dbsync.watchers.identities import (
+    ADMINS,
+    INDEXES,
+    listing_key,
+    members_hint,
+    present_members,
+    principal_hint,
+    values,
+)
+
+CREATED = "created_by_dbsync"  # source_meta flag: only what dbsync created is deleted with the source
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SCIM_PREFIX = "/api/2.0/preview/scim/v2"
+RESOURCE = {"users": "Users", "service_principals": "ServicePrincipals", "groups": "Groups"}
+NOUN = {"users": "user", "service_principals": "service principal", "groups": "group"}
+
+
+def _complex(items: list[str] | None) -> list[iam.ComplexValue] | None:
+    return [iam.ComplexValue(value=v) for v in items] if items else None
+
+
+def patch_operations(current: dict[str, Any], wanted: dict[str, Any], scalars: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The SCIM PatchOp operations that turn the target record `current` into `wanted`; [] when equal."""
+    ops: list[dict[str, Any]] = []
+    for field in scalars:
+        have = current.get(field, True) if field == "active" else current.get(field)
+        if field in wanted and have != wanted[field]:
+            ops.append({"op": "replace", "path": field, "value": wanted[field]})
+    for field in ("entitlements", "roles"):
+        have_values, want_values = set(values(current.get(field))), set(wanted.get(field) or [])
+        if want_values - have_values:
+            ops.append({"op": "add", "path": field, "value": [{"value": v} for v in sorted(want_values - have_values)]})
+        ops.extend({"op": "remove", "path": f'{field}[value eq "{v}"]'} for v in sorted(have_values - want_values))
+    return ops
+
+
+def scim_patch(ctx: SyncContext, scim_type: str, scim_id: str, operations: list[dict[str, Any]]) -> None:
+    """PATCH a target principal. Raw, not `iam.Patch`: its as_dict() drops a falsy value (`active: false`)."""
+    ctx.target.client.api_client.do(
+        "PATCH",
+        f"{SCIM_PREFIX}/{RESOURCE[scim_type]}/{scim_id}",
+        body={"schemas": [PATCH_SCHEMA], "Operations": operations},
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+    )
+    wrote(ctx, scim_type)
+
+
+def wrote(ctx: SyncContext, scim_type: str) -> None:
+    """The target changed: the drift check after this kind must list it afresh, not reuse this run's listing."""
+    ctx.invalidate(listing_key("target", scim_type))
+
+
+def _carry_created(change: Change) -> None:
+    """Keep the 'dbsync created it' flag across updates (and across failures recorded on the way)."""
+    assert change.resource is not None
+    if change.prior and change.prior.source_meta.get(CREATED):
+        change.resource.source_meta[CREATED] = True
+
+
+class ScimReplicator(Replicator):
+    """Users, service principals or groups (without members: `group_members` sets those)."""
+
+    def __init__(self, kind: str, scalars: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.scalars = scalars
+        self.index = INDEXES[kind]
+
+    def api(self, ctx: SyncContext) -> Any:
+        return getattr(ctx.target.client, self.kind)
+
+    def may_create(self, ctx: SyncContext) -> bool:
+        return bool(getattr(ctx.settings.identities, f"create_{self.kind}"))
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        _carry_created(change)
+        payload = ctx.idmap.resolve(resource.payload)  # roles: source ARNs → target ARNs
+        name = payload[self.index.field]
+        found = self.index.get(ctx, name)
+        if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
+            return Applied(found[1])
+        if found is not None:
+            self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
+        return self._create(ctx, resource, payload, name)
+
+    def _update(self, ctx: SyncContext, scim_id: str, payload: dict[str, Any]) -> None:
+        current = self.api(ctx).get(scim_id).as_dict()
+        ops = patch_operations(current, payload, self.scalars)
+        if ops:
+            scim_patch(ctx, self.kind, scim_id, ops)
+
+    def _create(self, ctx: SyncContext, resource: Resource, payload: dict[str, Any], name: str) -> Applied:
+        noun = NOUN[self.kind]
+        if not self.may_create(ctx):
+            setting = f"identities.create_{self.kind}"
+            why = f"{noun} {name} is not on the target and {setting} is false"
+            if ctx.settings.principals_missing == "fail":
+                raise Permanent(f"{why}: provision it on the target (its IdP) or set {setting}: true")
+            # No target key, and the hint a skipped principal has: it is looked at again when the
+            # setting is turned on or the target gets it (see principal_hint), not every cycle.
+            resource.version_hint = principal_hint(resource.payload or {}, False, False)
+            return Applied(None, note=f"{why}: not created (provision it through the target's IdP)")
+        try:
+            created = self.api(ctx).create(**self._create_fields(payload))
+        except ResourceConflict:
+            found = self.index.lookup(ctx, name)  # created meanwhile (a crashed run, the IdP): adopt it
+            if found is None:
+                raise
+            self._update(ctx, found[0], payload)
+            return Applied(found[1])
+        except DatabricksError as err:
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "SCIM_400") and not is_gone(err):
+                raise Permanent(f"the target rejected {noun} {name}: {err}") from err
+            raise
+        wrote(ctx, self.kind)
+        created_name = str(created.as_dict().get(self.index.field) or name)
+        self.index.add(ctx, created_name, created.id or "")
+        resource.source_meta[CREATED] = True
+        note = None
+        if created_name != name:
+            # The service chose its own applicationId (AWS/GCP): ACLs and run_as must be told.
+            note = (
+                f"created with applicationId {created_name}; add mapping.principals: "
+                f'{{"{resource.key}": "{created_name}"}} so ACLs and run_as follow'
+            )
+        return Applied(created_name, note=note)
+
+    def _create_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "display_name": payload.get("displayName"),
+            "entitlements": _complex(payload.get("entitlements")),
+            "roles": _complex(payload.get("roles")),
+        }
+        if self.kind == "users":
+            fields.update(user_name=payload["userName"], active=payload.get("active", True))
+        elif self.kind == "service_principals":
+            fields.update(application_id=payload["applicationId"], active=payload.get("active", True))
+        return fields
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        prior = change.prior
+        assert prior is not None
+        name = prior.target_key
+        if name is None:
+            return  # it never reached the target (skipped: dbsync may not create it)
+        if not prior.source_meta.get(CREATED):
+            ctx.event(
+                self.kind,
+                change.key,
+                "delete",
+                "skipped",
+                f"{self.kind} {change.key}: gone from the source; {NOUN[self.kind]} {name} is kept on the target "
+                "because dbsync did not create it",
+            )
+            return
+        found = self.index.get(ctx, name)
+        if found is None:
+            return
+        try:
+            self.api(ctx).delete(found[0])
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+        self.index.forget(ctx, name)
+        wrote(ctx, self.kind)
+
+
+class GroupMembersReplicator(Replicator):
+    """A group's direct members: every member resolved to its target SCIM id, then PATCH the difference."""
+
+    kind = "group_members"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        group = INDEXES["groups"].get(ctx, payload["displayName"])
+        if group is None:
+            raise Blocked(
+                f"group {payload['displayName']} is not on the target (the groups kind creates it unless "
+                "identities.create_groups is false)"
+            )
+        wanted, missing = self._resolve(ctx, payload["members"])
+        if missing and ctx.settings.principals_missing == "fail":
+            raise Permanent(f"members missing on the target: {', '.join(missing)}")
+        groups = ctx.target.client.groups
+        current = [m.value for m in groups.get(group[0]).members or [] if m.value]
+        ops: list[dict[str, Any]] = []
+        added = [m for m in wanted if m not in current]
+        if added:
+            ops.append({"op": "add", "path": "members", "value": [{"value": m} for m in added]})
+        if group[1].lower() != ADMINS:  # admins is only added to: the standby's own admins stay
+            ops.extend({"op": "remove", "path": f'members[value eq "{m}"]'} for m in current if m not in wanted)
+        if ops:
+            scim_patch(ctx, "groups", group[0], ops)
+        if not missing:
+            return Applied(group[1])
+        # Partly applied: no target key, and a hint that changes once the target has more of the members.
+        resource.version_hint = members_hint(payload, present_members(ctx, payload["members"]))
+        return Applied(None, note=f"skipped members missing on the target: {', '.join(missing)}")
+
+    @staticmethod
+    def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+        """(target SCIM ids, names missing on the target); Blocked when a member's own sync is pending."""
+        wanted, missing = [], []
+        for member in members:
+            found = INDEXES[member["type"]].get(ctx, member["name"])
+            if found is not None:
+                wanted.append(found[0])
+                continue
+            prior = ctx.store.prior(member["type"], member["source"])
+            if prior is not None and prior.status in ("error", "blocked", "pending"):
+                raise Blocked(f"waiting for {member['type']} {member['source']} to be replicated first")
+            missing.append(f"{NOUN[member['type']]} {member['name']}")
+        return wanted, missing
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        """A group gone from the source takes its members with it (the groups kind deletes it)."""
+
+
+def replicator_for(kind: str) -> Replicator:
+    if kind == "group_members":
+        return GroupMembersReplicator()
+    scalars = ("displayName",) if kind == "groups" else ("displayName", "active")
+    return ScimReplicator(kind, scalars)

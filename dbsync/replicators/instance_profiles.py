@@ -1,0 +1,94 @@
+"""Instance profiles on the target: adopt by (rewritten) ARN, add, edit the role fields, remove.
+
+`add` asks the service to validate the profile against AWS (a dry-run launch) unless
+`instance_profiles.skip_validation` is true. Validation stays on by default: a standby whose
+profile its AWS account cannot use would only fail when a cluster starts, in the middle of a
+disaster. The role must exist in the target's account (the one `mapping.aws_account_id` names).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError, ResourceConflict
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import is_gone
+
+EDITABLE = ("iam_role_arn", "is_meta_instance_profile")
+
+
+def target_profiles(ctx: SyncContext) -> dict[str, dict[str, Any]]:
+    """ARN → profile as the target lists it, read once per run."""
+    return ctx.cached(
+        "target-index:instance_profiles",
+        lambda: {p.instance_profile_arn or "": p.as_dict() for p in ctx.target.client.instance_profiles.list()},
+    )
+
+
+def _differs(current: dict[str, Any], payload: dict[str, Any]) -> bool:
+    # An absent field, None and False all mean "not set".
+    return any((current.get(f) or None) != (payload.get(f) or None) for f in EDITABLE)
+
+
+class InstanceProfileReplicator(Replicator):
+    kind = "instance_profiles"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        arn = payload["instance_profile_arn"]
+        profiles = ctx.target.client.instance_profiles
+        current = target_profiles(ctx).get(arn)
+        try:
+            if current is None:
+                current = self._add(ctx, payload)
+            if _differs(current, payload):
+                profiles.edit(
+                    arn,
+                    iam_role_arn=payload.get("iam_role_arn"),
+                    is_meta_instance_profile=payload.get("is_meta_instance_profile", False),
+                )
+        except DatabricksError as err:
+            if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
+                raise Permanent(
+                    f"the target rejected instance profile {arn}: {err}. The role must exist in the target's "
+                    "AWS account (mapping.aws_account_id rewrites the account); instance_profiles.skip_validation: "
+                    "true registers it without the AWS check"
+                ) from err
+            raise
+        target_profiles(ctx)[arn] = {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}
+        return Applied(arn)
+
+    def _add(self, ctx: SyncContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """Register the profile; one registered meanwhile (a crashed run) is adopted and compared."""
+        arn = payload["instance_profile_arn"]
+        try:
+            ctx.target.client.instance_profiles.add(
+                arn,
+                iam_role_arn=payload.get("iam_role_arn"),
+                is_meta_instance_profile=payload.get("is_meta_instance_profile"),
+                skip_validation=ctx.settings.instance_profiles.skip_validation,
+            )
+        except DatabricksError as err:
+            # Legacy 2.0 services answer "already exists" with 400 as often as with 409.
+            if not isinstance(err, ResourceConflict) and "already exists" not in str(err).lower():
+                raise
+            ctx.invalidate("target-index:instance_profiles")
+            return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}
+        return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        try:
+            ctx.target.client.instance_profiles.remove(change.target_key or change.key)
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return InstanceProfileReplicator()

@@ -1,0 +1,114 @@
+"""Repos on the target: adopt the repo at the same path, create it (parent folder first), check out the branch.
+
+A repo cannot change its remote: when the source repo at a path now points elsewhere, the target repo
+is replaced. A checkout on the target is made only when the target differs from the source (branch,
+head commit or sparse-checkout patterns); a PATCH with the same branch pulls the latest commit.
+A source repo on a detached head (a tag or a commit) is created on its default branch and reported:
+the Repos API does not name the tag. Private remotes need the calling user's Git credential on the
+target; dbsync never copies credentials.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError
+from databricks.sdk.service.workspace import GetRepoResponse
+
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import is_gone, sdk_call
+from dbsync.watchers.repos import repo_id_at
+
+
+def _same_remote(repo: GetRepoResponse, payload: dict[str, Any]) -> bool:
+    return repo.url == payload["url"] and (repo.provider or "").lower() == (payload["provider"] or "").lower()
+
+
+def _patterns(value: Any) -> list[str]:
+    if value is None:
+        return []
+    patterns = value.get("patterns") if isinstance(value, dict) else value.patterns
+    return list(patterns or [])
+
+
+class RepoReplicator(Replicator):
+    kind = "repos"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        path = payload["path"]
+        repos = ctx.target.client.repos
+        try:
+            repo = self._existing(ctx, path)
+            if repo is not None and not _same_remote(repo, payload):
+                repos.delete(int(repo.id or 0))  # the remote of a repo is fixed: replace it
+                repo = None
+            if repo is None:
+                repo = self._create(ctx, payload)
+            self._checkout(ctx, repo, payload)
+        except DatabricksError as err:
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS") and not is_gone(err):
+                raise Permanent(f"the target rejected repo {path} ({payload['url']}): {err}") from err
+            raise
+        note = None
+        if not payload.get("branch"):
+            note = (
+                f"the source repo is on a detached head (a tag or commit, {payload.get('head_commit_id')}); the "
+                "Repos API does not name it, so the target repo stays on its default branch: check out the same "
+                "tag on the target"
+            )
+        return Applied(path, note=note)
+
+    @staticmethod
+    def _existing(ctx: SyncContext, path: str) -> GetRepoResponse | None:
+        """The repo already at `path` on the target (created by a run that crashed, or by hand)."""
+        repo_id = repo_id_at(ctx.target, path)
+        if repo_id is None:
+            return None
+        try:
+            return ctx.target.client.repos.get(int(repo_id))
+        except DatabricksError as err:
+            if is_gone(err):
+                return None
+            raise
+
+    @staticmethod
+    def _create(ctx: SyncContext, payload: dict[str, Any]) -> GetRepoResponse:
+        # /Repos/<user> folders are not created by the tree kinds when they hold repos only.
+        ctx.target.client.workspace.mkdirs(posixpath.dirname(payload["path"]))
+        fields = {k: payload[k] for k in ("url", "provider", "path", "sparse_checkout") if payload.get(k)}
+        created = sdk_call(ctx.target.client.repos.create, fields)
+        return GetRepoResponse.from_dict(created.as_dict())
+
+    @staticmethod
+    def _checkout(ctx: SyncContext, repo: GetRepoResponse, payload: dict[str, Any]) -> None:
+        """Check out the source's branch (a PATCH with the same branch pulls) and its sparse patterns."""
+        update: dict[str, Any] = {}
+        branch = payload.get("branch")
+        if branch and (repo.branch != branch or repo.head_commit_id != payload.get("head_commit_id")):
+            update["branch"] = branch
+        if _patterns(repo.sparse_checkout) != _patterns(payload.get("sparse_checkout")):
+            update["sparse_checkout"] = {"patterns": _patterns(payload.get("sparse_checkout"))}
+        if update:
+            sdk_call(ctx.target.client.repos.update, update, repo_id=int(repo.id or 0))
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        path = change.target_key or change.key
+        repo_id = repo_id_at(ctx.target, path)
+        if repo_id is None:
+            return  # already gone, or something else lives there now: not ours to delete
+        try:
+            ctx.target.client.repos.delete(int(repo_id))
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return RepoReplicator()

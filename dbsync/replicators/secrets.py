@@ -1,0 +1,157 @@
+"""Secret scopes, their ACLs and secret values on the target.
+
+Scopes: adopt the scope of the same name or create it, then make the target ACL match the source's:
+put what differs, delete what the source does not have (except the caller's own MANAGE, which keeps
+dbsync able to manage the scope). A principal the target lacks is skipped and recorded
+(principals_missing: skip) or fails the change (fail). Secrets: `put` overwrites, so create and update
+are one call; it is made only when the value's keyed hash changed. Nothing here ever formats a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+
+from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
+from databricks.sdk.service.workspace import AclPermission
+
+from dbsync.context import SyncContext
+from dbsync.errors import Blocked, Permanent
+from dbsync.model import Applied, Change
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import is_gone
+from dbsync.watchers.secrets import KEY_VAULT
+
+
+def _missing_principal(err: DatabricksError, principal: str) -> bool:
+    """The target rejected an ACL because it does not know the principal (not because of the scope)."""
+    if err.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+        return False
+    return re.search(re.escape(principal), str(err)) is not None
+
+
+class SecretScopeReplicator(Replicator):
+    kind = "secret_scopes"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        payload = resource.payload
+        scope = payload["name"]
+        if change.target_key is None and payload["backend_type"] != KEY_VAULT:  # the watcher saw a Key Vault one
+            self._create(ctx, scope, payload["backend_type"])
+        skipped = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"])
+        note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
+        return Applied(scope, note=note)
+
+    @staticmethod
+    def _create(ctx: SyncContext, scope: str, backend: str) -> None:
+        """Create the scope, or adopt the one of the same name (a crashed run, a lost store, made by hand)."""
+        if backend == KEY_VAULT:
+            raise Blocked(f"Key Vault-backed secret scope {scope} is not on the target: create it there by hand")
+        try:
+            ctx.target.client.secrets.create_scope(scope)
+            ctx.invalidate("secret-scopes:target")  # the drift check and the secrets kind list it again
+        except ResourceAlreadyExists:
+            pass
+        except DatabricksError as err:
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_LIMIT_EXCEEDED"):
+                raise Permanent(f"the target rejected secret scope {scope}: {err}") from err
+            raise
+
+    def _current_acls(self, ctx: SyncContext, scope: str, backend: str) -> dict[str, str]:
+        """The target scope's ACL; a scope deleted on the target by hand is created again."""
+        secrets = ctx.target.client.secrets
+
+        def read() -> dict[str, str]:
+            return {a.principal: a.permission.value for a in secrets.list_acls(scope) if a.principal and a.permission}
+
+        try:
+            return read()
+        except NotFound:
+            self._create(ctx, scope, backend)
+            return read()
+
+    def _set_acls(self, ctx: SyncContext, scope: str, backend: str, wanted: list[dict[str, str]]) -> list[str]:
+        """Make the scope's ACL the source's; the principals skipped because the target lacks them."""
+        secrets = ctx.target.client.secrets
+        current = self._current_acls(ctx, scope, backend)
+        desired = {e["principal"]: e["permission"] for e in wanted}
+        skipped = []
+        for principal, permission in desired.items():
+            if current.get(principal) == permission:
+                continue
+            try:
+                secrets.put_acl(scope, principal, AclPermission(permission))
+            except DatabricksError as err:
+                if not _missing_principal(err, principal):
+                    raise
+                if ctx.settings.principals_missing == "fail":
+                    raise Permanent(f"principal {principal} does not exist on the target") from err
+                skipped.append(principal)
+        extra = current.keys() - desired.keys()
+        caller = self._caller(ctx) if extra else ""
+        for principal in sorted(extra):
+            if principal == caller:
+                continue  # removing its own MANAGE could lock dbsync out of the scope
+            with contextlib.suppress(NotFound):  # already gone
+                secrets.delete_acl(scope, principal)
+        return skipped
+
+    @staticmethod
+    def _caller(ctx: SyncContext) -> str:
+        return ctx.cached("target-caller", lambda: ctx.target.client.current_user.me().user_name or "")
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        if change.prior and change.prior.source_meta.get("backend_type") == KEY_VAULT:
+            return  # dbsync did not create it (the Key Vault holds the data): the operator removes it
+        try:
+            ctx.target.client.secrets.delete_scope(change.target_key or change.key)
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+class SecretReplicator(Replicator):
+    kind = "secrets"
+
+    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+        resource = change.resource
+        assert resource is not None and resource.payload is not None
+        if resource.body is None:
+            raise Permanent(f"secret {resource.key}: no value was read")  # never happens after fetch
+        payload = ctx.idmap.resolve(resource.payload)
+        scope, key = payload["scope"], payload["key"]
+        try:
+            self._put(ctx, scope, key, resource.body)
+        except NotFound:
+            raise Blocked(f"waiting for secret scope {scope} to exist on the target") from None
+        except DatabricksError as err:
+            # The service's message describes the request, never the value; keep only the code to be sure.
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_LIMIT_EXCEEDED", "BAD_REQUEST"):
+                raise Permanent(f"the target rejected secret {scope}/{key} ({err.error_code})") from None
+            raise
+        return Applied(f"{scope}/{key}")
+
+    @staticmethod
+    def _put(ctx: SyncContext, scope: str, key: str, value: bytes) -> None:
+        secrets = ctx.target.client.secrets
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            secrets.put_secret(scope, key, bytes_value=base64.b64encode(value).decode())
+            return
+        secrets.put_secret(scope, key, string_value=text)
+
+    def delete(self, ctx: SyncContext, change: Change) -> None:
+        scope, _, key = (change.target_key or change.key).partition("/")
+        try:
+            ctx.target.client.secrets.delete_secret(scope, key)
+        except DatabricksError as err:
+            if not is_gone(err):
+                raise
+
+
+def replicator_for(kind: str) -> Replicator:
+    return SecretScopeReplicator() if kind == "secret_scopes" else SecretReplicator()

@@ -1,0 +1,100 @@
+"""/report.html: the page an on-call engineer reads during a cutover. Plain HTML, no JavaScript."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from urllib.parse import quote
+
+from dbsync.report import KindValidation, Report
+
+_LINKS = {
+    "notebooks": "{host}/#workspace{key}",
+    "files": "{host}/#workspace{key}",
+    "directories": "{host}/#workspace{key}",
+    "jobs": "{host}/jobs/{key}",
+    "clusters": "{host}/#setting/clusters/{key}/configuration",
+    "instance_pools": "{host}/#setting/clusters/instance-pools/view/{key}",
+    "cluster_policies": "{host}/#setting/clusters/cluster-policies/view/{key}",
+}
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.ok{background:#e6f4ea;border:1px solid #2e7d32;padding:1em}
+.bad{background:#fdecea;border:1px solid #c62828;padding:1em}
+.warn{color:#c62828;font-weight:bold}details{margin:.5em 0}code{font-size:90%}
+"""
+
+
+def _link(kind: str, host: str, key: str) -> str:
+    template = _LINKS.get(kind)
+    if not template or not host:
+        return f"<code>{escape(key)}</code>"
+    url = template.format(host=host.rstrip("/"), key=quote(key, safe="/"))
+    return f'<a href="{escape(url)}"><code>{escape(key)}</code></a>'
+
+
+def _row(k: KindValidation) -> str:
+    cells = [
+        k.source_count,
+        k.target_count,
+        f"{k.in_sync_percent:.1f}%",
+        k.missing_count,
+        k.extra_count,
+        k.drifted_count,
+        k.blocked,
+        k.errors,
+        f"{k.lag_seconds:.0f}",
+    ]
+    warn = k.missing_count or k.errors or k.blocked or k.drifted_count or k.listing_error
+    name = f'<span class="warn">{escape(k.kind)}</span>' if warn else escape(k.kind)
+    return "<tr><td>" + name + "</td>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
+
+
+def _details(k: KindValidation, source_host: str, target_host: str) -> str:
+    parts = []
+    if k.listing_error:
+        parts.append(f"<p class='warn'>cannot list: {escape(k.listing_error)}</p>")
+    for title, keys, count, host in (
+        ("missing on the target", k.missing, k.missing_count, source_host),
+        ("extra on the target (not from the source)", k.extra, k.extra_count, target_host),
+        ("edited on the target (drift)", k.drifted, k.drifted_count, source_host),
+    ):
+        if count:
+            items = "".join(f"<li>{_link(k.kind, host, key)}</li>" for key in keys)
+            more = f"<li>… and {count - len(keys)} more</li>" if count > len(keys) else ""
+            parts.append(f"<details open><summary>{count} {title}</summary><ul>{items}{more}</ul></details>")
+    if k.problems:
+        items = "".join(
+            f"<li>{_link(k.kind, source_host, p['source_key'])} <b>{escape(p['status'])}</b> "
+            f"(attempts {p['attempts']}): {escape(p['last_error'] or '')}</li>"
+            for p in k.problems
+        )
+        parts.append(f"<details open><summary>last errors</summary><ul>{items}</ul></details>")
+    if not parts:
+        return ""
+    return f"<h3>{escape(k.kind)}</h3>" + "".join(parts)
+
+
+def render(report: Report, target_host: str = "", source_host: str = "") -> str:
+    """The whole page for a Report; hosts turn keys into links to the objects."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.generated_at))
+    if report.ready_for_cutover:
+        banner = "<div class='ok'><b>Ready for cutover.</b> The target holds everything the source has.</div>"
+    else:
+        reasons = "".join(f"<li>{escape(r)}</li>" for r in report.reasons)
+        banner = f"<div class='bad'><b>Not ready for cutover.</b><ul>{reasons}</ul></div>"
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("kind", "source", "target", "in sync", "missing", "extra", "drifted", "blocked", "errors", "lag (s)")
+    )
+    rows = "".join(_row(k) for k in report.kinds)
+    details = "".join(_details(k, source_host, target_host) for k in report.kinds)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='30'>"
+        f"<title>dbsync report</title><style>{_STYLE}</style></head><body>"
+        f"<h1>dbsync: {escape(source_host)} → {escape(target_host)}</h1><p>Generated {when}; refreshes every 30 s.</p>"
+        f"{banner}<table><tr>{header}</tr>{rows}</table>{details}</body></html>"
+    )

@@ -1,0 +1,199 @@
+"""`dbsync serve`: one APScheduler job per kind group, all cycles run one at a time.
+
+Ordering design: every scheduled job runs on a single worker thread, so two cycles never overlap and
+the store has one writer. Kinds still run on their own intervals (notebooks every minute, identities
+every ten), and dependencies need no coordination: a job whose new cluster is not replicated yet is
+`blocked` and goes through on its next cycle, after the clusters cycle has mapped the cluster.
+Kinds that share a listing (directories, notebooks, files share one workspace tree walk) form one
+group and run together at the shortest of their intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from dbsync import metrics
+from dbsync.config import Settings
+from dbsync.context import SyncContext
+from dbsync.engine import Engine, KindReport
+from dbsync.errors import StoreError
+from dbsync.registry import Kind, kinds
+
+log = logging.getLogger("dbsync.scheduler")
+MAX_JITTER_SECONDS = 10.0
+STALE_INTERVALS = 3  # a group with no successful cycle for this many intervals makes /readyz fail
+
+
+def kind_groups(settings: Settings, registry: tuple[Kind, ...] | None = None) -> list[tuple[str, ...]]:
+    """Enabled kinds grouped by shared listing, in dependency order."""
+    groups: list[list[str]] = []
+    last_listing: str | None = None
+    for kind in registry or kinds():
+        if not settings.kind(kind.name).enabled:
+            continue
+        listing = getattr(kind.watcher, "shared_listing", None)
+        if listing is not None and listing == last_listing:
+            groups[-1].append(kind.name)
+        else:
+            groups.append([kind.name])
+        last_listing = listing
+    return [tuple(g) for g in groups]
+
+
+def group_interval(settings: Settings, group: tuple[str, ...]) -> float:
+    return min(settings.interval(name) for name in group)
+
+
+def jitter(interval: float) -> float:
+    """Spread the groups so they do not all hit the API in the same second."""
+    return min(MAX_JITTER_SECONDS, interval * 0.1)
+
+
+@dataclass
+class Health:
+    """What /readyz reports on: the reconcile, each group's last outcome, a refusal to run."""
+
+    started_at: float = field(default_factory=time.time)
+    reconciled: bool = False
+    last_ok: dict[tuple[str, ...], float] = field(default_factory=dict)
+    unreachable: dict[tuple[str, ...], str] = field(default_factory=dict)
+    refused: str | None = None
+
+    def problems(self, settings: Settings, groups: list[tuple[str, ...]], now: float | None = None) -> list[str]:
+        """Ready = replicating: both workspaces answered the last cycle and no group is stale.
+
+        The first full reconcile of a large workspace can take hours, so it is not a condition
+        (a rollout would wait for it); /report says when the target is in sync.
+        """
+        now = now or time.time()
+        out = []
+        if self.refused:
+            out.append(self.refused)
+        for group, message in self.unreachable.items():
+            out.append(f"{'+'.join(group)}: {message}")
+        for group in groups:
+            last = self.last_ok.get(group, self.started_at)
+            # Nothing is stale while the first reconcile (every kind once) is still going.
+            if self.reconciled and now - last > STALE_INTERVALS * group_interval(settings, group):
+                out.append(f"{'+'.join(group)}: no successful cycle for {now - last:.0f} s")
+        return out
+
+
+class Daemon:
+    """The scheduler around one SyncContext. `start()` returns at once; `shutdown()` stops cleanly."""
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.groups = kind_groups(self.settings)
+        self.stop = threading.Event()
+        self.health = Health()
+        self._cycle_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def schedule(self) -> None:
+        """The full reconcile now, then one interval job per group."""
+        self.scheduler.add_job(self.reconcile, id="reconcile", name="full reconcile")
+        now = time.time()
+        for group in self.groups:
+            interval = group_interval(self.settings, group)
+            trigger = IntervalTrigger(seconds=interval, jitter=int(jitter(interval)) or None)
+            self.scheduler.add_job(
+                self.run_group,
+                trigger,
+                args=[group],
+                id="+".join(group),
+                name="+".join(group),
+                next_run_time=_at(now + interval),
+            )
+
+    def start(self) -> None:
+        if self.ctx.store.role == "cutover-complete":
+            raise StoreError(
+                "cutover is complete: the target is the primary now and `dbsync serve` will not replicate "
+                "into it. Run `dbsync cutover --rollback` to return to standby, or `dbsync reverse`."
+            )
+        metrics.CUTOVER_STATE.set(0)
+        for group in self.groups:
+            for name in group:
+                # Alerts on "no success for N intervals" must work across a restart, before the first cycle.
+                last = self.ctx.store.last_success(name)
+                if last:
+                    metrics.LAST_SUCCESS.labels(name).set(last)
+        self.schedule()
+        self.scheduler.start()
+
+    def reconcile(self) -> None:
+        self._run(tuple(name for group in self.groups for name in group))
+        self.health.reconciled = True
+
+    def run_group(self, group: tuple[str, ...]) -> None:
+        self._run(group)
+
+    def _run(self, names: tuple[str, ...]) -> list[KindReport]:
+        with self._cycle_lock:
+            if self.stop.is_set():
+                return []
+            try:
+                reports = Engine(self.ctx, retry_now=False, stop=self.stop).cycle(list(names))
+            except StoreError as err:
+                self.health.refused = str(err)
+                log.error("replication stopped: %s", err)
+                self.scheduler.pause()
+                return []
+            except Exception:  # a bug must not kill the daemon; the next cycle tries again
+                log.exception("cycle of %s failed", "+".join(names))
+                return []
+            self._record_health(reports)
+            return reports
+
+    def _record_health(self, reports: list[KindReport]) -> None:
+        now = time.time()
+        by_kind = {r.kind: r for r in reports}
+        for group in self.groups:
+            group_reports = [by_kind[n] for n in group if n in by_kind]
+            if not group_reports:
+                continue
+            failed = [r for r in group_reports if r.outcome == "listing_failed"]
+            if failed:
+                self.health.unreachable[group] = failed[0].message or "listing failed"
+            elif all(r.outcome != "interrupted" for r in group_reports):
+                self.health.unreachable.pop(group, None)
+                self.health.last_ok[group] = now
+
+    def readiness(self) -> list[str]:
+        """Reasons the daemon is not ready (empty when ready)."""
+        return self.health.problems(self.settings, self.groups)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop scheduling, let the change in flight finish (bounded), close the store. True if clean."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        clean = self._cycle_lock.acquire(timeout=timeout)
+        if clean:
+            self._cycle_lock.release()
+            self.ctx.store.close()
+        return clean
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return [{"id": j.id, "next_run_time": j.next_run_time} for j in self.scheduler.get_jobs()]
+
+
+def _at(epoch: float) -> Any:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch, tz=UTC)

@@ -1,0 +1,278 @@
+"""Identities (SCIM): groups, service principals, users, and group memberships, keyed by natural names.
+
+Four kinds, because a group's members may be users, service principals and other groups: every
+principal must exist on the target before a membership can name it, so memberships are their own
+kind (`group_members`) that runs after the three principal kinds. Each listing carries every
+replicated attribute, so the version hint is built from the payload and a no-change cycle costs the
+listings only (one SCIM list per type, shared by the kinds in a run). A principal dbsync skipped
+(not allowed to create it) or a group whose members it skipped also folds into its hint whether the
+target has them now, so it is looked at again exactly when the target's IdP catches up.
+
+Keys are the source names (userName, displayName, applicationId); payloads carry the mapped names
+(`mapping.emails`, `mapping.principals`). Roles are instance-profile ARNs and become Refs to the
+`instance_profiles` kind, which the registry orders first: a SCIM role must name a profile the
+target has registered. The `users` group is implicit and never listed; `admins` exists everywhere
+and only its membership is replicated, with `identities.sync_admins`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError
+
+from dbsync import planner
+from dbsync.context import SyncContext
+from dbsync.errors import ListingError
+from dbsync.model import Resource, fingerprint, ref
+from dbsync.watchers.base import Watcher
+from dbsync.workspace import Workspace
+
+# SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
+SCIM_PAGE = 1000
+ADMINS, USERS_GROUP = "admins", "users"
+BUILTIN_GROUPS = (ADMINS, USERS_GROUP)
+# The attributes each listing asks for: no `groups` (computed, and replicated from the group side).
+ATTRIBUTES = {
+    "users": "id,userName,displayName,active,entitlements,roles",
+    "service_principals": "id,applicationId,displayName,active,entitlements,roles",
+    "groups": "id,displayName,entitlements,roles,members",
+}
+NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
+
+
+def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[str, Any]]:
+    """Every SCIM record of a type in `ws` (`users`, `service_principals`, `groups`), listed once per run."""
+
+    def read() -> list[dict[str, Any]]:
+        api = getattr(ws.client, scim_type)
+        extra = {"filter": f'displayName ne "{USERS_GROUP}"'} if scim_type == "groups" else {}
+        try:
+            # The `users` group holds every principal implicitly: never read its member list.
+            return [r.as_dict() for r in api.list(attributes=ATTRIBUTES[scim_type], count=SCIM_PAGE, **extra)]
+        except DatabricksError as err:
+            raise ListingError(f"{ws.side}: cannot list SCIM {scim_type}: {err}") from err
+
+    return ctx.cached(listing_key(ws.side, scim_type), read)
+
+
+def listing_key(side: str, scim_type: str) -> str:
+    """The per-run cache key of a SCIM listing; a replicator that writes the target drops it (drift reads it)."""
+    return f"scim:{side}:{scim_type}"
+
+
+class ScimIndex:
+    """{lower-cased natural name → (SCIM id, the name as the target spells it)} of one type, once per run."""
+
+    def __init__(self, scim_type: str) -> None:
+        self.scim_type = scim_type
+        self.field = NAME_FIELD[scim_type]
+
+    def _index(self, ctx: SyncContext) -> dict[str, tuple[str, str]]:
+        def build() -> dict[str, tuple[str, str]]:
+            api = getattr(ctx.target.client, self.scim_type)
+            out = {}
+            for record in api.list(attributes=f"id,{self.field}", count=SCIM_PAGE):
+                name = record.as_dict().get(self.field)
+                if name and record.id:
+                    out[str(name).lower()] = (record.id, str(name))
+            return out
+
+        return ctx.cached(f"target-index:scim:{self.scim_type}", build)
+
+    def get(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
+        return self._index(ctx).get(name.lower())
+
+    def add(self, ctx: SyncContext, name: str, scim_id: str) -> None:
+        self._index(ctx)[name.lower()] = (scim_id, name)
+
+    def forget(self, ctx: SyncContext, name: str) -> None:
+        self._index(ctx).pop(name.lower(), None)
+
+    def lookup(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
+        """Ask the target directly (after a 409: someone created it since the index was read)."""
+        api = getattr(ctx.target.client, self.scim_type)
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        for record in api.list(attributes=f"id,{self.field}", filter=f'{self.field} eq "{quoted}"'):
+            found = record.as_dict().get(self.field)
+            if record.id and found:
+                self.add(ctx, str(found), record.id)
+                return record.id, str(found)
+        return None
+
+
+# Shared by the watchers (is a skipped principal there now?) and the replicators (adoption, members).
+INDEXES = {scim_type: ScimIndex(scim_type) for scim_type in NAME_FIELD}
+
+
+def values(items: list[dict[str, Any]] | None) -> list[str]:
+    """The sorted `value`s of a SCIM multi-valued attribute ([{"value": "x"}, ...])."""
+    return sorted({str(i["value"]) for i in items or [] if i.get("value")})
+
+
+def role_refs(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Roles are instance-profile ARNs: Refs, so a principal waits for its profile on the target."""
+    return [ref("instance_profiles", arn) for arn in values(items)]
+
+
+def _without_empty(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if v not in (None, [], "")}
+
+
+def principal_hint(payload: dict[str, Any], may_create: bool | None, on_target: bool | None) -> str:
+    """A principal's version hint: its payload, the create setting and, once skipped, whether the target has it.
+
+    A principal dbsync may not create is recorded without a target key; the hint changes when the
+    setting is turned on or the target's IdP provisions it, and only then is it looked at again.
+    """
+    return fingerprint({"payload": payload, "create": may_create, "on_target": on_target})
+
+
+def members_hint(payload: dict[str, Any], present: list[str] | None) -> str:
+    """A group's membership hint; once members were skipped, also which of them the target has now."""
+    return fingerprint({"payload": payload, "present": present})
+
+
+def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
+    """Source keys recorded without a target key: principals not created, groups with members skipped."""
+    return ctx.cached(
+        f"skipped:{kind}",
+        lambda: {p.key for p in ctx.store.priors(kind) if p.status == "synced" and p.target_key is None},
+    )
+
+
+class ScimWatcher(Watcher):
+    """One SCIM resource type; the listing is the payload (nothing to fetch)."""
+
+    def __init__(self, kind: str, scim_type: str) -> None:
+        self.kind = kind
+        self.scim_type = scim_type
+
+    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """The payload written to the target, None for an object dbsync does not replicate."""
+        raise NotImplementedError
+
+    def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        may_create = getattr(ctx.settings.identities, f"create_{self.kind}", None)
+        skipped = skipped_keys(ctx, self.kind) if ws.side == "source" else set()
+        field = NAME_FIELD[self.scim_type]
+        for raw in scim_records(ctx, ws, self.scim_type):
+            key = str(raw.get(field) or "")
+            payload = self.normalize(ctx, raw) if key else None
+            if payload is None:
+                continue
+            on_target = INDEXES[self.scim_type].get(ctx, payload[field]) is not None if key in skipped else None
+            yield Resource(self.kind, key, key, principal_hint(payload, may_create, on_target), payload)
+
+    def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
+        return stub
+
+
+class UserWatcher(ScimWatcher):
+    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any] | None:
+        user_name = raw["userName"]
+        mapped = ctx.principals.user(user_name)
+        display = raw.get("displayName")
+        return _without_empty(
+            {
+                "userName": mapped,
+                # A display name defaulted to the userName follows its rename.
+                "displayName": mapped if display == user_name else display,
+                "active": raw.get("active", True) is not False,
+                "entitlements": values(raw.get("entitlements")),
+                "roles": role_refs(raw.get("roles")),
+            }
+        )
+
+
+class ServicePrincipalWatcher(ScimWatcher):
+    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any] | None:
+        return _without_empty(
+            {
+                "applicationId": ctx.principals.service_principal(raw["applicationId"]),
+                "displayName": raw.get("displayName"),
+                "active": raw.get("active", True) is not False,
+                "entitlements": values(raw.get("entitlements")),
+                "roles": role_refs(raw.get("roles")),
+            }
+        )
+
+
+class GroupWatcher(ScimWatcher):
+    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any] | None:
+        if raw["displayName"] in BUILTIN_GROUPS:
+            return None  # both exist in every workspace; admins' membership is group_members' business
+        return _without_empty(
+            {
+                "displayName": ctx.principals.group(raw["displayName"]),
+                "entitlements": values(raw.get("entitlements")),
+                "roles": role_refs(raw.get("roles")),
+            }
+        )
+
+
+class GroupMembersWatcher(ScimWatcher):
+    """The direct members of each group, as (type, mapped name, source name): SCIM ids never cross workspaces."""
+
+    def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        names = self._names_by_id(ctx, ws)
+        group_settings = ctx.settings.kind("groups")
+        skipped = skipped_keys(ctx, self.kind) if ws.side == "source" else set()
+        for raw in scim_records(ctx, ws, "groups"):
+            name = raw.get("displayName") or ""
+            if not name or name == USERS_GROUP or (name == ADMINS and not ctx.settings.identities.sync_admins):
+                continue
+            if name != ADMINS and not planner.selected(group_settings, name):
+                continue  # a group left out of `groups` is not dbsync's to fill either
+            payload = {
+                "displayName": ctx.principals.group(name),
+                "members": self._members(ctx, raw.get("members") or [], names),
+            }
+            present = present_members(ctx, payload["members"]) if name in skipped else None
+            yield Resource(self.kind, name, name, members_hint(payload, present), payload)
+
+    @staticmethod
+    def _names_by_id(ctx: SyncContext, ws: Workspace) -> dict[str, tuple[str, str]]:
+        """SCIM id → (type, name) of every principal of `ws`."""
+        out: dict[str, tuple[str, str]] = {}
+        for scim_type, field in NAME_FIELD.items():
+            for record in scim_records(ctx, ws, scim_type):
+                if record.get("id") and record.get(field):
+                    out[str(record["id"])] = (scim_type, str(record[field]))
+        return out
+
+    @staticmethod
+    def _members(
+        ctx: SyncContext, members: list[dict[str, Any]], names: dict[str, tuple[str, str]]
+    ) -> list[dict[str, str]]:
+        out = []
+        for member in members:
+            known = names.get(str(member.get("value")))
+            if known is None:
+                continue  # not a workspace principal (an account-level one): nothing to name on the target
+            scim_type, name = known
+            if not planner.selected(ctx.settings.kind(scim_type), name):
+                continue  # excluded from replication: not expected on the target either
+            mapped = {
+                "users": ctx.principals.user,
+                "service_principals": ctx.principals.service_principal,
+                "groups": ctx.principals.group,
+            }[scim_type](name)
+            out.append({"type": scim_type, "name": mapped, "source": name})
+        return sorted(out, key=lambda m: (m["type"], m["name"].lower()))
+
+
+def present_members(ctx: SyncContext, members: list[dict[str, str]]) -> list[str]:
+    """`type:name` of the members the target has (listed once per run)."""
+    return sorted(f"{m['type']}:{m['name']}" for m in members if INDEXES[m["type"]].get(ctx, m["name"]) is not None)
+
+
+def watcher_for(kind: str) -> Watcher:
+    if kind == "users":
+        return UserWatcher(kind, "users")
+    if kind == "service_principals":
+        return ServicePrincipalWatcher(kind, "service_principals")
+    if kind == "groups":
+        return GroupWatcher(kind, "groups")
+    return GroupMembersWatcher(kind, "groups")
