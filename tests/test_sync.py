@@ -471,3 +471,48 @@ def test_cluster_with_policy_and_pool_refs(pair: Pair) -> None:
     cluster = next(iter(dst.clusters.list()))
     assert cluster.policy_id == next(p.policy_id for p in dst.cluster_policies.list() if p.name == "team")
     assert cluster.instance_pool_id == next(iter(dst.instance_pools.list())).instance_pool_id
+
+
+def test_target_edit_is_reported_as_drift_and_left_alone(seeded_pair: Pair) -> None:
+    seeded_pair.sync()
+    dst = seeded_pair.dst
+    seeded_pair.sync()  # the first look after a write records each target object's baseline
+    source_id, target_job = next(iter(_jobs_by_source_id(dst).items()))
+    target_job.settings.name = "edited-by-hand-on-the-standby"
+    dst.jobs.reset(target_job.job_id, target_job.settings)
+    dst.workspace.upload("/Shared/hand-made.py", io.BytesIO(b"print(1)"), overwrite=True)
+
+    reports = seeded_pair.sync()
+    assert reports["jobs"].drifted == 1 and reports["jobs"].updated == 0
+    assert dst.jobs.get(target_job.job_id).settings.name == "edited-by-hand-on-the-standby"
+    ctx = seeded_pair.context()
+    assert ctx.store.keys_with_status("jobs", "drifted") == [source_id]
+    drift_events = [e for e in ctx.store.events(outcome="drifted") if e["kind"] == "jobs"]
+    assert len(drift_events) == 1 and "changed outside dbsync" in drift_events[0]["message"]
+
+    from dbsync.report import validate
+
+    report = validate(ctx)
+    assert not report.ready_for_cutover
+    assert any("drift" in reason for reason in report.reasons)
+    notebooks = next(k for k in report.kinds if k.kind == "notebooks")
+    assert notebooks.extra == ["/Shared/hand-made.py"]
+    assert seeded_pair.sync()["jobs"].drifted == 0  # counted once, not every cycle
+
+
+def test_drift_heal_rewrites_the_target_from_the_source(seeded_pair: Pair) -> None:
+    seeded_pair.sync()
+    seeded_pair.sync()
+    dst = seeded_pair.dst
+    source_id, target_job = next(iter(_jobs_by_source_id(dst).items()))
+    source_name = seeded_pair.src.jobs.get(int(source_id)).settings.name
+    target_job.settings.name = "edited-by-hand"
+    dst.jobs.reset(target_job.job_id, target_job.settings)
+    notebook = next(iter(_notebook_bodies(dst)))
+    dst.workspace.delete(notebook)
+
+    first = seeded_pair.sync(drift="heal")
+    assert first["jobs"].drifted == 1 and first["notebooks"].drifted == 1
+    seeded_pair.sync(drift="heal")
+    assert dst.jobs.get(target_job.job_id).settings.name == source_name
+    assert notebook in _notebook_bodies(dst)
