@@ -8,7 +8,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 
 BY_NAME = TargetIndex(
     "cluster_policies",
@@ -39,11 +39,7 @@ class ClusterPolicyReplicator(Replicator):
     def delete(self, ctx: SyncContext, change: Change) -> None:
         if change.prior and change.prior.source_meta.get("is_default"):
             return  # built-in policies exist in every workspace and cannot be deleted
-        try:
-            ctx.target.client.cluster_policies.delete(change.target_key or "")
-        except DatabricksError as err:
-            if not is_gone(err):
-                raise
+        deleted(lambda: ctx.target.client.cluster_policies.delete(change.target_key or ""))
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -12,7 +12,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 from dbsync.watchers.listed import SOURCE_ID_TAG
 
 BY_TAG = TargetIndex(
@@ -62,11 +62,7 @@ class ClusterReplicator(Replicator):
         sdk_call(clusters.edit, spec, cluster_id=cluster_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
-        try:
-            ctx.target.client.clusters.permanent_delete(change.target_key or "")
-        except DatabricksError as err:
-            if not is_gone(err):
-                raise
+        deleted(lambda: ctx.target.client.clusters.permanent_delete(change.target_key or ""))
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -23,6 +23,15 @@ def is_gone(err: Exception) -> bool:
     return isinstance(err, DatabricksError) and bool(_DOES_NOT_EXIST.search(str(err)))
 
 
+def deleted(delete: Callable[[], object]) -> None:
+    """Run a delete on the target; an object already gone counts as deleted."""
+    try:
+        delete()
+    except DatabricksError as err:
+        if not is_gone(err):
+            raise
+
+
 def edited(update: Callable[[], object]) -> bool:
     """Run an in-place update; False when the target object is gone (deleted by hand) and must be created."""
     try:

@@ -8,7 +8,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 from dbsync.watchers.listed import SOURCE_ID_TAG
 
 BY_TAG = TargetIndex(
@@ -43,11 +43,7 @@ class InstancePoolReplicator(Replicator):
         return Applied(pool_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
-        try:
-            ctx.target.client.instance_pools.delete(change.target_key or "")
-        except DatabricksError as err:
-            if not is_gone(err):
-                raise
+        deleted(lambda: ctx.target.client.instance_pools.delete(change.target_key or ""))
 
 
 def replicator_for(kind: str) -> Replicator:

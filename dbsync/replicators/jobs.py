@@ -11,7 +11,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
 
 BY_TAG = TargetIndex(
@@ -57,11 +57,7 @@ class JobReplicator(Replicator):
         return Applied(job_id)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
-        try:
-            ctx.target.client.jobs.delete(int(change.target_key or 0))
-        except DatabricksError as err:
-            if not is_gone(err):
-                raise
+        deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))
 
 
 def replicator_for(kind: str) -> Replicator:
