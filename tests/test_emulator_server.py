@@ -345,3 +345,9 @@ def test_concurrent_clients_see_consistent_state(emulator: EmulatorHandle) -> No
     notebook_ids = [o["object_id"] for o in objects.values() if o["object_type"] == "NOTEBOOK"]
     assert len(notebook_ids) == len(set(notebook_ids)) == 8 * 15
     assert endpoint_count(emulator, "POST /api/2.0/workspace/import") == 8 * 15
+
+
+def test_every_answer_names_the_workspace_like_the_service(emulator, w) -> None:
+    # databricks-sdk's get_workspace_id() falls back to this header of /Me when host metadata has no id.
+    answer = w.api_client.do("GET", "/api/2.0/preview/scim/v2/Me", response_headers=["X-Databricks-Org-Id"])
+    assert answer["X-Databricks-Org-Id"] == str(emulator.workspace.workspace_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import random
@@ -78,15 +79,72 @@ class TokenBucket:
 
 
 @dataclass
+class RetryAfterLedger:
+    """Whether clients honour Retry-After: each refusal sent with it, and when the same request came back.
+
+    "The same request" is method + target + body: the SDK retries a refused request from the thread
+    that sent it, so this is Retry-After honoured per retried request (other threads' requests are
+    not retries and may go on). A retry that arrives before the Retry-After delay is `early`.
+    """
+
+    sent: int = 0  # responses carrying Retry-After (429s and 503s)
+    retried: int = 0  # of those, requests seen again
+    early: int = 0  # retries that came before Retry-After elapsed
+    min_margin: float | None = None  # smallest (waited - Retry-After) over retries, seconds
+    pending: dict[tuple[str, str, bytes], tuple[float, float]] = field(default_factory=dict, repr=False)
+
+    MAX_PENDING = 100_000  # refusals never retried (a killed client) must not grow without bound
+
+    def observe(self, key: tuple[str, str, bytes], arrived: float, retry_after: str | None) -> None:
+        """Called under the stats lock for every API request once it is answered."""
+        due = self.pending.pop(key, None) if self.pending else None
+        if due is not None:
+            refused_at, delay = due
+            margin = arrived - refused_at - delay
+            self.retried += 1
+            if margin < 0:
+                self.early += 1
+            self.min_margin = margin if self.min_margin is None else min(self.min_margin, margin)
+        if retry_after is None:
+            return
+        self.sent += 1
+        if len(self.pending) >= self.MAX_PENDING:
+            self.pending.pop(next(iter(self.pending)))
+        try:
+            delay = float(retry_after)
+        except ValueError:
+            delay = 0.0
+        self.pending[key] = (time.monotonic(), delay)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "retried": self.retried,
+            "early": self.early,
+            "min_margin_seconds": None if self.min_margin is None else round(self.min_margin, 3),
+        }
+
+
+@dataclass
 class Stats:
     """Per-endpoint request counters (endpoint = method + route template), for tests and benchmarks.
 
-    Only the emulated API is counted: calls to the admin surface (/_emulator/...) are not.
+    Only the emulated API is counted: calls to the admin surface (/_emulator/...) are not. When any
+    response carried Retry-After, `retry_after` says whether clients waited before retrying.
     """
 
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     total: int = 0
+    retry_after: RetryAfterLedger = field(default_factory=RetryAfterLedger)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def observe_retry(self, method: str, target: str, body: bytes, arrived: float, retry_after: str | None) -> None:
+        """Track Retry-After refusals and their retries (cheap when no refusal is outstanding)."""
+        if retry_after is None and not self.retry_after.pending:
+            return
+        key = (method, target, hashlib.blake2b(body, digest_size=16).digest() if body else b"")
+        with self.lock:
+            self.retry_after.observe(key, arrived, retry_after)
 
     def record(self, endpoint: str, status: int) -> None:
         with self.lock:
@@ -100,12 +158,16 @@ class Stats:
 
     def document(self) -> dict[str, Any]:
         with self.lock:
-            return {"total": self.total, "endpoints": json.loads(json.dumps(self.endpoints))}
+            doc: dict[str, Any] = {"total": self.total, "endpoints": json.loads(json.dumps(self.endpoints))}
+            if self.retry_after.sent:
+                doc["retry_after"] = self.retry_after.document()
+            return doc
 
     def reset(self) -> None:
         with self.lock:
             self.endpoints.clear()
             self.total = 0
+            self.retry_after = RetryAfterLedger()
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -245,6 +307,7 @@ class _Handler(StreamRequestHandler):
 
     # -- the request pipeline -------------------------------------------------------------------
     def _serve(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> _Encoded:
+        arrived = time.monotonic()
         raw_path, _, query_string = target.partition("?")
         path = unquote(raw_path)
         if len(path) > 1 and path.endswith("/"):
@@ -252,6 +315,7 @@ class _Handler(StreamRequestHandler):
         endpoint, response = self._dispatch(method, path, query_string, headers, raw_body)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
             self.server.stats.record(endpoint, response.status)
+            self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s -> %d", self.client_address[0], method, target, response.status)
         return response
@@ -291,6 +355,8 @@ class _Handler(StreamRequestHandler):
 
     def _write(self, response: _Encoded, version: str, keep_alive: bool) -> None:
         head = [f"HTTP/1.1 {response.status} {_reason(response.status)}\r\n", _static_headers()]
+        # The service names the workspace on every answer; the SDK's get_workspace_id() reads it from /Me.
+        head.append(f"X-Databricks-Org-Id: {self.server.workspace.workspace_id}\r\n")
         if response.payload or response.status != 204:
             head.append(f"Content-Type: {response.content_type}\r\n")
         head.append(f"Content-Length: {len(response.payload)}\r\n")
