@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,29 @@ from dbsync.config import Settings
 from dbsync.context import SyncContext, open_context
 from dbsync.emulator import EmulatorHandle, start_emulator
 from dbsync.engine import Engine, KindReport
+
+PROMTOOL_INSTALL = "apt-get install -y prometheus (Debian's package provides /usr/bin/promtool)"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool, installed from Debian's `prometheus` package when missing and we may (root + apt-get).
+
+    The README's test command must work on a fresh machine; elsewhere the test fails with the install line.
+    """
+    found = shutil.which("promtool")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"],
+                        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]):
+            subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
+        found = shutil.which("promtool")
+        if found:
+            return found
+    pytest.fail(f"promtool is missing: {PROMTOOL_INSTALL}")
+
 
 # The SDK reads DATABRICKS_* and ~/.databrickscfg; tests must see only what they configure.
 for _name in [n for n in os.environ if n.startswith("DATABRICKS_")]:

@@ -80,11 +80,6 @@ def kubernetes_validate() -> Any:
 
 
 @pytest.fixture(scope="module")
-def promtool() -> str:
-    return _tool("promtool", "apt-get install -y prometheus (Debian's package provides /usr/bin/promtool)")
-
-
-@pytest.fixture(scope="module")
 def chart(helm: Any) -> Iterator[Any]:
     loaded = helm.Chart.load(CHART)
     try:

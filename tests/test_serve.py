@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import signal
 import socket
 import subprocess
@@ -141,7 +140,7 @@ def test_lag_is_the_age_of_the_oldest_unapplied_change(tmp_path: Path) -> None:
     store.close()
 
 
-def test_serve_follows_the_source_and_exposes_metrics(pair: Pair, served: Served, tmp_path: Path) -> None:
+def test_serve_follows_the_source_and_exposes_metrics(pair: Pair, served: Served, promtool: str) -> None:
     served.wait_in_sync()
     assert served.get("/healthz", auth=False).status_code == 200
     assert served.get("/metrics", auth=False).status_code == 401
@@ -161,7 +160,8 @@ def test_serve_follows_the_source_and_exposes_metrics(pair: Pair, served: Served
         assert name in exposition, name
     assert 'dbsync_changes_applied_total{action="create",kind="notebooks"} 1.0' in exposition
     assert "/Shared/live" not in exposition  # never an object path as a label
-    _promtool_check_metrics(exposition, tmp_path)
+    checked = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     assert "Ready for cutover" in served.get("/report.html").text
 
@@ -175,13 +175,6 @@ def test_serve_follows_the_source_and_exposes_metrics(pair: Pair, served: Served
     log = served.log.read_text()
     for secret in (pair.source.token, pair.target.token, AUTH):
         assert secret not in log
-
-
-def _promtool_check_metrics(exposition: str, tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: apt-get install -y prometheus (Debian) — .ci/run installs it"
-    result = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_path: Path) -> None:
