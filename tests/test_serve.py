@@ -246,3 +246,22 @@ def test_port_in_use_is_a_clear_config_error(pair: Pair, tmp_path: Path) -> None
             timeout=60,
         )
     assert result.returncode == 2 and "server.port" in result.stderr and str(port) in result.stderr
+
+
+def test_report_page_escapes_names_and_links_to_the_objects() -> None:
+    from dbsync.report import KindValidation, Report
+    from dbsync.report_html import render
+
+    notebooks = KindValidation(
+        "notebooks", source_count=3, target_count=2, in_sync=2, missing=["/Shared/<b>x</b>"], missing_count=1
+    )
+    jobs = KindValidation("jobs", source_count=1, target_count=1, in_sync=1, drifted=["42"], drifted_count=1)
+    page = render(
+        Report(0.0, [notebooks, jobs], False, ["notebooks: 1 not replicated"]),
+        target_host="https://dr.example.com",
+        source_host="https://primary.example.com",
+    )
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert 'href="https://primary.example.com/#workspace/Shared/%3Cb%3Ex%3C/b%3E"' in page
+    assert 'href="https://primary.example.com/jobs/42"' in page
+    assert "Not ready for cutover" in page and "<script" not in page
