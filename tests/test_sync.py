@@ -499,6 +499,11 @@ def test_target_edit_is_reported_as_drift_and_left_alone(seeded_pair: Pair) -> N
     assert notebooks.extra == ["/Shared/hand-made.py"]
     assert seeded_pair.sync()["jobs"].drifted == 0  # counted once, not every cycle
 
+    # the operator decides to heal after all: the edit reported earlier is rewritten from the source
+    seeded_pair.sync(drift="heal")
+    seeded_pair.sync(drift="heal")
+    assert dst.jobs.get(target_job.job_id).settings.name == seeded_pair.src.jobs.get(int(source_id)).settings.name
+
 
 def test_drift_heal_rewrites_the_target_from_the_source(seeded_pair: Pair) -> None:
     seeded_pair.sync()

@@ -317,12 +317,17 @@ class Store:
             )
 
     def record_drift(self, kind: str, key: str, heal: bool) -> None:
-        """The target copy changed outside dbsync: `drifted` (report) or `pending` (rewrite next cycle)."""
+        """The target copy changed outside dbsync: `drifted` (report) or `pending` (rewrite next cycle).
+
+        A reported drift keeps the baseline written by dbsync, so switching to `drift: heal` later still
+        sees the difference; a heal forgets it (the rewrite sets a new one).
+        """
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET status = ?, target_fingerprint = NULL, last_changed_at = COALESCE("
-                "last_changed_at, ?) WHERE kind = ? AND source_key = ?",
-                ["pending" if heal else "drifted", time.time() if heal else None, kind, key],
+                "UPDATE resources SET status = ?, "
+                "target_fingerprint = CASE WHEN ? THEN NULL ELSE target_fingerprint END, "
+                "last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
+                ["pending" if heal else "drifted", heal, time.time() if heal else None, kind, key],
             )
 
     def record_target_fingerprint(self, kind: str, key: str, target_fingerprint: str | None) -> None:
@@ -509,4 +514,11 @@ def _explain(path: Path, err: sqlite3.DatabaseError) -> str:
         )
     if "disk" in text and "full" in text:
         return f"state store {path}: the disk is full; free space and run again"
+    if "disk I/O error" in text:
+        # EFBIG (a file size limit) and EIO come back as an I/O error, not as SQLITE_FULL.
+        code = getattr(err, "sqlite_errorname", "SQLITE_IOERR")
+        return (
+            f"state store {path}: disk I/O error ({code}): the disk may be full, a file size limit reached or "
+            "the volume failing; free space or check the volume and run again"
+        )
     return f"state store {path}: {text}"
