@@ -4,12 +4,19 @@ Two `dbsync emulator` processes (so the client does not share their interpreter)
 process. Prints seconds, API calls per kind group on each side, notebook exports/imports, peak RSS.
 
     python benchmarks/sync.py [--objects 2000] [--concurrency 8] [--latency-ms 0]
+
+`--second-wave` instead seeds SQL queries (and alerts), Lakeview dashboards, MLflow experiments and
+registered models through the SDK and prints, per kind, the API calls of a no-change cycle by endpoint
+(the goal: listing calls only):
+
+    python benchmarks/sync.py --second-wave [--queries 200] [--dashboards 50] [--experiments 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import resource
 import subprocess
@@ -18,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import ml, sql
+from databricks.sdk.service.dashboards import Dashboard
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.config import Settings
@@ -115,12 +125,113 @@ def change_notebooks(ctx: SyncContext, fraction: float) -> int:
     return len(chosen)
 
 
+SECOND_WAVE_KINDS = (
+    "sql_warehouses",
+    "sql_queries",
+    "sql_alerts",
+    "dashboards",
+    "mlflow_experiments",
+    "registered_models",
+    "workspace_conf",
+    "ip_access_lists",
+)
+
+
+def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experiments: int) -> None:
+    """Queries (one alert per 10), dashboards, experiments and a model per 10 experiments, over HTTP."""
+    warehouse = w.warehouses.create(name="bench", cluster_size="2X-Small", auto_stop_mins=10).response.id
+    w.workspace.mkdirs("/Shared/bench")
+    condition = sql.AlertCondition(
+        op=sql.AlertOperator.GREATER_THAN,
+        operand=sql.AlertConditionOperand(column=sql.AlertOperandColumn(name="n")),
+        threshold=sql.AlertConditionThreshold(value=sql.AlertOperandValue(double_value=1)),
+    )
+    for i in range(queries):
+        spec = sql.CreateQueryRequestQuery(
+            display_name=f"query {i}", query_text=f"SELECT {i}", warehouse_id=warehouse, parent_path="/Shared/bench"
+        )
+        query_id = w.queries.create(query=spec).id or ""
+        if i % 10 == 0:
+            alert = sql.CreateAlertRequestAlert(display_name=f"alert {i}", query_id=query_id, condition=condition)
+            w.alerts.create(alert=alert)
+    layout = json.dumps({"pages": [{"name": "p", "displayName": "Overview"}]})
+    for i in range(dashboards):
+        w.lakeview.create(
+            Dashboard(
+                display_name=f"dashboard {i}",
+                parent_path="/Shared/bench",
+                warehouse_id=warehouse,
+                serialized_dashboard=layout,
+            )
+        )
+    for i in range(experiments):
+        w.experiments.create_experiment(f"/Shared/bench/experiment {i}", tags=[ml.ExperimentTag("i", str(i))])
+        if i % 10 == 0:
+            w.model_registry.create_model(f"model-{i}")
+            w.model_registry.create_model_version(f"model-{i}", f"dbfs:/models/{i}")
+
+
+def second_wave(args: argparse.Namespace, src_port: int, tgt_port: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            source={"host": f"http://127.0.0.1:{src_port}", "token": "src-token"},
+            target={"host": f"http://127.0.0.1:{tgt_port}", "token": "tgt-token"},
+            state_path=Path(tmp) / "bench.db",
+            concurrency=args.concurrency,
+        )
+        ctx = open_context(settings)
+        seed_second_wave(ctx.source.client, args.queries, args.dashboards, args.experiments)
+        print(
+            f"dbsync second-wave benchmark: {args.queries} queries, {args.dashboards} dashboards, "
+            f"{args.experiments} experiments, concurrency {args.concurrency}, {time.strftime('%Y-%m-%d')}"
+        )
+        started = time.monotonic()
+        reports = Engine(ctx).cycle(list(SECOND_WAVE_KINDS))
+        created = sum(r.created for r in reports)
+        problems = sum(r.errors + r.blocked for r in reports)
+        print(f"initial sync: {created} objects created in {time.monotonic() - started:.1f} s ({problems} problems)")
+        print("\n== no-change cycle, per kind (source and target calls by endpoint)")
+        print(f"{'kind':<20}{'seconds':>8}{'src':>6}{'tgt':>6}{'writes':>7}  endpoints")
+        for kind in SECOND_WAVE_KINDS:
+            ctx.source.reset_calls()
+            ctx.target.reset_calls()
+            started = time.monotonic()
+            Engine(ctx).cycle([kind])
+            seconds = time.monotonic() - started
+            endpoints = ", ".join(
+                f"{side[0]}:{endpoint} x{n}"
+                for side, ws in (("source", ctx.source), ("target", ctx.target))
+                for endpoint, n in sorted(ws.calls_by_endpoint().items())
+                if "well-known" not in endpoint
+            )
+            src, tgt = ctx.source.total_calls("/api"), ctx.target.total_calls("/api")
+            print(f"{kind:<20}{seconds:>8.2f}{src:>6}{tgt:>6}{ctx.target.write_calls():>7}  {endpoints}")
+        ctx.store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency the emulators add per request")
+    parser.add_argument("--second-wave", action="store_true", help="SQL objects, dashboards and MLflow instead")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--dashboards", type=int, default=50)
+    parser.add_argument("--experiments", type=int, default=100)
     args = parser.parse_args()
+    if args.second_wave:
+        src_port, tgt_port = free_port(), free_port()
+        procs = [
+            start_emulator(src_port, "src-token", 0, args.latency_ms),
+            start_emulator(tgt_port, "tgt-token", 0, args.latency_ms),
+        ]
+        try:
+            second_wave(args, src_port, tgt_port)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)
+        return
     src_port, tgt_port = free_port(), free_port()
     procs = [
         start_emulator(src_port, "src-token", args.objects, args.latency_ms),

@@ -118,7 +118,48 @@ def build_parser() -> argparse.ArgumentParser:
     _common(validate)
     _kinds_arg(validate)
     validate.add_argument("--format", choices=["text", "json", "html"], default="text")
+    _cutover_parsers(sub)
     return parser
+
+
+def _cutover_parsers(sub: Any) -> None:
+    cutover = sub.add_parser(
+        "cutover",
+        help="make the target the primary: a resumable runbook (or --rollback)",
+        description="Final sync, validate, pause the source's jobs, unpause on the target exactly those that ran "
+        "on the source, stop replication, print and save a report. Each step is recorded in the store: "
+        "after a crash or Ctrl-C, run the same command again to resume.",
+    )
+    _common(cutover)
+    cutover.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    cutover.add_argument("--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
+    cutover.add_argument(
+        "--skip-source",
+        action="store_true",
+        help="the source is unreachable (the disaster case): no final sync, source jobs not paused, the target "
+        "gets the state of the last sync",
+    )
+    cutover.add_argument("--cancel-active-runs", action="store_true", help="cancel the source jobs' active runs")
+    cutover.add_argument("--force", action="store_true", help="cut over even when validation says not ready")
+    cutover.add_argument(
+        "--rollback",
+        action="store_true",
+        help="restore every source job's prior state, re-pause the target jobs the cutover unpaused, back to standby",
+    )
+    cutover.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    reverse = sub.add_parser(
+        "reverse",
+        help="after a cutover, seed a store that replicates the new primary back into the old one",
+        description="Seed a new store for the reversed pair from this store's mapping (no API calls), so the "
+        "reverse direction updates what exists on the old primary instead of duplicating it. Then run with "
+        "direction: reverse (DBSYNC_DIRECTION=reverse) and state_path set to the new store.",
+    )
+    _common(reverse)
+    reverse.add_argument(
+        "--reverse-state-path", metavar="FILE", help="the new store (default: <state_path stem>-reverse.db beside it)"
+    )
+    reverse.add_argument("--force", action="store_true", help="seed even though this store's cutover is not complete")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,10 +234,10 @@ class _Progress:
 
 def summary_table(reports: Sequence[Any]) -> str:
     columns = ("listed", "fetched", "created", "updated", "deleted", "errors", "blocked", "seconds")
-    lines = [f"{'kind':<18}" + "".join(f"{c:>9}" for c in columns)]
+    lines = [f"{'kind':<20}" + "".join(f"{c:>9}" for c in columns)]
     for r in reports:
         counts = "".join(f"{getattr(r, c):>9}" for c in columns[:-1])
-        lines.append(f"{r.kind:<18}{counts}{r.seconds:>9.2f}")
+        lines.append(f"{r.kind:<20}{counts}{r.seconds:>9.2f}")
         if r.message:
             lines.append(f"  ! {r.message}")
     return "\n".join(lines)
@@ -257,20 +298,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
         reports = Engine(ctx, plan_only=True).cycle(_kind_names(args))
     finally:
         ctx.store.close()
-    changes = [c for r in reports for c in r.planned]
+    changes = [(_plan_action(c), c) for r in reports for c in r.planned]
     if args.json:
-        print(json.dumps([{"action": c.action, "kind": c.kind, "key": c.key} for c in changes], indent=2))
+        print(json.dumps([{"action": a, "kind": c.kind, "key": c.key} for a, c in changes], indent=2))
     else:
-        for c in changes:
-            print(f"{c.action:<7} {c.kind:<18} {c.key}")
+        for action, c in changes:
+            print(f"{action:<7} {c.kind:<20} {c.key}")
         held = [r for r in reports if r.message]
         for r in held:
             print(f"! {r.kind}: {r.message}")
         print(
             f"{len(changes)} change(s): "
-            + ", ".join(f"{sum(1 for c in changes if c.action == a)} {a}" for a in ("create", "update", "delete"))
+            + ", ".join(
+                f"{sum(1 for a, _ in changes if a == wanted)} {wanted}"
+                for wanted in ("create", "update", "delete", "manual")
+            )
         )
     return EXIT_OK
+
+
+def _plan_action(change: Any) -> str:
+    """`manual` for a new or changed object of a report-only kind (a mount): dbsync will not write it."""
+    from dbsync.registry import kind
+
+    if change.action != "delete" and getattr(kind(change.kind).watcher, "report_only", False):
+        return "manual"
+    return str(change.action)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -292,7 +345,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
         return EXIT_OK
     print(f"role: {role}")
-    print(f"{'kind':<18}{'synced':>8}{'blocked':>9}{'error':>7}   last cycle")
+    print(f"{'kind':<20}{'synced':>8}{'blocked':>9}{'error':>7}   last cycle")
     for name in KIND_NAMES:
         c = counts.get(name, {})
         cycle = cycles.get(name)
@@ -301,7 +354,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if cycle
             else "never"
         )
-        print(f"{name:<18}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
+        print(f"{name:<20}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
     return EXIT_OK
 
 
@@ -349,12 +402,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    try:
-        daemon.start()
-    except StoreError:
-        server.shutdown()
-        ctx.store.close()
-        raise
+    daemon.start()
     log = logging.getLogger("dbsync")
     log.info("serving", extra={"url": server.url, "groups": ["+".join(g) for g in daemon.groups]})
     while not stop.wait(0.5):
@@ -395,6 +443,136 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; without one, refuse (exit 2) rather than change workspaces unasked."""
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to confirm on: pass --yes to run without confirmation")
+    return input(f"{question} Type yes to continue: ").strip().lower() == "yes"
+
+
+def _cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
+    from dbsync.cutover import STEPS
+
+    if event != "step":
+        return
+    number = f"{STEPS.index(name) + 1}/{len(STEPS)}"
+    if detail["state"] == "running":
+        print(f"[{number}] {name} …", file=sys.stderr, flush=True)
+    else:
+        print(
+            f"[{number}] {name}: {detail['state']} in {detail['seconds']:.1f} s — {detail['summary']}", file=sys.stderr
+        )
+
+
+def cmd_cutover(args: argparse.Namespace) -> int:
+    from dbsync.cutover import Runbook, format_report, open_cutover_context
+
+    settings = _settings(args)
+    if args.rollback:
+        return _cutover_rollback(args, settings)
+    ctx = open_cutover_context(settings, need_source=not args.skip_source)
+    try:
+        runbook = Runbook(
+            ctx,
+            skip_source=args.skip_source,
+            cancel_active_runs=args.cancel_active_runs,
+            force=args.force,
+            progress=_cutover_progress,
+        )
+        runbook.refuse_during_rollback()
+        if runbook.next_step() is None:
+            print("the cutover is complete; its report:\n", file=sys.stderr)
+            document = runbook.saved_report()
+        else:
+            print("\n".join(runbook.plan(with_validation=args.dry_run)))
+            if args.dry_run:
+                print("dry run: nothing was changed")
+                return EXIT_OK
+            if not args.yes and not _confirm("Cut over now?"):
+                print("cancelled: nothing was changed", file=sys.stderr)
+                return EXIT_FAILED
+            document = runbook.run()
+    finally:
+        ctx.store.close()
+    print(json.dumps(document, indent=2) if args.json else format_report(document))
+    if not args.json:
+        print("\nThe target is the primary now. To replicate it back into the old primary later: `dbsync reverse`.")
+    return EXIT_OK
+
+
+def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
+    from dbsync.cutover import SOURCE_ROW, TARGET_ROW, Runbook, open_cutover_context
+    from dbsync.store import Store
+
+    if not settings.state_path.exists():
+        raise ConfigError(f"no state store at {settings.state_path}: there is no cutover to roll back")
+    store = Store(settings.state_path)
+    try:
+        rows, role = store.cutover_steps(), store.role
+    finally:
+        store.close()
+    if not rows and role == "standby":
+        print("nothing to roll back: the store is a standby")
+        return EXIT_OK
+    source_jobs = sum(1 for r in rows if r.startswith(SOURCE_ROW))
+    target_jobs = sum(1 for r in rows if r.startswith(TARGET_ROW))
+    print(
+        f"rollback: re-pause up to {target_jobs} target job(s) the cutover unpaused, restore up to {source_jobs} "
+        f"source job(s) to their prior state, store role {role} → standby"
+    )
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        return EXIT_OK
+    if not args.yes and not _confirm("Roll back now?"):
+        print("cancelled: nothing was changed", file=sys.stderr)
+        return EXIT_FAILED
+    # The source is needed only to restore jobs the cutover paused there.
+    ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source)
+    try:
+        result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+    finally:
+        ctx.store.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    print(
+        f"rolled back: {result['target_repaused']} target job(s) paused again, {result['source_restored']} source "
+        "job(s) restored; the store is a standby again (restart `dbsync serve` to resume replication)"
+    )
+    for missing in result["missing"]:
+        print(f"  ! {missing} no longer exists")
+    return EXIT_OK
+
+
+def cmd_reverse(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dbsync.reverse import default_reverse_path, next_steps, seed_reverse_store
+    from dbsync.store import Store
+
+    settings = _settings(args, require_workspaces=False)
+    if not settings.state_path.exists():
+        raise ConfigError(f"no state store at {settings.state_path}: point --state-path at the store of the cutover")
+    path = Path(args.reverse_state_path) if args.reverse_state_path else default_reverse_path(settings.state_path)
+    forward = Store(settings.state_path)
+    try:
+        seed = seed_reverse_store(forward, path, force=args.force)
+    finally:
+        forward.close()
+    if seed.already:
+        print(f"{path} is already seeded for {seed.source_workspace_id} → {seed.target_workspace_id}; nothing written")
+    else:
+        total = sum(seed.seeded.values())
+        print(f"seeded {path}: {total} object(s) of the new primary mapped to their copies on the old primary")
+        for kind, count in seed.seeded.items():
+            skipped = seed.skipped.get(kind, 0)
+            print(f"  {kind:<18}{count:>7}" + (f"   ({skipped} never reached the target, left out)" if skipped else ""))
+        if seed.collisions:
+            print(f"  ! {seed.collisions} object(s) shared a target key with another; the last one is kept")
+    print("\n".join(next_steps(seed, settings.state_path)))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dbsync.demo import run_demo
 
@@ -409,6 +587,8 @@ COMMANDS = {
     "serve": cmd_serve,
     "emulator": cmd_emulator,
     "demo": cmd_demo,
+    "cutover": cmd_cutover,
+    "reverse": cmd_reverse,
 }
 
 if __name__ == "__main__":

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dbsync.errors import ConfigError
@@ -28,6 +37,11 @@ DEFAULT_INTERVALS: dict[str, float] = {
     "cluster_policies": 120,
     "instance_pools": 120,
     "clusters": 120,
+    "global_init_scripts": 300,
+    "cluster_libraries": 120,
+    "sql_warehouses": 300,
+    # Reading mounts runs a command on a running source cluster: hourly is plenty for what changes rarely.
+    "mounts": 3600,
     "directories": 60,
     "notebooks": 60,
     "files": 60,
@@ -36,9 +50,20 @@ DEFAULT_INTERVALS: dict[str, float] = {
     "secret_scopes": 600,
     "secrets": 600,
     "permissions": 300,
-    "metastore": 900,
+    "schemas": 900,
+    "tables": 900,
+    "views": 900,
     "table_acls": 900,
+    "sql_queries": 300,
+    "sql_alerts": 300,
+    "dashboards": 300,  # every dashboard is read each cycle (the listing has no version)
+    "mlflow_experiments": 300,
+    "registered_models": 300,
+    "workspace_conf": 900,
+    "ip_access_lists": 900,
 }
+# Kinds that run SQL on a warehouse of each workspace: off unless a warehouse id is set (or enabled explicitly).
+WAREHOUSE_KINDS = ("schemas", "tables", "views", "table_acls")
 
 
 class _Strict(BaseModel):
@@ -72,6 +97,8 @@ class MappingSettings(_Strict):
     emails: dict[str, str] = Field(default_factory=dict)  # exact "a@old.com": "a@new.com" or "@old.com": "@new.com"
     principals: dict[str, str] = Field(default_factory=dict)  # group / service principal renames
     aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
+    # direction: reverse rewrites ARNs back to the old primary's account (`dbsync reverse` prints it).
+    reverse_aws_account_id: str | None = None
 
 
 class SecretsSettings(_Strict):
@@ -106,6 +133,82 @@ class InstanceProfileSettings(_Strict):
     skip_validation: bool = False
 
 
+class MetastoreSettings(_Strict):
+    """The SQL warehouses the metastore kinds run their statements on (one per workspace), and what they copy."""
+
+    source_warehouse_id: str | None = None
+    target_warehouse_id: str | None = None
+    # hive_metastore always exists; a Unity Catalog catalog must be created on the target by hand (its storage).
+    catalogs: list[str] = Field(default_factory=lambda: ["hive_metastore"], min_length=1)
+
+    @field_validator("catalogs")
+    @classmethod
+    def _lower_case(cls, catalogs: list[str]) -> list[str]:
+        return [c.strip().lower() for c in catalogs if c.strip()]
+
+    @property
+    def has_warehouse(self) -> bool:
+        return bool(self.source_warehouse_id or self.target_warehouse_id)
+
+
+class TableSettings(_Strict):
+    # A table whose definition changed on the source: `report` (an error, the target left as it is) or
+    # `recreate_if_external` (drop and create an external table again; its data stays where it is).
+    # A managed table is never dropped: that would delete its data.
+    on_change: Literal["report", "recreate_if_external"] = "report"
+
+
+class CutoverSettings(_Strict):
+    """`dbsync cutover` pacing: its per-job writes stay under the service's request limit instead of meeting 429s."""
+
+    # The documented Jobs API write limits are about 20 requests/s per workspace (create, run-now).
+    max_writes_per_second: float = Field(default=20, gt=0)
+
+
+class MlflowSettings(_Strict):
+    """What the MLflow kinds copy besides experiments and registered models (never artifacts)."""
+
+    # Copy runs (params, latest metrics, tags, status; no artifacts) of the experiments whose name
+    # matches one of runs_paths. Off: runs are usually many and rebuildable, and artifacts stay behind.
+    runs: bool = False
+    runs_paths: list[str] = Field(default_factory=list)  # globs on experiment names, e.g. "/Shared/prod/*"
+
+    @model_validator(mode="after")
+    def _paths_with_runs(self) -> MlflowSettings:
+        if self.runs and not self.runs_paths:
+            raise ValueError('mlflow.runs_paths must name the experiments whose runs to copy (e.g. ["/Shared/*"])')
+        return self
+
+
+# Workspace settings copied by default: the token policy and data-export switches. enableIpAccessLists is
+# left out on purpose: turning enforcement on at a standby whose allowed addresses differ locks its users out.
+DEFAULT_CONF_KEYS = (
+    "enableTokensConfig",
+    "maxTokenLifetimeDays",
+    "enableExportNotebook",
+    "enableResultsDownloading",
+    "enableNotebookTableClipboard",
+    "enableUploadDataUis",
+    "enableDbfsFileBrowser",
+    "enableWebTerminal",
+)
+
+
+class WorkspaceConfSettings(_Strict):
+    # The workspace-conf keys the workspace_conf kind copies (an allow-list: nothing else is read or written).
+    keys: list[str] = Field(default_factory=lambda: list(DEFAULT_CONF_KEYS))
+
+
+class MountSettings(_Strict):
+    """How the mounts kind reads `dbutils.fs.mounts()` (mounts have no REST API; see README "DBFS mounts")."""
+
+    # The source cluster the listing command runs on; unset: any running interactive cluster. dbsync
+    # never starts a cluster for this: with none running, the last inventory is kept and reported.
+    cluster_id: str | None = None
+    # How long to wait for the execution context and the command on that cluster.
+    timeout_seconds: float = Field(default=120, gt=0)
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
@@ -130,12 +233,21 @@ class Settings(BaseSettings):
     identities: IdentitySettings = Field(default_factory=IdentitySettings)
     instance_profiles: InstanceProfileSettings = Field(default_factory=InstanceProfileSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    metastore: MetastoreSettings = Field(default_factory=MetastoreSettings)
+    tables: TableSettings = Field(default_factory=TableSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    workspace_conf: WorkspaceConfSettings = Field(default_factory=WorkspaceConfSettings)
+    mounts: MountSettings = Field(default_factory=MountSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
     retry_timeout_seconds: int = Field(default=120, ge=1)
     shutdown_timeout: float = Field(default=30, gt=0)
+    cutover: CutoverSettings = Field(default_factory=CutoverSettings)
+    # reverse: after a cutover, replicate the new primary (target) back into the old one (source); see
+    # `dbsync reverse`. The sides and the mapping are swapped once, by load_settings.
+    direction: Literal["forward", "reverse"] = "forward"
 
     @field_validator("kinds")
     @classmethod
@@ -159,7 +271,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings)
 
     def kind(self, name: str) -> KindSettings:
-        return self.kinds.get(name) or KindSettings()
+        configured = self.kinds.get(name) or KindSettings()
+        if (
+            name in WAREHOUSE_KINDS
+            and "enabled" not in configured.model_fields_set
+            and not self.metastore.has_warehouse
+        ):
+            return configured.model_copy(update={"enabled": False})  # nothing to run their SQL on
+        return configured
 
     def interval(self, name: str) -> float:
         return self.kind(name).interval or DEFAULT_INTERVALS.get(name, 300)
@@ -229,6 +348,10 @@ def load_settings(
     if require_workspaces:
         for side in ("source", "target"):
             check_workspace(side, getattr(settings, side))
+    if settings.direction == "reverse":
+        from dbsync.reverse import reversed_settings  # imported here: reverse.py imports this module
+
+        settings = reversed_settings(settings)
     return settings
 
 

@@ -12,13 +12,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service.compute import Library, PythonPyPiLibrary
+from databricks.sdk.service.sql import UpdateQueryRequestQuery
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync import logs
 from dbsync.cli import summary_table
 from dbsync.config import Settings, WorkspaceSettings
 from dbsync.context import SyncContext, open_context
-from dbsync.emulator import start_emulator
+from dbsync.emulator import EmulatorHandle, start_emulator
+from dbsync.emulator.apis.clusters import create_cluster
+from dbsync.emulator.apis.sql import create_warehouse
 from dbsync.engine import Engine
 from dbsync.report import format_text, validate
 
@@ -58,7 +63,42 @@ def _change_source(ctx: SyncContext) -> list[str]:
     if files:
         w.workspace.delete(files[0].path or "")
         done.append(f"deleted file {files[0].path}")
+    query = next(iter(w.queries.list()), None)
+    if query is not None:
+        new_text = UpdateQueryRequestQuery(query_text=f"{query.query_text} LIMIT 100")
+        w.queries.update(query.id or "", "query_text", query=new_text)
+        done.append(f"edited SQL query {query.display_name!r}")
+    experiment = next(iter(w.experiments.list_experiments()), None)
+    if experiment is not None:
+        w.experiments.set_experiment_tag(experiment.experiment_id or "", "stage", "production")
+        done.append(f"tagged MLflow experiment {experiment.name}")
+    cluster = next(c for c in w.clusters.list() if c.cluster_name == "shared-analytics")
+    w.libraries.install(cluster.cluster_id or "", [Library(pypi=PythonPyPiLibrary(package="holidays==0.40"))])
+    done.append(f"installed pypi holidays==0.40 on cluster {cluster.cluster_name}")
+    warehouse_id = ctx.settings.metastore.source_warehouse_id
+    tables = _sql(w, warehouse_id, "SHOW TABLES IN hive_metastore.data_eng") if warehouse_id else []
+    if warehouse_id and tables:
+        _sql(w, warehouse_id, f"GRANT SELECT ON TABLE hive_metastore.data_eng.{tables[0][1]} TO `users`")
+        done.append(f"granted SELECT on table data_eng.{tables[0][1]} to users")
     return done
+
+
+def _sql(w: WorkspaceClient, warehouse_id: str, statement: str) -> list[list[str | None]]:
+    response = w.statement_execution.execute_statement(statement=statement, warehouse_id=warehouse_id)
+    return (response.result.data_array or []) if response.result else []
+
+
+def _running_cluster(handle: EmulatorHandle) -> str:
+    """A cluster someone is working on: dbsync reads the source's DBFS mounts through it."""
+    with handle.workspace.lock:
+        spec = {"cluster_name": "shared-analytics", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge"}
+        return create_cluster(handle.workspace, {**spec, "num_workers": 2}, state="RUNNING")
+
+
+def _warehouse(handle: EmulatorHandle) -> str:
+    """A SQL warehouse on an emulated workspace, as an admin would create one for dbsync."""
+    with handle.workspace.lock:
+        return create_warehouse(handle.workspace, {"name": "dbsync", "cluster_size": "2X-Small"})
 
 
 def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
@@ -66,6 +106,7 @@ def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
     _say("dbsync demo: two emulated Databricks workspaces on this machine, no configuration needed.\n")
     source = start_emulator(seed_objects=seed_objects, seed=42, cluster_start_seconds=0.5)
     target = start_emulator(cluster_start_seconds=0.5)
+    _running_cluster(source)
     _say(f"  source workspace  {source.url}  (seeded with ~{seed_objects} objects)")
     _say(f"  target workspace  {target.url}  (empty standby)\n")
     with tempfile.TemporaryDirectory(prefix="dbsync-demo-") as tmp:
@@ -75,6 +116,8 @@ def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
             state_path=Path(tmp) / "dbsync.db",
             # The demo target has no identity provider behind it, so dbsync creates the users too.
             identities={"create_users": True},
+            # A SQL warehouse on each side turns on the metastore kinds (schemas, tables, views, table ACLs).
+            metastore={"source_warehouse_id": _warehouse(source), "target_warehouse_id": _warehouse(target)},
         )
         ctx = open_context(settings)
         try:

@@ -101,12 +101,9 @@ class Engine:
 
     def cycle(self, names: Iterable[str] | None = None) -> list[KindReport]:
         """One pass over the selected kinds: upserts in dependency order, then deletes in reverse."""
-        if self.ctx.store.role == "cutover-complete" and not self.plan_only:
-            raise StoreError(
-                "this store's cutover is complete: the target is now the primary and dbsync will not write "
-                "to it. Run `dbsync cutover --rollback` to return to standby, or `dbsync reverse` to "
-                "replicate in the other direction."
-            )
+        refusal = replication_refusal(self.ctx.store.role)
+        if refusal and not self.plan_only:
+            raise StoreError(refusal)
         self.ctx.new_run()
         selected = self.selected_kinds(names)
         reports: list[tuple[Kind, KindReport, int]] = []
@@ -388,6 +385,21 @@ class Engine:
     def _tick(self, report: KindReport) -> None:
         if self.progress is not None:
             self.progress(report)
+
+
+def replication_refusal(role: str) -> str | None:
+    """Why a store in this role must not replicate (None for a standby)."""
+    if role == "cutover-complete":
+        return (
+            "cutover is complete: the target is now the primary and dbsync will not write to it. Run "
+            "`dbsync cutover --rollback` to return to standby, or `dbsync reverse` to replicate the other way."
+        )
+    if role == "cutover-in-progress":
+        return (
+            "a cutover is in progress: replication waits until it completes or is rolled back "
+            "(`dbsync cutover` resumes it, `dbsync cutover --rollback` undoes it)"
+        )
+    return None
 
 
 def update_gauges(store: Any, kind_names: Iterable[str]) -> None:

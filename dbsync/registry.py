@@ -20,7 +20,15 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("group_members", "identities"),
     ("cluster_policies", "cluster_policies"),
     ("instance_pools", "instance_pools"),
+    # Global init scripts run on every cluster start: in place before any cluster could start.
+    ("global_init_scripts", "global_init_scripts"),
     ("clusters", "clusters"),
+    # A cluster's libraries are part of its desired state: right after the cluster exists on the target.
+    ("cluster_libraries", "cluster_libraries"),
+    # Warehouses before the jobs, queries and dashboards that run on them.
+    ("sql_warehouses", "sql_warehouses"),
+    # Report-only: listed on the source, never written (a mount needs the target's own credentials).
+    ("mounts", "mounts"),
     ("directories", "workspace_objects"),
     ("notebooks", "workspace_objects"),
     ("files", "workspace_objects"),
@@ -28,7 +36,21 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("jobs", "jobs"),
     ("secret_scopes", "secrets"),
     ("secrets", "secrets"),
+    # SQL objects after the warehouses they run on; an alert after the query it watches.
+    ("sql_queries", "sql_objects"),
+    ("sql_alerts", "sql_objects"),
+    ("dashboards", "dashboards"),
+    ("mlflow_experiments", "mlflow_objects"),
+    ("registered_models", "mlflow_objects"),
+    ("workspace_conf", "workspace_settings"),
+    ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),
+    # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
+    ("schemas", "metastore"),
+    ("tables", "metastore"),
+    ("views", "metastore"),
+    # Grants after the objects they are on (and after the principals they name).
+    ("table_acls", "table_acls"),
 )
 
 KIND_NAMES: tuple[str, ...] = tuple(name for name, _ in _ORDER)

@@ -31,10 +31,14 @@ class KindValidation:
     lag_seconds: float = 0.0
     problems: list[dict[str, Any]] = field(default_factory=list)
     listing_error: str | None = None
+    # Report-only kinds (mounts): dbsync lists them and never writes them; each one needs a person.
+    report_only: bool = False
+    manual_count: int = 0
 
     @property
     def in_sync_percent(self) -> float:
-        return 100.0 if not self.source_count else round(100.0 * self.in_sync / self.source_count, 1)
+        replicable = self.source_count - self.manual_count
+        return 100.0 if replicable <= 0 else round(100.0 * self.in_sync / replicable, 1)
 
 
 @dataclass
@@ -43,6 +47,10 @@ class Report:
     kinds: list[KindValidation]
     ready_for_cutover: bool
     reasons: list[str]
+    # What dbsync cannot do and a person must ({kind, key, action}; an empty key is about the whole kind):
+    # mounts to make again with the target's credentials, libraries that failed on the source. Listed
+    # beside readiness, not in it: dbsync cannot check them on a standby.
+    manual_actions: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -58,7 +66,25 @@ def _target_keys(ctx: SyncContext, kind: Kind) -> set[str]:
     return {r.key for r in kind.watcher.list(ctx, ctx.target)}
 
 
-def validate_kind(ctx: SyncContext, kind: Kind) -> KindValidation:
+def manual_actions(ctx: SyncContext, kind: Kind) -> list[dict[str, str]]:
+    """The kind's "needs manual action" items, for watchers that have any (an optional hook)."""
+    hook = getattr(kind.watcher, "manual_actions", None)
+    return list(hook(ctx)) if hook is not None else []
+
+
+def _report_only(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]]) -> KindValidation:
+    """A kind dbsync never writes: every source object is a manual action, none is "missing"."""
+    objects = [a for a in actions if a["key"]]
+    result = KindValidation(kind.name, report_only=True)
+    result.source_count = result.manual_count = len(objects)
+    result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
+    result.errors = ctx.store.status_counts().get(kind.name, {}).get("error", 0)
+    return result
+
+
+def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | None = None) -> KindValidation:
+    if getattr(kind.watcher, "report_only", False):
+        return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
     kind_settings = ctx.settings.kind(kind.name)
     try:
@@ -109,7 +135,8 @@ def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
     """Compare both live workspaces for each enabled kind; ready_for_cutover with the reasons it is not."""
     ctx.new_run()
     selected = [k for k in kinds() if (names is None or k.name in names) and ctx.settings.kind(k.name).enabled]
-    results = [validate_kind(ctx, k) for k in selected]
+    actions = {k.name: manual_actions(ctx, k) for k in selected}
+    results = [validate_kind(ctx, k, actions[k.name]) for k in selected]
     reasons = []
     for r in results:
         if r.listing_error:
@@ -124,17 +151,25 @@ def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
             reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
     if ctx.store.role != "standby":
         reasons.append(f"store role is {ctx.store.role}, not standby")
-    return Report(time.time(), results, not reasons, reasons)
+    every_action = [a for k in selected for a in actions[k.name]]
+    return Report(time.time(), results, not reasons, reasons, every_action)
 
 
 def format_text(report: Report) -> str:
-    lines = [f"{'kind':<18}{'source':>8}{'target':>8}{'in sync':>9}{'missing':>9}{'extra':>7}{'errors':>8}{'lag s':>8}"]
+    lines = [f"{'kind':<20}{'source':>8}{'target':>8}{'in sync':>9}{'missing':>9}{'extra':>7}{'errors':>8}{'lag s':>8}"]
     for r in report.kinds:
+        in_sync = f"{'manual':>9}" if r.report_only else f"{r.in_sync_percent:>8.1f}%"
         lines.append(
-            f"{r.kind:<18}{r.source_count:>8}{r.target_count:>8}{r.in_sync_percent:>8.1f}%{r.missing_count:>9}"
+            f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync}{r.missing_count:>9}"
             f"{r.extra_count:>7}{r.errors + r.blocked:>8}{r.lag_seconds:>8.0f}"
         )
     lines.append("")
     lines.append("ready for cutover: " + ("yes" if report.ready_for_cutover else "NO"))
     lines.extend(f"  - {reason}" for reason in report.reasons)
+    if report.manual_actions:
+        lines.append("")
+        lines.append(f"needs manual action ({len(report.manual_actions)}; dbsync cannot do or check these):")
+        lines.extend(
+            f"  - {a['kind']}{' ' + a['key'] if a['key'] else ''}: {a['action']}" for a in report.manual_actions
+        )
     return "\n".join(lines)

@@ -14,6 +14,8 @@ _LINKS = {
     "directories": "{host}/#workspace{key}",
     "jobs": "{host}/jobs/{key}",
     "clusters": "{host}/#setting/clusters/{key}/configuration",
+    "cluster_libraries": "{host}/#setting/clusters/{key}/libraries",
+    "sql_warehouses": "{host}/sql/warehouses/{key}",
     "instance_pools": "{host}/#setting/clusters/instance-pools/view/{key}",
     "cluster_policies": "{host}/#setting/clusters/cluster-policies/view/{key}",
 }
@@ -24,6 +26,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .ok{background:#e6f4ea;border:1px solid #2e7d32;padding:1em}
 .bad{background:#fdecea;border:1px solid #c62828;padding:1em}
+.manual{background:#fff8e1;border:1px solid #f9a825;padding:0 1em;margin:1em 0}
 .warn{color:#c62828;font-weight:bold}details{margin:.5em 0}code{font-size:90%}
 """
 
@@ -40,7 +43,7 @@ def _row(k: KindValidation) -> str:
     cells = [
         k.source_count,
         k.target_count,
-        f"{k.in_sync_percent:.1f}%",
+        "manual" if k.report_only else f"{k.in_sync_percent:.1f}%",
         k.missing_count,
         k.extra_count,
         k.drifted_count,
@@ -78,6 +81,22 @@ def _details(k: KindValidation, source_host: str, target_host: str) -> str:
     return f"<h3>{escape(k.kind)}</h3>" + "".join(parts)
 
 
+def _manual(report: Report) -> str:
+    """What a person must do on the target (mounts, libraries that failed on the source)."""
+    if not report.manual_actions:
+        return ""
+    items = "".join(_manual_item(a) for a in report.manual_actions)
+    return (
+        f"<div class='manual'><h3>Needs manual action ({len(report.manual_actions)})</h3>"
+        f"<p>dbsync cannot do or check these; they are not part of the readiness above.</p><ul>{items}</ul></div>"
+    )
+
+
+def _manual_item(action: dict[str, str]) -> str:
+    key = f"<code>{escape(action['key'])}</code> " if action["key"] else ""
+    return f"<li><b>{escape(action['kind'])}</b> {key}{escape(action['action'])}</li>"
+
+
 def render(report: Report, target_host: str = "", source_host: str = "") -> str:
     """The whole page for a Report; hosts turn keys into links to the objects."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.generated_at))
@@ -91,7 +110,7 @@ def render(report: Report, target_host: str = "", source_host: str = "") -> str:
         for h in ("kind", "source", "target", "in sync", "missing", "extra", "drifted", "blocked", "errors", "lag (s)")
     )
     rows = "".join(_row(k) for k in report.kinds)
-    details = "".join(_details(k, source_host, target_host) for k in report.kinds)
+    details = _manual(report) + "".join(_details(k, source_host, target_host) for k in report.kinds)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='30'>"
         f"<title>dbsync report</title><style>{_STYLE}</style></head><body>"

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dbsync import metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
-from dbsync.engine import Engine, KindReport
+from dbsync.engine import Engine, KindReport, replication_refusal
 from dbsync.errors import StoreError
 from dbsync.registry import Kind, kinds
 
@@ -120,12 +120,16 @@ class Daemon:
             )
 
     def start(self) -> None:
-        if self.ctx.store.role == "cutover-complete":
-            raise StoreError(
-                "cutover is complete: the target is the primary now and `dbsync serve` will not replicate "
-                "into it. Run `dbsync cutover --rollback` to return to standby, or `dbsync reverse`."
-            )
-        metrics.CUTOVER_STATE.set(0)
+        """Schedule replication; after a cutover, only serve metrics and say why /readyz fails.
+
+        A daemon that exited instead would crash-loop its pod, and the operator could not exec into
+        it to roll back or reverse.
+        """
+        refusal = replication_refusal(self.ctx.store.role)
+        if refusal:
+            self.health.refused = refusal
+            log.error("not replicating: %s", refusal)
+            return
         for group in self.groups:
             for name in group:
                 # Alerts on "no success for N intervals" must work across a restart, before the first cycle.

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Pair
+from databricks.sdk.errors import NotFound
 from freezegun import freeze_time
 
 from dbsync import metrics
@@ -205,30 +206,30 @@ def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_p
 
 
 def test_serve_refuses_to_replicate_after_cutover(pair: Pair, tmp_path: Path) -> None:
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "dbsync.cli", "sync", "--once", "--kinds", "directories"],
-            env=pair.env(),
-            cwd=tmp_path,
-            capture_output=True,
-        ).returncode
-        == 0
-    )
+    assert subprocess.run([sys.executable, "-m", "dbsync.cli", "sync", "--once", "--kinds", "directories"],
+                          env=pair.env(), cwd=tmp_path, capture_output=True).returncode == 0
     store = Store(pair.state_path)
     store.set_meta("role", "cutover-complete")
     store.close()
     pair.src.workspace.mkdirs("/Shared/after-cutover")
-    result = subprocess.run(
-        [sys.executable, "-m", "dbsync.cli", "serve"],
-        env=pair.env() | {"DBSYNC_SERVER__PORT": str(_free_port())},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "cutover is complete" in result.stderr
-    with pytest.raises(Exception):  # noqa: B017 - NotFound from the SDK
+    pair.reset_stats()
+    server = Served(pair, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # it keeps running (a pod must not crash-loop), says why it is not ready, writes nothing
+            try:
+                ready = server.get("/readyz")
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, server.log.read_text()
+                time.sleep(0.2)
+        assert ready.status_code == 503 and "cutover is complete" in ready.json()["problems"][0]
+        assert "dbsync_cutover_state 2.0" in server.get("/metrics").text
+        time.sleep(1)
+        assert pair.target_writes() == 0
+    finally:
+        assert server.terminate() == 0
+    with pytest.raises(NotFound):
         pair.dst.workspace.get_status("/Shared/after-cutover")
 
 

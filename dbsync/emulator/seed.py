@@ -6,11 +6,26 @@ so validation and side effects (home folders, creator ACLs, REPO objects) are th
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from typing import Any
 
-from dbsync.emulator.apis import clusters, jobs, permissions, policies, pools, scim, secrets, workspace
+from dbsync.emulator import dbutils
+from dbsync.emulator.apis import (
+    clusters,
+    global_init_scripts,
+    jobs,
+    libraries,
+    permissions,
+    policies,
+    pools,
+    scim,
+    secrets,
+    sql,
+    workspace,
+)
+from dbsync.emulator.seed_bi_ml import seed_bi_ml
 from dbsync.emulator.state import Workspace
 
 TEAMS = ("data-eng", "analytics", "ml-platform", "finance", "marketing", "risk", "growth", "platform")
@@ -76,7 +91,46 @@ def seed_workspace(ws: Workspace, objects: int, seed: int = 0) -> dict[str, int]
     _jobs(ws, rng, n, users, cluster_ids, pool_ids, policy_ids, notebook_paths, counts)
     _secrets(ws, rng, n, users, counts)
     _metastore(ws, rng, n, counts)
+    _cluster_extras(ws, rng, n, cluster_ids, counts)
+    seed_bi_ml(ws, rng, n, users, counts)  # queries, alerts, dashboards, MLflow, workspace settings
     return counts
+
+
+def _cluster_extras(ws: Workspace, rng: random.Random, n: int, cluster_ids: list[str], counts: dict[str, int]) -> None:
+    """Global init scripts, cluster libraries, SQL warehouses (one used by a SQL task) and DBFS mounts."""
+    scripts = {
+        "install-monitoring-agent": "#!/bin/bash\ncurl -fsSL https://agents.example.com/install.sh | bash\n",
+        "corporate-ca-certs": "#!/bin/bash\ncp /dbfs/certs/*.crt /usr/local/share/ca-certificates/\n"
+        "update-ca-certificates\n",
+    }
+    for position, (name, body) in enumerate(scripts.items()):
+        global_init_scripts.create_script(ws, name, base64.b64encode(body.encode()).decode(), True, position)
+    counts["global_init_scripts"] = len(scripts)
+    packages = ("requests==2.31.0", "great-expectations==0.18.8", "mlflow==2.9.2", "pyyaml")
+    with_libraries = cluster_ids[::3]
+    for cluster_id in with_libraries:
+        wanted: list[dict[str, Any]] = [{"pypi": {"package": rng.choice(packages)}}]
+        if rng.random() < 0.5:
+            wanted.append({"maven": {"coordinates": "com.databricks:spark-xml_2.12:0.17.0"}})
+        libraries.install_libraries(ws, cluster_id, wanted)
+    counts["cluster_libraries"] = len(with_libraries)
+    warehouses = []
+    for i in range(max(1, n // 200)):
+        spec = {
+            "name": f"{rng.choice(TEAMS)}-warehouse-{i}",
+            "cluster_size": rng.choice(("2X-Small", "Small", "Medium")),
+            "auto_stop_mins": rng.choice((10, 30, 60)),
+            "max_num_clusters": rng.choice((1, 2, 4)),
+            "tags": {"custom_tags": [{"key": "team", "value": rng.choice(TEAMS)}]},
+        }
+        warehouses.append(sql.create_warehouse(ws, spec))
+        _grant(ws, "sql/warehouses", warehouses[-1], "group_name", TEAMS[0], "CAN_USE")
+    counts["sql_warehouses"] = len(warehouses)
+    task = {"task_key": "refresh", "sql_task": {"warehouse_id": warehouses[0], "file": {"path": "/Shared/kpis.sql"}}}
+    jobs.create_job(ws, {"name": "kpi-refresh", "tasks": [task], "max_concurrent_runs": 1})
+    for name in ("landing", "curated"):
+        dbutils.add_mount(ws, f"s3a://acme-{name}-{seed_hex(rng)[:6]}/", f"/mnt/{name}")
+    counts["mounts"] = 2
 
 
 def _identities(ws: Workspace, rng: random.Random, n: int, counts: dict[str, int]) -> list[str]:

@@ -954,6 +954,28 @@ def _set(ctx: _Ctx, cur: _Cursor) -> Result:
     return Result(_string_columns("key", "value"), [[key.strip(), value.strip() or "<undefined>"]])
 
 
+# -- COMMENT ON -------------------------------------------------------------------------------------
+def _comment(ctx: _Ctx, cur: _Cursor) -> Result:
+    """COMMENT ON CATALOG c | { SCHEMA | DATABASE } s | TABLE t IS 'text' | NULL (a view is a TABLE here too)."""
+    cur.expect("COMMENT", "ON")
+    if cur.accept("CATALOG"):
+        parts = _names(cur.name())
+        if len(parts) != 1:
+            raise _too_many_parts(parts)
+        record = ctx.catalog(parts[0])
+    elif cur.accept_one("SCHEMA", "DATABASE", "NAMESPACE"):
+        record = ctx.schema(*ctx.schema_name(_names(cur.name())))
+    elif cur.accept_one("TABLE", "VIEW"):
+        record = ctx.relation(ctx.relation_name(_names(cur.name())))
+    else:
+        raise cur.error()
+    cur.expect("IS")
+    comment = None if cur.accept("NULL") else cur.string()
+    cur.expect_end()
+    record["comment"] = comment
+    return _NO_RESULT
+
+
 # -- CREATE ---------------------------------------------------------------------------------------
 def _create(ctx: _Ctx, cur: _Cursor) -> Result:
     cur.expect("CREATE")
@@ -2280,7 +2302,6 @@ _UNSUPPORTED_VERBS = {
     "PUT",
     "GET",
     "REMOVE",
-    "COMMENT",
     "CALL",
     "EXPLAIN",
     "RESET",
@@ -2301,6 +2322,7 @@ _STATEMENTS: dict[str, Callable[[_Ctx, _Cursor], Result]] = {
     "DENY": _deny,
     "USE": _use,
     "SET": _set,
+    "COMMENT": _comment,
 }
 _SHOW_HANDLERS: tuple[tuple[tuple[str, ...], Callable[[_Ctx, _Cursor], Result]], ...] = (
     (("CATALOGS",), _show_catalogs),

@@ -1,7 +1,8 @@
 """Jobs: `jobs/list?expand_tasks=true` carries full settings, 100 jobs per call.
 
 The pause state of schedule / trigger / continuous is not part of the payload (a standby keeps every
-job paused); it is kept in source_meta for cutover. Cluster, pool, policy and job ids become Refs;
+job paused); it is kept in source_meta for cutover. Cluster, pool, policy, job and SQL warehouse
+(`sql_task` / `dbt_task` / `notebook_task` `.warehouse_id`, when the sql_warehouses kind copies it) ids become Refs;
 notebook paths under /Users/<email> follow the email mapping; run_as follows the principal mapping.
 """
 
@@ -11,6 +12,7 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
@@ -20,11 +22,20 @@ from dbsync.workspace import Workspace
 
 SOURCE_JOB_TAG = "dbsync_source_job_id"
 TRIGGER_FIELDS = ("schedule", "trigger", "continuous")
+# Task types that name the SQL warehouse they run on (`<task>.warehouse_id`).
+WAREHOUSE_TASKS = ("sql_task", "dbt_task", "notebook_task")
 
 
 def pause_states(settings: dict[str, Any]) -> dict[str, str]:
     """{"schedule": "UNPAUSED"} and the like, for the trigger fields a job has."""
-    return {f: settings[f].get("pause_status", "UNPAUSED") for f in TRIGGER_FIELDS if settings.get(f)}
+    return {f: settings[f].get("pause_status", "UNPAUSED") for f in TRIGGER_FIELDS if settings.get(f) is not None}
+
+
+def _warehouse_replicated(ctx: SyncContext, warehouse_id: str) -> bool:
+    """A task's SQL warehouse becomes a Ref only when the sql_warehouses kind copies it; otherwise the id
+    is written as it is (the job would wait forever on a Ref that never resolves)."""
+    warehouses = ctx.settings.kind("sql_warehouses")
+    return warehouses.enabled and planner.selected(warehouses, str(warehouse_id))
 
 
 def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +49,10 @@ def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
     run_job = task.get("run_job_task")
     if run_job and run_job.get("job_id"):
         run_job["job_id"] = ref("jobs", str(run_job["job_id"]))
+    for field in WAREHOUSE_TASKS:
+        sub_task = task.get(field)
+        if sub_task and sub_task.get("warehouse_id") and _warehouse_replicated(ctx, sub_task["warehouse_id"]):
+            sub_task["warehouse_id"] = ref("sql_warehouses", sub_task["warehouse_id"])
     for_each = task.get("for_each_task")
     if for_each and for_each.get("task"):
         for_each["task"] = _normalize_task(ctx, for_each["task"])
@@ -64,7 +79,21 @@ def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, 
         payload["run_as"] = {
             "service_principal_name": ctx.principals.service_principal(run_as["service_principal_name"])
         }
-    return {k: v for k, v in payload.items() if v not in (None, [], {}) or k in ("email_notifications",)}
+    # A trigger without its pause_status can be {} (`continuous`): it is still the job's trigger.
+    kept_empty = ("email_notifications", *TRIGGER_FIELDS)
+    return {k: v for k, v in payload.items() if v not in (None, [], {}) or k in kept_empty}
+
+
+def warehouse_refs(tasks: list[dict[str, Any]]) -> Iterator[str]:
+    """Source ids of the SQL warehouses a job's tasks (and for-each inner tasks) run on."""
+    for task in tasks:
+        for field in WAREHOUSE_TASKS:
+            value = (task.get(field) or {}).get("warehouse_id")
+            if is_ref(value):
+                yield value["$ref"][1]
+        inner = (task.get("for_each_task") or {}).get("task")
+        if inner:
+            yield from warehouse_refs([inner])
 
 
 def cluster_refs(payload: Any) -> Iterator[str]:
@@ -98,7 +127,18 @@ class JobWatcher(ListedWatcher):
                 f"job {stub.name!r} runs on cluster {missing[0]}, which no longer exists on the source; "
                 "point its tasks at an existing cluster or a job cluster"
             )
+        warehouses = list(warehouse_refs((stub.payload or {}).get("tasks") or []))
+        gone = [w for w in warehouses if w not in self._source_warehouses(ctx, ws)]
+        if gone:
+            raise Permanent(
+                f"job {stub.name!r} runs on SQL warehouse {gone[0]}, which no longer exists on the source; "
+                "point its tasks at an existing warehouse"
+            )
         return stub
+
+    @staticmethod
+    def _source_warehouses(ctx: SyncContext, ws: Workspace) -> set[str]:
+        return ctx.cached(f"warehouse-ids:{ws.side}", lambda: {w.id or "" for w in ws.client.warehouses.list()})
 
     @staticmethod
     def _source_clusters(ctx: SyncContext, ws: Workspace) -> set[str]:

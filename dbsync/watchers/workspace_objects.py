@@ -8,6 +8,7 @@ so REPO objects are not descended into; /dbsync-archive holds dbsync's own archi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import posixpath
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,9 @@ from dbsync.workspace import Workspace
 
 ARCHIVE_ROOT = "/dbsync-archive"
 SKIPPED_TYPES = ("REPO", "LIBRARY", "DASHBOARD")
+# Target ACL lookups answered by one get-status each; past this many in a run, one listing of the target
+# tree answers the rest (an initial sync: one `list` per directory instead of a `get-status` per object).
+ACL_LOOKUPS_BEFORE_LISTING = 50
 
 
 class Entry(NamedTuple):
@@ -124,10 +128,23 @@ class WorkspaceObjectWatcher(Watcher):
         """Workspace ACLs are keyed by object_id, which differs per workspace: resolve it by path."""
         if ws.side == "source" and meta.get("object_id"):
             return str(meta["object_id"])
+        # The permissions kind runs after every workspace write of the run, so a listing made now is current.
+        if next(ctx.cached(f"acl-lookups:{ws.side}", itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
+            object_id = object_ids(ctx, ws).get(key)
+            if object_id:
+                return str(object_id)
         try:
             return str(ws.client.workspace.get_status(key).object_id)
         except NotFound:
             return None
+
+
+def object_ids(ctx: SyncContext, ws: Workspace) -> dict[str, int]:
+    """{path: object_id} of every object in `ws`, listed once per run when first asked for."""
+    return ctx.cached(
+        f"object-ids:{ws.side}",
+        lambda: {e.path: e.object_id for e in list_tree(ws, ctx.settings.concurrency)},
+    )
 
 
 def watcher_for(kind: str) -> Watcher:

@@ -11,15 +11,21 @@ from types import ModuleType
 from dbsync.emulator.apis import (
     clusters,
     commands,
+    global_init_scripts,
     instance_profiles,
     jobs,
+    lakeview,
+    libraries,
+    mlflow,
     permissions,
     policies,
     pools,
     repos,
     scim,
     secrets,
+    settings,
     sql,
+    sql_objects,
     workspace,
 )
 from dbsync.emulator.router import Routes
@@ -39,6 +45,12 @@ MODULES: tuple[ModuleType, ...] = (
     instance_profiles,
     sql,
     commands,
+    libraries,
+    global_init_scripts,
+    sql_objects,
+    lakeview,
+    mlflow,
+    settings,
 )
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from dbsync.emulator import sqlengine
+from dbsync.emulator import dbutils, sqlengine
 from dbsync.emulator.errors import ApiError
 from dbsync.emulator.router import Request, Routes
 from dbsync.emulator.state import Workspace
@@ -187,8 +187,16 @@ def _error_result(exception: str, message: str) -> dict:
 def run_command(ws: Workspace, context: dict, language: str, command: str) -> dict:
     """Run a command in a context; returns its `results` object (table, or error with summary/cause)."""
     sql = _sql_of(language, command)
+    if sql is None and language == "python":
+        # dbutils.fs mounts and a small, safe subset of Python (see dbsync/emulator/dbutils.py).
+        variables = ws.cache("python_variables").setdefault(context["id"], {})
+        result = dbutils.run_python(ws, variables, command)
+        if result is not None:
+            return result
     if sql is None:
-        return _error_result("NotImplementedError", f"the emulator runs only SQL ({language} code is not executed)")
+        return _error_result(
+            "NotImplementedError", f"the emulator runs only SQL and dbutils.fs mounts ({language} code is not executed)"
+        )
     session = sqlengine.Session(context["catalog"], context["schema"], ws.admin_user)
     try:
         result = sqlengine.run_script(ws, sql, session)

@@ -175,7 +175,7 @@ _CRON = re.compile(r"^\s*(\S+\s+){5}\S+(\s+\S+)?\s*$")
 
 
 def _validate_trigger(settings: dict) -> None:
-    present = [f for f in TRIGGER_FIELDS if settings.get(f)]
+    present = [f for f in TRIGGER_FIELDS if settings.get(f) is not None]
     if len(present) > 1:
         raise invalid(f"Only one of {', '.join(TRIGGER_FIELDS)} can be specified, found: {', '.join(present)}")
     for field in present:
@@ -275,7 +275,7 @@ def _with_defaults(settings: dict) -> dict:
     out.setdefault("max_concurrent_runs", 1)
     out["format"] = "MULTI_TASK"
     for field in TRIGGER_FIELDS:
-        if out.get(field):
+        if isinstance(out.get(field), dict):  # `continuous: {}` is a continuous job, UNPAUSED by default
             out[field].setdefault("pause_status", "UNPAUSED")
     for task in out.get("tasks") or []:
         task.setdefault("run_if", "ALL_SUCCESS")
@@ -543,7 +543,7 @@ def update(ws: Workspace, req: Request) -> dict:
             raise invalid(f"Invalid field in fields_to_remove: {field}")
         else:
             settings.pop(field, None)
-    if any(new_settings.get(f) for f in TRIGGER_FIELDS):
+    if any(new_settings.get(f) is not None for f in TRIGGER_FIELDS):
         for field in TRIGGER_FIELDS:
             if field not in new_settings:
                 settings.pop(field, None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 from typing import Any
 
@@ -287,12 +288,19 @@ def _normalize_spec(ws: Workspace, body: dict, current_id: str | None = None) ->
     return spec
 
 
+def _new_warehouse_id(ws: Workspace) -> str:
+    # Seeded by the workspace id, like cluster ids: two workspaces never hand out the same warehouse id.
+    while True:
+        rng = random.Random(f"warehouse:{ws.workspace_id}:{ws.next_id('warehouse_ids')}")
+        warehouse_id = "".join(rng.choice("0123456789abcdef") for _ in range(16))
+        if warehouse_id not in ws.table(WAREHOUSES):
+            return warehouse_id
+
+
 def create_warehouse(ws: Workspace, spec: dict, creator: str | None = None) -> str:
     """Validate and create a warehouse like POST /sql/warehouses (it starts at once); returns its id."""
     normalized = _normalize_spec(ws, spec)
-    warehouse_id = ws.random_hex(16)
-    while warehouse_id in ws.table(WAREHOUSES):
-        warehouse_id = ws.random_hex(16)
+    warehouse_id = _new_warehouse_id(ws)
     now = ws.now_ms()
     ws.table(WAREHOUSES)[warehouse_id] = {
         "id": warehouse_id,

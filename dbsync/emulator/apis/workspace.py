@@ -184,7 +184,8 @@ def object_info(obj: dict) -> dict:
         "object_type": obj["object_type"],
         "path": obj["path"],
         "object_id": obj["object_id"],
-        "resource_id": str(obj["object_id"]),
+        # A DASHBOARD's resource_id is its Lakeview dashboard id; other objects answer their object id.
+        "resource_id": obj.get("resource_id") or str(obj["object_id"]),
     }
     if obj["object_type"] in ("NOTEBOOK", "FILE"):
         info["created_at"] = obj["created_at"]
