@@ -40,7 +40,7 @@ from dbsync.config import Settings
 from dbsync.context import SyncContext, open_context, preflight
 from dbsync.errors import ConfigError, DbsyncError, ListingError
 from dbsync.model import Prior
-from dbsync.report import SAMPLE, KindValidation, Report, validate
+from dbsync.report import SAMPLE, KindValidation, Report, add_store_status, not_ready_reasons, validate
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
 
 log = logging.getLogger("dbsync.cutover")
@@ -211,23 +211,8 @@ def validate_from_store(ctx: SyncContext) -> Report:
             result.missing_count += 1
             if len(result.missing) < SAMPLE:
                 result.missing.append(prior.key)
-        statuses = ctx.store.status_counts().get(kind.name, {})
-        result.blocked, result.errors = statuses.get("blocked", 0), statuses.get("error", 0)
-        result.drifted_count = statuses.get("drifted", 0)
-        result.drifted = ctx.store.keys_with_status(kind.name, "drifted", limit=SAMPLE)
-        result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
-    reasons = []
-    for r in results:
-        if r.listing_error:
-            reasons.append(f"{r.kind}: cannot list the target ({r.listing_error})")
-        if r.missing_count:
-            reasons.append(f"{r.kind}: {r.missing_count} not on the target as last synced (e.g. {r.missing[0]})")
-        if r.errors:
-            reasons.append(f"{r.kind}: {r.errors} in error")
-        if r.blocked:
-            reasons.append(f"{r.kind}: {r.blocked} blocked")
-        if r.drifted_count:
-            reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
+        add_store_status(ctx, result)
+    reasons = not_ready_reasons(results, missing="not on the target as last synced", listing="cannot list the target")
     return Report(time.time(), results, not reasons, reasons)
 
 

@@ -115,14 +115,9 @@ def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | 
     extra = sorted(target_keys - mapped_targets - _builtin_target_keys(kind))
     result.extra_count = len(extra)
     result.extra = extra[:SAMPLE]
-    statuses = ctx.store.status_counts().get(kind.name, {})
-    result.blocked = statuses.get("blocked", 0)
-    result.errors = statuses.get("error", 0)
-    result.drifted_count = statuses.get("drifted", 0)
-    result.drifted = ctx.store.keys_with_status(kind.name, "drifted", limit=SAMPLE)
+    add_store_status(ctx, result)
     oldest = ctx.store.oldest_unsynced_change(kind.name)
     result.lag_seconds = round(max(0.0, time.time() - oldest), 1) if oldest else 0.0
-    result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
     return result
 
 
@@ -131,24 +126,42 @@ def _builtin_target_keys(kind: Kind) -> set[str]:
     return {"/Users", "/Shared", "/Repos"} if kind.name == "directories" else set()
 
 
-def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
-    """Compare both live workspaces for each enabled kind; ready_for_cutover with the reasons it is not."""
-    ctx.new_run()
-    selected = [k for k in kinds() if (names is None or k.name in names) and ctx.settings.kind(k.name).enabled]
-    actions = {k.name: manual_actions(ctx, k) for k in selected}
-    results = [validate_kind(ctx, k, actions[k.name]) for k in selected]
+def add_store_status(ctx: SyncContext, result: KindValidation) -> None:
+    """What the store says of a kind: blocked, errors, drifted objects and the last problems."""
+    statuses = ctx.store.status_counts().get(result.kind, {})
+    result.blocked = statuses.get("blocked", 0)
+    result.errors = statuses.get("error", 0)
+    result.drifted_count = statuses.get("drifted", 0)
+    result.drifted = ctx.store.keys_with_status(result.kind, "drifted", limit=SAMPLE)
+    result.problems = ctx.store.problems(result.kind, limit=SAMPLE)
+
+
+def not_ready_reasons(
+    results: list[KindValidation], missing: str = "not replicated", listing: str = "cannot list"
+) -> list[str]:
+    """Why a cutover should not go ahead, one line per problem of each kind."""
     reasons = []
     for r in results:
         if r.listing_error:
-            reasons.append(f"{r.kind}: cannot list ({r.listing_error})")
+            reasons.append(f"{r.kind}: {listing} ({r.listing_error})")
         if r.missing_count:
-            reasons.append(f"{r.kind}: {r.missing_count} not replicated (e.g. {r.missing[0]})")
+            reasons.append(f"{r.kind}: {r.missing_count} {missing} (e.g. {r.missing[0]})")
         if r.errors:
             reasons.append(f"{r.kind}: {r.errors} in error")
         if r.blocked:
             reasons.append(f"{r.kind}: {r.blocked} blocked")
         if r.drifted_count:
             reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
+    return reasons
+
+
+def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
+    """Compare both live workspaces for each enabled kind; ready_for_cutover with the reasons it is not."""
+    ctx.new_run()
+    selected = [k for k in kinds() if (names is None or k.name in names) and ctx.settings.kind(k.name).enabled]
+    actions = {k.name: manual_actions(ctx, k) for k in selected}
+    results = [validate_kind(ctx, k, actions[k.name]) for k in selected]
+    reasons = not_ready_reasons(results)
     if ctx.store.role != "standby":
         reasons.append(f"store role is {ctx.store.role}, not standby")
     every_action = [a for k in selected for a in actions[k.name]]
