@@ -107,7 +107,7 @@ class Engine:
         self.ctx.new_run()
         selected = self.selected_kinds(names)
         reports: list[tuple[Kind, KindReport, int]] = []
-        for kind in selected:
+        for position, kind in enumerate(selected):
             if self.stop.is_set():
                 break
             cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
@@ -115,6 +115,7 @@ class Engine:
             report = self._upserts(kind)
             report.seconds = time.monotonic() - started
             reports.append((kind, report, cycle_id))
+            self._release_listing(kind, selected[position + 1 :])
         for kind, report, cycle_id in reversed(reports):
             started = time.monotonic()
             self._deletes(kind, report)
@@ -169,6 +170,16 @@ class Engine:
             self._detect_drift(kind, report)
         self._plan_deletes(kind, report, listed)
         return report
+
+    def _release_listing(self, kind: Kind, following: list[Kind]) -> None:
+        """A listing shared by consecutive kinds (the workspace tree) is freed once the last of them is done."""
+        listing = getattr(kind.watcher, "shared_listing", None)
+        release = getattr(kind.watcher, "release_listing", None)
+        if listing is None or release is None:
+            return
+        if following and getattr(following[0].watcher, "shared_listing", None) == listing:
+            return
+        release(self.ctx)
 
     # -- drift ----------------------------------------------------------------------------------
     def _detect_drift(self, kind: Kind, report: KindReport) -> None:
@@ -285,7 +296,11 @@ class Engine:
         applied = outcome.applied
         assert applied is not None
         store.record_applied(resource, applied)
-        self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
+        moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
+        if applied.target_key != resource.key or moved:
+            # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
+            # names it, and caching 100,000 of them per run would cost tens of MB.
+            self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
         action = outcome.change.action
         if action == "create":
             report.created += 1

@@ -92,6 +92,11 @@ class WorkspaceObjectWatcher(Watcher):
     def tree(self, ctx: SyncContext, ws: Workspace) -> list[Entry]:
         return ctx.cached(f"tree:{ws.side}", lambda: list_tree(ws, ctx.settings.concurrency))
 
+    def release_listing(self, ctx: SyncContext) -> None:
+        """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""
+        for side in ("source", "target"):
+            ctx.invalidate(f"tree:{side}")
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for entry in self.tree(ctx, ws):
             if entry.object_type != self.object_type:

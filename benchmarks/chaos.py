@@ -1,0 +1,749 @@
+"""Chaos: dbsync killed, throttled, fed a broken listing, a broken store and bad input, and still right.
+
+Two `dbsync emulator` processes, `dbsync sync --once` / `dbsync serve` as subprocesses (as a user runs
+them), and an independent source-vs-target comparison (benchmarks/harness.py) after each scenario.
+
+    python benchmarks/chaos.py                       # every scenario (about 10 minutes on 2 cores)
+    python benchmarks/chaos.py --only kills --kills 24 --objects 2000
+    python benchmarks/chaos.py --only storm --storm-objects 300
+
+Scenarios (`--only a,b`):
+  kills        kill -9 `sync --once` and `serve` at random points of a 2,000-object initial sync, then
+               converge: target = source, nothing twice (by dbsync tag and by path), no cluster running
+  storm        20 % 429 (Retry-After 1 s) and 5 % 503 on both emulators: converge, then replicate a batch
+               of edits under the same storm with 0 lost changes; Retry-After honoured per retried request
+  empty-source the source emulator restarted empty mid-run, then a whole cycle against it: no target delete
+  store        corrupt, locked, read-only, full-disk store and a store of another pair: exit 2, a message
+               naming the cause, nothing written to the target (full disk mid-run: converges afterwards)
+  bad-input    malformed and 10 MB notebooks, unicode/space/quote names, jobs of 100 and 150 tasks, a group
+               nesting cycle, ACLs naming a deleted user and a user the target lacks
+
+Exit status 1 when any check fails. Every check prints PASS/FAIL with its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import ctypes
+import io
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from databricks.sdk.service import compute, iam, jobs
+from databricks.sdk.service.workspace import ImportFormat, Language
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import (
+    Emulator,
+    Run,
+    compare,
+    dbsync_env,
+    free_port,
+    kill9,
+    load,
+    run_dbsync,
+    start_dbsync,
+    statuses,
+    tree,
+    wait_dbsync,
+)
+
+CHECKS: list[tuple[str, bool, str]] = []
+
+
+def check(name: str, ok: bool, detail: str = "") -> bool:
+    CHECKS.append((name, ok, detail))
+    print(f"  {'PASS' if ok else 'FAIL'}  {name}" + (f": {detail}" if detail else ""), flush=True)
+    return ok
+
+
+@dataclass
+class Pair:
+    """A source and a target emulator process and a state path in a scratch directory."""
+
+    src: Emulator
+    dst: Emulator
+    tmp: Path
+    state: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return dbsync_env(self.src, self.dst, self.state, **extra)
+
+    def sync(self, *args: str, **extra: str) -> Run:
+        return run_dbsync("sync", "--once", *args, env=self.env(**extra), cwd=self.tmp)
+
+    def converge(self, attempts: int = 5, **extra: str) -> tuple[int, Run]:
+        """`sync --once` until it exits 0; (runs needed, last run)."""
+        for attempt in range(1, attempts + 1):
+            run = self.sync(**extra)
+            if run.returncode == 0:
+                return attempt, run
+        return attempts + 1, run
+
+    def close(self) -> None:
+        self.src.stop()
+        self.dst.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def pair(objects: int, src_latency: float = 0.0, dst_latency: float = 0.0) -> Iterator[Pair]:
+    tmp = Path(tempfile.mkdtemp(prefix="dbsync-chaos-"))
+    src = Emulator("src-token", seed_objects=objects, latency_ms=src_latency)
+    dst = Emulator("dst-token", latency_ms=dst_latency)
+    p = Pair(src, dst, tmp, tmp / "state.db")
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def store_query(state: Path, sql: str) -> list[tuple]:
+    """Read the store the way an operator would (read-only; the writer may have been killed)."""
+    if not state.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def where_killed(state: Path) -> tuple[str, int]:
+    """(the kind whose cycle was running, resources synced so far) from the store after a kill."""
+    try:
+        running = store_query(state, "SELECT kind FROM cycles WHERE finished_at IS NULL ORDER BY id DESC LIMIT 1")
+        synced = store_query(state, "SELECT COUNT(*) FROM resources WHERE status = 'synced'")
+        finished = store_query(state, "SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL")
+        unfinished = store_query(state, "SELECT MAX(id) FROM cycles WHERE finished_at IS NULL")
+    except sqlite3.Error:
+        return "startup", 0
+    if not running:
+        return "startup", synced[0][0] if synced else 0
+    kind = running[0][0]
+    # All kinds start their cycle before any finishes: a finished cycle after it means the deletes phase.
+    if finished and finished[0][0] and unfinished and unfinished[0][0] and finished[0][0] > unfinished[0][0]:
+        kind = "deletes/finish"
+    return kind, synced[0][0] if synced else 0
+
+
+def last_cycle_id(state: Path) -> int:
+    try:
+        rows = store_query(state, "SELECT MAX(id) FROM cycles")
+    except sqlite3.Error:
+        return 0
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def wait_until_working(proc: subprocess.Popen[str], state: Path, after: int, timeout: float = 120) -> bool:
+    """Until the process has started a cycle (a cycles row newer than `after`); False if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if last_cycle_id(state) > after:
+            return True
+        time.sleep(0.05)
+    return proc.poll() is None
+
+
+# -- 1. kill -9 --------------------------------------------------------------------------------------
+def scenario_kills(args: argparse.Namespace) -> None:
+    print(f"\n== kill -9 during a {args.objects}-object initial sync ({args.kills} kills, seed {args.seed}, {load()})")
+    rng = random.Random(args.seed)
+    # Latency like a real workspace's (tens of ms would be closer still) stretches the sync so the kills
+    # land all over it, not only in its first seconds.
+    with pair(args.objects, src_latency=5, dst_latency=10) as p:
+        killed: list[tuple[str, float, str, int]] = []
+        finished_early = 0
+        started = time.monotonic()
+        while len(killed) < args.kills:
+            serve = len(killed) % 4 == 3
+            command = ("serve",) if serve else ("sync", "--once")
+            extra = {"DBSYNC_SERVER__PORT": str(free_port())} if serve else {}
+            before = last_cycle_id(p.state)
+            proc = start_dbsync(*command, env=p.env(**extra), cwd=p.tmp)
+            began = time.monotonic()
+            # One kill in five at a random time from the start (it may land in start-up); the others at a
+            # random time once the process is replicating (start-up takes 2-5 s on a loaded machine).
+            if len(killed) % 5 != 4:
+                wait_until_working(proc, p.state, before)
+            pause = rng.uniform(0.2, 4.0) if len(killed) % 5 != 4 else rng.uniform(0.5, 4.0)
+            try:
+                proc.wait(timeout=pause)
+                finished_early += 1
+                proc.communicate()
+                print(f"  {' '.join(command)} ended by itself (exit {proc.returncode})")
+                if proc.returncode == 0 and not serve:
+                    break  # the initial sync is complete: later kills would hit no-change cycles
+                continue
+            except subprocess.TimeoutExpired:
+                kill9(proc)
+            delay = time.monotonic() - began
+            kind, synced = where_killed(p.state)
+            killed.append((" ".join(command), delay, kind, synced))
+            print(
+                f"  kill -9 #{len(killed):>2} {' '.join(command):<12} at {delay:4.1f} s: during {kind:<18} "
+                f"{synced:>5} resources synced so far"
+            )
+        chaos_seconds = time.monotonic() - started
+        runs, last = p.converge()
+        converge_seconds = time.monotonic() - started - chaos_seconds
+        p.dst.reset_stats()
+        steady = p.sync()
+        steady_writes = p.dst.writes()
+        result = compare(p.src.client(), p.dst.client())
+        kinds_hit = sorted({k for _, _, k, _ in killed})
+        print(
+            f"  {len(killed)} kills ({sum(1 for c, *_ in killed if c == 'serve')} of serve) in "
+            f"{chaos_seconds:.0f} s; kill points in: {', '.join(kinds_hit)}"
+        )
+        print(
+            f"  then {runs} `sync --once` run(s) to exit 0 ({converge_seconds:.0f} s); comparison: {result.summary()}"
+        )
+        check(
+            "kills: at least the asked number landed during the initial sync",
+            len(killed) >= args.kills,
+            f"{len(killed)} kills, {finished_early} run(s) ended before their kill point",
+        )
+        check(
+            "kills: converges after restarts",
+            last.returncode == 0,
+            f"{runs} run(s); {last.stdout[-300:]!r}" if last.returncode else f"{runs} run(s)",
+        )
+        check("kills: target equals source", not result.differences, f"{len(result.differences)} differences")
+        dupes = {k: v for k, v in result.duplicates.items() if v}
+        check("kills: no object twice (by dbsync tag and by path)", not dupes, json.dumps(result.duplicates))
+        check("kills: no cluster left running on the target", result.running_target_clusters == 0)
+        check(
+            "kills: the next cycle writes nothing",
+            steady.returncode == 0 and steady_writes == 0,
+            f"exit {steady.returncode}, {steady_writes} target writes",
+        )
+
+
+# -- 2. 429 / 503 storm --------------------------------------------------------------------------------
+def edit_source(p: Pair, rng: random.Random) -> dict[str, int]:
+    """A batch of ordinary edits: notebooks changed, added, deleted; jobs renamed; a cluster and an ACL changed."""
+    w = p.src.client()
+    notebooks = sorted(row[0] for row in tree(w) if row[1] == "NOTEBOOK")
+    changed = rng.sample(notebooks, max(1, len(notebooks) // 100))
+    for path in changed:
+        w.workspace.import_(
+            path,
+            content=base64.b64encode(f"print('edited {rng.random()}')".encode()).decode(),
+            format=ImportFormat.SOURCE,
+            language=Language.PYTHON,
+            overwrite=True,
+        )
+    gone = rng.sample(sorted(set(notebooks) - set(changed)), 3)
+    for path in gone:
+        w.workspace.delete(path)
+    w.workspace.mkdirs("/Shared/storm-new")
+    for i in range(5):
+        w.workspace.import_(
+            f"/Shared/storm-new/nb{i}",
+            content=base64.b64encode(b"print(1)").decode(),
+            format=ImportFormat.SOURCE,
+            language=Language.PYTHON,
+        )
+    all_jobs = list(w.jobs.list(limit=100))
+    renamed = rng.sample(all_jobs, min(5, len(all_jobs)))
+    for job in renamed:
+        w.jobs.update(job.job_id or 0, new_settings=jobs.JobSettings(name=f"renamed-{job.job_id}"))
+    job = renamed[0]
+    w.permissions.update(
+        "jobs",
+        str(job.job_id),
+        access_control_list=[
+            iam.AccessControlRequest(group_name="users", permission_level=iam.PermissionLevel.CAN_VIEW)
+        ],
+    )
+    cluster = next(
+        c for c in w.clusters.list() if (c.cluster_source.value if c.cluster_source else "UI") in ("UI", "API")
+    )
+    w.clusters.edit(
+        cluster.cluster_id or "",
+        spark_version=cluster.spark_version or "15.4.x-scala2.12",
+        cluster_name=f"{cluster.cluster_name}-edited",
+        node_type_id=cluster.node_type_id,
+        num_workers=2,
+        instance_pool_id=cluster.instance_pool_id,
+    )
+    return {
+        "notebooks changed": len(changed),
+        "deleted": len(gone),
+        "added": 5,
+        "jobs renamed": len(renamed),
+        "ACLs changed": 1,
+        "clusters edited": 1,
+    }
+
+
+def scenario_storm(args: argparse.Namespace) -> None:
+    faults = {"rate_429": 0.20, "rate_503": 0.05, "retry_after_seconds": 1}
+    print(f"\n== 20 % 429 + 5 % 503 (Retry-After 1 s) on both emulators, {args.storm_objects} objects ({load()})")
+    with pair(args.storm_objects) as p:
+        clean = Emulator("clean-token")
+        try:
+            calm = run_dbsync("sync", "--once", env=dbsync_env(p.src, clean, p.tmp / "calm.db"), cwd=p.tmp)
+            calm_requests = p.src.stats()["total"] + clean.stats()["total"]
+        finally:
+            clean.stop()
+        print(f"  without faults: {calm.seconds:.1f} s, {calm_requests} requests (exit {calm.returncode})")
+        p.src.reset_stats()
+        for side in (p.src, p.dst):
+            side.faults(**faults)
+        started = time.monotonic()
+        runs, last = p.converge()
+        storm_seconds = time.monotonic() - started
+        src_stats, dst_stats = p.src.stats(), p.dst.stats()
+        for side in (p.src, p.dst):
+            side.faults()
+        _print_storm("initial sync under the storm", runs, storm_seconds, src_stats, dst_stats, calm)
+        check("storm: the initial sync converges", last.returncode == 0, f"{runs} run(s), {storm_seconds:.0f} s")
+
+        edits = edit_source(p, random.Random(args.seed))
+        for side in (p.src, p.dst):
+            side.reset_stats()
+            side.faults(**faults)
+        started = time.monotonic()
+        runs, last = p.converge()
+        seconds = time.monotonic() - started
+        src_stats2, dst_stats2 = p.src.stats(), p.dst.stats()
+        for side in (p.src, p.dst):
+            side.faults()
+        _print_storm(f"edits {edits} under the storm", runs, seconds, src_stats2, dst_stats2, None)
+        result = compare(p.src.client(), p.dst.client())
+        print(f"  comparison: {result.summary()}")
+        check("storm: the edits converge", last.returncode == 0, f"{runs} run(s), {seconds:.0f} s")
+        check("storm: 0 lost changes (target equals source)", result.equal, f"{len(result.differences)} differences")
+        early = sum(s.get("retry_after", {}).get("early", 0) for s in (src_stats, dst_stats, src_stats2, dst_stats2))
+        sent = sum(s.get("retry_after", {}).get("sent", 0) for s in (src_stats, dst_stats, src_stats2, dst_stats2))
+        check(
+            "storm: Retry-After honoured (no retry before it elapsed)",
+            early == 0 and sent > 0,
+            f"{sent} refusals with Retry-After, {early} retried early",
+        )
+
+
+def _print_storm(label: str, runs: int, seconds: float, src: dict, dst: dict, calm: Run | None) -> None:
+    print(
+        f"  {label}: {runs} run(s), {seconds:.1f} s"
+        + (f" ({seconds / calm.seconds:.1f}x the calm run)" if calm else "")
+    )
+    for side, stats in (("source", src), ("target", dst)):
+        codes = statuses(stats)
+        ledger = stats.get("retry_after", {})
+        print(
+            f"    {side}: {stats['total']} requests, {codes.get('429', 0)} x 429, {codes.get('503', 0)} x 503; "
+            f"Retry-After: {ledger.get('sent', 0)} sent, {ledger.get('retried', 0)} retried, "
+            f"{ledger.get('early', 0)} early, min margin {ledger.get('min_margin_seconds')} s"
+        )
+
+
+# -- 3. source restarted empty -------------------------------------------------------------------------
+DELETE_MARKERS = ("delete", "DELETE ")
+
+
+def target_deletes(stats: dict[str, Any]) -> int:
+    return sum(v["count"] for k, v in stats["endpoints"].items() if any(m in k for m in DELETE_MARKERS))
+
+
+def target_counts(p: Pair) -> dict[str, int]:
+    w = p.dst.client()
+    return {
+        "workspace objects": len(tree(w)),
+        "jobs": len(list(w.jobs.list(limit=100))),
+        "clusters": len(list(w.clusters.list())),
+        "pools": len(list(w.instance_pools.list())),
+        "policies": len(list(w.cluster_policies.list())),
+        "groups": len(list(w.groups.list(attributes="id"))),
+        "users": len(list(w.users.list(attributes="id"))),
+        "service principals": len(list(w.service_principals.list(attributes="id"))),
+        "secret scopes": len(list(w.secrets.list_scopes())),
+    }
+
+
+def scenario_empty_source(args: argparse.Namespace) -> None:
+    print(f"\n== the source restarted empty in the middle of a run ({args.objects} objects, {load()})")
+    rng = random.Random(args.seed)
+    with pair(args.objects) as p:
+        first = p.sync()
+        check("empty source: the initial sync succeeds", first.returncode == 0, f"{first.seconds:.1f} s")
+        before = target_counts(p)
+        p.dst.reset_stats()
+        before_cycle = last_cycle_id(p.state)
+        proc = start_dbsync("sync", "--once", env=p.env(), cwd=p.tmp)
+        began = time.monotonic()
+        wait_until_working(proc, p.state, before_cycle)
+        time.sleep(rng.uniform(0.2, 2.0))
+        cut_during, _ = where_killed(p.state)
+        p.src.restart()  # empty, same port, same workspace id: a source whose listings come back empty
+        during = wait_dbsync(proc, began)
+        after_run = p.sync()
+        stats = p.dst.stats()
+        after = target_counts(p)
+        held = [line.strip() for line in (during.stdout + after_run.stdout).splitlines() if "deletes held" in line]
+        print(
+            f"  run cut by the restart (during {cut_during}): exit {during.returncode}; next run, empty source: exit "
+            f"{after_run.returncode}"
+        )
+        cut_message = during.stderr.strip().splitlines()[-1:] if during.returncode else []
+        for line in cut_message + held:
+            print(f"    {line[:300]}")
+        print(f"  target before {before}")
+        print(f"  target after  {after}")
+        check(
+            "empty source: no target object deleted",
+            target_deletes(stats) == 0 and before == after,
+            f"{target_deletes(stats)} delete calls on the target",
+        )
+        check("empty source: the delete guard says so", bool(held), f"{len(held)} 'deletes held' lines")
+
+
+# -- 4. the store --------------------------------------------------------------------------------------
+def _drop_dac_override() -> None:
+    """Root ignores file modes; without CAP_DAC_OVERRIDE a read-only file is read-only for it too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE: gone after exec
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _limit_file_size(limit: int) -> Any:
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[bool]:
+    """A tmpfs of `size` at `path` (True), or nothing when mounting is not allowed (False)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _sync_with(p: Pair, state: Path, preexec: Any = None, target: Emulator | None = None) -> Run:
+    env = dbsync_env(p.src, target or p.dst, state)
+    started = time.monotonic()
+    proc = start_dbsync("sync", "--once", env=env, cwd=p.tmp, preexec_fn=preexec)
+    return wait_dbsync(proc, started, timeout=300)
+
+
+def _store_case(name: str, run: Run, writes: int, expect: str) -> None:
+    message = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ""
+    print(f"  {name}: exit {run.returncode}, {writes} target writes, {run.seconds:.1f} s: {message}")
+    check(
+        f"store {name}: exit 2, a clear message, nothing written",
+        run.returncode == 2 and expect in message and writes == 0 and "Traceback" not in run.stderr,
+        f"expected {expect!r}",
+    )
+
+
+def scenario_store(args: argparse.Namespace) -> None:
+    print(f"\n== broken stores ({load()})")
+    with pair(200) as p:
+        assert p.sync().returncode == 0
+        w = p.src.client()
+        w.workspace.upload("/Shared/after-store-fault.py", io.BytesIO(b"print(1)"), overwrite=True)
+
+        corrupt = p.tmp / "corrupt.db"
+        corrupt.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
+        p.dst.reset_stats()
+        _store_case("corrupt", _sync_with(p, corrupt), p.dst.writes(), "corrupt")
+
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], "
+                "isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); "
+                "time.sleep(120)",
+                str(p.state),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout and "locked" in holder.stdout.readline()
+            p.dst.reset_stats()
+            _store_case("locked by another process", _sync_with(p, p.state), p.dst.writes(), "locked")
+        finally:
+            holder.kill()
+            holder.wait()
+
+        readonly_dir = p.tmp / "readonly"
+        readonly_dir.mkdir()
+        readonly = readonly_dir / "state.db"
+        shutil.copy(p.state, readonly)
+        readonly.chmod(0o444)
+        readonly_dir.chmod(0o555)
+        p.dst.reset_stats()
+        preexec = _drop_dac_override if os.geteuid() == 0 else None
+        _store_case("read-only", _sync_with(p, readonly, preexec), p.dst.writes(), "read-only")
+        readonly_dir.chmod(0o755)
+
+        other = Emulator("other-token")
+        try:
+            _store_case("of another workspace pair", _sync_with(p, p.state, target=other), other.writes(), "belongs to")
+        finally:
+            other.stop()
+        _full_disk(p)
+
+
+def _full_disk(p: Pair) -> None:
+    with small_disk(p.tmp / "tiny", "24k") as mounted:
+        state = p.tmp / "tiny" / "state.db"
+        p.dst.reset_stats()
+        how = "a 24 KB tmpfs" if mounted else "RLIMIT_FSIZE 0"
+        run = _sync_with(p, state, None if mounted else _limit_file_size(0))
+        _store_case(f"on a full disk ({how})", run, p.dst.writes(), "disk" if mounted else "")
+    fresh = Emulator("fresh-token")
+    try:
+        with small_disk(p.tmp / "small", "256k") as mounted:
+            state = p.tmp / "small" / "state.db"
+            how = "a 256 KB tmpfs" if mounted else "RLIMIT_FSIZE 256 KB"
+            run = _sync_with(p, state, None if mounted else _limit_file_size(256 * 1024), target=fresh)
+            message = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ""
+            written = fresh.writes()
+            print(f"  disk filling mid-run ({how}): exit {run.returncode} after {written} target writes: {message}")
+            check(
+                "store full mid-run: exit 2 with a message naming the disk",
+                run.returncode == 2 and "disk" in message and "Traceback" not in run.stderr,
+            )
+            if mounted:
+                subprocess.run(["mount", "-o", "remount,size=64m", str(p.tmp / "small")], check=True)
+            again = _sync_with(p, state, None, target=fresh)  # space again (no file size limit)
+        result = compare(p.src.client(), fresh.client(), content_sample=0.2, acl_sample=0.2)
+        check(
+            "store full mid-run: with space again the next run converges, nothing twice",
+            again.returncode == 0 and result.equal,
+            f"exit {again.returncode}; {result.summary()}",
+        )
+    finally:
+        fresh.stop()
+
+
+# -- 5. bad input --------------------------------------------------------------------------------------
+ODD_NAMES = (
+    "/Shared/odd names/ünïcødé \u2013 名前 📓",
+    "/Shared/odd names/with  two  spaces",
+    '/Shared/odd names/it\'s "quoted"',
+    "/Shared/odd names/percent%20plus+amp&hash#",
+    "/Shared/odd names/ leading and trailing ",
+)
+
+
+def build_bad_input(p: Pair) -> dict[str, Any]:
+    """Put every awkward object on the source; returns what to look for on the target."""
+    w = p.src.client()
+    w.workspace.mkdirs("/Shared/bad input")
+    w.workspace.mkdirs("/Shared/odd names")
+
+    def notebook(path: str, body: bytes, language: Language = Language.PYTHON) -> None:
+        w.workspace.import_(
+            path, content=base64.b64encode(body).decode(), format=ImportFormat.SOURCE, language=language, overwrite=True
+        )
+
+    notebook("/Shared/bad input/not utf-8", b"# Databricks notebook source\nx = '\xff\xfe\x80'\x00\n# COMMAND ---\n")
+    notebook("/Shared/bad input/empty", b"")
+    notebook("/Shared/bad input/only separators", b"-- COMMAND ----------\n" * 50, Language.SQL)
+    notebook("/Shared/bad input/crlf", b"print(1)\r\n\r\n# COMMAND ----------\r\n\r\nprint(2)\r\n")
+    line = b"x = '" + b"a" * 90 + b"'\n"
+    notebook("/Shared/bad input/ten megabytes", line * (10_000_000 // len(line)))
+    w.workspace.upload(
+        "/Shared/bad input/ten megabytes.bin",
+        io.BytesIO(os.urandom(10_000_000)),
+        overwrite=True,
+        format=ImportFormat.AUTO,
+    )
+    for path in ODD_NAMES:
+        notebook(path, b"print('odd')")
+    tasks = {}
+    for n in (100, 150):
+        settings = [
+            jobs.Task(
+                task_key=f"t{i:03d}",
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/bad input/empty"),
+                depends_on=[jobs.TaskDependency(task_key=f"t{i - 1:03d}")] if i else None,
+                job_cluster_key="main",
+            )
+            for i in range(n)
+        ]
+        cluster = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
+        job_id = w.jobs.create(
+            name=f"{n} tasks ünïcødé \"q\" 'q'",
+            tasks=settings,
+            job_clusters=[jobs.JobCluster(job_cluster_key="main", new_cluster=cluster)],
+        ).job_id
+        tasks[str(job_id)] = n
+    a = w.groups.create(display_name="cycle a \u2013 ünï")
+    b = w.groups.create(display_name="cycle b with spaces", members=[iam.ComplexValue(value=a.id)])
+    w.groups.patch(
+        a.id or "",
+        operations=[iam.Patch(op=iam.PatchOp.ADD, value={"members": [{"value": b.id}]})],
+        schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+    )
+    gone = w.users.create(user_name="gone.user@example.com", display_name="Gone User")
+    w.users.create(user_name="source.only@example.com", display_name="Source Only")
+    acl_job = w.jobs.create(
+        job_clusters=[jobs.JobCluster(job_cluster_key="main", new_cluster=cluster)],
+        name="acl for a deleted user",
+        tasks=[
+            jobs.Task(
+                task_key="t",
+                job_cluster_key="main",
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/bad input/empty"),
+            )
+        ],
+    ).job_id
+    w.permissions.set(
+        "jobs",
+        str(acl_job),
+        access_control_list=[
+            iam.AccessControlRequest(
+                user_name="gone.user@example.com", permission_level=iam.PermissionLevel.CAN_MANAGE_RUN
+            ),
+            iam.AccessControlRequest(
+                user_name="source.only@example.com", permission_level=iam.PermissionLevel.CAN_VIEW
+            ),
+            iam.AccessControlRequest(group_name="users", permission_level=iam.PermissionLevel.CAN_VIEW),
+        ],
+    )
+    return {"tasks": tasks, "acl_job": str(acl_job), "gone_user": gone.id}
+
+
+def scenario_bad_input(args: argparse.Namespace) -> None:
+    print(f"\n== bad input ({load()})")
+    with pair(0) as p:
+        expect = build_bad_input(p)
+        w = p.src.client()
+        w.users.delete(expect["gone_user"])  # the ACL above now names a user that no longer exists
+        no_users = {"DBSYNC_IDENTITIES__CREATE_USERS": "false"}  # source.only@ is never created on the target
+        first = p.sync("--json", **no_users)
+        second = p.sync("--json", **no_users)
+        summary = {r["kind"]: r for r in json.loads(second.stdout or "[]")}
+        problems = {k: (r["errors"], r["blocked"]) for k, r in summary.items() if r["errors"] or r["blocked"]}
+        print(f"  first run exit {first.returncode}, second run exit {second.returncode}; errors/blocked: {problems}")
+        status = json.loads(run_dbsync("status", "--json", env=p.env(), cwd=p.tmp).stdout or "{}")
+        print(f"  store status: {json.dumps(status.get('counts'))}")
+        events = store_query(
+            p.state,
+            "SELECT outcome, message FROM events WHERE outcome IN ('error','skipped','held') ORDER BY id DESC LIMIT 40",
+        )
+        for outcome, message in events[:12]:
+            print(f"    event {outcome}: {message[:160]}")
+        dst = p.dst.client()
+        paths = {row[0]: row for row in tree(dst)}
+        for path in (
+            *ODD_NAMES,
+            "/Shared/bad input/not utf-8",
+            "/Shared/bad input/empty",
+            "/Shared/bad input/crlf",
+            "/Shared/bad input/only separators",
+            "/Shared/bad input/ten megabytes",
+            "/Shared/bad input/ten megabytes.bin",
+        ):
+            src_body = w.workspace.download(path).read()
+            dst_body = dst.workspace.download(path).read() if path in paths else None
+            check(
+                f"bad input: {path!r} replicated byte for byte",
+                src_body == dst_body,
+                f"{len(src_body)} bytes" + ("" if path in paths else ", missing on the target"),
+            )
+        copies = {
+            (j.settings.tags or {}).get("dbsync_source_job_id"): j for j in dst.jobs.list(limit=100, expand_tasks=True)
+        }
+        for job_id, n in expect["tasks"].items():
+            copy = copies.get(job_id)
+            full = dst.jobs.get(copy.job_id) if copy else None  # the SDK pages tasks past 100
+            count = len(full.settings.tasks or []) if full and full.settings else 0
+            name = full.settings.name if full and full.settings else None
+            check(
+                f"bad input: job of {n} tasks replicated whole",
+                count == n and name == w.jobs.get(int(job_id)).settings.name,
+                f"{count} tasks on the target",
+            )
+        groups = {g.display_name: {m.display for m in g.members or []} for g in dst.groups.list()}
+        check(
+            "bad input: a group nesting cycle is replicated as a cycle",
+            groups.get("cycle a \u2013 ünï") == {"cycle b with spaces"}
+            and groups.get("cycle b with spaces") == {"cycle a \u2013 ünï"},
+            f"{ {k: v for k, v in groups.items() if k and k.startswith('cycle')} }",
+        )
+        copy = copies.get(expect["acl_job"])
+        acl = dst.permissions.get("jobs", str(copy.job_id)).access_control_list if copy else []
+        entries = sorted(
+            (a.user_name or a.group_name, perm.permission_level.value if perm.permission_level else "")
+            for a in acl or []
+            for perm in a.all_permissions or []
+            if not perm.inherited and a.group_name != "admins"
+        )
+        print(f"  target ACL of the job naming a deleted user and a user the target lacks: {entries}")
+        reported = [m for o, m in events if "gone.user@example.com" in m or "source.only@example.com" in m]
+        check(
+            "bad input: ACL entries for missing users are skipped and reported, the rest applied",
+            ("users", "CAN_VIEW") in entries
+            and all(u not in str(entries) for u in ("gone.user", "source.only"))
+            and len(reported) > 0,
+            f"{len(reported)} events name them",
+        )
+        check(
+            "bad input: a second run has nothing left to fix",
+            second.returncode == 0 or not [k for k in problems if k != "permissions"],
+            f"exit {second.returncode}",
+        )
+
+
+SCENARIOS = {
+    "kills": scenario_kills,
+    "storm": scenario_storm,
+    "empty-source": scenario_empty_source,
+    "store": scenario_store,
+    "bad-input": scenario_bad_input,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--objects", type=int, default=2000, help="seeded objects for kills and empty-source")
+    parser.add_argument("--storm-objects", type=int, default=300, help="seeded objects for the 429/503 storm")
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=9, help="random seed for kill points and edits")
+    args = parser.parse_args()
+    print(f"dbsync chaos: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, {load()}")
+    started = time.monotonic()
+    for name in args.only.split(","):
+        SCENARIOS[name.strip()](args)
+    failed = [c for c in CHECKS if not c[1]]
+    print(f"\n{len(CHECKS) - len(failed)}/{len(CHECKS)} checks passed in {time.monotonic() - started:.0f} s ({load()})")
+    for name, _, detail in failed:
+        print(f"  FAILED: {name}: {detail}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Head to head: dbsync against a one-shot export + import of everything, on the same seeded source.
+
+One source emulator (seeded), two empty targets: `dbsync sync --once` replicates into the first,
+benchmarks/baseline_export_import.py into the second, each as a subprocess with the same concurrency.
+Both run the same kinds (dbsync with `--kinds`: identities, policies, pools, clusters, workspace
+objects, jobs, secrets and object ACLs, which is what the baseline copies). Then 1 % of the notebooks
+change on the source and both run again. Wall time, API calls on both sides (the emulators count
+them, retries included), peak RSS; and both targets are compared with the source at the end.
+
+    python benchmarks/head_to_head.py [--objects 10000] [--concurrency 8] [--latency-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Emulator, Run, compare, dbsync_env, load, run_command, run_dbsync
+from scale import change_notebooks
+
+KINDS = (
+    "groups,service_principals,users,group_members,cluster_policies,instance_pools,clusters,"
+    "directories,notebooks,files,jobs,secret_scopes,secrets,permissions"
+)
+BASELINE = str(Path(__file__).parent / "baseline_export_import.py")
+
+
+def measure(label: str, tool: str, run: Any, src: Emulator, dst: Emulator) -> dict[str, Any]:
+    src.reset_stats()
+    dst.reset_stats()
+    result: Run = run()
+    src_calls, dst_calls = src.stats()["total"], dst.stats()["total"]
+    figures = {
+        "seconds": result.seconds,
+        "calls": src_calls + dst_calls,
+        "source calls": src_calls,
+        "target calls": dst_calls,
+        "target writes": dst.writes(),
+        "rss": result.peak_rss_mb,
+        "cpu": result.cpu_seconds,
+        "exit": result.returncode,
+    }
+    print(
+        f"  {label:<22}{tool:<10}{result.seconds:>9.1f}{src_calls:>11}{dst_calls:>11}{figures['target writes']:>12}"
+        f"{result.cpu_seconds:>8.1f}{result.peak_rss_mb:>9.0f}{result.returncode:>6}   {load()}",
+        flush=True,
+    )
+    if result.returncode:
+        print("    " + (result.stdout[-800:] + result.stderr[-800:]).replace("\n", "\n    "))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency both emulators add per request")
+    parser.add_argument("--change", type=float, default=0.01, help="fraction of notebooks changed before the re-run")
+    parser.add_argument("--sample", type=float, default=0.05, help="fraction of bodies and ACLs compared at the end")
+    parser.add_argument(
+        "--without-acls", action="store_true", help="both tools skip object ACLs (dbsync's permissions kind)"
+    )
+    args = parser.parse_args()
+    kinds = KINDS.replace(",permissions", "") if args.without_acls else KINDS
+    print(
+        f"head to head{' without ACLs' if args.without_acls else ''}: {args.objects} seeded objects, "
+        f"concurrency {args.concurrency}, latency {args.latency_ms} ms, "
+        f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, {load()}"
+    )
+    src = Emulator("src-token", seed_objects=args.objects, latency_ms=args.latency_ms)
+    by_dbsync = Emulator("dbsync-target", latency_ms=args.latency_ms)
+    by_baseline = Emulator("baseline-target", latency_ms=args.latency_ms)
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dbsync_env(src, by_dbsync, Path(tmp) / "h2h.db", DBSYNC_CONCURRENCY=str(args.concurrency))
+            # Warehouses are not the baseline's: a SQL task keeps its warehouse id as is, in both tools.
+            env["DBSYNC_KINDS__SQL_WAREHOUSES__ENABLED"] = "false"
+            baseline = [sys.executable, BASELINE, "--source", src.url, "--source-token", src.token, "--target"]
+            baseline += [by_baseline.url, "--target-token", by_baseline.token, "--concurrency", str(args.concurrency)]
+            baseline += ["--no-acls"] if args.without_acls else []
+
+            def both(phase: str) -> None:
+                results[(phase, "dbsync")] = measure(
+                    phase, "dbsync", lambda: run_dbsync("sync", "--once", "--kinds", kinds, env=env), src, by_dbsync
+                )
+                results[(phase, "baseline")] = measure(
+                    phase, "baseline", lambda: run_command(baseline), src, by_baseline
+                )
+
+            print(
+                f"\n  {'phase':<22}{'tool':<10}{'seconds':>9}{'src calls':>11}{'tgt calls':>11}{'tgt writes':>12}"
+                f"{'CPU s':>8}{'RSS MB':>9}{'exit':>6}"
+            )
+            both("initial sync")
+            changed = change_notebooks(src, args.change, seed=7)
+            both(f"re-run, {changed} changed")
+            both("re-run, no change")
+            for name, target in (("dbsync", by_dbsync), ("baseline", by_baseline)):
+                acl_sample = 0.0 if args.without_acls else args.sample
+                checked = compare(src.client(), target.client(), content_sample=args.sample, acl_sample=acl_sample)
+                print(
+                    f"\n  {name} target vs source (bodies and ACLs sampled at {args.sample:.0%}): {checked.summary()}"
+                )
+    finally:
+        for emulator in (src, by_dbsync, by_baseline):
+            emulator.stop()
+    print("\n== ratios (baseline / dbsync; above 1 = dbsync better)")
+    for phase in dict.fromkeys(p for p, _ in results):
+        d, b = results[(phase, "dbsync")], results[(phase, "baseline")]
+        print(
+            f"  {phase:<22} time {b['seconds'] / d['seconds']:5.1f}x  API calls {b['calls'] / max(1, d['calls']):6.1f}x"
+            f"   target writes {b['target writes'] / max(1, d['target writes']):7.1f}x"
+        )
+    return 0 if all(r["exit"] == 0 for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
