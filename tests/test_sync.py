@@ -347,35 +347,6 @@ def test_crash_between_create_and_record_leaves_no_duplicate(seeded_pair: Pair) 
     assert len(tags) == len(set(tags)) == len(list(src.jobs.list()))
 
 
-def test_converges_under_injected_429_and_503(pair: Pair) -> None:
-    src = pair.src
-    src.workspace.mkdirs("/Shared/storm")
-    for i in range(12):
-        src.workspace.upload(f"/Shared/storm/n{i}.py", io.BytesIO(f"print({i})".encode()), overwrite=True)
-    src.jobs.create(
-        name="storm-job",
-        tasks=[
-            jobs.Task(
-                task_key="t",
-                environment_key="e",
-                notebook_task=jobs.NotebookTask(notebook_path="/Shared/storm/n0.py"),
-            )
-        ],
-        environments=[jobs.JobEnvironment(environment_key="e")],
-    )
-    for handle in (pair.source, pair.target):
-        handle.set_faults(rate_429=0.15, rate_503=0.05, retry_after_seconds=0)
-    reports = pair.sync(only=["directories", "notebooks", "jobs"])
-    for handle in (pair.source, pair.target):
-        handle.set_faults()
-    assert all(r.errors == 0 for r in reports.values()), reports
-    assert _notebook_bodies(pair.src, "/Shared/storm") == _notebook_bodies(pair.dst, "/Shared/storm")
-    statuses = {
-        s for h in (pair.source, pair.target) for e in h.stats.document()["endpoints"].values() for s in e["statuses"]
-    }
-    assert {"429", "503"} <= statuses  # the faults really happened
-
-
 def test_archive_mode_keeps_a_copy_of_deleted_notebooks(pair: Pair) -> None:
     pair.src.workspace.upload("/Shared/old.py", io.BytesIO(b"print('keep me')"), overwrite=True)
     pair.src.workspace.upload("/Shared/other.py", io.BytesIO(b"print(2)"), overwrite=True)
