@@ -332,11 +332,11 @@ class Engine:
     # -- deletes --------------------------------------------------------------------------------
     def _plan_deletes(self, kind: Kind, report: KindReport, listed: set[str]) -> None:
         kind_settings = self.ctx.settings.kind(kind.name)
-        known = self.ctx.store.live_keys(kind.name)
-        gone_keys = {k for k in known - listed if planner.selected(kind_settings, k)}
+        known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
+        gone_keys = {k for k in missing if planner.selected(kind_settings, k)}
         gone = [p for p in self.ctx.store.priors(kind.name) if p.key in gone_keys] if gone_keys else []
         plan = planner.plan_deletes(
-            kind.name, gone, report.listed, len(known), self.ctx.settings.deletes, force=self.force_deletes
+            kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )
         metrics.DELETE_GUARD_TRIPPED.labels(kind.name).set(1 if plan.held else 0)
         if plan.held:

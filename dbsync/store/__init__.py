@@ -203,6 +203,25 @@ class Store:
                 return
             after = rows[-1][1]
 
+    def live_keys_not_in(self, kind: str, present: set[str], page: int = 5000) -> tuple[int, list[str]]:
+        """(live resources of a kind, the keys of those not in `present`), read a page at a time.
+
+        The delete plan needs both; a page at a time keeps a 100,000-object kind from holding a second set
+        of every key beside the listing's own.
+        """
+        known, missing, after = 0, [], ""
+        while True:
+            rows = self._rows(
+                "SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted' AND source_key > ? "
+                "ORDER BY source_key LIMIT ?",
+                [kind, after, page],
+            )
+            known += len(rows)
+            missing.extend(row[0] for row in rows if row[0] not in present)
+            if len(rows) < page:
+                return known, missing
+            after = rows[-1][0]
+
     def live_keys(self, kind: str) -> set[str]:
         rows = self._rows("SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
         return {r[0] for r in rows}
