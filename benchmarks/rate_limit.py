@@ -63,6 +63,9 @@ def main() -> int:
             extra = {"DBSYNC_CONCURRENCY": str(args.concurrency)}
             free_env = dbsync_env(src, free, Path(tmp) / "free.db", **extra)
             limited_env = dbsync_env(src, limited, Path(tmp) / "limited.db", **extra)
+            # Start-up (imports, connecting, opening the store) spends no budget: measured on a run that lists one kind.
+            startup = run_dbsync("sync", "--once", "--kinds", "instance_profiles", env=free_env).seconds
+            print(f"  start-up (a run of one empty kind): {startup:.1f} s")
             for phase in ("initial sync", "no-change cycle"):
                 src.faults(rate_limit=None)
                 _, need_src, need_dst = run(src, free, free_env, f"{phase}, no limit")
@@ -76,16 +79,18 @@ def main() -> int:
     finally:
         for emulator in (src, free, limited):
             emulator.stop()
-    print("\n== bound (needed requests on the busier side / rate) vs wall time under the limit")
+    print(f"\n== bound (requests needed on the busier side / rate) vs time under the limit (start-up {startup:.1f} s)")
     worst = 0.0
     for phase, needed, bound, seconds, got_src, got_dst, ledger in rows:
         ratio = seconds / bound
         worst = max(worst, ratio)
+        working = (seconds - startup) / bound
         useful_rate = max(got_src["useful"], got_dst["useful"]) / seconds
         early = sum(entry.get("early", 0) for entry in ledger)
         print(
             f"  {phase:<16} needed {needed:>6}  bound {bound:6.1f} s  took {seconds:6.1f} s  = {ratio:4.2f}x the bound "
-            f"({'met' if ratio <= GOAL else 'NOT met'}: goal {GOAL}x); {useful_rate:.0f} useful req/s on the busier "
+            f"({'met' if ratio <= GOAL else 'NOT met'}: goal {GOAL}x; {working:4.2f}x without start-up); "
+            f"{useful_rate:.0f} useful req/s on the busier "
             f"side; 429s: {got_src['refused'] + got_dst['refused']}, retried before Retry-After: {early}"
         )
     return 0 if worst <= GOAL else 1

@@ -32,8 +32,10 @@ def promtool() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]):
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
+        ):
             subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
         found = shutil.which("promtool")
         if found:

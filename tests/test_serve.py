@@ -206,8 +206,15 @@ def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_p
 
 
 def test_serve_refuses_to_replicate_after_cutover(pair: Pair, tmp_path: Path) -> None:
-    assert subprocess.run([sys.executable, "-m", "dbsync.cli", "sync", "--once", "--kinds", "directories"],
-                          env=pair.env(), cwd=tmp_path, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "dbsync.cli", "sync", "--once", "--kinds", "directories"],
+            env=pair.env(),
+            cwd=tmp_path,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     store = Store(pair.state_path)
     store.set_meta("role", "cutover-complete")
     store.close()
