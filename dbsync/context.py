@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ class SyncContext:
     standby: bool = True
     dry_run: bool = False
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
-    listed: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -19,6 +19,7 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics, planner
+from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
@@ -128,7 +129,7 @@ class Engine:
     def _upserts(self, kind: Kind) -> KindReport:
         report = KindReport(kind.name)
         kind_settings = self.ctx.settings.kind(kind.name)
-        listed: set[str] = set()
+        listed = KeySet()  # 16 bytes a key: the permissions kind lists 100,000+
         inflight: set[Future[_Outcome]] = set()
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
@@ -165,6 +166,7 @@ class Engine:
                 kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
             )
             return report
+        listed.freeze()
         self.ctx.listed[kind.name] = listed
         if self.check_drift and kind.watcher.drift_check and not self.plan_only:
             self._detect_drift(kind, report)
@@ -195,7 +197,7 @@ class Engine:
             return
         heal = self.ctx.settings.drift == "heal"
         store = self.ctx.store
-        for prior in store.priors(kind.name):
+        for prior in store.priors(kind.name, payloads=False):
             if prior.status not in ("synced", "drifted") or prior.target_key is None:
                 continue
             seen = target_view.get(prior.target_key)
@@ -330,7 +332,7 @@ class Engine:
         )
 
     # -- deletes --------------------------------------------------------------------------------
-    def _plan_deletes(self, kind: Kind, report: KindReport, listed: set[str]) -> None:
+    def _plan_deletes(self, kind: Kind, report: KindReport, listed: KeySet) -> None:
         kind_settings = self.ctx.settings.kind(kind.name)
         known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
         gone_keys = {k for k in missing if planner.selected(kind_settings, k)}

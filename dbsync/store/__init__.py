@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +186,17 @@ class Store:
         )
         return _prior(row)
 
-    def priors(self, kind: str, page: int = 1000) -> Iterator[Prior]:
-        """Every live (not deleted) resource of a kind, streamed a page at a time in key order."""
+    def priors(self, kind: str, page: int = 1000, payloads: bool = True) -> Iterator[Prior]:
+        """Every live (not deleted) resource of a kind, streamed a page at a time in key order.
+
+        `payloads=False` leaves `payload` None: a page of 1,000 job settings decoded is several MB, and
+        the callers that walk a whole kind for its keys and target ids never read it.
+        """
+        columns = _PRIOR_COLUMNS if payloads else _PRIOR_COLUMNS.replace("payload_json", "NULL")
         after = ""
         while True:
             rows = self._rows(
-                f"SELECT {_PRIOR_COLUMNS} FROM resources WHERE kind = ? AND status != 'deleted' "
+                f"SELECT {columns} FROM resources WHERE kind = ? AND status != 'deleted' "
                 "AND source_key > ? ORDER BY source_key LIMIT ?",
                 [kind, after, page],
             )
@@ -203,7 +208,7 @@ class Store:
                 return
             after = rows[-1][1]
 
-    def live_keys_not_in(self, kind: str, present: set[str], page: int = 5000) -> tuple[int, list[str]]:
+    def live_keys_not_in(self, kind: str, present: Container[str], page: int = 5000) -> tuple[int, list[str]]:
         """(live resources of a kind, the keys of those not in `present`), read a page at a time.
 
         The delete plan needs both; a page at a time keeps a 100,000-object kind from holding a second set
@@ -221,10 +226,6 @@ class Store:
             if len(rows) < page:
                 return known, missing
             after = rows[-1][0]
-
-    def live_keys(self, kind: str) -> set[str]:
-        rows = self._rows("SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
-        return {r[0] for r in rows}
 
     def target_key(self, kind: str, source_key: str) -> str | None:
         """The target id a source object was replicated to (the id map)."""

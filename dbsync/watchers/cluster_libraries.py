@@ -12,10 +12,10 @@ removed from it, and reported (the validation report lists it as needing action)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.compute import ClusterDetails, Library
+from databricks.sdk.service.compute import Library
 
 from dbsync import planner
 from dbsync.context import SyncContext
@@ -30,12 +30,20 @@ _PATH_TYPES = ("jar", "egg", "whl", "requirements")
 MESSAGE_CHARS = 300  # a failure message is kept this long: enough to act on, no stack traces
 
 
-def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[ClusterDetails]:
+class InteractiveCluster(NamedTuple):
+    """What the run needs of a cluster: the SDK's whole ClusterDetails is ~6 KB, times thousands, all run."""
+
+    cluster_id: str
+    cluster_name: str
+    state: str  # RUNNING, TERMINATED, ... ("" when the API says nothing)
+
+
+def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[InteractiveCluster]:
     """The interactive (UI / API) clusters of a side, listed once per run."""
 
-    def listing() -> list[ClusterDetails]:
+    def listing() -> list[InteractiveCluster]:
         return [
-            c
+            InteractiveCluster(c.cluster_id or "", c.cluster_name or "", c.state.value if c.state else "")
             for c in ws.client.clusters.list()
             if (c.cluster_source.value if c.cluster_source else "UI") in INTERACTIVE_SOURCES
         ]
@@ -106,15 +114,15 @@ class ClusterLibrariesWatcher(Watcher):
                 s.cluster_id or "": [ls.as_dict() for ls in s.library_statuses or []]
                 for s in ws.client.libraries.all_cluster_statuses()
             }
-            resources = [self._resource(ctx, ws, c, statuses.get(c.cluster_id or "")) for c in clusters]
+            resources = [self._resource(ctx, ws, c, statuses.get(c.cluster_id)) for c in clusters]
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list cluster libraries: {err}") from err
         yield from (r for r in resources if r is not None)
 
     def _resource(
-        self, ctx: SyncContext, ws: Workspace, cluster: ClusterDetails, statuses: list[dict[str, Any]] | None
+        self, ctx: SyncContext, ws: Workspace, cluster: InteractiveCluster, statuses: list[dict[str, Any]] | None
     ) -> Resource | None:
-        cluster_id = cluster.cluster_id or ""
+        cluster_id = cluster.cluster_id
         if ws.side == "source" and not planner.selected(ctx.settings.kind("clusters"), cluster_id):
             return None  # the cluster itself is not replicated
         if statuses is None and ws.side == "source" and self._had_libraries(ctx, cluster_id):
@@ -122,7 +130,7 @@ class ClusterLibrariesWatcher(Watcher):
             statuses = [s.as_dict() for s in ws.client.libraries.cluster_status(cluster_id)]
         payload, meta = normalize(ctx, cluster_id, statuses or [])
         hint = fingerprint({"payload": payload, "meta": meta})
-        return Resource(self.kind, cluster_id, cluster.cluster_name or "", hint, payload, source_meta=meta)
+        return Resource(self.kind, cluster_id, cluster.cluster_name, hint, payload, source_meta=meta)
 
     @staticmethod
     def _had_libraries(ctx: SyncContext, cluster_id: str) -> bool:

@@ -138,7 +138,9 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
     """Source keys recorded without a target key: principals not created, groups with members skipped."""
     return ctx.cached(
         f"skipped:{kind}",
-        lambda: {p.key for p in ctx.store.priors(kind) if p.status == "synced" and p.target_key is None},
+        lambda: {
+            p.key for p in ctx.store.priors(kind, payloads=False) if p.status == "synced" and p.target_key is None
+        },
     )
 
 

@@ -98,7 +98,7 @@ class MountWatcher(Watcher):
             if configured:
                 state = ws.client.clusters.get(configured).state
                 return configured if state is not None and state.value in RUNNING else None
-            running = [c for c in interactive_clusters(ctx, ws) if c.state and c.state.value in RUNNING]
+            running = [c for c in interactive_clusters(ctx, ws) if c.state in RUNNING]
         except DatabricksError as err:
             if is_gone(err):
                 raise ListingError(
@@ -106,7 +106,7 @@ class MountWatcher(Watcher):
                     "set it to a running interactive cluster, or unset it to use any running one"
                 ) from err
             raise ListingError(f"{ws.side}: cannot list clusters to read mounts on: {err}") from err
-        return min((c.cluster_id or "" for c in running), default=None)
+        return min((c.cluster_id for c in running), default=None)
 
     def _kept(self, ctx: SyncContext) -> Iterator[Resource]:
         """No cluster to look with: the mounts known from the last inventory stand, unchanged."""

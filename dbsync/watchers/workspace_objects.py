@@ -18,6 +18,7 @@ from typing import NamedTuple
 from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.workspace import ExportFormat
 
+from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
@@ -184,11 +185,11 @@ class WorkspaceObjectWatcher(Watcher):
             return None
 
 
-def object_ids(ctx: SyncContext, ws: Workspace) -> dict[str, int]:
-    """{path: object_id} of every object in `ws`, listed once per run when first asked for."""
+def object_ids(ctx: SyncContext, ws: Workspace) -> IdIndex:
+    """path → object_id of every object in `ws`, listed once per run when first asked for."""
     return ctx.cached(
         f"object-ids:{ws.side}",
-        lambda: {e.path: e.object_id for e in walk_tree(ws, ctx.settings.concurrency)},
+        lambda: IdIndex((e.path, e.object_id) for e in walk_tree(ws, ctx.settings.concurrency)),
     )
 
 
