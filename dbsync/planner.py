@@ -63,7 +63,7 @@ def plan_deletes(
     if force:
         return DeletePlan(changes, held=False)
     if listed == 0:
-        return DeletePlan([], True, f"the source listing of {kind} is empty but {known} were replicated")
+        return DeletePlan([], True, f"the source listing of {kind} is empty but dbsync replicated {known}")
     ratio = len(changes) / known if known else 0.0
     if ratio > settings.max_ratio and len(changes) >= settings.min_count:
         return DeletePlan(
