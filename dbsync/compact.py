@@ -21,30 +21,29 @@ def _digest(key: str) -> tuple[int, int]:
 
 
 class _Sorted:
-    """Digests (two int64 columns) plus optional values, appended in any order, sorted on first lookup."""
+    """Digests (two int64 columns), appended in any order, sorted on first lookup."""
 
     def __init__(self) -> None:
-        self._high, self._low, self._values = array("q"), array("q"), array("q")
+        self._high, self._low = array("q"), array("q")
         self._sorted = True
 
-    def _append(self, key: str, value: int = 0) -> None:
+    def _append(self, key: str) -> None:
         high, low = _digest(key)
         self._high.append(high)
         self._low.append(low)
-        self._values.append(value)
         self._sorted = False
 
     def freeze(self) -> None:
         """Sort now: done before other threads read it (a lookup sorts too, but only one thread may)."""
         if not self._sorted:
-            self._sort()
+            order = sorted(range(len(self._high)), key=lambda i: (self._high[i], self._low[i]))
+            self._high = array("q", (self._high[i] for i in order))
+            self._low = array("q", (self._low[i] for i in order))
+            self._reorder(order)
+            self._sorted = True
 
-    def _sort(self) -> None:
-        order = sorted(range(len(self._high)), key=lambda i: (self._high[i], self._low[i]))
-        self._high = array("q", (self._high[i] for i in order))
-        self._low = array("q", (self._low[i] for i in order))
-        self._values = array("q", (self._values[i] for i in order))
-        self._sorted = True
+    def _reorder(self, order: list[int]) -> None:
+        """Put any column a subclass keeps beside the digests in the same order."""
 
     def _find(self, key: str) -> int | None:
         """Index of `key`, or None."""
@@ -81,9 +80,14 @@ class IdIndex(_Sorted):
 
     def __init__(self, items: Iterable[tuple[str, int]] = ()) -> None:
         super().__init__()
+        self._values = array("q")
         for key, value in items:
-            self._append(key, value)
-        self._sort()  # sorted before any worker thread reads it
+            self._append(key)
+            self._values.append(value)
+        self.freeze()  # sorted before any worker thread reads it
+
+    def _reorder(self, order: list[int]) -> None:
+        self._values = array("q", (self._values[i] for i in order))
 
     def get(self, key: str) -> int | None:
         i = self._find(key)
