@@ -335,8 +335,9 @@ class Engine:
     def _plan_deletes(self, kind: Kind, report: KindReport, listed: KeySet) -> None:
         kind_settings = self.ctx.settings.kind(kind.name)
         known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
-        gone_keys = {k for k in missing if planner.selected(kind_settings, k)}
-        gone = [p for p in self.ctx.store.priors(kind.name) if p.key in gone_keys] if gone_keys else []
+        # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
+        priors = (self.ctx.store.prior(kind.name, k) for k in missing if planner.selected(kind_settings, k))
+        gone = [p for p in priors if p is not None]
         plan = planner.plan_deletes(
             kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )
