@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
     emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
+    emu.add_argument("--run-seconds", type=float, default=60.0, help="how long a job run takes (default 60)")
+    emu.add_argument(
+        "--realistic-timing",
+        action="store_true",
+        help="benchmark profile: clusters start in 3-5 min, run durations drawn per run (seeded by --seed)",
+    )
+    emu.add_argument(
+        "--time-scale", type=float, default=1.0, metavar="F", help="multiply every duration by F (default 1)"
+    )
 
     sub.add_parser(
         "demo",
@@ -418,6 +427,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from dbsync.emulator import start_emulator
 
+    if args.time_scale <= 0 or args.run_seconds < 0:
+        raise ConfigError("--time-scale must be above 0 and --run-seconds 0 or more: pass e.g. --time-scale 0.1")
     try:
         handle = start_emulator(
             host=args.host,
@@ -430,6 +441,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             state_file=args.state,
             cluster_start_seconds=args.cluster_start_seconds,
+            run_seconds=args.run_seconds,
+            realistic_timing=args.realistic_timing,
+            time_scale=args.time_scale,
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None

@@ -28,6 +28,7 @@ from dbsync.emulator import apis
 from dbsync.emulator.errors import ApiError
 from dbsync.emulator.router import Request, Response, Routes, parse_query
 from dbsync.emulator.state import Workspace
+from dbsync.emulator.timing import Timing
 
 log = logging.getLogger("dbsync.emulator")
 
@@ -623,9 +624,20 @@ def start_emulator(
     state_file: str | Path | None = None,
     workspace_id: int | None = None,
     cluster_start_seconds: float = 2.0,
+    run_seconds: float = 60.0,
+    realistic_timing: bool = False,
+    time_scale: float = 1.0,
 ) -> EmulatorHandle:
-    """Start one emulated workspace on a background thread; port 0 picks a free port."""
-    workspace = Workspace(cluster_start_seconds=cluster_start_seconds, seed=seed)
+    """Start one emulated workspace on a background thread; port 0 picks a free port.
+
+    Timing: fast and fixed by default (clusters start in `cluster_start_seconds`, runs take `run_seconds`);
+    `realistic_timing` draws minutes-long cluster starts and varied run durations (seeded by `seed`);
+    `time_scale` multiplies every duration of either profile.
+    """
+    if time_scale <= 0 or run_seconds < 0:
+        raise ValueError("time_scale must be > 0 and run_seconds >= 0")
+    timing = Timing(realistic=realistic_timing, time_scale=time_scale, run_seconds=run_seconds, seed=seed)
+    workspace = Workspace(cluster_start_seconds=cluster_start_seconds, seed=seed, timing=timing)
     server = EmulatorServer((host, port), workspace, token)
     # Distinct workspaces need distinct ids: dbsync's store refuses a different source/target pair.
     workspace.workspace_id = workspace_id or 1000000000000000 + server.server_address[1]
