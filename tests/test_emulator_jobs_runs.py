@@ -81,6 +81,68 @@ def test_migrate_jobs_listing_flow_runs_without_key_errors(w: WorkspaceClient, e
     assert [t["task_key"] for t in by_id[multi]["settings"]["tasks"]] == ["a", "b"]
 
 
+def _migrate_jobs_list(handle: EmulatorHandle) -> list[dict]:
+    """migrate's JobsClient.get_jobs_list(), call for call."""
+    by_id = {j["job_id"]: j for j in _raw(handle, "GET", "/api/2.0/jobs/list").json().get("jobs", [])}
+    offset, has_more = 0, True
+    while has_more:
+        page = _raw(handle, "GET", f"/api/2.1/jobs/list?expand_tasks=true&offset={offset}&limit=25").json()
+        offset += 25
+        has_more = page.get("has_more")
+        for job in page.get("jobs", []):
+            if by_id[job["job_id"]]["settings"].get("format") == "MULTI_TASK":
+                by_id[job["job_id"]] = job
+    return list(by_id.values())
+
+
+def test_migrate_jobs_export_and_import_between_two_workspaces(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    """migrate's log_job_configs() then import_job_configs(): jobs/create, update (name) and reset (pause) through
+    API 2.0 with the exported settings, ACLs through /api/2.0/preview/permissions (read from its JobsClient.py).
+    A job made with a flat 2.0 body stays SINGLE_TASK in 2.0; one made through 2.1 is MULTI_TASK there."""
+    legacy = {"name": "legacy", "new_cluster": CLUSTER.as_dict(), "notebook_task": {"notebook_path": "/Shared/l"}}
+    _raw(emulator, "POST", "/api/2.0/jobs/create", json=legacy).raise_for_status()
+    _job(w, name="multi", tasks=[_notebook("a"), _notebook("b", depends_on=[jobs.TaskDependency("a")])])
+    w.jobs.create(
+        name="serverless",
+        environments=[jobs.JobEnvironment("default", spec=compute.Environment(client="2"))],
+        tasks=[
+            jobs.Task(
+                task_key="py",
+                environment_key="default",
+                spark_python_task=jobs.SparkPythonTask(python_file="/Workspace/Shared/main.py"),
+            )
+        ],
+        schedule=jobs.CronSchedule(quartz_cron_expression="0 0 1 * * ?", timezone_id="UTC"),
+    )
+    exported = _migrate_jobs_list(emulator)
+    formats = {j["settings"]["name"]: j["settings"]["format"] for j in exported}
+    target = start_emulator(cluster_start_seconds=0.1, token="dapi-migrate-target")
+    try:
+        for job in exported:
+            settings = dict(job["settings"], name=f"{job['settings']['name']}:::{job['job_id']}")
+            created = _raw(target, "POST", "/api/2.0/jobs/create", json=settings)
+            assert created.status_code == 200, created.text
+        for job in _migrate_jobs_list(target):
+            acl = {"access_control_list": [{"group_name": "users", "permission_level": "CAN_VIEW"}]}
+            perms = _raw(target, "PATCH", f"/api/2.0/preview/permissions/jobs/{job['job_id']}", json=acl)
+            assert perms.status_code == 200, perms.text
+            rename = {"job_id": job["job_id"], "new_settings": {"name": job["settings"]["name"].split(":::")[0]}}
+            assert _raw(target, "POST", "/api/2.0/jobs/update", json=rename).status_code == 200
+        for job in _migrate_jobs_list(target):  # pause_all_jobs()
+            if job["settings"].get("schedule"):
+                job["settings"]["schedule"]["pause_status"] = "PAUSED"
+                reset = {"job_id": job["job_id"], "new_settings": job["settings"]}
+                assert _raw(target, "POST", "/api/2.0/jobs/reset", json=reset).status_code == 200
+        imported = {j.settings.name: j for j in sdk_client(target).jobs.list(expand_tasks=True)}  # type: ignore[union-attr]
+    finally:
+        target.stop()
+
+    assert formats == {"legacy": "SINGLE_TASK", "multi": "MULTI_TASK", "serverless": "MULTI_TASK"}
+    assert sorted(imported) == ["legacy", "multi", "serverless"]
+    assert [t.task_key for t in imported["multi"].settings.tasks or []] == ["a", "b"]  # type: ignore[union-attr]
+    assert imported["serverless"].settings.environments[0].environment_key == "default"  # type: ignore[union-attr,index]
+
+
 def test_list_refuses_an_offset_above_1000_with_the_services_message(w: WorkspaceClient) -> None:
     """terraform-provider-databricks#2807 (debug log of GET /api/2.1/jobs/list?offset=1025): 400
     INVALID_PARAMETER_VALUE "The supplied offset 1025 has exceeded the value of 1000 allowed for this

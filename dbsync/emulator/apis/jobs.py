@@ -798,7 +798,11 @@ def start_run(
         }
         run["end_time"] = run["start_time"]
     tasks = settings.get("tasks") or []
-    return _record_run(ws, run, tasks, _compute_kind(tasks))
+    _record_run(ws, run, tasks, _compute_kind(tasks))
+    if run.get("ended_state"):  # a skipped run's tasks never start
+        for task_run in run["tasks"]:
+            task_run["ended_state"], task_run["end_time"] = dict(run["ended_state"]), run["start_time"]
+    return run
 
 
 def _job_parameters(settings: dict, values: dict) -> list[dict]:
