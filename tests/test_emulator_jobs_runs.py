@@ -240,6 +240,23 @@ def test_runs_submit_starts_a_one_time_run_outside_the_jobs_list(w: WorkspaceCli
     assert [r.run_id for r in w.jobs.list_runs(run_type=jobs.RunType.SUBMIT_RUN)] == [run_id]
 
 
+def test_legacy_20_submit_and_get_output_of_a_one_task_run(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    """Clients of API 2.0 (Airflow's DatabricksHook: POST api/2.0/jobs/runs/submit with a flat body) and 2.0
+    get-output of a one-task run, the workaround databricks-sdk-go#375 reports working."""
+    body = {"run_name": "airflow", "new_cluster": CLUSTER.as_dict(), "notebook_task": {"notebook_path": "/Shared/x"}}
+    with freeze_time(T0) as clock:
+        submitted = _raw(emulator, "POST", "/api/2.0/jobs/runs/submit", json=body)
+        run_id = submitted.json()["run_id"]
+        clock.tick(120)
+        output = _raw(emulator, "GET", "/api/2.0/jobs/runs/get-output", params={"run_id": run_id})
+        refused = _raw(emulator, "GET", "/api/2.1/jobs/runs/get-output", params={"run_id": run_id})
+
+    assert submitted.status_code == 200, submitted.text
+    assert output.status_code == 200, output.text
+    assert output.json()["metadata"]["state"]["result_state"] == "SUCCESS"
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
 def test_runs_submit_validates_tasks_like_jobs_create(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue, match="Task key x is duplicated"):
         w.jobs.submit(
@@ -289,6 +306,7 @@ def test_repair_reruns_the_cancelled_tasks_as_new_task_runs(w: WorkspaceClient) 
             w.jobs.repair_run(run_id, rerun_tasks=["a"])
         clock.tick(300)
         done = w.jobs.get_run(run_id)
+        superseded = w.jobs.get_run(before["a"])  # type: ignore[arg-type]
 
     assert repair_id
     assert _state(repaired) in ("PENDING", "RUNNING")
@@ -301,6 +319,8 @@ def test_repair_reruns_the_cancelled_tasks_as_new_task_runs(w: WorkspaceClient) 
     assert {t.attempt_number for t in rerun.values()} == {1}
     assert _state(done) == "TERMINATED"
     assert done.state.result_state == jobs.RunResultState.SUCCESS  # type: ignore[union-attr]
+    assert superseded.state.result_state == jobs.RunResultState.CANCELED  # type: ignore[union-attr]
+    assert superseded.attempt_number == 0
 
 
 def test_repair_of_an_active_run_is_refused(w: WorkspaceClient) -> None:

@@ -711,6 +711,8 @@ def _new_run_id(ws: Workspace) -> int:
 def _task_state(ws: Workspace, task_run: dict) -> dict:
     if task_run.get("ended_state"):
         return dict(task_run["ended_state"])
+    if "_end" not in task_run:  # a run saved by an emulator that did not plan task runs: long finished
+        return dict(SUCCESS)
     now = ws.now_ms()
     if now < task_run["_start"]:
         blocked = any(d.get("task_key") for d in task_run.get("depends_on") or [])
@@ -857,16 +859,16 @@ def _task_run_document(ws: Workspace, req: Request, run: dict, task_run: dict) -
     doc = {k: v for k, v in task_run.items() if not k.startswith("_") and k != "ended_state"}
     state = _task_state(ws, task_run)
     doc["state"], doc["status"] = state, _run_status(state)
-    doc["run_page_url"] = _page_url(ws, req, run["job_id"], task_run["run_id"])
+    doc["run_page_url"] = _page_url(ws, req, run["job_id"], task_run.get("run_id", run["run_id"]))
     if state["life_cycle_state"] not in ("PENDING", "BLOCKED"):
-        doc["start_time"] = task_run["_start"]
+        doc["start_time"] = task_run.get("_start", run["start_time"])
     if state["life_cycle_state"] not in ACTIVE:
-        doc["end_time"] = task_run.get("end_time", task_run["_end"])
+        doc["end_time"] = task_run.get("end_time", task_run.get("_end", run["start_time"]))
     return doc
 
 
 def _run_document(ws: Workspace, req: Request, run: dict, expand_tasks: bool = True) -> dict:
-    doc = {k: v for k, v in run.items() if k not in ("ended_state", "tasks", "repair_history")}
+    doc = {k: v for k, v in run.items() if k not in ("ended_state", "tasks", "repair_history") and k[0] != "_"}
     state = _run_state(ws, run)
     doc["state"], doc["status"] = state, _run_status(state)
     task_docs = [_task_run_document(ws, req, run, t) for t in run["tasks"]]
@@ -928,8 +930,8 @@ def runs_submit(ws: Workspace, req: Request) -> dict:
     if earlier is not None:
         return {"run_id": earlier["run_id"]}
     body.pop("access_control_list", None)
-    if _version(req) == "2.0":
-        body = _from_v20(body)
+    if _version(req) == "2.0":  # a flat 2.0 body: its one task is named after the run
+        body = _from_v20({**body, "name": body.get("run_name")})
     _check_settings_shape(body)
     if body.get("job_clusters"):
         raise invalid("job_clusters are not supported in runs/submit: give each task its new_cluster")
@@ -970,7 +972,9 @@ def _task_run(ws: Workspace, run_id: Any) -> tuple[dict, dict] | None:
     run = ws.table("runs").get(str(parent)) if parent is not None else None
     if run is None:
         return None
-    return run, next(t for t in run["tasks"] if str(t["run_id"]) == str(run_id))
+    # Attempts a repair superseded stay readable by their run_id.
+    attempts = [*run["tasks"], *run.get("_attempts", [])]
+    return run, next(t for t in attempts if str(t.get("run_id")) == str(run_id))
 
 
 def _task_run_as_run(ws: Workspace, req: Request, run: dict, task_run: dict) -> dict:
@@ -1073,8 +1077,8 @@ def _forget_run(ws: Workspace, run: dict) -> None:
     for item in run.get("repair_history") or []:
         for task_run_id in item.get("task_run_ids") or []:
             ws.table("task_runs").pop(str(task_run_id), None)
-    for task_run in run["tasks"]:
-        ws.table("task_runs").pop(str(task_run["run_id"]), None)
+    for task_run in [*run["tasks"], *run.get("_attempts", [])]:
+        ws.table("task_runs").pop(str(task_run.get("run_id")), None)
 
 
 # -- repair, output, export -------------------------------------------------------------------------
@@ -1138,6 +1142,7 @@ def runs_repair(ws: Workspace, req: Request) -> dict:
     attempts = {t["task_key"]: t["attempt_number"] + 1 for t in rerun}
     pending = ws.timing.run_pending_seconds(_compute_kind(rerun), ws.cluster_start_seconds, ws.draw("run"))
     fresh = {t["task_key"]: t for t in _plan_task_runs(ws, rerun, now + int(pending * 1000), attempts)}
+    run["_attempts"] = [*run.get("_attempts", []), *rerun]
     run["tasks"] = [fresh.get(t["task_key"], t) for t in run["tasks"]]
     for task_run in fresh.values():
         ws.table("task_runs")[str(task_run["run_id"])] = run["run_id"]
