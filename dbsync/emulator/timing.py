@@ -20,8 +20,12 @@ CLUSTER_SECONDS = {
     "resize": (120.0, 240.0),
     "terminate": (20.0, 60.0),
 }
-SERVERLESS_START_SECONDS = (5.0, 40.0)
-EXISTING_CLUSTER_QUEUE_SECONDS = (1.0, 5.0)
+# From a run's start to its first task, by what it runs on: a new job cluster starts like any cluster.
+RUN_PENDING_SECONDS = {
+    "job_cluster": CLUSTER_SECONDS["start"],
+    "serverless": (5.0, 40.0),
+    "existing": (1.0, 5.0),
+}
 TASK_MEDIAN_SECONDS = 240.0
 TASK_SIGMA = 1.0
 TASK_BOUNDS_SECONDS = (20.0, 6 * 3600.0)
@@ -47,13 +51,11 @@ class Timing:
         low, high = CLUSTER_SECONDS.get(kind, CLUSTER_SECONDS["start"])
         return self._rng(f"cluster:{kind}", ordinal).uniform(low, high) * self.time_scale
 
-    def run_pending_seconds(self, compute: str, cluster_fixed: float, ordinal: int) -> float:
+    def run_pending_seconds(self, compute: str, ordinal: int) -> float:
         """From a run's start to its first task: `compute` is "job_cluster", "existing" or "serverless"."""
         if not self.realistic:
             return FAST_RUN_PENDING_SECONDS * self.time_scale
-        if compute == "job_cluster":
-            return self.cluster_seconds(cluster_fixed, "start", ordinal)
-        low, high = SERVERLESS_START_SECONDS if compute == "serverless" else EXISTING_CLUSTER_QUEUE_SECONDS
+        low, high = RUN_PENDING_SECONDS[compute]
         return self._rng(f"run-pending:{compute}", ordinal).uniform(low, high) * self.time_scale
 
     def task_seconds(self, levels: int, ordinal: int) -> float:

@@ -754,7 +754,7 @@ def _is_active(ws: Workspace, run: dict) -> bool:
 def _record_run(ws: Workspace, run: dict, tasks: list[dict], compute_kind: str) -> dict:
     """Plan the task runs of a new run, store it and index its task runs."""
     ordinal = ws.draw("run")
-    pending = ws.timing.run_pending_seconds(compute_kind, ws.cluster_start_seconds, ordinal)
+    pending = ws.timing.run_pending_seconds(compute_kind, ordinal)
     run["tasks"] = _plan_task_runs(ws, tasks, run["start_time"] + int(pending * 1000), {})
     ws.table("runs")[str(run["run_id"])] = run
     for task_run in run["tasks"]:
@@ -1140,7 +1140,7 @@ def runs_repair(ws: Workspace, req: Request) -> dict:
     now = ws.now_ms()
     rerun = [t for t in run["tasks"] if t["task_key"] in keys]
     attempts = {t["task_key"]: t["attempt_number"] + 1 for t in rerun}
-    pending = ws.timing.run_pending_seconds(_compute_kind(rerun), ws.cluster_start_seconds, ws.draw("run"))
+    pending = ws.timing.run_pending_seconds(_compute_kind(rerun), ws.draw("run"))
     fresh = {t["task_key"]: t for t in _plan_task_runs(ws, rerun, now + int(pending * 1000), attempts)}
     run["_attempts"] = [*run.get("_attempts", []), *rerun]
     run["tasks"] = [fresh.get(t["task_key"], t) for t in run["tasks"]]
