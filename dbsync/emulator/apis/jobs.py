@@ -700,6 +700,7 @@ def _plan_task_runs(ws: Workspace, tasks: list[dict], begin_ms: int, attempts: d
             "attempt_number": attempts.get(key, 0),
             "_start": start,
             "_end": ends[key],
+            "_upstream": start > begin_ms,  # BLOCKED on its dependencies, not waiting for compute
         }
     return [planned[t["task_key"]] for t in tasks]
 
@@ -715,8 +716,7 @@ def _task_state(ws: Workspace, task_run: dict) -> dict:
         return dict(SUCCESS)
     now = ws.now_ms()
     if now < task_run["_start"]:
-        blocked = any(d.get("task_key") for d in task_run.get("depends_on") or [])
-        if blocked:
+        if task_run.get("_upstream"):
             return {"life_cycle_state": "BLOCKED", "state_message": "Waiting for upstream tasks"}
         return {"life_cycle_state": "PENDING", "state_message": "Waiting for compute"}
     if now < task_run["_end"]:
@@ -731,14 +731,9 @@ def _run_state(ws: Workspace, run: dict) -> dict:
     states = [_task_state(ws, t) for t in run["tasks"]]
     if any(s["life_cycle_state"] in ACTIVE for s in states):
         started = any(s["life_cycle_state"] not in ("PENDING", "BLOCKED") for s in states)
-        return (
-            {"life_cycle_state": "RUNNING", "state_message": "In run"}
-            if started
-            else {
-                "life_cycle_state": "PENDING",
-                "state_message": "Waiting for compute",
-            }
-        )
+        if started:
+            return {"life_cycle_state": "RUNNING", "state_message": "In run"}
+        return {"life_cycle_state": "PENDING", "state_message": "Waiting for compute"}
     results = {s.get("result_state") for s in states}
     if results <= {"SUCCESS"}:
         return dict(SUCCESS)
