@@ -12,6 +12,7 @@ from dbsync.emulator.apis import (
     clusters,
     commands,
     global_init_scripts,
+    groups_legacy,
     instance_profiles,
     jobs,
     lakeview,
@@ -35,6 +36,7 @@ from dbsync.emulator.state import Workspace
 MODULES: tuple[ModuleType, ...] = (
     workspace,
     scim,
+    groups_legacy,
     repos,
     jobs,
     clusters,

@@ -137,6 +137,26 @@ def add_member(ws: Workspace, group_id: str, member_id: str) -> None:
     _link(ws, _require(ws, "Groups", group_id), member_id)
 
 
+def remove_member(ws: Workspace, group_id: str, member_id: str) -> None:
+    """Remove a direct member (SCIM id) from a group (SCIM id); the `users` group refuses."""
+    _unlink(ws, _require(ws, "Groups", group_id), member_id)
+
+
+def delete_group(ws: Workspace, group: dict) -> None:
+    """Delete a stored group record and its memberships; built-in groups refuse."""
+    _delete(ws, "Groups", group)
+
+
+def members_of(ws: Workspace, group: dict) -> list[str]:
+    """The direct member ids of a group (the `users` group's are computed)."""
+    return _members(ws, group)
+
+
+def direct_parents(ws: Workspace, principal_id: str) -> list[str]:
+    """The ids of the groups a principal is a direct member of, `users` included for users and SPs."""
+    return _direct_parents(ws, principal_id)
+
+
 def create_service_principal(ws: Workspace, display_name: str, application_id: str | None = None) -> dict:
     """Create a service principal (applicationId generated when not given); the ServicePrincipal resource."""
     body: dict[str, Any] = {"displayName": display_name}
