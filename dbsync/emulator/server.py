@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from dbsync.emulator import apis
+from dbsync.emulator.apis import tokens
 from dbsync.emulator.errors import ApiError
 from dbsync.emulator.router import Request, Response, Routes, parse_query
 from dbsync.emulator.state import Workspace
@@ -313,6 +314,9 @@ class _Handler(StreamRequestHandler):
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
         endpoint, response = self._dispatch(method, path, query_string, headers, raw_body)
+        if method == "HEAD":  # headers only; Content-Length is what a GET would send (RFC 9110 §9.3.2)
+            length = {"Content-Length": str(len(response.payload)), **response.headers}
+            response = _Encoded(response.status, b"", response.content_type, length)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
             self.server.stats.record(endpoint, response.status)
             self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
@@ -359,7 +363,8 @@ class _Handler(StreamRequestHandler):
         head.append(f"X-Databricks-Org-Id: {self.server.workspace.workspace_id}\r\n")
         if response.payload or response.status != 204:
             head.append(f"Content-Type: {response.content_type}\r\n")
-        head.append(f"Content-Length: {len(response.payload)}\r\n")
+        if "Content-Length" not in response.headers:
+            head.append(f"Content-Length: {len(response.payload)}\r\n")
         for name, value in response.headers.items():
             head.append(f"{name}: {value}\r\n")
         if not keep_alive:
@@ -425,8 +430,16 @@ def _authenticate(srv: EmulatorServer, headers: dict[str, str]) -> None:
     if not header:
         raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != srv.token:
+    if scheme.lower() != "bearer" or not _known_token(srv, token.strip()):
         raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+
+def _known_token(srv: EmulatorServer, token: str) -> bool:
+    """The start-up token, or a live one created through the token APIs."""
+    if token == srv.token:
+        return True
+    with srv.workspace.lock:
+        return tokens.authenticates(srv.workspace, token)
 
 
 def _throttle(srv: EmulatorServer, path: str) -> None:

@@ -11,6 +11,8 @@ from types import ModuleType
 from dbsync.emulator.apis import (
     clusters,
     commands,
+    dbfs,
+    files,
     global_init_scripts,
     groups_legacy,
     instance_profiles,
@@ -27,6 +29,8 @@ from dbsync.emulator.apis import (
     settings,
     sql,
     sql_objects,
+    tokens,
+    volumes,
     workspace,
 )
 from dbsync.emulator.router import Routes
@@ -35,6 +39,7 @@ from dbsync.emulator.state import Workspace
 # Order matters for init(): the root directory exists before SCIM creates home directories.
 MODULES: tuple[ModuleType, ...] = (
     workspace,
+    dbfs,
     scim,
     groups_legacy,
     repos,
@@ -53,6 +58,9 @@ MODULES: tuple[ModuleType, ...] = (
     lakeview,
     mlflow,
     settings,
+    tokens,
+    volumes,
+    files,
 )
 
 
