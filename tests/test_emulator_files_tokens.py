@@ -109,6 +109,10 @@ def test_dbfs_move_put_multipart_and_recursive_delete(w: WorkspaceClient, emulat
         data={"path": "/jars/v1/lib.jar", "overwrite": "true"},
     )
     assert response.status_code == 200, response.text
+    cli_form = {"path": "/jars/v1/cli.jar", "overwrite": "false"}  # databricks-cli 0.18 posts the part as "file"
+    response = _raw(emulator, "POST", "/api/2.0/dbfs/put", files={"file": ("cli.jar", b"x" * (MB + 5))}, data=cli_form)
+    assert response.status_code == 200, response.text
+    assert w.dbfs.get_status("/jars/v1/cli.jar").file_size == MB + 5  # streamed: not held to the 1 MB inline limit
 
     w.dbfs.move_("/jars/v1", "/jars/v2")
 

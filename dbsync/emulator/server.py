@@ -8,14 +8,13 @@ import hashlib
 import json
 import logging
 import random
+import re
 import socket
 import sys
 import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -509,15 +508,26 @@ def _host_metadata(srv: EmulatorServer) -> dict[str, Any]:
 
 
 def _parse_multipart(content_type: str, raw_body: bytes) -> dict[str, Any]:
-    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() sends it."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw_body)
+    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() and databricks-cli send it.
+
+    Parsed on bytes: a part may carry any Content-Type (databricks-cli 0.18 labels its file part
+    `multipart/form-data`), which a MIME parser would read as a nested message and alter.
+    """
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        return {}
     form: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
+    for chunk in raw_body.split(b"--" + boundary.group(1).encode())[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, payload = chunk.partition(b"\r\n\r\n")
+        headers = head.decode("latin-1")
+        name = re.search(r';\s*name="([^"]*)"', headers)
+        if not separator or name is None:
             continue
-        payload = part.get_payload(decode=True) or b""
-        form[name] = payload if part.get_filename() or name == "content" else payload.decode()
+        payload = payload[:-2] if payload.endswith(b"\r\n") else payload
+        is_file = "filename=" in headers or name.group(1) == "content"
+        form[name.group(1)] = payload if is_file else payload.decode()
     return form
 
 

@@ -183,6 +183,8 @@ def put(ws: Workspace, req: Request) -> dict:
     """Write a whole file from base64 `contents` (≤ 1 MB) or a multipart file part."""
     path = req.require("path")
     contents = req.param("contents")
+    if contents is None and req.form is not None:  # a posted file under any field name ("file" for the CLI)
+        contents = next((v for v in req.form.values() if isinstance(v, bytes)), None)
     data = _decode(contents if contents is not None else "", "contents")
     if not isinstance(contents, bytes):
         _check_block(data)
