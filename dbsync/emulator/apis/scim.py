@@ -8,6 +8,11 @@ the group, with the reverse edge in "scim_parents" (member id → parent group i
 snapshot and restore with the records. The `users` group is implicit: every user and service principal
 belongs to it, and its membership is computed, never stored.
 
+Filters are what the service documents: `eq`, `ne`, `co`, `sw` joined by `and` / `or` (`and` binds
+tighter), double-quoted strings, attributes of the resource; anything else (single quotes, bare words,
+`ew`/`gt`/`pr`/`not`, parentheses, `[...]` value paths, unknown attributes) is a 400 `invalidFilter`,
+never an empty result. The legacy Groups API 2.0 (`groups_legacy`) works on the same records.
+
 Not modelled: nested-group cycles are accepted (closures never loop); account-level identities,
 `meta.created`/`lastModified`, the `Schemas`/`ResourceTypes` discovery endpoints and ETags.
 """
