@@ -153,6 +153,12 @@ def test_files_api_on_a_volume(w: WorkspaceClient, emulator: EmulatorHandle) -> 
         w.files.upload(path, io.BytesIO(b"other"), overwrite=False)
     ranged = _raw(emulator, "GET", f"/api/2.0/fs/files{path}", headers={"Range": "bytes=2-4"})
     assert (ranged.status_code, ranged.content, ranged.headers["Content-Range"]) == (206, b"b\n1", "bytes 2-4/8")
+    stale = _raw(
+        emulator, "GET", f"/api/2.0/fs/files{path}", headers={"If-Unmodified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    )
+    assert stale.status_code == 412
+    fresh = _raw(emulator, "GET", f"/api/2.0/fs/files{path}", headers={"If-Unmodified-Since": meta.last_modified})
+    assert fresh.content == b"a,b\n1,2\n"
     head = _raw(emulator, "HEAD", f"/api/2.0/fs/files{path}")
     assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "8", b"")
     assert _raw(emulator, "HEAD", "/api/2.0/fs/files/Volumes/main/default/landing/none.csv").status_code == 404
@@ -211,6 +217,16 @@ def test_token_lifecycle_and_the_new_token_authenticates(w: WorkspaceClient, emu
         sdk_client(emulator, token=created.token_value, retry_timeout_seconds=1).current_user.me()
     with pytest.raises(NotFound):
         w.tokens.delete(info.token_id)  # type: ignore[arg-type, union-attr]
+
+
+def test_token_quota_per_owner(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    """The documented limit of 600 tokens per user: the 601st is QUOTA_EXCEEDED."""
+    for _ in range(600):  # through the API, not the store: 600 small requests
+        w.tokens.create(comment="bulk", lifetime_seconds=60)
+
+    with pytest.raises(DatabricksError) as refused:
+        w.tokens.create(comment="one too many")
+    assert _error_code(refused) == "QUOTA_EXCEEDED"
 
 
 def test_token_expires(w: WorkspaceClient, emulator: EmulatorHandle, clock: FrozenDateTimeFactory) -> None:

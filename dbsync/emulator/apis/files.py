@@ -9,7 +9,9 @@ headers without a body; directories are created like `mkdir -p`, listed 1000 ent
 (`next_page_token`), and only an empty one can be deleted.
 
 State for volumes: table "volume_files" (path → {is_dir, content, modified}) and "volume_children".
-Not modelled: If-Unmodified-Since, the 5 GiB upload limit, multipart / presigned-URL uploads
+`If-Unmodified-Since` older than the file's last change is a 412.
+
+Not modelled: the 5 GiB upload limit, multipart / presigned-URL uploads
 (`/api/2.0/fs/create-upload-part-urls` and friends answer 404, so the SDK falls back to a single PUT).
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from dbsync.emulator.apis import _paging, volumes
@@ -183,6 +185,7 @@ def download(ws: Workspace, req: Request) -> Response:
     """The file's bytes; a `Range: bytes=a-b` request answers 206 with that slice."""
     path = _normalize(req.path_params["path"])
     entry = _file(ws, path)
+    _check_unmodified_since(entry, req.headers.get("if-unmodified-since"), path)
     content = bytes(entry.get("content", b""))
     sliced = _range(req.headers.get("range"), len(content))
     if sliced is None:
@@ -190,6 +193,18 @@ def download(ws: Workspace, req: Request) -> Response:
     start, end = sliced
     headers = {**_file_headers(entry, end - start), "Content-Range": f"bytes {start}-{end - 1}/{len(content)}"}
     return Response(206, content[start:end], "application/octet-stream", headers)
+
+
+def _check_unmodified_since(entry: dict, header: str | None, path: str) -> None:
+    """`If-Unmodified-Since`: a file changed after that date is a 412 (a ranged download must not mix versions)."""
+    if not header:
+        return
+    try:
+        since = parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return  # an unparsable date is ignored, as HTTP requires
+    if int(entry["modified"] / 1000) > since:
+        raise ApiError(412, "FAILED_PRECONDITION", f"The file {path} was modified after {header}.")
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
