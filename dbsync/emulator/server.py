@@ -8,14 +8,13 @@ import hashlib
 import json
 import logging
 import random
+import re
 import socket
 import sys
 import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from dbsync.emulator import apis
+from dbsync.emulator.apis import tokens
 from dbsync.emulator.errors import ApiError
 from dbsync.emulator.router import Request, Response, Routes, parse_query
 from dbsync.emulator.state import Workspace
@@ -314,6 +314,9 @@ class _Handler(StreamRequestHandler):
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
         endpoint, response = self._dispatch(method, path, query_string, headers, raw_body)
+        if method == "HEAD":  # headers only; Content-Length is what a GET would send (RFC 9110 §9.3.2)
+            length = {"Content-Length": str(len(response.payload)), **response.headers}
+            response = _Encoded(response.status, b"", response.content_type, length)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
             self.server.stats.record(endpoint, response.status)
             self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
@@ -360,7 +363,8 @@ class _Handler(StreamRequestHandler):
         head.append(f"X-Databricks-Org-Id: {self.server.workspace.workspace_id}\r\n")
         if response.payload or response.status != 204:
             head.append(f"Content-Type: {response.content_type}\r\n")
-        head.append(f"Content-Length: {len(response.payload)}\r\n")
+        if "Content-Length" not in response.headers:
+            head.append(f"Content-Length: {len(response.payload)}\r\n")
         for name, value in response.headers.items():
             head.append(f"{name}: {value}\r\n")
         if not keep_alive:
@@ -426,8 +430,16 @@ def _authenticate(srv: EmulatorServer, headers: dict[str, str]) -> None:
     if not header:
         raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != srv.token:
+    if scheme.lower() != "bearer" or not _known_token(srv, token.strip()):
         raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+
+def _known_token(srv: EmulatorServer, token: str) -> bool:
+    """The start-up token, or a live one created through the token APIs."""
+    if token == srv.token:
+        return True
+    with srv.workspace.lock:
+        return tokens.authenticates(srv.workspace, token)
 
 
 def _throttle(srv: EmulatorServer, path: str) -> None:
@@ -497,15 +509,26 @@ def _host_metadata(srv: EmulatorServer) -> dict[str, Any]:
 
 
 def _parse_multipart(content_type: str, raw_body: bytes) -> dict[str, Any]:
-    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() sends it."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw_body)
+    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() and databricks-cli send it.
+
+    Parsed on bytes: a part may carry any Content-Type (databricks-cli 0.18 labels its file part
+    `multipart/form-data`), which a MIME parser would read as a nested message and alter.
+    """
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        return {}
     form: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
+    for chunk in raw_body.split(b"--" + boundary.group(1).encode())[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, payload = chunk.partition(b"\r\n\r\n")
+        headers = head.decode("latin-1")
+        name = re.search(r';\s*name="([^"]*)"', headers)
+        if not separator or name is None:
             continue
-        payload = part.get_payload(decode=True) or b""
-        form[name] = payload if part.get_filename() or name == "content" else payload.decode()
+        payload = payload[:-2] if payload.endswith(b"\r\n") else payload
+        is_file = "filename=" in headers or name.group(1) == "content"
+        form[name.group(1)] = payload if is_file else payload.decode()
     return form
 
 
