@@ -415,9 +415,13 @@ class _Run:
         operator = _ARITHMETIC.get(type(node.op))
         if operator is None or not (_is_number(left) and _is_number(right)):
             raise Unsupported(type(node.op).__name__)
-        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+        grows = isinstance(left, int) and isinstance(right, int) and right > 0
+        if isinstance(node.op, ast.Pow) and grows and max(left.bit_length(), 1) * right > 100_000:
             raise DbutilsError("MemoryError", "the command built a number too large for the emulator")
-        return operator(left, right)
+        result = operator(left, right)
+        if _too_big(result):
+            raise DbutilsError("MemoryError", "the command built a number too large for the emulator")
+        return result
 
     def _JoinedStr(self, node: ast.JoinedStr) -> str:
         return "".join(str(self.expr(v)) for v in node.values)
@@ -446,6 +450,8 @@ def _results(ws: Workspace, variables: dict[str, Any], command: str, secrets_rea
         compile(tree, "<command>", "exec", dont_inherit=True)
     except SyntaxError as err:
         return _error("SyntaxError", str(err.msg))
+    except ValueError as err:  # a null byte in the source
+        return _error("SyntaxError", str(err))
     run = _Run(ws, variables, secrets_read)
     try:
         body = list(tree.body)
@@ -484,6 +490,11 @@ def _redact(results: dict, secrets_read: set[str]) -> dict:
         return value
 
     return {k: scrub(v) if k in ("data", "summary", "cause") else v for k, v in results.items()}
+
+
+def _too_big(value: Any) -> bool:
+    """An integer a loop of multiplications could grow until the emulator hangs."""
+    return isinstance(value, int) and value.bit_length() > 100_000
 
 
 def _is_number(value: Any) -> bool:
