@@ -51,7 +51,7 @@ def python(w: WorkspaceClient, emulator: EmulatorHandle) -> tuple[str, str]:
 
 
 # -- secrets/get (gap 1) ----------------------------------------------------------------------------
-def test_secrets_get_is_refused_outside_a_notebook_or_job(w: WorkspaceClient) -> None:
+def test_secrets_get_is_refused_outside_a_notebook_or_job(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
     """databricks-sdk-py `SecretsAPI.get_secret` (service/workspace.py): "Throws BAD_REQUEST if normal user
     calls get secret outside of a notebook"; its integration test tests/integration/test_dbutils.py::test_secrets
     skips when dbutils.secrets.get over REST fails with error_code BAD_REQUEST."""
@@ -65,12 +65,8 @@ def test_secrets_get_is_refused_outside_a_notebook_or_job(w: WorkspaceClient) ->
     assert VALUE not in str(refused.value)
     assert [s.key for s in w.secrets.list_secrets("vault")] == ["k"]  # metadata stays readable
 
-
-def test_a_setting_reenables_secrets_get_for_old_tests(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
-    w.secrets.create_scope("vault")
-    w.secrets.put_secret("vault", "k", string_value=VALUE)
+    # Old tests (and `dbsync emulator --allow-secrets-get`) turn the answer back on.
     emulator.workspace.table("settings")["secrets_get_allowed"] = True
-
     assert base64.b64decode(w.secrets.get_secret("vault", "k").value or "") == VALUE.encode()
 
 
