@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED",
     )
     emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
+    emu.add_argument(
+        "--allow-secrets-get",
+        action="store_true",
+        help="answer GET /api/2.0/secrets/get with the value (a real workspace refuses it outside a cluster)",
+    )
     emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
     emu.add_argument("--run-seconds", type=float, default=60.0, help="how long a job run takes (default 60)")
     emu.add_argument(
@@ -447,6 +452,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None
+    if args.allow_secrets_get:
+        with handle.workspace.lock:
+            handle.workspace.table("settings")["secrets_get_allowed"] = True
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -103,17 +103,32 @@ class MappingSettings(_Strict):
 
 class SecretsSettings(_Strict):
     """Where secret values come from (see dbsync/secret_values.py): the service refuses secrets/get from outside
-    a cluster, so against a real workspace the values are supplied as env variables or a file."""
+    a cluster, so values are read on a source cluster, or supplied as env variables or a file. Unset (`none`),
+    scopes and ACLs replicate and every secret is reported blocked until a source is chosen."""
 
-    values_from: Literal["api", "env", "file"] = "api"
+    values_from: Literal["none", "cluster", "env", "file", "api"] = "none"
     # A YAML/JSON {scope: {key: value}} file, or a directory of <scope>/<key> files.
     values_file: Path | None = Field(default=None, validate_default=True)
+    # values_from: cluster: the source cluster the values are read on (started when it is terminated).
+    cluster_id: str | None = Field(default=None, validate_default=True)
+    # How long to wait for the execution context and each command on that cluster.
+    timeout_seconds: float = Field(default=300, gt=0)
 
     @field_validator("values_file")
     @classmethod
     def _file_needs_a_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None and info.data.get("values_from") == "file":
             raise ValueError("required when secrets.values_from is file")
+        return value
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_needs_an_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and info.data.get("values_from") == "cluster":
+            raise ValueError(
+                "required when secrets.values_from is cluster: the id of a source cluster dbsync may start and run "
+                "Python on"
+            )
         return value
 
 

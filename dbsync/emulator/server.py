@@ -500,9 +500,14 @@ def _no_api(method: str, path: str) -> ApiError:
     return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
 
 
+# The account every emulated workspace belongs to (a DR pair usually shares one); a UUID like the service's.
+ACCOUNT_ID = "5e1f6a2c-0d44-4b1e-9c71-7e2a3b8d9f10"
+
+
 def _host_metadata(srv: EmulatorServer) -> dict[str, Any]:
     return {
         "oidc_endpoint": f"{srv.base_url}/oidc",
+        "account_id": getattr(srv.workspace, "account_id", ACCOUNT_ID),
         "workspace_id": str(srv.workspace.workspace_id),
         "cloud": "AWS",
     }
