@@ -189,8 +189,11 @@ def test_adopted_cluster_job_and_policy_are_never_deleted(pair: Pair) -> None:
     dst_policy = dst.cluster_policies.create(name="team", definition="{}").policy_id
     clusters = {n: _cluster(src, n) for n in ("shared", "other")}
     dst_cluster = _cluster(dst, "made on the standby", {"dbsync_source_id": clusters["shared"]})
+    dst.clusters.delete(dst_cluster)  # terminated, as a standby's clusters are
     job_ids = {n: src.jobs.create(name=n, tasks=TASKS).job_id for n in ("nightly", "other")}
-    dst_job = dst.jobs.create(name="nightly", tasks=TASKS, tags={"dbsync_source_job_id": str(job_ids["nightly"])}).job_id
+    dst_job = dst.jobs.create(
+        name="nightly", tasks=TASKS, tags={"dbsync_source_job_id": str(job_ids["nightly"])}
+    ).job_id
     only = ["cluster_policies", "clusters", "jobs"]
     reports = pair.sync(only=only)
     assert all(r.errors == 0 for r in reports.values()), reports
