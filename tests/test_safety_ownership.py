@@ -130,7 +130,7 @@ def test_key_that_was_on_the_target_before_dbsync_wrote_it_is_not_deleted(pair: 
     assert {s.key for s in pair.dst.secrets.list_secrets("app")} == {"shared"}
 
 
-def test_warehouse_made_by_the_dr_team_is_not_stopped_nor_deleted_when_the_source_deletes_its_namesake(
+def test_warehouse_made_by_the_dr_team_is_not_deleted_when_the_source_deletes_its_namesake(
     pair: Pair,
 ) -> None:
     for name in ("bi", "etl"):
