@@ -19,6 +19,8 @@ from conftest import Pair
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
+from dbsync.model import Applied, Resource
+from dbsync.reverse import seed_reverse_store
 from dbsync.store import Store
 
 SPARK = "15.4.x-scala2.12"
@@ -243,6 +245,23 @@ def test_store_of_schema_1_upgrades_and_keeps_what_it_cannot_tell_was_created(pa
         assert store.prior("users", "found").origin is None  # unknown: the replicator's rule decides
     finally:
         store.close()
+
+
+def test_reverse_direction_never_deletes_the_old_primarys_own_objects(pair: Pair, tmp_path) -> None:
+    forward = Store(pair.state_path)
+    forward.bind_pair("src-ws", "dst-ws")
+    forward.record_applied(Resource("jobs", "1", payload={"name": "nightly"}), Applied("9", adopted=False))
+    try:
+        seed_reverse_store(forward, tmp_path / "reverse.db", force=True)
+    finally:
+        forward.close()
+
+    reverse = Store(tmp_path / "reverse.db")
+    try:
+        # Job 9 on the new primary maps to job 1 on the old primary, which its users made: adopted.
+        assert reverse.prior("jobs", "9").origin == "adopted"
+    finally:
+        reverse.close()
 
 
 # -- defect 3: no standby compute left running ------------------------------------------------------
