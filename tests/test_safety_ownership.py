@@ -2,11 +2,13 @@
 
 Every test drives two emulated workspaces over HTTP with the databricks-sdk, as `sync --once` would.
 What a real workspace does that these tests rely on:
-- `workspace/delete` with `recursive: false` refuses a non-empty folder with DIRECTORY_NOT_EMPTY
-  (REST reference, "Delete a workspace object": "If path is a non-empty directory and recursive is set
-  to false, this call returns an error DIRECTORY_NOT_EMPTY").
-- `secrets/scopes/delete` deletes the scope with every key in it; `secrets/create_scope` answers
-  RESOURCE_ALREADY_EXISTS for a scope name that exists.
+- `workspace/delete` with `recursive: false` on a non-empty folder answers DIRECTORY_NOT_EMPTY (the
+  REST reference's "Delete a workspace object", mirrored in brickster's `db_workspace_delete` docs), so
+  a folder can be emptied of dbsync's objects and checked before it goes.
+- `workspace/import` without `overwrite` onto an existing path answers 400 RESOURCE_ALREADY_EXISTS (the
+  SDK raises ResourceAlreadyExists): that is how a first write tells "created" from "adopted".
+- `secrets/scopes/delete` deletes the scope with every key in it; `secrets/scopes/create` answers
+  RESOURCE_ALREADY_EXISTS for a name that exists; `secrets/put` overwrites a key silently.
 - `clusters/create` starts the cluster (there is no "create stopped"); `clusters/delete` terminates it.
 """
 
