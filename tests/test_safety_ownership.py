@@ -267,6 +267,19 @@ def test_reverse_direction_never_deletes_the_old_primarys_own_objects(pair: Pair
 
 
 # -- defect 3: no standby compute left running ------------------------------------------------------
+def test_emulator_fails_exactly_one_request_to_one_path(pair: Pair) -> None:
+    pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/secrets/scopes/create", max_faults=1)
+    failures = 0
+    for name in ("a", "b", "c"):
+        try:
+            pair.dst.secrets.create_scope(name)
+        except Exception as err:  # the injected 500, once
+            failures += 1
+            assert "injected" in str(err)
+    pair.dst.secrets.put_secret("b", "k", string_value="v")  # other paths never fail
+    assert failures == 1 and {s.name for s in pair.dst.secrets.list_scopes()} == {"b", "c"}
+
+
 def _fail_once(pair: Pair, path: str) -> None:
     pair.target.set_faults(rate_500=1.0, path_prefix=path, max_faults=1)
 
