@@ -17,6 +17,12 @@ Scenarios (`--only a,b`):
                naming the cause, nothing written to the target (full disk mid-run: converges afterwards)
   bad-input    malformed and 10 MB notebooks, unicode/space/quote names, jobs of 100 and 150 tasks, a group
                nesting cycle, ACLs naming a deleted user and a user the target lacks
+  foreign      a scope with a DR-only key, the DR team's warehouse of the same name and a DR_RUNBOOK in a
+               folder the source deletes: one `sync --once` keeps all three
+  adopted      a cluster, job and policy found on the target (tag / name) are never deleted with the source
+  stop-500     a 500 on the first terminate / stop after a create: converges to TERMINATED / STOPPED, one
+               object each, and the cluster is deleted with its source
+  forgotten    a create that failed (500) and whose source is then deleted: forgotten, no delete call
 
 Exit status 1 when any check fails. Every check prints PASS/FAIL with its figures.
 """
@@ -716,12 +722,165 @@ def scenario_bad_input(args: argparse.Namespace) -> None:
         )
 
 
+# -- 6. ownership: what dbsync did not create ----------------------------------------------------------
+_NOTEBOOK = base64.b64encode(b"print(1)").decode()
+_SPARK, _NODE = "15.4.x-scala2.12", "i3.xlarge"
+
+
+def _notebook(w: Any, path: str) -> None:
+    w.workspace.mkdirs(path.rsplit("/", 1)[0])
+    w.workspace.import_(path, content=_NOTEBOOK, format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
+
+
+def _warehouse(w: Any, name: str) -> str:
+    return w.warehouses.create(name=name, cluster_size="2X-Small", max_num_clusters=1).response.id
+
+
+def _new_cluster(w: Any, name: str, tags: dict[str, str] | None = None) -> str:
+    created = w.clusters.create(
+        spark_version=_SPARK, node_type_id=_NODE, num_workers=1, cluster_name=name, custom_tags=tags
+    )
+    return created.response.cluster_id
+
+
+def scenario_foreign(args: argparse.Namespace) -> None:
+    print(f"\n== objects the DR team made on the target, in what the source deletes ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        for scope in ("risk-0", "keep-0"):
+            src.secrets.create_scope(scope)
+            src.secrets.put_secret(scope, "app-key", string_value="source-value")
+        dst.secrets.create_scope("risk-0")
+        dst.secrets.put_secret("risk-0", "dr-only-key", string_value="dr-value")
+        bi = _warehouse(src, "bi")
+        _warehouse(src, "etl")
+        theirs = _warehouse(dst, "bi")
+        for path in ("/Shared/finance/report", "/Shared/finance/q1/summary", "/Shared/ops/daily"):
+            _notebook(src, path)
+        first = p.sync()
+        _notebook(dst, "/Shared/finance/DR_RUNBOOK")
+        src.secrets.delete_scope("risk-0")
+        src.warehouses.delete(bi)
+        src.workspace.delete("/Shared/finance", recursive=True)
+        run = p.sync()
+        keys = {s.key for s in dst.secrets.list_secrets("risk-0")} if "risk-0" in _scopes(dst) else set()
+        state = next((w.state for w in dst.warehouses.list() if w.id == theirs), None)
+        paths = {entry[0] for entry in tree(dst)}
+        print(f"  first sync exit {first.returncode}, sync after the source deletes: exit {run.returncode}")
+        check("foreign: the scope keeps its DR-only key", keys == {"dr-only-key"}, f"keys {sorted(keys)}")
+        check("foreign: the DR team's warehouse is not deleted", state is not None and state.value != "DELETED")
+        check("foreign: DR_RUNBOOK survives its folder's delete", "/Shared/finance/DR_RUNBOOK" in paths)
+        check("foreign: dbsync's own copies went", "/Shared/finance/report" not in paths and run.returncode == 0)
+
+
+def _scopes(w: Any) -> set[str]:
+    return {s.name for s in w.secrets.list_scopes()}
+
+
+def scenario_adopted(args: argparse.Namespace) -> None:
+    print(f"\n== a cluster, job and policy adopted from the target, then deleted on the source ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        policy = src.cluster_policies.create(name="team", definition="{}").policy_id
+        src.cluster_policies.create(name="other", definition="{}")
+        dst_policy = dst.cluster_policies.create(name="team", definition="{}").policy_id
+        shared = _new_cluster(src, "shared")
+        _new_cluster(src, "other")
+        dst_cluster = _new_cluster(dst, "on the standby", {"dbsync_source_id": shared})
+        dst.clusters.delete(dst_cluster)
+        task = jobs.Task(
+            task_key="main",
+            notebook_task=jobs.NotebookTask(notebook_path="/Shared/nb"),
+            new_cluster=compute.ClusterSpec(spark_version=_SPARK, node_type_id=_NODE, num_workers=1),
+        )
+        job = src.jobs.create(name="nightly", tasks=[task]).job_id
+        src.jobs.create(name="other", tasks=[task])
+        dst_job = dst.jobs.create(name="nightly", tasks=[task], tags={"dbsync_source_job_id": str(job)}).job_id
+        first = p.sync("--kinds", "cluster_policies,clusters,jobs")
+        src.cluster_policies.delete(policy)
+        src.clusters.permanent_delete(shared)
+        src.jobs.delete(job)
+        run = p.sync("--kinds", "cluster_policies,clusters,jobs")
+        print(f"  first sync exit {first.returncode}, sync after the source deletes: exit {run.returncode}")
+        check("adopted: policy kept", dst_policy in {x.policy_id for x in dst.cluster_policies.list()})
+        check("adopted: cluster kept", dst_cluster in {c.cluster_id for c in dst.clusters.list()})
+        check("adopted: job kept", dst_job in {j.job_id for j in dst.jobs.list()})
+        check("adopted: the run is clean", first.returncode == 0 and run.returncode == 0, f"exit {run.returncode}")
+
+
+def scenario_stop_500(args: argparse.Namespace) -> None:
+    print(f"\n== a 500 on the first terminate / stop after a create ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        _new_cluster(src, "stays")
+        p.sync("--kinds", "clusters")
+        etl = _new_cluster(src, "etl")
+        _warehouse(src, "bi")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/delete", max_faults=1)
+        first = p.sync("--kinds", "clusters")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.0/sql/warehouses/", max_faults=1)
+        first_warehouse = p.sync("--kinds", "sql_warehouses")
+        p.dst.faults()
+        recorded = store_query(p.state, f"SELECT target_key FROM resources WHERE source_key = '{etl}'")
+        runs, _ = p.converge(attempts=5, DBSYNC_LOG_LEVEL="ERROR")
+        clusters = _settled(dst)
+        warehouses = [w.state.value for w in dst.warehouses.list()]
+        print(f"  first runs exit {first.returncode} / {first_warehouse.returncode}; converged in {runs} more runs")
+        check("stop-500: the failed stop is an error, not a success", first.returncode == 1)
+        check("stop-500: the new cluster's id is recorded at once", bool(recorded and recorded[0][0]), str(recorded))
+        check("stop-500: no cluster left running", set(clusters.values()) == {"TERMINATED"}, str(clusters))
+        check("stop-500: one cluster per source cluster", len(clusters) == 2, f"{len(clusters)} on the target")
+        check("stop-500: the warehouse is stopped, once", warehouses in (["STOPPED"], ["STOPPING"]), str(warehouses))
+        doomed = _new_cluster(src, "doomed")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/delete", max_faults=1)
+        p.sync("--kinds", "clusters")
+        p.dst.faults()
+        src.clusters.permanent_delete(doomed)  # gone from the source before the stop was retried
+        gone = p.sync("--kinds", "clusters")
+        left = _settled(dst)
+        check("stop-500: deleted with its source", gone.returncode == 0 and len(left) == 2, f"exit {gone.returncode}")
+        check("stop-500: nothing running after the delete", set(left.values()) == {"TERMINATED"}, str(left))
+
+
+def _settled(w: Any, seconds: float = 30) -> dict[str, str]:
+    """{cluster name: state} once no cluster is between states (bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        states = {c.cluster_name or "": c.state.value for c in w.clusters.list() if c.state}
+        if not {"PENDING", "TERMINATING", "RESTARTING"} & set(states.values()):
+            return states
+        time.sleep(0.2)
+    return states
+
+
+def scenario_forgotten(args: argparse.Namespace) -> None:
+    print(f"\n== a create that never reached the target, then its source deleted ({load()})")
+    with pair(0) as p:
+        src = p.src.client()
+        etl = _new_cluster(src, "etl")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/create", max_faults=1)
+        first = p.sync("--kinds", "clusters")
+        p.dst.faults()
+        _new_cluster(src, "stays")
+        src.clusters.permanent_delete(etl)
+        p.dst.reset_stats()
+        run = p.sync("--kinds", "clusters")
+        calls = p.dst.calls("POST /api/2.1/clusters/permanent-delete")
+        print(f"  failed create: exit {first.returncode}; after the source delete: exit {run.returncode}")
+        check("forgotten: the next run is clean", run.returncode == 0, f"exit {run.returncode}")
+        check("forgotten: no delete call with an empty id", calls == 0, f"{calls} permanent-delete calls")
+
+
 SCENARIOS = {
     "kills": scenario_kills,
     "storm": scenario_storm,
     "empty-source": scenario_empty_source,
     "store": scenario_store,
     "bad-input": scenario_bad_input,
+    "foreign": scenario_foreign,
+    "adopted": scenario_adopted,
+    "stop-500": scenario_stop_500,
+    "forgotten": scenario_forgotten,
 }
 
 

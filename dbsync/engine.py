@@ -21,7 +21,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
+from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
 
@@ -297,13 +297,20 @@ class Engine:
             return
         applied = outcome.applied
         assert applied is not None
-        store.record_applied(resource, applied)
+        attempts = outcome.prior.attempts if outcome.prior else 0
+        store.record_applied(resource, applied, retry_in=min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts))
         moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
         if applied.target_key != resource.key or moved:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
             # names it, and caching 100,000 of them per run would cost tens of MB.
             self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
         action = outcome.change.action
+        if applied.pending:
+            # Reached the target, with a step still to do: recorded (no second create), counted as an error.
+            report.errors += 1
+            metrics.SYNC_ERRORS.labels(kind.name).inc()
+            self.ctx.event(kind.name, resource.key, action, "error", f"{kind.name} {resource.key}: {applied.pending}")
+            return
         if action == "create":
             report.created += 1
         else:
@@ -364,22 +371,34 @@ class Engine:
         with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"delete-{kind.name}") as pool:
             futures = {pool.submit(self._delete_one, kind, c): c for c in changes}
             for future, change in futures.items():
-                error = future.result()
-                if error is None:
-                    self.ctx.store.record_deleted(kind.name, change.key)
+                outcome, message = future.result()
+                if outcome == "error":
+                    report.errors += 1
+                    metrics.SYNC_ERRORS.labels(kind.name).inc()
+                    self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {message}")
+                    continue
+                self.ctx.store.record_deleted(kind.name, change.key)  # deleted, or no longer dbsync's to track
+                if outcome == "deleted":
                     report.deleted += 1
                     metrics.CHANGES_APPLIED.labels(kind.name, "delete").inc()
                 else:
-                    report.errors += 1
-                    metrics.SYNC_ERRORS.labels(kind.name).inc()
-                    self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {error}")
+                    self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 
-    def _delete_one(self, kind: Kind, change: Change) -> str | None:
+    def _delete_one(self, kind: Kind, change: Change) -> tuple[str, str | None]:
+        """(deleted | kept | skipped | error, why): only what dbsync created is deleted."""
+        prior = change.prior
+        if prior is None or not prior.target_key:
+            return "skipped", "gone from the source before it reached the target: forgotten, nothing deleted"
+        if (prior.origin or kind.replicator.unrecorded_origin) == "adopted":
+            why = "dbsync adopted it" if prior.origin else "dbsync did not record creating it (an older store)"
+            return "kept", f"gone from the source; {prior.target_key} is kept on the target because {why}"
         try:
             kind.replicator.delete(self.ctx, change)
-            return None
+            return "deleted", None
+        except Kept as err:
+            return "kept", f"gone from the source; kept on the target: {err}"
         except Exception as err:
-            return _one_line(err)
+            return "error", _one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _finish(self, kind: Kind, report: KindReport, cycle_id: int) -> None:

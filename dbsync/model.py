@@ -68,6 +68,8 @@ class Prior:
     attempts: int
     payload: dict[str, Any] | None = None
     source_meta: dict[str, Any] = field(default_factory=dict)
+    # "created" by dbsync, "adopted" (found on the target), None when the store did not record it.
+    origin: str | None = None
 
 
 @dataclass
@@ -97,3 +99,16 @@ class Applied:
 
     target_key: str | None
     note: str | None = None  # e.g. "skipped missing principal x"
+    # True: the target object was found there (natural key or tag) and adopted, so dbsync never deletes it;
+    # False: dbsync created it; None: an update of the object already recorded (its origin is unchanged).
+    adopted: bool | None = None
+    # A step of the change still to do (a created cluster not yet stopped): the target key is recorded and
+    # the change stays in error, retried until the step succeeds.
+    pending: str | None = None
+
+    @property
+    def origin(self) -> str | None:
+        """What the store records: "adopted", "created" or None (keep what it knows)."""
+        if self.adopted is None:
+            return None
+        return "adopted" if self.adopted else "created"

@@ -51,6 +51,8 @@ class Faults:
     # True: faults hit an exact fraction of requests in a fixed pattern (a Weyl sequence) instead of
     # at random, so a test knows how many calls fail. The pattern restarts whenever faults are set.
     deterministic: bool = False
+    # >0: stop injecting after this many faults, e.g. fail exactly one request to one path (with path_prefix).
+    max_faults: int = 0
 
     @classmethod
     def from_fault_rate(cls, fault_rate: float, latency_ms: float = 0.0) -> Faults:
@@ -192,7 +194,16 @@ class EmulatorServer(ThreadingHTTPServer):
         """Install fault settings and restart the fault sequence, so a run is reproducible."""
         self.fault_random = random.Random(7)
         self.fault_count = 0
+        self.faults_injected = 0
         self.faults = faults
+
+    def take_fault(self) -> bool:
+        """Count one injected fault against `max_faults`; False once the budget is spent."""
+        with self.connections_lock:
+            if self.faults_injected >= self.faults.max_faults:
+                return False
+            self.faults_injected += 1
+            return True
 
     def fault_roll(self) -> float:
         """A number in [0, 1) per request; a request fails when it falls under the fault rates."""
@@ -459,12 +470,20 @@ def _throttle(srv: EmulatorServer, path: str) -> None:
     if not (faults.rate_429 or faults.rate_503 or faults.rate_500):
         return
     roll = srv.fault_roll()
+    injected = _injected(faults, roll)
+    if injected is None or (faults.max_faults and not srv.take_fault()):
+        return
+    raise injected
+
+
+def _injected(faults: Faults, roll: float) -> ApiError | None:
+    """The fault a request whose roll is `roll` gets (429, 503 or 500), or None."""
     retry_after = {"Retry-After": str(faults.retry_after_seconds)}
     if roll < faults.rate_429:
-        raise ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
+        return ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
     roll -= faults.rate_429
     if roll < faults.rate_503:
-        raise ApiError(
+        return ApiError(
             503,
             "TEMPORARILY_UNAVAILABLE",
             "The service is temporarily unavailable (injected).",
@@ -472,7 +491,8 @@ def _throttle(srv: EmulatorServer, path: str) -> None:
         )
     roll -= faults.rate_503
     if roll < faults.rate_500:
-        raise ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
+        return ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
+    return None
 
 
 def _request(

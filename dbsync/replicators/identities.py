@@ -6,8 +6,9 @@ type (`identities.create_users`, default false: most DR targets get their users 
 `create_groups` and `create_service_principals`, default true). A principal dbsync may not create
 and the target lacks is recorded as skipped (`principals_missing: skip`) or an error (`fail`).
 
-Only what dbsync created is deleted when it disappears from the source (a flag kept in the store's
-source_meta): an identity the target had already belongs to whoever made it (the IdP, an admin).
+Only what dbsync created is deleted when it disappears from the source (the store's origin, and the
+created_by_dbsync flag in source_meta that older stores recorded): an identity the target had already
+belongs to whoever made it (the IdP, an admin).
 Memberships go through PATCH add / remove of the difference, so an unchanged group costs one GET;
 the `admins` group is only ever added to, so the standby's own admins keep their access.
 """
@@ -105,7 +106,7 @@ class ScimReplicator(Replicator):
         name = payload[self.index.field]
         found = self.index.get(ctx, name)
         if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
-            return Applied(found[1])
+            return Applied(found[1], adopted=None if resource.source_meta.get(CREATED) else True)
         if found is not None:
             self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
         return self._create(ctx, resource, payload, name)
@@ -134,7 +135,7 @@ class ScimReplicator(Replicator):
             if found is None:
                 raise
             self._update(ctx, found[0], payload)
-            return Applied(found[1])
+            return Applied(found[1], adopted=True)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "SCIM_400") and not is_gone(err):
                 raise Permanent(f"the target rejected {noun} {name}: {err}") from err
@@ -150,7 +151,7 @@ class ScimReplicator(Replicator):
                 f"created with applicationId {created_name}; add mapping.principals: "
                 f'{{"{resource.key}": "{created_name}"}} so ACLs and run_as follow'
             )
-        return Applied(created_name, note=note)
+        return Applied(created_name, note=note, adopted=False)
 
     def _create_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -196,6 +197,7 @@ class GroupMembersReplicator(Replicator):
     """A group's direct members: every member resolved to its target SCIM id, then PATCH the difference."""
 
     kind = "group_members"
+    unrecorded_origin = "created"  # its delete writes nothing: the group goes with the groups kind
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource

@@ -38,23 +38,25 @@ def target_settings(ctx: SyncContext, payload: dict[str, Any], source_key: str) 
 
 class JobReplicator(Replicator):
     kind = "jobs"
+    unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
         assert resource is not None and resource.payload is not None
         settings = target_settings(ctx, resource.payload, resource.key)
         jobs = ctx.target.client.jobs
-        job_id = change.target_key or BY_TAG.get(ctx, resource.key)
+        found = None if change.target_key else BY_TAG.get(ctx, resource.key)
+        job_id = change.target_key or found
         try:
             if job_id is not None and edited(lambda: jobs.reset(int(job_id), JobSettings.from_dict(settings))):
-                return Applied(job_id)
+                return Applied(job_id, adopted=True if found else None)
             job_id = str(sdk_call(jobs.create, settings).job_id)
             BY_TAG.add(ctx, resource.key, job_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected job {settings.get('name')!r}: {err}") from err
             raise
-        return Applied(job_id)
+        return Applied(job_id, adopted=False)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))

@@ -14,6 +14,7 @@ from dbsync.watchers.mounts import manual_action
 
 class MountReplicator(Replicator):
     kind = "mounts"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource

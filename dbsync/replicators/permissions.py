@@ -28,6 +28,7 @@ _FIELD = {
 
 class PermissionsReplicator(Replicator):
     kind = "permissions"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource

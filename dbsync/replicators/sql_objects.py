@@ -85,8 +85,10 @@ class SqlObjectReplicator(Replicator):
         parent = body.pop("parent_path")
         notes: list[str] = []
         current = self._current(ctx, change.target_key)
+        adopted = None  # the copy already recorded: its origin stays as recorded
         if current is None:
             current = self._adopt(ctx, body["display_name"], parent)
+            adopted = current is not None
         if current is None:
             current = self._create(ctx, {**body, "parent_path": parent}, resource.key)
         else:
@@ -100,7 +102,7 @@ class SqlObjectReplicator(Replicator):
             note = self._set_owner(ctx, current["id"], owner)
             if note:
                 notes.append(note)
-        return Applied(current["id"], note="; ".join(notes) or None)
+        return Applied(current["id"], note="; ".join(notes) or None, adopted=adopted)
 
     # -- steps ------------------------------------------------------------------------------------------
     def _current(self, ctx: SyncContext, target_id: str | None) -> dict[str, Any] | None:

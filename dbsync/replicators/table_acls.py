@@ -34,6 +34,7 @@ def _fold(grants: Any) -> dict[tuple[str, str], str]:
 
 class TableAclsReplicator(Replicator):
     kind = "table_acls"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         assert change.resource is not None and change.resource.payload is not None

@@ -20,7 +20,7 @@ import sqlite_utils
 from dbsync.errors import StoreError
 from dbsync.model import Applied, Prior, Resource
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -64,13 +64,21 @@ _MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
     ],
+    # Who made each target object: 'created' (dbsync may delete it) or 'adopted' (never deleted by dbsync).
+    # Rows written before this migration did not record it: only the identities' created_by_dbsync flag
+    # proves a creation; every other row stays NULL and each replicator's `unrecorded_origin` decides.
+    2: [
+        "ALTER TABLE resources ADD COLUMN origin TEXT",
+        "UPDATE resources SET origin = 'created' WHERE json_extract(source_meta_json, '$.created_by_dbsync') = 1",
+        "CREATE INDEX IF NOT EXISTS resources_target_key ON resources (target_key)",
+    ],
 }
 
 
 def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     if row is None:
         return None
-    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta = row
+    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta, origin = row
     return Prior(
         kind=kind,
         key=key,
@@ -82,12 +90,13 @@ def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
         attempts=attempts,
         payload=json.loads(payload) if payload else None,
         source_meta=json.loads(meta) if meta else {},
+        origin=origin,
     )
 
 
 _PRIOR_COLUMNS = (
     "kind, source_key, version_hint, fingerprint, target_key, target_fingerprint, status, attempts, "
-    "payload_json, source_meta_json"
+    "payload_json, source_meta_json, origin"
 )
 
 
@@ -250,23 +259,33 @@ class Store:
                 ],
             )
 
-    def record_applied(self, resource: Resource, applied: Applied) -> None:
-        """A create or update reached the target: fingerprints, target key, status synced."""
+    def record_applied(self, resource: Resource, applied: Applied, retry_in: float = 0.0) -> None:
+        """A create or update reached the target: fingerprints, target key, origin, status synced.
+
+        With `applied.pending` (a step still to do, like stopping a created cluster) the target key and
+        origin are recorded but the status is error, retried after `retry_in` seconds: a restart resumes
+        the step on the recorded object instead of creating another.
+        """
         now = time.time()
+        status = "error" if applied.pending else "synced"
+        attempts = 1 if applied.pending else 0
         with self._transaction():
             self.db.execute(
                 """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
                        source_meta_json, target_key, target_fingerprint, status, last_error, attempts,
-                       retry_at, first_seen_at, last_changed_at, last_synced_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'synced', ?, 0, NULL, ?, ?, ?)
+                       retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (kind, source_key) DO UPDATE SET
                        name = excluded.name, version_hint = excluded.version_hint,
                        fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
                        source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
-                       target_fingerprint = excluded.target_fingerprint, status = 'synced',
-                       last_error = excluded.last_error, attempts = 0, retry_at = NULL,
+                       target_fingerprint = excluded.target_fingerprint, status = excluded.status,
+                       last_error = excluded.last_error,
+                       attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
+                       retry_at = excluded.retry_at,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
-                       last_synced_at = excluded.last_synced_at""",
+                       last_synced_at = excluded.last_synced_at,
+                       origin = COALESCE(excluded.origin, resources.origin)""",
                 [
                     resource.kind,
                     resource.key,
@@ -277,12 +296,18 @@ class Store:
                     _json(resource.source_meta),
                     applied.target_key,
                     None,  # the target's own version is observed by the next drift check
-                    applied.note,
+                    status,
+                    applied.pending or applied.note,
+                    attempts,
+                    now + retry_in if applied.pending and retry_in else None,
                     now,
                     None,
                     now,
+                    applied.origin,
                 ],
             )
+            if applied.pending:
+                return  # not applied yet: the lag clock keeps running
             # The change is applied: lag is measured from unsynced changes only.
             self.db.execute(
                 "UPDATE resources SET last_changed_at = NULL WHERE kind = ? AND source_key = ?",
@@ -331,10 +356,24 @@ class Store:
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, "
+                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, origin = NULL, "
                 "last_error = NULL, last_synced_at = ?, last_changed_at = NULL WHERE kind = ? AND source_key = ?",
                 [time.time(), kind, key],
             )
+
+    def owned_target_keys(self, target_keys: list[str]) -> set[str]:
+        """The target keys (paths, scope/key) that a live row dbsync did not adopt points at: dbsync put them there."""
+        owned: set[str] = set()
+        for start in range(0, len(target_keys), 500):
+            chunk = target_keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT target_key FROM resources WHERE target_key IN ({marks}) AND status != 'deleted' "
+                "AND origin IS NOT 'adopted'",
+                chunk,
+            )
+            owned.update(row[0] for row in rows)
+        return owned
 
     def record_drift(self, kind: str, key: str, heal: bool) -> None:
         """The target copy changed outside dbsync: `drifted` (report) or `pending` (rewrite next cycle).
