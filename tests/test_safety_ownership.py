@@ -187,39 +187,56 @@ def test_notebook_that_was_on_the_target_before_dbsync_overwrote_it_is_not_delet
     assert "/Shared/team/shared-nb" in _tree(pair.dst)
 
 
-def test_adopted_cluster_job_and_policy_are_never_deleted(pair: Pair) -> None:
+def test_adopted_policy_and_the_dr_teams_namesakes_are_never_deleted(pair: Pair) -> None:
+    """A policy adopted by name is kept; a cluster and a job the DR team made under the source's names
+    (without dbsync's tag) are neither adopted nor touched; what dbsync created still goes with the source."""
     src, dst = pair.src, pair.dst
     policies = {n: src.cluster_policies.create(name=n, definition="{}").policy_id for n in ("team", "other")}
     dst_policy = dst.cluster_policies.create(name="team", definition="{}").policy_id
     clusters = {n: _cluster(src, n) for n in ("shared", "other")}
-    dst_cluster = _cluster(dst, "made on the standby", {"dbsync_source_id": clusters["shared"]})
+    dst_cluster = _cluster(dst, "shared")
     dst.clusters.delete(dst_cluster)  # terminated, as a standby's clusters are
     job_ids = {n: src.jobs.create(name=n, tasks=TASKS).job_id for n in ("nightly", "other")}
-    dst_job = dst.jobs.create(
-        name="nightly", tasks=TASKS, tags={"dbsync_source_job_id": str(job_ids["nightly"])}
-    ).job_id
+    dst_job = dst.jobs.create(name="nightly", tasks=TASKS).job_id
     only = ["cluster_policies", "clusters", "jobs"]
     reports = pair.sync(only=only)
     assert all(r.errors == 0 for r in reports.values()), reports
-    assert _row(pair, "clusters", clusters["shared"])[1:] == (dst_cluster, "adopted")
-    assert _row(pair, "clusters", clusters["other"])[2] == "created"
+    assert _row(pair, "cluster_policies", policies["team"])[1:] == (dst_policy, "adopted")
+    assert _row(pair, "clusters", clusters["shared"])[1] != dst_cluster  # dbsync's own copy, by its tag
+    assert _row(pair, "clusters", clusters["shared"])[2] == "created"
 
     src.cluster_policies.delete(policies["team"])
     src.clusters.permanent_delete(clusters["shared"])
     src.jobs.delete(job_ids["nightly"])
     reports = pair.sync(only=only)
 
-    assert all(r.errors == 0 and r.deleted == 0 for r in reports.values()), reports
+    assert reports["cluster_policies"].deleted == 0
+    assert reports["clusters"].deleted == 1 and reports["jobs"].deleted == 1  # dbsync's own copies
     assert dst.cluster_policies.get(dst_policy).name == "team"
     assert dst.clusters.get(dst_cluster).cluster_id == dst_cluster
     assert dst.jobs.get(dst_job).job_id == dst_job
-    kept = {e["kind"] for e in _events(pair, "kept")}
-    assert {"cluster_policies", "clusters", "jobs"} <= kept
-    assert _row(pair, "clusters", clusters["shared"])[0] == "deleted"  # forgotten: not retried every cycle
+    assert "cluster_policies" in {e["kind"] for e in _events(pair, "kept")}
+    assert _row(pair, "cluster_policies", policies["team"])[0] == "deleted"  # forgotten: not retried every cycle
 
-    src.clusters.permanent_delete(clusters["other"])  # what dbsync created still goes with the source
-    src.clusters.create(spark_version=SPARK, node_type_id=NODE, num_workers=1, cluster_name="third")
-    assert pair.sync(only=["clusters"])["clusters"].deleted == 1
+
+def test_a_lost_store_recognises_dbsyncs_own_tag_and_still_deletes_with_the_source(pair: Pair, tmp_path) -> None:
+    """kill -9 between a create and its record, or a lost store: the copy carrying dbsync's source-id tag is
+    dbsync's, so it is adopted as created (no duplicate, and no leak when the source deletes it)."""
+    src, dst = pair.src, pair.dst
+    cluster = _cluster(src, "etl")
+    job = src.jobs.create(name="etl", tasks=TASKS).job_id
+    only = ["clusters", "jobs"]
+    pair.sync(only=only)
+    pair.state_path = tmp_path / "new-store.db"  # the PVC was lost
+    pair.sync(only=only)
+    assert len(list(dst.jobs.list())) == 1 and len(list(dst.clusters.list())) == 1
+    assert _row(pair, "clusters", cluster)[2] == "created" and _row(pair, "jobs", str(job))[2] == "created"
+    src.clusters.permanent_delete(cluster)
+    src.jobs.delete(job)
+    src.jobs.create(name="keep", tasks=TASKS)
+    _cluster(src, "keep")
+    reports = pair.sync(only=only)
+    assert reports["clusters"].deleted == 1 and reports["jobs"].deleted == 1
 
 
 def test_store_of_schema_1_upgrades_and_keeps_what_it_cannot_tell_was_created(pair: Pair) -> None:

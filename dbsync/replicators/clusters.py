@@ -45,7 +45,7 @@ class ClusterReplicator(Replicator):
         cluster_id = change.target_key or found
         try:
             if cluster_id is not None and edited(lambda: self._edit(ctx, cluster_id, spec)):
-                return Applied(cluster_id, adopted=True if found else None)
+                return Applied(cluster_id, adopted=False if found else None)  # found by dbsync's own tag: it made it
             cluster_id = sdk_call(clusters.create, spec).response.cluster_id or ""
             BY_TAG.add(ctx, resource.key, cluster_id)
         except DatabricksError as err:

@@ -35,7 +35,7 @@ class InstancePoolReplicator(Replicator):
         pool_id = change.target_key or found
         try:
             if pool_id is not None and edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=pool_id)):
-                return Applied(pool_id, adopted=True if found else None)
+                return Applied(pool_id, adopted=False if found else None)  # found by dbsync's own tag: it made it
             pool_id = sdk_call(pools.create, payload).instance_pool_id or ""
             BY_TAG.add(ctx, resource.key, pool_id)
         except DatabricksError as err:

@@ -49,7 +49,7 @@ class JobReplicator(Replicator):
         job_id = change.target_key or found
         try:
             if job_id is not None and edited(lambda: jobs.reset(int(job_id), JobSettings.from_dict(settings))):
-                return Applied(job_id, adopted=True if found else None)
+                return Applied(job_id, adopted=False if found else None)  # found by dbsync's own tag: it made it
             job_id = str(sdk_call(jobs.create, settings).job_id)
             BY_TAG.add(ctx, resource.key, job_id)
         except DatabricksError as err:

@@ -58,11 +58,13 @@ class WarehouseReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         spec = target_spec(ctx, resource.payload, resource.key)
         warehouses = ctx.target.client.warehouses
-        found = None if change.target_key else BY_TAG.get(ctx, resource.key) or BY_NAME.get(ctx, spec["name"])
-        warehouse_id = change.target_key or found
+        tagged = None if change.target_key else BY_TAG.get(ctx, resource.key)
+        found = None if change.target_key or tagged else BY_NAME.get(ctx, spec["name"])
+        warehouse_id = change.target_key or tagged or found
         try:
             if warehouse_id is not None and edited(lambda: self._edit(ctx, warehouse_id, spec)):
-                return Applied(warehouse_id, adopted=True if found else None)
+                # A warehouse with dbsync's own tag is one it made (a lost store); one found by name is the DR team's.
+                return Applied(warehouse_id, adopted=True if found else False if tagged else None)
             warehouse_id = sdk_call(warehouses.create, spec).response.id or ""
             BY_TAG.add(ctx, resource.key, warehouse_id)
         except DatabricksError as err:
