@@ -778,7 +778,7 @@ def _scopes(w: Any) -> set[str]:
 
 
 def scenario_adopted(args: argparse.Namespace) -> None:
-    print(f"\n== a cluster, job and policy adopted from the target, then deleted on the source ({load()})")
+    print(f"\n== a policy adopted from the target and the DR team's namesakes, then deleted on the source ({load()})")
     with pair(0) as p:
         src, dst = p.src.client(), p.dst.client()
         policy = src.cluster_policies.create(name="team", definition="{}").policy_id
@@ -786,7 +786,7 @@ def scenario_adopted(args: argparse.Namespace) -> None:
         dst_policy = dst.cluster_policies.create(name="team", definition="{}").policy_id
         shared = _new_cluster(src, "shared")
         _new_cluster(src, "other")
-        dst_cluster = _new_cluster(dst, "on the standby", {"dbsync_source_id": shared})
+        dst_cluster = _new_cluster(dst, "shared")  # the DR team's, without dbsync's tag
         dst.clusters.delete(dst_cluster)
         task = jobs.Task(
             task_key="main",
@@ -795,7 +795,7 @@ def scenario_adopted(args: argparse.Namespace) -> None:
         )
         job = src.jobs.create(name="nightly", tasks=[task]).job_id
         src.jobs.create(name="other", tasks=[task])
-        dst_job = dst.jobs.create(name="nightly", tasks=[task], tags={"dbsync_source_job_id": str(job)}).job_id
+        dst_job = dst.jobs.create(name="nightly", tasks=[task]).job_id
         first = p.sync("--kinds", "cluster_policies,clusters,jobs")
         src.cluster_policies.delete(policy)
         src.clusters.permanent_delete(shared)
@@ -803,8 +803,8 @@ def scenario_adopted(args: argparse.Namespace) -> None:
         run = p.sync("--kinds", "cluster_policies,clusters,jobs")
         print(f"  first sync exit {first.returncode}, sync after the source deletes: exit {run.returncode}")
         check("adopted: policy kept", dst_policy in {x.policy_id for x in dst.cluster_policies.list()})
-        check("adopted: cluster kept", dst_cluster in {c.cluster_id for c in dst.clusters.list()})
-        check("adopted: job kept", dst_job in {j.job_id for j in dst.jobs.list()})
+        check("adopted: the DR team's cluster kept", dst_cluster in {c.cluster_id for c in dst.clusters.list()})
+        check("adopted: the DR team's job kept", dst_job in {j.job_id for j in dst.jobs.list()})
         check("adopted: the run is clean", first.returncode == 0 and run.returncode == 0, f"exit {run.returncode}")
 
 
