@@ -21,9 +21,10 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, ConfigError, DbsyncError, ListingError, Permanent, RetryLater, StoreError
+from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
@@ -141,22 +142,13 @@ class Engine:
         for cycle_id, name in unfinished.items():
             try:
                 self.ctx.store.finish_cycle(cycle_id, counts.get(cycle_id, {}), "error")
-                self.ctx.event(name, None, "cycle", "error", f"{name}: the cycle stopped: {_describe(err)}")
+                self.ctx.event(name, None, "cycle", "error", f"{name}: the cycle stopped: {describe(err)}")
             except Exception:  # the store itself may be what failed; the original error is raised
                 log.warning("cannot record the end of the %s cycle", name, exc_info=True)
 
     def _listing(self, kind: Kind, ws: Any) -> Iterator[Resource]:
-        """The watcher's listing; any failure (an API error, a reset connection, an HTML page) is a ListingError.
-
-        A listing either ends normally or fails as a whole: never a short listing, never a crash of the run.
-        Config and store errors keep their meaning (they stop the run with their own message).
-        """
-        try:
-            yield from kind.watcher.list(self.ctx, ws)
-        except (ListingError, ConfigError, StoreError):
-            raise
-        except Exception as err:
-            raise ListingError(f"{ws.side}: cannot list {kind.name}: {_describe(err)}") from err
+        """The kind's listing of `ws`: it ends normally or raises ListingError, whatever went wrong."""
+        return listing(kind.watcher, self.ctx, ws)
 
     # -- upserts --------------------------------------------------------------------------------
     def _upserts(self, kind: Kind) -> KindReport:
@@ -462,15 +454,6 @@ def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)
-
-
-def _describe(err: BaseException) -> str:
-    """`Type: message` of an error and of its cause (the SDK's TimeoutError hides the reset connection)."""
-    text = f"{type(err).__name__}: {_one_line(err)}"
-    cause = err.__cause__
-    if cause is not None and not isinstance(err, DbsyncError):
-        text += f" (after {type(cause).__name__}: {_one_line(cause)})"
-    return text
 
 
 def _one_line(err: BaseException) -> str:

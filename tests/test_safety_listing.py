@@ -267,3 +267,13 @@ def test_sync_once_exits_1_and_says_why_when_the_guard_holds_deletes(pair: Pair)
         [sys.executable, "-m", "dbsync.cli", "sync", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
     assert "exit status" in help_text and "delete guard" in help_text
+
+
+def test_validate_reports_a_broken_listing_instead_of_crashing(pair: Pair) -> None:
+    _make_jobs(pair.src, 2)
+    pair.sync(only=["jobs"])
+    pair.source.set_faults(rules=[_rule("html", JOBS_LIST)])
+    command = [sys.executable, "-m", "dbsync.cli", "validate", "--kinds", "jobs"]
+    result = subprocess.run(command, env=pair.env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "JSONDecodeError" in result.stdout
