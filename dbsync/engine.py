@@ -139,9 +139,10 @@ class Engine:
         """A run that stops on an unexpected error still gives every cycle row it started an outcome."""
         if self.plan_only:
             return
+        outcome = "error" if isinstance(err, Exception) else "interrupted"  # Ctrl-C is not a failure
         for cycle_id, name in unfinished.items():
             try:
-                self.ctx.store.finish_cycle(cycle_id, counts.get(cycle_id, {}), "error")
+                self.ctx.store.finish_cycle(cycle_id, counts.get(cycle_id, {}), outcome)
                 self.ctx.event(name, None, "cycle", "error", f"{name}: the cycle stopped: {describe(err)}")
             except Exception:  # the store itself may be what failed; the original error is raised
                 log.warning("cannot record the end of the %s cycle", name, exc_info=True)
