@@ -35,6 +35,7 @@ def endpoint_template(path: str) -> str:
 
 # Query parameters that move a listing to its next page: page tokens, and SCIM's startIndex.
 PAGE_PARAMETERS = frozenset({"page_token", "next_page_token", "startIndex"})
+_PAGE_NEEDLES = tuple(f"{name}=" for name in PAGE_PARAMETERS)
 FIRST_PAGE = {"startIndex": "1"}
 
 
@@ -74,7 +75,7 @@ class PagingGuard:
             return
         listings = self._listings()
         base = request.url.split("?", 1)[0]
-        paged = any(f"{name}=" in request.url for name in PAGE_PARAMETERS)
+        paged = any(needle in request.url for needle in _PAGE_NEEDLES)
         if not paged and not any(known == base for known, _ in listings):
             return  # the common case, a GET of no listing this thread follows: no parsing
         url = urlparse(request.url)
