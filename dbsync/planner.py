@@ -58,7 +58,7 @@ def plan_deletes(
 
     The guard holds a kind's deletes when its listing dropped to zero; when more than `max_ratio` of
     what the store knows disappeared and that is at least `deletes.min_count` objects; or when more
-    than half of the kind (at least `max_ratio`) disappeared and that is more than one object. On a
+    than half of the kind (or of `max_ratio`, if set higher) disappeared, more than one object. On a
     small kind any ordinary edit is a large ratio (1 of 4 notebooks is 25 %), so below `min_count` only
     losing most of the kind at once trips the guard: that is what a short listing looks like (3 of 4
     clusters), not a person deleting or renaming things. One delete goes through unless it empties the kind.
