@@ -19,10 +19,16 @@ Scenarios (`--only a,b`):
                nesting cycle, ACLs naming a deleted user and a user the target lacks
   foreign      a scope with a DR-only key, the DR team's warehouse of the same name and a DR_RUNBOOK in a
                folder the source deletes: one `sync --once` keeps all three
-  adopted      a cluster, job and policy found on the target (tag / name) are never deleted with the source
+  adopted      a policy found on the target by name and the DR team's namesakes are never deleted
   stop-500     a 500 on the first terminate / stop after a create: converges to TERMINATED / STOPPED, one
                object each, and the cluster is deleted with its source
   forgotten    a create that failed (500) and whose source is then deleted: forgotten, no delete call
+
+  listing-404  one 404 on the fullest directory's listing and on a scope's keys: nothing deleted, exit 1;
+               3 of 4 clusters deleted on the source: the guard holds them, exit 1
+  listing-broken  a connection reset / an HTML 200 on jobs, clusters, workspace and SCIM listings: exit 1
+               with a summary, no traceback, nothing deleted, every cycle row finished; serve's /readyz says so
+  looping-token   jobs/list answering its own page token, or new tokens to the same page: ended in a few calls
 
 Exit status 1 when any check fails. Every check prints PASS/FAIL with its figures.
 """
@@ -871,6 +877,182 @@ def scenario_forgotten(args: argparse.Namespace) -> None:
         check("forgotten: no delete call with an empty id", calls == 0, f"{calls} permanent-delete calls")
 
 
+# -- 7. listings that fail without looking like an API error --------------------------------------------
+WORKSPACE_LIST = "/api/2.0/workspace/list"
+JOBS_LIST = "/api/2.2/jobs/list"
+
+
+def fault_rule(action: str, path: str, **extra: Any) -> dict[str, Any]:
+    """One emulator fault rule (PUT /_emulator/faults `rules`) on GET requests under `path`."""
+    return {"action": action, "path": path, "method": "GET", **extra}
+
+
+def _fullest_directory(p: Pair) -> tuple[str, int]:
+    """The source directory below the top level holding the most objects (a 404 on it hurts most)."""
+    rows = tree(p.src.client())
+    dirs = [path for path, kind, *_ in rows if kind == "DIRECTORY" and path.count("/") >= 2]
+    sizes = {d: sum(1 for path, *_ in rows if path.startswith(d + "/")) for d in dirs}
+    best = max(sizes, key=lambda d: sizes[d])
+    return best, sizes[best]
+
+
+def _fullest_scope(p: Pair) -> tuple[str, int]:
+    w = p.src.client()
+    sizes = {s.name: len(list(w.secrets.list_secrets(s.name))) for s in w.secrets.list_scopes() if s.name}
+    best = max(sizes, key=lambda name: sizes[name])
+    return best, sizes[best]
+
+
+def _null_outcomes(state: Path, after: int) -> int:
+    rows = store_query(state, f"SELECT COUNT(*) FROM cycles WHERE id > {int(after)} AND outcome IS NULL")
+    return int(rows[0][0]) if rows else 0
+
+
+def _faulted_run(p: Pair, rules: list[dict[str, Any]], **extra: str) -> tuple[Run, int, dict[str, int]]:
+    """One `sync --once` with `rules` on the source: (run, target delete calls, target counts after)."""
+    p.dst.reset_stats()
+    p.src.faults(rules=rules)
+    try:
+        run = p.sync(**extra)
+    finally:
+        p.src.faults()
+    return run, target_deletes(p.dst.stats()), target_counts(p)
+
+
+def scenario_listing_404(args: argparse.Namespace) -> None:
+    print(f"\n== a 404 on one listing, and the guard on a small kind ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        check("listing-404: the initial sync converges", last.returncode == 0, f"{runs} run(s)")
+        before = target_counts(p)
+        folder, size = _fullest_directory(p)
+        rule = fault_rule("not_found", WORKSPACE_LIST, query={"path": folder}, times=1)
+        run, deletes, after = _faulted_run(p, [rule])
+        print(f"  one 404 on the listing of {folder} ({size} objects below it): exit {run.returncode}")
+        check(
+            "listing-404: a 404 on one directory listing deletes nothing",
+            deletes == 0 and after == before,
+            f"{deletes} delete calls on the target",
+        )
+        check(
+            "listing-404: the workspace kinds say 'listing failed' and the run exits 1",
+            run.returncode == 1 and "listing failed" in run.stdout,
+            f"exit {run.returncode}",
+        )
+        scope, keys = _fullest_scope(p)
+        rule = fault_rule("not_found", "/api/2.0/secrets/list", query={"scope": scope}, times=1)
+        run, deletes, after = _faulted_run(p, [rule])
+        print(f"  one 404 on the keys of scope {scope} ({keys} keys): exit {run.returncode}")
+        check("listing-404: a 404 on a scope's keys deletes no secret", deletes == 0 and after == before)
+        calm = p.sync()
+        check("listing-404: the next run is clean", calm.returncode == 0, f"exit {calm.returncode}")
+    with pair(0) as p:  # a small kind: 3 of 4 clusters gone at once
+        w = p.src.client()
+        ids = [
+            w.clusters.create(
+                cluster_name=f"small-{i}", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1
+            ).response.cluster_id
+            for i in range(4)
+        ]
+        p.converge()
+        for cluster_id in ids[:3]:
+            w.clusters.permanent_delete(cluster_id)
+        p.dst.reset_stats()
+        run = p.sync()
+        left = len(list(p.dst.client().clusters.list()))
+        held = [line for line in run.stderr.splitlines() if "deletes held" in line]
+        print(f"  3 of 4 clusters deleted on the source: exit {run.returncode}, {left} clusters left on the target")
+        for line in held:
+            print(f"    {line[:200]}")
+        check(
+            "listing-404: the guard holds 3 of 4 clusters",
+            left == 4 and target_deletes(p.dst.stats()) == 0,
+            f"{target_deletes(p.dst.stats())} delete calls",
+        )
+        check("listing-404: `sync --once` exits 1 and says why", run.returncode == 1 and bool(held))
+
+
+BROKEN_LISTINGS = (
+    ("reset", JOBS_LIST, "jobs"),
+    ("reset", "/api/2.1/clusters/list", "clusters"),
+    ("html", WORKSPACE_LIST, "notebooks"),
+    ("html", "/api/2.0/preview/scim/v2/Users", "users"),
+)
+
+
+def scenario_listing_broken(args: argparse.Namespace) -> None:
+    print(f"\n== connections reset and HTML pages on listings ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        check("listing-broken: the initial sync converges", last.returncode == 0, f"{runs} run(s)")
+        before = target_counts(p)
+        for action, path, kind in BROKEN_LISTINGS:
+            first_cycle = last_cycle_id(p.state)
+            run, deletes, after = _faulted_run(p, [fault_rule(action, path)], DBSYNC_RETRY_TIMEOUT_SECONDS="3")
+            row = next((line for line in run.stdout.splitlines() if line.startswith(kind + " ")), "")
+            nulls = _null_outcomes(p.state, first_cycle)
+            print(f"  {action} on {path}: exit {run.returncode} in {run.seconds:.1f} s, {kind} row {row!r}")
+            check(
+                f"listing-broken: {action} on {kind}: exit 1 with a summary, no traceback",
+                run.returncode == 1 and "Traceback" not in run.stderr and "listing failed" in run.stdout and bool(row),
+                (run.stderr.strip().splitlines() or [""])[-1][:200],
+            )
+            check(
+                f"listing-broken: {action} on {kind}: nothing deleted, every cycle row has an outcome",
+                deletes == 0 and after == before and nulls == 0,
+                f"{deletes} delete calls, {nulls} cycle rows without an outcome",
+            )
+        calm = p.sync()
+        check("listing-broken: the next run is clean", calm.returncode == 0, f"exit {calm.returncode}")
+        _serve_readyz_names_the_broken_group(p)
+
+
+def _serve_readyz_names_the_broken_group(p: Pair) -> None:
+    import httpx
+
+    port, token = free_port(), "chaos-readyz-token"
+    p.src.faults(rules=[fault_rule("html", JOBS_LIST)])
+    extra = {"DBSYNC_SERVER__PORT": str(port), "DBSYNC_SERVER__AUTH_TOKEN": token}
+    proc = start_dbsync("serve", env=p.env(**extra), cwd=p.tmp)
+    said, deadline = "", time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and "jobs" not in said and proc.poll() is None:
+            time.sleep(0.5)
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=5
+                )
+                said = answer.text if answer.status_code != 200 else ""
+    finally:
+        p.src.faults()
+        proc.terminate()
+        proc.communicate(timeout=60)
+    print(f"  serve with an HTML page on jobs/list: /readyz said {said.strip()[:200]!r}")
+    check("listing-broken: serve's /readyz names the group whose listing broke", "jobs" in said)
+
+
+def scenario_looping_token(args: argparse.Namespace) -> None:
+    print(f"\n== a jobs/list page token that loops ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        jobs_count = len(list(p.src.client().jobs.list(limit=100)))
+        check("looping-token: the initial sync converges", last.returncode == 0, f"{runs} run(s), {jobs_count} jobs")
+        before = target_counts(p)
+        pages = -(-jobs_count // 100)
+        for action in ("loop_token", "repeat_page"):
+            p.src.reset_stats()
+            # Bounded by the emulator too, so that a dbsync without the guard also ends (after 5,000 pages).
+            run, deletes, after = _faulted_run(p, [fault_rule(action, JOBS_LIST, times=5000)])
+            calls = p.src.calls(f"GET {JOBS_LIST}")
+            print(f"  {action}: exit {run.returncode} in {run.seconds:.1f} s, {calls} jobs/list calls ({pages} pages)")
+            check(
+                f"looping-token: {action} ends the jobs listing as failed within a few pages",
+                run.returncode == 1 and "circle" in run.stdout and calls <= pages + 3,
+                f"{calls} calls",
+            )
+            check(f"looping-token: {action}: nothing deleted", deletes == 0 and after == before)
+
+
 SCENARIOS = {
     "kills": scenario_kills,
     "storm": scenario_storm,
@@ -881,6 +1063,9 @@ SCENARIOS = {
     "adopted": scenario_adopted,
     "stop-500": scenario_stop_500,
     "forgotten": scenario_forgotten,
+    "listing-404": scenario_listing_404,
+    "listing-broken": scenario_listing_broken,
+    "looping-token": scenario_looping_token,
 }
 
 
@@ -891,6 +1076,12 @@ def main() -> int:
     parser.add_argument("--storm-objects", type=int, default=300, help="seeded objects for the 429/503 storm")
     parser.add_argument("--kills", type=int, default=24, help="kill -9 count (the issue asks for at least 20)")
     parser.add_argument("--seed", type=int, default=9, help="random seed for kill points and edits")
+    parser.add_argument(
+        "--listing-objects",
+        type=int,
+        default=1500,
+        help="seeded objects for the listing scenarios (over 1000: two jobs pages)",
+    )
     args = parser.parse_args()
     print(f"dbsync chaos: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, {load()}")
     started = time.monotonic()

@@ -15,6 +15,12 @@ from dbsync import __version__
 from dbsync.errors import ConfigError, DbsyncError, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+FORCE_DELETES_HINT = "check the source, then run `dbsync sync --once --force-deletes` if the deletes are intended"
+SYNC_EXIT_STATUS = """exit status:
+  0  every selected kind is in step with the source
+  1  not in sync: a change failed or is blocked, a listing failed, or the delete guard held deletes
+     (each held kind is named on stderr)
+  2  a configuration or store error"""
 
 DESCRIPTION = """\
 Keep a Databricks disaster-recovery workspace in step with its primary.
@@ -95,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="replicate the source to the target once",
         description="Run one reconcile cycle over the enabled kinds and print a summary.",
+        epilog=SYNC_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(sync)
     _kinds_arg(sync)
@@ -299,7 +307,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         print(summary_table(reports))
     failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
-    return EXIT_FAILED if failed else EXIT_OK
+    held = [r for r in reports if r.outcome == "delete_guard"]
+    for report in held:  # a cron job must see that the target is not in step with the source
+        print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
+    return EXIT_FAILED if failed or held else EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -89,7 +89,7 @@ class KindSettings(_Strict):
 class DeleteSettings(_Strict):
     mode: Literal["propagate", "archive", "off"] = "propagate"
     max_ratio: float = Field(default=0.2, ge=0, le=1)
-    # Drops smaller than this never trip the ratio guard (deleting 1 of 3 notebooks is not a mass delete).
+    # Drops smaller than this trip the guard only when they are most of the kind (planner.plan_deletes).
     min_count: int = Field(default=10, ge=1)
 
 

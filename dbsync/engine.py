@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
@@ -108,22 +109,47 @@ class Engine:
         self.ctx.new_run()
         selected = self.selected_kinds(names)
         reports: list[tuple[Kind, KindReport, int]] = []
-        for position, kind in enumerate(selected):
-            if self.stop.is_set():
-                break
-            cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
-            started = time.monotonic()
-            report = self._upserts(kind)
-            report.seconds = time.monotonic() - started
-            reports.append((kind, report, cycle_id))
-            self._release_listing(kind, selected[position + 1 :])
-        for kind, report, cycle_id in reversed(reports):
-            started = time.monotonic()
-            self._deletes(kind, report)
-            report.seconds += time.monotonic() - started
-            if not self.plan_only:
-                self._finish(kind, report, cycle_id)
+        unfinished: dict[int, str] = {}  # cycle rows started and not finished yet
+        try:
+            for position, kind in enumerate(selected):
+                if self.stop.is_set():
+                    break
+                cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
+                unfinished[cycle_id] = kind.name
+                started = time.monotonic()
+                report = self._upserts(kind)
+                report.seconds = time.monotonic() - started
+                reports.append((kind, report, cycle_id))
+                self._release_listing(kind, selected[position + 1 :])
+            for kind, report, cycle_id in reversed(reports):
+                started = time.monotonic()
+                self._deletes(kind, report)
+                report.seconds += time.monotonic() - started
+                if not self.plan_only:
+                    self._finish(kind, report, cycle_id)
+                unfinished.pop(cycle_id, None)
+        except BaseException as err:
+            self._close_unfinished(unfinished, {cid: r.counts() for _, r, cid in reports}, err)
+            raise
         return [report for _, report, _ in reports]
+
+    def _close_unfinished(
+        self, unfinished: dict[int, str], counts: dict[int, dict[str, int]], err: BaseException
+    ) -> None:
+        """A run that stops on an unexpected error still gives every cycle row it started an outcome."""
+        if self.plan_only:
+            return
+        outcome = "error" if isinstance(err, Exception) else "interrupted"  # Ctrl-C is not a failure
+        for cycle_id, name in unfinished.items():
+            try:
+                self.ctx.store.finish_cycle(cycle_id, counts.get(cycle_id, {}), outcome)
+                self.ctx.event(name, None, "cycle", "error", f"{name}: the cycle stopped: {describe(err)}")
+            except Exception:  # the store itself may be what failed; the original error is raised
+                log.warning("cannot record the end of the %s cycle", name, exc_info=True)
+
+    def _listing(self, kind: Kind, ws: Any) -> Iterator[Resource]:
+        """The kind's listing of `ws`: it ends normally or raises ListingError, whatever went wrong."""
+        return listing(kind.watcher, self.ctx, ws)
 
     # -- upserts --------------------------------------------------------------------------------
     def _upserts(self, kind: Kind) -> KindReport:
@@ -135,7 +161,7 @@ class Engine:
         store = self.ctx.store
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in kind.watcher.list(self.ctx, self.ctx.source):
+                for stub in self._listing(kind, self.ctx.source):
                     if self.stop.is_set():
                         report.outcome, report.message = "interrupted", "stopped before the listing ended"
                         break
@@ -159,7 +185,7 @@ class Engine:
                 self._retry_blocked(kind, report, pool)
         except ListingError as err:
             report.outcome = "listing_failed"
-            report.message = str(err)
+            report.message = f"listing failed, no deletes this cycle: {err}"
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
             self.ctx.event(
@@ -191,7 +217,7 @@ class Engine:
         from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
         """
         try:
-            target_view = {r.key: r.version_hint for r in kind.watcher.list(self.ctx, self.ctx.target)}
+            target_view = {r.key: r.version_hint for r in self._listing(kind, self.ctx.target)}
         except ListingError as err:
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return

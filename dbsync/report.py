@@ -10,6 +10,7 @@ from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError
 from dbsync.registry import Kind, kinds
+from dbsync.watchers.base import listing
 
 SAMPLE = 20  # objects listed per category in the report
 
@@ -63,7 +64,7 @@ def _target_keys(ctx: SyncContext, kind: Kind) -> set[str]:
     """Keys of the kind on the target, in the terms the store keeps as target_key."""
     if kind.name == "permissions":
         return set()
-    return {r.key for r in kind.watcher.list(ctx, ctx.target)}
+    return {r.key for r in listing(kind.watcher, ctx, ctx.target)}
 
 
 def manual_actions(ctx: SyncContext, kind: Kind) -> list[dict[str, str]]:
@@ -88,7 +89,7 @@ def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | 
     result = KindValidation(kind.name)
     kind_settings = ctx.settings.kind(kind.name)
     try:
-        source_keys = [r.key for r in kind.watcher.list(ctx, ctx.source) if planner.selected(kind_settings, r.key)]
+        source_keys = [r.key for r in listing(kind.watcher, ctx, ctx.source) if planner.selected(kind_settings, r.key)]
         target_keys = _target_keys(ctx, kind)
     except ListingError as err:
         result.listing_error = str(err)

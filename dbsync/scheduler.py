@@ -157,8 +157,9 @@ class Daemon:
                 log.error("replication stopped: %s", err)
                 self.scheduler.pause()
                 return []
-            except Exception:  # a bug must not kill the daemon; the next cycle tries again
+            except Exception as err:  # a bug must not kill the daemon; the next cycle tries again
                 log.exception("cycle of %s failed", "+".join(names))
+                self._record_crash(names, err)
                 return []
             self._record_health(reports)
             return reports
@@ -176,6 +177,13 @@ class Daemon:
             elif all(r.outcome != "interrupted" for r in group_reports):
                 self.health.unreachable.pop(group, None)
                 self.health.last_ok[group] = now
+
+    def _record_crash(self, names: tuple[str, ...], err: Exception) -> None:
+        """/readyz names every group of a cycle that stopped on an unexpected error, until one succeeds."""
+        message = f"the cycle failed: {type(err).__name__}: {str(err).strip()[:300]}"
+        for group in self.groups:
+            if set(group) & set(names):
+                self.health.unreachable[group] = message
 
     def readiness(self) -> list[str]:
         """Reasons the daemon is not ready (empty when ready)."""

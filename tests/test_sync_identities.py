@@ -280,7 +280,8 @@ def test_instance_profile_already_on_the_target_is_adopted(pair: Pair) -> None:
 
 def test_group_deleted_on_source_is_deleted_on_target_unless_dbsync_did_not_create_it(pair: Pair) -> None:
     src, dst = pair.src, pair.dst
-    src.groups.create(display_name="stays")
+    for name in ("stays", "stays-too"):  # two of five groups go: not most of the kind (the delete guard)
+        src.groups.create(display_name=name)
     made = src.groups.create(display_name="temporary")
     kept = src.groups.create(display_name="standby-own")
     dst.groups.create(display_name="standby-own")  # the target had it before dbsync: adopted

@@ -10,6 +10,7 @@ import logging
 import random
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -36,6 +37,45 @@ WELL_KNOWN = "/.well-known/databricks-config"
 ADMIN_PREFIX = "/_emulator/"
 _ALIASES = (("/api/2.0/preview/permissions/", "/api/2.0/permissions/"),)
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: evenly spread deterministic faults
+RESET = 0  # the status of an answer that is never sent: the connection is reset instead
+RULE_ACTIONS = ("not_found", "reset", "html", "loop_token", "repeat_page")
+_REPEAT_MARK = "~again"  # appended to page tokens by `repeat_page`, stripped before the handler sees them
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login required</body></html>"
+
+
+@dataclass
+class FaultRule:
+    """A fault on the requests that match one method, path and query, for the next `times` of them (None: all).
+
+    `path` is a prefix, or a template whose `{name}` segments match any one segment
+    (`/api/2.0/permissions/jobs/{id}`); `query` values must equal the request's. Actions:
+    not_found    404 RESOURCE_DOES_NOT_EXIST, as for an object that is not there
+    reset        the connection is closed (RST) without an answer
+    html         200 with an HTML page (a login proxy or a load balancer's error page)
+    loop_token   a page requested with `page_token` answers that same token as `next_page_token`
+    repeat_page  a page requested with a token answers a new token that leads to the same page again
+    """
+
+    action: str
+    path: str
+    method: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in RULE_ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}: use one of {', '.join(RULE_ACTIONS)}")
+        if self.times is not None and self.times < 1:
+            raise ValueError(f"fault rule times={self.times}: use a positive count, or null for every request")
+        pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in self.path.split("/"))
+        self._pattern = re.compile(pattern + ("$" if "{" in self.path else ""))
+
+    def matches(self, method: str, path: str, query: dict[str, list[str]]) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        if not self._pattern.match(path):
+            return False
+        return all(query.get(name, [None])[0] == value for name, value in self.query.items())
 
 
 @dataclass
@@ -53,6 +93,12 @@ class Faults:
     deterministic: bool = False
     # >0: stop injecting after this many faults, e.g. fail exactly one request to one path (with path_prefix).
     max_faults: int = 0
+
+    # Targeted faults (FaultRule), tried in order; the first rule that matches a request applies.
+    rules: list[FaultRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rules = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in self.rules]
 
     @classmethod
     def from_fault_rate(cls, fault_rate: float, latency_ms: float = 0.0) -> Faults:
@@ -205,6 +251,19 @@ class EmulatorServer(ThreadingHTTPServer):
             self.faults_injected += 1
             return True
 
+    def take_rule(self, method: str, path: str, query: dict[str, list[str]]) -> FaultRule | None:
+        """The first fault rule matching this request, counting it against the rule's `times`."""
+        if not self.faults.rules:
+            return None
+        with self.connections_lock:
+            for rule in self.faults.rules:
+                if rule.times == 0 or not rule.matches(method, path, query):
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                return rule
+        return None
+
     def fault_roll(self) -> float:
         """A number in [0, 1) per request; a request fails when it falls under the fault rates."""
         if not self.faults.deterministic:
@@ -290,8 +349,17 @@ class _Handler(StreamRequestHandler):
             self._write(_error_response(400, "MALFORMED_REQUEST", "Malformed request body framing"), version, False)
             return False
         response = self._serve(method, target, headers, raw_body)
+        if response.status == RESET:
+            self._reset()
+            return False
         self._write(response, version, keep_alive)
         return keep_alive
+
+    def _reset(self) -> None:
+        """Close the connection with a TCP RST and no answer, as a dropped connection looks to a client."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _read_headers(self) -> dict[str, str] | None:
         headers: dict[str, str] = {}
@@ -358,10 +426,17 @@ class _Handler(StreamRequestHandler):
             if admin:
                 return endpoint, _encode(_as_response(route.handler(srv, req)))
             _throttle(srv, path)
+            rule = srv.take_rule(method, path, req.query)
+            if rule is not None and rule.action in ("not_found", "reset", "html"):
+                return endpoint, _rule_answer(rule, method, path, query_string)
+            token = _page_token(req, rule)
             ws = srv.workspace
             # Encoding under the lock lets handlers return live state without copying it.
             with ws.lock:
-                return endpoint, _encode(_as_response(route.handler(ws, req)))
+                response = _as_response(route.handler(ws, req))
+                if rule is not None:
+                    response = _paging_fault(rule, token, response)
+                return endpoint, _encode(response)
         except ApiError as err:
             return endpoint, _encode(Response(err.status, err.body(), headers=err.headers))
         except Exception as err:  # a bug in the emulator must still answer like a server
@@ -495,6 +570,39 @@ def _injected(faults: Faults, roll: float) -> ApiError | None:
     return None
 
 
+def _rule_answer(rule: FaultRule, method: str, path: str, query_string: str) -> _Encoded:
+    """The answer of a not_found, reset or html rule (the handler is not called)."""
+    if rule.action == "reset":
+        return _Encoded(RESET, b"", "", {})
+    if rule.action == "html":
+        return _Encoded(200, HTML_PAGE, "text/html; charset=utf-8", {})
+    target = path + (f"?{unquote(query_string)}" if query_string else "")
+    return _error_response(404, "RESOURCE_DOES_NOT_EXIST", f"{method} {target}: the resource does not exist (injected)")
+
+
+def _page_token(req: Request, rule: FaultRule | None) -> str | None:
+    """The page token the client sent; a `repeat_page` mark is removed so the handler serves the same page.
+
+    The mark is removed after the rule ran out too, so the listing then goes on normally.
+    """
+    token = req.arg("page_token")
+    if token and _REPEAT_MARK in token:
+        req.query["page_token"] = [token.split(_REPEAT_MARK, 1)[0]]
+    return token
+
+
+def _paging_fault(rule: FaultRule, token: str | None, response: Response) -> Response:
+    """loop_token: the page answers its own token as the next one; repeat_page: a new token to the same page."""
+    if not token or not isinstance(response.body, dict):
+        return response  # the first page is answered as it is: the loop starts on the second
+    if rule.action == "loop_token":
+        next_token = token
+    else:
+        base, _, count = token.partition(_REPEAT_MARK)
+        next_token = f"{base}{_REPEAT_MARK}{int(count or 0) + 1}"
+    return Response(response.status, {**response.body, "next_page_token": next_token}, headers=response.headers)
+
+
 def _request(
     method: str,
     path: str,
@@ -587,8 +695,8 @@ def _admin_routes() -> Routes:
         rate_limit = body.pop("rate_limit", "unchanged")
         try:
             srv.set_faults(Faults(**{**asdict(Faults()), **body}))
-        except TypeError as err:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unknown fault setting: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Bad fault setting: {err}") from None
         if rate_limit != "unchanged":
             srv.bucket = TokenBucket(float(rate_limit)) if rate_limit else None
         return asdict(srv.faults)

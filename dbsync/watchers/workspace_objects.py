@@ -84,6 +84,14 @@ def list_tree(ws: Workspace, concurrency: int, root: str = "/") -> Tree:
     return tree
 
 
+def _tree_or_failure(ws: Workspace, concurrency: int) -> Tree | Exception:
+    """The tree, or why it could not be listed: the failure is kept too, so the three kinds fail alike, on one walk."""
+    try:
+        return list_tree(ws, concurrency)
+    except Exception as err:
+        return err
+
+
 def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entry]:
     """`list_tree` as a stream, one directory level at a time, for callers that keep only part of each entry."""
     level = [root]
@@ -114,10 +122,26 @@ def _list_dir(ws: Workspace, path: str) -> list[Entry]:
             )
             for o in objects
         ]
-    except NotFound:
-        return []  # deleted between listing its parent and listing it
+    except NotFound as err:
+        if not _still_there(ws, path):
+            return []  # deleted between listing its parent and listing it
+        raise ListingError(
+            f"{ws.side}: listing {path} answered 'not found' ({err}) though {path} is in its parent's listing and "
+            "still exists: a service fault, not an empty directory; it is listed again next cycle"
+        ) from err
     except DatabricksError as err:
         raise ListingError(f"{ws.side}: cannot list {path}: {err}") from err
+
+
+def _still_there(ws: Workspace, path: str) -> bool:
+    """Whether a directory whose listing answered 404 exists all the same (one get-status, only after a 404)."""
+    try:
+        ws.client.workspace.get_status(path)
+    except NotFound:
+        return False
+    except DatabricksError:
+        return True  # cannot tell: treat it as there, so the listing fails rather than comes back short
+    return True
 
 
 class WorkspaceObjectWatcher(Watcher):
@@ -131,7 +155,10 @@ class WorkspaceObjectWatcher(Watcher):
         self.acl_type = acl_type
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
-        return ctx.cached(f"tree:{ws.side}", lambda: list_tree(ws, ctx.settings.concurrency))
+        listing = ctx.cached(f"tree:{ws.side}", lambda: _tree_or_failure(ws, ctx.settings.concurrency))
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
 
     def release_listing(self, ctx: SyncContext) -> None:
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""
