@@ -158,7 +158,8 @@ def _source_id(pair: Pair, name: str) -> str:
 def test_dr_runbook_in_a_folder_the_source_deleted_survives(pair: Pair) -> None:
     _notebook(pair.src, "/Shared/finance/report")
     _notebook(pair.src, "/Shared/finance/q1/summary")
-    _notebook(pair.src, "/Shared/ops/daily")
+    for name in ("daily", "weekly", "monthly"):  # the source keeps most notebooks: no delete guard in play
+        _notebook(pair.src, f"/Shared/ops/{name}")
     kinds = ["directories", "notebooks", "files"]
     pair.sync(only=kinds)
     _notebook(pair.dst, "/Shared/finance/DR_RUNBOOK", "# what to do when the primary is down")
@@ -166,7 +167,7 @@ def test_dr_runbook_in_a_folder_the_source_deleted_survives(pair: Pair) -> None:
     pair.src.workspace.delete("/Shared/finance", recursive=True)
     reports = pair.sync(only=kinds)
 
-    assert all(r.errors == 0 for r in reports.values())
+    assert all(r.errors == 0 for r in reports.values()), reports
     tree = _tree(pair.dst)
     assert "/Shared/finance/DR_RUNBOOK" in tree
     assert "/Shared/finance/report" not in tree and "/Shared/finance/q1/summary" not in tree
@@ -225,16 +226,17 @@ def test_a_lost_store_recognises_dbsyncs_own_tag_and_still_deletes_with_the_sour
     src, dst = pair.src, pair.dst
     cluster = _cluster(src, "etl")
     job = src.jobs.create(name="etl", tasks=TASKS).job_id
+    for name in ("keep", "also-keep"):  # most of each kind stays: no delete guard in play
+        _cluster(src, name)
+        src.jobs.create(name=name, tasks=TASKS)
     only = ["clusters", "jobs"]
     pair.sync(only=only)
     pair.state_path = tmp_path / "new-store.db"  # the PVC was lost
     pair.sync(only=only)
-    assert len(list(dst.jobs.list())) == 1 and len(list(dst.clusters.list())) == 1
+    assert len(list(dst.jobs.list())) == 3 and len(list(dst.clusters.list())) == 3  # no duplicate
     assert _row(pair, "clusters", cluster)[2] == "created" and _row(pair, "jobs", str(job))[2] == "created"
     src.clusters.permanent_delete(cluster)
     src.jobs.delete(job)
-    src.jobs.create(name="keep", tasks=TASKS)
-    _cluster(src, "keep")
     reports = pair.sync(only=only)
     assert reports["clusters"].deleted == 1 and reports["jobs"].deleted == 1
 
