@@ -108,6 +108,8 @@ class SecretsSettings(_Strict):
     values_from: Literal["api", "env", "file"] = "api"
     # A YAML/JSON {scope: {key: value}} file, or a directory of <scope>/<key> files.
     values_file: Path | None = Field(default=None, validate_default=True)
+    # The HMAC key of the value hashes the store keeps, outside the store (default: <state_path>.hmac-key).
+    hmac_key_file: Path | None = None
 
     @field_validator("values_file")
     @classmethod

@@ -24,6 +24,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.role import WriteFenced
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
@@ -91,6 +92,7 @@ class Engine:
         self.registry = tuple(registry if registry is not None else kinds())
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
+        self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -136,8 +138,9 @@ class Engine:
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
                 for stub in kind.watcher.list(self.ctx, self.ctx.source):
-                    if self.stop.is_set():
-                        report.outcome, report.message = "interrupted", "stopped before the listing ended"
+                    if self.stop.is_set() or self.fenced:
+                        report.outcome = "interrupted"
+                        report.message = self.fenced or "stopped before the listing ended"
                         break
                     if not planner.selected(kind_settings, stub.key):
                         continue
@@ -239,6 +242,8 @@ class Engine:
     def _failure(self, resource: Resource, prior: Prior | None, err: Exception) -> _Outcome:
         attempts = prior.attempts if prior else 0
         backoff = min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
+        if isinstance(err, WriteFenced):
+            self.fenced = str(err)
         if isinstance(err, Blocked):
             return _Outcome(resource, prior, status="blocked", error=str(err))
         if isinstance(err, RetryLater):
@@ -375,10 +380,14 @@ class Engine:
                     self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {error}")
 
     def _delete_one(self, kind: Kind, change: Change) -> str | None:
+        if self.fenced:
+            return self.fenced
         try:
             kind.replicator.delete(self.ctx, change)
             return None
         except Exception as err:
+            if isinstance(err, WriteFenced):
+                self.fenced = str(err)
             return _one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------

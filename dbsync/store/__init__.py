@@ -8,6 +8,7 @@ transaction, so a crash loses at most the change in flight, which the next cycle
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -100,11 +101,13 @@ class Store:
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            with private_files():
+                conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
+                self.db = sqlite_utils.Database(conn)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            restrict(self.path)
         except sqlite3.DatabaseError as err:
             raise StoreError(_explain(self.path, err)) from None
         except OSError as err:
@@ -176,6 +179,15 @@ class Store:
     @property
     def role(self) -> str:
         return self.get_meta("role") or "standby"
+
+    def writer_flags(self) -> tuple[str, str | None]:
+        """(role, cutover request or None) in one read: the write fence asks before every target write."""
+        rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
+        return rows.get("role") or "standby", rows.get("cutover_requested")
+
+    def delete_meta(self, key: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM meta WHERE key = ?", [key])
 
     # -- resources ------------------------------------------------------------------------------
     def prior(self, kind: str, key: str) -> Prior | None:
@@ -513,6 +525,27 @@ class _Transaction:
             self.lock.release()
         if isinstance(exc, sqlite3.DatabaseError):
             raise StoreError(_explain(self.path, exc)) from None
+
+
+class private_files:
+    """umask 077 while the store (and its WAL and SHM, which SQLite creates with the store's mode) is made."""
+
+    def __enter__(self) -> None:
+        self.previous = os.umask(0o077)
+
+    def __exit__(self, *exc: object) -> None:
+        os.umask(self.previous)
+
+
+def restrict(path: Path) -> None:
+    """chmod 0600 the store, its WAL and SHM (a store made by an older dbsync was 0644)."""
+    for suffix in ("", "-wal", "-shm"):
+        file = Path(f"{path}{suffix}")
+        try:
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except OSError:
+            pass  # not ours to change (a read-only volume): SQLite reports what matters
 
 
 def _json(value: Any) -> str | None:
