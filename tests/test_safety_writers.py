@@ -38,7 +38,9 @@ from dbsync.server import StatusServer
 AUTH = "safety-auth-token-1"
 TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))]
 ENVIRONMENTS = [jobs.JobEnvironment(environment_key="e")]
-CRON_ON = jobs.CronSchedule(quartz_cron_expression="0 0 * * * ?", timezone_id="UTC", pause_status=jobs.PauseStatus.UNPAUSED)
+CRON_ON = jobs.CronSchedule(
+    quartz_cron_expression="0 0 * * * ?", timezone_id="UTC", pause_status=jobs.PauseStatus.UNPAUSED
+)
 
 
 def _env(pair: Pair, **extra: str) -> dict[str, str]:
@@ -236,7 +238,7 @@ def test_cutover_takes_the_store_over_from_a_running_daemon_without_duplicates(
         while pair.target_writes() < 30:  # the daemon is mid-way through its first reconcile
             assert serve.proc.poll() is None and time.monotonic() < deadline, serve.log.read_text()[-2000:]
             time.sleep(0.05)
-        code, out, err = _run(pair, "cutover", "--yes", "--force", timeout=300)
+        code, _, err = _run(pair, "cutover", "--yes", "--force", timeout=300)
         assert code == 0, err[-3000:]
         assert "hand over" in err, err[-2000:]
         assert serve.proc.poll() is None, "the daemon stays up to serve /metrics and /readyz"
@@ -295,7 +297,7 @@ def test_the_store_its_wal_lock_and_hmac_key_are_private_and_the_key_is_not_in_t
         text=True,
         preexec_fn=lambda: os.umask(0o022),
     )
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, 1), err
     assert pair.dst.secrets.get_secret("risk", "password").value  # replicated
     files = [pair.state_path, Path(f"{pair.state_path}.lock"), Path(f"{pair.state_path}.hmac-key")]
@@ -341,7 +343,9 @@ def _kind_names() -> list[str]:
 
 def test_a_lost_store_never_resets_compute_on_a_promoted_primary(pair: Pair, tmp_path: Path) -> None:
     """The same refusal from the cluster side: a fresh store must not terminate the new primary's clusters."""
-    pair.src.clusters.create(cluster_name="etl", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
+    pair.src.clusters.create(
+        cluster_name="etl", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1
+    )
     code, _, err = _run(pair, "sync", "--once", "--kinds", "clusters")
     assert code in (0, 1), err
     code, _, err = _run(pair, "cutover", "--yes", "--force")
