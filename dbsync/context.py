@@ -130,7 +130,8 @@ def fence_target(ctx: SyncContext, source_id: str, target_id: str) -> None:
     """Refuse a target whose role marker says it is not our standby; fence every later write to it."""
     from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 
-    check_marker(ctx.target, source_id, target_id)
+    if ctx.store.role == "standby":  # otherwise the store's own refusal (cutover complete, …) says it better
+        check_marker(ctx.target, source_id, target_id)
 
     def marker_check() -> str | None:
         try:

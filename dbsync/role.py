@@ -63,7 +63,7 @@ def read_marker(ws: Any) -> dict[str, Any] | None:
 
 
 def write_marker(ws: Any, role: str, this_id: str, peer_id: str, by: str) -> dict[str, Any]:
-    """Record `role` on the workspace (a mkdirs and an import with overwrite)."""
+    """Record `role` on the workspace: one import with overwrite (its folder made the first time)."""
     document = {
         "dbsync_role_marker": 1,
         "role": role,
@@ -75,8 +75,11 @@ def write_marker(ws: Any, role: str, this_id: str, peer_id: str, by: str) -> dic
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     content = base64.b64encode(json.dumps(document, indent=2).encode()).decode()
-    ws.client.workspace.mkdirs(MARKER_DIR)
-    ws.client.workspace.import_(MARKER_PATH, content=content, format=ImportFormat.RAW, overwrite=True)
+    try:
+        ws.client.workspace.import_(MARKER_PATH, content=content, format=ImportFormat.RAW, overwrite=True)
+    except NotFound:  # the first marker of this workspace: its folder first
+        ws.client.workspace.mkdirs(MARKER_DIR)
+        ws.client.workspace.import_(MARKER_PATH, content=content, format=ImportFormat.RAW, overwrite=True)
     return document
 
 
