@@ -116,21 +116,26 @@ def open_context(settings: Settings, check_hosts: bool = True, writer: bool = Tr
         raise ConfigError("source and target are the same workspace: set target.host to the standby workspace")
     store = Store(settings.state_path)
     try:
-        store.bind_pair(source_id, target_id)
+        fresh = store.bind_pair(source_id, target_id)
         ctx = SyncContext.build(settings, sides["source"], sides["target"], store, **kw)
         if writer and not ctx.dry_run:
-            fence_target(ctx, source_id, target_id)
+            fence_target(ctx, source_id, target_id, fresh)
     except BaseException:
         store.close()
         raise
     return ctx
 
 
-def fence_target(ctx: SyncContext, source_id: str, target_id: str) -> None:
-    """Refuse a target whose role marker says it is not our standby; fence every later write to it."""
+def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) -> None:
+    """Fence every write to the target; a store bound just now (new or lost) first reads the target's marker.
+
+    A fresh store refuses at once, in one line, a target whose marker says it is a primary; it writes the
+    pair's missing markers before its first write. A store that knows its pair costs no call here: the
+    fence reads the target's marker before its first write (and every MARKER_TTL_SECONDS of writing).
+    """
     from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 
-    if ctx.store.role == "standby":  # otherwise the store's own refusal (cutover complete, …) says it better
+    if fresh:
         check_marker(ctx.target, source_id, target_id)
 
     def marker_check() -> str | None:
@@ -143,4 +148,4 @@ def fence_target(ctx: SyncContext, source_id: str, target_id: str) -> None:
     def first_write() -> None:
         ensure_markers(ctx.source, ctx.target, source_id, target_id)
 
-    ctx.target.fence = WriteFence(ctx.store.writer_flags, marker_check, first_write)
+    ctx.target.fence = WriteFence(ctx.store.writer_flags, marker_check, first_write if fresh else None)

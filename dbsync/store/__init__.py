@@ -160,21 +160,22 @@ class Store:
         with self._transaction():
             self._set_meta(key, value)
 
-    def bind_pair(self, source_id: str, target_id: str) -> None:
-        """Record the workspace pair on first use; refuse a store that belongs to another pair."""
+    def bind_pair(self, source_id: str, target_id: str) -> bool:
+        """Record the workspace pair on first use (True: bound now); refuse a store of another pair."""
         with self._transaction():
             known_source = self.get_meta("source_workspace_id")
             known_target = self.get_meta("target_workspace_id")
             if known_source is None and known_target is None:
                 self._set_meta("source_workspace_id", source_id)
                 self._set_meta("target_workspace_id", target_id)
-                return
+                return True
         if (known_source, known_target) != (source_id, target_id):
             raise StoreError(
                 f"state store {self.path} belongs to workspaces {known_source} → {known_target}, but this "
                 f"config is {source_id} → {target_id}. Point state_path at the store of this pair (or a new "
                 "file); to replicate in the other direction use `dbsync reverse`."
             )
+        return False
 
     @property
     def role(self) -> str:
