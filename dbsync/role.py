@@ -97,7 +97,8 @@ def marker_refusal(marker: dict[str, Any] | None, source_id: str, target_id: str
         return (
             f"{where} {what} since {marker.get('at', '?')} (`dbsync {marker.get('written_by', 'cutover')}`): dbsync "
             "will not write to it; to replicate it back into the old primary run `dbsync reverse`, to undo the "
-            "cutover `dbsync cutover --rollback`"
+            "cutover `dbsync cutover --rollback` (an old primary left marked by a --skip-source cutover is marked "
+            "standby by running `dbsync cutover` once more while it answers)"
         )
     if role == STANDBY:
         return f"{where} is the standby of workspace {peer}, not of {source_id}: point the config at its own pair"
