@@ -203,6 +203,7 @@ def _hold_store(settings: Any, command: str) -> Any:
 
     lock = StoreLock(settings.state_path, command)
     lock.acquire()
+    _clear_handoff(settings, only_dead=True)
     return lock
 
 
@@ -539,16 +540,33 @@ def _take_over_store(settings: Any, command: str) -> Any:
     return lock
 
 
-def _clear_handoff(settings: Any) -> None:
-    """A request left by a cutover that died while waiting would keep a daemon from ever writing again."""
+def _clear_handoff(settings: Any, only_dead: bool = False) -> None:
+    """A request left by a cutover that died while waiting would keep every writer fenced for ever.
+
+    `only_dead`: keep a request whose cutover is alive on this host (it gets the store after this run).
+    """
+    import os
+    import socket
+
     from dbsync.store import Store
 
     if not settings.state_path.exists():
         return
     store = Store(settings.state_path)
     try:
-        if store.get_meta("cutover_requested"):
-            store.delete_meta("cutover_requested")
+        request = store.get_meta("cutover_requested")
+        if not request:
+            return
+        try:
+            asker = json.loads(request)
+            if only_dead and asker.get("host") == socket.gethostname():
+                os.kill(int(asker["pid"]), 0)
+                return  # alive: it is waiting for this store
+        except (ValueError, KeyError, TypeError, ProcessLookupError):
+            pass
+        except PermissionError:
+            return  # alive, another user's
+        store.delete_meta("cutover_requested")
     finally:
         store.close()
 

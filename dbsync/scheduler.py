@@ -105,6 +105,7 @@ class Daemon:
         self._cycle_lock = threading.Lock()
         self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
         self.handed_over: str | None = None
+        self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -175,6 +176,8 @@ class Daemon:
 
     def _record_health(self, reports: list[KindReport]) -> None:
         now = time.time()
+        if any(r.created or r.updated or r.deleted or r.errors or r.blocked for r in reports):
+            self.generation += 1
         by_kind = {r.kind: r for r in reports}
         for group in self.groups:
             group_reports = [by_kind[n] for n in group if n in by_kind]
@@ -229,8 +232,9 @@ class Daemon:
 
     def _take_back(self) -> None:
         assert self.store_lock is not None
-        if not self.store_lock.try_acquire():
-            return
+        role, requested = self.ctx.store.writer_flags()
+        if role != "standby" or requested or not self.store_lock.try_acquire():
+            return  # cut over, or the cutover still runs: stay idle
         role, requested = self.ctx.store.writer_flags()
         if role != "standby" or requested:
             self.store_lock.release()  # cut over (or about to be): stay idle, serving /metrics and /readyz

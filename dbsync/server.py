@@ -49,7 +49,7 @@ class StatusServer(ThreadingHTTPServer):
         self.daemon = daemon
         self.auth_token = auth_token
         self.clock = clock
-        self._report: tuple[float, Report] | None = None
+        self._report: tuple[float, int, Report] | None = None
         self._report_lock = threading.Lock()
         self.report_open = bool(auth_token) or _loopback(address[0])
         if not self.report_open:
@@ -65,14 +65,20 @@ class StatusServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def report(self) -> Report:
-        """A live validation, at most REPORT_TTL_SECONDS old, computed with its own context."""
+        """A live validation, at most REPORT_TTL_SECONDS old, computed with its own context.
+
+        Callers never cause more than one listing a minute; a cycle that changed the target (the
+        scheduler's pace, not the callers') makes the next report fresh.
+        """
         with self._report_lock:
-            if self._report and self.clock() - self._report[0] < REPORT_TTL_SECONDS:
-                return self._report[1]
+            generation = self.daemon.generation
+            cached = self._report
+            if cached and cached[1] == generation and self.clock() - cached[0] < REPORT_TTL_SECONDS:
+                return cached[2]
             ctx = self.daemon.ctx
             own = SyncContext.build(ctx.settings, ctx.source, ctx.target, ctx.store)
             report = validate(own)
-            self._report = (self.clock(), report)
+            self._report = (self.clock(), generation, report)
             return report
 
     def start(self) -> threading.Thread:
