@@ -778,7 +778,7 @@ def scenario_serve_cutover(args: argparse.Namespace) -> None:
         check(
             "serve + cutover: the daemon hands over, the cutover succeeds",
             cutover.returncode == 0 and "hand over" in cutover.stderr,
-            cutover.stderr.strip()[-300:],
+            next((line for line in cutover.stderr.splitlines() if "hand over" in line), cutover.stderr[-300:]),
         )
         p.dst.faults()
         p.dst.reset_stats()
