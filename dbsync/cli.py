@@ -662,11 +662,16 @@ def cmd_reverse(args: argparse.Namespace) -> int:
     if not settings.state_path.exists():
         raise ConfigError(f"no state store at {settings.state_path}: point --state-path at the store of the cutover")
     path = Path(args.reverse_state_path) if args.reverse_state_path else default_reverse_path(settings.state_path)
+    from dbsync.store.lock import StoreLock
+
+    lock = StoreLock(path, "reverse")  # the new store's writer, until seeded
+    lock.acquire()
     forward = Store(settings.state_path)
     try:
         seed = seed_reverse_store(forward, path, force=args.force)
     finally:
         forward.close()
+        lock.release()
     if seed.already:
         print(f"{path} is already seeded for {seed.source_workspace_id} → {seed.target_workspace_id}; nothing written")
     else:

@@ -357,3 +357,16 @@ def test_a_lost_store_never_resets_compute_on_a_promoted_primary(pair: Pair, tmp
     assert code == 2 and "`dbsync reverse`" in err, err
     assert pair.target_writes() == 0
     assert pair.dst.clusters.get(target_cluster.cluster_id).state in (compute.State.PENDING, compute.State.RUNNING)
+
+
+def test_a_rollback_gives_the_markers_back_and_replication_resumes(pair: Pair) -> None:
+    _source_jobs(pair, 1)
+    assert _run(pair, "sync", "--once")[0] in (0, 1)
+    assert _run(pair, "cutover", "--yes", "--force")[0] == 0
+    code, _, err = _run(pair, "cutover", "--rollback", "--yes")
+    assert code == 0, err
+    assert _marker(pair.dst)["role"] == "standby" and _marker(pair.src)["role"] == "primary"
+    pair.src.jobs.create(name="after rollback", tasks=TASKS, environments=ENVIRONMENTS)
+    code, _, err = _run(pair, "sync", "--once", "--kinds", "jobs")
+    assert code == 0, err
+    assert "after rollback" in {j.settings.name for j in pair.dst.jobs.list()}
