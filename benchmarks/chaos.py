@@ -30,6 +30,12 @@ Scenarios (`--only a,b`):
                with a summary, no traceback, nothing deleted, every cycle row finished; serve's /readyz says so
   looping-token   jobs/list answering its own page token, or new tokens to the same page: ended in a few calls
 
+  two-writers  two `sync --once` at once on an empty target: one refuses naming the holder, 0 duplicates
+  serve-cutover `cutover` while `serve` reconciles: hand-off, 0 duplicates, 0 daemon writes after, /readyz
+               says complete; then a lost store against the new primary: refused, 0 writes
+  fence        the store's role flips mid-cycle on a slow target: 0 target writes land afterwards
+  skip-source-live `cutover --skip-source` while the source answers: refused, 0 writes
+
 Exit status 1 when any check fails. Every check prints PASS/FAIL with its figures.
 """
 
@@ -51,11 +57,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
@@ -1053,6 +1061,140 @@ def scenario_looping_token(args: argparse.Namespace) -> None:
             check(f"looping-token: {action}: nothing deleted", deletes == 0 and after == before)
 
 
+# -- 6. two writers, the write fence, the role on the workspaces -------------------------------------------
+def _copies(w: Any) -> dict[str, int]:
+    """Surplus copies on a target, per kind: the same dbsync source id more than once (init scripts: by name)."""
+    counted = {
+        "jobs": Counter((j.settings.tags or {}).get("dbsync_source_job_id") for j in w.jobs.list()),
+        "clusters": Counter((c.custom_tags or {}).get("dbsync_source_id") for c in w.clusters.list()),
+        "instance_pools": Counter((p.custom_tags or {}).get("dbsync_source_id") for p in w.instance_pools.list()),
+        "global_init_scripts": Counter(s.name for s in w.global_init_scripts.list()),
+    }
+    return {kind: sum(n - 1 for key, n in c.items() if key and n > 1) for kind, c in counted.items()}
+
+
+def _marker_role(w: Any) -> str:
+    try:
+        return str(json.loads(base64.b64decode(w.workspace.export("/Shared/.dbsync/role.json").content))["role"])
+    except Exception as err:  # a figure to print, whatever went wrong
+        return f"unreadable ({type(err).__name__})"
+
+
+def scenario_two_writers(args: argparse.Namespace) -> None:
+    print(f"\n== two `sync --once` at once on an empty target ({args.objects} objects, {load()})")
+    with pair(args.objects, dst_latency=5) as p:
+        started = time.monotonic()
+        procs = [start_dbsync("sync", "--once", env=p.env(), cwd=p.tmp) for _ in range(2)]
+        runs = [wait_dbsync(proc, started, timeout=1800) for proc in procs]
+        codes = sorted(r.returncode for r in runs)
+        refused = next((r.stderr.strip() for r in runs if r.returncode == 2), "")
+        print(f"  exits {codes}; the refusal: {refused[:300]}")
+        check(
+            "two writers: one refuses at once with one line naming the holder",
+            codes[1] == 2 and codes[0] != 2 and "\n" not in refused and "(pid" in refused,
+        )
+        copies = _copies(p.dst.client())
+        check("two writers: no duplicate on the target", not any(copies.values()), f"surplus copies {copies}")
+
+
+def scenario_serve_cutover(args: argparse.Namespace) -> None:
+    print(f"\n== `dbsync cutover` while `dbsync serve` is mid-reconcile, then a lost store ({args.objects} objects)")
+    with pair(args.objects, dst_latency=5) as p:
+        port, token = free_port(), "chaos-auth-token"
+        serve = start_dbsync(
+            "serve", env=p.env(DBSYNC_SERVER__PORT=str(port), DBSYNC_SERVER__AUTH_TOKEN=token), cwd=p.tmp
+        )
+        deadline = time.monotonic() + 300
+        while p.dst.writes() < 100 and serve.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        began = time.monotonic()
+        cutover = run_dbsync("cutover", "--yes", "--force", env=p.env(), cwd=p.tmp, timeout=1800)
+        print(
+            f"  cutover: exit {cutover.returncode} in {time.monotonic() - began:.1f} s (the daemon had written "
+            f"{p.dst.writes()} requests)"
+        )
+        check(
+            "serve + cutover: the daemon hands over, the cutover succeeds",
+            cutover.returncode == 0 and "hand over" in cutover.stderr,
+            next((line for line in cutover.stderr.splitlines() if "hand over" in line), cutover.stderr[-300:]),
+        )
+        p.dst.faults()
+        p.dst.reset_stats()
+        time.sleep(3)
+        readyz = httpx.get(f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        after = p.dst.writes()
+        check("serve + cutover: no daemon write after the cutover", after == 0, f"{after} target writes in 3 s")
+        check(
+            "serve + cutover: /readyz says the cutover is complete",
+            readyz.status_code == 503 and "cutover is complete" in readyz.text,
+            readyz.text[:200],
+        )
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=120)
+        copies = _copies(p.dst.client())
+        check("serve + cutover: no duplicate on the new primary", not any(copies.values()), f"surplus {copies}")
+        w = p.dst.client()
+        unpaused = sum(
+            1
+            for j in w.jobs.list()
+            if j.settings.schedule
+            and j.settings.schedule.pause_status
+            and j.settings.schedule.pause_status.value == "UNPAUSED"
+        )
+        p.dst.reset_stats()
+        lost = run_dbsync("sync", "--once", env=p.env(DBSYNC_STATE_PATH=str(p.tmp / "lost.db")), cwd=p.tmp)
+        still = sum(
+            1
+            for j in w.jobs.list()
+            if j.settings.schedule
+            and j.settings.schedule.pause_status
+            and j.settings.schedule.pause_status.value == "UNPAUSED"
+        )
+        print(
+            f"  markers: target {_marker_role(w)}, source {_marker_role(p.src.client())}; a lost store: exit "
+            f"{lost.returncode}: {lost.stderr.strip()[:200]}"
+        )
+        check(
+            "lost store: refused in one line naming `dbsync reverse`, nothing written, jobs keep running",
+            lost.returncode == 2 and "dbsync reverse" in lost.stderr and p.dst.writes() == 0 and still == unpaused,
+            f"{p.dst.writes()} writes, {unpaused} → {still} unpaused jobs",
+        )
+
+
+def scenario_fence(args: argparse.Namespace) -> None:
+    print(f"\n== the role flips in the middle of a cycle on a slow target ({args.objects} objects, 40 ms a request)")
+    with pair(args.objects, dst_latency=40) as p:
+        proc = start_dbsync("sync", "--once", env=p.env(), cwd=p.tmp)
+        began = time.monotonic()
+        while p.dst.writes() < 50 and proc.poll() is None and time.monotonic() - began < 600:
+            time.sleep(0.05)
+        with contextlib.closing(sqlite3.connect(p.state, timeout=10, isolation_level=None)) as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('role', 'cutover-in-progress')")
+        flipped = time.monotonic()
+        time.sleep(1.0)  # requests already on the wire land
+        at_flip = p.dst.writes()
+        run = wait_dbsync(proc, began, timeout=1800)
+        after = p.dst.writes() - at_flip
+        print(
+            f"  flipped after {flipped - began:.1f} s; the run ended {time.monotonic() - flipped:.1f} s later, "
+            f"exit {run.returncode}; {at_flip} target writes before, {after} after"
+        )
+        check("write fence: no target write lands after the role flips", after == 0, f"{after} writes after")
+
+
+def scenario_skip_source_live(args: argparse.Namespace) -> None:
+    print("\n== `cutover --skip-source` while the source answers")
+    with pair(200) as p:
+        assert p.sync().returncode in (0, 1)
+        p.dst.reset_stats()
+        run = run_dbsync("cutover", "--yes", "--skip-source", env=p.env(), cwd=p.tmp)
+        print(f"  exit {run.returncode}: {run.stderr.strip()[:200]}")
+        check(
+            "--skip-source with a live source: refused, nothing written",
+            run.returncode == 2 and "--force" in run.stderr and p.dst.writes() == 0,
+        )
+
+
 SCENARIOS = {
     "kills": scenario_kills,
     "storm": scenario_storm,
@@ -1066,6 +1208,10 @@ SCENARIOS = {
     "listing-404": scenario_listing_404,
     "listing-broken": scenario_listing_broken,
     "looping-token": scenario_looping_token,
+    "two-writers": scenario_two_writers,
+    "serve-cutover": scenario_serve_cutover,
+    "fence": scenario_fence,
+    "skip-source-live": scenario_skip_source_live,
 }
 
 

@@ -219,6 +219,16 @@ def _settings(args: argparse.Namespace, require_workspaces: bool = True) -> Any:
     return settings
 
 
+def _hold_store(settings: Any, command: str) -> Any:
+    """The store's exclusive lock, or StoreBusy (exit 2) naming the process that holds it."""
+    from dbsync.store.lock import StoreLock
+
+    lock = StoreLock(settings.state_path, command)
+    lock.acquire()
+    _clear_handoff(settings, only_dead=True)
+    return lock
+
+
 def _kind_names(args: argparse.Namespace) -> list[str] | None:
     from dbsync.registry import KIND_NAMES
 
@@ -295,13 +305,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise ConfigError("`dbsync sync` needs --once (run `dbsync serve` for the daemon)")
     settings = _settings(args)
     names = _kind_names(args)
-    ctx = open_context(settings)
-    progress = _Progress()
+    lock = _hold_store(settings, "sync --once")
     try:
-        reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+        ctx = open_context(settings)
+        progress = _Progress()
+        try:
+            reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+        finally:
+            progress.done()
+            ctx.store.close()
     finally:
-        progress.done()
-        ctx.store.close()
+        lock.release()
     if args.json:
         print(json.dumps([_report_json(r) for r in reports], indent=2))
     else:
@@ -388,7 +402,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dbsync.report import format_text, validate
 
     settings = _settings(args)
-    ctx = open_context(settings)
+    ctx = open_context(settings, writer=False)
     try:
         report = validate(ctx, _kind_names(args))
     finally:
@@ -412,13 +426,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dbsync.server import StatusServer
 
     settings = _settings(args)
-    ctx = open_context(settings)
-    daemon = Daemon(ctx)
+    lock = _hold_store(settings, "serve")  # held until exit; handed to a `dbsync cutover` that asks (Daemon.poll)
+    try:
+        ctx = open_context(settings)
+    except BaseException:
+        lock.release()
+        raise
+    daemon = Daemon(ctx, lock)
     token = settings.server.auth_token.get_secret_value() if settings.server.auth_token else None
     try:
         server = StatusServer((settings.server.host, settings.server.port), daemon, token)
     except OSError as err:
         ctx.store.close()
+        lock.release()
         raise ConfigError(
             f"server.port: cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror} "
             "(set DBSYNC_SERVER__PORT or server.port)"
@@ -431,11 +451,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("dbsync")
     log.info("serving", extra={"url": server.url, "groups": ["+".join(g) for g in daemon.groups]})
     while not stop.wait(0.5):
-        pass
+        daemon.poll()
     log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout})
     clean = daemon.shutdown()
     server.shutdown()
     server.server_close()
+    lock.release()
     log.info("stopped", extra={"clean": clean})
     return EXIT_OK if clean else EXIT_FAILED
 
@@ -498,12 +519,95 @@ def _cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
 
 
 def cmd_cutover(args: argparse.Namespace) -> int:
-    from dbsync.cutover import Runbook, format_report, open_cutover_context
-
     settings = _settings(args)
     if args.rollback:
         return _cutover_rollback(args, settings)
-    ctx = open_cutover_context(settings, need_source=not args.skip_source)
+    if args.dry_run:
+        return _cutover_run(args, settings)
+    lock = _take_over_store(settings, "cutover")
+    try:
+        return _cutover_run(args, settings)
+    finally:
+        lock.release()
+
+
+def _take_over_store(settings: Any, command: str) -> Any:
+    """The store's lock for a cutover: a running `dbsync serve` is asked to hand it over, and waited for.
+
+    The request is a meta row of the store: the daemon's write fence refuses every target write from
+    then on, its cycle stops after the change in flight, and it releases the lock (it keeps serving
+    /metrics and /readyz). A `sync --once` ends its run the same way. Bounded: after the wait, one line
+    says what to stop.
+    """
+    import os
+    import socket
+
+    from dbsync.store import Store
+    from dbsync.store.lock import StoreBusy, StoreLock, describe
+
+    lock = StoreLock(settings.state_path, command)
+    if lock.try_acquire():
+        _clear_handoff(settings)
+        return lock
+    holder = lock.holder()
+    wait = max(60.0, 2 * settings.shutdown_timeout)
+    request = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "at": time.time(), "command": command})
+    store = Store(settings.state_path)
+    try:
+        store.set_meta("cutover_requested", request)
+        print(f"dbsync: asking {describe(holder)} to hand over the store (up to {wait:.0f} s)…", file=sys.stderr)
+        try:
+            lock.acquire(wait_seconds=wait)
+        except StoreBusy:
+            store.delete_meta("cutover_requested")
+            raise StoreBusy(
+                f"{describe(holder)} did not hand over the store {settings.state_path} within {wait:.0f} s: stop it "
+                f"(kill {holder.get('pid', '<pid>')}) and run `dbsync {command}` again",
+                holder,
+            ) from None
+        store.delete_meta("cutover_requested")
+        if holder.get("command") == "serve":
+            print("dbsync: the daemon handed over the store; it stays up without replicating", file=sys.stderr)
+    finally:
+        store.close()
+    return lock
+
+
+def _clear_handoff(settings: Any, only_dead: bool = False) -> None:
+    """A request left by a cutover that died while waiting would keep every writer fenced for ever.
+
+    `only_dead`: keep a request whose cutover is alive on this host (it gets the store after this run).
+    """
+    import os
+    import socket
+
+    from dbsync.store import Store
+
+    if not settings.state_path.exists():
+        return
+    store = Store(settings.state_path)
+    try:
+        request = store.get_meta("cutover_requested")
+        if not request:
+            return
+        try:
+            asker = json.loads(request)
+            if only_dead and asker.get("host") == socket.gethostname():
+                os.kill(int(asker["pid"]), 0)
+                return  # alive: it is waiting for this store
+        except (ValueError, KeyError, TypeError, ProcessLookupError):
+            pass
+        except PermissionError:
+            return  # alive, another user's
+        store.delete_meta("cutover_requested")
+    finally:
+        store.close()
+
+
+def _cutover_run(args: argparse.Namespace, settings: Any) -> int:
+    from dbsync.cutover import Runbook, format_report, open_cutover_context
+
+    ctx = open_cutover_context(settings, need_source=not args.skip_source, force=args.force)
     try:
         runbook = Runbook(
             ctx,
@@ -559,12 +663,16 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
     if not args.yes and not _confirm("Roll back now?"):
         print("cancelled: nothing was changed", file=sys.stderr)
         return EXIT_FAILED
-    # The source is needed only to restore jobs the cutover paused there.
-    ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source)
+    lock = _take_over_store(settings, "cutover --rollback")
     try:
-        result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+        # The source is needed only to restore jobs the cutover paused there.
+        ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source, force=True)
+        try:
+            result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+        finally:
+            ctx.store.close()
     finally:
-        ctx.store.close()
+        lock.release()
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -587,11 +695,16 @@ def cmd_reverse(args: argparse.Namespace) -> int:
     if not settings.state_path.exists():
         raise ConfigError(f"no state store at {settings.state_path}: point --state-path at the store of the cutover")
     path = Path(args.reverse_state_path) if args.reverse_state_path else default_reverse_path(settings.state_path)
+    from dbsync.store.lock import StoreLock
+
+    lock = StoreLock(path, "reverse")  # the new store's writer, until seeded
+    lock.acquire()
     forward = Store(settings.state_path)
     try:
         seed = seed_reverse_store(forward, path, force=args.force)
     finally:
         forward.close()
+        lock.release()
     if seed.already:
         print(f"{path} is already seeded for {seed.source_workspace_id} → {seed.target_workspace_id}; nothing written")
     else:

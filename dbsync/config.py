@@ -114,6 +114,9 @@ class SecretsSettings(_Strict):
     # How long to wait for the execution context and each command on that cluster.
     timeout_seconds: float = Field(default=300, gt=0)
 
+    # The HMAC key of the value hashes the store keeps, outside the store (default: <state_path>.hmac-key).
+    hmac_key_file: Path | None = None
+
     @field_validator("values_file")
     @classmethod
     def _file_needs_a_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:

@@ -24,6 +24,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
 from dbsync.model import Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.role import WriteFenced
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -92,6 +93,7 @@ class Engine:
         self.registry = tuple(registry if registry is not None else kinds())
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
+        self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -162,8 +164,9 @@ class Engine:
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
                 for stub in self._listing(kind, self.ctx.source):
-                    if self.stop.is_set():
-                        report.outcome, report.message = "interrupted", "stopped before the listing ended"
+                    if self.stop.is_set() or self.fenced:
+                        report.outcome = "interrupted"
+                        report.message = self.fenced or "stopped before the listing ended"
                         break
                     if not planner.selected(kind_settings, stub.key):
                         continue
@@ -265,6 +268,8 @@ class Engine:
     def _failure(self, resource: Resource, prior: Prior | None, err: Exception) -> _Outcome:
         attempts = prior.attempts if prior else 0
         backoff = min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
+        if isinstance(err, WriteFenced):
+            self.fenced = str(err)
         if isinstance(err, Blocked):
             return _Outcome(resource, prior, status="blocked", error=str(err))
         if isinstance(err, RetryLater):
@@ -412,6 +417,8 @@ class Engine:
 
     def _delete_one(self, kind: Kind, change: Change) -> tuple[str, str | None]:
         """(deleted | kept | skipped | error, why): only what dbsync created is deleted."""
+        if self.fenced:
+            return "error", self.fenced
         prior = change.prior
         if prior is None or not prior.target_key:
             return "skipped", "gone from the source before it reached the target: forgotten, nothing deleted"
@@ -424,6 +431,8 @@ class Engine:
         except Kept as err:
             return "kept", f"gone from the source; kept on the target: {err}"
         except Exception as err:
+            if isinstance(err, WriteFenced):
+                self.fenced = str(err)
             return "error", _one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------

@@ -6,11 +6,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from databricks.sdk.errors import DatabricksError
+
 from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError
 from dbsync.registry import Kind, kinds
 from dbsync.watchers.base import listing
+from dbsync.watchers.jobs import SOURCE_JOB_TAG
+from dbsync.watchers.listed import SOURCE_ID_TAG
 
 SAMPLE = 20  # objects listed per category in the report
 
@@ -35,6 +39,9 @@ class KindValidation:
     # Report-only kinds (mounts): dbsync lists them and never writes them; each one needs a person.
     report_only: bool = False
     manual_count: int = 0
+    # Source ids with more than one copy on the target (by dbsync's source-id tag), and the surplus copies.
+    duplicates: list[str] = field(default_factory=list)
+    duplicate_count: int = 0
 
     @property
     def in_sync_percent(self) -> float:
@@ -60,11 +67,38 @@ class Report:
         return out
 
 
-def _target_keys(ctx: SyncContext, kind: Kind) -> set[str]:
-    """Keys of the kind on the target, in the terms the store keeps as target_key."""
+def _target_keys(ctx: SyncContext, kind: Kind, copies: dict[str, list[str]] | None = None) -> set[str]:
+    """Keys of the kind on the target, in the terms the store keeps as target_key.
+
+    For kinds whose target objects carry dbsync's source-id tag, `copies` gets {source id: [target keys]}
+    from the same listing, so two copies of one source object (two writers once raced) are seen.
+    """
     if kind.name == "permissions":
         return set()
-    return {r.key for r in listing(kind.watcher, ctx, ctx.target)}
+    items = getattr(kind.watcher, "items", None)
+    if copies is None or items is None:
+        return {r.key for r in listing(kind.watcher, ctx, ctx.target)}
+    keys = set()
+    try:
+        for key, _, raw in items(ctx.target):
+            keys.add(key)
+            source_id = source_id_tag(raw)
+            if source_id:
+                copies.setdefault(source_id, []).append(key)
+    except (DatabricksError, OSError, ValueError) as err:  # OSError: a reset; ValueError: an HTML page
+        raise ListingError(f"target: cannot list {kind.name}: {err}") from err
+    return keys
+
+
+def source_id_tag(raw: dict[str, Any]) -> str | None:
+    """The dbsync_source_id / dbsync_source_job_id tag of a target object as listed, if it has one."""
+    tags = raw.get("custom_tags") or (raw.get("settings") or {}).get("tags") or raw.get("tags") or {}
+    if isinstance(tags, dict) and isinstance(tags.get("custom_tags"), list):  # SQL warehouses: key/value pairs
+        tags = {t.get("key"): t.get("value") for t in tags["custom_tags"] if isinstance(t, dict)}
+    if not isinstance(tags, dict):
+        return None
+    value = tags.get(SOURCE_ID_TAG) or tags.get(SOURCE_JOB_TAG)
+    return str(value) if value else None
 
 
 def manual_actions(ctx: SyncContext, kind: Kind) -> list[dict[str, str]]:
@@ -88,12 +122,16 @@ def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | 
         return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
     kind_settings = ctx.settings.kind(kind.name)
+    copies: dict[str, list[str]] = {}
     try:
         source_keys = [r.key for r in listing(kind.watcher, ctx, ctx.source) if planner.selected(kind_settings, r.key)]
-        target_keys = _target_keys(ctx, kind)
+        target_keys = _target_keys(ctx, kind, copies)
     except ListingError as err:
         result.listing_error = str(err)
         return result
+    duplicated = sorted(k for k, targets in copies.items() if len(targets) > 1)
+    result.duplicate_count = sum(len(copies[k]) - 1 for k in duplicated)
+    result.duplicates = duplicated[:SAMPLE]
     priors = {p.key: p for p in ctx.store.priors(kind.name)}
     result.source_count = len(source_keys)
     result.target_count = len(target_keys) if kind.name != "permissions" else len(priors)
@@ -153,6 +191,11 @@ def not_ready_reasons(
             reasons.append(f"{r.kind}: {r.blocked} blocked")
         if r.drifted_count:
             reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
+        if r.duplicate_count:
+            reasons.append(
+                f"{r.kind}: {r.duplicate_count} duplicate copies on the target (same dbsync source id, e.g. "
+                f"{r.duplicates[0]}): delete the extra copies on the target"
+            )
     return reasons
 
 

@@ -26,8 +26,9 @@ reads values from the source `secrets.values_from` names:
 
 A value lives in memory from its read to its `secrets/put` only. It never reaches the store, a log
 line, an event, a metric or an exception message: the store keeps `value_hmac`, an HMAC-SHA256 of
-scope, key and value under a random key generated per store (meta `secret_hmac_key`), so an unchanged
-value is not written again and a changed one is.
+scope, key and value under a random key generated per store and kept OUTSIDE the store (the 0600 file
+`secrets.hmac_key_file`, default `<state_path>.hmac-key`), so an unchanged value is not written again, a
+changed one is, and a copy of the store alone gives nothing to test guessed values against.
 """
 
 from __future__ import annotations
@@ -82,19 +83,57 @@ class SecretValueError(Permanent):
 
 
 # -- the keyed hash -----------------------------------------------------------------------------
+def hmac_key_path(ctx: SyncContext) -> Path:
+    """`secrets.hmac_key_file`, or `<state_path>.hmac-key` beside the store."""
+    configured = ctx.settings.secrets.hmac_key_file
+    return configured if configured is not None else Path(f"{ctx.settings.state_path}.hmac-key")
+
+
 def hmac_key(ctx: SyncContext) -> bytes:
-    """The store's random HMAC key, created on first use (kept out of the store on a dry run)."""
+    """The random HMAC key, created on first use in its own 0600 file, never in the store.
+
+    A store alone then gives nothing to test guesses against. The key of a store made by an older
+    dbsync (meta `secret_hmac_key`) is moved out to the file, so its hashes stay valid. A dry run
+    creates nothing.
+    """
 
     def load() -> bytes:
+        path = hmac_key_path(ctx)
+        if path.exists():
+            return _read_key(path)
         stored = ctx.store.get_meta(HMAC_KEY_META)
+        key = bytes.fromhex(stored) if stored else secrets.token_bytes(32)
+        if ctx.dry_run:
+            return key
+        try:
+            _write_key(path, key)
+        except FileExistsError:
+            return _read_key(path)
         if stored:
-            return bytes.fromhex(stored)
-        key = secrets.token_bytes(32)
-        if not ctx.dry_run:
-            ctx.store.set_meta(HMAC_KEY_META, key.hex())
+            ctx.store.delete_meta(HMAC_KEY_META)
         return key
 
     return ctx.cached("secret-hmac-key", load)
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as err:
+        raise SecretValueError(
+            f"cannot read the secret HMAC key {path}: {getattr(err, 'strerror', None) or 'not hex'}; restore it, or "
+            "delete it to start over (every secret is written once more)"
+        ) from None
+    if len(key) < 16:
+        raise SecretValueError(f"the secret HMAC key {path} is shorter than 16 bytes: delete it to make a new one")
+    return key
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key.hex() + "\n")
 
 
 def value_hmac(key: bytes, scope: str, secret_key: str, value: bytes) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+import requests.adapters
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 
@@ -138,11 +139,17 @@ class Workspace:
     client: WorkspaceClient
     calls: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Asked before every request that can change the workspace (see dbsync/role.py); None: no fence.
+    fence: Any = None
 
     def __post_init__(self) -> None:
         session = self.client.api_client._api_client._session  # the SDK exposes no public hook
         session.hooks["response"].append(self._count)
         session.hooks["response"].append(PagingGuard(self.side))
+
+        for adapter in session.adapters.values():
+            if isinstance(adapter, FencedAdapter):
+                adapter.workspace = self
 
     def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
         method = response.request.method
@@ -214,8 +221,30 @@ def connect(
 
 def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
     # The SDK sizes its pool for https only; plain-http hosts (the emulator) get the same pool size.
-    import requests.adapters
-
     session = client.api_client._api_client._session
     size = max(20, concurrency * 2)
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=size, pool_maxsize=size))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class FencedAdapter(requests.adapters.HTTPAdapter):
+    """The SDK's transport, which asks the Workspace's fence before sending anything but a read.
+
+    Every write of every kind, the delete phase and a retry alike, passes here, so the check is made
+    before each write, not once per cycle.
+    """
+
+    workspace: Workspace | None = None
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        fence = self.workspace.fence if self.workspace is not None else None
+        if fence is not None and request.method not in READ_METHODS:
+            reason = fence.refusal()
+            if reason:
+                from dbsync.role import WriteFenced
+
+                raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
+        return super().send(request, *args, **kwargs)

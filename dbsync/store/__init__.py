@@ -8,6 +8,7 @@ transaction, so a crash loses at most the change in flight, which the next cycle
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -109,11 +110,13 @@ class Store:
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            with private_files():
+                conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
+                self.db = sqlite_utils.Database(conn)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            restrict(self.path)
         except sqlite3.DatabaseError as err:
             raise StoreError(_explain(self.path, err)) from None
         except OSError as err:
@@ -166,25 +169,35 @@ class Store:
         with self._transaction():
             self._set_meta(key, value)
 
-    def bind_pair(self, source_id: str, target_id: str) -> None:
-        """Record the workspace pair on first use; refuse a store that belongs to another pair."""
+    def bind_pair(self, source_id: str, target_id: str) -> bool:
+        """Record the workspace pair on first use (True: bound now); refuse a store of another pair."""
         with self._transaction():
             known_source = self.get_meta("source_workspace_id")
             known_target = self.get_meta("target_workspace_id")
             if known_source is None and known_target is None:
                 self._set_meta("source_workspace_id", source_id)
                 self._set_meta("target_workspace_id", target_id)
-                return
+                return True
         if (known_source, known_target) != (source_id, target_id):
             raise StoreError(
                 f"state store {self.path} belongs to workspaces {known_source} → {known_target}, but this "
                 f"config is {source_id} → {target_id}. Point state_path at the store of this pair (or a new "
                 "file); to replicate in the other direction use `dbsync reverse`."
             )
+        return False
 
     @property
     def role(self) -> str:
         return self.get_meta("role") or "standby"
+
+    def writer_flags(self) -> tuple[str, str | None]:
+        """(role, cutover request or None) in one read: the write fence asks before every target write."""
+        rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
+        return rows.get("role") or "standby", rows.get("cutover_requested")
+
+    def delete_meta(self, key: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM meta WHERE key = ?", [key])
 
     # -- resources ------------------------------------------------------------------------------
     def prior(self, kind: str, key: str) -> Prior | None:
@@ -552,6 +565,27 @@ class _Transaction:
             self.lock.release()
         if isinstance(exc, sqlite3.DatabaseError):
             raise StoreError(_explain(self.path, exc)) from None
+
+
+class private_files:
+    """umask 077 while the store (and its WAL and SHM, which SQLite creates with the store's mode) is made."""
+
+    def __enter__(self) -> None:
+        self.previous = os.umask(0o077)
+
+    def __exit__(self, *exc: object) -> None:
+        os.umask(self.previous)
+
+
+def restrict(path: Path) -> None:
+    """chmod 0600 the store, its WAL and SHM (a store made by an older dbsync was 0644)."""
+    for suffix in ("", "-wal", "-shm"):
+        file = Path(f"{path}{suffix}")
+        try:
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except OSError:
+            pass  # not ours to change (a read-only volume): SQLite reports what matters
 
 
 def _json(value: Any) -> str | None:

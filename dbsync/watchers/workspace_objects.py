@@ -22,6 +22,7 @@ from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
+from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -100,7 +101,7 @@ def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entr
             next_level: list[str] = []
             for children in pool.map(lambda p: _list_dir(ws, p), level):
                 for entry in children:
-                    if entry.object_type in SKIPPED_TYPES or entry.path == ARCHIVE_ROOT:
+                    if entry.object_type in SKIPPED_TYPES or entry.path in (ARCHIVE_ROOT, MARKER_DIR):
                         continue
                     yield entry
                     if entry.object_type == "DIRECTORY":
