@@ -289,9 +289,12 @@ def test_the_store_its_wal_lock_and_hmac_key_are_private_and_the_key_is_not_in_t
     pair.state_path.chmod(0o644)  # a store an older dbsync made under umask 022
     pair.src.secrets.create_scope("risk")
     pair.src.secrets.put_secret("risk", "password", string_value="Summer2024!")
+    for handle in (pair.source, pair.target):  # values read with secrets/get, which the emulator refuses by default
+        with handle.workspace.lock:
+            handle.workspace.table("settings")["secrets_get_allowed"] = True
     proc = subprocess.Popen(
         [sys.executable, "-m", "dbsync.cli", "sync", "--once", "--kinds", "secret_scopes,secrets"],
-        env=_env(pair),
+        env=_env(pair) | {"DBSYNC_SECRETS__VALUES_FROM": "api"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
