@@ -18,6 +18,7 @@ from databricks.sdk.service.workspace import AclPermission
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
+from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
@@ -43,7 +44,7 @@ class SecretScopeReplicator(Replicator):
             self._create(ctx, scope, payload["backend_type"])
         skipped = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"])
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(scope, note=note)
+        return Applied(scope, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped])
 
     @staticmethod
     def _create(ctx: SyncContext, scope: str, backend: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import Applied, Prior, Resource
+from dbsync.model import WAITING_ON, Applied, Prior, Resource
 
 SCHEMA_VERSION = 1
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
@@ -251,19 +251,25 @@ class Store:
             )
 
     def record_applied(self, resource: Resource, applied: Applied) -> None:
-        """A create or update reached the target: fingerprints, target key, status synced."""
+        """A create or update reached the target: fingerprints, target key, status synced / partial / skipped.
+
+        A partial or skipped object keeps the principals it waits for in its source_meta (WAITING_ON).
+        """
         now = time.time()
+        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON}
+        if applied.waiting_on:
+            meta[WAITING_ON] = sorted(set(applied.waiting_on))
         with self._transaction():
             self.db.execute(
                 """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
                        source_meta_json, target_key, target_fingerprint, status, last_error, attempts,
                        retry_at, first_seen_at, last_changed_at, last_synced_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'synced', ?, 0, NULL, ?, ?, ?)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?, ?)
                    ON CONFLICT (kind, source_key) DO UPDATE SET
                        name = excluded.name, version_hint = excluded.version_hint,
                        fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
                        source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
-                       target_fingerprint = excluded.target_fingerprint, status = 'synced',
+                       target_fingerprint = excluded.target_fingerprint, status = excluded.status,
                        last_error = excluded.last_error, attempts = 0, retry_at = NULL,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
                        last_synced_at = excluded.last_synced_at""",
@@ -274,9 +280,10 @@ class Store:
                     resource.version_hint,
                     resource.fingerprint,
                     _json(resource.payload),
-                    _json(resource.source_meta),
+                    _json(meta),
                     applied.target_key,
                     None,  # the target's own version is observed by the next drift check
+                    applied.status,
                     applied.note,
                     now,
                     None,
@@ -328,6 +335,24 @@ class Store:
                 [time.time(), kind, key],
             )
 
+    def record_due(self, kind: str, key: str) -> None:
+        """A principal a partial / skipped object waited for exists now: `pending`, applied again this cycle."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET status = 'pending', last_changed_at = COALESCE(last_changed_at, ?) "
+                "WHERE kind = ? AND source_key = ? AND status IN ('partial', 'skipped')",
+                [time.time(), kind, key],
+            )
+
+    def record_pending_new(self, kind: str, count: int) -> None:
+        """Objects on the source never replicated (no row yet): when they were first seen starts the lag clock."""
+        name = f"pending_new_since:{kind}"
+        with self._transaction():
+            if count == 0:
+                self.db.execute("DELETE FROM meta WHERE key = ?", [name])
+            elif self.get_meta(name) is None:
+                self._set_meta(name, repr(time.time()))
+
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():
             self.db.execute(
@@ -376,12 +401,15 @@ class Store:
             out.setdefault(kind, {})[status] = count
         return out
 
-    def problems(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Resources of a kind in blocked or error status, with their last error."""
+    def problems(
+        self, kind: str, limit: int = 50, statuses: tuple[str, ...] = ("blocked", "error")
+    ) -> list[dict[str, Any]]:
+        """Resources of a kind in these statuses (blocked or error by default), with their last error or reason."""
+        marks = ", ".join("?" for _ in statuses)
         rows = self._rows(
             "SELECT source_key, name, status, last_error, attempts FROM resources "
-            "WHERE kind = ? AND status IN ('blocked', 'error') ORDER BY source_key LIMIT ?",
-            [kind, limit],
+            f"WHERE kind = ? AND status IN ({marks}) ORDER BY source_key LIMIT ?",
+            [kind, *statuses, limit],
         )
         return [dict(zip(("source_key", "name", "status", "last_error", "attempts"), r, strict=True)) for r in rows]
 
@@ -393,9 +421,15 @@ class Store:
         return [r[0] for r in rows]
 
     def oldest_unsynced_change(self, kind: str) -> float | None:
-        """When the oldest source change not yet applied was first seen (None when in sync)."""
+        """When the oldest source change not yet applied was first seen (None when in sync).
+
+        Changes of objects already recorded carry their own clock; objects never replicated yet are seen as
+        a group (`record_pending_new`) by validation, before a cycle of their kind reaches them.
+        """
         row = self._row("SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
-        return row[0] if row else None
+        new = self.get_meta(f"pending_new_since:{kind}")
+        times = [t for t in ((row[0] if row else None), float(new) if new else None) if t is not None]
+        return min(times) if times else None
 
     # -- cycles and events ----------------------------------------------------------------------
     def start_cycle(self, kind: str) -> int:
