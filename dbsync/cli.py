@@ -223,7 +223,8 @@ class _Progress:
         self.last = now
         sys.stderr.write(
             f"\r{report.kind}: {report.listed} listed, {report.fetched} fetched, "
-            f"{report.created} created, {report.updated} updated, {report.errors} errors   "
+            f"{report.created} created, {report.updated} updated, {report.skipped} skipped, {report.partial} partial, "
+            f"{report.errors} errors   "
         )
         sys.stderr.flush()
 

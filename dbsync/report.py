@@ -131,13 +131,15 @@ def validate_kind(
     result.target_count = len(target_keys) if kind.name != "permissions" else len(priors)
     changed = _changed(ctx, kind, stubs, priors, result, fetch_unversioned)
     mapped_targets = {p.target_key for p in priors.values() if p.target_key}
-    new = 0
+    new, pending_known = 0, []
     for stub in stubs:
         prior = priors.get(stub.key)
         state = _state(kind, prior, stub.key in changed, target_keys)
         new += prior is None
+        if state == "pending" and prior is not None:
+            pending_known.append(prior)
         _tally(result, state, stub.key)
-    _start_lag_clock(ctx, kind.name, [k for k in result.pending_keys if k in priors], new)
+    _start_lag_clock(ctx, kind.name, pending_known, new)
     extra = sorted(target_keys - mapped_targets - _builtin_target_keys(kind))
     result.extra_count = len(extra)
     result.extra = extra[:SAMPLE]
@@ -162,7 +164,8 @@ def _tally(result: KindValidation, state: str, key: str) -> None:
         result.in_sync += 1
     elif state == "pending":
         result.pending += 1
-        result.pending_keys.append(key)
+        if len(result.pending_keys) < SAMPLE:
+            result.pending_keys.append(key)
     elif state == "missing":
         result.missing_count += 1
         if len(result.missing) < SAMPLE:
@@ -210,11 +213,11 @@ def _live_fingerprint(ctx: SyncContext, kind: Kind, stub: Resource) -> tuple[str
         return stub.key, None
 
 
-def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[str], new: int) -> None:
+def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: int) -> None:
     """Pending changes start the lag clock when first seen (here, before a cycle of their kind reaches them)."""
     try:
-        for key in pending:
-            ctx.store.record_pending(kind, key)
+        for prior in pending:
+            ctx.store.record_pending_seen(kind, prior.key, prior.version_hint, prior.fingerprint)
         ctx.store.record_pending_new(kind, new)
     except StoreError:
         pass  # a store another process holds: the lag is then measured from the cycle that sees it

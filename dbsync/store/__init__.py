@@ -335,6 +335,15 @@ class Store:
                 [time.time(), kind, key],
             )
 
+    def record_pending_seen(self, kind: str, key: str, version_hint: str | None, fingerprint: str | None) -> None:
+        """Validation saw a source change: start the lag clock, unless a cycle recorded the object since it read it."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ? "
+                "AND version_hint IS ? AND fingerprint IS ? AND status != 'deleted'",
+                [time.time(), kind, key, version_hint, fingerprint],
+            )
+
     def record_due(self, kind: str, key: str) -> None:
         """A principal a partial / skipped object waited for exists now: `pending`, applied again this cycle."""
         with self._transaction():
