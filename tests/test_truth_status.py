@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Pair
-from databricks.sdk.service import iam, jobs
+from databricks.sdk.service import iam, jobs, workspace
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 from prometheus_client import REGISTRY
@@ -254,3 +254,30 @@ def test_a_report_only_kind_is_skipped_everywhere_never_created(pair: Pair) -> N
     assert ctx.store.status_counts()["mounts"] == {"skipped": 1}
     report = validate(ctx, ["mounts"])
     assert report.ready_for_cutover and report.kinds[0].skipped == 1
+
+
+def test_group_members_and_secret_scope_acls_wait_for_their_principal(pair: Pair) -> None:
+    """Defect 1 beyond object ACLs: a member or scope ACL entry the target lacks lands once it exists.
+
+    `secrets/acls/put` refuses a principal the workspace does not know (RESOURCE_DOES_NOT_EXIST /
+    INVALID_PARAMETER_VALUE, docs.databricks.com/api/workspace/secrets/putacl); the emulator does the same.
+    """
+    src, dst = pair.src, pair.dst
+    late = src.users.create(user_name=OWNER)
+    src.groups.create(display_name="etl-team", members=[iam.ComplexValue(value=late.id)])
+    src.secrets.create_scope("etl")
+    src.secrets.put_acl("etl", OWNER, workspace.AclPermission.READ)
+    kinds = ["groups", "users", "group_members", "secret_scopes"]
+    pair.sync(only=kinds)
+    counts = pair.context().store.status_counts()
+    assert counts["group_members"] == {"partial": 1} and counts["secret_scopes"] == {"partial": 1}
+    assert OWNER not in {a.principal for a in dst.secrets.list_acls("etl")}
+
+    dst.users.create(user_name=OWNER)  # the IdP catches up
+    pair.sync(only=kinds)
+    counts = pair.context().store.status_counts()
+    assert counts["group_members"] == {"synced": 1} and counts["secret_scopes"] == {"synced": 1}
+    assert {a.principal: a.permission.value for a in dst.secrets.list_acls("etl")}.get(OWNER) == "READ"
+    group = next(iter(dst.groups.list(filter='displayName eq "etl-team"')))
+    members = [dst.users.get(m.value).user_name for m in dst.groups.get(group.id).members or []]
+    assert members == [OWNER]
