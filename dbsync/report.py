@@ -187,7 +187,7 @@ def _changed(
     changed, unversioned = set(), []
     for stub in stubs:
         prior = priors.get(stub.key)
-        if prior is None or prior.status != IN_SYNC:
+        if prior is None or prior.status not in _COMPARED:
             continue
         if stub.version_hint is not None:
             if stub.version_hint != prior.version_hint:
@@ -203,6 +203,10 @@ def _changed(
             elif fingerprint != priors[key].fingerprint:
                 changed.add(key)
     return changed
+
+
+# Statuses whose object the next cycle rewrites when the source changed: such a change is pending.
+_COMPARED = (IN_SYNC, "drifted", "partial", "skipped")
 
 
 def _live_fingerprint(ctx: SyncContext, kind: Kind, stub: Resource) -> tuple[str, str | None]:
