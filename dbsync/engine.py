@@ -148,7 +148,7 @@ class Engine:
                     report.listed += 1
                     prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
-                        report.unchanged += 1
+                        _count_unchanged(report, prior)
                         continue
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
@@ -305,7 +305,7 @@ class Engine:
             self._record_failure(kind, report, outcome)
             return
         if outcome.change is None:
-            report.unchanged += 1
+            _count_unchanged(report, outcome.prior)
             if not self.plan_only:
                 _keep_waiting(resource, outcome.prior)
                 store.record_seen(resource)
@@ -439,6 +439,18 @@ def _count(report: KindReport, action: str, applied: Applied) -> None:
         report.created += 1
     else:
         report.updated += 1
+
+
+def _count_unchanged(report: KindReport, prior: Prior | None) -> None:
+    """Nothing to write this cycle: still skipped or partial if it was, else unchanged.
+
+    A drifted object stays unchanged here: `drifted` counts the edits detected in this cycle (the alert's series).
+    """
+    status = prior.status if prior is not None else "synced"
+    if status in ("skipped", "partial"):
+        setattr(report, status, getattr(report, status) + 1)
+    else:
+        report.unchanged += 1
 
 
 def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
