@@ -281,3 +281,29 @@ def test_group_members_and_secret_scope_acls_wait_for_their_principal(pair: Pair
     group = next(iter(dst.groups.list(filter='displayName eq "etl-team"')))
     members = [dst.users.get(m.value).user_name for m in dst.groups.get(group.id).members or []]
     assert members == [OWNER]
+
+
+def test_job_run_as_waits_for_its_user_instead_of_naming_one_the_target_lacks(pair: Pair) -> None:
+    """Defect 1, run_as: the job runs as its owner until the target has the user, then as the user.
+
+    The Jobs API refuses a `run_as` naming a principal the workspace does not have
+    (docs.databricks.com/api/workspace/jobs/create, run_as), so dbsync leaves it out and waits.
+    """
+    src, dst = pair.src, pair.dst
+    src.users.create(user_name=OWNER)
+    src.jobs.create(
+        name="as-eli",
+        tasks=[jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))],
+        environments=[jobs.JobEnvironment(environment_key="e")],
+        run_as=jobs.JobRunAs(user_name=OWNER),
+    )
+    pair.sync(only=["users", "jobs"])
+    target_job = next(iter(dst.jobs.list()))
+    assert dst.jobs.get(target_job.job_id).run_as_user_name == "admin@example.com"
+    assert pair.context().store.status_counts()["jobs"] == {"partial": 1}
+
+    dst.users.create(user_name=OWNER)
+    reports = pair.sync(only=["users", "jobs"])
+    assert reports["jobs"].updated == 1
+    assert dst.jobs.get(target_job.job_id).settings.run_as.user_name == OWNER
+    assert pair.context().store.status_counts()["jobs"] == {"synced": 1}
