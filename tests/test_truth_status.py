@@ -286,8 +286,8 @@ def test_group_members_and_secret_scope_acls_wait_for_their_principal(pair: Pair
 def test_job_run_as_waits_for_its_user_instead_of_naming_one_the_target_lacks(pair: Pair) -> None:
     """Defect 1, run_as: the job runs as its owner until the target has the user, then as the user.
 
-    The Jobs API refuses a `run_as` naming a principal the workspace does not have
-    (docs.databricks.com/api/workspace/jobs/create, run_as), so dbsync leaves it out and waits.
+    `run_as.user_name` must be "the email of an active workspace user" and, left out, the job runs as its
+    creator (the SDK's JobRunAs reference), so dbsync leaves out one the target lacks and waits for it.
     """
     src, dst = pair.src, pair.dst
     src.users.create(user_name=OWNER)

@@ -65,7 +65,8 @@ class JobReplicator(Replicator):
 def _run_as_missing(ctx: SyncContext, settings: dict[str, Any]) -> list[str]:
     """A run_as principal the target lacks is left out (the job runs as its owner) and waited for.
 
-    The service refuses a run_as it does not know; the SCIM listing says so before the write.
+    run_as must name an active workspace principal; left out, the job runs as its creator. The target's SCIM
+    listing (once per run) says whether it has the principal before the write.
     """
     from dbsync.watchers.identities import principal_on_target
 
