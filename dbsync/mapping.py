@@ -31,7 +31,10 @@ def arrived(ctx: Any, waiting: list[str]) -> list[str]:
     """The principals of `waiting` the target has now (its SCIM listings, read once per run)."""
     from dbsync.watchers.identities import principal_on_target
 
-    return [w for w in waiting if principal_on_target(ctx, *w.split(":", 1))]
+    try:
+        return [w for w in waiting if principal_on_target(ctx, *w.split(":", 1))]
+    except Exception:  # the target's SCIM could not be read: nothing is known to have arrived, ask next cycle
+        return []
 
 
 class IdMap:
