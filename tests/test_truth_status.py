@@ -307,3 +307,23 @@ def test_job_run_as_waits_for_its_user_instead_of_naming_one_the_target_lacks(pa
     assert reports["jobs"].updated == 1
     assert dst.jobs.get(target_job.job_id).settings.run_as.user_name == OWNER
     assert pair.context().store.status_counts()["jobs"] == {"synced": 1}
+
+
+def test_a_query_owner_lands_once_the_user_exists_without_a_source_edit(pair: Pair) -> None:
+    """Defect 1, query owners: partial until the owner exists on the target, then the owner follows."""
+    from databricks.sdk.service import sql
+    from test_sync_second_wave_b import _query, _warehouse
+
+    src, dst = pair.src, pair.dst
+    query = _query(src, "owned", _warehouse(src))
+    src.users.create(user_name=OWNER)
+    src.queries.update(query.id or "", "owner_user_name", query=sql.UpdateQueryRequestQuery(owner_user_name=OWNER))
+    kinds = ["sql_warehouses", "sql_queries"]
+    pair.sync(only=kinds)
+    assert next(iter(dst.queries.list())).owner_user_name == "admin@example.com"
+    assert pair.context().store.status_counts()["sql_queries"] == {"partial": 1}
+
+    dst.users.create(user_name=OWNER)  # the IdP provisions the owner; nothing changes on the source
+    pair.sync(only=kinds)
+    assert next(iter(dst.queries.list())).owner_user_name == OWNER
+    assert pair.context().store.status_counts()["sql_queries"] == {"synced": 1}
