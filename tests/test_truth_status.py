@@ -327,3 +327,30 @@ def test_a_query_owner_lands_once_the_user_exists_without_a_source_edit(pair: Pa
     pair.sync(only=kinds)
     assert next(iter(dst.queries.list())).owner_user_name == OWNER
     assert pair.context().store.status_counts()["sql_queries"] == {"synced": 1}
+
+
+def test_table_grants_and_owner_are_partial_until_the_principal_exists(pair: Pair) -> None:
+    """Defect 1, table ACLs: a grant or owner the target cannot take makes the securable partial, not synced."""
+    from test_sync_metastore import MetastorePair, Warehouse, _principals
+
+    from dbsync.emulator.apis.sql import create_warehouse
+
+    warehouses = []
+    for handle, client in ((pair.source, pair.src), (pair.target, pair.dst)):
+        with handle.workspace.lock:
+            warehouses.append(
+                Warehouse(client, create_warehouse(handle.workspace, {"name": "dbsync", "cluster_size": "2X-Small"}))
+            )
+    mp = MetastorePair(pair, *warehouses)
+    _principals(pair.source, [OWNER], [])  # only the source knows the owner
+    mp.src.run("CREATE TABLE payroll (id BIGINT)")
+    mp.src.run(f"GRANT SELECT ON TABLE payroll TO `{OWNER}`")
+    mp.src.run(f"ALTER TABLE payroll OWNER TO `{OWNER}`")
+    mp.sync()
+    statuses = pair.context().store.status_counts()["table_acls"]
+    assert statuses.get("partial") == 1, statuses
+
+    _principals(pair.target, [OWNER], [])  # the standby's IdP catches up
+    mp.sync()
+    assert "partial" not in pair.context().store.status_counts()["table_acls"]
+    assert mp.dst.grants("TABLE payroll") == mp.src.grants("TABLE payroll")
