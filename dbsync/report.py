@@ -119,26 +119,24 @@ def validate_kind(
     if getattr(kind.watcher, "report_only", False):
         return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
-    kind_settings = ctx.settings.kind(kind.name)
+    priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
     try:
-        stubs = [r for r in kind.watcher.list(ctx, ctx.source) if planner.selected(kind_settings, r.key)]
+        keys, changed = _source_versions(ctx, kind, priors, result, fetch_unversioned)
         target_keys = _target_keys(ctx, kind)
     except ListingError as err:
         result.listing_error = str(err)
         return result
-    priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
-    result.source_count = len(stubs)
+    result.source_count = len(keys)
     result.target_count = len(target_keys) if kind.name != "permissions" else len(priors)
-    changed = _changed(ctx, kind, stubs, priors, result, fetch_unversioned)
     mapped_targets = {p.target_key for p in priors.values() if p.target_key}
     new, pending_known = 0, []
-    for stub in stubs:
-        prior = priors.get(stub.key)
-        state = _state(kind, prior, stub.key in changed, target_keys)
+    for key in keys:
+        prior = priors.get(key)
+        state = _state(kind, prior, key in changed, target_keys)
         new += prior is None
         if state == "pending" and prior is not None:
             pending_known.append(prior)
-        _tally(result, state, stub.key)
+        _tally(result, state, key)
     _start_lag_clock(ctx, kind.name, pending_known, new)
     extra = sorted(target_keys - mapped_targets - _builtin_target_keys(kind))
     result.extra_count = len(extra)
@@ -175,17 +173,25 @@ def _tally(result: KindValidation, state: str, key: str) -> None:
     # blocked, error and drifted are counted from the store (add_store_status)
 
 
-def _changed(
+def _source_versions(
     ctx: SyncContext,
     kind: Kind,
-    stubs: list[Resource],
     priors: dict[str, Prior],
     result: KindValidation,
     fetch_unversioned: bool,
-) -> set[str]:
-    """Keys whose live source version differs from the one last replicated (fetching kinds without one)."""
-    changed, unversioned = set(), []
-    for stub in stubs:
+) -> tuple[list[str], set[str]]:
+    """(the source's keys, those whose live version differs from the one last replicated).
+
+    The listing is streamed: only keys are kept, and the stubs of kinds without a version, to be fetched.
+    """
+    kind_settings = ctx.settings.kind(kind.name)
+    keys: list[str] = []
+    changed: set[str] = set()
+    unversioned: list[Resource] = []
+    for stub in kind.watcher.list(ctx, ctx.source):
+        if not planner.selected(kind_settings, stub.key):
+            continue
+        keys.append(stub.key)
         prior = priors.get(stub.key)
         if prior is None or prior.status not in _COMPARED:
             continue
@@ -202,7 +208,7 @@ def _changed(
                 result.unknown += 1
             elif fingerprint != priors[key].fingerprint:
                 changed.add(key)
-    return changed
+    return keys, changed
 
 
 # Statuses whose object the next cycle rewrites when the source changed: such a change is pending.

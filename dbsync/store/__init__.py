@@ -356,10 +356,12 @@ class Store:
     def record_pending_new(self, kind: str, count: int) -> None:
         """Objects on the source never replicated (no row yet): when they were first seen starts the lag clock."""
         name = f"pending_new_since:{kind}"
+        if (self.get_meta(name) is None) == (count == 0):
+            return  # nothing to start or to stop: no write
         with self._transaction():
             if count == 0:
                 self.db.execute("DELETE FROM meta WHERE key = ?", [name])
-            elif self.get_meta(name) is None:
+            else:
                 self._set_meta(name, repr(time.time()))
 
     def record_deleted(self, kind: str, key: str) -> None:
