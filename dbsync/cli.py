@@ -255,7 +255,8 @@ class _Progress:
         self.last = now
         sys.stderr.write(
             f"\r{report.kind}: {report.listed} listed, {report.fetched} fetched, "
-            f"{report.created} created, {report.updated} updated, {report.errors} errors   "
+            f"{report.created} created, {report.updated} updated, {report.skipped} skipped, {report.partial} partial, "
+            f"{report.errors} errors   "
         )
         sys.stderr.flush()
 
@@ -264,34 +265,25 @@ class _Progress:
             sys.stderr.write("\r" + " " * 100 + "\r")
 
 
+# One vocabulary on every surface: only created / updated / unchanged are in sync.
+SUMMARY_COLUMNS = ("created", "updated", "unchanged", "skipped", "partial", "deleted", "blocked", "errors", "drifted")
+STATUS_COLUMNS = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
+
+
 def summary_table(reports: Sequence[Any]) -> str:
-    columns = ("listed", "fetched", "created", "updated", "deleted", "errors", "blocked", "seconds")
-    lines = [f"{'kind':<20}" + "".join(f"{c:>9}" for c in columns)]
+    """The `sync --once` table: one row per kind, counted with the outcome vocabulary."""
+    columns = ("listed", "fetched", *SUMMARY_COLUMNS, "seconds")
+    lines = [f"{'kind':<20}" + "".join(f"{c:>10}" for c in columns)]
     for r in reports:
-        counts = "".join(f"{getattr(r, c):>9}" for c in columns[:-1])
-        lines.append(f"{r.kind:<20}{counts}{r.seconds:>9.2f}")
+        counts = "".join(f"{getattr(r, c):>10}" for c in columns[:-1])
+        lines.append(f"{r.kind:<20}{counts}{r.seconds:>10.2f}")
         if r.message:
             lines.append(f"  ! {r.message}")
     return "\n".join(lines)
 
 
 def _report_json(r: Any) -> dict[str, Any]:
-    doc = {
-        k: getattr(r, k)
-        for k in (
-            "kind",
-            "listed",
-            "fetched",
-            "unchanged",
-            "created",
-            "updated",
-            "deleted",
-            "blocked",
-            "errors",
-            "outcome",
-            "message",
-        )
-    }
+    doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
     doc["seconds"] = round(r.seconds, 3)
     return doc
 
@@ -337,12 +329,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         reports = Engine(ctx, plan_only=True).cycle(_kind_names(args))
     finally:
         ctx.store.close()
-    changes = [(_plan_action(c), c) for r in reports for c in r.planned]
+    planned = [c for r in reports for c in r.planned]
+    planned += _planned_acls(settings, planned, {r.kind for r in reports})
+    changes = [(_plan_action(c), c) for c in planned]
     if args.json:
-        print(json.dumps([{"action": a, "kind": c.kind, "key": c.key} for a, c in changes], indent=2))
+        print(json.dumps([_plan_json(a, c) for a, c in changes], indent=2))
     else:
         for action, c in changes:
-            print(f"{action:<7} {c.kind:<20} {c.key}")
+            print(f"{action:<7} {c.kind:<20} {c.key}" + (f"  ({c.skip_reason})" if c.skip_reason else ""))
         held = [r for r in reports if r.message]
         for r in held:
             print(f"! {r.kind}: {r.message}")
@@ -350,19 +344,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{len(changes)} change(s): "
             + ", ".join(
                 f"{sum(1 for a, _ in changes if a == wanted)} {wanted}"
-                for wanted in ("create", "update", "delete", "manual")
+                for wanted in ("create", "update", "delete", "skip")
             )
         )
     return EXIT_OK
 
 
-def _plan_action(change: Any) -> str:
-    """`manual` for a new or changed object of a report-only kind (a mount): dbsync will not write it."""
+def _plan_json(action: str, change: Any) -> dict[str, Any]:
+    doc = {"action": action, "kind": change.kind, "key": change.key}
+    if change.skip_reason:
+        doc["reason"] = change.skip_reason
+    return doc
+
+
+def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
+    """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
+    from dbsync.model import Change
     from dbsync.registry import kind
 
-    if change.action != "delete" and getattr(kind(change.kind).watcher, "report_only", False):
-        return "manual"
-    return str(change.action)
+    if "permissions" not in ran:
+        return []
+    return [
+        Change("create", "permissions", f"{c.kind}:{c.key}", None, None)
+        for c in planned
+        if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
+    ]
+
+
+def _plan_action(change: Any) -> str:
+    """`skip` for a change dbsync will not write (a mount, a user it may not create), with its reason."""
+    return "skip" if change.skip_reason else str(change.action)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -384,7 +395,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
         return EXIT_OK
     print(f"role: {role}")
-    print(f"{'kind':<20}{'synced':>8}{'blocked':>9}{'error':>7}   last cycle")
+    print(f"{'kind':<20}" + "".join(f"{c:>9}" for c in STATUS_COLUMNS) + "   last cycle")
     for name in KIND_NAMES:
         c = counts.get(name, {})
         cycle = cycles.get(name)
@@ -393,7 +404,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if cycle
             else "never"
         )
-        print(f"{name:<20}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
+        print(f"{name:<20}" + "".join(f"{c.get(status, 0):>9}" for status in STATUS_COLUMNS) + f"   {last}")
     return EXIT_OK
 
 

@@ -256,6 +256,9 @@ def validate_from_store(ctx: SyncContext) -> Report:
             if present and prior.status == "synced":
                 result.in_sync += 1
                 continue
+            if present and prior.status == "partial":  # on the target without some entries: the reasons say which
+                result.partial += 1
+                continue
             result.missing_count += 1
             if len(result.missing) < SAMPLE:
                 result.missing.append(prior.key)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -22,7 +22,8 @@ from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
-from dbsync.model import Applied, Change, Prior, Resource
+from dbsync.mapping import arrived
+from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.watchers.base import describe, listing
@@ -41,6 +42,8 @@ class KindReport:
     unchanged: int = 0
     created: int = 0
     updated: int = 0
+    skipped: int = 0  # nothing written on purpose (a user dbsync may not create, a mount), with the reason
+    partial: int = 0  # written with entries left out (principals the target lacks): applied again when they exist
     deleted: int = 0
     blocked: int = 0
     errors: int = 0
@@ -172,9 +175,9 @@ class Engine:
                         continue
                     listed.add(stub.key)
                     report.listed += 1
-                    prior = store.prior(kind.name, stub.key)
+                    prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
-                        report.unchanged += 1
+                        _count_unchanged(report, prior)
                         continue
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
@@ -248,6 +251,17 @@ class Engine:
                 + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
             )
 
+    def _due_if_arrived(self, kind: Kind, prior: Prior | None) -> Prior | None:
+        """A partial or skipped object whose missing principal now exists on the target is applied again."""
+        if prior is None or prior.status not in ("partial", "skipped"):
+            return prior
+        waiting = prior.source_meta.get(WAITING_ON) or []
+        if not waiting or not arrived(self.ctx, waiting):
+            return prior
+        if not self.plan_only:
+            self.ctx.store.record_due(kind.name, prior.key)
+        return replace(prior, status="pending")
+
     def _retry_due(self, prior: Prior | None) -> bool:
         if prior is None or self.retry_now:
             return True
@@ -259,6 +273,9 @@ class Engine:
         try:
             resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
+            if change is not None and self.plan_only:
+                preview = getattr(kind.replicator, "preview", None)  # optional: why a change will not be written
+                change.skip_reason = preview(self.ctx, change) if preview is not None else None
             if change is None or self.plan_only:
                 return _Outcome(resource, prior, change)
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
@@ -319,8 +336,9 @@ class Engine:
             self._record_failure(kind, report, outcome)
             return
         if outcome.change is None:
-            report.unchanged += 1
+            _count_unchanged(report, outcome.prior)
             if not self.plan_only:
+                _keep_waiting(resource, outcome.prior)
                 store.record_seen(resource)
             return
         if self.plan_only:
@@ -342,11 +360,9 @@ class Engine:
             metrics.SYNC_ERRORS.labels(kind.name).inc()
             self.ctx.event(kind.name, resource.key, action, "error", f"{kind.name} {resource.key}: {applied.pending}")
             return
-        if action == "create":
-            report.created += 1
-        else:
-            report.updated += 1
-        metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
+        _count(report, action, applied)
+        if not applied.skipped:
+            metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
         if applied.note:
             self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
 
@@ -442,6 +458,9 @@ class Engine:
         metrics.CYCLE_DURATION.labels(kind.name).observe(report.seconds)
         if report.outcome != "listing_failed":
             metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
+        if report.outcome == "ok":
+            # Every source object was applied or recorded: new ones validation saw waiting have rows now.
+            self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
         log.info(
             "cycle %s",
@@ -450,13 +469,49 @@ class Engine:
                 "kind": kind.name,
                 "outcome": outcome,
                 "seconds": round(report.seconds, 3),
-                "counts": {**report.counts(), "blocked": report.blocked},
+                "counts": {
+                    **report.counts(),
+                    "blocked": report.blocked,
+                    "skipped": report.skipped,
+                    "partial": report.partial,
+                },
             },
         )
 
     def _tick(self, report: KindReport) -> None:
         if self.progress is not None:
             self.progress(report)
+
+
+def _count(report: KindReport, action: str, applied: Applied) -> None:
+    """One vocabulary: a skipped or partial apply is never counted as created or updated."""
+    if applied.skipped:
+        report.skipped += 1
+    elif applied.waiting_on:
+        report.partial += 1
+    elif action == "create":
+        report.created += 1
+    else:
+        report.updated += 1
+
+
+def _count_unchanged(report: KindReport, prior: Prior | None) -> None:
+    """Nothing to write this cycle: still skipped or partial if it was, else unchanged.
+
+    A drifted object stays unchanged here: `drifted` counts the edits detected in this cycle (the alert's series).
+    """
+    status = prior.status if prior is not None else "synced"
+    if status in ("skipped", "partial"):
+        setattr(report, status, getattr(report, status) + 1)
+    else:
+        report.unchanged += 1
+
+
+def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
+    """An unchanged partial object still waits for the same principals (the listing does not know them)."""
+    resource.source_meta.pop(WAITING_ON, None)
+    if prior is not None and prior.source_meta.get(WAITING_ON):
+        resource.source_meta[WAITING_ON] = prior.source_meta[WAITING_ON]
 
 
 def replication_refusal(role: str) -> str | None:
@@ -479,7 +534,7 @@ def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
     counts = store.status_counts()
     now = time.time()
     for name in kind_names:
-        for status in ("synced", "pending", "blocked", "error"):
+        for status in STATUSES:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)

@@ -9,6 +9,11 @@ from typing import Any, Literal
 
 Action = Literal["create", "update", "delete"]
 REF_MARKER = "$ref"
+# source_meta key of the principals a partial or skipped object waits for ("users:a@x.com", see mapping.py).
+WAITING_ON = "waiting_on"
+# Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
+IN_SYNC = "synced"
+STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
 
 
 def ref(kind: str, source_key: str) -> dict[str, Any]:
@@ -81,6 +86,7 @@ class Change:
     key: str
     resource: Resource | None  # None for deletes
     prior: Prior | None
+    skip_reason: str | None = None  # `plan`: why this change will not be written (a user dbsync may not create)
 
     @property
     def target_key(self) -> str | None:
@@ -112,3 +118,17 @@ class Applied:
         if self.adopted is None:
             return None
         return "adopted" if self.adopted else "created"
+
+    # Principals the target lacks, so their entries were left out ("users:a@x.com"): the object is
+    # `partial` and is applied again once the target has one of them.
+    waiting_on: list[str] = field(default_factory=list)
+    skipped: bool = False  # nothing was written on purpose (a user dbsync may not create, a mount): `skipped`
+
+    @property
+    def status(self) -> str:
+        """The store status this outcome leaves: error (a step still to do), skipped, partial or synced."""
+        if self.pending:
+            return "error"
+        if self.skipped:
+            return "skipped"
+        return "partial" if self.waiting_on else IN_SYNC

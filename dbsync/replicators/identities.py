@@ -22,6 +22,7 @@ from databricks.sdk.service import iam
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
+from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change, Resource
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import edited, is_gone
@@ -102,6 +103,10 @@ class ScimReplicator(Replicator):
         resource = change.resource
         assert resource is not None and resource.payload is not None
         _carry_created(change)
+        # Once on the target, the hint is the listing's own again (not "skipped, now on the target").
+        resource.version_hint = principal_hint(
+            resource.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None
+        )
         payload = ctx.idmap.resolve(resource.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
         found = self.index.get(ctx, name)
@@ -110,6 +115,17 @@ class ScimReplicator(Replicator):
         if found is not None:
             self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
         return self._create(ctx, resource, payload, name)
+
+    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+        """`plan`: why a create will not happen (dbsync may not create it and the target lacks it)."""
+        assert change.resource is not None and change.resource.payload is not None
+        name = change.resource.payload[self.index.field]
+        if change.action != "create" or self.may_create(ctx) or self.index.get(ctx, name) is not None:
+            return None
+        return (
+            f"{NOUN[self.kind]} {name} is not on the target and identities.create_{self.kind} is false: "
+            "provision it through the target's IdP"
+        )
 
     def _update(self, ctx: SyncContext, scim_id: str, payload: dict[str, Any]) -> None:
         current = self.api(ctx).get(scim_id).as_dict()
@@ -127,7 +143,12 @@ class ScimReplicator(Replicator):
             # No target key, and the hint a skipped principal has: it is looked at again when the
             # setting is turned on or the target gets it (see principal_hint), not every cycle.
             resource.version_hint = principal_hint(resource.payload or {}, False, False)
-            return Applied(None, note=f"{why}: not created (provision it through the target's IdP)")
+            return Applied(
+                None,
+                note=f"{why}: not created (provision it through the target's IdP)",
+                waiting_on=[waiting_ref(self.kind, name)],
+                skipped=True,
+            )
         try:
             created = self.api(ctx).create(**self._create_fields(payload))
         except ResourceConflict:
@@ -209,7 +230,7 @@ class GroupMembersReplicator(Replicator):
                 f"group {payload['displayName']} is not on the target (the groups kind creates it unless "
                 "identities.create_groups is false)"
             )
-        wanted, missing = self._resolve(ctx, payload["members"])
+        wanted, missing, waiting = self._resolve(ctx, payload["members"])
         if missing and ctx.settings.principals_missing == "fail":
             raise Permanent(f"members missing on the target: {', '.join(missing)}")
         groups = ctx.target.client.groups
@@ -223,15 +244,18 @@ class GroupMembersReplicator(Replicator):
         if ops:
             scim_patch(ctx, "groups", group[0], ops)
         if not missing:
+            resource.version_hint = members_hint(payload, None)  # complete: the listing's own hint again
             return Applied(group[1])
-        # Partly applied: no target key, and a hint that changes once the target has more of the members.
+        # Partly applied: a hint that changes once the target has more of the members.
         resource.version_hint = members_hint(payload, present_members(ctx, payload["members"]))
-        return Applied(None, note=f"skipped members missing on the target: {', '.join(missing)}")
+        return Applied(
+            group[1], note=f"skipped members missing on the target: {', '.join(missing)}", waiting_on=waiting
+        )
 
     @staticmethod
-    def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str]]:
-        """(target SCIM ids, names missing on the target); Blocked when a member's own sync is pending."""
-        wanted, missing = [], []
+    def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str], list[str]]:
+        """(target SCIM ids, names missing, their waiting refs); Blocked when a member's own sync is pending."""
+        wanted, missing, waiting = [], [], []
         for member in members:
             found = INDEXES[member["type"]].get(ctx, member["name"])
             if found is not None:
@@ -241,7 +265,8 @@ class GroupMembersReplicator(Replicator):
             if prior is not None and prior.status in ("error", "blocked", "pending"):
                 raise Blocked(f"waiting for {member['type']} {member['source']} to be replicated first")
             missing.append(f"{NOUN[member['type']]} {member['name']}")
-        return wanted, missing
+            waiting.append(waiting_ref(member["type"], member["name"]))
+        return wanted, missing, waiting
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """A group gone from the source takes its members with it (the groups kind deletes it)."""

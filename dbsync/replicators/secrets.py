@@ -21,6 +21,7 @@ from databricks.sdk.service.workspace import AclPermission
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
+from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
@@ -47,7 +48,7 @@ class SecretScopeReplicator(Replicator):
             adopted = payload["backend_type"] == KEY_VAULT or not self._create(ctx, scope, payload["backend_type"])
         skipped = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"])
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(scope, note=note, adopted=adopted)
+        return Applied(scope, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped], adopted=adopted)
 
     @staticmethod
     def _create(ctx: SyncContext, scope: str, backend: str) -> bool:

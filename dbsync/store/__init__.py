@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import Applied, Prior, Resource
+from dbsync.model import WAITING_ON, Applied, Prior, Resource
 
 SCHEMA_VERSION = 2
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
@@ -273,15 +273,18 @@ class Store:
             )
 
     def record_applied(self, resource: Resource, applied: Applied, retry_in: float = 0.0) -> None:
-        """A create or update reached the target: fingerprints, target key, origin, status synced.
+        """A create or update reached the target: fingerprints, target key, origin, status synced / partial / skipped.
 
+        A partial or skipped object keeps the principals it waits for in its source_meta (WAITING_ON).
         With `applied.pending` (a step still to do, like stopping a created cluster) the target key and
         origin are recorded but the status is error, retried after `retry_in` seconds: a restart resumes
         the step on the recorded object instead of creating another.
         """
         now = time.time()
-        status = "error" if applied.pending else "synced"
         attempts = 1 if applied.pending else 0
+        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON}
+        if applied.waiting_on:
+            meta[WAITING_ON] = sorted(set(applied.waiting_on))
         with self._transaction():
             self.db.execute(
                 """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
@@ -306,10 +309,10 @@ class Store:
                     resource.version_hint,
                     resource.fingerprint,
                     _json(resource.payload),
-                    _json(resource.source_meta),
+                    _json(meta),
                     applied.target_key,
                     None,  # the target's own version is observed by the next drift check
-                    status,
+                    applied.status,
                     applied.pending or applied.note,
                     attempts,
                     now + retry_in if applied.pending and retry_in else None,
@@ -365,6 +368,35 @@ class Store:
                 "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
                 [time.time(), kind, key],
             )
+
+    def record_pending_seen(self, kind: str, key: str, version_hint: str | None, fingerprint: str | None) -> None:
+        """Validation saw a source change: start the lag clock, unless a cycle recorded the object since it read it."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ? "
+                "AND version_hint IS ? AND fingerprint IS ? AND status != 'deleted'",
+                [time.time(), kind, key, version_hint, fingerprint],
+            )
+
+    def record_due(self, kind: str, key: str) -> None:
+        """A principal a partial / skipped object waited for exists now: `pending`, applied again this cycle."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET status = 'pending', last_changed_at = COALESCE(last_changed_at, ?) "
+                "WHERE kind = ? AND source_key = ? AND status IN ('partial', 'skipped')",
+                [time.time(), kind, key],
+            )
+
+    def record_pending_new(self, kind: str, count: int) -> None:
+        """Objects on the source never replicated (no row yet): when they were first seen starts the lag clock."""
+        name = f"pending_new_since:{kind}"
+        if (self.get_meta(name) is None) == (count == 0):
+            return  # nothing to start or to stop: no write
+        with self._transaction():
+            if count == 0:
+                self.db.execute("DELETE FROM meta WHERE key = ?", [name])
+            else:
+                self._set_meta(name, repr(time.time()))
 
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():
@@ -428,12 +460,15 @@ class Store:
             out.setdefault(kind, {})[status] = count
         return out
 
-    def problems(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Resources of a kind in blocked or error status, with their last error."""
+    def problems(
+        self, kind: str, limit: int = 50, statuses: tuple[str, ...] = ("blocked", "error")
+    ) -> list[dict[str, Any]]:
+        """Resources of a kind in these statuses (blocked or error by default), with their last error or reason."""
+        marks = ", ".join("?" for _ in statuses)
         rows = self._rows(
             "SELECT source_key, name, status, last_error, attempts FROM resources "
-            "WHERE kind = ? AND status IN ('blocked', 'error') ORDER BY source_key LIMIT ?",
-            [kind, limit],
+            f"WHERE kind = ? AND status IN ({marks}) ORDER BY source_key LIMIT ?",
+            [kind, *statuses, limit],
         )
         return [dict(zip(("source_key", "name", "status", "last_error", "attempts"), r, strict=True)) for r in rows]
 
@@ -445,9 +480,15 @@ class Store:
         return [r[0] for r in rows]
 
     def oldest_unsynced_change(self, kind: str) -> float | None:
-        """When the oldest source change not yet applied was first seen (None when in sync)."""
+        """When the oldest source change not yet applied was first seen (None when in sync).
+
+        Changes of objects already recorded carry their own clock; objects never replicated yet are seen as
+        a group (`record_pending_new`) by validation, before a cycle of their kind reaches them.
+        """
         row = self._row("SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
-        return row[0] if row else None
+        new = self.get_meta(f"pending_new_since:{kind}")
+        times = [t for t in ((row[0] if row else None), float(new) if new else None) if t is not None]
+        return min(times) if times else None
 
     # -- cycles and events ----------------------------------------------------------------------
     def start_cycle(self, kind: str) -> int:
