@@ -151,6 +151,11 @@ def test_create_validates_like_the_service(w: WorkspaceClient, notebook: str) ->
         w.pipelines.create(name="x", clusters=[dlt.PipelineCluster(instance_pool_id="nope")])
     with pytest.raises(InvalidParameterValue):
         w.pipelines.create(name="x", edition="ULTIMATE")
+    with pytest.raises(InvalidParameterValue):  # "clusters must have exactly 1 default cluster" (terraform #1401)
+        w.pipelines.create(name="x", clusters=[dlt.PipelineCluster(label="maintenance")])
+    uc = w.pipelines.create(name="uc", catalog="Main", schema="bronze", libraries=_library(notebook))
+    got = w.pipelines.get(uc.pipeline_id or "").spec
+    assert got is not None and got.catalog == "main" and got.storage is None  # catalog normalised on create
     dry = w.pipelines.create(name="dry", dry_run=True, catalog="main", schema="s", serverless=True)
     assert dry.pipeline_id is None and dry.effective_settings is not None
     assert dry.effective_settings.catalog == "main" and dry.effective_settings.storage is None

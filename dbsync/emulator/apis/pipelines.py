@@ -19,7 +19,9 @@ makes the service cancel the active update and start a new one. A client that mu
 - create: `name` required and unique unless `allow_duplicate_names` (409 RESOURCE_CONFLICT otherwise);
   `dry_run` validates and answers `effective_settings` without creating; `storage` and `catalog` are
   exclusive, so are `target` and `schema`; `edition` CORE/PRO/ADVANCED, `channel` CURRENT/PREVIEW (any
-  case); instance pools and cluster policies named by `clusters` must exist. Defaults filled on read:
+  case); instance pools and cluster policies named by `clusters` must exist, and exactly one cluster is
+  labelled "default" (no label means default); `catalog` is lower-cased on create (only there, as
+  terraform's resource notes). Defaults filled on read:
   `channel` CURRENT, `edition` ADVANCED, `storage` dbfs:/pipelines/<id> without a catalog.
 - edit (PUT): the full spec replaces the old one; `storage` cannot change; `expected_last_modified`
   older than the last change is a 409 RESOURCE_CONFLICT.
@@ -145,6 +147,15 @@ def _check_cluster(ws: Workspace, cluster: Any) -> None:
         raise invalid(f"Cluster policy {cluster['policy_id']} does not exist (cluster '{_label(cluster)}')")
 
 
+def _check_labels(clusters: list) -> None:
+    # terraform-provider-databricks issue #1401 quotes the service: "clusters must have exactly 1 default cluster"
+    labels = [_label(c) for c in clusters]
+    if clusters and labels.count("default") != 1:
+        raise invalid("clusters must have exactly 1 default cluster")
+    if len(set(labels)) != len(labels):
+        raise invalid(f"Cluster labels must be unique: {labels}")
+
+
 def _label(cluster: dict) -> str:
     return str(cluster.get("label") or "default")
 
@@ -180,6 +191,7 @@ def _spec(ws: Workspace, body: dict) -> dict:
         _check_library(ws, library)
     for cluster in body.get("clusters") or []:
         _check_cluster(ws, cluster)
+    _check_labels(body.get("clusters") or [])
     _check_notifications(body.get("notifications") or [])
     spec = {k: v for k, v in body.items() if k in SPEC_FIELDS and v is not None and k != "id"}
     for field, choices in (("edition", EDITIONS), ("channel", CHANNELS)):
@@ -398,6 +410,8 @@ def render_update(ws: Workspace, update: dict, detailed: bool) -> dict:
 def create_pipeline(ws: Workspace, body: dict) -> dict:
     """Create a pipeline like POST /api/2.0/pipelines (not a dry run); returns its record."""
     spec = _spec(ws, body)
+    if spec.get("catalog"):
+        spec["catalog"] = spec["catalog"].lower()  # normalised on create only (terraform's resource_pipeline.go)
     if not body.get("allow_duplicate_names"):
         _duplicate(ws, spec["name"])
     pipeline_id = str(new_uuid(ws))
