@@ -65,6 +65,14 @@ def test_rest_and_sql_share_one_metastore(w: WorkspaceClient, warehouse_id: str,
     assert inherited.inherited_from_type == uc.SecurableType.CATALOG and inherited.inherited_from_name == "sales"
     assert by_principal["ana@example.com"][0].inherited_from_name is None  # a direct grant
 
+    sql(w, warehouse_id, "CREATE TABLE sales.gold.orders (id INT)")
+    w.grants.update(
+        "table", "sales.gold.orders", changes=[uc.PermissionsChange(principal="users", add=[uc.Privilege.SELECT])]
+    )
+    shown = sql(w, warehouse_id, "SHOW GRANTS ON TABLE sales.gold.orders")
+    assert ["users", "SELECT", "TABLE", "sales.gold.orders"] in shown
+    assert ["users", "USE CATALOG", "CATALOG", "sales"] in shown  # inherited rows, as SHOW GRANTS lists them
+
     with pytest.raises(NotFound):
         w.catalogs.get("hive_metastore")  # not a Unity Catalog catalog
     with pytest.raises(ResourceConflict):  # 409 CATALOG_ALREADY_EXISTS
