@@ -125,6 +125,17 @@ def test_stop_cancels_the_update_and_events_tell_the_story(
     assert [e.event_type for e in events][-1] == "create_update"  # newest first by default
     progress = [e.message for e in events if e.event_type == "update_progress"]
     assert progress[0].endswith("is CANCELED.") and len(progress) == 5
+    # the documented filters, composed with AND (SDK docstring of list_pipeline_events)
+    since = events[1].timestamp
+    recent = w.pipelines.list_pipeline_events(
+        created.pipeline_id, filter=f"level in ('INFO', 'WARN') AND timestamp >= '{since}'", order_by=["timestamp asc"]
+    )
+    assert [e.id for e in recent] == [events[1].id, events[0].id]
+    assert [e.id for e in w.pipelines.list_pipeline_events(created.pipeline_id, filter=f"id='{events[2].id}'")] == [
+        events[2].id
+    ]
+    with pytest.raises(InvalidParameterValue):
+        list(w.pipelines.list_pipeline_events(created.pipeline_id, filter="origin='x'"))
 
 
 def test_missing_notebook_fails_the_update_not_the_create(w: WorkspaceClient, clock: FrozenDateTimeFactory) -> None:
@@ -274,6 +285,15 @@ def test_endpoint_validates_model_versions_and_config(w: WorkspaceClient, model:
     with pytest.raises(InvalidParameterValue):
         w.serving_endpoints.create(name="bad name!")
     assert list(w.serving_endpoints.list()) == []  # the refused requests created nothing
+    legacy = serving.ServedModelInput(
+        model_name=model, model_version="2", workload_size="Small", scale_to_zero_enabled=False
+    )  # the older served_models shape is still accepted and answered in kind
+    old = w.serving_endpoints.create(
+        name="legacy", config=serving.EndpointCoreConfigInput(name="legacy", served_models=[legacy])
+    )
+    assert old.response.pending_config and [m.name for m in old.response.pending_config.served_models or []] == [
+        "churn-2"
+    ]
     w.serving_endpoints.create(name="e", config=config(_entity(model, "1")))
     with pytest.raises(ResourceAlreadyExists):
         w.serving_endpoints.create(name="e")

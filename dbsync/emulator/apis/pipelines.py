@@ -31,7 +31,8 @@ makes the service cancel the active update and start a new one. A client that mu
   `page_token`, `until_update_id`), get (with the `config` the update ran with); stop cancels the
   active update at once (pipeline IDLE).
 - events: generated from the updates (create_update, update_progress), newest first unless
-  `order_by: ["timestamp asc"]`; `filter` level='X' or level in ('X','Y'); `max_results` ≤ 250.
+  `order_by: ["timestamp asc"]`; `filter` as documented (level='X', level in (...), id='...',
+  timestamp <op> '...', joined with AND); `max_results` (the server answers at most 250 a page).
 Permissions: type "pipelines" (CAN_VIEW, CAN_RUN, CAN_MANAGE, IS_OWNER; the creator is the owner and
 the pipeline runs as its owner).
 
@@ -42,6 +43,7 @@ ingestion/gateway definitions beyond storing them, development-mode cluster reus
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -624,24 +626,57 @@ def _event(update: dict, n: int, at: int, kind: str, level: str, message: str, o
     return event
 
 
-_LEVEL = re.compile(r"^\s*level\s*(=\s*'(\w+)'|in\s*\(([^)]*)\))\s*$", re.IGNORECASE)
+_LEVEL = re.compile(r"^level\s*(?:=\s*'(\w+)'|in\s*\(([^)]*)\))$", re.IGNORECASE)
+_EVENT_ID = re.compile(r"^id\s*=\s*'([^']*)'$", re.IGNORECASE)
+_TIMESTAMP = re.compile(r"^timestamp\s*(>=|<=|>|<|=)\s*'([^']*)'$", re.IGNORECASE)
+_COMPARE = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "=": lambda a, b: a == b,
+}
+
+
+def _ms(text: str) -> int:
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(f"Invalid timestamp in filter: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _condition(text: str) -> Any:
+    m = _LEVEL.match(text)
+    if m:
+        levels = {m.group(1).upper()} if m.group(1) else {v.strip(" '").upper() for v in m.group(2).split(",")}
+        return lambda event: event["level"] in levels
+    m = _EVENT_ID.match(text)
+    if m:
+        wanted = m.group(1)
+        return lambda event: event["id"] == wanted
+    m = _TIMESTAMP.match(text)
+    if m:
+        compare, bound = _COMPARE[m.group(1)], _ms(m.group(2))
+        return lambda event: compare(event["_at"], bound)
+    raise invalid(f"Invalid filter condition: {text} (level, id or timestamp, joined with AND)")
 
 
 def _event_filter(text: str | None) -> Any:
-    if not text:
+    """The documented filters: level='X', level in (...), id='...', timestamp <op> '...', joined by AND."""
+    if not text or not text.strip():
         return lambda event: True
-    m = _LEVEL.match(text)
-    if not m:
-        raise invalid(f"Invalid filter: {text} (supported: level='X' or level in ('X', 'Y'))")
-    levels = {m.group(2).upper()} if m.group(2) else {v.strip(" '").upper() for v in m.group(3).split(",")}
-    return lambda event: event["level"] in levels
+    conditions = [_condition(part.strip()) for part in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)]
+    return lambda event: all(c(event) for c in conditions)
 
 
 @routes.get("/api/2.0/pipelines/{id}/events")
 def list_events(ws: Workspace, req: Request) -> dict:
     record = _load(ws, req.path_params["id"])
     token = req.arg("page_token")  # the SDK sends filter and order_by again with every page
-    size = page_size(req.int_arg("max_results"), EVENTS_DEFAULT, EVENTS_MAX, name="max_results", clamp=False)
+    size = page_size(req.int_arg("max_results"), EVENTS_DEFAULT, EVENTS_MAX, name="max_results")
     order = [o.strip().lower() for o in req.args("order_by")] or ["timestamp desc"]
     if order[0] not in ("timestamp asc", "timestamp desc", "timestamp"):
         raise invalid(f"Invalid order_by: {order[0]} (timestamp asc or timestamp desc)")

@@ -127,8 +127,7 @@ PRIVILEGES: dict[str, tuple[str, ...]] = {
 
 # -- shared helpers ---------------------------------------------------------------------------------
 def _missing(kind: str, name: str) -> ApiError:
-    label = kind.replace("_", " ").title().replace("Storage Credential", "Storage Credential")
-    return ApiError(404, f"{kind}_DOES_NOT_EXIST", f"{label} '{name}' does not exist.")
+    return ApiError(404, f"{kind}_DOES_NOT_EXIST", f"{kind.replace('_', ' ').title()} '{name}' does not exist.")
 
 
 def _taken(kind: str, name: str) -> ApiError:
