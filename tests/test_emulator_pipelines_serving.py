@@ -201,6 +201,11 @@ def test_list_pages_filters_and_permissions(w: WorkspaceClient, notebook: str) -
     assert sorted(p.name or "" for p in matching) == [f"p0{i}" for i in range(10)]
     assert [p.pipeline_id for p in matching] == sorted(p.pipeline_id or "" for p in matching)
     assert len(list(w.pipelines.list_pipelines(filter=f"notebook='{notebook}'"))) == 27
+    w.users.create(user_name="etl@example.com")
+    run_as = w.pipelines.create(name="ra", run_as=dlt.RunAs(user_name="etl@example.com"), libraries=_library(notebook))
+    assert w.pipelines.get(run_as.pipeline_id or "").run_as_user_name == "etl@example.com"
+    with pytest.raises(InvalidParameterValue):
+        w.pipelines.create(name="rb", run_as=dlt.RunAs(user_name="ghost@example.com"))
     some = next(iter(ids))
     acl = w.pipelines.get_permissions(some)
     owner = [a for a in acl.access_control_list or [] if a.user_name == "admin@example.com"]

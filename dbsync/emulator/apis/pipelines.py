@@ -34,7 +34,7 @@ makes the service cancel the active update and start a new one. A client that mu
   `order_by: ["timestamp asc"]`; `filter` as documented (level='X', level in (...), id='...',
   timestamp <op> '...', joined with AND); `max_results` (the server answers at most 250 a page).
 Permissions: type "pipelines" (CAN_VIEW, CAN_RUN, CAN_MANAGE, IS_OWNER; the creator is the owner and
-the pipeline runs as its owner).
+the pipeline runs as its owner, or as the `run_as` user or service principal given on create or edit).
 
 Not modelled: datasets and flows (events carry no flow progress), the pipeline's real cluster (a cluster
 id is reported, no cluster is created), retries of failed continuous updates, `clone`, `restart_window`,
@@ -363,7 +363,21 @@ def _latest_updates(ws: Workspace, record: dict) -> list[dict]:
 
 
 def _owner(ws: Workspace, record: dict) -> str:
-    return permissions.owner_of(ws, "pipelines", record["pipeline_id"]) or record["creator_user_name"]
+    """Who the pipeline runs as: its `run_as` principal when one was given, else its owner."""
+    run_as = record.get("run_as") or {}
+    explicit = run_as.get("user_name") or run_as.get("service_principal_name")
+    return explicit or permissions.owner_of(ws, "pipelines", record["pipeline_id"]) or record["creator_user_name"]
+
+
+def _check_run_as(ws: Workspace, run_as: Any) -> dict | None:
+    if run_as is None:
+        return None
+    kinds = [k for k in ("user_name", "service_principal_name") if isinstance(run_as, dict) and run_as.get(k)]
+    if len(kinds) != 1:
+        raise invalid("run_as needs exactly one of user_name or service_principal_name")
+    if not permissions.principal_exists(ws, kinds[0], run_as[kinds[0]]):
+        raise invalid(f"run_as principal {run_as[kinds[0]]} does not exist")
+    return {kinds[0]: run_as[kinds[0]]}
 
 
 def _status(ws: Workspace, record: dict, detailed: bool) -> dict:
@@ -386,6 +400,8 @@ def _status(ws: Workspace, record: dict, detailed: bool) -> dict:
     if detailed:
         out["spec"] = _effective(record["pipeline_id"], record["spec"])
         out["last_modified"] = record["last_modified"]
+        if record.get("run_as"):
+            out["run_as"] = record["run_as"]
     return out
 
 
@@ -416,10 +432,12 @@ def create_pipeline(ws: Workspace, body: dict) -> dict:
         spec["catalog"] = spec["catalog"].lower()  # normalised on create only (terraform's resource_pipeline.go)
     if not body.get("allow_duplicate_names"):
         _duplicate(ws, spec["name"])
+    run_as = _check_run_as(ws, body.get("run_as"))
     pipeline_id = str(new_uuid(ws))
     record = {
         "pipeline_id": pipeline_id,
         "spec": spec,
+        "run_as": run_as,
         "creator_user_name": ws.admin_user,
         "last_modified": ws.now_ms(),
         "seq": ws.next_id("pipeline_seq"),
@@ -465,8 +483,11 @@ def edit(ws: Workspace, req: Request) -> dict:
         raise invalid("The storage location of a pipeline cannot change: create a new pipeline instead")
     if not body.get("allow_duplicate_names") and spec["name"] != record["spec"]["name"]:
         _duplicate(ws, spec["name"], skip=record["pipeline_id"])
+    run_as = _check_run_as(ws, body.get("run_as"))
     was_continuous = bool(record["spec"].get("continuous"))
     record["spec"] = spec
+    if run_as is not None:
+        record["run_as"] = run_as
     record["last_modified"] = max(ws.now_ms(), record["last_modified"] + 1)
     if was_continuous or spec.get("continuous"):
         _stop(ws, record)  # settings change: the service restarts a continuous pipeline
