@@ -16,7 +16,9 @@ the folder is refused and a rename moves the object. Records live in table "lake
 - publish / get published / unpublish: `/published`.
 Permissions: type "dashboards"; a dashboard inherits the ACLs of its folders like a notebook.
 
-Not modelled: schedules and subscriptions, `migrate`, `revert`, dataset_catalog / dataset_schema
+Schedules and subscriptions are served by `lakeview_schedules`.
+
+Not modelled: `migrate`, `revert`, dataset_catalog / dataset_schema
 rewriting, restoring from the trash, importing a `.lvdash.json` through workspace/import.
 """
 

@@ -5,7 +5,9 @@ workspace; `CREATE CATALOG` / `CREATE SCHEMA` add more); Hive metastore schemas 
 follow databricks-sdk `service/catalog.py` (`VolumesAPI`, `VolumeInfo`). Records live in table
 "uc_volumes" (full name `catalog.schema.volume`, lower-case → VolumeInfo); their files are the Files API's.
 
-Not modelled: `CREATE VOLUME` in SQL, volume updates and grants, external locations behind EXTERNAL
+Updates (PATCH owner, comment) are served here; grants through `unity_catalog`.
+
+Not modelled: `CREATE VOLUME` in SQL, renaming volumes, external locations behind EXTERNAL
 volumes (any `storage_location` is accepted), paging of the list (one page).
 """
 
@@ -104,3 +106,23 @@ def delete(ws: Workspace, req: Request) -> dict:
     files.drop_volume(ws, record)
     del ws.table(VOLUMES)[record["full_name"]]
     return {}
+
+
+@routes.patch(f"{PREFIX}/{{name}}")
+def update(ws: Workspace, req: Request) -> dict:
+    """Change a volume's owner or comment (renaming is not modelled: `new_name` is refused)."""
+    from dbsync.emulator.apis import permissions
+
+    record = _require(ws, req.path_params["name"])
+    body = req.json
+    if body.get("new_name") not in (None, "", record["name"]):
+        raise invalid("Renaming a volume is not supported by this emulator")
+    owner = body.get("owner")
+    if owner is not None:
+        if not any(permissions.principal_exists(ws, kind, str(owner)) for kind in permissions.PRINCIPAL_TYPES):
+            raise ApiError(404, "PRINCIPAL_DOES_NOT_EXIST", f"Could not find principal with name {owner}")
+        record["owner"] = owner
+    if body.get("comment") is not None:
+        record["comment"] = str(body["comment"])
+    record["updated_at"], record["updated_by"] = ws.now_ms(), ws.admin_user
+    return record
