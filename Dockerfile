@@ -4,7 +4,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # The base image's digest (sha256:<64 hex>) for a reproducible build: look it up where a registry is reachable
 # (`docker buildx imagetools inspect python:3.11-slim-bookworm`) and pass --build-arg PYTHON_DIGEST=sha256:...;
-# empty, the build follows the moving tag. README "Upgrading dependencies" says when to move it.
+# empty, the build follows the moving tag (`${PYTHON_DIGEST:+@}` adds the "@" only when a digest is given).
 ARG PYTHON_DIGEST=""
 
 FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build

@@ -102,6 +102,17 @@ def test_the_image_installs_from_the_locks_only() -> None:
             assert "/tmp/dist/dbsync-" in part, f"only dbsync's own wheel may skip the lock: {part}"
 
 
+def test_both_stages_pin_the_base_image_by_digest_when_given() -> None:
+    """FROM takes PYTHON_DIGEST (buildkit expands `${VAR:+word}` to "" when VAR is empty: shell/lex.go)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)", dockerfile, flags=re.M)
+    assert froms == ["${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}"] * 2, froms
+    (default,) = re.findall(r"^ARG PYTHON_DIGEST=(.*)$", dockerfile, flags=re.M)
+    # Empty until someone with registry access looks it up: a made-up digest would fail every build.
+    assert re.fullmatch(r'""|sha256:[0-9a-f]{64}', default), default
+    assert "org.opencontainers.image.base.digest=" in dockerfile
+
+
 def _readme_test_command() -> str:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"Run the tests:\s*```bash\n(.*?)\n```", readme, flags=re.S)
