@@ -2,19 +2,33 @@
 #   docker build -t dbsync:0.1.0 .
 # Linted by tests/test_deploy.py (hadolint); there is no Docker engine in CI, so it is not built there.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image's digest (sha256:<64 hex>) for a reproducible build: look it up where a registry is reachable
+# (`docker buildx imagetools inspect python:3.11-slim-bookworm`) and pass --build-arg PYTHON_DIGEST=sha256:...;
+# empty, the build follows the moving tag (`${PYTHON_DIGEST:+@}` adds the "@" only when a digest is given).
+ARG PYTHON_DIGEST=""
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# A self-contained virtualenv that the runtime stage copies whole (same base image, same interpreter path).
-RUN python -m venv /opt/dbsync
+# Only pinned, hash-checked packages from the lock files (requirements/lock.sh makes them) enter the image: the
+# build backend in a throwaway venv, dbsync's dependencies in a self-contained venv that the runtime stage copies
+# whole (same base image, same interpreter path).
+COPY requirements/build.txt requirements/image.txt ./requirements/
+RUN python -m venv /opt/build /opt/dbsync \
+    && /opt/build/bin/pip install --no-cache-dir --require-hashes -r requirements/build.txt \
+    && /opt/dbsync/bin/pip install --no-cache-dir --require-hashes -r requirements/image.txt
 COPY pyproject.toml README.md ./
 COPY dbsync ./dbsync
-RUN /opt/dbsync/bin/pip install --no-cache-dir . \
+# dbsync itself without dependencies (all came from the lock), built offline by the pinned backend.
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+    && /opt/dbsync/bin/pip install --no-cache-dir --no-deps /tmp/dist/dbsync-*.whl \
     && /opt/dbsync/bin/dbsync --version
 
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}
+# Global ARGs are visible in FROM only: declared again so the labels below get their values.
+ARG PYTHON_IMAGE
+ARG PYTHON_DIGEST
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="dbsync" \
@@ -22,7 +36,8 @@ LABEL org.opencontainers.image.title="dbsync" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}" \
+      org.opencontainers.image.base.digest="${PYTHON_DIGEST}"
 # uid/gid 10001: above the host range, so a container escape does not land on a real host user.
 RUN groupadd --system --gid 10001 dbsync \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/dbsync --no-create-home \

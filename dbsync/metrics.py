@@ -1,4 +1,6 @@
-"""Prometheus collectors (DESIGN §6). Labels are bounded: kinds, actions, statuses, endpoint templates."""
+"""Prometheus collectors: names and labels are a public contract (README "Metrics", deploy/prometheus/rules.yml, the
+Grafana dashboard; tests/test_deploy.py checks those use only these). Labels are bounded: kinds, actions, statuses,
+endpoint templates."""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
-"""The dbsync Grafana dashboard, as code. Writes dbsync.json here and the Helm chart's copy.
+"""The dbsync Grafana dashboard, built with Grafana's typed builder (grafana-foundation-sdk). Writes dbsync.json here
+and the Helm chart's copy.
 
     python deploy/grafana/dashboard.py           # regenerate both files after editing this one
     python deploy/grafana/dashboard.py --check   # exit 1 when a file differs from what this script makes
+    python deploy/grafana/dashboard.py --stdout  # print the dashboard
 
-Only metric names from dbsync/metrics.py (DESIGN §6); tests/test_deploy.py checks every expression.
+The builder puts every field option (unit, thresholds, value mappings, no-value text) where Grafana reads it,
+fieldConfig.defaults: a misplaced option is an AttributeError here, not a panel silently showing raw numbers.
+Only metric names from dbsync/metrics.py; tests/test_deploy.py checks every expression, tests/test_dashboard.py what
+operators read (the runbook's words, a 0 where nothing failed).
 """
 
 from __future__ import annotations
@@ -11,93 +16,124 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+try:
+    from grafana_foundation_sdk.builders import bargauge, common, prometheus, stat, timeseries
+    from grafana_foundation_sdk.builders import dashboard as board
+    from grafana_foundation_sdk.cog.builder import Builder
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common as models
+    from grafana_foundation_sdk.models import dashboard as grafana
+except ImportError as err:  # a dev/test tool, not a dbsync dependency
+    raise SystemExit(f"{err}: pip install -e '.[test]' (it pins grafana-foundation-sdk)") from err
 
 HERE = Path(__file__).resolve().parent
 OUTPUTS = (HERE / "dbsync.json", HERE.parent / "helm" / "dbsync" / "files" / "dbsync.json")
 
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE = grafana.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # Every query is scoped by the dashboard's variables; several releases (workspace pairs) share one Prometheus.
 TARGET = 'job=~"$job", instance=~"$instance"'
 KIND = f'{TARGET}, kind=~"$kind"'
+# dbsync_cutover_state's values (dbsync/server.py, dbsync/cutover.py) as the README's cutover runbook names them.
+CUTOVER_WORDS = {0: "standby", 1: "cutover running", 2: "cutover complete"}
+
+Grid = tuple[int, int, int, int]
+Step = tuple[str, float | None]
 
 
-def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict[str, Any]:
-    target: dict[str, Any] = {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
-    if instant:
-        target.update(instant=True, range=False, format="table")
-    return target
+def _target(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
+    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
 
 
-def _panel(
-    kind: str, title: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]], **extra: Any
-) -> dict[str, Any]:
+def _placed(panel: Builder, title: str, grid: Grid, description: str, unit: str) -> Builder:
+    """The options every panel shares: title, position, data source, unit."""
     x, y, w, h = grid
-    unit = extra.pop("unit", "short")
-    description = extra.pop("description", "")
-    panel: dict[str, Any] = {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "targets": targets,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {},
-    }
-    panel.update(extra)
-    return panel
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .grid_pos(grafana.GridPos(x=x, y=y, w=w, h=h))
+        .unit(unit)
+    )
 
 
-def _steps(*steps: tuple[str, float | None]) -> list[dict[str, Any]]:
-    return [{"color": color, "value": value} for color, value in steps]
+def _thresholds(*steps: Step) -> board.ThresholdsConfig:
+    return (
+        board.ThresholdsConfig()
+        .mode(grafana.ThresholdsMode.ABSOLUTE)
+        .steps([grafana.Threshold(color=color, value=value) for color, value in steps])
+    )
 
 
 def _stat(
-    title: str, grid: tuple[int, int, int, int], expr: str, unit: str, description: str, **extra: Any
-) -> dict[str, Any]:
-    steps = extra.pop("thresholds", _steps(("green", None)))
-    panel = _panel("stat", title, grid, [_target(expr)], unit=unit, description=description, **extra)
-    panel["fieldConfig"]["defaults"]["thresholds"] = {"mode": "absolute", "steps": steps}
-    panel["options"] = {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}}
+    title: str,
+    grid: Grid,
+    expr: str,
+    unit: str,
+    description: str,
+    thresholds: tuple[Step, ...] = (("green", None),),
+    mappings: dict[int, str] | None = None,
+    no_value: str | None = None,
+) -> stat.Panel:
+    panel = (
+        _placed(stat.Panel(), title, grid, description, unit)
+        .with_target(_target(expr))
+        .thresholds(_thresholds(*thresholds))
+        .color_mode(models.BigValueColorMode.BACKGROUND)
+        .graph_mode(models.BigValueGraphMode.NONE)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]))
+    )
+    if mappings:
+        options = {
+            str(value): grafana.ValueMappingResult(text=text, index=i)
+            for i, (value, text) in enumerate(mappings.items())
+        }
+        panel = panel.mappings([grafana.ValueMap(options=options)])
+    if no_value is not None:
+        panel = panel.no_value(no_value)
     return panel
 
 
 def _timeseries(
     title: str,
-    grid: tuple[int, int, int, int],
-    targets: list[dict[str, Any]],
+    grid: Grid,
+    targets: list[prometheus.Dataquery],
     unit: str,
     description: str,
-    **extra: Any,
-) -> dict[str, Any]:
-    stacked = extra.pop("stacked", False)
-    bars = extra.pop("bars", False)
-    panel = _panel("timeseries", title, grid, targets, unit=unit, description=description, **extra)
-    panel["fieldConfig"]["defaults"]["custom"] = {
-        "drawStyle": "bars" if bars else "line",
-        "fillOpacity": 60 if bars or stacked else 10,
-        "stacking": {"mode": "normal" if stacked else "none"},
-    }
-    panel["options"] = {
-        "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
-        "tooltip": {"mode": "multi", "sort": "desc"},
-    }
-    return panel
+    stacked: bool = False,
+    bars: bool = False,
+    no_value: str | None = None,
+) -> timeseries.Panel:
+    panel = (
+        _placed(timeseries.Panel(), title, grid, description, unit)
+        .targets(targets)
+        .draw_style(models.GraphDrawStyle.BARS if bars else models.GraphDrawStyle.LINE)
+        .fill_opacity(60 if bars or stacked else 10)
+        .stacking(common.StackingConfig().mode(models.StackingMode.NORMAL if stacked else models.StackingMode.NONE))
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(models.LegendDisplayMode.TABLE)
+            .placement(models.LegendPlacement.RIGHT)
+            .show_legend(True)
+            .calcs(["lastNotNull", "max"])
+        )
+        .tooltip(common.VizTooltipOptions().mode(models.TooltipDisplayMode.MULTI).sort(models.SortOrder.DESCENDING))
+    )
+    return panel.no_value(no_value) if no_value is not None else panel
 
 
-def _row(title: str, y: int) -> dict[str, Any]:
-    return {
-        "type": "row",
-        "title": title,
-        "collapsed": False,
-        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
-        "panels": [],
-    }
+def _bargauge(title: str, grid: Grid, targets: list[prometheus.Dataquery], description: str) -> bargauge.Panel:
+    return (
+        _placed(bargauge.Panel(), title, grid, description, "short")
+        .targets(targets)
+        .orientation(models.VizOrientation.HORIZONTAL)
+        .display_mode(models.BarGaugeDisplayMode.GRADIENT)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]))
+    )
 
 
-def _overview(y: int) -> list[dict[str, Any]]:
-    red_above = _steps(("green", None), ("red", 1))
+def _overview(y: int) -> list[Builder]:
+    red_above = (("green", None), ("red", 1))
     return [
         _stat(
             "Max replication lag",
@@ -105,7 +141,7 @@ def _overview(y: int) -> list[dict[str, Any]]:
             f"max(dbsync_replication_lag_seconds{{{KIND}}})",
             "s",
             "Age of the oldest source change not yet on the standby, over the selected kinds.",
-            thresholds=_steps(("green", None), ("orange", 900), ("red", 1800)),
+            thresholds=(("green", None), ("orange", 900), ("red", 1800)),
         ),
         _stat(
             "Oldest last success",
@@ -113,15 +149,17 @@ def _overview(y: int) -> list[dict[str, Any]]:
             f"time() - min(dbsync_last_success_timestamp_seconds{{{KIND}}})",
             "s",
             "Time since the kind that has waited longest last completed a cycle.",
-            thresholds=_steps(("green", None), ("orange", 1800), ("red", 3600)),
+            thresholds=(("green", None), ("orange", 1800), ("red", 3600)),
         ),
         _stat(
             "Errors (1h)",
             (8, y, 4, 4),
-            f"sum(increase(dbsync_sync_errors_total{{{KIND}}}[1h]))",
+            # No series until the first error: without the fallback the panel would say "No data", not 0.
+            f"sum(increase(dbsync_sync_errors_total{{{KIND}}}[1h])) or vector(0)",
             "short",
             "Changes or listings that failed in the last hour; each is retried on the next cycle.",
             thresholds=red_above,
+            no_value="0",
         ),
         _stat(
             "Delete guard tripped",
@@ -143,23 +181,14 @@ def _overview(y: int) -> list[dict[str, Any]]:
             (20, y, 4, 4),
             f"max(dbsync_cutover_state{{{TARGET}}})",
             "short",
-            "0 standby replication, 1 cutover in progress, 2 cutover complete.",
-            thresholds=_steps(("green", None), ("orange", 1), ("blue", 2)),
-            mappings=[
-                {
-                    "type": "value",
-                    "options": {
-                        "0": {"text": "standby", "index": 0},
-                        "1": {"text": "cutover running", "index": 1},
-                        "2": {"text": "cutover complete", "index": 2},
-                    },
-                }
-            ],
+            "The store's role: standby (replicating), cutover running, cutover complete (the target is the primary).",
+            thresholds=(("green", None), ("orange", 1), ("blue", 2)),
+            mappings=CUTOVER_WORDS,
         ),
     ]
 
 
-def _replication(y: int) -> list[dict[str, Any]]:
+def _replication(y: int) -> list[Builder]:
     return [
         _timeseries(
             "Replication lag by kind",
@@ -195,6 +224,7 @@ def _replication(y: int) -> list[dict[str, Any]]:
             "short",
             "Failed changes and listings per interval; /report names the failing objects.",
             bars=True,
+            no_value="0",
         ),
         _timeseries(
             "Cycle duration p50 / p99",
@@ -232,17 +262,11 @@ def _replication(y: int) -> list[dict[str, Any]]:
             "Replicated objects: synced, pending, blocked (a reference not replicated yet) and error.",
             stacked=True,
         ),
-        _panel(
-            "bargauge",
+        _bargauge(
             "Not synced by kind",
             (12, y + 24, 12, 8),
             [_target(f'sum by (kind, status) (dbsync_resources{{{KIND}, status!="synced"}})', "{{kind}} {{status}}")],
-            description="Objects pending, blocked or in error, per kind.",
-            options={
-                "orientation": "horizontal",
-                "displayMode": "gradient",
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
+            "Objects pending, blocked or in error, per kind.",
         ),
         _timeseries(
             "Drift detected",
@@ -255,7 +279,7 @@ def _replication(y: int) -> list[dict[str, Any]]:
     ]
 
 
-def _api(y: int) -> list[dict[str, Any]]:
+def _api(y: int) -> list[Builder]:
     requests = f"dbsync_api_requests_total{{{TARGET}}}"
     throttled = f'dbsync_api_requests_total{{{TARGET}, status="429"}}'
     return [
@@ -295,69 +319,64 @@ def _api(y: int) -> list[dict[str, Any]]:
     ]
 
 
-def _variable(name: str, label: str, query: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": f"{name}-variable"},
-        "definition": query,
-        "refresh": 2,
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "sort": 1,
-    }
+def _variable(name: str, label: str, query: str) -> board.QueryVariable:
+    return (
+        board.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query({"query": query, "refId": f"{name}-variable"})
+        .refresh(grafana.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(True)
+        .multi(True)
+        .all_value(".*")
+        .current(grafana.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .sort(grafana.VariableSort.ALPHABETICAL_ASC)
+    )
 
 
-def dashboard() -> dict[str, Any]:
+def _row(title: str, y: int) -> board.Row:
+    return board.Row(title).collapsed(False).grid_pos(grafana.GridPos(x=0, y=y, w=24, h=1))
+
+
+def dashboard() -> grafana.Dashboard:
     """The dashboard document Grafana imports (uid `dbsync`, datasource chosen by a variable)."""
-    panels = [_row("Overview", 0), *_overview(1), _row("Replication", 5), *_replication(6), _row("Databricks API", 44)]
-    panels += _api(45)
-    for number, panel in enumerate(panels, start=1):
-        panel["id"] = number
-    return {
-        "uid": "dbsync",
-        "title": "dbsync",
-        "description": "Databricks DR replication: lag, changes, errors, API usage, delete guard.",
-        "tags": ["dbsync", "databricks", "disaster-recovery"],
-        "editable": True,
-        "graphTooltip": 1,
-        "refresh": "30s",
-        "schemaVersion": 39,
-        "time": {"from": "now-6h", "to": "now"},
-        "timezone": "",
-        "annotations": {"list": []},
-        "links": [],
-        "panels": panels,
-        "templating": {
-            "list": [
-                {
-                    "name": "datasource",
-                    "label": "Data source",
-                    "type": "datasource",
-                    "query": "prometheus",
-                    "current": {},
-                    "hide": 0,
-                },
-                _variable("job", "Job", "label_values(dbsync_cutover_state, job)"),
-                _variable("instance", "Instance", 'label_values(dbsync_cutover_state{job=~"$job"}, instance)'),
-                _variable("kind", "Kind", f"label_values(dbsync_resources{{{TARGET}}}, kind)"),
-            ]
-        },
-        "version": 1,
-    }
+    builder = (
+        board.Dashboard("dbsync")
+        .uid("dbsync")
+        .description("Databricks DR replication: lag, changes, errors, API usage, delete guard.")
+        .tags(["dbsync", "databricks", "disaster-recovery"])
+        .editable()
+        .tooltip(grafana.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("")
+        .version(1)
+        .with_variable(board.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(_variable("job", "Job", "label_values(dbsync_cutover_state, job)"))
+        .with_variable(_variable("instance", "Instance", 'label_values(dbsync_cutover_state{job=~"$job"}, instance)'))
+        .with_variable(_variable("kind", "Kind", f"label_values(dbsync_resources{{{TARGET}}}, kind)"))
+    )
+    sections = (("Overview", 0, _overview), ("Replication", 5, _replication), ("Databricks API", 44, _api))
+    number = 0
+    for title, y, panels in sections:
+        number += 1
+        builder = builder.with_row(_row(title, y).id(number))
+        for panel in panels(y + 1):
+            number += 1
+            builder = builder.with_panel(panel.id(number))
+    return builder.build()
 
 
 def render() -> str:
     """The dashboard as the JSON text both files hold."""
-    return json.dumps(dashboard(), indent=2) + "\n"
+    return json.dumps(dashboard(), cls=JSONEncoder, indent=2) + "\n"
 
 
 def main(argv: list[str]) -> int:
     text = render()
+    if "--stdout" in argv:
+        sys.stdout.write(text)
+        return 0
     if "--check" in argv:
         stale = [str(p) for p in OUTPUTS if not p.exists() or p.read_text() != text]
         for path in stale:
