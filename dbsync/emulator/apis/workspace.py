@@ -308,9 +308,14 @@ def _import_content(req: Request) -> bytes:
     if req.form is not None:  # multipart upload: the raw bytes
         return content if isinstance(content, bytes) else str(content).encode()
     try:
-        return base64.b64decode(content, validate=True)
+        # MIME base64 (line breaks every 76 characters, Python's base64.encodebytes) is accepted as the service does.
+        return base64.b64decode(_without_line_breaks(content), validate=True)
     except (ValueError, TypeError):
         raise invalid("content must be base64-encoded") from None
+
+
+def _without_line_breaks(content: Any) -> Any:
+    return content.replace("\n", "").replace("\r", "") if isinstance(content, str) else content
 
 
 @routes.post("/api/2.0/workspace/import")
