@@ -33,6 +33,8 @@ NOTEBOOKS = {
     f"/Users/{ALICE}/etl/ingest": ("PYTHON", b"# Databricks notebook source\nprint('ingest')\n"),
     "/Shared/reports/daily": ("SQL", b"-- Databricks notebook source\nSELECT 1\n"),
     "/Shared/reports/scala/agg": ("SCALA", b"// Databricks notebook source\nval x = 1\n"),
+    "/Shared/reports/r/plot": ("R", b"# Databricks notebook source\nx <- 1\n"),
+    "/Shared/Ünïcode reports/Daily (v2)": ("PYTHON", b"# Databricks notebook source\nprint(2)\n"),
 }
 CSV_PATH, CSV = "/Shared/reports/data.csv", b"id,name\n1,a\n"
 # dbclient.py ClustersClient.create_configs: the keys log_cluster_configs() keeps of each listed cluster
@@ -155,7 +157,15 @@ def _seed_workspace(w: WorkspaceClient) -> None:
 
 
 def _seed_compute(w: WorkspaceClient) -> None:
-    pool = w.instance_pools.create(instance_pool_name="small-pool", node_type_id="i3.xlarge", min_idle_instances=0)
+    pool = w.instance_pools.create(
+        instance_pool_name="small-pool",
+        node_type_id="i3.xlarge",
+        min_idle_instances=0,
+        max_capacity=10,
+        idle_instance_autotermination_minutes=15,
+        custom_tags={"team": "data"},
+        preloaded_spark_versions=["15.4.x-scala2.12"],
+    )
     policy = w.cluster_policies.create(
         name="team-policy", definition=json.dumps({"autotermination_minutes": {"type": "fixed", "value": 30}})
     )
@@ -176,7 +186,16 @@ def _seed_compute(w: WorkspaceClient) -> None:
         aws_attributes=compute.AwsAttributes(instance_profile_arn=PROFILE_ARN),
     ).response
     w.clusters.create(
-        cluster_name="on-pool", spark_version="15.4.x-scala2.12", instance_pool_id=pool.instance_pool_id, num_workers=1
+        cluster_name="on-pool",
+        spark_version="15.4.x-scala2.12",
+        instance_pool_id=pool.instance_pool_id,
+        driver_instance_pool_id=pool.instance_pool_id,
+        autoscale=compute.AutoScale(min_workers=1, max_workers=4),
+        spark_conf={"spark.sql.shuffle.partitions": "64"},
+        spark_env_vars={"STAGE": "prod"},
+        init_scripts=[compute.InitScriptInfo(workspace=compute.WorkspaceStorageInfo("/Shared/init.sh"))],
+        cluster_log_conf=compute.ClusterLogConf(dbfs=compute.DbfsStorageInfo("dbfs:/cluster-logs")),
+        data_security_mode=compute.DataSecurityMode.USER_ISOLATION,
     )
     w.clusters.create(
         cluster_name="governed",
@@ -317,15 +336,16 @@ def log_all_workspace_items(src: Dbclient, ws_path: str, logged: dict[str, list[
             log_all_workspace_items(src, folder["path"], logged)
 
 
-def export_workspace(src: Dbclient, logs: Path) -> None:
-    """log_all_workspace_items_entry('/'), download_notebooks() in DBC (the default file_format), then
+def export_workspace(src: Dbclient, logs: Path, file_format: str = "DBC") -> None:
+    """log_all_workspace_items_entry('/'), download_notebooks() in the configured file_format (DBC by default,
+    SOURCE with --notebook-format), saved as `<name>.<file_type>`, then
     log_all_workspace_acls(): /permissions/notebooks|directories/{object_id} per logged item."""
     logged: dict[str, list[dict]] = {"notebooks": [], "libraries": [], "files": [], "dirs": []}
     log_all_workspace_items(src, "/", logged)
     _write(logs / "user_workspace.log", logged["notebooks"])
     _write(logs / "user_dirs.log", logged["dirs"])
     for item in logged["notebooks"]:  # download_notebook_helper()
-        resp = src.get("/workspace/export", {"path": item["path"], "format": "DBC"})
+        resp = src.get("/workspace/export", {"path": item["path"], "format": file_format})
         if resp.get("error_code", None):
             continue
         save_path = logs / "artifacts" / item["path"].lstrip("/")
@@ -373,14 +393,28 @@ def _upload_tree(dst: Dbclient, src_dir: str, import_args: Any) -> None:
                 )
 
 
-def import_workspace(dst: Dbclient, logs: Path) -> None:
+def _notebook_import_args(file_format: str) -> Any:
+    """WorkspaceClient.get_user_import_args(): SOURCE adds the language of the extension and object_type."""
+    languages = {".py": "PYTHON", ".scala": "SCALA", ".r": "R", ".sql": "SQL"}  # WorkspaceClient._languages
+
+    def args(path: str, content: str) -> dict:
+        stem, ext = os.path.splitext(path)
+        out = {"content": content, "path": stem, "format": file_format}
+        if file_format == "SOURCE":
+            out |= {"language": languages[ext], "object_type": "NOTEBOOK"}
+        return out
+
+    return args
+
+
+def import_workspace(dst: Dbclient, logs: Path, file_format: str = "DBC") -> None:
     """import_all_workspace_items() (walk artifacts/, prepare_upload_dir(), DBC import with base64.encodebytes)
     then import_workspace_acls() (apply_acl_on_object(): get-status on the target path, PATCH the ACL)."""
     src_dir = str(logs / "artifacts") + "/"
     saved_users = len([x for x in os.listdir(src_dir + "Users") if os.path.isdir(src_dir + "Users/" + x)])
     current_users = len(dst.get("/workspace/list", {"path": "/Users/"}).get("objects", None) or [])
     assert current_users >= saved_users > 0, "Current number of users is less than number of user workspaces to import."
-    _upload_tree(dst, src_dir, lambda path, data: {"content": data, "path": os.path.splitext(path)[0], "format": "DBC"})
+    _upload_tree(dst, src_dir, _notebook_import_args(file_format))
     # import_all_workspace_files(): the workspace path keeps its extension, AUTO format
     _upload_tree(
         dst, str(logs / "file_artifacts") + "/", lambda path, data: {"content": data, "path": path, "format": "AUTO"}
@@ -480,6 +514,8 @@ def import_compute(dst: Dbclient, logs: Path) -> None:
             for key in ("node_type_id", "driver_node_type_id", "enable_elastic_disk"):
                 conf.pop(key, None)
             conf["instance_pool_id"] = old_pools[conf["instance_pool_id"]]
+            if conf.get("driver_instance_pool_id"):
+                conf["driver_instance_pool_id"] = old_pools[conf["driver_instance_pool_id"]]
             aws = conf.pop("aws_attributes", None)
             if aws is not None and not aws.get("instance_profile_arn"):
                 conf["aws_attributes"] = {"instance_profile_arn": None}
@@ -492,6 +528,7 @@ def import_compute(dst: Dbclient, logs: Path) -> None:
     by_name = {c["cluster_name"]: c["cluster_id"] for c in dst.get("/clusters/list").get("clusters", [])}
     for data in _lines(logs / "acl_clusters.log"):
         acl = {"access_control_list": dst.build_acl_args(data["access_control_list"])}
+        assert data["cluster_name"] in by_name, "Cluster id must exist in new env. Re-import cluster configs."
         dst.put(f"/preview/permissions/clusters/{by_name[data['cluster_name']]}", acl)
 
 
@@ -591,8 +628,9 @@ def _direct(acl: dict) -> dict[str, str]:
     return out
 
 
+@pytest.mark.parametrize("file_format", ["DBC", "SOURCE"])
 def test_migrate_exports_and_imports_identities_notebooks_compute_and_acls(
-    w: WorkspaceClient, emulator: EmulatorHandle, target: EmulatorHandle, tmp_path: Path
+    w: WorkspaceClient, emulator: EmulatorHandle, target: EmulatorHandle, tmp_path: Path, file_format: str
 ) -> None:
     """migration_pipeline.py's export, then its import order: instance profiles, users, groups, notebooks and
     workspace files, workspace ACLs, pools, cluster policies and clusters (jobs: tests/test_emulator_jobs_runs.py)."""
@@ -603,18 +641,18 @@ def test_migrate_exports_and_imports_identities_notebooks_compute_and_acls(
     assert src.get("/clusters/spark-versions")["http_status_code"] == 200  # dbclient.test_connection()
 
     export_users_and_groups(src, tmp_path)
-    export_workspace(src, tmp_path)
+    export_workspace(src, tmp_path, file_format)
     export_compute(src, tmp_path)
     import_instance_profiles(dst, tmp_path)
     import_users_and_groups(dst, tmp_path)
-    import_workspace(dst, tmp_path)
+    import_workspace(dst, tmp_path, file_format)
     import_compute(dst, tmp_path)
 
     assert src.errors == []
     assert [e for e in dst.errors if not _refused_by_the_service_too(*e)] == []
     (tmp_path / "validate").mkdir()  # migrate's validate pipeline: export the target too, then diff the logs
     export_users_and_groups(dst, tmp_path / "validate")
-    export_workspace(dst, tmp_path / "validate")
+    export_workspace(dst, tmp_path / "validate", file_format)
     export_compute(dst, tmp_path / "validate")
     source_view, target_view = validated_logs(tmp_path), validated_logs(tmp_path / "validate")
     for log in source_view:
