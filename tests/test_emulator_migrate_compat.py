@@ -592,6 +592,8 @@ def validated_logs(logs: Path) -> dict[str, Any]:
         {"cluster_id", "policy_id", "instance_pool_id", "driver_instance_pool_id", "spark_version"},
     )
     for conf in clusters.values():
+        if "pinned_by_user_name" in conf:  # a user id: not the same across workspaces
+            conf["pinned_by_user_name"] = "<pinned>"
         tags = {k: v for k, v in conf.pop("custom_tags", {}).items() if k != "OriginalCreator"}  # import adds it
         if tags:
             conf["custom_tags"] = tags
@@ -689,5 +691,27 @@ def test_migrate_exports_and_imports_identities_notebooks_compute_and_acls(
     assert clusters["on-pool"].instance_pool_id == pools["small-pool"].instance_pool_id
     assert clusters["governed"].policy_id == policies["team-policy"].policy_id
     assert clusters["shared"].custom_tags == {"team": "data", "OriginalCreator": w.current_user.me().user_name}
+    # migrate re-pins a cluster whose listing carries `pinned_by_user_name` (import_cluster_configs())
+    assert "pinned_by_user_name" in dst.get("/clusters/get", {"cluster_id": clusters["shared"].cluster_id})
+    assert "pinned_by_user_name" not in dst.get("/clusters/get", {"cluster_id": clusters["governed"].cluster_id})
     shared_acl = _direct(t.permissions.get("clusters", clusters["shared"].cluster_id).as_dict())
     assert shared_acl["data-eng"] == "CAN_ATTACH_TO" and shared_acl[BOB] == "CAN_RESTART"
+
+
+def test_a_pinned_cluster_names_the_user_id_that_pinned_it(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    """A real cluster document carries `pinned_by_user_name` while pinned: the pinning user's id as a string
+    ("pinned_by_user_name": "100001" in databricks-cli's tests/libraries/test_cli.py CLUSTER_1_RV, a recorded
+    clusters/get answer). migrate's log_cluster_configs() keeps it and import_cluster_configs() re-pins on it."""
+    cluster_id = w.clusters.create(
+        cluster_name="c", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=0
+    ).response.cluster_id
+    client = Dbclient(emulator)
+    assert "pinned_by_user_name" not in client.get("/clusters/get", {"cluster_id": cluster_id})
+
+    w.clusters.pin(cluster_id)
+    pinned = client.get("/clusters/get", {"cluster_id": cluster_id})
+    listed = {c["cluster_id"]: c for c in client.get("/clusters/list")["clusters"]}[cluster_id]
+    w.clusters.unpin(cluster_id)
+
+    assert pinned["pinned_by_user_name"] == listed["pinned_by_user_name"] == w.current_user.me().id
+    assert "pinned_by_user_name" not in client.get("/clusters/get", {"cluster_id": cluster_id})

@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from dbsync.emulator.apis import permissions, policies, pools
+from dbsync.emulator.apis import permissions, policies, pools, scim
 from dbsync.emulator.errors import ApiError, invalid, invalid_state
 from dbsync.emulator.router import Request, Routes
 from dbsync.emulator.state import Workspace
@@ -554,6 +554,8 @@ def _details(ws: Workspace, record: dict) -> dict:
         "ClusterId": record["cluster_id"],
         **record["extra_default_tags"],
     }
+    if record["pinned"]:  # the pinning user's id, as the service names it (clusters pinned before: the admin's)
+        doc["pinned_by_user_name"] = record.get("pinned_by") or _caller_id(ws)
     doc["state"] = record["state"]
     doc["state_message"] = record["state_message"]
     for key in ("start_time", "terminated_time", "last_restarted_time", "last_state_loss_time"):
@@ -890,8 +892,15 @@ def _set_pinned(ws: Workspace, req: Request, pinned: bool) -> dict:
     record = _load(ws, req.param("cluster_id"))
     if record["pinned"] != pinned:
         record["pinned"] = pinned
+        record["pinned_by"] = _caller_id(ws) if pinned else None
         _event(ws, record["cluster_id"], "PINNED" if pinned else "UNPINNED", {"user": ws.admin_user}, ws.now_ms())
     return {}
+
+
+def _caller_id(ws: Workspace) -> str | None:
+    """The SCIM id of the caller (the admin user): a pinned cluster names its pinner by id, not by name."""
+    user = scim.find_user(ws, ws.admin_user)
+    return user["id"] if user else None
 
 
 @routes.post(*_both("change-owner"))
