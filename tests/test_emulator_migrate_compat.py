@@ -91,14 +91,19 @@ class Dbclient:
         return self.get("/preview/scim/v2/Me")["userName"]
 
     def build_acl_args(self, full_acl_list: list[dict], is_jobs: bool = False) -> list[dict]:
-        """dbclient.build_acl_args(): the first of `all_permissions` per principal; the admins group is dropped."""
-        acls = []
+        """dbclient.build_acl_args(): the first of `all_permissions` per principal; the admins group is dropped;
+        for jobs the caller adds itself as CAN_MANAGE unless it is the owner."""
+        acls, owner = [], ""
         for member in full_acl_list:
             level = member["all_permissions"][0]["permission_level"]
             if "user_name" in member:
                 acls.append({"user_name": member["user_name"], "permission_level": level})
+                owner = member["user_name"] if level == "IS_OWNER" else owner
             elif member.get("group_name") != "admins":
                 acls.append({"group_name": member.get("group_name"), "permission_level": level})
+                owner = member.get("group_name") if level == "IS_OWNER" else owner
+        if is_jobs and owner != self.whoami():
+            acls.append({"user_name": self.whoami(), "permission_level": "CAN_MANAGE"})
         return acls
 
 
@@ -715,3 +720,86 @@ def test_a_pinned_cluster_names_the_user_id_that_pinned_it(w: WorkspaceClient, e
 
     assert pinned["pinned_by_user_name"] == listed["pinned_by_user_name"] == w.current_user.me().id
     assert "pinned_by_user_name" not in client.get("/clusters/get", {"cluster_id": cluster_id})
+
+
+# -- JobsClient.py: job ACLs and clusters referenced by jobs ------------------------------------------------
+def export_jobs(src: Dbclient, logs: Path) -> None:
+    """JobsClient.log_job_configs(): settings renamed `<name>:::<job_id>`; a job is logged only when its ACL
+    (/preview/permissions/jobs/{id}) has an IS_OWNER, and its ACL goes to acl_jobs.log with `job_name`."""
+    jobs, acls = [], []
+    for job in src.get("/jobs/list").get("jobs", []):
+        job["settings"]["name"] = f"{job['settings']['name']}:::{job['job_id']}"
+        perms = src.get(f"/preview/permissions/jobs/{job['job_id']}")
+        levels = [p["permission_level"] for e in perms.get("access_control_list") or [] for p in e["all_permissions"]]
+        assert "IS_OWNER" in levels, f"The following job id {job['job_id']} has malformed permissions: {perms}"
+        jobs.append(job)
+        acls.append(perms | {"job_name": job["settings"]["name"]})
+    _write(logs / "jobs.log", jobs)
+    _write(logs / "acl_jobs.log", acls)
+
+
+def import_jobs(dst: Dbclient, logs: Path) -> None:
+    """JobsClient.import_job_configs(): existing_cluster_id mapped by cluster name (get_cluster_id_mapping()),
+    jobs/create, then the ACLs PATCHed (a refusal raises "Import job has failed"), then the names restored."""
+    old_clusters = {c["cluster_name"]: c["cluster_id"] for c in _lines(logs / "clusters.log")}
+    new_clusters = {c["cluster_name"]: c["cluster_id"] for c in dst.get("/clusters/list").get("clusters", [])}
+    cluster_map = {old_clusters[name]: cid for name, cid in new_clusters.items() if name in old_clusters}
+    for job in _lines(logs / "jobs.log"):
+        settings = job["settings"]
+        if "existing_cluster_id" in settings:
+            settings["existing_cluster_id"] = cluster_map[settings["existing_cluster_id"]]
+        assert "error_code" not in dst.post("/jobs/create", settings), "Import job has failed."
+    by_name = {j["settings"]["name"]: j["job_id"] for j in dst.get("/jobs/list").get("jobs", [])}
+    for acl_conf in _lines(logs / "acl_jobs.log"):
+        acl = {"access_control_list": dst.build_acl_args(acl_conf["access_control_list"], True)}
+        resp = dst.patch(f"/preview/permissions/jobs/{by_name[acl_conf['job_name']]}", acl)
+        assert "error_code" not in resp, f"Import job has failed: {resp}"
+    for name, job_id in by_name.items():  # update_imported_job_names()
+        dst.post("/jobs/update", {"job_id": job_id, "new_settings": {"name": name.split(":::")[0]}})
+
+
+def test_migrate_carries_a_jobs_owner_and_acl_and_its_existing_cluster(
+    w: WorkspaceClient, emulator: EmulatorHandle, target: EmulatorHandle, tmp_path: Path
+) -> None:
+    """A job on an interactive cluster whose owner is not the migrating admin: the target job runs on the
+    imported cluster, keeps its owner (IS_OWNER) and ACL, and the admin keeps CAN_MANAGE (build_acl_args)."""
+    _seed_identities(w)
+    _seed_compute(w)
+    shared = next(c for c in w.clusters.list() if c.cluster_name == "shared")
+    job = _raw_job(emulator, shared.cluster_id)
+    w.permissions.update(
+        "jobs",
+        str(job),
+        access_control_list=[
+            iam.AccessControlRequest(user_name=ALICE, permission_level=iam.PermissionLevel.IS_OWNER),
+            iam.AccessControlRequest(group_name="data-eng", permission_level=iam.PermissionLevel.CAN_MANAGE_RUN),
+            iam.AccessControlRequest(user_name=BOB, permission_level=iam.PermissionLevel.CAN_VIEW),
+        ],
+    )
+    src, dst = Dbclient(emulator), Dbclient(target)
+
+    export_users_and_groups(src, tmp_path)
+    export_compute(src, tmp_path)
+    export_jobs(src, tmp_path)
+    import_instance_profiles(dst, tmp_path)
+    import_users_and_groups(dst, tmp_path)
+    import_compute(dst, tmp_path)
+    import_jobs(dst, tmp_path)
+
+    assert src.errors == []
+    assert [e for e in dst.errors if not _refused_by_the_service_too(*e)] == []
+    t = sdk_client(target)
+    imported = next(iter(t.jobs.list()))
+    target_shared = next(c for c in t.clusters.list() if c.cluster_name == "shared")
+    assert imported.settings.name == "nightly"  # type: ignore[union-attr]
+    assert t.jobs.get(imported.job_id).settings.tasks[0].existing_cluster_id == target_shared.cluster_id  # type: ignore
+    acl = _direct(t.permissions.get("jobs", str(imported.job_id)).as_dict())
+    me = t.current_user.me().user_name
+    assert acl == {ALICE: "IS_OWNER", "data-eng": "CAN_MANAGE_RUN", BOB: "CAN_VIEW", me: "CAN_MANAGE"}
+
+
+def _raw_job(handle: EmulatorHandle, cluster_id: str | None) -> int:
+    """A flat 2.0 job on an existing cluster, as older workspaces hold many."""
+    body = {"name": "nightly", "existing_cluster_id": cluster_id, "notebook_task": {"notebook_path": "/Shared/n"}}
+    answer = Dbclient(handle).post("/jobs/create", body)
+    return answer["job_id"]
