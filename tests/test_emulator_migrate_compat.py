@@ -674,12 +674,9 @@ def test_migrate_exports_and_imports_identities_notebooks_compute_and_acls(
     assert [r.value for r in alice.roles or []] == [PROFILE_ARN]
     assert [r.value for r in groups["data-eng"].roles or []] == [PROFILE_ARN]
     assert base64.b64decode(t.workspace.export(CSV_PATH, format=workspace.ExportFormat.AUTO).content or "") == CSV
-    for path in NOTEBOOKS:  # same cells; a trailing newline does not survive a DBC round trip (see README)
-        source = [
-            base64.b64decode(c.workspace.export(path, format=workspace.ExportFormat.SOURCE).content or "")
-            for c in (t, w)
-        ]
-        assert source[0].rstrip(b"\n") == source[1].rstrip(b"\n"), path
+    for path in NOTEBOOKS:
+        fmt = workspace.ExportFormat.SOURCE
+        assert t.workspace.export(path, format=fmt).content == w.workspace.export(path, format=fmt).content, path
     daily = t.workspace.get_status("/Shared/reports/daily").object_id
     reports = t.workspace.get_status("/Shared/reports").object_id
     assert _direct(t.permissions.get("notebooks", str(daily)).as_dict()).get("data-eng") == "CAN_RUN"
@@ -803,3 +800,33 @@ def _raw_job(handle: EmulatorHandle, cluster_id: str | None) -> int:
     body = {"name": "nightly", "existing_cluster_id": cluster_id, "notebook_task": {"notebook_path": "/Shared/n"}}
     answer = Dbclient(handle).post("/jobs/create", body)
     return answer["job_id"]
+
+
+@pytest.mark.parametrize(
+    ("imported", "exported"),
+    [(b"print(1)\n", b"print(1)"), (b"print(1)", b"print(1)"), (b"print(1)\n\n", b"print(1)\n")],
+)
+def test_a_source_export_drops_the_notebooks_final_newline(
+    w: WorkspaceClient, imported: bytes, exported: bytes
+) -> None:
+    """The service regenerates SOURCE from the notebook's cells: "A notebook with `foobar\\n` comes out from the
+    API as `foobar`; `foobar` comes out as `foobar`; `foobar\\n\\n` comes out as `foobar\\n`" (inspera/blackbricks
+    PR #36, whose --remote mode round-trips notebooks through workspace import/export). So a notebook migrated in
+    DBC (cells) and one imported as SOURCE export the same bytes; a file keeps its bytes."""
+    header = b"# Databricks notebook source\n"
+    for path, fmt in (("/Shared/nb", workspace.ExportFormat.SOURCE), ("/Shared/dir/nb", workspace.ExportFormat.AUTO)):
+        w.workspace.mkdirs(os.path.dirname(path))
+        w.workspace.import_(
+            path,
+            content=base64.b64encode(header + imported).decode(),
+            format=workspace.ImportFormat.SOURCE,
+            language=workspace.Language.PYTHON,
+        )
+        assert base64.b64decode(w.workspace.export(path, format=fmt).content or "") == header + exported
+    w.workspace.import_(
+        CSV_PATH.replace("reports/", ""), content=base64.b64encode(CSV).decode(), format=workspace.ImportFormat.AUTO
+    )
+    assert (
+        base64.b64decode(w.workspace.export("/Shared/data.csv", format=workspace.ExportFormat.AUTO).content or "")
+        == CSV
+    )

@@ -428,7 +428,7 @@ def _export(ws: Workspace, obj: dict, fmt: str) -> tuple[bytes, str]:
     language = obj["language"]
     source = obj["content"]
     if fmt in ("SOURCE", "AUTO", "RAW"):
-        return source, nb.LANGUAGES[language].extension
+        return _exported_source(source), nb.LANGUAGES[language].extension
     if fmt == "R_MARKDOWN":
         if language != "R":
             raise invalid("R_MARKDOWN export is only supported for R notebooks")
@@ -439,6 +439,11 @@ def _export(ws: Workspace, obj: dict, fmt: str) -> tuple[bytes, str]:
         return nb.to_html(source, language, name), "html"
     entry = f"{name}.{nb.LANGUAGES[language].dbc_extension}"
     return nb.build_zip([(entry, nb.dbc_entry(source, language, name, obj["object_id"]))]), "dbc"
+
+
+def _exported_source(source: bytes) -> bytes:
+    """SOURCE as the service writes it from the cells: the notebook's final newline is not part of them."""
+    return source[:-1] if source.endswith(b"\n") else source
 
 
 def _export_directory(ws: Workspace, obj: dict, fmt: str) -> tuple[bytes, str]:
@@ -457,7 +462,7 @@ def _export_directory(ws: Workspace, obj: dict, fmt: str) -> tuple[bytes, str]:
                 )
                 entries.append((f"{rel}.{lang.dbc_extension}", data))
             else:
-                entries.append((f"{rel}.{lang.extension}", item["content"]))
+                entries.append((f"{rel}.{lang.extension}", _exported_source(item["content"])))
         elif item["object_type"] == "FILE" and fmt == "AUTO":
             entries.append((rel, item["content"]))
     return nb.build_zip(entries), "dbc" if fmt == "DBC" else "zip"
