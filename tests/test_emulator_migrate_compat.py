@@ -37,7 +37,7 @@ NOTEBOOKS = {
     "/Shared/Ünïcode reports/Daily (v2)": ("PYTHON", b"# Databricks notebook source\nprint(2)\n"),
 }
 CSV_PATH, CSV = "/Shared/reports/data.csv", b"id,name\n1,a\n"
-# dbclient.py ClustersClient.create_configs: the keys log_cluster_configs() keeps of each listed cluster
+# dbclient/ClustersClient.py ClustersClient.create_configs: the keys log_cluster_configs() keeps of each listed cluster
 CREATE_CONFIGS = {
     "num_workers", "autoscale", "cluster_name", "spark_version", "spark_conf", "aws_attributes", "node_type_id",
     "driver_node_type_id", "ssh_public_keys", "custom_tags", "cluster_log_conf", "init_scripts", "docker_image",
@@ -57,7 +57,9 @@ class Dbclient:
 
     def get(self, endpoint: str, json_params: dict | None = None, version: str = "2.0") -> dict:
         """dbclient.get(): `params=` only when json_params is truthy; a list answer becomes `elements`."""
-        raw = requests.get(f"{self.url}/api/{version}{endpoint}", headers=self.headers, params=json_params or None)
+        raw = requests.get(
+            f"{self.url}/api/{version}{endpoint}", headers=self.headers, params=json_params or None, timeout=30
+        )
         return self._read("GET", endpoint, raw)
 
     def post(self, endpoint: str, json_params: dict, version: str = "2.0") -> dict:
@@ -72,7 +74,9 @@ class Dbclient:
     def _send(self, method: str, endpoint: str, body: dict, version: str) -> dict:
         """dbclient.http_req(): a falsy payload is never sent ("Must have a payload in json_args param.")."""
         assert body, f"migrate sends no request for an empty {method} payload to {endpoint}"
-        raw = requests.request(method, f"{self.url}/api/{version}{endpoint}", headers=self.headers, json=body)
+        raw = requests.request(
+            method, f"{self.url}/api/{version}{endpoint}", headers=self.headers, json=body, timeout=30
+        )
         return self._read(method.upper(), endpoint, raw)
 
     def _read(self, method: str, endpoint: str, raw: requests.Response) -> dict:
