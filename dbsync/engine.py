@@ -190,6 +190,8 @@ class Engine:
         The first look after a write records the baseline; a later difference (or the object gone
         from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
         """
+        if report.created or report.updated:
+            kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
         try:
             target_view = {r.key: r.version_hint for r in kind.watcher.list(self.ctx, self.ctx.target)}
         except ListingError as err:

@@ -138,6 +138,10 @@ class WorkspaceObjectWatcher(Watcher):
         for side in ("source", "target"):
             ctx.invalidate(f"tree:{side}")
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """The target tree may have been listed by an earlier kind's drift check, before this kind's imports."""
+        ctx.invalidate("tree:target")
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for entry in self.tree(ctx, ws):
             if entry.object_type != self.object_type:
