@@ -30,8 +30,12 @@ def _edit_every_kind_on_the_source(pair: Pair, round_: int) -> None:
     src = pair.src
     notebook = _notebooks(src)[round_]
     body = f"# Databricks notebook source\nprint('edit {round_}')".encode()
-    src.workspace.upload(notebook, io.BytesIO(body), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
-    src.workspace.upload(_files(src)[round_], io.BytesIO(f"edit {round_}".encode()), format=ImportFormat.AUTO, overwrite=True)
+    src.workspace.upload(
+        notebook, io.BytesIO(body), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True
+    )
+    src.workspace.upload(
+        _files(src)[round_], io.BytesIO(f"edit {round_}".encode()), format=ImportFormat.AUTO, overwrite=True
+    )
     src.workspace.mkdirs(f"/Shared/new-{round_}")
     src.workspace.upload(f"/Shared/new-{round_}/nb.py", io.BytesIO(b"print(1)"), overwrite=True)
     job = list(src.jobs.list(expand_tasks=True))[round_]
@@ -42,7 +46,9 @@ def _edit_every_kind_on_the_source(pair: Pair, round_: int) -> None:
     src.instance_pools.edit(pool.instance_pool_id, pool.instance_pool_name, pool.node_type_id, max_capacity=50 + round_)
     policies = [p for p in src.cluster_policies.list() if not p.is_default]
     policy = policies[round_ % len(policies)]
-    src.cluster_policies.edit(policy.policy_id, name=policy.name, definition=policy.definition, description=f"r{round_}")
+    src.cluster_policies.edit(
+        policy.policy_id, name=policy.name, definition=policy.definition, description=f"r{round_}"
+    )
     scope = next(iter(src.secrets.list_scopes())).name
     src.secrets.put_secret(scope, f"added-{round_}", string_value="s3cr3t")
     users = list(src.users.list())

@@ -40,6 +40,7 @@ class Watcher(ABC):
         Called before the drift check of a kind that wrote this cycle: a baseline taken from a listing
         made before the write would make dbsync's own write look like a hand edit next cycle.
         """
+        return None  # most kinds list the target afresh for the drift check
 
     def acl_object_id(self, ctx: SyncContext, ws: Workspace, key: str, meta: dict) -> str | None:
         """The id the permissions API uses for the object `key` of `ws` (the key itself by default).
