@@ -7,11 +7,24 @@ command as a user would.
 from __future__ import annotations
 
 import io
-import itertools
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
+import pytest
+import yaml
 from conftest import Pair
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
+from test_serve import Served
+
+from dbsync.registry import KIND_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 
 # Principals are created on the target too, so owner changes (a permissions write that touches a job) happen.
 ALL_KINDS = {"identities": {"create_users": True}}
@@ -127,4 +140,123 @@ def test_one_target_edit_is_one_drift_event_and_one_heal(seeded_pair: Pair) -> N
     assert len(events) == 1 and events[0]["source_key"] == notebook and events[0]["outcome"] == "healing"
 
 
-_ = itertools  # reserved for the metrics tests below
+# -- metrics: every series an alert reads exists at 0 from the start ---------------------------------------
+@pytest.fixture
+def first_scrape(pair: Pair, tmp_path: Path) -> Iterator[str]:
+    """The first /metrics page a `dbsync serve` answers, over HTTP, on an idle pair (nothing ever increments)."""
+    server = Served(pair, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.proc.poll() is None, server.log.read_text()
+            assert time.monotonic() < deadline, "dbsync serve never answered /metrics"
+            try:
+                response = server.get("/metrics")
+                if response.status_code == 200:
+                    yield response.text
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+
+
+def _sample(page: str, name: str, **labels: str) -> float | None:
+    """The value of one series on a /metrics page, None when the series is not there."""
+    for line in page.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) == labels:
+            return float(match.group(2))
+    return None
+
+
+def test_every_kinds_alerting_series_exists_at_zero_from_the_start(first_scrape: str) -> None:
+    """Defect: a labelled counter appeared only at its first increment, so `increase()` never saw it.
+
+    Nothing drifts or fails on this idle pair; the first reconcile may already have adopted its admin user.
+    """
+    counters = [("dbsync_drift_detected_total", {"kind": k}) for k in KIND_NAMES]
+    counters += [("dbsync_sync_errors_total", {"kind": k}) for k in KIND_NAMES]
+    assert [f"{n}{labels}" for n, labels in counters if _sample(first_scrape, n, **labels) != 0.0] == []
+    applied = [{"kind": k, "action": a} for k in KIND_NAMES for a in ("create", "update", "delete")]
+    assert [
+        labels for labels in applied if _sample(first_scrape, "dbsync_changes_applied_total", **labels) is None
+    ] == []
+
+
+def _promtool_series(start: float | None, then: str) -> str:
+    """promtool's notation: the scraped first sample for two scrapes ("_" when the series was absent), then `then`."""
+    first = "_" if start is None else f"{start:g}"
+    return f"{first} {first} {then}"
+
+
+def test_a_one_off_drift_and_the_first_error_fire_their_alerts(
+    first_scrape: str, promtool: str, tmp_path: Path
+) -> None:
+    """The alert rules evaluated on what dbsync really exports at start, followed by one event.
+
+    A one-off drift: the counter goes to 1 once and stays. The first error of a kind that then fails
+    every cycle (the default interval is 15 min): 1, then 2 a cycle later, and so on.
+    """
+    series = {
+        "dbsync_drift_detected_total": _promtool_series(
+            _sample(first_scrape, "dbsync_drift_detected_total", kind="notebooks"), "1x60"
+        ),
+        "dbsync_sync_errors_total": _promtool_series(
+            _sample(first_scrape, "dbsync_sync_errors_total", kind="jobs"), "1x14 2x15 3x15"
+        ),
+    }
+    labels = 'job="dbsync", instance="dbsync-0"'
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f'dbsync_drift_detected_total{{{labels}, kind="notebooks"}}',
+                        "values": series["dbsync_drift_detected_total"],
+                    },
+                    {
+                        "series": f'dbsync_sync_errors_total{{{labels}, kind="jobs"}}',
+                        "values": series["dbsync_sync_errors_total"],
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "1m", "alertname": "DbsyncDriftDetected", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "DbsyncDriftDetected",
+                        "exp_alerts": [_alert("info", "notebooks")],
+                    },
+                    {"eval_time": "16m", "alertname": "DbsyncSyncErrors", "exp_alerts": []},
+                    # The first error (at 2 min) counts: 15 min later the alert fires, not a cycle after that.
+                    {"eval_time": "17m", "alertname": "DbsyncSyncErrors", "exp_alerts": [_alert("warning", "jobs")]},
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "one_off_test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _alert(severity: str, kind: str) -> dict:
+    """The expected alert, its annotations taken from the rules file itself (they are not under test here)."""
+    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    name = {"info": "DbsyncDriftDetected", "warning": "DbsyncSyncErrors"}[severity]
+    annotations = next(r["annotations"] for r in rules if r.get("alert") == name)
+    value = "1"
+    rendered = {
+        k: v.replace("{{ $labels.kind }}", kind)
+        .replace("{{ $labels.instance }}", "dbsync-0")
+        .replace("{{ $value | humanize }}", value)
+        for k, v in annotations.items()
+    }
+    return {
+        "exp_labels": {"severity": severity, "job": "dbsync", "instance": "dbsync-0", "kind": kind},
+        "exp_annotations": rendered,
+    }
