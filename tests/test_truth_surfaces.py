@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,68 @@ def _alert(severity: str, kind: str) -> dict:
         "exp_labels": {"severity": severity, "job": "dbsync", "instance": "dbsync-0", "kind": kind},
         "exp_annotations": rendered,
     }
+
+
+# -- errors: one line with the cause and the fix, and the documented exit code -------------------------------
+def _dbsync(pair: Pair, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`dbsync ARGS` as a user runs it, against the pair, with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "dbsync.cli", *args],
+        env=pair.env() | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+@pytest.mark.parametrize("command", [["sync", "--once"], ["plan"], ["validate"]], ids=" ".join)
+def test_a_wrong_token_is_one_line_and_exit_2(pair: Pair, side: str, command: list[str]) -> None:
+    """Defect: the SDK's config dump in every row and dozens of lines on stderr; `plan` exited 0 and
+    `validate` showed 100 % for a source it could not read. The emulator answers a bad PAT as the
+    service does: 403 `Invalid access token` (databricks-sdk maps it to PermissionDenied)."""
+    pair.src.workspace.upload("/Shared/a.py", io.BytesIO(b"print(1)"), overwrite=True)
+    wrong = "dapi-not-the-right-token-0000"
+    result = _dbsync(pair, *command, **{f"DBSYNC_{side.upper()}__TOKEN": wrong})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"DBSYNC_{side.upper()}__TOKEN" in lines[0] and side in lines[0]
+    assert "Config:" not in lines[0] and wrong not in result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_an_unknown_dbsync_variable_is_refused_with_a_did_you_mean(pair: Pair) -> None:
+    """Defect: DBSYNC_DELETS__MODE=off was ignored and deletes still propagated."""
+    result = _dbsync(pair, "plan", DBSYNC_DELETS__MODE="off")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DBSYNC_DELETS__MODE" in lines[0] and "did you mean DBSYNC_DELETES__MODE" in lines[0]
+    # A kind name is checked too, and secret values (DBSYNC_SECRET__<SCOPE>__<KEY>) are not settings.
+    typo = _dbsync(pair, "plan", DBSYNC_KINDS__NOTEBOOK__ENABLED="false", DBSYNC_SECRET__PROD__PASSWORD="x")
+    assert typo.returncode == 2 and "did you mean DBSYNC_KINDS__NOTEBOOKS__ENABLED" in typo.stderr, typo.stderr
+
+
+def test_a_list_variable_takes_comma_separated_text(pair: Pair) -> None:
+    """Defect: DBSYNC_KINDS__NOTEBOOKS__EXCLUDE=/Users/* was a 48-line traceback (pydantic-settings wants JSON)."""
+    src = pair.src
+    src.workspace.mkdirs("/Users/admin@example.com/x")
+    for path in ("/Users/admin@example.com/x/home.py", "/Shared/team.py", "/Repos-like/other.py"):
+        src.workspace.mkdirs(path.rsplit("/", 1)[0])
+        src.workspace.upload(path, io.BytesIO(b"print(1)"), overwrite=True)
+    result = _dbsync(
+        pair,
+        "sync",
+        "--once",
+        "--kinds",
+        "directories,notebooks",
+        DBSYNC_KINDS__NOTEBOOKS__EXCLUDE="/Users/*, /Repos-like/*",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _notebooks(pair.dst) == [p for p in _notebooks(src) if p.startswith("/Shared/")] != []
+    # A mapping is a JSON object: plain text there is one line naming the variable, exit 2.
+    bad = _dbsync(pair, "plan", DBSYNC_MAPPING__EMAILS="@old.com=@new.com")
+    assert bad.returncode == 2, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "DBSYNC_MAPPING__EMAILS" in bad.stderr, bad.stderr
