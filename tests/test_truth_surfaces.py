@@ -7,7 +7,9 @@ command as a user would.
 from __future__ import annotations
 
 import io
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,8 +23,11 @@ from conftest import Pair
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
 from test_serve import Served
+from test_sync_metastore import MetastorePair, _clean, mp  # noqa: F401
 
+from dbsync.model import fingerprint
 from dbsync.registry import KIND_NAMES
+from dbsync.watchers.metastore import FINGERPRINT_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -326,3 +331,69 @@ def test_a_list_variable_takes_comma_separated_text(pair: Pair) -> None:
     bad = _dbsync(pair, "plan", DBSYNC_MAPPING__EMAILS="@old.com=@new.com")
     assert bad.returncode == 2, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "DBSYNC_MAPPING__EMAILS" in bad.stderr, bad.stderr
+
+
+# -- metastore: the source's text on the target, fingerprints pinned to what they depend on ------------------
+BARS = (
+    "CREATE SCHEMA bars_sales",
+    "CREATE TABLE bars_sales.orders (id BIGINT, bar_id BIGINT, total DECIMAL(10,2)) USING DELTA",
+    "CREATE TABLE bars_sales.bars (id BIGINT, name STRING) USING DELTA",
+    # Aliases without AS, lower-case keywords, a line break: what sqlglot would regenerate differently.
+    "CREATE VIEW bars_sales.revenue AS select b.name, sum(o.total) revenue\n"
+    "  FROM bars_sales.orders o JOIN bars_sales.bars b ON o.bar_id = b.id group by b.name",
+)
+
+
+def test_a_view_arrives_with_the_source_text_byte_for_byte(mp: MetastorePair) -> None:  # noqa: F811
+    """Defect: the target got sqlglot's regeneration (`orders AS o`) instead of the source's text."""
+    for statement in BARS:
+        mp.src.run(statement)
+    mp.forget_statements()
+    _clean(mp.sync())
+    source_ddl = mp.src.ddl("bars_sales.revenue")
+    assert mp.dst.ddl("bars_sales.revenue") == source_ddl
+    assert "bars_sales.orders o JOIN" in source_ddl
+    created = [s for s in mp.writes("target") if "revenue" in s]
+    assert len(created) == 1 and created[0].endswith(source_ddl.split("\nAS ", 1)[1])
+
+
+def _age_the_store(state_path: Path, kinds: tuple[str, ...]) -> int:
+    """Make the store look written by an older sqlglot: other normalized text, other fingerprints, old version."""
+    aged = 0
+    with sqlite3.connect(state_path) as db:
+        for kind, key, payload_json in db.execute(
+            "SELECT kind, source_key, payload_json FROM resources WHERE kind IN (?, ?)", kinds
+        ).fetchall():
+            payload = json.loads(payload_json)
+            payload["ddl"] = payload["ddl"].replace(" AS ", "  AS ")  # an older generator's spacing
+            db.execute(
+                "UPDATE resources SET payload_json = ?, fingerprint = ? WHERE kind = ? AND source_key = ?",
+                [json.dumps(payload), fingerprint(payload), kind, key],
+            )
+            aged += 1
+        for kind in kinds:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [f"fingerprint_version:{kind}", "0"])
+    return aged
+
+
+def test_a_new_fingerprint_version_rebaselines_without_a_request_to_the_target(mp: MetastorePair) -> None:  # noqa: F811
+    """A newer sqlglot normalizes differently: the first cycle re-fingerprints unchanged objects offline."""
+    for statement in BARS:
+        mp.src.run(statement)
+    _clean(mp.sync())
+    assert _age_the_store(mp.pair.state_path, ("tables", "views")) == 3
+    mp.forget_statements()
+    reports = mp.sync()
+    assert mp.statements("target") == []  # not even a SHOW CREATE TABLE to compare
+    assert {k: (reports[k].updated, reports[k].created) for k in ("tables", "views")} == {
+        "tables": (0, 0),
+        "views": (0, 0),
+    }
+    ctx = mp.pair.context()
+    try:
+        assert ctx.store.get_meta("fingerprint_version:views") == FINGERPRINT_VERSION
+    finally:
+        ctx.store.close()
+    mp.forget_statements()
+    mp.sync()
+    assert mp.statements("target") == []
