@@ -20,7 +20,8 @@ import httpx
 import pytest
 import yaml
 from conftest import Pair
-from databricks.sdk.service import iam
+from databricks.sdk.service import compute, iam, sql
+from databricks.sdk.service.dashboards import Dashboard
 from databricks.sdk.service.workspace import ImportFormat, Language
 from test_serve import Served
 from test_sync_metastore import MetastorePair, _clean, mp  # noqa: F401
@@ -96,6 +97,47 @@ def _edit_every_kind_on_the_source(pair: Pair, round_: int) -> None:
     )
 
 
+def _edit_bi_ml_and_settings_on_the_source(pair: Pair, round_: int) -> None:
+    """The kinds the workspace edit above leaves out: SQL objects, dashboards, MLflow, settings, libraries, owners."""
+    w = pair.src
+    query = next(iter(w.queries.list()))
+    w.queries.update(
+        query.id,
+        update_mask="display_name,query_text",
+        query=sql.UpdateQueryRequestQuery(display_name=f"{query.display_name}-{round_}", query_text=f"SELECT {round_}"),
+    )
+    alert = next(iter(w.alerts.list()))
+    w.alerts.update(
+        alert.id, update_mask="display_name", alert=sql.UpdateAlertRequestAlert(display_name=f"alert-{round_}")
+    )
+    warehouse = next(iter(w.warehouses.list()))
+    w.warehouses.edit(
+        warehouse.id, name=warehouse.name, cluster_size=warehouse.cluster_size, auto_stop_mins=30 + round_
+    )
+    script = next(iter(w.global_init_scripts.list()))
+    w.global_init_scripts.update(script.script_id, name=script.name, script="ZWNobyAy", position=script.position)
+    access = next(iter(w.ip_access_lists.list()))
+    w.ip_access_lists.update(
+        access.list_id, label=access.label, list_type=access.list_type, ip_addresses=[f"10.{round_}.0.0/16"],
+        enabled=access.enabled,
+    )  # fmt: skip
+    w.workspace_conf.set_status({"maxTokenLifetimeDays": str(40 + round_)})
+    cluster = next(iter(w.clusters.list()))
+    library = compute.Library(pypi=compute.PythonPyPiLibrary(package=f"requests==2.3{round_}.0"))
+    w.libraries.install(cluster.cluster_id, [library])
+    experiment = next(iter(w.experiments.list_experiments()))
+    w.experiments.update_experiment(experiment.experiment_id, new_name=f"{experiment.name}-{round_}")
+    model = next(iter(w.model_registry.list_models()))
+    w.model_registry.update_model(model.name, description=f"edit {round_}")
+    dashboard = next(iter(w.lakeview.list()))
+    w.lakeview.update(dashboard.dashboard_id, dashboard=Dashboard(display_name=f"dashboard-{round_}"))
+    # A new owner: the permissions kind changes who owns a job the jobs kind wrote.
+    users = list(w.users.list())
+    job, user = list(w.jobs.list())[5 + round_], users[(2 + round_) % len(users)]
+    owner = iam.AccessControlRequest(user_name=user.user_name, permission_level=iam.PermissionLevel.IS_OWNER)
+    w.permissions.set("jobs", str(job.job_id), access_control_list=[owner])
+
+
 def _drift_events(pair: Pair) -> list[dict]:
     ctx = pair.context()
     try:
@@ -111,6 +153,7 @@ def test_source_edits_over_many_cycles_with_every_kind_are_never_drift(seeded_pa
     seeded_pair.sync(**ALL_KINDS)
     for round_ in range(3):
         _edit_every_kind_on_the_source(seeded_pair, round_)
+        _edit_bi_ml_and_settings_on_the_source(seeded_pair, round_)
         for _ in range(2):
             reports = seeded_pair.sync(**ALL_KINDS)
             assert {k: r.drifted for k, r in reports.items() if r.drifted} == {}, f"round {round_}"
