@@ -329,7 +329,8 @@ def _dbsync(pair: Pair, *args: str, **env: str) -> subprocess.CompletedProcess[s
 def test_a_wrong_token_is_one_line_and_exit_2(pair: Pair, side: str, command: list[str]) -> None:
     """Defect: the SDK's config dump in every row and dozens of lines on stderr; `plan` exited 0 and
     `validate` showed 100 % for a source it could not read. The emulator answers a bad PAT as the
-    service does: 403 `Invalid access token` (databricks-sdk maps it to PermissionDenied)."""
+    service does: 403 `{"error_code": 403, "message": "Invalid access token."}` (seen in databricks/databricks-sdk-go
+    issue #873; databricks-sdk maps it to PermissionDenied, a 401 to Unauthenticated: both are handled)."""
     pair.src.workspace.upload("/Shared/a.py", io.BytesIO(b"print(1)"), overwrite=True)
     wrong = "dapi-not-the-right-token-0000"
     result = _dbsync(pair, *command, **{f"DBSYNC_{side.upper()}__TOKEN": wrong})
