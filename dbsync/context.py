@@ -54,6 +54,11 @@ class SyncContext:
                 self._cache[key] = value
             return value
 
+    def peek(self, key: str) -> Any | None:
+        """What `cached()` holds for `key` this run, without computing it (None when nothing is held)."""
+        with self._guard:
+            return self._cache.get(key)
+
     def invalidate(self, key: str) -> None:
         with self._guard:
             self._cache.pop(key, None)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import Pair
+from conftest import Pair, endpoint_count
 from databricks.sdk.service import compute, iam, sql
 from databricks.sdk.service.dashboards import Dashboard
 from databricks.sdk.service.workspace import ImportFormat, Language
@@ -35,6 +35,7 @@ RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 
 # Principals are created on the target too, so owner changes (a permissions write that touches a job) happen.
 ALL_KINDS = {"identities": {"create_users": True}}
+TREE_LISTING = "GET /api/2.0/workspace/list"
 
 
 def _notebooks(w) -> list[str]:
@@ -163,6 +164,17 @@ def test_source_edits_over_many_cycles_with_every_kind_are_never_drift(seeded_pa
     reports = seeded_pair.sync(drift="heal", **ALL_KINDS)
     assert seeded_pair.target_writes() == 0, seeded_pair.target.stats.document()["endpoints"]
     assert sum(r.drifted for r in reports.values()) == 0
+    quiet_listings = endpoint_count(seeded_pair.target, TREE_LISTING)
+    # The fresh baseline costs a get-status per import, not a second walk of the target tree.
+    notebook = _notebooks(seeded_pair.src)[5]
+    body = b"# Databricks notebook source\nprint('one more')"
+    seeded_pair.src.workspace.upload(
+        notebook, io.BytesIO(body), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True
+    )
+    seeded_pair.reset_stats()
+    assert seeded_pair.sync(**ALL_KINDS)["notebooks"].updated == 1
+    assert endpoint_count(seeded_pair.target, TREE_LISTING) == quiet_listings
+    assert endpoint_count(seeded_pair.target, "GET /api/2.0/workspace/get-status") <= 2
 
 
 def test_one_target_edit_is_one_drift_event_and_one_heal(seeded_pair: Pair) -> None:

@@ -14,7 +14,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.workspace_objects import ARCHIVE_ROOT
+from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 
 
 class WorkspaceObjectReplicator(Replicator):
@@ -29,6 +29,7 @@ class WorkspaceObjectReplicator(Replicator):
             ctx.target.client.workspace.mkdirs(path)
         else:
             self._import(ctx, path, resource.body or b"", resource.payload.get("language"))
+        written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
         return Applied(target_key=path)
 
     def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None) -> None:
