@@ -373,6 +373,8 @@ def load_settings(
         first = err.errors()[0]
         dotted, env = _env_name(first["loc"])
         where = str(path) if path else "dbsync.yaml"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(_unknown_key(dotted, env, where)) from None
         raise ConfigError(f"setting {dotted}: {first['msg']} (set {env} or {dotted} in {where})") from None
     if require_workspaces:
         for side in ("source", "target"):
@@ -400,6 +402,16 @@ def check_environment(environ: Mapping[str, str]) -> None:
             f"unknown setting {name}: {hint}dbsync reads no such variable; rename or unset it "
             "(the settings are listed in README.md, Configuration)"
         )
+
+
+def _unknown_key(dotted: str, env: str, where: str) -> str:
+    """A key of the file that names no setting, with the closest real one."""
+    close = difflib.get_close_matches(env, sorted(setting_env_names()), n=1, cutoff=0.6)
+    hint = ""
+    if close:
+        parts = close[0][len(ENV_PREFIX) :].lower().split("__")
+        hint = f"did you mean {'.'.join(parts)}? "
+    return f"unknown setting {dotted} in {where}: {hint}dbsync reads no such key; rename or remove it"
 
 
 def _names_a_setting(parts: list[str]) -> bool:

@@ -364,6 +364,12 @@ def test_an_unknown_dbsync_variable_is_refused_with_a_did_you_mean(pair: Pair) -
     # A kind name is checked too, and secret values (DBSYNC_SECRET__<SCOPE>__<KEY>) are not settings.
     typo = _dbsync(pair, "plan", DBSYNC_KINDS__NOTEBOOK__ENABLED="false", DBSYNC_SECRET__PROD__PASSWORD="x")
     assert typo.returncode == 2 and "did you mean DBSYNC_KINDS__NOTEBOOKS__ENABLED" in typo.stderr, typo.stderr
+    # The same typo in the file: the real key, not an advice to set a variable that does not exist either.
+    config = pair.state_path.parent / "dbsync.yaml"
+    config.write_text("deletes: {mdoe: 'off'}\n")
+    in_file = _dbsync(pair, "plan", "--config", str(config))
+    assert in_file.returncode == 2 and len(in_file.stderr.strip().splitlines()) == 1, in_file.stderr
+    assert "did you mean deletes.mode?" in in_file.stderr and "DBSYNC_DELETES__MDOE" not in in_file.stderr
 
 
 def test_a_list_variable_takes_comma_separated_text(pair: Pair) -> None:
