@@ -32,7 +32,8 @@ RUN groupadd --system --gid 10001 dbsync \
 COPY --from=build /opt/dbsync /opt/dbsync
 # Bytecode was compiled at install time: nothing is written outside the state volume and /tmp,
 # so the container runs with a read-only root filesystem. The server binds all interfaces in a container
-# (an environment variable wins over the config file). The default state_path, dbsync.db, is relative to
+# (an environment variable wins over the config file); without DBSYNC_SERVER__AUTH_TOKEN it then keeps
+# /report and /report.html off (they list both workspaces): pass a token to serve them. The default state_path, dbsync.db, is relative to
 # the working directory: /var/lib/dbsync/dbsync.db, on the volume.
 ENV PATH=/opt/dbsync/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

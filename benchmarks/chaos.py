@@ -17,6 +17,24 @@ Scenarios (`--only a,b`):
                naming the cause, nothing written to the target (full disk mid-run: converges afterwards)
   bad-input    malformed and 10 MB notebooks, unicode/space/quote names, jobs of 100 and 150 tasks, a group
                nesting cycle, ACLs naming a deleted user and a user the target lacks
+  foreign      a scope with a DR-only key, the DR team's warehouse of the same name and a DR_RUNBOOK in a
+               folder the source deletes: one `sync --once` keeps all three
+  adopted      a policy found on the target by name and the DR team's namesakes are never deleted
+  stop-500     a 500 on the first terminate / stop after a create: converges to TERMINATED / STOPPED, one
+               object each, and the cluster is deleted with its source
+  forgotten    a create that failed (500) and whose source is then deleted: forgotten, no delete call
+
+  listing-404  one 404 on the fullest directory's listing and on a scope's keys: nothing deleted, exit 1;
+               3 of 4 clusters deleted on the source: the guard holds them, exit 1
+  listing-broken  a connection reset / an HTML 200 on jobs, clusters, workspace and SCIM listings: exit 1
+               with a summary, no traceback, nothing deleted, every cycle row finished; serve's /readyz says so
+  looping-token   jobs/list answering its own page token, or new tokens to the same page: ended in a few calls
+
+  two-writers  two `sync --once` at once on an empty target: one refuses naming the holder, 0 duplicates
+  serve-cutover `cutover` while `serve` reconciles: hand-off, 0 duplicates, 0 daemon writes after, /readyz
+               says complete; then a lost store against the new primary: refused, 0 writes
+  fence        the store's role flips mid-cycle on a slow target: 0 target writes land afterwards
+  skip-source-live `cutover --skip-source` while the source answers: refused, 0 writes
 
 Exit status 1 when any check fails. Every check prints PASS/FAIL with its figures.
 """
@@ -39,11 +57,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
@@ -716,12 +736,482 @@ def scenario_bad_input(args: argparse.Namespace) -> None:
         )
 
 
+# -- 6. ownership: what dbsync did not create ----------------------------------------------------------
+_NOTEBOOK = base64.b64encode(b"print(1)").decode()
+_SPARK, _NODE = "15.4.x-scala2.12", "i3.xlarge"
+
+
+def _notebook(w: Any, path: str) -> None:
+    w.workspace.mkdirs(path.rsplit("/", 1)[0])
+    w.workspace.import_(path, content=_NOTEBOOK, format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
+
+
+def _warehouse(w: Any, name: str) -> str:
+    return w.warehouses.create(name=name, cluster_size="2X-Small", max_num_clusters=1).response.id
+
+
+def _new_cluster(w: Any, name: str, tags: dict[str, str] | None = None) -> str:
+    created = w.clusters.create(
+        spark_version=_SPARK, node_type_id=_NODE, num_workers=1, cluster_name=name, custom_tags=tags
+    )
+    return created.response.cluster_id
+
+
+def scenario_foreign(args: argparse.Namespace) -> None:
+    print(f"\n== objects the DR team made on the target, in what the source deletes ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        for scope in ("risk-0", "keep-0"):
+            src.secrets.create_scope(scope)
+            src.secrets.put_secret(scope, "app-key", string_value="source-value")
+        dst.secrets.create_scope("risk-0")
+        dst.secrets.put_secret("risk-0", "dr-only-key", string_value="dr-value")
+        bi = _warehouse(src, "bi")
+        _warehouse(src, "etl")
+        theirs = _warehouse(dst, "bi")
+        for path in ("/Shared/finance/report", "/Shared/finance/q1/summary", "/Shared/ops/daily"):
+            _notebook(src, path)
+        first = p.sync()
+        _notebook(dst, "/Shared/finance/DR_RUNBOOK")
+        src.secrets.delete_scope("risk-0")
+        src.warehouses.delete(bi)
+        src.workspace.delete("/Shared/finance", recursive=True)
+        run = p.sync()
+        keys = {s.key for s in dst.secrets.list_secrets("risk-0")} if "risk-0" in _scopes(dst) else set()
+        state = next((w.state for w in dst.warehouses.list() if w.id == theirs), None)
+        paths = {entry[0] for entry in tree(dst)}
+        print(f"  first sync exit {first.returncode}, sync after the source deletes: exit {run.returncode}")
+        check("foreign: the scope keeps its DR-only key", keys == {"dr-only-key"}, f"keys {sorted(keys)}")
+        check("foreign: the DR team's warehouse is not deleted", state is not None and state.value != "DELETED")
+        check("foreign: DR_RUNBOOK survives its folder's delete", "/Shared/finance/DR_RUNBOOK" in paths)
+        check("foreign: dbsync's own copies went", "/Shared/finance/report" not in paths and run.returncode == 0)
+
+
+def _scopes(w: Any) -> set[str]:
+    return {s.name for s in w.secrets.list_scopes()}
+
+
+def scenario_adopted(args: argparse.Namespace) -> None:
+    print(f"\n== a policy adopted from the target and the DR team's namesakes, then deleted on the source ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        policy = src.cluster_policies.create(name="team", definition="{}").policy_id
+        src.cluster_policies.create(name="other", definition="{}")
+        dst_policy = dst.cluster_policies.create(name="team", definition="{}").policy_id
+        shared = _new_cluster(src, "shared")
+        _new_cluster(src, "other")
+        dst_cluster = _new_cluster(dst, "shared")  # the DR team's, without dbsync's tag
+        dst.clusters.delete(dst_cluster)
+        task = jobs.Task(
+            task_key="main",
+            notebook_task=jobs.NotebookTask(notebook_path="/Shared/nb"),
+            new_cluster=compute.ClusterSpec(spark_version=_SPARK, node_type_id=_NODE, num_workers=1),
+        )
+        job = src.jobs.create(name="nightly", tasks=[task]).job_id
+        src.jobs.create(name="other", tasks=[task])
+        dst_job = dst.jobs.create(name="nightly", tasks=[task]).job_id
+        first = p.sync("--kinds", "cluster_policies,clusters,jobs")
+        src.cluster_policies.delete(policy)
+        src.clusters.permanent_delete(shared)
+        src.jobs.delete(job)
+        run = p.sync("--kinds", "cluster_policies,clusters,jobs")
+        print(f"  first sync exit {first.returncode}, sync after the source deletes: exit {run.returncode}")
+        check("adopted: policy kept", dst_policy in {x.policy_id for x in dst.cluster_policies.list()})
+        check("adopted: the DR team's cluster kept", dst_cluster in {c.cluster_id for c in dst.clusters.list()})
+        check("adopted: the DR team's job kept", dst_job in {j.job_id for j in dst.jobs.list()})
+        check("adopted: the run is clean", first.returncode == 0 and run.returncode == 0, f"exit {run.returncode}")
+
+
+def scenario_stop_500(args: argparse.Namespace) -> None:
+    print(f"\n== a 500 on the first terminate / stop after a create ({load()})")
+    with pair(0) as p:
+        src, dst = p.src.client(), p.dst.client()
+        _new_cluster(src, "stays")
+        p.sync("--kinds", "clusters")
+        etl = _new_cluster(src, "etl")
+        _warehouse(src, "bi")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/delete", max_faults=1)
+        first = p.sync("--kinds", "clusters")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.0/sql/warehouses/", max_faults=1)
+        first_warehouse = p.sync("--kinds", "sql_warehouses")
+        p.dst.faults()
+        recorded = store_query(p.state, f"SELECT target_key FROM resources WHERE source_key = '{etl}'")
+        runs, _ = p.converge(attempts=5, DBSYNC_LOG_LEVEL="ERROR")
+        clusters = _settled(dst)
+        warehouses = [w.state.value for w in dst.warehouses.list()]
+        print(f"  first runs exit {first.returncode} / {first_warehouse.returncode}; converged in {runs} more runs")
+        check("stop-500: the failed stop is an error, not a success", first.returncode == 1)
+        check("stop-500: the new cluster's id is recorded at once", bool(recorded and recorded[0][0]), str(recorded))
+        check("stop-500: no cluster left running", set(clusters.values()) == {"TERMINATED"}, str(clusters))
+        check("stop-500: one cluster per source cluster", len(clusters) == 2, f"{len(clusters)} on the target")
+        check("stop-500: the warehouse is stopped, once", warehouses in (["STOPPED"], ["STOPPING"]), str(warehouses))
+        doomed = _new_cluster(src, "doomed")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/delete", max_faults=1)
+        p.sync("--kinds", "clusters")
+        p.dst.faults()
+        src.clusters.permanent_delete(doomed)  # gone from the source before the stop was retried
+        gone = p.sync("--kinds", "clusters")
+        left = _settled(dst)
+        check("stop-500: deleted with its source", gone.returncode == 0 and len(left) == 2, f"exit {gone.returncode}")
+        check("stop-500: nothing running after the delete", set(left.values()) == {"TERMINATED"}, str(left))
+
+
+def _settled(w: Any, seconds: float = 30) -> dict[str, str]:
+    """{cluster name: state} once no cluster is between states (bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        states = {c.cluster_name or "": c.state.value for c in w.clusters.list() if c.state}
+        if not {"PENDING", "TERMINATING", "RESTARTING"} & set(states.values()):
+            return states
+        time.sleep(0.2)
+    return states
+
+
+def scenario_forgotten(args: argparse.Namespace) -> None:
+    print(f"\n== a create that never reached the target, then its source deleted ({load()})")
+    with pair(0) as p:
+        src = p.src.client()
+        etl = _new_cluster(src, "etl")
+        p.dst.faults(rate_500=1.0, path_prefix="/api/2.1/clusters/create", max_faults=1)
+        first = p.sync("--kinds", "clusters")
+        p.dst.faults()
+        _new_cluster(src, "stays")
+        src.clusters.permanent_delete(etl)
+        p.dst.reset_stats()
+        run = p.sync("--kinds", "clusters")
+        calls = p.dst.calls("POST /api/2.1/clusters/permanent-delete")
+        print(f"  failed create: exit {first.returncode}; after the source delete: exit {run.returncode}")
+        check("forgotten: the next run is clean", run.returncode == 0, f"exit {run.returncode}")
+        check("forgotten: no delete call with an empty id", calls == 0, f"{calls} permanent-delete calls")
+
+
+# -- 7. listings that fail without looking like an API error --------------------------------------------
+WORKSPACE_LIST = "/api/2.0/workspace/list"
+JOBS_LIST = "/api/2.2/jobs/list"
+
+
+def fault_rule(action: str, path: str, **extra: Any) -> dict[str, Any]:
+    """One emulator fault rule (PUT /_emulator/faults `rules`) on GET requests under `path`."""
+    return {"action": action, "path": path, "method": "GET", **extra}
+
+
+def _fullest_directory(p: Pair) -> tuple[str, int]:
+    """The source directory below the top level holding the most objects (a 404 on it hurts most)."""
+    rows = tree(p.src.client())
+    dirs = [path for path, kind, *_ in rows if kind == "DIRECTORY" and path.count("/") >= 2]
+    sizes = {d: sum(1 for path, *_ in rows if path.startswith(d + "/")) for d in dirs}
+    best = max(sizes, key=lambda d: sizes[d])
+    return best, sizes[best]
+
+
+def _fullest_scope(p: Pair) -> tuple[str, int]:
+    w = p.src.client()
+    sizes = {s.name: len(list(w.secrets.list_secrets(s.name))) for s in w.secrets.list_scopes() if s.name}
+    best = max(sizes, key=lambda name: sizes[name])
+    return best, sizes[best]
+
+
+def _null_outcomes(state: Path, after: int) -> int:
+    rows = store_query(state, f"SELECT COUNT(*) FROM cycles WHERE id > {int(after)} AND outcome IS NULL")
+    return int(rows[0][0]) if rows else 0
+
+
+def _faulted_run(p: Pair, rules: list[dict[str, Any]], **extra: str) -> tuple[Run, int, dict[str, int]]:
+    """One `sync --once` with `rules` on the source: (run, target delete calls, target counts after)."""
+    p.dst.reset_stats()
+    p.src.faults(rules=rules)
+    try:
+        run = p.sync(**extra)
+    finally:
+        p.src.faults()
+    return run, target_deletes(p.dst.stats()), target_counts(p)
+
+
+def scenario_listing_404(args: argparse.Namespace) -> None:
+    print(f"\n== a 404 on one listing, and the guard on a small kind ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        check("listing-404: the initial sync converges", last.returncode == 0, f"{runs} run(s)")
+        before = target_counts(p)
+        folder, size = _fullest_directory(p)
+        rule = fault_rule("not_found", WORKSPACE_LIST, query={"path": folder}, times=1)
+        run, deletes, after = _faulted_run(p, [rule])
+        print(f"  one 404 on the listing of {folder} ({size} objects below it): exit {run.returncode}")
+        check(
+            "listing-404: a 404 on one directory listing deletes nothing",
+            deletes == 0 and after == before,
+            f"{deletes} delete calls on the target",
+        )
+        check(
+            "listing-404: the workspace kinds say 'listing failed' and the run exits 1",
+            run.returncode == 1 and "listing failed" in run.stdout,
+            f"exit {run.returncode}",
+        )
+        scope, keys = _fullest_scope(p)
+        rule = fault_rule("not_found", "/api/2.0/secrets/list", query={"scope": scope}, times=1)
+        run, deletes, after = _faulted_run(p, [rule])
+        print(f"  one 404 on the keys of scope {scope} ({keys} keys): exit {run.returncode}")
+        check("listing-404: a 404 on a scope's keys deletes no secret", deletes == 0 and after == before)
+        calm = p.sync()
+        check("listing-404: the next run is clean", calm.returncode == 0, f"exit {calm.returncode}")
+    with pair(0) as p:  # a small kind: 3 of 4 clusters gone at once
+        w = p.src.client()
+        ids = [
+            w.clusters.create(
+                cluster_name=f"small-{i}", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1
+            ).response.cluster_id
+            for i in range(4)
+        ]
+        p.converge()
+        for cluster_id in ids[:3]:
+            w.clusters.permanent_delete(cluster_id)
+        p.dst.reset_stats()
+        run = p.sync()
+        left = len(list(p.dst.client().clusters.list()))
+        held = [line for line in run.stderr.splitlines() if "deletes held" in line]
+        print(f"  3 of 4 clusters deleted on the source: exit {run.returncode}, {left} clusters left on the target")
+        for line in held:
+            print(f"    {line[:200]}")
+        check(
+            "listing-404: the guard holds 3 of 4 clusters",
+            left == 4 and target_deletes(p.dst.stats()) == 0,
+            f"{target_deletes(p.dst.stats())} delete calls",
+        )
+        check("listing-404: `sync --once` exits 1 and says why", run.returncode == 1 and bool(held))
+
+
+BROKEN_LISTINGS = (
+    ("reset", JOBS_LIST, "jobs"),
+    ("reset", "/api/2.1/clusters/list", "clusters"),
+    ("html", WORKSPACE_LIST, "notebooks"),
+    ("html", "/api/2.0/preview/scim/v2/Users", "users"),
+)
+
+
+def scenario_listing_broken(args: argparse.Namespace) -> None:
+    print(f"\n== connections reset and HTML pages on listings ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        check("listing-broken: the initial sync converges", last.returncode == 0, f"{runs} run(s)")
+        before = target_counts(p)
+        for action, path, kind in BROKEN_LISTINGS:
+            first_cycle = last_cycle_id(p.state)
+            run, deletes, after = _faulted_run(p, [fault_rule(action, path)], DBSYNC_RETRY_TIMEOUT_SECONDS="3")
+            row = next((line for line in run.stdout.splitlines() if line.startswith(kind + " ")), "")
+            nulls = _null_outcomes(p.state, first_cycle)
+            print(f"  {action} on {path}: exit {run.returncode} in {run.seconds:.1f} s, {kind} row {row!r}")
+            check(
+                f"listing-broken: {action} on {kind}: exit 1 with a summary, no traceback",
+                run.returncode == 1 and "Traceback" not in run.stderr and "listing failed" in run.stdout and bool(row),
+                (run.stderr.strip().splitlines() or [""])[-1][:200],
+            )
+            check(
+                f"listing-broken: {action} on {kind}: nothing deleted, every cycle row has an outcome",
+                deletes == 0 and after == before and nulls == 0,
+                f"{deletes} delete calls, {nulls} cycle rows without an outcome",
+            )
+        calm = p.sync()
+        check("listing-broken: the next run is clean", calm.returncode == 0, f"exit {calm.returncode}")
+        _serve_readyz_names_the_broken_group(p)
+
+
+def _serve_readyz_names_the_broken_group(p: Pair) -> None:
+    import httpx
+
+    port, token = free_port(), "chaos-readyz-token"
+    p.src.faults(rules=[fault_rule("html", JOBS_LIST)])
+    extra = {"DBSYNC_SERVER__PORT": str(port), "DBSYNC_SERVER__AUTH_TOKEN": token}
+    proc = start_dbsync("serve", env=p.env(**extra), cwd=p.tmp)
+    said, deadline = "", time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and "jobs" not in said and proc.poll() is None:
+            time.sleep(0.5)
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=5
+                )
+                said = answer.text if answer.status_code != 200 else ""
+    finally:
+        p.src.faults()
+        proc.terminate()
+        proc.communicate(timeout=60)
+    print(f"  serve with an HTML page on jobs/list: /readyz said {said.strip()[:200]!r}")
+    check("listing-broken: serve's /readyz names the group whose listing broke", "jobs" in said)
+
+
+def scenario_looping_token(args: argparse.Namespace) -> None:
+    print(f"\n== a jobs/list page token that loops ({args.listing_objects} objects, {load()})")
+    with pair(args.listing_objects) as p:
+        runs, last = p.converge()
+        jobs_count = len(list(p.src.client().jobs.list(limit=100)))
+        check("looping-token: the initial sync converges", last.returncode == 0, f"{runs} run(s), {jobs_count} jobs")
+        before = target_counts(p)
+        pages = -(-jobs_count // 100)
+        for action in ("loop_token", "repeat_page"):
+            p.src.reset_stats()
+            # Bounded by the emulator too, so that a dbsync without the guard also ends (after 5,000 pages).
+            run, deletes, after = _faulted_run(p, [fault_rule(action, JOBS_LIST, times=5000)])
+            calls = p.src.calls(f"GET {JOBS_LIST}")
+            print(f"  {action}: exit {run.returncode} in {run.seconds:.1f} s, {calls} jobs/list calls ({pages} pages)")
+            check(
+                f"looping-token: {action} ends the jobs listing as failed within a few pages",
+                run.returncode == 1 and "circle" in run.stdout and calls <= pages + 3,
+                f"{calls} calls",
+            )
+            check(f"looping-token: {action}: nothing deleted", deletes == 0 and after == before)
+
+
+# -- 6. two writers, the write fence, the role on the workspaces -------------------------------------------
+def _copies(w: Any) -> dict[str, int]:
+    """Surplus copies on a target, per kind: the same dbsync source id more than once (init scripts: by name)."""
+    counted = {
+        "jobs": Counter((j.settings.tags or {}).get("dbsync_source_job_id") for j in w.jobs.list()),
+        "clusters": Counter((c.custom_tags or {}).get("dbsync_source_id") for c in w.clusters.list()),
+        "instance_pools": Counter((p.custom_tags or {}).get("dbsync_source_id") for p in w.instance_pools.list()),
+        "global_init_scripts": Counter(s.name for s in w.global_init_scripts.list()),
+    }
+    return {kind: sum(n - 1 for key, n in c.items() if key and n > 1) for kind, c in counted.items()}
+
+
+def _marker_role(w: Any) -> str:
+    try:
+        return str(json.loads(base64.b64decode(w.workspace.export("/Shared/.dbsync/role.json").content))["role"])
+    except Exception as err:  # a figure to print, whatever went wrong
+        return f"unreadable ({type(err).__name__})"
+
+
+def scenario_two_writers(args: argparse.Namespace) -> None:
+    print(f"\n== two `sync --once` at once on an empty target ({args.objects} objects, {load()})")
+    with pair(args.objects, dst_latency=5) as p:
+        started = time.monotonic()
+        procs = [start_dbsync("sync", "--once", env=p.env(), cwd=p.tmp) for _ in range(2)]
+        runs = [wait_dbsync(proc, started, timeout=1800) for proc in procs]
+        codes = sorted(r.returncode for r in runs)
+        refused = next((r.stderr.strip() for r in runs if r.returncode == 2), "")
+        print(f"  exits {codes}; the refusal: {refused[:300]}")
+        check(
+            "two writers: one refuses at once with one line naming the holder",
+            codes[1] == 2 and codes[0] != 2 and "\n" not in refused and "(pid" in refused,
+        )
+        copies = _copies(p.dst.client())
+        check("two writers: no duplicate on the target", not any(copies.values()), f"surplus copies {copies}")
+
+
+def scenario_serve_cutover(args: argparse.Namespace) -> None:
+    print(f"\n== `dbsync cutover` while `dbsync serve` is mid-reconcile, then a lost store ({args.objects} objects)")
+    with pair(args.objects, dst_latency=5) as p:
+        port, token = free_port(), "chaos-auth-token"
+        serve = start_dbsync(
+            "serve", env=p.env(DBSYNC_SERVER__PORT=str(port), DBSYNC_SERVER__AUTH_TOKEN=token), cwd=p.tmp
+        )
+        deadline = time.monotonic() + 300
+        while p.dst.writes() < 100 and serve.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        began = time.monotonic()
+        cutover = run_dbsync("cutover", "--yes", "--force", env=p.env(), cwd=p.tmp, timeout=1800)
+        print(
+            f"  cutover: exit {cutover.returncode} in {time.monotonic() - began:.1f} s (the daemon had written "
+            f"{p.dst.writes()} requests)"
+        )
+        check(
+            "serve + cutover: the daemon hands over, the cutover succeeds",
+            cutover.returncode == 0 and "hand over" in cutover.stderr,
+            next((line for line in cutover.stderr.splitlines() if "hand over" in line), cutover.stderr[-300:]),
+        )
+        p.dst.faults()
+        p.dst.reset_stats()
+        time.sleep(3)
+        readyz = httpx.get(f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        after = p.dst.writes()
+        check("serve + cutover: no daemon write after the cutover", after == 0, f"{after} target writes in 3 s")
+        check(
+            "serve + cutover: /readyz says the cutover is complete",
+            readyz.status_code == 503 and "cutover is complete" in readyz.text,
+            readyz.text[:200],
+        )
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=120)
+        copies = _copies(p.dst.client())
+        check("serve + cutover: no duplicate on the new primary", not any(copies.values()), f"surplus {copies}")
+        w = p.dst.client()
+        unpaused = sum(
+            1
+            for j in w.jobs.list()
+            if j.settings.schedule
+            and j.settings.schedule.pause_status
+            and j.settings.schedule.pause_status.value == "UNPAUSED"
+        )
+        p.dst.reset_stats()
+        lost = run_dbsync("sync", "--once", env=p.env(DBSYNC_STATE_PATH=str(p.tmp / "lost.db")), cwd=p.tmp)
+        still = sum(
+            1
+            for j in w.jobs.list()
+            if j.settings.schedule
+            and j.settings.schedule.pause_status
+            and j.settings.schedule.pause_status.value == "UNPAUSED"
+        )
+        print(
+            f"  markers: target {_marker_role(w)}, source {_marker_role(p.src.client())}; a lost store: exit "
+            f"{lost.returncode}: {lost.stderr.strip()[:200]}"
+        )
+        check(
+            "lost store: refused in one line naming `dbsync reverse`, nothing written, jobs keep running",
+            lost.returncode == 2 and "dbsync reverse" in lost.stderr and p.dst.writes() == 0 and still == unpaused,
+            f"{p.dst.writes()} writes, {unpaused} → {still} unpaused jobs",
+        )
+
+
+def scenario_fence(args: argparse.Namespace) -> None:
+    print(f"\n== the role flips in the middle of a cycle on a slow target ({args.objects} objects, 40 ms a request)")
+    with pair(args.objects, dst_latency=40) as p:
+        proc = start_dbsync("sync", "--once", env=p.env(), cwd=p.tmp)
+        began = time.monotonic()
+        while p.dst.writes() < 50 and proc.poll() is None and time.monotonic() - began < 600:
+            time.sleep(0.05)
+        with contextlib.closing(sqlite3.connect(p.state, timeout=10, isolation_level=None)) as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('role', 'cutover-in-progress')")
+        flipped = time.monotonic()
+        time.sleep(1.0)  # requests already on the wire land
+        at_flip = p.dst.writes()
+        run = wait_dbsync(proc, began, timeout=1800)
+        after = p.dst.writes() - at_flip
+        print(
+            f"  flipped after {flipped - began:.1f} s; the run ended {time.monotonic() - flipped:.1f} s later, "
+            f"exit {run.returncode}; {at_flip} target writes before, {after} after"
+        )
+        check("write fence: no target write lands after the role flips", after == 0, f"{after} writes after")
+
+
+def scenario_skip_source_live(args: argparse.Namespace) -> None:
+    print("\n== `cutover --skip-source` while the source answers")
+    with pair(200) as p:
+        assert p.sync().returncode in (0, 1)
+        p.dst.reset_stats()
+        run = run_dbsync("cutover", "--yes", "--skip-source", env=p.env(), cwd=p.tmp)
+        print(f"  exit {run.returncode}: {run.stderr.strip()[:200]}")
+        check(
+            "--skip-source with a live source: refused, nothing written",
+            run.returncode == 2 and "--force" in run.stderr and p.dst.writes() == 0,
+        )
+
+
 SCENARIOS = {
     "kills": scenario_kills,
     "storm": scenario_storm,
     "empty-source": scenario_empty_source,
     "store": scenario_store,
     "bad-input": scenario_bad_input,
+    "foreign": scenario_foreign,
+    "adopted": scenario_adopted,
+    "stop-500": scenario_stop_500,
+    "forgotten": scenario_forgotten,
+    "listing-404": scenario_listing_404,
+    "listing-broken": scenario_listing_broken,
+    "looping-token": scenario_looping_token,
+    "two-writers": scenario_two_writers,
+    "serve-cutover": scenario_serve_cutover,
+    "fence": scenario_fence,
+    "skip-source-live": scenario_skip_source_live,
 }
 
 
@@ -732,6 +1222,12 @@ def main() -> int:
     parser.add_argument("--storm-objects", type=int, default=300, help="seeded objects for the 429/503 storm")
     parser.add_argument("--kills", type=int, default=24, help="kill -9 count (the issue asks for at least 20)")
     parser.add_argument("--seed", type=int, default=9, help="random seed for kill points and edits")
+    parser.add_argument(
+        "--listing-objects",
+        type=int,
+        default=1500,
+        help="seeded objects for the listing scenarios (over 1000: two jobs pages)",
+    )
     args = parser.parse_args()
     print(f"dbsync chaos: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, {load()}")
     started = time.monotonic()

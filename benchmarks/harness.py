@@ -75,6 +75,8 @@ class Emulator:
     def start(self, seed_objects: int = 0, seed: int = 11, rate_limit: float | None = None, latency_ms=0.0) -> None:
         command = [sys.executable, "-m", "dbsync.cli", "emulator", "--port", str(self.port), "--token", self.token]
         command += ["--seed-objects", str(seed_objects), "--seed", str(seed), "--cluster-start-seconds", "0.5"]
+        # Both tools copy secret values over secrets/get here (a real workspace refuses it: see README).
+        command += ["--allow-secrets-get"]
         if rate_limit:
             command += ["--rate-limit", str(rate_limit)]
         if latency_ms:
@@ -153,6 +155,7 @@ def dbsync_env(source: Emulator, target: Emulator, state_path: Path, **extra: st
             "DBSYNC_STATE_PATH": str(state_path),
             "DBSYNC_IDENTITIES__CREATE_USERS": "true",  # the emulated target has no identity provider
             "DBSYNC_LOG_LEVEL": "WARNING",
+            "DBSYNC_SECRETS__VALUES_FROM": "api",  # the emulators run with --allow-secrets-get
         }
     )
     env.update(extra)

@@ -17,6 +17,12 @@ from dbsync import __version__
 from dbsync.errors import ConfigError, DbsyncError, StoreError, without_sdk_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+FORCE_DELETES_HINT = "check the source, then run `dbsync sync --once --force-deletes` if the deletes are intended"
+SYNC_EXIT_STATUS = """exit status:
+  0  every selected kind is in step with the source
+  1  not in sync: a change failed or is blocked, a listing failed, or the delete guard held deletes
+     (each held kind is named on stderr)
+  2  a configuration or store error"""
 
 DESCRIPTION = """\
 Keep a Databricks disaster-recovery workspace in step with its primary.
@@ -70,7 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED",
     )
     emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
+    emu.add_argument(
+        "--allow-secrets-get",
+        action="store_true",
+        help="answer GET /api/2.0/secrets/get with the value (a real workspace refuses it outside a cluster)",
+    )
     emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
+    emu.add_argument("--run-seconds", type=float, default=60.0, help="how long a job run takes (default 60)")
+    emu.add_argument(
+        "--realistic-timing",
+        action="store_true",
+        help="benchmark profile: clusters start in 3-5 min, run durations drawn per run (seeded by --seed)",
+    )
+    emu.add_argument(
+        "--time-scale", type=float, default=1.0, metavar="F", help="multiply every duration by F (default 1)"
+    )
 
     sub.add_parser(
         "demo",
@@ -83,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="replicate the source to the target once",
         description="Run one reconcile cycle over the enabled kinds and print a summary.",
+        epilog=SYNC_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(sync)
     _kinds_arg(sync)
@@ -203,6 +225,16 @@ def _settings(args: argparse.Namespace, require_workspaces: bool = True) -> Any:
     return settings
 
 
+def _hold_store(settings: Any, command: str) -> Any:
+    """The store's exclusive lock, or StoreBusy (exit 2) naming the process that holds it."""
+    from dbsync.store.lock import StoreLock
+
+    lock = StoreLock(settings.state_path, command)
+    lock.acquire()
+    _clear_handoff(settings, only_dead=True)
+    return lock
+
+
 def _kind_names(args: argparse.Namespace) -> list[str] | None:
     from dbsync.registry import KIND_NAMES
 
@@ -229,7 +261,8 @@ class _Progress:
         self.last = now
         sys.stderr.write(
             f"\r{report.kind}: {report.listed} listed, {report.fetched} fetched, "
-            f"{report.created} created, {report.updated} updated, {report.errors} errors   "
+            f"{report.created} created, {report.updated} updated, {report.skipped} skipped, {report.partial} partial, "
+            f"{report.errors} errors   "
         )
         sys.stderr.flush()
 
@@ -238,34 +271,25 @@ class _Progress:
             sys.stderr.write("\r" + " " * 100 + "\r")
 
 
+# One vocabulary on every surface: only created / updated / unchanged are in sync.
+SUMMARY_COLUMNS = ("created", "updated", "unchanged", "skipped", "partial", "deleted", "blocked", "errors", "drifted")
+STATUS_COLUMNS = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
+
+
 def summary_table(reports: Sequence[Any]) -> str:
-    columns = ("listed", "fetched", "created", "updated", "deleted", "errors", "blocked", "seconds")
-    lines = [f"{'kind':<20}" + "".join(f"{c:>9}" for c in columns)]
+    """The `sync --once` table: one row per kind, counted with the outcome vocabulary."""
+    columns = ("listed", "fetched", *SUMMARY_COLUMNS, "seconds")
+    lines = [f"{'kind':<20}" + "".join(f"{c:>10}" for c in columns)]
     for r in reports:
-        counts = "".join(f"{getattr(r, c):>9}" for c in columns[:-1])
-        lines.append(f"{r.kind:<20}{counts}{r.seconds:>9.2f}")
+        counts = "".join(f"{getattr(r, c):>10}" for c in columns[:-1])
+        lines.append(f"{r.kind:<20}{counts}{r.seconds:>10.2f}")
         if r.message:
             lines.append(f"  ! {r.message}")
     return "\n".join(lines)
 
 
 def _report_json(r: Any) -> dict[str, Any]:
-    doc = {
-        k: getattr(r, k)
-        for k in (
-            "kind",
-            "listed",
-            "fetched",
-            "unchanged",
-            "created",
-            "updated",
-            "deleted",
-            "blocked",
-            "errors",
-            "outcome",
-            "message",
-        )
-    }
+    doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
     doc["seconds"] = round(r.seconds, 3)
     return doc
 
@@ -279,19 +303,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise ConfigError("`dbsync sync` needs --once (run `dbsync serve` for the daemon)")
     settings = _settings(args)
     names = _kind_names(args)
-    ctx = open_context(settings)
-    progress = _Progress()
+    lock = _hold_store(settings, "sync --once")
     try:
-        reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+        ctx = open_context(settings)
+        progress = _Progress()
+        try:
+            reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+        finally:
+            progress.done()
+            ctx.store.close()
     finally:
-        progress.done()
-        ctx.store.close()
+        lock.release()
     if args.json:
         print(json.dumps([_report_json(r) for r in reports], indent=2))
     else:
         print(summary_table(reports))
     failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
-    return EXIT_FAILED if failed else EXIT_OK
+    held = [r for r in reports if r.outcome == "delete_guard"]
+    for report in held:  # a cron job must see that the target is not in step with the source
+        print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
+    return EXIT_FAILED if failed or held else EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -304,12 +335,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         reports = Engine(ctx, plan_only=True).cycle(_kind_names(args))
     finally:
         ctx.store.close()
-    changes = [(_plan_action(c), c) for r in reports for c in r.planned]
+    planned = [c for r in reports for c in r.planned]
+    planned += _planned_acls(settings, planned, {r.kind for r in reports})
+    changes = [(_plan_action(c), c) for c in planned]
     if args.json:
-        print(json.dumps([{"action": a, "kind": c.kind, "key": c.key} for a, c in changes], indent=2))
+        print(json.dumps([_plan_json(a, c) for a, c in changes], indent=2))
     else:
         for action, c in changes:
-            print(f"{action:<7} {c.kind:<20} {c.key}")
+            print(f"{action:<7} {c.kind:<20} {c.key}" + (f"  ({c.skip_reason})" if c.skip_reason else ""))
         held = [r for r in reports if r.message]
         for r in held:
             print(f"! {r.kind}: {r.message}")
@@ -317,19 +350,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{len(changes)} change(s): "
             + ", ".join(
                 f"{sum(1 for a, _ in changes if a == wanted)} {wanted}"
-                for wanted in ("create", "update", "delete", "manual")
+                for wanted in ("create", "update", "delete", "skip")
             )
         )
     return EXIT_OK
 
 
-def _plan_action(change: Any) -> str:
-    """`manual` for a new or changed object of a report-only kind (a mount): dbsync will not write it."""
+def _plan_json(action: str, change: Any) -> dict[str, Any]:
+    doc = {"action": action, "kind": change.kind, "key": change.key}
+    if change.skip_reason:
+        doc["reason"] = change.skip_reason
+    return doc
+
+
+def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
+    """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
+    from dbsync.model import Change
     from dbsync.registry import kind
 
-    if change.action != "delete" and getattr(kind(change.kind).watcher, "report_only", False):
-        return "manual"
-    return str(change.action)
+    if "permissions" not in ran:
+        return []
+    return [
+        Change("create", "permissions", f"{c.kind}:{c.key}", None, None)
+        for c in planned
+        if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
+    ]
+
+
+def _plan_action(change: Any) -> str:
+    """`skip` for a change dbsync will not write (a mount, a user it may not create), with its reason."""
+    return "skip" if change.skip_reason else str(change.action)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -351,7 +401,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
         return EXIT_OK
     print(f"role: {role}")
-    print(f"{'kind':<20}{'synced':>8}{'blocked':>9}{'error':>7}   last cycle")
+    print(f"{'kind':<20}" + "".join(f"{c:>9}" for c in STATUS_COLUMNS) + "   last cycle")
     for name in KIND_NAMES:
         c = counts.get(name, {})
         cycle = cycles.get(name)
@@ -360,7 +410,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if cycle
             else "never"
         )
-        print(f"{name:<20}{c.get('synced', 0):>8}{c.get('blocked', 0):>9}{c.get('error', 0):>7}   {last}")
+        print(f"{name:<20}" + "".join(f"{c.get(status, 0):>9}" for status in STATUS_COLUMNS) + f"   {last}")
     return EXIT_OK
 
 
@@ -369,7 +419,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dbsync.report import format_text, validate
 
     settings = _settings(args)
-    ctx = open_context(settings)
+    ctx = open_context(settings, writer=False)
     try:
         report = validate(ctx, _kind_names(args))
     finally:
@@ -393,13 +443,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dbsync.server import StatusServer
 
     settings = _settings(args)
-    ctx = open_context(settings)
-    daemon = Daemon(ctx)
+    lock = _hold_store(settings, "serve")  # held until exit; handed to a `dbsync cutover` that asks (Daemon.poll)
+    try:
+        ctx = open_context(settings)
+    except BaseException:
+        lock.release()
+        raise
+    daemon = Daemon(ctx, lock)
     token = settings.server.auth_token.get_secret_value() if settings.server.auth_token else None
     try:
         server = StatusServer((settings.server.host, settings.server.port), daemon, token)
     except OSError as err:
         ctx.store.close()
+        lock.release()
         raise ConfigError(
             f"server.port: cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror} "
             "(set DBSYNC_SERVER__PORT or server.port)"
@@ -412,11 +468,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("dbsync")
     log.info("serving", extra={"url": server.url, "groups": ["+".join(g) for g in daemon.groups]})
     while not stop.wait(0.5):
-        pass
+        daemon.poll()
     log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout})
     clean = daemon.shutdown()
     server.shutdown()
     server.server_close()
+    lock.release()
     log.info("stopped", extra={"clean": clean})
     return EXIT_OK if clean else EXIT_FAILED
 
@@ -424,6 +481,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from dbsync.emulator import start_emulator
 
+    if args.time_scale <= 0 or args.run_seconds < 0:
+        raise ConfigError("--time-scale must be above 0 and --run-seconds 0 or more: pass e.g. --time-scale 0.1")
     try:
         handle = start_emulator(
             host=args.host,
@@ -436,9 +495,15 @@ def cmd_emulator(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             state_file=args.state,
             cluster_start_seconds=args.cluster_start_seconds,
+            run_seconds=args.run_seconds,
+            realistic_timing=args.realistic_timing,
+            time_scale=args.time_scale,
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None
+    if args.allow_secrets_get:
+        with handle.workspace.lock:
+            handle.workspace.table("settings")["secrets_get_allowed"] = True
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -471,12 +536,95 @@ def _cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
 
 
 def cmd_cutover(args: argparse.Namespace) -> int:
-    from dbsync.cutover import Runbook, format_report, open_cutover_context
-
     settings = _settings(args)
     if args.rollback:
         return _cutover_rollback(args, settings)
-    ctx = open_cutover_context(settings, need_source=not args.skip_source)
+    if args.dry_run:
+        return _cutover_run(args, settings)
+    lock = _take_over_store(settings, "cutover")
+    try:
+        return _cutover_run(args, settings)
+    finally:
+        lock.release()
+
+
+def _take_over_store(settings: Any, command: str) -> Any:
+    """The store's lock for a cutover: a running `dbsync serve` is asked to hand it over, and waited for.
+
+    The request is a meta row of the store: the daemon's write fence refuses every target write from
+    then on, its cycle stops after the change in flight, and it releases the lock (it keeps serving
+    /metrics and /readyz). A `sync --once` ends its run the same way. Bounded: after the wait, one line
+    says what to stop.
+    """
+    import os
+    import socket
+
+    from dbsync.store import Store
+    from dbsync.store.lock import StoreBusy, StoreLock, describe
+
+    lock = StoreLock(settings.state_path, command)
+    if lock.try_acquire():
+        _clear_handoff(settings)
+        return lock
+    holder = lock.holder()
+    wait = max(60.0, 2 * settings.shutdown_timeout)
+    request = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "at": time.time(), "command": command})
+    store = Store(settings.state_path)
+    try:
+        store.set_meta("cutover_requested", request)
+        print(f"dbsync: asking {describe(holder)} to hand over the store (up to {wait:.0f} s)…", file=sys.stderr)
+        try:
+            lock.acquire(wait_seconds=wait)
+        except StoreBusy:
+            store.delete_meta("cutover_requested")
+            raise StoreBusy(
+                f"{describe(holder)} did not hand over the store {settings.state_path} within {wait:.0f} s: stop it "
+                f"(kill {holder.get('pid', '<pid>')}) and run `dbsync {command}` again",
+                holder,
+            ) from None
+        store.delete_meta("cutover_requested")
+        if holder.get("command") == "serve":
+            print("dbsync: the daemon handed over the store; it stays up without replicating", file=sys.stderr)
+    finally:
+        store.close()
+    return lock
+
+
+def _clear_handoff(settings: Any, only_dead: bool = False) -> None:
+    """A request left by a cutover that died while waiting would keep every writer fenced for ever.
+
+    `only_dead`: keep a request whose cutover is alive on this host (it gets the store after this run).
+    """
+    import os
+    import socket
+
+    from dbsync.store import Store
+
+    if not settings.state_path.exists():
+        return
+    store = Store(settings.state_path)
+    try:
+        request = store.get_meta("cutover_requested")
+        if not request:
+            return
+        try:
+            asker = json.loads(request)
+            if only_dead and asker.get("host") == socket.gethostname():
+                os.kill(int(asker["pid"]), 0)
+                return  # alive: it is waiting for this store
+        except (ValueError, KeyError, TypeError, ProcessLookupError):
+            pass
+        except PermissionError:
+            return  # alive, another user's
+        store.delete_meta("cutover_requested")
+    finally:
+        store.close()
+
+
+def _cutover_run(args: argparse.Namespace, settings: Any) -> int:
+    from dbsync.cutover import Runbook, format_report, open_cutover_context
+
+    ctx = open_cutover_context(settings, need_source=not args.skip_source, force=args.force)
     try:
         runbook = Runbook(
             ctx,
@@ -532,12 +680,16 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
     if not args.yes and not _confirm("Roll back now?"):
         print("cancelled: nothing was changed", file=sys.stderr)
         return EXIT_FAILED
-    # The source is needed only to restore jobs the cutover paused there.
-    ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source)
+    lock = _take_over_store(settings, "cutover --rollback")
     try:
-        result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+        # The source is needed only to restore jobs the cutover paused there.
+        ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source, force=True)
+        try:
+            result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+        finally:
+            ctx.store.close()
     finally:
-        ctx.store.close()
+        lock.release()
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -560,11 +712,16 @@ def cmd_reverse(args: argparse.Namespace) -> int:
     if not settings.state_path.exists():
         raise ConfigError(f"no state store at {settings.state_path}: point --state-path at the store of the cutover")
     path = Path(args.reverse_state_path) if args.reverse_state_path else default_reverse_path(settings.state_path)
+    from dbsync.store.lock import StoreLock
+
+    lock = StoreLock(path, "reverse")  # the new store's writer, until seeded
+    lock.acquire()
     forward = Store(settings.state_path)
     try:
         seed = seed_reverse_store(forward, path, force=args.force)
     finally:
         forward.close()
+        lock.release()
     if seed.already:
         print(f"{path} is already seeded for {seed.source_workspace_id} → {seed.target_workspace_id}; nothing written")
     else:

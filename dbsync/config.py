@@ -98,7 +98,7 @@ class KindSettings(_Strict):
 class DeleteSettings(_Strict):
     mode: Literal["propagate", "archive", "off"] = "propagate"
     max_ratio: float = Field(default=0.2, ge=0, le=1)
-    # Drops smaller than this never trip the ratio guard (deleting 1 of 3 notebooks is not a mass delete).
+    # Drops smaller than this trip the guard only when they are most of the kind (planner.plan_deletes).
     min_count: int = Field(default=10, ge=1)
 
 
@@ -112,17 +112,35 @@ class MappingSettings(_Strict):
 
 class SecretsSettings(_Strict):
     """Where secret values come from (see dbsync/secret_values.py): the service refuses secrets/get from outside
-    a cluster, so against a real workspace the values are supplied as env variables or a file."""
+    a cluster, so values are read on a source cluster, or supplied as env variables or a file. Unset (`none`),
+    scopes and ACLs replicate and every secret is reported blocked until a source is chosen."""
 
-    values_from: Literal["api", "env", "file"] = "api"
+    values_from: Literal["none", "cluster", "env", "file", "api"] = "none"
     # A YAML/JSON {scope: {key: value}} file, or a directory of <scope>/<key> files.
     values_file: Path | None = Field(default=None, validate_default=True)
+    # values_from: cluster: the source cluster the values are read on (started when it is terminated).
+    cluster_id: str | None = Field(default=None, validate_default=True)
+    # How long to wait for the execution context and each command on that cluster.
+    timeout_seconds: float = Field(default=300, gt=0)
+
+    # The HMAC key of the value hashes the store keeps, outside the store (default: <state_path>.hmac-key).
+    hmac_key_file: Path | None = None
 
     @field_validator("values_file")
     @classmethod
     def _file_needs_a_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None and info.data.get("values_from") == "file":
             raise ValueError("required when secrets.values_from is file")
+        return value
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_needs_an_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and info.data.get("values_from") == "cluster":
+            raise ValueError(
+                "required when secrets.values_from is cluster: the id of a source cluster dbsync may start and run "
+                "Python on"
+            )
         return value
 
 

@@ -115,8 +115,12 @@ def check_auth(side: str, ws: Workspace) -> None:
         ) from None
 
 
-def open_context(settings: Settings, check_hosts: bool = True, **kw: Any) -> SyncContext:
-    """Connect both sides, open the store and bind it to this source → target pair."""
+def open_context(settings: Settings, check_hosts: bool = True, writer: bool = True, **kw: Any) -> SyncContext:
+    """Connect both sides, open the store and bind it to this source → target pair.
+
+    A `writer` (sync, serve) also checks the target's role marker (refusing a promoted primary), writes
+    missing markers, and fences the target: every write asks first (dbsync/role.py).
+    """
     from dbsync.config import profile_host
     from dbsync.errors import ConfigError
     from dbsync.workspace import connect
@@ -138,5 +142,37 @@ def open_context(settings: Settings, check_hosts: bool = True, **kw: Any) -> Syn
     if source_id == target_id and sides["source"].host == sides["target"].host:
         raise ConfigError("source and target are the same workspace: set target.host to the standby workspace")
     store = Store(settings.state_path)
-    store.bind_pair(source_id, target_id)
-    return SyncContext.build(settings, sides["source"], sides["target"], store, **kw)
+    try:
+        fresh = store.bind_pair(source_id, target_id)
+        ctx = SyncContext.build(settings, sides["source"], sides["target"], store, **kw)
+        if writer and not ctx.dry_run:
+            fence_target(ctx, source_id, target_id, fresh)
+    except BaseException:
+        store.close()
+        raise
+    return ctx
+
+
+def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) -> None:
+    """Fence every write to the target; a store bound just now (new or lost) first reads the target's marker.
+
+    A fresh store refuses at once, in one line, a target whose marker says it is a primary; it writes the
+    pair's missing markers before its first write. A store that knows its pair costs no call here: the
+    fence reads the target's marker before its first write (and every MARKER_TTL_SECONDS of writing).
+    """
+    from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
+
+    if fresh:
+        check_marker(ctx.target, source_id, target_id)
+
+    def marker_check() -> str | None:
+        try:
+            return marker_refusal(read_marker(ctx.target), source_id, target_id)
+        except Exception as err:  # an unreadable marker is not a refusal: the write itself will say what failed
+            log.warning("cannot re-read the target's role marker: %s", err)
+            return None
+
+    def first_write() -> None:
+        ensure_markers(ctx.source, ctx.target, source_id, target_id)
+
+    ctx.target.fence = WriteFence(ctx.store.writer_flags, marker_check, first_write if fresh else None)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -124,15 +125,15 @@ def set_pause(ws: Any, pacer: Pacer, job: JobView, fields: Iterable[str], status
 
 
 # -- opening the pair ---------------------------------------------------------------------------
-def open_cutover_context(settings: Settings, need_source: bool = True) -> SyncContext:
+def open_cutover_context(settings: Settings, need_source: bool = True, force: bool = False) -> SyncContext:
     """Connect both sides, or only the target when the source is down (`--skip-source`).
 
     Without the source, its workspace id is the one the store was bound to, and its client is
-    built with a one-second retry budget: nothing may wait minutes on a dead host.
+    built with a one-second retry budget: nothing may wait minutes on a dead host. A source that
+    answers is refused for `--skip-source` unless `force`: its jobs would keep running beside the
+    new primary's. A store that never cut over is refused against a target whose role marker says
+    it is already a primary (a lost or fresh store would pause its jobs).
     """
-    from dbsync.store import Store
-    from dbsync.workspace import connect
-
     if need_source:
         try:
             preflight("source", _host(settings, "source"))
@@ -141,7 +142,54 @@ def open_cutover_context(settings: Settings, need_source: bool = True) -> SyncCo
                 f"{err} If the source is down (the disaster case), run `dbsync cutover --skip-source`: it "
                 "cuts over to the state of the last sync."
             ) from None
-        return open_context(settings)
+        ctx = open_context(settings, writer=False)
+    else:
+        if not force:
+            _refuse_live_source(settings)
+        ctx = _open_without_source(settings)
+    try:
+        _check_target_marker(ctx)
+    except BaseException:
+        ctx.store.close()
+        raise
+    return ctx
+
+
+def _refuse_live_source(settings: Settings) -> None:
+    """--skip-source is for a source that is down: one that answers would keep its jobs running."""
+    import httpx
+
+    host = _host(settings, "source")
+    url = host if "://" in host else f"https://{host}"
+    try:
+        answer = httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=5.0)
+    except httpx.HTTPError:
+        return  # down, as --skip-source says
+    if answer.status_code < 500:
+        raise ConfigError(
+            f"--skip-source, but the source workspace at {url} answers (HTTP {answer.status_code}): its jobs would "
+            "keep running beside the new primary's. Run `dbsync cutover` without --skip-source (it pauses them), "
+            "or add --force if the source is really unusable."
+        )
+
+
+def _check_target_marker(ctx: SyncContext) -> None:
+    """A store that never began a cutover must not cut over a target that is already someone's primary."""
+    from dbsync.role import RoleRefused, marker_refusal, read_marker
+
+    if ctx.store.role != "standby" or ctx.store.cutover_steps():
+        return  # resuming: the marker is ours
+    source_id = ctx.store.get_meta("source_workspace_id") or ""
+    target_id = ctx.store.get_meta("target_workspace_id") or ""
+    refusal = marker_refusal(read_marker(ctx.target), source_id, target_id)
+    if refusal:
+        raise RoleRefused(refusal)
+
+
+def _open_without_source(settings: Settings) -> SyncContext:
+    from dbsync.store import Store
+    from dbsync.workspace import connect
+
     preflight("target", _host(settings, "target"))
     target = connect(
         "target",
@@ -208,6 +256,9 @@ def validate_from_store(ctx: SyncContext) -> Report:
             present = prior.target_key is not None and (kind.name == "permissions" or prior.target_key in target_keys)
             if present and prior.status == "synced":
                 result.in_sync += 1
+                continue
+            if present and prior.status == "partial":  # on the target without some entries: the reasons say which
+                result.partial += 1
                 continue
             result.missing_count += 1
             if len(result.missing) < SAMPLE:
@@ -302,8 +353,33 @@ class Runbook:
         )
 
     def _set_role(self, role: str) -> None:
+        """The store's role, and the role markers on the workspaces (the target's first: it must not fail)."""
+        self._write_markers(role)
         self.store.set_meta("role", role)
         metrics.CUTOVER_STATE.set(ROLE_STATES[role])
+
+    def _write_markers(self, role: str) -> None:
+        from dbsync.role import PRIMARY, PROMOTING, STANDBY, write_marker
+
+        source_id = self.store.get_meta("source_workspace_id") or ""
+        target_id = self.store.get_meta("target_workspace_id") or ""
+        target_role, source_role = {
+            "cutover-in-progress": (PROMOTING, None),
+            "cutover-complete": (PRIMARY, STANDBY),
+            "standby": (STANDBY, PRIMARY),
+        }[role]
+        by = "cutover --rollback" if self.state(RUN_ROW) == "rollback" else "cutover"
+        write_marker(self.ctx.target, target_role, target_id, source_id, by)
+        if source_role is not None and not self.skip_source:
+            self._source_marker(source_role, source_id, target_id, by)
+
+    def _source_marker(self, role: str, source_id: str, target_id: str, by: str) -> None:
+        from dbsync.role import write_marker
+
+        try:
+            write_marker(self.ctx.source, role, source_id, target_id, by)
+        except (DatabricksError, DbsyncError, OSError) as err:  # best effort: the target's marker is what protects
+            log.warning("cannot write the role marker of the source: %s", _one_line(err))
 
     def _emit(self, event: str, name: str, **detail: Any) -> None:
         if self.progress is not None:
@@ -444,6 +520,11 @@ class Runbook:
         # have their own rate limits, and a job never runs on both sides. unpause_target does the rest.
         follow = self._unpause_follower(list_jobs(self.ctx.target)) if todo and not late else None
         failed = [message for _, message in self._write_all("source", todo, "PAUSED", follow).failed["source"]]
+        if late and not failed:  # the old primary answers again: its marker says it is a standby now
+            from dbsync.role import STANDBY
+
+            ids = (self.store.get_meta("source_workspace_id") or "", self.store.get_meta("target_workspace_id") or "")
+            self._source_marker(STANDBY, *ids, "cutover")
         runs = self._active_runs()
         cancelled = self._cancel(runs) if self.cancel_active_runs else 0
         paused = sum(1 for r in self.job_rows(SOURCE_ROW).values() if r["state"] == "paused")
@@ -587,7 +668,7 @@ class Runbook:
         document = self.report_document(source_jobs, list_jobs(self.ctx.target))
         self.report_dir.mkdir(parents=True, exist_ok=True)
         path = self.report_dir / time.strftime("cutover-report-%Y%m%dT%H%M%SZ.json", time.gmtime())
-        path.write_text(json.dumps(document, indent=2, sort_keys=True))
+        _write_private(path, json.dumps(document, indent=2, sort_keys=True))
         return "done", {"summary": f"saved to {path}", "path": str(path)}
 
     def report_document(
@@ -935,6 +1016,14 @@ class _Restorer:
         prior = self.runbook.store.prior("jobs", source_key)
         copy = self.target_live.get(prior.target_key or "") if prior else None
         return copy is not None and "UNPAUSED" in copy.states.values()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a report readable by its owner only (0600): it names every job and workspace of the pair."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 # -- text output ----------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -21,9 +21,12 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, DbsyncError, ListingError, Permanent, RetryLater, StoreError
-from dbsync.model import Applied, Change, Prior, Resource
+from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
+from dbsync.mapping import arrived
+from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.role import WriteFenced
+from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
@@ -39,6 +42,8 @@ class KindReport:
     unchanged: int = 0
     created: int = 0
     updated: int = 0
+    skipped: int = 0  # nothing written on purpose (a user dbsync may not create, a mount), with the reason
+    partial: int = 0  # written with entries left out (principals the target lacks): applied again when they exist
     deleted: int = 0
     blocked: int = 0
     errors: int = 0
@@ -91,6 +96,7 @@ class Engine:
         self.registry = tuple(registry if registry is not None else kinds())
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
+        self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -108,22 +114,47 @@ class Engine:
         self.ctx.new_run()
         selected = self.selected_kinds(names)
         reports: list[tuple[Kind, KindReport, int]] = []
-        for position, kind in enumerate(selected):
-            if self.stop.is_set():
-                break
-            cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
-            started = time.monotonic()
-            report = self._upserts(kind)
-            report.seconds = time.monotonic() - started
-            reports.append((kind, report, cycle_id))
-            self._release_listing(kind, selected[position + 1 :])
-        for kind, report, cycle_id in reversed(reports):
-            started = time.monotonic()
-            self._deletes(kind, report)
-            report.seconds += time.monotonic() - started
-            if not self.plan_only:
-                self._finish(kind, report, cycle_id)
+        unfinished: dict[int, str] = {}  # cycle rows started and not finished yet
+        try:
+            for position, kind in enumerate(selected):
+                if self.stop.is_set():
+                    break
+                cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
+                unfinished[cycle_id] = kind.name
+                started = time.monotonic()
+                report = self._upserts(kind)
+                report.seconds = time.monotonic() - started
+                reports.append((kind, report, cycle_id))
+                self._release_listing(kind, selected[position + 1 :])
+            for kind, report, cycle_id in reversed(reports):
+                started = time.monotonic()
+                self._deletes(kind, report)
+                report.seconds += time.monotonic() - started
+                if not self.plan_only:
+                    self._finish(kind, report, cycle_id)
+                unfinished.pop(cycle_id, None)
+        except BaseException as err:
+            self._close_unfinished(unfinished, {cid: r.counts() for _, r, cid in reports}, err)
+            raise
         return [report for _, report, _ in reports]
+
+    def _close_unfinished(
+        self, unfinished: dict[int, str], counts: dict[int, dict[str, int]], err: BaseException
+    ) -> None:
+        """A run that stops on an unexpected error still gives every cycle row it started an outcome."""
+        if self.plan_only:
+            return
+        outcome = "error" if isinstance(err, Exception) else "interrupted"  # Ctrl-C is not a failure
+        for cycle_id, name in unfinished.items():
+            try:
+                self.ctx.store.finish_cycle(cycle_id, counts.get(cycle_id, {}), outcome)
+                self.ctx.event(name, None, "cycle", "error", f"{name}: the cycle stopped: {describe(err)}")
+            except Exception:  # the store itself may be what failed; the original error is raised
+                log.warning("cannot record the end of the %s cycle", name, exc_info=True)
+
+    def _listing(self, kind: Kind, ws: Any) -> Iterator[Resource]:
+        """The kind's listing of `ws`: it ends normally or raises ListingError, whatever went wrong."""
+        return listing(kind.watcher, self.ctx, ws)
 
     # -- upserts --------------------------------------------------------------------------------
     def _upserts(self, kind: Kind) -> KindReport:
@@ -135,17 +166,18 @@ class Engine:
         store = self.ctx.store
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in kind.watcher.list(self.ctx, self.ctx.source):
-                    if self.stop.is_set():
-                        report.outcome, report.message = "interrupted", "stopped before the listing ended"
+                for stub in self._listing(kind, self.ctx.source):
+                    if self.stop.is_set() or self.fenced:
+                        report.outcome = "interrupted"
+                        report.message = self.fenced or "stopped before the listing ended"
                         break
                     if not planner.selected(kind_settings, stub.key):
                         continue
                     listed.add(stub.key)
                     report.listed += 1
-                    prior = store.prior(kind.name, stub.key)
+                    prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
-                        report.unchanged += 1
+                        _count_unchanged(report, prior)
                         continue
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
@@ -159,7 +191,7 @@ class Engine:
                 self._retry_blocked(kind, report, pool)
         except ListingError as err:
             report.outcome = "listing_failed"
-            report.message = str(err)
+            report.message = f"listing failed, no deletes this cycle: {err}"
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
             self.ctx.event(
@@ -193,7 +225,7 @@ class Engine:
         if report.created or report.updated:
             kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
         try:
-            target_view = {r.key: r.version_hint for r in kind.watcher.list(self.ctx, self.ctx.target)}
+            target_view = {r.key: r.version_hint for r in self._listing(kind, self.ctx.target)}
         except ListingError as err:
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return
@@ -221,6 +253,17 @@ class Engine:
                 + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
             )
 
+    def _due_if_arrived(self, kind: Kind, prior: Prior | None) -> Prior | None:
+        """A partial or skipped object whose missing principal now exists on the target is applied again."""
+        if prior is None or prior.status not in ("partial", "skipped"):
+            return prior
+        waiting = prior.source_meta.get(WAITING_ON) or []
+        if not waiting or not arrived(self.ctx, waiting):
+            return prior
+        if not self.plan_only:
+            self.ctx.store.record_due(kind.name, prior.key)
+        return replace(prior, status="pending")
+
     def _retry_due(self, prior: Prior | None) -> bool:
         if prior is None or self.retry_now:
             return True
@@ -232,6 +275,9 @@ class Engine:
         try:
             resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
+            if change is not None and self.plan_only:
+                preview = getattr(kind.replicator, "preview", None)  # optional: why a change will not be written
+                change.skip_reason = preview(self.ctx, change) if preview is not None else None
             if change is None or self.plan_only:
                 return _Outcome(resource, prior, change)
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
@@ -241,6 +287,8 @@ class Engine:
     def _failure(self, resource: Resource, prior: Prior | None, err: Exception) -> _Outcome:
         attempts = prior.attempts if prior else 0
         backoff = min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
+        if isinstance(err, WriteFenced):
+            self.fenced = str(err)
         if isinstance(err, Blocked):
             return _Outcome(resource, prior, status="blocked", error=str(err))
         if isinstance(err, RetryLater):
@@ -290,8 +338,9 @@ class Engine:
             self._record_failure(kind, report, outcome)
             return
         if outcome.change is None:
-            report.unchanged += 1
+            _count_unchanged(report, outcome.prior)
             if not self.plan_only:
+                _keep_waiting(resource, outcome.prior)
                 store.record_seen(resource)
             return
         if self.plan_only:
@@ -299,18 +348,23 @@ class Engine:
             return
         applied = outcome.applied
         assert applied is not None
-        store.record_applied(resource, applied)
+        attempts = outcome.prior.attempts if outcome.prior else 0
+        store.record_applied(resource, applied, retry_in=min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts))
         moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
         if applied.target_key != resource.key or moved:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
             # names it, and caching 100,000 of them per run would cost tens of MB.
             self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
         action = outcome.change.action
-        if action == "create":
-            report.created += 1
-        else:
-            report.updated += 1
-        metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
+        if applied.pending:
+            # Reached the target, with a step still to do: recorded (no second create), counted as an error.
+            report.errors += 1
+            metrics.SYNC_ERRORS.labels(kind.name).inc()
+            self.ctx.event(kind.name, resource.key, action, "error", f"{kind.name} {resource.key}: {applied.pending}")
+            return
+        _count(report, action, applied)
+        if not applied.skipped:
+            metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
         if applied.note:
             self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
 
@@ -366,22 +420,38 @@ class Engine:
         with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"delete-{kind.name}") as pool:
             futures = {pool.submit(self._delete_one, kind, c): c for c in changes}
             for future, change in futures.items():
-                error = future.result()
-                if error is None:
-                    self.ctx.store.record_deleted(kind.name, change.key)
+                outcome, message = future.result()
+                if outcome == "error":
+                    report.errors += 1
+                    metrics.SYNC_ERRORS.labels(kind.name).inc()
+                    self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {message}")
+                    continue
+                self.ctx.store.record_deleted(kind.name, change.key)  # deleted, or no longer dbsync's to track
+                if outcome == "deleted":
                     report.deleted += 1
                     metrics.CHANGES_APPLIED.labels(kind.name, "delete").inc()
                 else:
-                    report.errors += 1
-                    metrics.SYNC_ERRORS.labels(kind.name).inc()
-                    self.ctx.event(kind.name, change.key, "delete", "error", f"{kind.name} {change.key}: {error}")
+                    self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 
-    def _delete_one(self, kind: Kind, change: Change) -> str | None:
+    def _delete_one(self, kind: Kind, change: Change) -> tuple[str, str | None]:
+        """(deleted | kept | skipped | error, why): only what dbsync created is deleted."""
+        if self.fenced:
+            return "error", self.fenced
+        prior = change.prior
+        if prior is None or not prior.target_key:
+            return "skipped", "gone from the source before it reached the target: forgotten, nothing deleted"
+        if (prior.origin or kind.replicator.unrecorded_origin) == "adopted":
+            why = "dbsync adopted it" if prior.origin else "dbsync did not record creating it (an older store)"
+            return "kept", f"gone from the source; {prior.target_key} is kept on the target because {why}"
         try:
             kind.replicator.delete(self.ctx, change)
-            return None
+            return "deleted", None
+        except Kept as err:
+            return "kept", f"gone from the source; kept on the target: {err}"
         except Exception as err:
-            return _one_line(err)
+            if isinstance(err, WriteFenced):
+                self.fenced = str(err)
+            return "error", _one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _finish(self, kind: Kind, report: KindReport, cycle_id: int) -> None:
@@ -390,6 +460,9 @@ class Engine:
         metrics.CYCLE_DURATION.labels(kind.name).observe(report.seconds)
         if report.outcome != "listing_failed":
             metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
+        if report.outcome == "ok":
+            # Every source object was applied or recorded: new ones validation saw waiting have rows now.
+            self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
         log.info(
             "cycle %s",
@@ -398,13 +471,49 @@ class Engine:
                 "kind": kind.name,
                 "outcome": outcome,
                 "seconds": round(report.seconds, 3),
-                "counts": {**report.counts(), "blocked": report.blocked},
+                "counts": {
+                    **report.counts(),
+                    "blocked": report.blocked,
+                    "skipped": report.skipped,
+                    "partial": report.partial,
+                },
             },
         )
 
     def _tick(self, report: KindReport) -> None:
         if self.progress is not None:
             self.progress(report)
+
+
+def _count(report: KindReport, action: str, applied: Applied) -> None:
+    """One vocabulary: a skipped or partial apply is never counted as created or updated."""
+    if applied.skipped:
+        report.skipped += 1
+    elif applied.waiting_on:
+        report.partial += 1
+    elif action == "create":
+        report.created += 1
+    else:
+        report.updated += 1
+
+
+def _count_unchanged(report: KindReport, prior: Prior | None) -> None:
+    """Nothing to write this cycle: still skipped or partial if it was, else unchanged.
+
+    A drifted object stays unchanged here: `drifted` counts the edits detected in this cycle (the alert's series).
+    """
+    status = prior.status if prior is not None else "synced"
+    if status in ("skipped", "partial"):
+        setattr(report, status, getattr(report, status) + 1)
+    else:
+        report.unchanged += 1
+
+
+def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
+    """An unchanged partial object still waits for the same principals (the listing does not know them)."""
+    resource.source_meta.pop(WAITING_ON, None)
+    if prior is not None and prior.source_meta.get(WAITING_ON):
+        resource.source_meta[WAITING_ON] = prior.source_meta[WAITING_ON]
 
 
 def replication_refusal(role: str) -> str | None:
@@ -427,7 +536,7 @@ def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
     counts = store.status_counts()
     now = time.time()
     for name in kind_names:
-        for status in ("synced", "pending", "blocked", "error"):
+        for status in STATUSES:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)

@@ -47,3 +47,7 @@ class Permanent(DbsyncError):
 
 class Blocked(DbsyncError):
     """A change waiting on something else (an unmapped reference): status `blocked`, retried next cycle."""
+
+
+class Kept(DbsyncError):
+    """A delete refused because the target object holds what dbsync did not put there: kept, not retried."""

@@ -12,6 +12,29 @@ from dbsync.model import REF_MARKER, is_ref
 from dbsync.store import Store
 
 _ARN_ACCOUNT = re.compile(r"^(arn:aws:iam::)(\d{12})(:.*)$")
+# The SCIM type of a principal named in an ACL entry, by the entry's field.
+SCIM_TYPE = {"user_name": "users", "group_name": "groups", "service_principal_name": "service_principals"}
+ANY = "any"  # a principal of unknown type (secret scope ACLs, SQL grants)
+
+
+def waiting_ref(scim_type: str, name: str) -> str:
+    """How a partial object records a principal it waits for: `users:a@x.com`, `groups:eng`, `any:eng`."""
+    return f"{scim_type}:{name}"
+
+
+def acl_waiting_ref(principal_field: str, name: str) -> str:
+    """waiting_ref of a principal named by an ACL field (user_name / group_name / service_principal_name)."""
+    return waiting_ref(SCIM_TYPE.get(principal_field, ANY), name)
+
+
+def arrived(ctx: Any, waiting: list[str]) -> list[str]:
+    """The principals of `waiting` the target has now (its SCIM listings, read once per run)."""
+    from dbsync.watchers.identities import principal_on_target
+
+    try:
+        return [w for w in waiting if principal_on_target(ctx, *w.split(":", 1))]
+    except Exception:  # the target's SCIM could not be read: nothing is known to have arrived, ask next cycle
+        return []
 
 
 class IdMap:

@@ -9,6 +9,11 @@ from typing import Any, Literal
 
 Action = Literal["create", "update", "delete"]
 REF_MARKER = "$ref"
+# source_meta key of the principals a partial or skipped object waits for ("users:a@x.com", see mapping.py).
+WAITING_ON = "waiting_on"
+# Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
+IN_SYNC = "synced"
+STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
 
 
 def ref(kind: str, source_key: str) -> dict[str, Any]:
@@ -68,6 +73,8 @@ class Prior:
     attempts: int
     payload: dict[str, Any] | None = None
     source_meta: dict[str, Any] = field(default_factory=dict)
+    # "created" by dbsync, "adopted" (found on the target), None when the store did not record it.
+    origin: str | None = None
 
 
 @dataclass
@@ -79,6 +86,7 @@ class Change:
     key: str
     resource: Resource | None  # None for deletes
     prior: Prior | None
+    skip_reason: str | None = None  # `plan`: why this change will not be written (a user dbsync may not create)
 
     @property
     def target_key(self) -> str | None:
@@ -97,3 +105,30 @@ class Applied:
 
     target_key: str | None
     note: str | None = None  # e.g. "skipped missing principal x"
+    # True: the target object was found there (natural key or tag) and adopted, so dbsync never deletes it;
+    # False: dbsync created it; None: an update of the object already recorded (its origin is unchanged).
+    adopted: bool | None = None
+    # A step of the change still to do (a created cluster not yet stopped): the target key is recorded and
+    # the change stays in error, retried until the step succeeds.
+    pending: str | None = None
+
+    @property
+    def origin(self) -> str | None:
+        """What the store records: "adopted", "created" or None (keep what it knows)."""
+        if self.adopted is None:
+            return None
+        return "adopted" if self.adopted else "created"
+
+    # Principals the target lacks, so their entries were left out ("users:a@x.com"): the object is
+    # `partial` and is applied again once the target has one of them.
+    waiting_on: list[str] = field(default_factory=list)
+    skipped: bool = False  # nothing was written on purpose (a user dbsync may not create, a mount): `skipped`
+
+    @property
+    def status(self) -> str:
+        """The store status this outcome leaves: error (a step still to do), skipped, partial or synced."""
+        if self.pending:
+            return "error"
+        if self.skipped:
+            return "skipped"
+        return "partial" if self.waiting_on else IN_SYNC

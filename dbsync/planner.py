@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from dbsync.config import DeleteSettings, KindSettings
 from dbsync.model import Change, Prior, Resource
 
+# Below deletes.min_count, a drop trips the guard only when it is most of the kind (see plan_deletes).
+SMALL_KIND_RATIO = 0.5
+
 
 def selected(kind_settings: KindSettings, key: str) -> bool:
     """include/exclude globs on the source key (a path, a name or an id)."""
@@ -31,8 +34,10 @@ def decide(resource: Resource, prior: Prior | None) -> Change | None:
     """The write a fetched resource needs; None when the target already holds this fingerprint."""
     if prior is None or prior.target_key is None:
         return Change("create", resource.kind, resource.key, resource, prior)
-    if prior.status in ("synced", "drifted") and prior.fingerprint == resource.fingerprint:
-        return None  # a drifted target (drift: report) is left as it is until the source changes
+    if prior.status in ("synced", "drifted", "partial", "skipped") and prior.fingerprint == resource.fingerprint:
+        # A drifted target (drift: report) is left as it is until the source changes; a partial or skipped
+        # one until the principal it waits for exists (the engine marks it pending then).
+        return None
     return Change("update", resource.kind, resource.key, resource, prior)
 
 
@@ -53,9 +58,13 @@ def plan_deletes(
 ) -> DeletePlan:
     """Deletes for objects gone from the source, unless the delete guard holds them.
 
-    The guard trips when the listing dropped to zero, or by more than `max_ratio` of what the store
-    knows (ignoring drops smaller than `deletes.min_count`, so deleting a notebook in a small workspace is not
-    a mass delete). `force` is the operator's explicit override for one run.
+    The guard holds a kind's deletes when its listing dropped to zero; when more than `max_ratio` of
+    what the store knows disappeared and that is at least `deletes.min_count` objects; or when more
+    than half of the kind (or of `max_ratio`, if set higher) disappeared, more than one object. On a
+    small kind any ordinary edit is a large ratio (1 of 4 notebooks is 25 %), so below `min_count` only
+    losing most of the kind at once trips the guard: that is what a short listing looks like (3 of 4
+    clusters), not a person deleting or renaming things. One delete goes through unless it empties the kind.
+    `force` is the operator's explicit override for one run.
     """
     changes = [Change("delete", kind, p.key, None, p) for p in priors_gone]
     if not changes or settings.mode == "off":
@@ -71,5 +80,12 @@ def plan_deletes(
             True,
             f"{len(changes)} of {known} {kind} ({ratio:.0%}) disappeared from the source, above "
             f"deletes.max_ratio={settings.max_ratio:.0%}",
+        )
+    if ratio > max(settings.max_ratio, SMALL_KIND_RATIO) and len(changes) > 1:
+        return DeletePlan(
+            [],
+            True,
+            f"{len(changes)} of {known} {kind} ({ratio:.0%}) disappeared from the source at once: more than "
+            "half of the kind",
         )
     return DeletePlan(changes, held=False)

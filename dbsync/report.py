@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from databricks.sdk.errors import DatabricksError
+
 from dbsync import planner
 from dbsync.context import SyncContext
-from dbsync.errors import ListingError
+from dbsync.errors import ListingError, StoreError
+from dbsync.model import IN_SYNC, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.watchers.base import listing
+from dbsync.watchers.jobs import SOURCE_JOB_TAG
+from dbsync.watchers.listed import SOURCE_ID_TAG
 
 SAMPLE = 20  # objects listed per category in the report
 
@@ -26,6 +34,13 @@ class KindValidation:
     extra_count: int = 0
     blocked: int = 0
     errors: int = 0
+    # Changed (or new) on the source and not on the target yet: compared by version / content, not key only.
+    pending: int = 0
+    pending_keys: list[str] = field(default_factory=list)
+    partial: int = 0  # on the target with entries left out (principals it lacks); applied when they exist
+    skipped: int = 0  # not written on purpose (a user dbsync may not create, a mount), with the reason
+    unknown: int = 0  # objects whose source version could not be read: neither in sync nor pending
+    content_checked: bool = True  # False: kinds without a version were compared by the store only
     drifted: list[str] = field(default_factory=list)  # target copies edited outside dbsync
     drifted_count: int = 0
     lag_seconds: float = 0.0
@@ -34,11 +49,27 @@ class KindValidation:
     # Report-only kinds (mounts): dbsync lists them and never writes them; each one needs a person.
     report_only: bool = False
     manual_count: int = 0
+    # Source ids with more than one copy on the target (by dbsync's source-id tag), and the surplus copies.
+    duplicates: list[str] = field(default_factory=list)
+    duplicate_count: int = 0
 
     @property
-    def in_sync_percent(self) -> float:
+    def in_sync_percent(self) -> float | None:
+        """Share of the source's objects created / updated / unchanged on the target; None when unknown."""
+        if self.listing_error:
+            return None
         replicable = self.source_count - self.manual_count
         return 100.0 if replicable <= 0 else round(100.0 * self.in_sync / replicable, 1)
+
+    @property
+    def status(self) -> str:
+        """unknown (a listing failed), manual (report-only), in_sync, or not_in_sync."""
+        if self.listing_error:
+            return "unknown"
+        if self.report_only:
+            return "manual"
+        behind = self.pending + self.partial + self.skipped + self.unknown + self.missing_count
+        return "not_in_sync" if behind or self.errors or self.blocked or self.drifted_count else "in_sync"
 
 
 @dataclass
@@ -56,14 +87,42 @@ class Report:
         out = asdict(self)
         for kind, doc in zip(self.kinds, out["kinds"], strict=True):
             doc["in_sync_percent"] = kind.in_sync_percent
+            doc["status"] = kind.status
         return out
 
 
-def _target_keys(ctx: SyncContext, kind: Kind) -> set[str]:
-    """Keys of the kind on the target, in the terms the store keeps as target_key."""
+def _target_keys(ctx: SyncContext, kind: Kind, copies: dict[str, list[str]] | None = None) -> set[str]:
+    """Keys of the kind on the target, in the terms the store keeps as target_key.
+
+    For kinds whose target objects carry dbsync's source-id tag, `copies` gets {source id: [target keys]}
+    from the same listing, so two copies of one source object (two writers once raced) are seen.
+    """
     if kind.name == "permissions":
         return set()
-    return {r.key for r in kind.watcher.list(ctx, ctx.target)}
+    items = getattr(kind.watcher, "items", None)
+    if copies is None or items is None:
+        return {r.key for r in listing(kind.watcher, ctx, ctx.target)}
+    keys = set()
+    try:
+        for key, _, raw in items(ctx.target):
+            keys.add(key)
+            source_id = source_id_tag(raw)
+            if source_id:
+                copies.setdefault(source_id, []).append(key)
+    except (DatabricksError, OSError, ValueError) as err:  # OSError: a reset; ValueError: an HTML page
+        raise ListingError(f"target: cannot list {kind.name}: {err}") from err
+    return keys
+
+
+def source_id_tag(raw: dict[str, Any]) -> str | None:
+    """The dbsync_source_id / dbsync_source_job_id tag of a target object as listed, if it has one."""
+    tags = raw.get("custom_tags") or (raw.get("settings") or {}).get("tags") or raw.get("tags") or {}
+    if isinstance(tags, dict) and isinstance(tags.get("custom_tags"), list):  # SQL warehouses: key/value pairs
+        tags = {t.get("key"): t.get("value") for t in tags["custom_tags"] if isinstance(t, dict)}
+    if not isinstance(tags, dict):
+        return None
+    value = tags.get(SOURCE_ID_TAG) or tags.get(SOURCE_JOB_TAG)
+    return str(value) if value else None
 
 
 def manual_actions(ctx: SyncContext, kind: Kind) -> list[dict[str, str]]:
@@ -77,41 +136,47 @@ def _report_only(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]]) ->
     objects = [a for a in actions if a["key"]]
     result = KindValidation(kind.name, report_only=True)
     result.source_count = result.manual_count = len(objects)
+    result.skipped = ctx.store.status_counts().get(kind.name, {}).get("skipped", 0)
     result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
     result.errors = ctx.store.status_counts().get(kind.name, {}).get("error", 0)
     return result
 
 
-def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | None = None) -> KindValidation:
+def validate_kind(
+    ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | None = None, fetch_unversioned: bool = True
+) -> KindValidation:
+    """One kind: each source object is in sync, pending, partial, skipped, blocked, error, drifted or missing.
+
+    A source object is pending when its version (or, for kinds whose listing has none, its fetched content)
+    differs from what was last replicated. `fetch_unversioned=False` (the daemon's /report) compares those
+    kinds by the store only, as a sync cycle would have to read every object.
+    """
     if getattr(kind.watcher, "report_only", False):
         return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
-    kind_settings = ctx.settings.kind(kind.name)
+    priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
+    copies: dict[str, list[str]] = {}
     try:
-        source_keys = [r.key for r in kind.watcher.list(ctx, ctx.source) if planner.selected(kind_settings, r.key)]
-        target_keys = _target_keys(ctx, kind)
+        keys, changed = _source_versions(ctx, kind, priors, result, fetch_unversioned)
+        target_keys = _target_keys(ctx, kind, copies)
     except ListingError as err:
         result.listing_error = str(err)
         return result
-    priors = {p.key: p for p in ctx.store.priors(kind.name)}
-    result.source_count = len(source_keys)
+    duplicated = sorted(k for k, targets in copies.items() if len(targets) > 1)
+    result.duplicate_count = sum(len(copies[k]) - 1 for k in duplicated)
+    result.duplicates = duplicated[:SAMPLE]
+    result.source_count = len(keys)
     result.target_count = len(target_keys) if kind.name != "permissions" else len(priors)
-    mapped_targets = set()
-    for key in source_keys:
+    mapped_targets = {p.target_key for p in priors.values() if p.target_key}
+    new, pending_known = 0, []
+    for key in keys:
         prior = priors.get(key)
-        on_target = (
-            prior is not None
-            and prior.target_key is not None
-            and (kind.name == "permissions" or prior.target_key in target_keys)
-        )
-        if prior is not None and prior.target_key:
-            mapped_targets.add(prior.target_key)
-        if on_target and prior is not None and prior.status == "synced":
-            result.in_sync += 1
-        else:
-            result.missing_count += 1
-            if len(result.missing) < SAMPLE:
-                result.missing.append(key)
+        state = _state(kind, prior, key in changed, target_keys)
+        new += prior is None
+        if state == "pending" and prior is not None:
+            pending_known.append(prior)
+        _tally(result, state, key)
+    _start_lag_clock(ctx, kind.name, pending_known, new)
     extra = sorted(target_keys - mapped_targets - _builtin_target_keys(kind))
     result.extra_count = len(extra)
     result.extra = extra[:SAMPLE]
@@ -119,6 +184,92 @@ def validate_kind(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]] | 
     oldest = ctx.store.oldest_unsynced_change(kind.name)
     result.lag_seconds = round(max(0.0, time.time() - oldest), 1) if oldest else 0.0
     return result
+
+
+def _state(kind: Kind, prior: Prior | None, changed: bool, target_keys: set[str]) -> str:
+    """Where one source object stands: pending, a store status, missing (gone from the target) or in_sync."""
+    if prior is None or changed or prior.status == "pending":
+        return "pending"
+    if prior.status != IN_SYNC:
+        return prior.status  # partial, skipped, blocked, error, drifted
+    on_target = prior.target_key is not None and (kind.name == "permissions" or prior.target_key in target_keys)
+    return "in_sync" if on_target else "missing"
+
+
+def _tally(result: KindValidation, state: str, key: str) -> None:
+    if state == "in_sync":
+        result.in_sync += 1
+    elif state == "pending":
+        result.pending += 1
+        if len(result.pending_keys) < SAMPLE:
+            result.pending_keys.append(key)
+    elif state == "missing":
+        result.missing_count += 1
+        if len(result.missing) < SAMPLE:
+            result.missing.append(key)
+    elif state in ("partial", "skipped", "unknown"):
+        setattr(result, state, getattr(result, state) + 1)
+    # blocked, error and drifted are counted from the store (add_store_status)
+
+
+def _source_versions(
+    ctx: SyncContext,
+    kind: Kind,
+    priors: dict[str, Prior],
+    result: KindValidation,
+    fetch_unversioned: bool,
+) -> tuple[list[str], set[str]]:
+    """(the source's keys, those whose live version differs from the one last replicated).
+
+    The listing is streamed: only keys are kept, and the stubs of kinds without a version, to be fetched.
+    """
+    kind_settings = ctx.settings.kind(kind.name)
+    keys: list[str] = []
+    changed: set[str] = set()
+    unversioned: list[Resource] = []
+    for stub in listing(kind.watcher, ctx, ctx.source):
+        if not planner.selected(kind_settings, stub.key):
+            continue
+        keys.append(stub.key)
+        prior = priors.get(stub.key)
+        if prior is None or prior.status not in _COMPARED:
+            continue
+        if stub.version_hint is not None:
+            if stub.version_hint != prior.version_hint:
+                changed.add(stub.key)
+        elif fetch_unversioned:
+            unversioned.append(stub)
+        else:
+            result.content_checked = False
+    with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix=f"validate-{kind.name}") as pool:
+        for key, fingerprint in pool.map(lambda s: _live_fingerprint(ctx, kind, s), unversioned):
+            if fingerprint is None:
+                result.unknown += 1
+            elif fingerprint != priors[key].fingerprint:
+                changed.add(key)
+    return keys, changed
+
+
+# Statuses whose object the next cycle rewrites when the source changed: such a change is pending.
+_COMPARED = (IN_SYNC, "drifted", "partial", "skipped")
+
+
+def _live_fingerprint(ctx: SyncContext, kind: Kind, stub: Resource) -> tuple[str, str | None]:
+    """(key, fingerprint of the source object now); None when it cannot be read."""
+    try:
+        return stub.key, kind.watcher.fetch(ctx, ctx.source, stub).fingerprint
+    except Exception:  # one unreadable object is `unknown`, never in sync
+        return stub.key, None
+
+
+def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: int) -> None:
+    """Pending changes start the lag clock when first seen (here, before a cycle of their kind reaches them)."""
+    try:
+        for prior in pending:
+            ctx.store.record_pending_seen(kind, prior.key, prior.version_hint, prior.fingerprint)
+        ctx.store.record_pending_new(kind, new)
+    except StoreError:
+        pass  # a store another process holds: the lag is then measured from the cycle that sees it
 
 
 def _builtin_target_keys(kind: Kind) -> set[str]:
@@ -133,7 +284,7 @@ def add_store_status(ctx: SyncContext, result: KindValidation) -> None:
     result.errors = statuses.get("error", 0)
     result.drifted_count = statuses.get("drifted", 0)
     result.drifted = ctx.store.keys_with_status(result.kind, "drifted", limit=SAMPLE)
-    result.problems = ctx.store.problems(result.kind, limit=SAMPLE)
+    result.problems = ctx.store.problems(result.kind, limit=SAMPLE, statuses=("blocked", "error", "partial", "skipped"))
 
 
 def not_ready_reasons(
@@ -143,24 +294,48 @@ def not_ready_reasons(
     reasons = []
     for r in results:
         if r.listing_error:
-            reasons.append(f"{r.kind}: {listing} ({r.listing_error})")
+            reasons.append(f"{r.kind}: unknown, {listing} ({r.listing_error})")
+        if r.pending:
+            reasons.append(
+                f"{r.kind}: {r.pending} pending (changed on the source, not on the target yet): {r.pending_keys[0]}"
+            )
         if r.missing_count:
             reasons.append(f"{r.kind}: {r.missing_count} {missing} (e.g. {r.missing[0]})")
+        reasons.extend(_waiting_reasons(r))
+        if r.unknown:
+            reasons.append(f"{r.kind}: {r.unknown} unknown (the source object could not be read)")
         if r.errors:
             reasons.append(f"{r.kind}: {r.errors} in error")
         if r.blocked:
             reasons.append(f"{r.kind}: {r.blocked} blocked")
         if r.drifted_count:
             reasons.append(f"{r.kind}: {r.drifted_count} edited on the target (drift), e.g. {r.drifted[0]}")
+        if r.duplicate_count:
+            reasons.append(
+                f"{r.kind}: {r.duplicate_count} duplicate copies on the target (same dbsync source id, e.g. "
+                f"{r.duplicates[0]}): delete the extra copies on the target"
+            )
     return reasons
 
 
-def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
+def _waiting_reasons(r: KindValidation) -> list[str]:
+    """Partial and skipped objects, each with the reason of one of them (what to do about it)."""
+    reasons = []
+    for status, count in (("partial", r.partial), ("skipped", r.skipped)):
+        if not count or r.report_only:
+            continue  # a report-only kind's skips are the manual actions listed beside readiness
+        example = next((p for p in r.problems if p["status"] == status), None)
+        why = f": {example['source_key']}: {example['last_error']}" if example and example["last_error"] else ""
+        reasons.append(f"{r.kind}: {count} {status}{why}")
+    return reasons
+
+
+def validate(ctx: SyncContext, names: list[str] | None = None, fetch_unversioned: bool = True) -> Report:
     """Compare both live workspaces for each enabled kind; ready_for_cutover with the reasons it is not."""
     ctx.new_run()
     selected = [k for k in kinds() if (names is None or k.name in names) and ctx.settings.kind(k.name).enabled]
     actions = {k.name: manual_actions(ctx, k) for k in selected}
-    results = [validate_kind(ctx, k, actions[k.name]) for k in selected]
+    results = [validate_kind(ctx, k, actions[k.name], fetch_unversioned) for k in selected]
     reasons = not_ready_reasons(results)
     if ctx.store.role != "standby":
         reasons.append(f"store role is {ctx.store.role}, not standby")
@@ -169,12 +344,17 @@ def validate(ctx: SyncContext, names: list[str] | None = None) -> Report:
 
 
 def format_text(report: Report) -> str:
-    lines = [f"{'kind':<20}{'source':>8}{'target':>8}{'in sync':>9}{'missing':>9}{'extra':>7}{'errors':>8}{'lag s':>8}"]
+    lines = [
+        f"{'kind':<20}{'source':>8}{'target':>8}{'in sync':>9}{'pending':>8}{'partial':>8}{'skipped':>8}"
+        f"{'missing':>8}{'extra':>7}{'drifted':>8}{'errors':>7}{'lag s':>7}"
+    ]
     for r in report.kinds:
-        in_sync = f"{'manual':>9}" if r.report_only else f"{r.in_sync_percent:>8.1f}%"
+        percent = r.in_sync_percent
+        in_sync = "manual" if r.report_only else "unknown" if percent is None else f"{percent:.1f}%"
         lines.append(
-            f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync}{r.missing_count:>9}"
-            f"{r.extra_count:>7}{r.errors + r.blocked:>8}{r.lag_seconds:>8.0f}"
+            f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync:>9}{r.pending:>8}{r.partial:>8}"
+            f"{r.skipped:>8}{r.missing_count:>8}{r.extra_count:>7}{r.drifted_count:>8}{r.errors + r.blocked:>7}"
+            f"{r.lag_seconds:>7.0f}"
         )
     lines.append("")
     lines.append("ready for cutover: " + ("yes" if report.ready_for_cutover else "NO"))

@@ -40,10 +40,14 @@ def _link(kind: str, host: str, key: str) -> str:
 
 
 def _row(k: KindValidation) -> str:
+    percent = k.in_sync_percent
     cells = [
         k.source_count,
         k.target_count,
-        "manual" if k.report_only else f"{k.in_sync_percent:.1f}%",
+        "manual" if k.report_only else "unknown" if percent is None else f"{percent:.1f}%",
+        k.pending,
+        k.partial,
+        k.skipped,
         k.missing_count,
         k.extra_count,
         k.drifted_count,
@@ -51,7 +55,7 @@ def _row(k: KindValidation) -> str:
         k.errors,
         f"{k.lag_seconds:.0f}",
     ]
-    warn = k.missing_count or k.errors or k.blocked or k.drifted_count or k.listing_error
+    warn = k.status in ("unknown", "not_in_sync")
     name = f'<span class="warn">{escape(k.kind)}</span>' if warn else escape(k.kind)
     return "<tr><td>" + name + "</td>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
 
@@ -61,6 +65,7 @@ def _details(k: KindValidation, source_host: str, target_host: str) -> str:
     if k.listing_error:
         parts.append(f"<p class='warn'>cannot list: {escape(k.listing_error)}</p>")
     for title, keys, count, host in (
+        ("pending (changed on the source, not on the target yet)", k.pending_keys, k.pending, source_host),
         ("missing on the target", k.missing, k.missing_count, source_host),
         ("extra on the target (not from the source)", k.extra, k.extra_count, target_host),
         ("edited on the target (drift)", k.drifted, k.drifted_count, source_host),
@@ -75,7 +80,7 @@ def _details(k: KindValidation, source_host: str, target_host: str) -> str:
             f"(attempts {p['attempts']}): {escape(p['last_error'] or '')}</li>"
             for p in k.problems
         )
-        parts.append(f"<details open><summary>last errors</summary><ul>{items}</ul></details>")
+        parts.append(f"<details open><summary>problems and reasons</summary><ul>{items}</ul></details>")
     if not parts:
         return ""
     return f"<h3>{escape(k.kind)}</h3>" + "".join(parts)
@@ -107,7 +112,21 @@ def render(report: Report, target_host: str = "", source_host: str = "") -> str:
         banner = f"<div class='bad'><b>Not ready for cutover.</b><ul>{reasons}</ul></div>"
     header = "".join(
         f"<th>{h}</th>"
-        for h in ("kind", "source", "target", "in sync", "missing", "extra", "drifted", "blocked", "errors", "lag (s)")
+        for h in (
+            "kind",
+            "source",
+            "target",
+            "in sync",
+            "pending",
+            "partial",
+            "skipped",
+            "missing",
+            "extra",
+            "drifted",
+            "blocked",
+            "errors",
+            "lag (s)",
+        )
     )
     rows = "".join(_row(k) for k in report.kinds)
     details = _manual(report) + "".join(_details(k, source_host, target_host) for k in report.kinds)

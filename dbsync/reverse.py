@@ -164,7 +164,8 @@ def _reverse_key(forward: Store, kind: str, source_key: str, target_key: str | N
 def _seed_row(reverse: Store, kind: str, key: str, target_key: str) -> None:
     """A pending row that knows its target: the next cycle fetches and updates it, never creates."""
     name = posixpath.basename(key) if key.startswith("/") else key
-    reverse.record_applied(Resource(kind, key, name, None, dict(SEED_MARKER)), Applied(target_key))
+    # Adopted: the old primary's objects were made by its users, so the reverse direction never deletes them.
+    reverse.record_applied(Resource(kind, key, name, None, dict(SEED_MARKER)), Applied(target_key, adopted=True))
     reverse.record_drift(kind, key, heal=True)  # status pending, lag clock running until it is rewritten
 
 

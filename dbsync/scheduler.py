@@ -10,6 +10,7 @@ group and run together at the shortest of their intervals.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -27,6 +28,7 @@ from dbsync.context import SyncContext
 from dbsync.engine import Engine, KindReport, replication_refusal
 from dbsync.errors import StoreError
 from dbsync.registry import Kind, kinds
+from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
@@ -67,6 +69,7 @@ class Health:
     last_ok: dict[tuple[str, ...], float] = field(default_factory=dict)
     unreachable: dict[tuple[str, ...], str] = field(default_factory=dict)
     refused: str | None = None
+    fenced: str | None = None  # the last cycle's write-fence refusal (the target's role marker)
 
     def problems(self, settings: Settings, groups: list[tuple[str, ...]], now: float | None = None) -> list[str]:
         """Ready = replicating: both workspaces answered the last cycle and no group is stale.
@@ -78,6 +81,8 @@ class Health:
         out = []
         if self.refused:
             out.append(self.refused)
+        if self.fenced:
+            out.append(self.fenced)
         for group, message in self.unreachable.items():
             out.append(f"{'+'.join(group)}: {message}")
         for group in groups:
@@ -91,13 +96,16 @@ class Health:
 class Daemon:
     """The scheduler around one SyncContext. `start()` returns at once; `shutdown()` stops cleanly."""
 
-    def __init__(self, ctx: SyncContext) -> None:
+    def __init__(self, ctx: SyncContext, store_lock: StoreLock | None = None) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.groups = kind_groups(self.settings)
         self.stop = threading.Event()
         self.health = Health()
         self._cycle_lock = threading.Lock()
+        self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
+        self.handed_over: str | None = None
+        self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -127,8 +135,7 @@ class Daemon:
         """
         refusal = replication_refusal(self.ctx.store.role)
         if refusal:
-            self.health.refused = refusal
-            log.error("not replicating: %s", refusal)
+            log.error("not replicating: %s", refusal)  # /readyz reads the role live, so it follows a rollback
             return
         for group in self.groups:
             for name in group:
@@ -150,21 +157,28 @@ class Daemon:
         with self._cycle_lock:
             if self.stop.is_set():
                 return []
+            engine = Engine(self.ctx, retry_now=False, stop=self.stop)
             try:
-                reports = Engine(self.ctx, retry_now=False, stop=self.stop).cycle(list(names))
+                reports = engine.cycle(list(names))
             except StoreError as err:
-                self.health.refused = str(err)
+                if replication_refusal(self.ctx.store.role) is None:
+                    self.health.refused = str(err)  # a role refusal is read live by readiness()
                 log.error("replication stopped: %s", err)
                 self.scheduler.pause()
                 return []
-            except Exception:  # a bug must not kill the daemon; the next cycle tries again
+            except Exception as err:  # a bug must not kill the daemon; the next cycle tries again
                 log.exception("cycle of %s failed", "+".join(names))
+                self._record_crash(names, err)
                 return []
+            # A refusal of the target's role marker is said by /readyz until a cycle writes again.
+            self.health.fenced = None if self.stop.is_set() else engine.fenced
             self._record_health(reports)
             return reports
 
     def _record_health(self, reports: list[KindReport]) -> None:
         now = time.time()
+        if any(r.created or r.updated or r.deleted or r.errors or r.blocked for r in reports):
+            self.generation += 1
         by_kind = {r.kind: r for r in reports}
         for group in self.groups:
             group_reports = [by_kind[n] for n in group if n in by_kind]
@@ -177,9 +191,69 @@ class Daemon:
                 self.health.unreachable.pop(group, None)
                 self.health.last_ok[group] = now
 
+    def _record_crash(self, names: tuple[str, ...], err: Exception) -> None:
+        """/readyz names every group of a cycle that stopped on an unexpected error, until one succeeds."""
+        message = f"the cycle failed: {type(err).__name__}: {str(err).strip()[:300]}"
+        for group in self.groups:
+            if set(group) & set(names):
+                self.health.unreachable[group] = message
+
     def readiness(self) -> list[str]:
-        """Reasons the daemon is not ready (empty when ready)."""
+        """Reasons the daemon is not ready (empty when ready); the store's role is read live."""
+        refusal = replication_refusal(self.ctx.store.role)
+        if refusal:
+            return [refusal]
+        if self.handed_over:
+            return [self.handed_over]
         return self.health.problems(self.settings, self.groups)
+
+    # -- hand-off to `dbsync cutover` -------------------------------------------------------------
+    def poll(self) -> None:
+        """Called twice a second by `serve`: hand the store to a cutover that asks; take it back after.
+
+        The cutover writes its request into the store, so the write fence already refuses every
+        target write; here the cycle in flight is stopped and the lock released. Once the lock is free
+        again and the store is still a standby (a refused cutover, a rollback), replication resumes.
+        """
+        if self.store_lock is None:
+            return
+        if self.handed_over is None:
+            _, requested = self.ctx.store.writer_flags()
+            if requested:
+                self._hand_over(requested)
+            return
+        self._take_back()
+
+    def _hand_over(self, request: str) -> None:
+        self.stop.set()
+        if self.scheduler.running:
+            self.scheduler.pause()
+        if not self._cycle_lock.acquire(timeout=self.settings.shutdown_timeout):
+            return  # the change in flight is still running: the next poll tries again
+        try:
+            assert self.store_lock is not None
+            self.store_lock.release()
+        finally:
+            self._cycle_lock.release()
+        self.handed_over = f"not replicating: the store was handed over to `dbsync cutover` ({_who(request)})"
+        log.warning(self.handed_over)
+
+    def _take_back(self) -> None:
+        assert self.store_lock is not None
+        role, requested = self.ctx.store.writer_flags()
+        if role != "standby" or requested or not self.store_lock.try_acquire():
+            return  # cut over, or the cutover still runs: stay idle
+        role, requested = self.ctx.store.writer_flags()
+        if role != "standby" or requested:
+            self.store_lock.release()  # cut over (or about to be): stay idle, serving /metrics and /readyz
+            return
+        self.handed_over = None
+        self.stop.clear()
+        log.warning("the store is a standby again and free: replication resumes")
+        if self.scheduler.running:
+            self.scheduler.resume()
+        else:
+            self.start()
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop scheduling, let the change in flight finish (bounded), close the store. True if clean."""
@@ -195,6 +269,14 @@ class Daemon:
 
     def jobs(self) -> list[dict[str, Any]]:
         return [{"id": j.id, "next_run_time": j.next_run_time} for j in self.scheduler.get_jobs()]
+
+
+def _who(request: str) -> str:
+    try:
+        doc = json.loads(request)
+    except ValueError:
+        return "unknown process"
+    return f"pid {doc.get('pid', '?')} on host {doc.get('host', '?')}"
 
 
 def _at(epoch: float) -> Any:

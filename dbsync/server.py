@@ -1,16 +1,21 @@
 """The daemon's HTTP endpoints: /metrics /healthz /readyz /report /report.html.
 
 Binds server.host (127.0.0.1 by default). With server.auth_token set, every path but /healthz needs
-`Authorization: Bearer <token>`. The report compares the live workspaces, so it is cached briefly.
+`Authorization: Bearer <token>`. Without a token on an address other than loopback (the container image
+binds 0.0.0.0), /report and /report.html are off (403 naming the setting): anyone who reaches the pod
+could otherwise make dbsync list both workspaces. The report is a full listing of both workspaces, so
+one result serves every caller for REPORT_TTL_SECONDS (one computation at a time).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,7 +30,7 @@ from dbsync.report_html import render
 from dbsync.scheduler import Daemon
 
 log = logging.getLogger("dbsync.server")
-REPORT_TTL_SECONDS = 5.0
+REPORT_TTL_SECONDS = 60.0  # README: "the report is at most a minute old"
 _CUTOVER_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
 
 
@@ -33,12 +38,26 @@ class StatusServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], daemon: Daemon, auth_token: str | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        daemon: Daemon,
+        auth_token: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(address, _Handler)
         self.daemon = daemon
         self.auth_token = auth_token
-        self._report: tuple[float, Report] | None = None
+        self.clock = clock
+        self._report: tuple[float, int, Report] | None = None
         self._report_lock = threading.Lock()
+        self.report_open = bool(auth_token) or _loopback(address[0])
+        if not self.report_open:
+            log.warning(
+                "/report and /report.html are off: the server listens on %s without server.auth_token "
+                "(set DBSYNC_SERVER__AUTH_TOKEN to serve them)",
+                address[0],
+            )
 
     @property
     def url(self) -> str:
@@ -46,14 +65,22 @@ class StatusServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def report(self) -> Report:
-        """A live validation, at most REPORT_TTL_SECONDS old, computed with its own context."""
+        """A live validation, at most REPORT_TTL_SECONDS old, computed with its own context.
+
+        Callers never cause more than one listing a minute; a cycle that changed the target (the
+        scheduler's pace, not the callers') makes the next report fresh.
+        """
         with self._report_lock:
-            if self._report and time.monotonic() - self._report[0] < REPORT_TTL_SECONDS:
-                return self._report[1]
+            generation = self.daemon.generation
+            cached = self._report
+            if cached and cached[1] == generation and self.clock() - cached[0] < REPORT_TTL_SECONDS:
+                return cached[2]
             ctx = self.daemon.ctx
             own = SyncContext.build(ctx.settings, ctx.source, ctx.target, ctx.store)
-            report = validate(own)
-            self._report = (time.monotonic(), report)
+            # Kinds without a version (permissions, metastore) are compared by the store here: reading every
+            # object at each page refresh would cost what a whole cycle does. `dbsync validate` reads them.
+            report = validate(own, fetch_unversioned=False)
+            self._report = (self.clock(), generation, report)
             return report
 
     def start(self) -> threading.Thread:
@@ -62,6 +89,15 @@ class StatusServer(ThreadingHTTPServer):
         )
         thread.start()
         return thread
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,6 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         }.get(path)
         if route is None:
             self._send(404, b'{"error": "not found"}', "application/json")
+            return
+        if path.startswith("/report") and not self.server.report_open:
+            body = b'{"error": "the report needs server.auth_token (DBSYNC_SERVER__AUTH_TOKEN) on this address"}'
+            self._send(403, body, "application/json")
             return
         try:
             route()

@@ -6,19 +6,21 @@ counted too, by method, endpoint template and status, for `dbsync_api_requests_t
 
 from __future__ import annotations
 
+import json
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
+import requests.adapters
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 
 from dbsync import metrics
 from dbsync.config import WorkspaceSettings
-from dbsync.errors import ConfigError
+from dbsync.errors import ConfigError, ListingError
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
 
@@ -32,6 +34,103 @@ def endpoint_template(path: str) -> str:
     return "/".join(parts)
 
 
+# Query parameters that move a listing to its next page: page tokens, and SCIM's startIndex.
+PAGE_PARAMETERS = frozenset({"page_token", "next_page_token", "startIndex"})
+_PAGE_NEEDLES = tuple(f"{name}=" for name in PAGE_PARAMETERS)
+FIRST_PAGE = {"startIndex": "1"}
+
+
+@dataclass
+class _Pages:
+    """The pages of one listing seen so far: the tokens asked for and a hash of every item returned."""
+
+    tokens: set[str] = field(default_factory=set)
+    items: set[int] = field(default_factory=set)
+
+
+class PagingGuard:
+    """Ends a listing whose pages go round in a circle, whatever SDK iterator does the paging.
+
+    The SDK pages for us (`while next_page_token: ...`) and trusts the service: a page that answers its
+    own token, or a new token to pages already served, never ends. This response hook follows each
+    listing (one thread, one path, the same filters) and raises ListingError when a page token comes
+    round again or a page holds only items already returned. The first page of a listing carries no
+    token, so only later pages are read twice (once here, once by the SDK).
+    """
+
+    MAX_LISTINGS = 16  # per thread: listings nest only a few deep (a listing per item of another)
+
+    def __init__(self, side: str) -> None:
+        self.side = side
+        self._local = threading.local()
+
+    def _listings(self) -> OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Pages]:
+        listings = getattr(self._local, "listings", None)
+        if listings is None:
+            listings = self._local.listings = OrderedDict()
+        return listings
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        if request.method != "GET" or "?" not in request.url:
+            return
+        listings = self._listings()
+        base = request.url.split("?", 1)[0]
+        paged = any(needle in request.url for needle in _PAGE_NEEDLES)
+        if not paged and not any(known == base for known, _ in listings):
+            return  # the common case, a GET of no listing this thread follows: no parsing
+        url = urlparse(request.url)
+        query = parse_qsl(url.query, keep_blank_values=True)
+        paging = {k: v for k, v in query if k in PAGE_PARAMETERS}
+        key = (base, tuple(sorted((k, v) for k, v in query if k not in PAGE_PARAMETERS)))
+        if not paging or paging == FIRST_PAGE:
+            listings.pop(key, None)  # a listing starts again from its first page
+            if not paging:
+                return
+        pages = listings.get(key) or _Pages()
+        listings[key] = pages
+        listings.move_to_end(key)
+        while len(listings) > self.MAX_LISTINGS:
+            listings.popitem(last=False)
+        position = paging.get("page_token") or paging.get("next_page_token") or f"startIndex={paging['startIndex']}"
+        self._check(url.path, pages, position, response)
+
+    def _check(self, path: str, pages: _Pages, position: str, response: Any) -> None:
+        # Only answered pages count: the SDK asks again for a page refused with 429 or 503.
+        if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
+            return  # an error or a non-JSON answer fails in the SDK with its own message
+        if position in pages.tokens:
+            self._fail(path, "a page was asked for twice")
+        pages.tokens.add(position)
+        try:
+            document = response.json()
+        except ValueError:
+            return
+        if not isinstance(document, dict):
+            return
+        # The listed objects: the dicts in the page's lists (not, say, SCIM's "schemas" strings).
+        lists = [v for v in document.values() if isinstance(v, list)]
+        items = {_identity(item) for v in lists for item in v if isinstance(item, dict)}
+        if items and items <= pages.items:
+            self._fail(path, "a page held only items already listed")
+        pages.items |= items
+        next_token = document.get("next_page_token")
+        if next_token and next_token in pages.tokens:
+            self._fail(path, "the next page token is one already followed")
+
+    def _fail(self, path: str, why: str) -> None:
+        raise ListingError(
+            f"{self.side}: the pages of GET {path} go round in a circle ({why}): the listing is stopped as "
+            "failed, nothing is deleted, and it is listed again next cycle"
+        )
+
+
+def _identity(item: dict[str, Any]) -> int:
+    """A hash of an item's top-level scalars (its id, name, timestamps): cheap, nested settings are skipped."""
+    scalars = tuple((k, v) for k, v in item.items() if isinstance(v, str | int | float | bool))
+    return hash(scalars) if scalars else hash(json.dumps(item, sort_keys=True))
+
+
 @dataclass
 class Workspace:
     """A side of the pair: its SDK client and the requests it has made."""
@@ -40,10 +139,17 @@ class Workspace:
     client: WorkspaceClient
     calls: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Asked before every request that can change the workspace (see dbsync/role.py); None: no fence.
+    fence: Any = None
 
     def __post_init__(self) -> None:
         session = self.client.api_client._api_client._session  # the SDK exposes no public hook
         session.hooks["response"].append(self._count)
+        session.hooks["response"].append(PagingGuard(self.side))
+
+        for adapter in session.adapters.values():
+            if isinstance(adapter, FencedAdapter):
+                adapter.workspace = self
 
     def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
         method = response.request.method
@@ -115,8 +221,30 @@ def connect(
 
 def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
     # The SDK sizes its pool for https only; plain-http hosts (the emulator) get the same pool size.
-    import requests.adapters
-
     session = client.api_client._api_client._session
     size = max(20, concurrency * 2)
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=size, pool_maxsize=size))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class FencedAdapter(requests.adapters.HTTPAdapter):
+    """The SDK's transport, which asks the Workspace's fence before sending anything but a read.
+
+    Every write of every kind, the delete phase and a retry alike, passes here, so the check is made
+    before each write, not once per cycle.
+    """
+
+    workspace: Workspace | None = None
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        fence = self.workspace.fence if self.workspace is not None else None
+        if fence is not None and request.method not in READ_METHODS:
+            reason = fence.refusal()
+            if reason:
+                from dbsync.role import WriteFenced
+
+                raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
+        return super().send(request, *args, **kwargs)

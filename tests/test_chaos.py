@@ -29,6 +29,8 @@ from dbsync.store import Store
 
 def _dbsync(pair: Pair, *args: str, state: Path | None = None, **popen: object) -> subprocess.Popen[str]:
     env = pair.env() | {"DBSYNC_IDENTITIES__CREATE_USERS": "true", "DBSYNC_LOG_LEVEL": "WARNING"}
+    # Secret values over secrets/get, which a test allows on its source emulator (a real workspace refuses it).
+    env["DBSYNC_SECRETS__VALUES_FROM"] = "api"
     if state is not None:
         env["DBSYNC_STATE_PATH"] = str(state)
     return subprocess.Popen(
@@ -62,6 +64,7 @@ def _notebooks(w) -> dict[str, bytes]:
 def test_kill_9_at_random_points_then_converges_without_duplicates(seeded_pair: Pair) -> None:
     rng = random.Random(20261125)  # fixed: the same kill points every run
     seeded_pair.target.set_faults(latency_ms=8)  # a target slow enough that a kill lands mid-sync
+    seeded_pair.source.workspace.table("settings")["secrets_get_allowed"] = True
     killed = 0
     for _ in range(6):  # three kills; a run that ends before its kill point (a fast machine) does not count
         if killed == 3:

@@ -145,7 +145,7 @@ def test_cutover_runs_exactly_the_source_unpaused_jobs_on_the_target_and_rollbac
     assert pair.src.jobs.get_run(run.run_id).state.result_state == jobs.RunResultState.CANCELED
     assert _states(pair.dst)["theirs"] == {"schedule": "PAUSED"}, "a job dbsync did not create is never touched"
     # Lean: one write per job that had to change, nothing else on the target.
-    assert pair.target_writes() == len(SOURCE_UNPAUSED)
+    assert pair.target_writes() == len(SOURCE_UNPAUSED) + 2  # + the role marker: promoting, then primary
 
     report = json.loads(next(pair.state_path.parent.glob("cutover-report-*.json")).read_text())
     assert [s["step"] for s in report["steps"]][:5] == [
@@ -238,7 +238,8 @@ def test_skip_source_cuts_over_to_the_last_sync_with_the_source_down(synced: Pai
 def test_the_source_back_after_a_skip_source_cutover_gets_its_jobs_paused(synced: Pair) -> None:
     pair = synced
     source_before = _states(pair.src)
-    ctx = open_cutover_context(pair.settings(**READY), need_source=False)
+    # force: the emulated source still answers, which a real --skip-source run refuses without --force
+    ctx = open_cutover_context(pair.settings(**READY), need_source=False, force=True)
     Runbook(ctx, skip_source=True).run()
     ctx.store.close()
     assert _states(pair.src) == source_before, "the source was not contacted"

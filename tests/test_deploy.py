@@ -261,9 +261,14 @@ def test_the_schema_rejects_a_bad_value_at_install(
     assert any(complaint in m["error"] for m in report["messages"] if m["severity"] == 3), report
 
 
-def test_auth_without_a_token_fails_at_install(helm: Any, chart: Any) -> None:
-    with pytest.raises(helm.HelmRenderError, match=r"tokens\.serverAuth"):
-        chart.render({"auth": {"enabled": True}}, name="dbsync", namespace="dr")
+def test_auth_is_on_by_default_with_a_generated_token(chart: Any) -> None:
+    # Secure by default: /report lists both workspaces, so it never answers whoever reaches the pod.
+    manifests = render(chart, {})
+    secret = one(manifests, "Secret")
+    token = base64.b64decode(secret["data"]["server-auth-token"]).decode()
+    assert len(token) == 40 and token.isalnum()
+    env = {e["name"]: e for e in container(manifests)["env"]}
+    assert env["DBSYNC_SERVER__AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
 
 
 # Settings a pod cannot use from `config`: tokens come from the Secret, a profile needs ~/.databrickscfg, and the
@@ -401,7 +406,7 @@ def test_statefulset_runs_as_non_root_with_probes_on_the_named_port(
     for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz")):
         assert main[probe]["httpGet"] == {"path": path, "port": "http"}
     readiness = main["readinessProbe"]
-    if values.get("auth", {}).get("enabled"):
+    if values.get("auth", {}).get("enabled", True):  # auth is on by default
         # /readyz is behind the Bearer token: an exec probe sends it, to the same port.
         script = readiness["exec"]["command"][-1]
         assert f"http://127.0.0.1:{port['containerPort']}/readyz" in script

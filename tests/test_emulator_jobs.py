@@ -218,11 +218,12 @@ def test_only_one_of_schedule_trigger_continuous(w: WorkspaceClient) -> None:
         )
 
 
-def test_a_task_without_compute_is_invalid(w: WorkspaceClient) -> None:
-    with pytest.raises(InvalidParameterValue, match="does not specify a cluster"):
+def test_a_task_without_compute_that_cannot_run_serverless_is_invalid(w: WorkspaceClient) -> None:
+    # A notebook task without compute runs on serverless (see test_emulator_jobs_runs.py); spark-submit cannot.
+    with pytest.raises(InvalidParameterValue, match="not supported on serverless compute"):
         w.jobs.create(
             name="nocompute",
-            tasks=[jobs.Task(task_key="a", notebook_task=jobs.NotebookTask(notebook_path="/Shared/a"))],
+            tasks=[jobs.Task(task_key="a", spark_submit_task=jobs.SparkSubmitTask(parameters=["--version"]))],
         )
 
 

@@ -62,7 +62,8 @@ def test_scope_errors(w: WorkspaceClient) -> None:
 
 
 # -- secrets ----------------------------------------------------------------------------------------
-def test_secret_values_round_trip_with_timestamps(w: WorkspaceClient) -> None:
+def test_secret_values_round_trip_with_timestamps(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    emulator.workspace.table("settings")["secrets_get_allowed"] = True  # refused by default, as on a real workspace
     w.secrets.create_scope("vault")
     raw = bytes(range(256))
 
@@ -84,7 +85,8 @@ def test_secret_values_round_trip_with_timestamps(w: WorkspaceClient) -> None:
     assert [s.key for s in w.secrets.list_secrets("vault")] == ["db-password"]
 
 
-def test_secret_errors(w: WorkspaceClient) -> None:
+def test_secret_errors(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    emulator.workspace.table("settings")["secrets_get_allowed"] = True
     w.secrets.create_scope("vault")
 
     with pytest.raises(BadRequest) as both:

@@ -24,6 +24,7 @@ from databricks.sdk.errors import (
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.emulator import EmulatorHandle, start_emulator
+from dbsync.emulator.server import ACCOUNT_ID
 from tests.conftest import endpoint_count, sdk_client
 
 
@@ -90,6 +91,7 @@ def test_host_metadata_probe_needs_no_token(emulator: EmulatorHandle) -> None:
     assert answer.status_code == 200
     assert answer.json() == {
         "oidc_endpoint": f"{emulator.url}/oidc",
+        "account_id": ACCOUNT_ID,
         "workspace_id": str(emulator.workspace.workspace_id),
         "cloud": "AWS",
     }

@@ -184,7 +184,8 @@ def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_p
     with pair.source.workspace.lock:
         seed_workspace(pair.source.workspace, 300, seed=9)
     pair.target.set_faults(latency_ms=15)  # a slow target keeps the first reconcile busy
-    server = Served(pair, tmp_path)
+    pair.source.workspace.table("settings")["secrets_get_allowed"] = True  # refused by default, as on a workspace
+    server = Served(pair, tmp_path, DBSYNC_SECRETS__VALUES_FROM="api")
     deadline = time.monotonic() + 60
     while len(list(pair.dst.workspace.list("/", recursive=True))) < 20:
         assert time.monotonic() < deadline and server.proc.poll() is None, server.log.read_text()[-2000:]
@@ -194,7 +195,7 @@ def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_p
     assert time.monotonic() - started < 30  # shutdown_timeout
     pair.target.set_faults()
 
-    restart = Served(pair, tmp_path)
+    restart = Served(pair, tmp_path, DBSYNC_SECRETS__VALUES_FROM="api")
     try:
         restart.wait_in_sync(deadline=120)
     finally:

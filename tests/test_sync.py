@@ -10,6 +10,7 @@ from conftest import Pair, endpoint_count
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
+from dbsync.emulator.apis import clusters
 from dbsync.engine import Engine
 from dbsync.registry import Kind, kinds
 
@@ -34,8 +35,14 @@ def _jobs_by_source_id(w) -> dict[str, jobs.Job]:
 
 
 def test_initial_sync_reproduces_the_source(seeded_pair: Pair) -> None:
-    reports = seeded_pair.sync()
+    # Secret values are read on a running source cluster, the way that works on a real workspace.
+    ws = seeded_pair.source.workspace
+    with ws.lock:
+        spec = {"cluster_name": "secrets-reader", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge"}
+        reader = clusters.create_cluster(ws, {**spec, "num_workers": 1}, state="RUNNING")
+    reports = seeded_pair.sync(secrets={"values_from": "cluster", "cluster_id": reader})
     assert not [r for r in reports.values() if r.errors or r.blocked], reports
+    assert reports["secrets"].created > 0
 
     src, dst = seeded_pair.src, seeded_pair.dst
     assert _notebook_bodies(src) == _notebook_bodies(dst)

@@ -307,4 +307,6 @@ def test_plan_marks_mounts_manual(pair: Pair) -> None:
     assert [(c.action, c.key) for c in reports[0].planned] == [("create", "/mnt/lake")]
     from dbsync.cli import _plan_action
 
-    assert _plan_action(reports[0].planned[0]) == "manual"
+    # One vocabulary: dbsync will not write it, so the plan says skip, with the manual action as the reason.
+    assert _plan_action(reports[0].planned[0]) == "skip"
+    assert "needs manual action" in (reports[0].planned[0].skip_reason or "")

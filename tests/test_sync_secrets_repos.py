@@ -16,10 +16,20 @@ from dbsync.store import Store
 URL = "https://github.com/acme/etl.git"
 PUT = "POST /api/2.0/secrets/put"
 GET_VALUE = "GET /api/2.0/secrets/get"
+# These tests read values with secrets/get, which the emulator (like a real workspace) refuses unless told
+# otherwise: see tests/test_sync_secret_values.py for `values_from: cluster`, what works on a real source.
+API = {"values_from": "api"}
 # Distinctive values: grepping for them proves they are nowhere they must not be.
 VALUE = "s3cr3t-Value-71c9e2"
 NEW_VALUE = "r0tated-Value-0d44ab"
 BINARY = b"\xff\x00\xfe-binary-secret-5e1f"
+
+
+@pytest.fixture(autouse=True)
+def _secrets_get_allowed(pair: Pair) -> None:
+    for handle in (pair.source, pair.target):
+        with handle.workspace.lock:
+            handle.workspace.table("settings")["secrets_get_allowed"] = True
 
 
 def _repo(w, path: str):
@@ -134,7 +144,7 @@ def _seed_scopes(pair: Pair) -> None:
 
 def test_scopes_keys_values_and_acls_arrive_and_deletes_follow(pair: Pair) -> None:
     _seed_scopes(pair)
-    reports = pair.sync(only=["secret_scopes", "secrets"])
+    reports = pair.sync(only=["secret_scopes", "secrets"], secrets=API)
     assert reports["secret_scopes"].errors == 0 and reports["secrets"].errors == 0
     dst = pair.dst
     assert _value(dst, "app", "db-password") == VALUE.encode()
@@ -147,16 +157,16 @@ def test_scopes_keys_values_and_acls_arrive_and_deletes_follow(pair: Pair) -> No
 
     pair.src.secrets.put_acl("app", "users", AclPermission.WRITE)
     pair.src.secrets.delete_secret("app", "blob")
-    pair.sync(only=["secret_scopes", "secrets"])
+    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
     assert _acls(dst, "app")["users"] == "WRITE"
     assert [s.key for s in dst.secrets.list_secrets("app")] == ["db-password"]
 
     pair.src.secrets.delete_acl("app", "users")
-    pair.sync(only=["secret_scopes"])
+    pair.sync(only=["secret_scopes"], secrets=API)
     assert "users" not in _acls(dst, "app")
 
     pair.src.secrets.delete_scope("other")
-    pair.sync(only=["secret_scopes", "secrets"])
+    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
     assert sorted(s.name for s in dst.secrets.list_scopes()) == ["app"]
 
 
@@ -165,23 +175,23 @@ def test_value_change_is_put_again_unchanged_is_not_and_the_value_is_never_kept(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     _seed_scopes(pair)
-    pair.sync(only=["secret_scopes", "secrets"])
+    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
 
     pair.reset_stats()
-    pair.sync(only=["secret_scopes", "secrets"])
+    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
     assert pair.target_writes() == 0
     assert endpoint_count(pair.source, GET_VALUE) == 0, "an unchanged secret must not even be read"
 
     pair.src.secrets.put_secret("app", "db-password", string_value=NEW_VALUE)
     pair.reset_stats()
-    assert pair.sync(only=["secrets"])["secrets"].updated == 1
+    assert pair.sync(only=["secrets"], secrets=API)["secrets"].updated == 1
     assert _value(pair.dst, "app", "db-password") == NEW_VALUE.encode()
     assert endpoint_count(pair.target, PUT) == 1
 
     # Re-put with the same value: the timestamp moves, the keyed hash does not, nothing is written.
     pair.src.secrets.put_secret("app", "db-password", string_value=NEW_VALUE)
     pair.reset_stats()
-    pair.sync(only=["secrets"])
+    pair.sync(only=["secrets"], secrets=API)
     assert endpoint_count(pair.source, GET_VALUE) == 1
     assert pair.target_writes() == 0
 
@@ -240,7 +250,7 @@ def test_a_source_that_refuses_secret_values_asks_for_env_or_file(pair: Pair) ->
     _seed_scopes(pair)
     with pair.source.workspace.lock:
         pair.source.workspace.table("settings")["secrets_get_allowed"] = False
-    reports = pair.sync(only=["secret_scopes", "secrets"])
+    reports = pair.sync(only=["secret_scopes", "secrets"], secrets=API)
     assert reports["secret_scopes"].errors == 0, "scopes and ACLs still replicate"
     assert reports["secrets"].errors == 3
     error = _last_error(pair, "secrets", "app/db-password")
@@ -272,12 +282,12 @@ def test_target_edits_of_a_secret_and_a_repo_are_healed(pair: Pair) -> None:
     repo = pair.src.repos.create(URL, "gitHub", path="/Repos/team/etl")
     pair.src.repos.update(repo.id, branch="dev")
     kinds = ["repos", "secret_scopes", "secrets"]
-    pair.sync(only=kinds)
+    pair.sync(only=kinds, secrets=API)
 
     pair.dst.secrets.put_secret("app", "db-password", string_value="edited-on-the-target")
     pair.dst.repos.update(_repo(pair.dst, "/Repos/team/etl").id, branch="main")
-    reports = pair.sync(only=kinds, drift="heal")
+    reports = pair.sync(only=kinds, drift="heal", secrets=API)
     assert reports["secrets"].drifted == 1 and reports["repos"].drifted == 1
-    pair.sync(only=kinds, drift="heal")
+    pair.sync(only=kinds, drift="heal", secrets=API)
     assert _value(pair.dst, "app", "db-password") == VALUE.encode()
     assert _repo(pair.dst, "/Repos/team/etl").branch == "dev"

@@ -4,20 +4,28 @@ Mounts are not a REST resource: a real workspace exposes them only to code on a 
 `dbutils.fs.mounts()` (migration tools such as databrickslabs/migrate run it through the Command
 Execution API 1.2; UCX runs it in a job). The emulator keeps user mounts in table "dbfs_mounts" keyed by
 mount point, next to the built-in mounts every workspace has, and `run_python` interprets a safe subset
-of Python over the command's AST (never `exec`): assignments, `for`/`if`, literals, comprehensions,
-f-strings and `%` formatting, `import json`, `print`, `display`, `len`/`str`/`repr`/`list`/`sorted`,
-`json.dumps`/`json.loads`, and `dbutils.fs.mounts()/mount()/unmount()/refreshMounts()`,
-`dbutils.secrets.get()`. Variables persist per execution context, as in a notebook. Anything else is
-answered with the error result the 1.2 API gives for code the emulator cannot run.
+of Python over the command's AST (never `exec`): assignments, `for`/`if`/`raise`, literals, arithmetic,
+comprehensions, f-strings and `%` formatting, `*args`/`**kwargs`, `import json`/`base64`, `print`,
+`display`, a few builtins, `json.dumps`/`json.loads`, `base64.b64encode`/`b64decode`,
+`dbutils.fs.mounts()/mount()/unmount()/refreshMounts()`, `dbutils.secrets.get()/getBytes()` and
+`dbutils.notebook.exit()`: enough for the exact texts the SDK's dbutils proxy and databrickslabs/migrate
+send. Code is dedented first (the SDK sends it indented, and IPython accepts that). Variables persist per
+execution context, as in a notebook. As on a cluster, output has no trailing newline, an error names
+the language's exception (`ZeroDivisionError: division by zero`), and every secret value the context
+read is printed as `[REDACTED]`. Anything else is answered with the error result the 1.2 API gives for
+code the emulator cannot run.
 
 Not modelled: reading files through a mount, `dbutils.fs.updateMount`, credential checks on mount
-(any source with a URI scheme mounts), the redaction of secret values in printed output.
+(any source with a URI scheme mounts), secret ACLs (the caller may read every scope).
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
 import json
+import textwrap
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +53,11 @@ _SAFE_METHODS: dict[type, tuple[str, ...]] = {
     dict: ("get", "items", "keys", "values"),
     list: ("append", "index", "count"),
 }
+_SAFE_METHODS[bytes] = ("decode", "hex")
+_SAFE_METHODS[str] = (*_SAFE_METHODS[str], "encode")
+# Exceptions the code may raise by name (`raise KeyError("foo")`), as Python reports them.
+_EXCEPTIONS = {e.__name__: e for e in (Exception, ValueError, KeyError, TypeError, RuntimeError, IndexError)}
+REDACTED = "[REDACTED]"
 _MAX_STEPS = 100_000  # statements and loop iterations per command: a runaway loop is an error, not a hang
 _MAX_VALUE_LENGTH = 1_000_000  # a string or list the code builds: doubling in a loop is an error, not an OOM
 
@@ -60,6 +73,14 @@ class DbutilsError(Exception):
 
 class Unsupported(Exception):
     """Code outside the subset the emulator interprets."""
+
+
+class _Exit(Exception):
+    """dbutils.notebook.exit(value): the command stops and its output is the value."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 # -- mounts ---------------------------------------------------------------------------------------------
@@ -107,9 +128,10 @@ class _Namespace:
 class _Run:
     """One command: its output, its display() result and the context's variables."""
 
-    def __init__(self, ws: Workspace, variables: dict[str, Any]) -> None:
+    def __init__(self, ws: Workspace, variables: dict[str, Any], secrets_read: set[str]) -> None:
         self.ws = ws
         self.variables = variables
+        self.secrets_read = secrets_read
         self.output: list[str] = []
         self.table: dict | None = None
         self.steps = 0
@@ -122,8 +144,12 @@ class _Run:
                 "refreshMounts": lambda: True,
             },
         )
-        secrets = _Namespace("dbutils.secrets", {"get": self._secret})
-        self.json = _Namespace("json", {"dumps": self._dumps, "loads": json.loads})
+        secrets = _Namespace("dbutils.secrets", {"get": self._secret, "getBytes": self._secret_bytes})
+        notebook = _Namespace("dbutils.notebook", {"exit": self._exit})
+        self.modules = {
+            "json": _Namespace("json", {"dumps": self._dumps, "loads": json.loads}),
+            "base64": _Namespace("base64", {"b64encode": self._b64encode, "b64decode": self._b64decode}),
+        }
         self.builtins: dict[str, Any] = {
             "print": self._print,
             "display": self._display,
@@ -132,7 +158,17 @@ class _Run:
             "repr": repr,
             "list": list,
             "sorted": sorted,
-            "dbutils": _Namespace("dbutils", {"fs": fs, "secrets": secrets}),
+            "int": int,
+            "bool": bool,
+            "dict": dict,
+            "tuple": tuple,
+            "min": min,
+            "max": max,
+            "sum": sum,
+            "enumerate": enumerate,
+            "range": self._range,
+            **_EXCEPTIONS,
+            "dbutils": _Namespace("dbutils", {"fs": fs, "secrets": secrets, "notebook": notebook}),
             "True": True,
             "False": False,
             "None": None,
@@ -161,7 +197,9 @@ class _Run:
     def _dumps(value: Any, **kwargs: Any) -> str:
         return json.dumps(value, **{k: v for k, v in kwargs.items() if k in ("indent", "sort_keys")})
 
-    def _mount(self, source: str, mount_point: str, encryption_type: str = "", extra_configs: Any = None) -> bool:
+    def _mount(
+        self, source: str, mount_point: str, encryption_type: str = "", owner: Any = None, extra_configs: Any = None
+    ) -> bool:
         add_mount(self.ws, source, mount_point, encryption_type)
         return True
 
@@ -170,12 +208,42 @@ class _Run:
         self.output.append(f"{mount_point} has been unmounted.\n")
         return True
 
-    def _secret(self, scope: str, key: str) -> str:
+    def _secret_bytes(self, scope: str, key: str) -> bytes:
         value = self.ws.table("secrets").get(scope, {}).get(key)
         if value is None:
             raise DbutilsError("IllegalArgumentException", f"Secret does not exist with scope: {scope} and key: {key}")
-        raw = value["value"]
-        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        raw = value["value"] if isinstance(value["value"], bytes) else str(value["value"]).encode()
+        text = raw.decode("utf-8", "replace")
+        if text:
+            self.secrets_read.add(text)  # the cluster redacts it from every later output of this context
+        return raw
+
+    def _secret(self, scope: str, key: str) -> str:
+        return self._secret_bytes(scope, key).decode("utf-8", "replace")
+
+    @staticmethod
+    def _exit(value: Any) -> None:
+        raise _Exit(str(value))
+
+    @staticmethod
+    def _b64encode(value: bytes) -> bytes:
+        if not isinstance(value, bytes):
+            raise DbutilsError("TypeError", f"a bytes-like object is required, not '{type(value).__name__}'")
+        return base64.b64encode(value)
+
+    @staticmethod
+    def _b64decode(value: str | bytes) -> bytes:
+        try:
+            return base64.b64decode(value)
+        except (binascii.Error, ValueError) as err:
+            raise DbutilsError("binascii.Error", str(err)) from None
+
+    @staticmethod
+    def _range(*bounds: int) -> range:
+        steps = range(*bounds)
+        if len(steps) > _MAX_VALUE_LENGTH:
+            raise DbutilsError("MemoryError", "the command built a value too large for the emulator")
+        return steps
 
     # statements
     def block(self, statements: list[ast.stmt]) -> None:
@@ -187,10 +255,12 @@ class _Run:
 
     def statement(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Import):
-            if any(alias.name != "json" for alias in node.names):
-                raise Unsupported("import of a module other than json")
+            if any(alias.name not in self.modules for alias in node.names):
+                raise Unsupported("import of a module other than json and base64")
             for alias in node.names:
-                self.variables[alias.asname or "json"] = self.json
+                self.variables[alias.asname or alias.name] = self.modules[alias.name]
+        elif isinstance(node, ast.Raise):
+            self._raise(node)
         elif isinstance(node, ast.Assign):
             value = self.expr(node.value)
             for target in node.targets:
@@ -206,6 +276,14 @@ class _Run:
             self.block(node.body if self.expr(node.test) else node.orelse)
         elif not isinstance(node, ast.Pass):
             raise Unsupported(type(node).__name__)
+
+    def _raise(self, node: ast.Raise) -> None:
+        error = self.expr(node.exc) if node.exc is not None else None
+        if isinstance(error, type) and issubclass(error, Exception):
+            error = error()
+        if not isinstance(error, Exception):
+            raise DbutilsError("TypeError", "exceptions must derive from BaseException")
+        raise DbutilsError(type(error).__name__, str(error))
 
     def assign(self, target: ast.expr, value: Any) -> None:
         if isinstance(target, ast.Name):
@@ -250,10 +328,12 @@ class _Run:
         function = self.expr(node.func)
         if not callable(function) or isinstance(function, _Namespace):
             raise DbutilsError("TypeError", "object is not callable")
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise Unsupported("*args / **kwargs")
-        args = [self.expr(a) for a in node.args]
-        kwargs = {str(k.arg): self.expr(k.value) for k in node.keywords}
+        args: list[Any] = []
+        for a in node.args:
+            args.extend(self.expr(a.value) if isinstance(a, ast.Starred) else [self.expr(a)])
+        kwargs: dict[str, Any] = {}
+        for k in node.keywords:
+            kwargs.update(self.expr(k.value) if k.arg is None else {k.arg: self.expr(k.value)})
         return _bounded(function(*args, **kwargs))
 
     def _List(self, node: ast.List) -> list:
@@ -319,17 +399,29 @@ class _Run:
         return result
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
-        if not isinstance(node.op, ast.Not):
-            raise Unsupported(type(node.op).__name__)
-        return not self.expr(node.operand)
+        operand = self.expr(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not operand
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and _is_number(operand):
+            return -operand if isinstance(node.op, ast.USub) else operand
+        raise Unsupported(type(node.op).__name__)
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.expr(node.left), self.expr(node.right)
-        if isinstance(node.op, ast.Add) and type(left) is type(right) and isinstance(left, (str, list)):
+        if isinstance(node.op, ast.Add) and type(left) is type(right) and isinstance(left, (str, list, bytes)):
             return _bounded(left + right)
         if isinstance(node.op, ast.Mod) and isinstance(left, str):
             return _bounded(left % right)
-        raise Unsupported(type(node.op).__name__)
+        operator = _ARITHMETIC.get(type(node.op))
+        if operator is None or not (_is_number(left) and _is_number(right)):
+            raise Unsupported(type(node.op).__name__)
+        grows = isinstance(left, int) and isinstance(right, int) and right > 0
+        if isinstance(node.op, ast.Pow) and grows and max(left.bit_length(), 1) * right > 100_000:
+            raise DbutilsError("MemoryError", "the command built a number too large for the emulator")
+        result = operator(left, right)
+        if _too_big(result):
+            raise DbutilsError("MemoryError", "the command built a number too large for the emulator")
+        return result
 
     def _JoinedStr(self, node: ast.JoinedStr) -> str:
         return "".join(str(self.expr(v)) for v in node.values)
@@ -338,16 +430,29 @@ class _Run:
         return str(self.expr(node.value))
 
 
-def run_python(ws: Workspace, variables: dict[str, Any], command: str) -> dict | None:
+def run_python(
+    ws: Workspace, variables: dict[str, Any], command: str, secrets_read: set[str] | None = None
+) -> dict | None:
     """The 1.2 `results` of a Python command, or None when the command is outside the subset.
 
     A bare last expression is echoed like a notebook cell's output; display() gives a table result.
+    `secrets_read` holds the secret values the context has read: they are redacted from the output.
     """
+    secrets_read = set() if secrets_read is None else secrets_read
+    results = _results(ws, variables, textwrap.dedent(command), secrets_read)
+    return None if results is None else _redact(results, secrets_read)
+
+
+def _results(ws: Workspace, variables: dict[str, Any], command: str, secrets_read: set[str]) -> dict | None:
     try:
+        # compile() only checks the code (`return` outside a function, ...); it is never executed.
         tree = ast.parse(command)
+        compile(tree, "<command>", "exec", dont_inherit=True)
     except SyntaxError as err:
-        return {"resultType": "error", "summary": f"SyntaxError: {err.msg}", "cause": f"SyntaxError: {err}"}
-    run = _Run(ws, variables)
+        return _error("SyntaxError", str(err.msg))
+    except ValueError as err:  # a null byte in the source
+        return _error("SyntaxError", str(err))
+    run = _Run(ws, variables, secrets_read)
     try:
         body = list(tree.body)
         last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
@@ -358,13 +463,53 @@ def run_python(ws: Workspace, variables: dict[str, Any], command: str) -> dict |
                 run.output.append(repr(value))
     except Unsupported:
         return None
+    except _Exit as exit_:
+        return {"resultType": "text", "data": exit_.value}
     except DbutilsError as err:
         return _error(err.exception, err.message)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as err:
         return _error(type(err).__name__, str(err))
     if run.table is not None:
         return run.table
-    return {"resultType": "text", "data": "".join(run.output)}
+    # A cluster returns printed text without the final newline.
+    return {"resultType": "text", "data": "".join(run.output).removesuffix("\n")}
+
+
+def _redact(results: dict, secrets_read: set[str]) -> dict:
+    """Every secret value the context read shows as [REDACTED] in text, errors and table cells."""
+    if not secrets_read:
+        return results
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in sorted(secrets_read, key=len, reverse=True):
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return {k: scrub(v) if k in ("data", "summary", "cause") else v for k, v in results.items()}
+
+
+def _too_big(value: Any) -> bool:
+    """An integer a loop of multiplications could grow until the emulator hangs."""
+    return isinstance(value, int) and value.bit_length() > 100_000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_ARITHMETIC: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: a**b,
+}
 
 
 def _bounded(value: Any) -> Any:
@@ -374,5 +519,7 @@ def _bounded(value: Any) -> Any:
 
 
 def _error(exception: str, message: str) -> dict:
+    """An error result: `summary` is the exception line, `cause` a traceback ending with it, as on a cluster."""
     text = f"{exception}: {message}"
-    return {"resultType": "error", "summary": text, "cause": text}
+    cause = f"{'-' * 75}\n{exception:<42}Traceback (most recent call last)\nFile <command>\n\n{text}"
+    return {"resultType": "error", "summary": text, "cause": cause}

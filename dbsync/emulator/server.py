@@ -8,14 +8,14 @@ import hashlib
 import json
 import logging
 import random
+import re
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -25,9 +25,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from dbsync.emulator import apis
+from dbsync.emulator.apis import tokens
 from dbsync.emulator.errors import ApiError
 from dbsync.emulator.router import Request, Response, Routes, parse_query
 from dbsync.emulator.state import Workspace
+from dbsync.emulator.timing import Timing
 
 log = logging.getLogger("dbsync.emulator")
 
@@ -35,6 +37,45 @@ WELL_KNOWN = "/.well-known/databricks-config"
 ADMIN_PREFIX = "/_emulator/"
 _ALIASES = (("/api/2.0/preview/permissions/", "/api/2.0/permissions/"),)
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: evenly spread deterministic faults
+RESET = 0  # the status of an answer that is never sent: the connection is reset instead
+RULE_ACTIONS = ("not_found", "reset", "html", "loop_token", "repeat_page")
+_REPEAT_MARK = "~again"  # appended to page tokens by `repeat_page`, stripped before the handler sees them
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login required</body></html>"
+
+
+@dataclass
+class FaultRule:
+    """A fault on the requests that match one method, path and query, for the next `times` of them (None: all).
+
+    `path` is a prefix, or a template whose `{name}` segments match any one segment
+    (`/api/2.0/permissions/jobs/{id}`); `query` values must equal the request's. Actions:
+    not_found    404 RESOURCE_DOES_NOT_EXIST, as for an object that is not there
+    reset        the connection is closed (RST) without an answer
+    html         200 with an HTML page (a login proxy or a load balancer's error page)
+    loop_token   a page requested with `page_token` answers that same token as `next_page_token`
+    repeat_page  a page requested with a token answers a new token that leads to the same page again
+    """
+
+    action: str
+    path: str
+    method: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in RULE_ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}: use one of {', '.join(RULE_ACTIONS)}")
+        if self.times is not None and self.times < 1:
+            raise ValueError(f"fault rule times={self.times}: use a positive count, or null for every request")
+        pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in self.path.split("/"))
+        self._pattern = re.compile(pattern + ("$" if "{" in self.path else ""))
+
+    def matches(self, method: str, path: str, query: dict[str, list[str]]) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        if not self._pattern.match(path):
+            return False
+        return all(query.get(name, [None])[0] == value for name, value in self.query.items())
 
 
 @dataclass
@@ -50,6 +91,14 @@ class Faults:
     # True: faults hit an exact fraction of requests in a fixed pattern (a Weyl sequence) instead of
     # at random, so a test knows how many calls fail. The pattern restarts whenever faults are set.
     deterministic: bool = False
+    # >0: stop injecting after this many faults, e.g. fail exactly one request to one path (with path_prefix).
+    max_faults: int = 0
+
+    # Targeted faults (FaultRule), tried in order; the first rule that matches a request applies.
+    rules: list[FaultRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rules = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in self.rules]
 
     @classmethod
     def from_fault_rate(cls, fault_rate: float, latency_ms: float = 0.0) -> Faults:
@@ -191,7 +240,29 @@ class EmulatorServer(ThreadingHTTPServer):
         """Install fault settings and restart the fault sequence, so a run is reproducible."""
         self.fault_random = random.Random(7)
         self.fault_count = 0
+        self.faults_injected = 0
         self.faults = faults
+
+    def take_fault(self) -> bool:
+        """Count one injected fault against `max_faults`; False once the budget is spent."""
+        with self.connections_lock:
+            if self.faults_injected >= self.faults.max_faults:
+                return False
+            self.faults_injected += 1
+            return True
+
+    def take_rule(self, method: str, path: str, query: dict[str, list[str]]) -> FaultRule | None:
+        """The first fault rule matching this request, counting it against the rule's `times`."""
+        if not self.faults.rules:
+            return None
+        with self.connections_lock:
+            for rule in self.faults.rules:
+                if rule.times == 0 or not rule.matches(method, path, query):
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                return rule
+        return None
 
     def fault_roll(self) -> float:
         """A number in [0, 1) per request; a request fails when it falls under the fault rates."""
@@ -278,8 +349,17 @@ class _Handler(StreamRequestHandler):
             self._write(_error_response(400, "MALFORMED_REQUEST", "Malformed request body framing"), version, False)
             return False
         response = self._serve(method, target, headers, raw_body)
+        if response.status == RESET:
+            self._reset()
+            return False
         self._write(response, version, keep_alive)
         return keep_alive
+
+    def _reset(self) -> None:
+        """Close the connection with a TCP RST and no answer, as a dropped connection looks to a client."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _read_headers(self) -> dict[str, str] | None:
         headers: dict[str, str] = {}
@@ -313,6 +393,9 @@ class _Handler(StreamRequestHandler):
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/") or "/"
         endpoint, response = self._dispatch(method, path, query_string, headers, raw_body)
+        if method == "HEAD":  # headers only; Content-Length is what a GET would send (RFC 9110 §9.3.2)
+            length = {"Content-Length": str(len(response.payload)), **response.headers}
+            response = _Encoded(response.status, b"", response.content_type, length)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
             self.server.stats.record(endpoint, response.status)
             self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
@@ -343,10 +426,17 @@ class _Handler(StreamRequestHandler):
             if admin:
                 return endpoint, _encode(_as_response(route.handler(srv, req)))
             _throttle(srv, path)
+            rule = srv.take_rule(method, path, req.query)
+            if rule is not None and rule.action in ("not_found", "reset", "html"):
+                return endpoint, _rule_answer(rule, method, path, query_string)
+            token = _page_token(req, rule)
             ws = srv.workspace
             # Encoding under the lock lets handlers return live state without copying it.
             with ws.lock:
-                return endpoint, _encode(_as_response(route.handler(ws, req)))
+                response = _as_response(route.handler(ws, req))
+                if rule is not None:
+                    response = _paging_fault(rule, token, response)
+                return endpoint, _encode(response)
         except ApiError as err:
             return endpoint, _encode(Response(err.status, err.body(), headers=err.headers))
         except Exception as err:  # a bug in the emulator must still answer like a server
@@ -359,7 +449,8 @@ class _Handler(StreamRequestHandler):
         head.append(f"X-Databricks-Org-Id: {self.server.workspace.workspace_id}\r\n")
         if response.payload or response.status != 204:
             head.append(f"Content-Type: {response.content_type}\r\n")
-        head.append(f"Content-Length: {len(response.payload)}\r\n")
+        if "Content-Length" not in response.headers:
+            head.append(f"Content-Length: {len(response.payload)}\r\n")
         for name, value in response.headers.items():
             head.append(f"{name}: {value}\r\n")
         if not keep_alive:
@@ -425,8 +516,16 @@ def _authenticate(srv: EmulatorServer, headers: dict[str, str]) -> None:
     if not header:
         raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != srv.token:
+    if scheme.lower() != "bearer" or not _known_token(srv, token.strip()):
         raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+
+def _known_token(srv: EmulatorServer, token: str) -> bool:
+    """The start-up token, or a live one created through the token APIs."""
+    if token == srv.token:
+        return True
+    with srv.workspace.lock:
+        return tokens.authenticates(srv.workspace, token)
 
 
 def _throttle(srv: EmulatorServer, path: str) -> None:
@@ -446,12 +545,20 @@ def _throttle(srv: EmulatorServer, path: str) -> None:
     if not (faults.rate_429 or faults.rate_503 or faults.rate_500):
         return
     roll = srv.fault_roll()
+    injected = _injected(faults, roll)
+    if injected is None or (faults.max_faults and not srv.take_fault()):
+        return
+    raise injected
+
+
+def _injected(faults: Faults, roll: float) -> ApiError | None:
+    """The fault a request whose roll is `roll` gets (429, 503 or 500), or None."""
     retry_after = {"Retry-After": str(faults.retry_after_seconds)}
     if roll < faults.rate_429:
-        raise ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
+        return ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (injected).", headers=retry_after)
     roll -= faults.rate_429
     if roll < faults.rate_503:
-        raise ApiError(
+        return ApiError(
             503,
             "TEMPORARILY_UNAVAILABLE",
             "The service is temporarily unavailable (injected).",
@@ -459,7 +566,41 @@ def _throttle(srv: EmulatorServer, path: str) -> None:
         )
     roll -= faults.rate_503
     if roll < faults.rate_500:
-        raise ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
+        return ApiError(500, "INTERNAL_ERROR", "Internal error (injected).")
+    return None
+
+
+def _rule_answer(rule: FaultRule, method: str, path: str, query_string: str) -> _Encoded:
+    """The answer of a not_found, reset or html rule (the handler is not called)."""
+    if rule.action == "reset":
+        return _Encoded(RESET, b"", "", {})
+    if rule.action == "html":
+        return _Encoded(200, HTML_PAGE, "text/html; charset=utf-8", {})
+    target = path + (f"?{unquote(query_string)}" if query_string else "")
+    return _error_response(404, "RESOURCE_DOES_NOT_EXIST", f"{method} {target}: the resource does not exist (injected)")
+
+
+def _page_token(req: Request, rule: FaultRule | None) -> str | None:
+    """The page token the client sent; a `repeat_page` mark is removed so the handler serves the same page.
+
+    The mark is removed after the rule ran out too, so the listing then goes on normally.
+    """
+    token = req.arg("page_token")
+    if token and _REPEAT_MARK in token:
+        req.query["page_token"] = [token.split(_REPEAT_MARK, 1)[0]]
+    return token
+
+
+def _paging_fault(rule: FaultRule, token: str | None, response: Response) -> Response:
+    """loop_token: the page answers its own token as the next one; repeat_page: a new token to the same page."""
+    if not token or not isinstance(response.body, dict):
+        return response  # the first page is answered as it is: the loop starts on the second
+    if rule.action == "loop_token":
+        next_token = token
+    else:
+        base, _, count = token.partition(_REPEAT_MARK)
+        next_token = f"{base}{_REPEAT_MARK}{int(count or 0) + 1}"
+    return Response(response.status, {**response.body, "next_page_token": next_token}, headers=response.headers)
 
 
 def _request(
@@ -487,24 +628,40 @@ def _no_api(method: str, path: str) -> ApiError:
     return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
 
 
+# The account every emulated workspace belongs to (a DR pair usually shares one); a UUID like the service's.
+ACCOUNT_ID = "5e1f6a2c-0d44-4b1e-9c71-7e2a3b8d9f10"
+
+
 def _host_metadata(srv: EmulatorServer) -> dict[str, Any]:
     return {
         "oidc_endpoint": f"{srv.base_url}/oidc",
+        "account_id": getattr(srv.workspace, "account_id", ACCOUNT_ID),
         "workspace_id": str(srv.workspace.workspace_id),
         "cloud": "AWS",
     }
 
 
 def _parse_multipart(content_type: str, raw_body: bytes) -> dict[str, Any]:
-    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() sends it."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw_body)
+    """multipart/form-data → {field: str, file part: bytes}, as workspace.upload() and databricks-cli send it.
+
+    Parsed on bytes: a part may carry any Content-Type (databricks-cli 0.18 labels its file part
+    `multipart/form-data`), which a MIME parser would read as a nested message and alter.
+    """
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        return {}
     form: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
+    for chunk in raw_body.split(b"--" + boundary.group(1).encode())[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, payload = chunk.partition(b"\r\n\r\n")
+        headers = head.decode("latin-1")
+        name = re.search(r';\s*name="([^"]*)"', headers)
+        if not separator or name is None:
             continue
-        payload = part.get_payload(decode=True) or b""
-        form[name] = payload if part.get_filename() or name == "content" else payload.decode()
+        payload = payload[:-2] if payload.endswith(b"\r\n") else payload
+        is_file = "filename=" in headers or name.group(1) == "content"
+        form[name.group(1)] = payload if is_file else payload.decode()
     return form
 
 
@@ -538,8 +695,8 @@ def _admin_routes() -> Routes:
         rate_limit = body.pop("rate_limit", "unchanged")
         try:
             srv.set_faults(Faults(**{**asdict(Faults()), **body}))
-        except TypeError as err:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unknown fault setting: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Bad fault setting: {err}") from None
         if rate_limit != "unchanged":
             srv.bucket = TokenBucket(float(rate_limit)) if rate_limit else None
         return asdict(srv.faults)
@@ -623,9 +780,20 @@ def start_emulator(
     state_file: str | Path | None = None,
     workspace_id: int | None = None,
     cluster_start_seconds: float = 2.0,
+    run_seconds: float = 60.0,
+    realistic_timing: bool = False,
+    time_scale: float = 1.0,
 ) -> EmulatorHandle:
-    """Start one emulated workspace on a background thread; port 0 picks a free port."""
-    workspace = Workspace(cluster_start_seconds=cluster_start_seconds, seed=seed)
+    """Start one emulated workspace on a background thread; port 0 picks a free port.
+
+    Timing: fast and fixed by default (clusters start in `cluster_start_seconds`, runs take `run_seconds`);
+    `realistic_timing` draws minutes-long cluster starts and varied run durations (seeded by `seed`);
+    `time_scale` multiplies every duration of either profile.
+    """
+    if time_scale <= 0 or run_seconds < 0:
+        raise ValueError("time_scale must be > 0 and run_seconds >= 0")
+    timing = Timing(realistic=realistic_timing, time_scale=time_scale, run_seconds=run_seconds, seed=seed)
+    workspace = Workspace(cluster_start_seconds=cluster_start_seconds, seed=seed, timing=timing)
     server = EmulatorServer((host, port), workspace, token)
     # Distinct workspaces need distinct ids: dbsync's store refuses a different source/target pair.
     workspace.workspace_id = workspace_id or 1000000000000000 + server.server_address[1]

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dbsync.emulator.timing import Timing
+
 ADMIN_USER = "admin@example.com"
 
 
@@ -39,10 +41,12 @@ class Workspace:
         admin_user: str = ADMIN_USER,
         cluster_start_seconds: float = 2.0,
         seed: int = 0,
+        timing: Timing | None = None,
     ) -> None:
         self.workspace_id = workspace_id
         self.admin_user = admin_user
         self.cluster_start_seconds = cluster_start_seconds
+        self.timing = timing or Timing(seed=seed)
         self.lock = threading.RLock()
         self.random = random.Random(seed)
         self.tables: dict[str, dict[Any, Any]] = {}
@@ -64,6 +68,10 @@ class Workspace:
         value = self.counters.get(sequence, start - 1) + 1
         self.counters[sequence] = value
         return value
+
+    def draw(self, kind: str) -> int:
+        """The ordinal of the next timing draw of `kind` (durations are seeded by it, so they replay)."""
+        return self.next_id(f"timing:{kind}")
 
     def random_hex(self, n: int) -> str:
         return "".join(self.random.choice("0123456789abcdef") for _ in range(n))

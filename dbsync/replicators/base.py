@@ -20,11 +20,18 @@ class Replicator(ABC):
     """
 
     kind: str
+    # The origin assumed for a row that does not record one (written before dbsync recorded ownership):
+    # "adopted" keeps the target object when the source deletes it. "created" suits kinds that only ever
+    # find an object by dbsync's own tag, or whose delete removes nothing dbsync did not write.
+    unrecorded_origin: str = "adopted"
 
     @abstractmethod
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
-        """Create or update the target object; returns its target key and target fingerprint."""
+        """Create or update the target object; returns its target key and whether it was adopted or created."""
 
     @abstractmethod
     def delete(self, ctx: SyncContext, change: Change) -> None:
-        """Remove (or archive) the target object; a target object already gone is success."""
+        """Remove (or archive) the target object; a target object already gone is success.
+
+        Called only for objects dbsync created; raises Kept when the object holds what dbsync did not put there.
+        """

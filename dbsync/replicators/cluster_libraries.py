@@ -39,6 +39,7 @@ def _libraries(items: list[dict[str, Any]]) -> list[Library]:
 
 class ClusterLibrariesReplicator(Replicator):
     kind = "cluster_libraries"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource

@@ -1,4 +1,4 @@
-"""Cluster policies on the target: adopt by name, create, edit (full replace), delete."""
+"""Cluster policies on the target: adopt by name, create, edit (full replace), delete what dbsync created."""
 
 from __future__ import annotations
 
@@ -24,17 +24,18 @@ class ClusterPolicyReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         payload = resource.payload
         policies = ctx.target.client.cluster_policies
-        policy_id = change.target_key or BY_NAME.get(ctx, payload["name"])
+        found = None if change.target_key else BY_NAME.get(ctx, payload["name"])
+        policy_id = change.target_key or found
         try:
             if policy_id is not None and edited(lambda: sdk_call(policies.edit, payload, policy_id=policy_id)):
-                return Applied(policy_id)
+                return Applied(policy_id, adopted=True if found else None)
             policy_id = sdk_call(policies.create, payload).policy_id or ""
             BY_NAME.add(ctx, payload["name"], policy_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected policy {payload['name']!r}: {err}") from err
             raise
-        return Applied(policy_id)
+        return Applied(policy_id, adopted=False)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         if change.prior and change.prior.source_meta.get("is_default"):

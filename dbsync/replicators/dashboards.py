@@ -37,7 +37,9 @@ class DashboardReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         payload = ctx.idmap.resolve(resource.payload)  # Blocked until the warehouse is replicated
         lakeview = ctx.target.client.lakeview
-        current = self._current(ctx, change.target_key) or self._adopt(ctx, payload)
+        current = self._current(ctx, change.target_key)
+        known = current is not None  # the copy already recorded: its origin stays as recorded
+        current = current or self._adopt(ctx, payload)
         draft = Dashboard(
             display_name=payload["display_name"],
             serialized_dashboard=payload["serialized_dashboard"],
@@ -61,7 +63,7 @@ class DashboardReplicator(Replicator):
             raise
         dashboard_id = current.dashboard_id or ""
         self._publish(ctx, dashboard_id, payload.get("published"), created)
-        return Applied(dashboard_id, note=note)
+        return Applied(dashboard_id, note=note, adopted=None if known else not created)
 
     def _current(self, ctx: SyncContext, target_id: str | None) -> Dashboard | None:
         if not target_id:

@@ -117,20 +117,23 @@ class GlobalInitScriptReplicator(Replicator):
         }
         scripts = ctx.target.client.global_init_scripts
         with _WRITE:
-            script_id = change.target_key or self._adoptable(ctx, payload["name"])
+            found = None if change.target_key else self._adoptable(ctx, payload["name"])
+            script_id = change.target_key or found
+            adopted = True if found else None  # one the target had is never deleted by dbsync
             try:
                 if script_id is None or not (
                     _only_moved(change) or edited(lambda: scripts.update(script_id, **fields))
                 ):
                     position = _insert_position(ctx, resource.key)
                     script_id = scripts.create(position=position, **fields).script_id or ""
+                    adopted = False
                 _placed(ctx)[resource.key] = script_id
                 _reorder(ctx)
             except DatabricksError as err:
                 if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                     raise Permanent(f"the target rejected global init script {payload['name']!r}: {err}") from err
                 raise
-        return Applied(script_id)
+        return Applied(script_id, adopted=adopted)
 
     @staticmethod
     def _adoptable(ctx: SyncContext, name: str) -> str | None:

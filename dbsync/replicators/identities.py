@@ -6,8 +6,9 @@ type (`identities.create_users`, default false: most DR targets get their users 
 `create_groups` and `create_service_principals`, default true). A principal dbsync may not create
 and the target lacks is recorded as skipped (`principals_missing: skip`) or an error (`fail`).
 
-Only what dbsync created is deleted when it disappears from the source (a flag kept in the store's
-source_meta): an identity the target had already belongs to whoever made it (the IdP, an admin).
+Only what dbsync created is deleted when it disappears from the source (the store's origin, and the
+created_by_dbsync flag in source_meta that older stores recorded): an identity the target had already
+belongs to whoever made it (the IdP, an admin).
 Memberships go through PATCH add / remove of the difference, so an unchanged group costs one GET;
 the `admins` group is only ever added to, so the standby's own admins keep their access.
 """
@@ -21,6 +22,7 @@ from databricks.sdk.service import iam
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
+from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change, Resource
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import edited, is_gone
@@ -101,14 +103,29 @@ class ScimReplicator(Replicator):
         resource = change.resource
         assert resource is not None and resource.payload is not None
         _carry_created(change)
+        # Once on the target, the hint is the listing's own again (not "skipped, now on the target").
+        resource.version_hint = principal_hint(
+            resource.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None
+        )
         payload = ctx.idmap.resolve(resource.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
         found = self.index.get(ctx, name)
         if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
-            return Applied(found[1])
+            return Applied(found[1], adopted=None if resource.source_meta.get(CREATED) else True)
         if found is not None:
             self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
         return self._create(ctx, resource, payload, name)
+
+    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+        """`plan`: why a create will not happen (dbsync may not create it and the target lacks it)."""
+        assert change.resource is not None and change.resource.payload is not None
+        name = change.resource.payload[self.index.field]
+        if change.action != "create" or self.may_create(ctx) or self.index.get(ctx, name) is not None:
+            return None
+        return (
+            f"{NOUN[self.kind]} {name} is not on the target and identities.create_{self.kind} is false: "
+            "provision it through the target's IdP"
+        )
 
     def _update(self, ctx: SyncContext, scim_id: str, payload: dict[str, Any]) -> None:
         current = self.api(ctx).get(scim_id).as_dict()
@@ -126,7 +143,12 @@ class ScimReplicator(Replicator):
             # No target key, and the hint a skipped principal has: it is looked at again when the
             # setting is turned on or the target gets it (see principal_hint), not every cycle.
             resource.version_hint = principal_hint(resource.payload or {}, False, False)
-            return Applied(None, note=f"{why}: not created (provision it through the target's IdP)")
+            return Applied(
+                None,
+                note=f"{why}: not created (provision it through the target's IdP)",
+                waiting_on=[waiting_ref(self.kind, name)],
+                skipped=True,
+            )
         try:
             created = self.api(ctx).create(**self._create_fields(payload))
         except ResourceConflict:
@@ -134,7 +156,7 @@ class ScimReplicator(Replicator):
             if found is None:
                 raise
             self._update(ctx, found[0], payload)
-            return Applied(found[1])
+            return Applied(found[1], adopted=True)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "SCIM_400") and not is_gone(err):
                 raise Permanent(f"the target rejected {noun} {name}: {err}") from err
@@ -150,7 +172,7 @@ class ScimReplicator(Replicator):
                 f"created with applicationId {created_name}; add mapping.principals: "
                 f'{{"{resource.key}": "{created_name}"}} so ACLs and run_as follow'
             )
-        return Applied(created_name, note=note)
+        return Applied(created_name, note=note, adopted=False)
 
     def _create_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -196,6 +218,7 @@ class GroupMembersReplicator(Replicator):
     """A group's direct members: every member resolved to its target SCIM id, then PATCH the difference."""
 
     kind = "group_members"
+    unrecorded_origin = "created"  # its delete writes nothing: the group goes with the groups kind
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
@@ -207,7 +230,7 @@ class GroupMembersReplicator(Replicator):
                 f"group {payload['displayName']} is not on the target (the groups kind creates it unless "
                 "identities.create_groups is false)"
             )
-        wanted, missing = self._resolve(ctx, payload["members"])
+        wanted, missing, waiting = self._resolve(ctx, payload["members"])
         if missing and ctx.settings.principals_missing == "fail":
             raise Permanent(f"members missing on the target: {', '.join(missing)}")
         groups = ctx.target.client.groups
@@ -221,15 +244,18 @@ class GroupMembersReplicator(Replicator):
         if ops:
             scim_patch(ctx, "groups", group[0], ops)
         if not missing:
+            resource.version_hint = members_hint(payload, None)  # complete: the listing's own hint again
             return Applied(group[1])
-        # Partly applied: no target key, and a hint that changes once the target has more of the members.
+        # Partly applied: a hint that changes once the target has more of the members.
         resource.version_hint = members_hint(payload, present_members(ctx, payload["members"]))
-        return Applied(None, note=f"skipped members missing on the target: {', '.join(missing)}")
+        return Applied(
+            group[1], note=f"skipped members missing on the target: {', '.join(missing)}", waiting_on=waiting
+        )
 
     @staticmethod
-    def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str]]:
-        """(target SCIM ids, names missing on the target); Blocked when a member's own sync is pending."""
-        wanted, missing = [], []
+    def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str], list[str]]:
+        """(target SCIM ids, names missing, their waiting refs); Blocked when a member's own sync is pending."""
+        wanted, missing, waiting = [], [], []
         for member in members:
             found = INDEXES[member["type"]].get(ctx, member["name"])
             if found is not None:
@@ -239,7 +265,8 @@ class GroupMembersReplicator(Replicator):
             if prior is not None and prior.status in ("error", "blocked", "pending"):
                 raise Blocked(f"waiting for {member['type']} {member['source']} to be replicated first")
             missing.append(f"{NOUN[member['type']]} {member['name']}")
-        return wanted, missing
+            waiting.append(waiting_ref(member["type"], member["name"]))
+        return wanted, missing, waiting
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """A group gone from the source takes its members with it (the groups kind deletes it)."""

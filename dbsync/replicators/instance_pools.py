@@ -23,6 +23,7 @@ BY_TAG = TargetIndex(
 
 class InstancePoolReplicator(Replicator):
     kind = "instance_pools"
+    unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
@@ -30,17 +31,18 @@ class InstancePoolReplicator(Replicator):
         payload = dict(resource.payload)
         payload["custom_tags"] = {**payload.get("custom_tags", {}), SOURCE_ID_TAG: resource.key}
         pools = ctx.target.client.instance_pools
-        pool_id = change.target_key or BY_TAG.get(ctx, resource.key)
+        found = None if change.target_key else BY_TAG.get(ctx, resource.key)
+        pool_id = change.target_key or found
         try:
             if pool_id is not None and edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=pool_id)):
-                return Applied(pool_id)
+                return Applied(pool_id, adopted=False if found else None)  # found by dbsync's own tag: it made it
             pool_id = sdk_call(pools.create, payload).instance_pool_id or ""
             BY_TAG.add(ctx, resource.key, pool_id)
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
                 raise Permanent(f"the target rejected pool {payload.get('instance_pool_name')!r}: {err}") from err
             raise
-        return Applied(pool_id)
+        return Applied(pool_id, adopted=False)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         deleted(lambda: ctx.target.client.instance_pools.delete(change.target_key or ""))

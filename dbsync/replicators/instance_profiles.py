@@ -44,9 +44,10 @@ class InstanceProfileReplicator(Replicator):
         arn = payload["instance_profile_arn"]
         profiles = ctx.target.client.instance_profiles
         current = target_profiles(ctx).get(arn)
+        adopted = current is not None  # registered on the target before dbsync: never removed by it
         try:
             if current is None:
-                current = self._add(ctx, payload)
+                current, adopted = self._add(ctx, payload)
             if _differs(current, payload):
                 profiles.edit(
                     arn,
@@ -62,10 +63,10 @@ class InstanceProfileReplicator(Replicator):
                 ) from err
             raise
         target_profiles(ctx)[arn] = {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}
-        return Applied(arn)
+        return Applied(arn, adopted=adopted if change.target_key is None else None)
 
-    def _add(self, ctx: SyncContext, payload: dict[str, Any]) -> dict[str, Any]:
-        """Register the profile; one registered meanwhile (a crashed run) is adopted and compared."""
+    def _add(self, ctx: SyncContext, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Register the profile (False); one registered meanwhile (a crashed run) is adopted (True) and compared."""
         arn = payload["instance_profile_arn"]
         try:
             ctx.target.client.instance_profiles.add(
@@ -79,8 +80,8 @@ class InstanceProfileReplicator(Replicator):
             if not isinstance(err, ResourceConflict) and "already exists" not in str(err).lower():
                 raise
             ctx.invalidate("target-index:instance_profiles")
-            return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}
-        return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}
+            return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}, True
+        return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}, False
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         try:

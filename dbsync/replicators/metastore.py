@@ -70,6 +70,11 @@ def _property_list(properties: dict[str, str]) -> str:
     return ", ".join(f"{literal(k)} = {literal(v)}" for k, v in sorted(properties.items()))
 
 
+def _found(change: Change) -> bool | None:
+    """An object already on the target at a first apply is adopted (never dropped by dbsync); later, unchanged."""
+    return True if change.target_key is None else None
+
+
 class SchemasReplicator(Replicator):
     kind = "schemas"
 
@@ -90,11 +95,11 @@ class SchemasReplicator(Replicator):
         if current is None:
             run.execute(create_schema_statement(payload))
             remember_on_target(ctx, catalog, schema, None, "schema")
-            return Applied(change.key)
+            return Applied(change.key, adopted=False)
         notes = []
         for statement in self._alterations(payload, current, notes):
             run.execute(statement)
-        return Applied(change.key, note="; ".join(notes) or None)
+        return Applied(change.key, note="; ".join(notes) or None, adopted=_found(change))
 
     @staticmethod
     def _alterations(wanted: dict[str, Any], current: dict[str, Any], notes: list[str]) -> list[str]:
@@ -208,10 +213,12 @@ class TablesReplicator(Replicator):
         what, current = _on_target(ctx, parts)
         if current is None:
             _create(ctx, parts, _statement(change, wanted, if_not_exists=True), "table", parts[:2])
-            return Applied(change.key)
+            return Applied(change.key, adopted=False)
         if what == "table" and _same(current, parts, payload["ddl"]):
-            return Applied(change.key)  # adopted: the target already has this definition
-        return self._changed(ctx, change, parts, wanted, current, what)
+            return Applied(change.key, adopted=_found(change))  # the target already has this definition
+        applied = self._changed(ctx, change, parts, wanted, current, what)
+        applied.adopted = _found(change)
+        return applied
 
     def _changed(
         self,
@@ -290,7 +297,7 @@ class ViewsReplicator(Replicator):
         wanted = parse_create(payload["ddl"], change.key)
         what, current = _on_target(ctx, parts)
         if current is not None and what == "view" and _same(current, parts, payload["ddl"]):
-            return Applied(change.key)
+            return Applied(change.key, adopted=_found(change))
         if what == "table":
             raise Permanent("the target has a table by this name where the source has a view")
         namespace = _view_namespace(ctx, parts)
@@ -303,7 +310,7 @@ class ViewsReplicator(Replicator):
             if err.is_class("TABLE_OR_VIEW_NOT_FOUND"):
                 raise Permanent(f"the view reads a table or view the target does not have: {err}") from None
             raise
-        return Applied(change.key)
+        return Applied(change.key, adopted=False if current is None else _found(change))
 
     @staticmethod
     def _check_reads(ctx: SyncContext, reads: list[str]) -> None:

@@ -56,7 +56,10 @@ class ExperimentReplicator(Replicator):
         resource = change.resource
         assert resource is not None and resource.payload is not None
         payload = resource.payload
-        current = self._current(ctx, change.target_key) or self._adopt(ctx, payload["name"])
+        current = self._current(ctx, change.target_key)
+        known = current is not None  # the copy already recorded: its origin stays as recorded
+        current = current or self._adopt(ctx, payload["name"])
+        adopted = None if known else current is not None
         notes: list[str] = []
         if current is None:
             experiment_id = self._create(ctx, payload)
@@ -66,7 +69,7 @@ class ExperimentReplicator(Replicator):
         if "runs" in payload:
             documents = json.loads(resource.body or b"{}")
             notes += RunCopier(ctx, experiment_id).copy(documents)
-        return Applied(experiment_id, note="; ".join(notes) or None)
+        return Applied(experiment_id, note="; ".join(notes) or None, adopted=adopted)
 
     @staticmethod
     def _current(ctx: SyncContext, target_id: str | None) -> Experiment | None:
@@ -235,7 +238,8 @@ class RegisteredModelReplicator(Replicator):
                 raise Permanent(f"the target rejected registered model {name!r}: {err}") from err
             raise
         notes = VersionCopier(ctx, name).copy(payload["versions"])
-        return Applied(name, note="; ".join(notes) or None)
+        adopted = None if change.target_key else current is not None  # there before dbsync: never deleted by it
+        return Applied(name, note="; ".join(notes) or None, adopted=adopted)
 
     @staticmethod
     def _update_model(ctx: SyncContext, name: str, current: Any, payload: dict[str, Any]) -> None:

@@ -14,12 +14,18 @@ from dbsync.watchers.mounts import manual_action
 
 class MountReplicator(Replicator):
     kind = "mounts"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
         assert resource is not None and resource.payload is not None
         # The target key is where the mount must exist on the target: the same mount point.
-        return Applied(resource.key, note=f"needs manual action: {manual_action(resource.payload)}")
+        return Applied(resource.key, note=f"needs manual action: {manual_action(resource.payload)}", skipped=True)
+
+    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+        """`plan`: a mount is never written."""
+        assert change.resource is not None and change.resource.payload is not None
+        return f"needs manual action: {manual_action(change.resource.payload)}"
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """Nothing was written for it; a mount made by hand on the target is the operator's to remove."""

@@ -14,6 +14,7 @@ from databricks.sdk.service.iam import AccessControlRequest
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
+from dbsync.mapping import acl_waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
@@ -28,6 +29,7 @@ _FIELD = {
 
 class PermissionsReplicator(Replicator):
     kind = "permissions"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
@@ -39,6 +41,7 @@ class PermissionsReplicator(Replicator):
             raise RetryLater(f"{payload['object_kind']} {payload['target_key']} is not on the target yet")
         entries = list(payload["access_control_list"])
         skipped: list[str] = []
+        waiting: list[str] = []
         while True:
             try:
                 result = ctx.target.client.permissions.set(
@@ -55,13 +58,14 @@ class PermissionsReplicator(Replicator):
                     raise Permanent(f"principal {missing[1]} does not exist on the target") from err
                 entries = [e for e in entries if e.get(missing[0]) != missing[1]]
                 skipped.append(missing[1])
+                waiting.append(acl_waiting_ref(*missing))
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
         lost_owner = _owner(payload["access_control_list"])
         if lost_owner and lost_owner in skipped:
             # The service keeps the current owner when the request names none: say who that is.
             kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
             note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
-        return Applied(change.key, note=note)
+        return Applied(change.key, note=note, waiting_on=waiting)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """An object's ACL goes with the object; nothing to do."""

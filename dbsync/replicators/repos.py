@@ -44,13 +44,16 @@ class RepoReplicator(Replicator):
         payload = resource.payload
         path = payload["path"]
         repos = ctx.target.client.repos
+        creating = change.target_key is None
         try:
             repo = self._existing(ctx, path)
             if repo is not None and not _same_remote(repo, payload):
+                _may_replace(change, repo)
                 repos.delete(int(repo.id or 0))  # the remote of a repo is fixed: replace it
                 repo = None
+            adopted = repo is not None if creating else None
             if repo is None:
-                repo = self._create(ctx, payload)
+                repo, adopted = self._create(ctx, payload), False
             self._checkout(ctx, repo, payload)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS") and not is_gone(err):
@@ -63,7 +66,7 @@ class RepoReplicator(Replicator):
                 "Repos API does not name it, so the target repo stays on its default branch: check out the same "
                 "tag on the target"
             )
-        return Applied(path, note=note)
+        return Applied(path, note=note, adopted=adopted)
 
     @staticmethod
     def _existing(ctx: SyncContext, path: str) -> GetRepoResponse | None:
@@ -108,6 +111,16 @@ class RepoReplicator(Replicator):
         except DatabricksError as err:
             if not is_gone(err):
                 raise
+
+
+def _may_replace(change: Change, repo: GetRepoResponse) -> None:
+    """Only a repo dbsync created is replaced when the remote differs; someone else's is left alone."""
+    if change.prior is not None and change.target_key is not None and change.prior.origin == "created":
+        return
+    raise Permanent(
+        f"{repo.path} on the target is a repo of {repo.url} that dbsync did not create: not replaced; "
+        "move or delete it there, or exclude the source repo"
+    )
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -5,6 +5,9 @@ put what differs, delete what the source does not have (except the caller's own 
 dbsync able to manage the scope). A principal the target lacks is skipped and recorded
 (principals_missing: skip) or fails the change (fail). Secrets: `put` overwrites, so create and update
 are one call; it is made only when the value's keyed hash changed. Nothing here ever formats a value.
+
+Ownership: a scope or key that was on the target before dbsync wrote it is adopted and never deleted;
+a scope dbsync created is deleted only once it holds no key dbsync did not write (a DR-only key keeps it).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExis
 from databricks.sdk.service.workspace import AclPermission
 
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, Permanent
+from dbsync.errors import Blocked, Kept, Permanent, RetryLater
+from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
@@ -39,22 +43,24 @@ class SecretScopeReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         payload = resource.payload
         scope = payload["name"]
-        if change.target_key is None and payload["backend_type"] != KEY_VAULT:  # the watcher saw a Key Vault one
-            self._create(ctx, scope, payload["backend_type"])
+        adopted = None
+        if change.target_key is None:  # a Key Vault scope is made on the target by hand: adopted
+            adopted = payload["backend_type"] == KEY_VAULT or not self._create(ctx, scope, payload["backend_type"])
         skipped = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"])
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(scope, note=note)
+        return Applied(scope, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped], adopted=adopted)
 
     @staticmethod
-    def _create(ctx: SyncContext, scope: str, backend: str) -> None:
-        """Create the scope, or adopt the one of the same name (a crashed run, a lost store, made by hand)."""
+    def _create(ctx: SyncContext, scope: str, backend: str) -> bool:
+        """Create the scope (True), or adopt the one of the same name (False: a lost store, made by hand)."""
         if backend == KEY_VAULT:
             raise Blocked(f"Key Vault-backed secret scope {scope} is not on the target: create it there by hand")
         try:
             ctx.target.client.secrets.create_scope(scope)
             ctx.invalidate("secret-scopes:target")  # the drift check and the secrets kind list it again
+            return True
         except ResourceAlreadyExists:
-            pass
+            return False
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_LIMIT_EXCEEDED"):
                 raise Permanent(f"the target rejected secret scope {scope}: {err}") from err
@@ -106,11 +112,29 @@ class SecretScopeReplicator(Replicator):
     def delete(self, ctx: SyncContext, change: Change) -> None:
         if change.prior and change.prior.source_meta.get("backend_type") == KEY_VAULT:
             return  # dbsync did not create it (the Key Vault holds the data): the operator removes it
+        scope = change.target_key or change.key
+        secrets = ctx.target.client.secrets
         try:
-            ctx.target.client.secrets.delete_scope(change.target_key or change.key)
+            keys = [f"{scope}/{s.key}" for s in secrets.list_secrets(scope) if s.key]
+        except NotFound:
+            return
+        _refuse_if_not_empty(ctx, f"secret scope {scope}", keys)
+        try:
+            secrets.delete_scope(scope)
         except DatabricksError as err:
             if not is_gone(err):
                 raise
+
+
+def _refuse_if_not_empty(ctx: SyncContext, what: str, inside: list[str]) -> None:
+    """Kept when it holds something dbsync did not put there; retried while it holds what dbsync still has to delete."""
+    if not inside:
+        return
+    owned = ctx.store.owned_target_keys(inside)
+    foreign = [k for k in inside if k not in owned]
+    if foreign:
+        raise Kept(f"{what} holds {len(foreign)} entries dbsync did not write (e.g. {foreign[0]}); remove it by hand")
+    raise RetryLater(f"{what} still holds {len(owned)} entries dbsync replicated; deleted once they are", 60)
 
 
 class SecretReplicator(Replicator):
@@ -124,6 +148,7 @@ class SecretReplicator(Replicator):
         payload = ctx.idmap.resolve(resource.payload)
         scope, key = payload["scope"], payload["key"]
         try:
+            adopted = None if change.target_key else key in self._target_keys(ctx, scope)
             self._put(ctx, scope, key, resource.body)
         except NotFound:
             raise Blocked(f"waiting for secret scope {scope} to exist on the target") from None
@@ -132,7 +157,13 @@ class SecretReplicator(Replicator):
             if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_LIMIT_EXCEEDED", "BAD_REQUEST"):
                 raise Permanent(f"the target rejected secret {scope}/{key} ({err.error_code})") from None
             raise
-        return Applied(f"{scope}/{key}")
+        return Applied(f"{scope}/{key}", adopted=adopted)
+
+    @staticmethod
+    def _target_keys(ctx: SyncContext, scope: str) -> set[str]:
+        """The keys a target scope held before this run wrote to it (one listing per scope per run)."""
+        secrets = ctx.target.client.secrets
+        return ctx.cached(f"target-secret-keys:{scope}", lambda: {s.key for s in secrets.list_secrets(scope) if s.key})
 
     @staticmethod
     def _put(ctx: SyncContext, scope: str, key: str, value: bytes) -> None:
@@ -145,7 +176,7 @@ class SecretReplicator(Replicator):
         secrets.put_secret(scope, key, string_value=text)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
-        scope, _, key = (change.target_key or change.key).partition("/")
+        scope, _, key = (change.target_key or change.key).partition("/")  # only keys dbsync wrote get here
         try:
             ctx.target.client.secrets.delete_secret(scope, key)
         except DatabricksError as err:

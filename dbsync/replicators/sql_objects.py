@@ -25,6 +25,7 @@ from databricks.sdk.service.sql import (
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
+from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.sql_objects import PAGE_SIZE, folder
@@ -85,8 +86,10 @@ class SqlObjectReplicator(Replicator):
         parent = body.pop("parent_path")
         notes: list[str] = []
         current = self._current(ctx, change.target_key)
+        adopted = None  # the copy already recorded: its origin stays as recorded
         if current is None:
             current = self._adopt(ctx, body["display_name"], parent)
+            adopted = current is not None
         if current is None:
             current = self._create(ctx, {**body, "parent_path": parent}, resource.key)
         else:
@@ -96,11 +99,13 @@ class SqlObjectReplicator(Replicator):
                     f"moved to {parent} on the source; the API cannot move a {self.spec.noun}, "
                     f"the target copy stays in {folder(current.get('parent_path'))}"
                 )
+        waiting: list[str] = []
         if owner and owner != current.get("owner_user_name"):
             note = self._set_owner(ctx, current["id"], owner)
             if note:
                 notes.append(note)
-        return Applied(current["id"], note="; ".join(notes) or None)
+                waiting.append(waiting_ref("users", owner))
+        return Applied(current["id"], note="; ".join(notes) or None, waiting_on=waiting, adopted=adopted)
 
     # -- steps ------------------------------------------------------------------------------------------
     def _current(self, ctx: SyncContext, target_id: str | None) -> dict[str, Any] | None:

@@ -3,7 +3,9 @@
 `warehouses/create` starts the warehouse and has no "create stopped" flag, so a create is followed
 at once by a stop, and an edit stops a target warehouse found running. A stopped warehouse costs
 nothing and starts by itself when a query arrives after a cutover. Adopted by the `dbsync_source_id`
-custom tag, then by name (unique per workspace). The target warehouse dbsync itself runs metastore
+custom tag, then by name (unique per workspace); an adopted warehouse (the DR team's own) is never
+deleted. When the stop after a create fails, the new id is recorded with the stop pending and the next
+cycle's apply stops it, so a restart never creates a second one. The target warehouse dbsync itself runs metastore
 statements on (`metastore.target_warehouse_id`) is kept in step too, but never stopped nor deleted.
 """
 
@@ -56,18 +58,20 @@ class WarehouseReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         spec = target_spec(ctx, resource.payload, resource.key)
         warehouses = ctx.target.client.warehouses
-        warehouse_id = change.target_key or BY_TAG.get(ctx, resource.key) or BY_NAME.get(ctx, spec["name"])
+        tagged = None if change.target_key else BY_TAG.get(ctx, resource.key)
+        found = None if change.target_key or tagged else BY_NAME.get(ctx, spec["name"])
+        warehouse_id = change.target_key or tagged or found
         try:
             if warehouse_id is not None and edited(lambda: self._edit(ctx, warehouse_id, spec)):
-                return Applied(warehouse_id)
+                # A warehouse with dbsync's own tag is one it made (a lost store); one found by name is the DR team's.
+                return Applied(warehouse_id, adopted=True if found else False if tagged else None)
             warehouse_id = sdk_call(warehouses.create, spec).response.id or ""
             BY_TAG.add(ctx, resource.key, warehouse_id)
-            warehouses.stop(warehouse_id)  # created to exist, never to run on a standby
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS") and not is_gone(err):
                 raise Permanent(f"the target rejected SQL warehouse {spec.get('name')!r}: {err}") from err
             raise
-        return Applied(warehouse_id)
+        return Applied(warehouse_id, adopted=False, pending=_stop(ctx, warehouse_id))
 
     @staticmethod
     def _edit(ctx: SyncContext, warehouse_id: str, spec: dict[str, Any]) -> None:
@@ -80,13 +84,25 @@ class WarehouseReplicator(Replicator):
             warehouses.stop(warehouse_id)  # a standby warehouse found running (or restarted by the edit)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
+        assert change.target_key  # the engine forgets a row that never reached the target
         if change.target_key == ctx.settings.metastore.target_warehouse_id:
             return  # dbsync's own working warehouse outlives the source copy it mirrored
         try:
-            ctx.target.client.warehouses.delete(change.target_key or "")
+            ctx.target.client.warehouses.delete(change.target_key)
         except DatabricksError as err:
             if not is_gone(err):
                 raise
+
+
+def _stop(ctx: SyncContext, warehouse_id: str) -> str | None:
+    """Stop a just-created warehouse; what is still to do when it fails (retried next cycle), else None."""
+    try:
+        ctx.target.client.warehouses.stop(warehouse_id)  # created to exist, never to run on a standby
+    except DatabricksError as err:
+        if is_gone(err):
+            return None
+        return f"created as {warehouse_id} but the stop failed ({err}); it is stopped on the next cycle"
+    return None
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -15,6 +15,7 @@ from typing import Any
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
+from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.sql import SqlError, quote, runner
@@ -34,6 +35,7 @@ def _fold(grants: Any) -> dict[tuple[str, str], str]:
 
 class TableAclsReplicator(Replicator):
     kind = "table_acls"
+    unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         assert change.resource is not None and change.resource.payload is not None
@@ -58,7 +60,8 @@ class TableAclsReplicator(Replicator):
                 )
             else:
                 plan.run(f"ALTER {securable_sql(securable, parts)} OWNER TO {quote(owner)}", owner)
-        return Applied(change.key, note=plan.note())
+        waiting = [waiting_ref(ANY, p) for p in sorted(plan.skipped)]
+        return Applied(change.key, note=plan.note(), waiting_on=waiting)
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         """Grants go with their object (dropped by the metastore kinds) or stay with a catalog; nothing to do."""

@@ -1,4 +1,10 @@
-"""Directories, notebooks and files on the target: mkdirs, import with overwrite, delete or archive."""
+"""Directories, notebooks and files on the target: mkdirs, import, delete or archive what dbsync put there.
+
+A notebook or file first imported without overwrite: one already at that path (the DR team's) is adopted,
+overwritten with the source's, and never deleted. A folder is deleted only when it holds nothing dbsync
+did not put there (a DR runbook added to a replicated folder keeps the folder); the delete is never a
+blind recursive one.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import base64
 import contextlib
 import posixpath
 import time
+from collections.abc import Callable
 
 from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
-from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
+from databricks.sdk.mixins.workspace import WorkspaceExt
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 
 from dbsync.context import SyncContext
-from dbsync.errors import Permanent
+from dbsync.errors import Kept, Permanent, RetryLater
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
@@ -20,6 +28,8 @@ from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 class WorkspaceObjectReplicator(Replicator):
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        # A folder is judged by what it holds when deleted, so an older row needs no recorded origin.
+        self.unrecorded_origin = "created" if kind == "directories" else "adopted"
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
@@ -27,12 +37,15 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             ctx.target.client.workspace.mkdirs(path)
-        else:
-            self._import(ctx, path, resource.body or b"", resource.payload.get("language"))
+            written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
+            return Applied(target_key=path)
+        creating = change.target_key is None
+        found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
         written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
-        return Applied(target_key=path)
+        return Applied(target_key=path, adopted=found if creating else None)
 
-    def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None) -> None:
+    def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None, creating: bool) -> bool:
+        """Write the object; True when a first write found one already there (adopted and overwritten)."""
         workspace = ctx.target.client.workspace
         fmt, lang = (ImportFormat.SOURCE, Language(language)) if language else (ImportFormat.RAW, None)
         # JSON import, not the SDK's multipart upload(): the SDK never retries a multipart request on 429.
@@ -42,15 +55,12 @@ class WorkspaceObjectReplicator(Replicator):
             workspace.import_(path, content=content, format=fmt, language=lang, overwrite=overwrite)
 
         try:
-            write()
+            return _write(workspace, path, write, creating)
         except NotFound:
-            # The parent folder is not there (directories not replicated yet, or excluded).
+            # The parent folder is not there (directories not replicated yet, or excluded): nor is the object.
             workspace.mkdirs(posixpath.dirname(path))
             write()
-        except ResourceAlreadyExists:
-            # A known service bug: an overwrite of a workspace file can fail; delete and import.
-            workspace.delete(path)
-            write(overwrite=False)
+            return False
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED"):
                 raise Permanent(f"the target rejected {path}: {err}") from err
@@ -58,10 +68,34 @@ class WorkspaceObjectReplicator(Replicator):
 
     def delete(self, ctx: SyncContext, change: Change) -> None:
         path = change.target_key or change.key
+        workspace = ctx.target.client.workspace
+        inside: list[str] = []
+        if self.kind == "directories":
+            try:
+                inside = self._inside(ctx, path)
+            except NotFound:
+                return  # already gone: the delete has happened
         if ctx.settings.deletes.mode == "archive":
             self._archive(ctx, path)
         with contextlib.suppress(NotFound):  # already gone: the delete has happened
-            ctx.target.client.workspace.delete(path, recursive=True)
+            # Recursive only over dbsync's own empty folders (checked above), never over unknown content.
+            workspace.delete(path, recursive=bool(inside))
+
+    @staticmethod
+    def _inside(ctx: SyncContext, path: str) -> list[str]:
+        """What a folder holds; Kept when any of it is not dbsync's, RetryLater while dbsync's own files remain."""
+        objects = list(ctx.target.client.workspace.list(path, recursive=True))
+        if not objects:
+            return []
+        paths = [o.path or "" for o in objects]
+        owned = ctx.store.owned_target_keys(paths)
+        foreign = [p for p in paths if p not in owned]
+        if foreign:
+            raise Kept(f"folder {path} holds {len(foreign)} objects dbsync did not put there (e.g. {foreign[0]})")
+        files = [o.path for o in objects if o.object_type != ObjectType.DIRECTORY]
+        if files:
+            raise RetryLater(f"folder {path} still holds {len(files)} replicated objects; deleted once they are", 60)
+        return paths
 
     def _archive(self, ctx: SyncContext, path: str) -> None:
         """Copy the object under /dbsync-archive/<date>/<path> before it is deleted."""
@@ -83,6 +117,24 @@ class WorkspaceObjectReplicator(Replicator):
             language=language,
             overwrite=True,
         )
+
+
+def _write(workspace: WorkspaceExt, path: str, write: Callable[[bool], None], creating: bool) -> bool:
+    """Import; True when a first write found an object already at the path (adopted, then overwritten)."""
+    found = False
+    if creating:
+        try:
+            write(False)
+            return False
+        except ResourceAlreadyExists:
+            found = True
+    try:
+        write(True)
+    except ResourceAlreadyExists:
+        # A known service bug: an overwrite of a workspace file can fail; delete and import.
+        workspace.delete(path)
+        write(False)
+    return found
 
 
 def replicator_for(kind: str) -> Replicator:

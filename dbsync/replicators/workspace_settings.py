@@ -31,6 +31,7 @@ LOCKOUT_FIX = (
 
 class WorkspaceConfReplicator(Replicator):
     kind = "workspace_conf"
+    unrecorded_origin = "created"  # its delete writes nothing
 
     def apply(self, ctx: SyncContext, change: Change) -> Applied:
         resource = change.resource
@@ -74,11 +75,12 @@ class IpAccessListReplicator(Replicator):
         assert resource is not None and resource.payload is not None
         payload = resource.payload
         lists = ctx.target.client.ip_access_lists
-        list_id = change.target_key or BY_LABEL.get(ctx, payload["label"])
+        found = None if change.target_key else BY_LABEL.get(ctx, payload["label"])
+        list_id = change.target_key or found
         list_type = ListType(payload["list_type"])
         try:
             if list_id is not None and self._replace(ctx, list_id, payload, list_type):
-                return Applied(list_id)
+                return Applied(list_id, adopted=True if found else None)
             created = lists.create(payload["label"], list_type, ip_addresses=payload["ip_addresses"])
             list_id = created.ip_access_list.list_id if created.ip_access_list else ""
             BY_LABEL.add(ctx, payload["label"], list_id or "")
@@ -92,7 +94,7 @@ class IpAccessListReplicator(Replicator):
             if err.error_code in ("INVALID_PARAMETER_VALUE", "QUOTA_EXCEEDED"):
                 raise Permanent(f"the target rejected IP access list {payload['label']!r}: {err}") from err
             raise
-        return Applied(list_id)
+        return Applied(list_id, adopted=False)
 
     @staticmethod
     def _replace(ctx: SyncContext, list_id: str, payload: dict, list_type: ListType) -> bool:

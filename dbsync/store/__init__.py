@@ -8,6 +8,7 @@ transaction, so a crash loses at most the change in flight, which the next cycle
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -18,9 +19,9 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import Applied, Prior, Resource, fingerprint
+from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -64,13 +65,21 @@ _MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
     ],
+    # Who made each target object: 'created' (dbsync may delete it) or 'adopted' (never deleted by dbsync).
+    # Rows written before this migration did not record it: only the identities' created_by_dbsync flag
+    # proves a creation; every other row stays NULL and each replicator's `unrecorded_origin` decides.
+    2: [
+        "ALTER TABLE resources ADD COLUMN origin TEXT",
+        "UPDATE resources SET origin = 'created' WHERE json_extract(source_meta_json, '$.created_by_dbsync') = 1",
+        "CREATE INDEX IF NOT EXISTS resources_target_key ON resources (target_key)",
+    ],
 }
 
 
 def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     if row is None:
         return None
-    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta = row
+    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta, origin = row
     return Prior(
         kind=kind,
         key=key,
@@ -82,12 +91,13 @@ def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
         attempts=attempts,
         payload=json.loads(payload) if payload else None,
         source_meta=json.loads(meta) if meta else {},
+        origin=origin,
     )
 
 
 _PRIOR_COLUMNS = (
     "kind, source_key, version_hint, fingerprint, target_key, target_fingerprint, status, attempts, "
-    "payload_json, source_meta_json"
+    "payload_json, source_meta_json, origin"
 )
 
 
@@ -100,11 +110,13 @@ class Store:
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            with private_files():
+                conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5, isolation_level=None)
+                self.db = sqlite_utils.Database(conn)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            restrict(self.path)
         except sqlite3.DatabaseError as err:
             raise StoreError(_explain(self.path, err)) from None
         except OSError as err:
@@ -157,25 +169,35 @@ class Store:
         with self._transaction():
             self._set_meta(key, value)
 
-    def bind_pair(self, source_id: str, target_id: str) -> None:
-        """Record the workspace pair on first use; refuse a store that belongs to another pair."""
+    def bind_pair(self, source_id: str, target_id: str) -> bool:
+        """Record the workspace pair on first use (True: bound now); refuse a store of another pair."""
         with self._transaction():
             known_source = self.get_meta("source_workspace_id")
             known_target = self.get_meta("target_workspace_id")
             if known_source is None and known_target is None:
                 self._set_meta("source_workspace_id", source_id)
                 self._set_meta("target_workspace_id", target_id)
-                return
+                return True
         if (known_source, known_target) != (source_id, target_id):
             raise StoreError(
                 f"state store {self.path} belongs to workspaces {known_source} → {known_target}, but this "
                 f"config is {source_id} → {target_id}. Point state_path at the store of this pair (or a new "
                 "file); to replicate in the other direction use `dbsync reverse`."
             )
+        return False
 
     @property
     def role(self) -> str:
         return self.get_meta("role") or "standby"
+
+    def writer_flags(self) -> tuple[str, str | None]:
+        """(role, cutover request or None) in one read: the write fence asks before every target write."""
+        rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
+        return rows.get("role") or "standby", rows.get("cutover_requested")
+
+    def delete_meta(self, key: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM meta WHERE key = ?", [key])
 
     # -- resources ------------------------------------------------------------------------------
     def prior(self, kind: str, key: str) -> Prior | None:
@@ -250,23 +272,36 @@ class Store:
                 ],
             )
 
-    def record_applied(self, resource: Resource, applied: Applied) -> None:
-        """A create or update reached the target: fingerprints, target key, status synced."""
+    def record_applied(self, resource: Resource, applied: Applied, retry_in: float = 0.0) -> None:
+        """A create or update reached the target: fingerprints, target key, origin, status synced / partial / skipped.
+
+        A partial or skipped object keeps the principals it waits for in its source_meta (WAITING_ON).
+        With `applied.pending` (a step still to do, like stopping a created cluster) the target key and
+        origin are recorded but the status is error, retried after `retry_in` seconds: a restart resumes
+        the step on the recorded object instead of creating another.
+        """
         now = time.time()
+        attempts = 1 if applied.pending else 0
+        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON}
+        if applied.waiting_on:
+            meta[WAITING_ON] = sorted(set(applied.waiting_on))
         with self._transaction():
             self.db.execute(
                 """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
                        source_meta_json, target_key, target_fingerprint, status, last_error, attempts,
-                       retry_at, first_seen_at, last_changed_at, last_synced_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'synced', ?, 0, NULL, ?, ?, ?)
+                       retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (kind, source_key) DO UPDATE SET
                        name = excluded.name, version_hint = excluded.version_hint,
                        fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
                        source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
-                       target_fingerprint = excluded.target_fingerprint, status = 'synced',
-                       last_error = excluded.last_error, attempts = 0, retry_at = NULL,
+                       target_fingerprint = excluded.target_fingerprint, status = excluded.status,
+                       last_error = excluded.last_error,
+                       attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
+                       retry_at = excluded.retry_at,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
-                       last_synced_at = excluded.last_synced_at""",
+                       last_synced_at = excluded.last_synced_at,
+                       origin = COALESCE(excluded.origin, resources.origin)""",
                 [
                     resource.kind,
                     resource.key,
@@ -274,15 +309,21 @@ class Store:
                     resource.version_hint,
                     resource.fingerprint,
                     _json(resource.payload),
-                    _json(resource.source_meta),
+                    _json(meta),
                     applied.target_key,
                     None,  # the target's own version is observed by the next drift check
-                    applied.note,
+                    applied.status,
+                    applied.pending or applied.note,
+                    attempts,
+                    now + retry_in if applied.pending and retry_in else None,
                     now,
                     None,
                     now,
+                    applied.origin,
                 ],
             )
+            if applied.pending:
+                return  # not applied yet: the lag clock keeps running
             # The change is applied: lag is measured from unsynced changes only.
             self.db.execute(
                 "UPDATE resources SET last_changed_at = NULL WHERE kind = ? AND source_key = ?",
@@ -328,13 +369,56 @@ class Store:
                 [time.time(), kind, key],
             )
 
+    def record_pending_seen(self, kind: str, key: str, version_hint: str | None, fingerprint: str | None) -> None:
+        """Validation saw a source change: start the lag clock, unless a cycle recorded the object since it read it."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ? "
+                "AND version_hint IS ? AND fingerprint IS ? AND status != 'deleted'",
+                [time.time(), kind, key, version_hint, fingerprint],
+            )
+
+    def record_due(self, kind: str, key: str) -> None:
+        """A principal a partial / skipped object waited for exists now: `pending`, applied again this cycle."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET status = 'pending', last_changed_at = COALESCE(last_changed_at, ?) "
+                "WHERE kind = ? AND source_key = ? AND status IN ('partial', 'skipped')",
+                [time.time(), kind, key],
+            )
+
+    def record_pending_new(self, kind: str, count: int) -> None:
+        """Objects on the source never replicated (no row yet): when they were first seen starts the lag clock."""
+        name = f"pending_new_since:{kind}"
+        if (self.get_meta(name) is None) == (count == 0):
+            return  # nothing to start or to stop: no write
+        with self._transaction():
+            if count == 0:
+                self.db.execute("DELETE FROM meta WHERE key = ?", [name])
+            else:
+                self._set_meta(name, repr(time.time()))
+
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, "
+                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, origin = NULL, "
                 "last_error = NULL, last_synced_at = ?, last_changed_at = NULL WHERE kind = ? AND source_key = ?",
                 [time.time(), kind, key],
             )
+
+    def owned_target_keys(self, target_keys: list[str]) -> set[str]:
+        """The target keys (paths, scope/key) that a live row dbsync did not adopt points at: dbsync put them there."""
+        owned: set[str] = set()
+        for start in range(0, len(target_keys), 500):
+            chunk = target_keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT target_key FROM resources WHERE target_key IN ({marks}) AND status != 'deleted' "
+                "AND origin IS NOT 'adopted'",
+                chunk,
+            )
+            owned.update(row[0] for row in rows)
+        return owned
 
     def record_drift(self, kind: str, key: str, heal: bool) -> None:
         """The target copy changed outside dbsync: `drifted` (report) or `pending` (rewrite next cycle).
@@ -384,12 +468,15 @@ class Store:
             out.setdefault(kind, {})[status] = count
         return out
 
-    def problems(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Resources of a kind in blocked or error status, with their last error."""
+    def problems(
+        self, kind: str, limit: int = 50, statuses: tuple[str, ...] = ("blocked", "error")
+    ) -> list[dict[str, Any]]:
+        """Resources of a kind in these statuses (blocked or error by default), with their last error or reason."""
+        marks = ", ".join("?" for _ in statuses)
         rows = self._rows(
             "SELECT source_key, name, status, last_error, attempts FROM resources "
-            "WHERE kind = ? AND status IN ('blocked', 'error') ORDER BY source_key LIMIT ?",
-            [kind, limit],
+            f"WHERE kind = ? AND status IN ({marks}) ORDER BY source_key LIMIT ?",
+            [kind, *statuses, limit],
         )
         return [dict(zip(("source_key", "name", "status", "last_error", "attempts"), r, strict=True)) for r in rows]
 
@@ -401,9 +488,15 @@ class Store:
         return [r[0] for r in rows]
 
     def oldest_unsynced_change(self, kind: str) -> float | None:
-        """When the oldest source change not yet applied was first seen (None when in sync)."""
+        """When the oldest source change not yet applied was first seen (None when in sync).
+
+        Changes of objects already recorded carry their own clock; objects never replicated yet are seen as
+        a group (`record_pending_new`) by validation, before a cycle of their kind reaches them.
+        """
         row = self._row("SELECT MIN(last_changed_at) FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
-        return row[0] if row else None
+        new = self.get_meta(f"pending_new_since:{kind}")
+        times = [t for t in ((row[0] if row else None), float(new) if new else None) if t is not None]
+        return min(times) if times else None
 
     # -- cycles and events ----------------------------------------------------------------------
     def start_cycle(self, kind: str) -> int:
@@ -521,6 +614,27 @@ class _Transaction:
             self.lock.release()
         if isinstance(exc, sqlite3.DatabaseError):
             raise StoreError(_explain(self.path, exc)) from None
+
+
+class private_files:
+    """umask 077 while the store (and its WAL and SHM, which SQLite creates with the store's mode) is made."""
+
+    def __enter__(self) -> None:
+        self.previous = os.umask(0o077)
+
+    def __exit__(self, *exc: object) -> None:
+        os.umask(self.previous)
+
+
+def restrict(path: Path) -> None:
+    """chmod 0600 the store, its WAL and SHM (a store made by an older dbsync was 0644)."""
+    for suffix in ("", "-wal", "-shm"):
+        file = Path(f"{path}{suffix}")
+        try:
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except OSError:
+            pass  # not ours to change (a read-only volume): SQLite reports what matters
 
 
 def _json(value: Any) -> str | None:

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from dbsync.errors import ConfigError, DbsyncError, ListingError, StoreError
 from dbsync.model import Resource
 
 if TYPE_CHECKING:
@@ -48,3 +49,32 @@ class Watcher(ABC):
         `meta` is the source_meta the store kept for it (a notebook's source object_id, say).
         """
         return key
+
+
+def listing(watcher: Watcher, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+    """`watcher.list()`, with any failure (an API error, a reset connection, an HTML page) as a ListingError.
+
+    A listing either ends normally or fails as a whole: never a short listing, never a crash of the run.
+    Config and store errors keep their meaning (they stop the run with their own message).
+    """
+    try:
+        yield from watcher.list(ctx, ws)
+    except (ListingError, ConfigError, StoreError):
+        raise
+    except Exception as err:
+        raise ListingError(f"{ws.side}: cannot list {watcher.kind}: {describe(err)}") from err
+
+
+def describe(err: BaseException) -> str:
+    """`Type: message` of an error, and of its cause (the SDK's TimeoutError hides the reset connection)."""
+    text = f"{type(err).__name__}: {_first_line(err)}"
+    cause = err.__cause__
+    if cause is not None and not isinstance(err, DbsyncError):
+        text += f" (after {type(cause).__name__}: {_first_line(cause)})"
+    return text
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    # SDK messages end with the client config (token masked); keep the part a person needs.
+    return (lines[0] if lines else "").split(" Config: ")[0][:300]

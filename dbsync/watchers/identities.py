@@ -106,6 +106,14 @@ class ScimIndex:
 INDEXES = {scim_type: ScimIndex(scim_type) for scim_type in NAME_FIELD}
 
 
+def principal_on_target(ctx: SyncContext, scim_type: str, name: str) -> bool:
+    """Whether the target has the principal (`any`: a user when it looks like an email, else group or SP)."""
+    if scim_type in INDEXES:
+        return INDEXES[scim_type].get(ctx, name) is not None
+    types = ("users",) if "@" in name else ("groups", "service_principals")
+    return any(INDEXES[t].get(ctx, name) is not None for t in types)
+
+
 def values(items: list[dict[str, Any]] | None) -> list[str]:
     """The sorted `value`s of a SCIM multi-valued attribute ([{"value": "x"}, ...])."""
     return sorted({str(i["value"]) for i in items or [] if i.get("value")})
@@ -135,11 +143,16 @@ def members_hint(payload: dict[str, Any], present: list[str] | None) -> str:
 
 
 def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
-    """Source keys recorded without a target key: principals not created, groups with members skipped."""
+    """Source keys dbsync left incomplete: principals not created (skipped), groups with members skipped (partial).
+
+    A store written before `skipped` / `partial` existed recorded them as synced without a target key.
+    """
     return ctx.cached(
         f"skipped:{kind}",
         lambda: {
-            p.key for p in ctx.store.priors(kind, payloads=False) if p.status == "synced" and p.target_key is None
+            p.key
+            for p in ctx.store.priors(kind, payloads=False)
+            if p.status in ("skipped", "partial") or (p.status == "synced" and p.target_key is None)
         },
     )
 

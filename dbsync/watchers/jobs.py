@@ -4,6 +4,9 @@ The pause state of schedule / trigger / continuous is not part of the payload (a
 job paused); it is kept in source_meta for cutover. Cluster, pool, policy, job and SQL warehouse
 (`sql_task` / `dbt_task` / `notebook_task` `.warehouse_id`, when the sql_warehouses kind copies it) ids become Refs;
 notebook paths under /Users/<email> follow the email mapping; run_as follows the principal mapping.
+Serverless jobs (tasks with no cluster, job-level `environments`) keep their environments, performance
+target and budget policy; workspace paths in a Python script task and in environment dependencies
+(`/Workspace/Users/<email>/...`, also after `-r ` / `-e `) follow the email mapping too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,29 @@ def _warehouse_replicated(ctx: SyncContext, warehouse_id: str) -> bool:
     return warehouses.enabled and planner.selected(warehouses, str(warehouse_id))
 
 
+def workspace_path(ctx: SyncContext, path: str) -> str:
+    """A workspace path, `/Users/<email>/...` or `/Workspace/Users/<email>/...`, after the email mapping."""
+    if path.startswith("/Workspace/Users/"):
+        return "/Workspace" + ctx.principals.path(path[len("/Workspace") :])
+    return ctx.principals.path(path)
+
+
+def _dependency(ctx: SyncContext, line: str) -> str:
+    """One pip requirement line; a workspace path in it (a wheel, `-r requirements.txt`) follows the mapping."""
+    option, space, rest = line.partition(" ")
+    if space and option in ("-r", "-e", "--requirement", "--editable"):
+        return f"{option} {workspace_path(ctx, rest.strip())}"
+    return workspace_path(ctx, line)
+
+
+def _normalize_environment(ctx: SyncContext, environment: dict[str, Any]) -> dict[str, Any]:
+    spec = environment.get("spec") or {}
+    for field in ("dependencies", "java_dependencies"):
+        if spec.get(field):
+            spec[field] = [_dependency(ctx, d) for d in spec[field]]
+    return environment
+
+
 def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
     if task.get("existing_cluster_id"):
         task["existing_cluster_id"] = ref("clusters", task["existing_cluster_id"])
@@ -45,7 +71,10 @@ def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
         task["new_cluster"] = normalize_cluster_spec(ctx, task["new_cluster"])
     notebook = task.get("notebook_task")
     if notebook and notebook.get("source", "WORKSPACE") == "WORKSPACE" and notebook.get("notebook_path"):
-        notebook["notebook_path"] = ctx.principals.path(notebook["notebook_path"])
+        notebook["notebook_path"] = workspace_path(ctx, notebook["notebook_path"])
+    python = task.get("spark_python_task")
+    if python and python.get("source", "WORKSPACE") == "WORKSPACE" and python.get("python_file"):
+        python["python_file"] = workspace_path(ctx, python["python_file"])
     run_job = task.get("run_job_task")
     if run_job and run_job.get("job_id"):
         run_job["job_id"] = ref("jobs", str(run_job["job_id"]))
@@ -65,6 +94,7 @@ def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, 
         if payload.get(field):
             payload[field].pop("pause_status", None)
     payload["tasks"] = [_normalize_task(ctx, t) for t in payload.get("tasks") or []]
+    payload["environments"] = [_normalize_environment(ctx, e) for e in payload.get("environments") or []]
     for job_cluster in payload.get("job_clusters") or []:
         job_cluster["new_cluster"] = normalize_cluster_spec(ctx, job_cluster.get("new_cluster") or {})
     tags = without_dbsync_tags(payload.get("tags"))

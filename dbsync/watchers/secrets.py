@@ -121,10 +121,23 @@ class SecretWatcher(Watcher):
 def _list_keys(ws: Workspace, scope: str) -> list[tuple[str, int]]:
     try:
         return [(s.key or "", s.last_updated_timestamp or 0) for s in ws.client.secrets.list_secrets(scope)]
-    except NotFound:
-        return []  # deleted between the scope listing and this one
+    except NotFound as err:
+        if not _scope_still_there(ws, scope):
+            return []  # deleted between the scope listing and this one
+        raise ListingError(
+            f"{ws.side}: listing the secrets of scope {scope} answered 'not found' ({err}) though the scope still "
+            "exists: a service fault, not an empty scope; it is listed again next cycle"
+        ) from err
     except DatabricksError as err:
         raise ListingError(f"{ws.side}: cannot list the secrets of scope {scope}: {err}") from err
+
+
+def _scope_still_there(ws: Workspace, scope: str) -> bool:
+    """Whether a scope whose key listing answered 404 is in a fresh scope listing (one call, only after a 404)."""
+    try:
+        return any(s.name == scope for s in ws.client.secrets.list_scopes())
+    except DatabricksError:
+        return True  # cannot tell: the key listing fails rather than comes back empty
 
 
 def _local_hash(ctx: SyncContext, source: secret_values.ValueSource, key: bytes, scope: str, secret_key: str) -> str:

@@ -22,6 +22,7 @@ from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
+from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -96,6 +97,14 @@ def list_tree(ws: Workspace, concurrency: int, root: str = "/") -> Tree:
     return tree
 
 
+def _tree_or_failure(ws: Workspace, concurrency: int) -> Tree | Exception:
+    """The tree, or why it could not be listed: the failure is kept too, so the three kinds fail alike, on one walk."""
+    try:
+        return list_tree(ws, concurrency)
+    except Exception as err:
+        return err
+
+
 def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entry]:
     """`list_tree` as a stream, one directory level at a time, for callers that keep only part of each entry."""
     level = [root]
@@ -104,7 +113,7 @@ def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entr
             next_level: list[str] = []
             for children in pool.map(lambda p: _list_dir(ws, p), level):
                 for entry in children:
-                    if entry.object_type in SKIPPED_TYPES or entry.path == ARCHIVE_ROOT:
+                    if entry.object_type in SKIPPED_TYPES or entry.path in (ARCHIVE_ROOT, MARKER_DIR):
                         continue
                     yield entry
                     if entry.object_type == "DIRECTORY":
@@ -131,10 +140,26 @@ def written_paths(ctx: SyncContext, kind: str) -> list[str]:
 def _list_dir(ws: Workspace, path: str) -> list[Entry]:
     try:
         return [_entry(o) for o in ws.client.workspace.list(path)]
-    except NotFound:
-        return []  # deleted between listing its parent and listing it
+    except NotFound as err:
+        if not _still_there(ws, path):
+            return []  # deleted between listing its parent and listing it
+        raise ListingError(
+            f"{ws.side}: listing {path} answered 'not found' ({err}) though {path} is in its parent's listing and "
+            "still exists: a service fault, not an empty directory; it is listed again next cycle"
+        ) from err
     except DatabricksError as err:
         raise ListingError(f"{ws.side}: cannot list {path}: {err}") from err
+
+
+def _still_there(ws: Workspace, path: str) -> bool:
+    """Whether a directory whose listing answered 404 exists all the same (one get-status, only after a 404)."""
+    try:
+        ws.client.workspace.get_status(path)
+    except NotFound:
+        return False
+    except DatabricksError:
+        return True  # cannot tell: treat it as there, so the listing fails rather than comes back short
+    return True
 
 
 class WorkspaceObjectWatcher(Watcher):
@@ -148,7 +173,10 @@ class WorkspaceObjectWatcher(Watcher):
         self.acl_type = acl_type
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
-        return ctx.cached(f"tree:{ws.side}", lambda: list_tree(ws, ctx.settings.concurrency))
+        listing = ctx.cached(f"tree:{ws.side}", lambda: _tree_or_failure(ws, ctx.settings.concurrency))
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
 
     def release_listing(self, ctx: SyncContext) -> None:
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""

@@ -11,12 +11,16 @@ from types import ModuleType
 from dbsync.emulator.apis import (
     clusters,
     commands,
+    dbfs,
+    files,
     global_init_scripts,
+    groups_legacy,
     instance_profiles,
     jobs,
     lakeview,
     libraries,
     mlflow,
+    mlflow_webhooks,
     permissions,
     policies,
     pools,
@@ -25,7 +29,10 @@ from dbsync.emulator.apis import (
     secrets,
     settings,
     sql,
+    sql_history,
     sql_objects,
+    tokens,
+    volumes,
     workspace,
 )
 from dbsync.emulator.router import Routes
@@ -34,7 +41,9 @@ from dbsync.emulator.state import Workspace
 # Order matters for init(): the root directory exists before SCIM creates home directories.
 MODULES: tuple[ModuleType, ...] = (
     workspace,
+    dbfs,
     scim,
+    groups_legacy,
     repos,
     jobs,
     clusters,
@@ -44,13 +53,18 @@ MODULES: tuple[ModuleType, ...] = (
     secrets,
     instance_profiles,
     sql,
+    sql_history,
     commands,
     libraries,
     global_init_scripts,
     sql_objects,
     lakeview,
     mlflow,
+    mlflow_webhooks,
     settings,
+    tokens,
+    volumes,
+    files,
 )
 
 

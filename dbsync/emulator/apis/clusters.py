@@ -281,7 +281,7 @@ def create_cluster(
     ws.table(TABLE)[cluster_id] = record
     ws.table(EVENTS)[cluster_id] = []
     _event(ws, cluster_id, "CREATING", {"cluster_size": _size(attrs), "user": record["creator_user_name"]}, now)
-    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws), "kind": "start"}
+    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws, "start"), "kind": "start"}
     permissions.grant_creator(ws, "clusters", cluster_id, record["creator_user_name"])
     if state in ("RUNNING", "TERMINATED"):
         record["_pending"]["at"] = now
@@ -323,7 +323,7 @@ def terminate_cluster(
     _set_state(record, "TERMINATING")
     now = ws.now_ms()
     _event(ws, cluster_id, "TERMINATING", {"reason": reason, "user": user}, now)
-    record["_pending"] = {"state": "TERMINATED", "at": now + _delay_ms(ws), "kind": "terminate"}
+    record["_pending"] = {"state": "TERMINATED", "at": now + _delay_ms(ws, "terminate"), "kind": "terminate"}
 
 
 def pool_usage(ws: Workspace, pool_id: str) -> int:
@@ -342,8 +342,9 @@ def pool_usage(ws: Workspace, pool_id: str) -> int:
 
 
 # -- lifecycle -------------------------------------------------------------------------------------------
-def _delay_ms(ws: Workspace) -> int:
-    return int(ws.cluster_start_seconds * 1000)
+def _delay_ms(ws: Workspace, kind: str) -> int:
+    """How long a start, restart, resize or terminate takes, by the workspace's timing profile."""
+    return int(ws.timing.cluster_seconds(ws.cluster_start_seconds, kind, ws.draw(f"cluster:{kind}")) * 1000)
 
 
 def _set_state(record: dict, state: str, message: str | None = None) -> None:
@@ -741,7 +742,7 @@ def start(ws: Workspace, req: Request) -> dict:
     record["start_time"] = now
     _set_state(record, "PENDING")
     _event(ws, record["cluster_id"], "STARTING", {"user": ws.admin_user}, now)
-    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws), "kind": "start"}
+    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws, "start"), "kind": "start"}
     return {}
 
 
@@ -759,7 +760,7 @@ def _restart(ws: Workspace, record: dict, user: str) -> None:
     now = ws.now_ms()
     _set_state(record, "RESTARTING")
     _event(ws, record["cluster_id"], "RESTARTING", {"user": user}, now)
-    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws), "kind": "restart"}
+    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws, "restart"), "kind": "restart"}
 
 
 @routes.post(*_both("resize"))
@@ -784,7 +785,7 @@ def resize(ws: Workspace, req: Request) -> dict:
     }
     _event(ws, record["cluster_id"], "RESIZING", details, now)
     _set_state(record, "RESIZING")
-    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws), "kind": "resize"}
+    record["_pending"] = {"state": "RUNNING", "at": now + _delay_ms(ws, "resize"), "kind": "resize"}
     return {}
 
 

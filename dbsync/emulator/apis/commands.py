@@ -4,8 +4,10 @@ Contexts live in table "command_contexts" and commands in "commands", keyed by t
 needs a RUNNING cluster (read through `clusters.cluster_state`); it keeps its own current catalog and
 schema, so `USE` carries over between commands as in a notebook. SQL commands (language "sql", a
 `%sql` cell, or Python `spark.sql("...")` / `display(spark.sql("..."))`) run on the emulator's SQL
-engine and finish at once; other code finishes with an error result saying the emulator cannot run
-it. Errors use the 1.2 body `{"error": "..."}`, which the SDK reads as the message.
+engine and finish at once; Python runs in the interpreted subset of dbsync/emulator/dbutils.py (mounts,
+secret values, redacted in output as on a cluster); other code finishes with an error result saying the
+emulator cannot run it. Errors use the 1.2 body `{"error": "..."}`, which the SDK reads as the message
+(with no error_code); `commands/execute` checks `contextId` before anything else, as the service does.
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ def run_command(ws: Workspace, context: dict, language: str, command: str) -> di
     if sql is None and language == "python":
         # dbutils.fs mounts and a small, safe subset of Python (see dbsync/emulator/dbutils.py).
         variables = ws.cache("python_variables").setdefault(context["id"], {})
-        result = dbutils.run_python(ws, variables, command)
+        secrets_read = ws.cache("secrets_read").setdefault(context["id"], set())
+        result = dbutils.run_python(ws, variables, command, secrets_read)
         if result is not None:
             return result
     if sql is None:
@@ -210,6 +213,9 @@ def run_command(ws: Workspace, context: dict, language: str, command: str) -> di
 @routes.post("/api/1.2/commands/execute")
 def commands_execute(ws: Workspace, req: Request) -> dict:
     body = req.json
+    if not body.get("contextId"):
+        # Checked first, with this message (databricks-sdk-py tests/integration/test_commands.py).
+        raise _error("requirement failed: missing contextId")
     cluster_id = _require_running(ws, body.get("clusterId"))
     context = _context(ws, cluster_id, body.get("contextId"))
     language = _language(body.get("language") or context["language"])

@@ -27,9 +27,10 @@ Registered models search: `max_results` ≤ 1000 (default 100), filter `name LIK
 `%x%`; model versions search: ≤ 10000 (default 10000), one condition on name / run_id / source_path.
 Permissions: "experiments" (experiment id), "registered-models" (model id).
 
+Registry webhooks and model version comments live in `mlflow_webhooks`.
+
 Not modelled: artifacts (no artifact store), logged models, traces, datasets/inputs, transition
-requests, comments, webhooks, the experiment being a workspace-tree object, PENDING_REGISTRATION
-(versions are READY at once).
+requests, the experiment being a workspace-tree object, PENDING_REGISTRATION (versions are READY at once).
 """
 
 from __future__ import annotations

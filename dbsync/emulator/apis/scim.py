@@ -8,6 +8,11 @@ the group, with the reverse edge in "scim_parents" (member id → parent group i
 snapshot and restore with the records. The `users` group is implicit: every user and service principal
 belongs to it, and its membership is computed, never stored.
 
+Filters are what the service documents: `eq`, `ne`, `co`, `sw` joined by `and` / `or` (`and` binds
+tighter), double-quoted strings, attributes of the resource; anything else (single quotes, bare words,
+`ew`/`gt`/`pr`/`not`, parentheses, `[...]` value paths, unknown attributes) is a 400 `invalidFilter`,
+never an empty result. The legacy Groups API 2.0 (`groups_legacy`) works on the same records.
+
 Not modelled: nested-group cycles are accepted (closures never loop); account-level identities,
 `meta.created`/`lastModified`, the `Schemas`/`ResourceTypes` discovery endpoints and ETags.
 """
@@ -135,6 +140,26 @@ def create_group(ws: Workspace, name: str, members: Iterable[str] = ()) -> dict:
 def add_member(ws: Workspace, group_id: str, member_id: str) -> None:
     """Make a principal (SCIM id) a direct member of a group (SCIM id); idempotent."""
     _link(ws, _require(ws, "Groups", group_id), member_id)
+
+
+def remove_member(ws: Workspace, group_id: str, member_id: str) -> None:
+    """Remove a direct member (SCIM id) from a group (SCIM id); the `users` group refuses."""
+    _unlink(ws, _require(ws, "Groups", group_id), member_id)
+
+
+def delete_group(ws: Workspace, group: dict) -> None:
+    """Delete a stored group record and its memberships; built-in groups refuse."""
+    _delete(ws, "Groups", group)
+
+
+def members_of(ws: Workspace, group: dict) -> list[str]:
+    """The direct member ids of a group (the `users` group's are computed)."""
+    return _members(ws, group)
+
+
+def direct_parents(ws: Workspace, principal_id: str) -> list[str]:
+    """The ids of the groups a principal is a direct member of, `users` included for users and SPs."""
+    return _direct_parents(ws, principal_id)
 
 
 def create_service_principal(ws: Workspace, display_name: str, application_id: str | None = None) -> dict:
@@ -308,8 +333,48 @@ def _match_key(resource: dict, name: str) -> str | None:
 
 
 # -- filters ----------------------------------------------------------------------------------------
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
-_COMPARE = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
+# What the service documents (databricks-sdk `iam.py`, `filter`): eq, co, sw, ne joined by and/or, "only
+# simple expressions". Other RFC 7644 operators, `not`, grouping and value paths are refused with a 400.
+_TOKEN = re.compile(r"""\s*(?:([()\[\]])|"((?:[^"\\]|\\.)*)"|('[^']*'?)|([^\s()\[\]"']+))""")
+_COMPARE = ("eq", "ne", "co", "sw")
+_UNSUPPORTED = ("ew", "gt", "ge", "lt", "le", "pr", "not")
+_UNSUPPORTED_DETAIL = "Given filter operator is not supported."
+# Attributes a filter may name, per resource; a sub-attribute follows a dot (`emails.value`).
+_MULTI_SUBS = ("value", "display", "type", "primary", "$ref")
+_FILTERABLE: dict[str, dict[str, tuple[str, ...]]] = {
+    "Users": {
+        "id": (),
+        "username": (),
+        "displayname": (),
+        "active": (),
+        "externalid": (),
+        "emails": _MULTI_SUBS,
+        "name": ("givenname", "familyname", "formatted"),
+        "groups": _MULTI_SUBS,
+        "entitlements": ("value",),
+        "roles": ("value",),
+    },
+    "Groups": {
+        "id": (),
+        "displayname": (),
+        "externalid": (),
+        "members": _MULTI_SUBS,
+        "groups": _MULTI_SUBS,
+        "entitlements": ("value",),
+        "roles": ("value",),
+        "meta": ("resourcetype",),
+    },
+    "ServicePrincipals": {
+        "id": (),
+        "applicationid": (),
+        "displayname": (),
+        "active": (),
+        "externalid": (),
+        "groups": _MULTI_SUBS,
+        "entitlements": ("value",),
+        "roles": ("value",),
+    },
+}
 Predicate = Callable[[dict], bool]
 
 
@@ -320,34 +385,42 @@ class _Cmp:
     value: Any
 
 
+def _invalid_filter(detail: str) -> ScimError:
+    return _error(400, detail, "invalidFilter")
+
+
 def _tokenize(text: str) -> list[tuple[str, Any]]:
+    """("value", str) for double-quoted strings, ("word", str) otherwise; quotes of other kinds are a 400."""
     tokens: list[tuple[str, Any]] = []
     pos = 0
     text = text.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise _error(400, f"Invalid filter: {text}", "invalidFilter")
+            raise _invalid_filter(f"Invalid filter: {text}")
         pos = m.end()
-        if m.group(1) or m.group(2):
-            tokens.append(("paren", m.group(1) or m.group(2)))
-        elif m.group(3) is not None:
-            tokens.append(("value", re.sub(r"\\(.)", r"\1", m.group(3))))
+        if m.group(1):
+            raise _invalid_filter(_UNSUPPORTED_DETAIL)  # grouping and value paths are not "simple expressions"
+        if m.group(3) is not None:
+            raise _invalid_filter(f"Invalid filter: string values must be in double quotes, not {m.group(3)}")
+        if m.group(2) is not None:
+            tokens.append(("value", re.sub(r"\\(.)", r"\1", m.group(2))))
         else:
             tokens.append(("word", m.group(4)))
     return tokens
 
 
 class _FilterParser:
-    """`expr := term (or term)*; term := factor (and factor)*; factor := [not] (expr) | attr op value`."""
+    """`expr := term (or term)*; term := comparison (and comparison)*; comparison := attr op value`."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, kind: str) -> None:
         self.text = text
+        self.kind = kind
         self.tokens = _tokenize(text)
         self.pos = 0
 
     def fail(self) -> ScimError:
-        return _error(400, f"Invalid filter: {self.text}", "invalidFilter")
+        return _invalid_filter(f"Invalid filter: {self.text}")
 
     def peek_word(self) -> str | None:
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "word":
@@ -369,49 +442,43 @@ class _FilterParser:
         return node
 
     def term(self) -> Predicate | _Cmp:
-        node = self.factor()
+        node: Predicate | _Cmp = self.comparison()
         while self.peek_word() == "and":
             self.pos += 1
-            left, right = _predicate(node), _predicate(self.factor())
+            left, right = _predicate(node), _predicate(self.comparison())
             node = lambda r, a=left, b=right: a(r) and b(r)  # noqa: E731
         return node
 
-    def factor(self) -> Predicate | _Cmp:
-        if self.pos >= len(self.tokens):
-            raise self.fail()
-        if self.peek_word() == "not":
-            self.pos += 1
-            inner = _predicate(self.factor())
-            return lambda r: not inner(r)
-        kind, value = self.tokens[self.pos]
-        if (kind, value) == ("paren", "("):
-            self.pos += 1
-            node = self.expr()
-            if self.pos >= len(self.tokens) or self.tokens[self.pos] != ("paren", ")"):
-                raise self.fail()
-            self.pos += 1
-            return node
-        return self.comparison()
-
     def comparison(self) -> _Cmp:
+        if self.peek_word() in _UNSUPPORTED:
+            raise _invalid_filter(_UNSUPPORTED_DETAIL)
         if self.peek_word() is None:
             raise self.fail()
-        attr = str(self.tokens[self.pos][1])
+        attr = _filter_attribute(self.kind, str(self.tokens[self.pos][1]))
         self.pos += 1
         op = self.peek_word()
         self.pos += 1
-        if op == "pr":
-            return _Cmp(attr, "pr", None)
+        if op in _UNSUPPORTED:
+            raise _invalid_filter(_UNSUPPORTED_DETAIL)
         if op not in _COMPARE or self.pos >= len(self.tokens):
             raise self.fail()
         kind, raw = self.tokens[self.pos]
         self.pos += 1
-        if kind == "paren":
-            raise self.fail()
-        return _Cmp(attr, op, raw if kind == "value" else _literal(str(raw)))
+        return _Cmp(attr, op, raw if kind == "value" else _literal(str(raw), self.text))
 
 
-def _literal(word: str) -> Any:
+def _filter_attribute(kind: str, name: str) -> str:
+    """The attribute path a filter names (schema prefix dropped), or a 400 when the resource has none."""
+    path = name.rsplit(":", 1)[-1]  # `urn:...:User:userName` names `userName`
+    top, _, sub = path.lower().partition(".")
+    subs = _FILTERABLE[kind].get(top)
+    if subs is None or (sub and sub not in subs):
+        raise _invalid_filter(f"Invalid filter: {name} is not a filterable attribute of {kind}")
+    return path
+
+
+def _literal(word: str, text: str) -> Any:
+    """true / false / null / a number; a bare word is not a value (strings are double-quoted)."""
     lowered = word.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -420,7 +487,7 @@ def _literal(word: str) -> Any:
     try:
         return int(word)
     except ValueError:
-        return word
+        raise _invalid_filter(f"Invalid filter: {text}") from None
 
 
 def _attribute_values(resource: dict, path: str) -> list[Any]:
@@ -451,11 +518,6 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
         "ne": left != right,
         "co": right in left,
         "sw": left.startswith(right),
-        "ew": left.endswith(right),
-        "gt": left > right,
-        "ge": left >= right,
-        "lt": left < right,
-        "le": left <= right,
     }[op]
 
 
@@ -466,8 +528,6 @@ def _predicate(node: Predicate | _Cmp) -> Predicate:
 
     def test(resource: dict) -> bool:
         values = _attribute_values(resource, cmp.attr)
-        if cmp.op == "pr":
-            return bool(values)
         if cmp.op == "ne":
             return not any(_compare(v, "eq", cmp.value) for v in values)
         return any(_compare(v, cmp.op, cmp.value) for v in values)
@@ -533,7 +593,7 @@ def _needs_render(text: str | None, sort_by: str | None) -> bool:
 def list_resources(ws: Workspace, kind: str, req: Request) -> dict:
     """A ListResponse page: 1-based startIndex, `Resources` omitted once past the end."""
     text, sort_by = req.arg("filter"), req.arg("sortBy")
-    node = _FilterParser(text).parse() if text and text.strip() else None
+    node = _FilterParser(text, kind).parse() if text and text.strip() else None
     rendered = _needs_render(text, sort_by)
     resources = _candidates(ws, kind, node)
     if rendered:

@@ -3,9 +3,10 @@
 Tables: "secret_scopes" (name → {name, backend_type, keyvault_metadata?}), "secrets" (scope → {key →
 {value: bytes, last_updated_timestamp}}) and "secret_acls" (scope → {principal → permission}).
 
-`secrets/get` returns values, as it does for dbutils on a cluster. Real workspaces refuse it to a
-normal caller outside a notebook (400 BAD_REQUEST), so dbsync cannot copy values from them: set
-`ws.table("settings")["secrets_get_allowed"] = False` to make the emulator refuse it the same way.
+`secrets/get` is refused (400 BAD_REQUEST) as a real workspace refuses it to a caller outside a
+notebook or job (the SDK documents it; only dbutils on a cluster reads values, see
+dbsync/emulator/dbutils.py). Old tests may set `ws.table("settings")["secrets_get_allowed"] = True`
+(or `dbsync emulator --allow-secrets-get`) to have it answer with the value.
 
 Not modelled: permission checks (the caller is an admin, who may do everything), Key-Vault contents
 (an AZURE_KEYVAULT scope can be created, even though the emulated cloud is AWS, and is read-only).
@@ -191,8 +192,8 @@ def secrets_delete(ws: Workspace, req: Request) -> dict:
 
 @routes.get("/api/2.0/secrets/get")
 def secrets_get(ws: Workspace, req: Request) -> dict:
-    """The value, base64; refused like a real workspace when the `secrets_get_allowed` setting is off."""
-    if not ws.table("settings").get("secrets_get_allowed", True):
+    """Refused like a real workspace; the value, base64, only when the `secrets_get_allowed` setting is on."""
+    if not ws.table("settings").get("secrets_get_allowed", False):
         raise bad_request("Secret values can only be read from within a notebook or job running on a cluster.")
     scope, key = req.require("scope"), req.require("key")
     secret = _secret(ws, scope, key)

@@ -64,9 +64,3 @@ app.kubernetes.io/part-of: dbsync
 {{- toYaml $config }}
 {{- end }}
 
-{{/* Fails the install when auth is on but no token would reach the server. */}}
-{{- define "dbsync.checkAuth" -}}
-{{- if and .Values.auth.enabled (not .Values.tokens.existingSecret) (not .Values.tokens.serverAuth) }}
-{{- fail "auth.enabled needs a token: set tokens.serverAuth, or tokens.existingSecret with the key tokens.keys.serverAuth" }}
-{{- end }}
-{{- end }}
