@@ -11,8 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from databricks.sdk.errors import DatabricksError
+
 from dbsync import __version__
-from dbsync.errors import ConfigError, DbsyncError, StoreError
+from dbsync.errors import ConfigError, DbsyncError, StoreError, without_sdk_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FORCE_DELETES_HINT = "check the source, then run `dbsync sync --once --force-deletes` if the deletes are intended"
@@ -198,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except DbsyncError as err:
         print(f"dbsync: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except DatabricksError as err:  # an SDK error no command turned into one of ours: still one line
+        lines = without_sdk_config(str(err)).strip().splitlines() or [type(err).__name__]
+        print(f"dbsync: the Databricks API refused a request: {lines[0]}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("dbsync: interrupted", file=sys.stderr)

@@ -6,9 +6,11 @@ Every problem is raised as one `ConfigError` line naming the setting and how to 
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -21,7 +23,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from dbsync.errors import ConfigError
 
@@ -233,6 +242,23 @@ class ServerSettings(_Strict):
     auth_token: SecretStr | None = None
 
 
+ENV_PREFIX = "DBSYNC_"
+# Not settings: secret values supplied to `secrets.values_from: env` (see dbsync/secret_values.py).
+NOT_SETTINGS_PREFIXES = ("DBSYNC_SECRET__",)
+
+
+class _EnvSource(EnvSettingsSource):
+    """DBSYNC_* variables; a list setting also takes comma-separated text (`/Users/*,/Repos/*`), not only JSON."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            if field is not None and get_origin(field.annotation) is list:
+                return [item.strip() for item in str(value).split(",") if item.strip()]
+            raise
+
+
 class Settings(BaseSettings):
     """Everything dbsync reads. See the README's configuration reference."""
 
@@ -286,7 +312,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        return (init_settings, _EnvSource(settings_cls))
 
     def kind(self, name: str) -> KindSettings:
         configured = self.kinds.get(name) or KindSettings()
@@ -341,7 +367,7 @@ def _with_file(document: dict[str, Any]) -> type[Settings]:
             file_secret_settings,
         ):
             # CLI flags (init kwargs) win over DBSYNC_* variables, which win over the file.
-            return (init_settings, env_settings, FileSource(settings_cls))
+            return (init_settings, _EnvSource(settings_cls), FileSource(settings_cls))
 
     return FileSettings
 
@@ -356,12 +382,17 @@ def load_settings(
         raise ConfigError(f"config file {config_path} does not exist: pass --config with an existing file")
     path = Path(config_path) if config_path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     document = _read_yaml(path) if path else {}
+    check_environment(os.environ)
     try:
         settings: Settings = _with_file(document)(**(overrides or {}))
+    except SettingsError as err:
+        raise ConfigError(_env_parse_error(err)) from None
     except ValidationError as err:
         first = err.errors()[0]
         dotted, env = _env_name(first["loc"])
         where = str(path) if path else "dbsync.yaml"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(_unknown_key(dotted, env, where)) from None
         raise ConfigError(f"setting {dotted}: {first['msg']} (set {env} or {dotted} in {where})") from None
     if require_workspaces:
         for side in ("source", "target"):
@@ -371,6 +402,91 @@ def load_settings(
 
         settings = reversed_settings(settings)
     return settings
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a DBSYNC_* variable that names no setting (a typo would be silently ignored otherwise)."""
+    known: list[str] | None = None
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        if _names_a_setting(upper[len(ENV_PREFIX) :].lower().split("__")):
+            continue
+        known = known or sorted(setting_env_names())
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"unknown setting {name}: {hint}dbsync reads no such variable; rename or unset it "
+            "(the settings are listed in README.md, Configuration)"
+        )
+
+
+def _unknown_key(dotted: str, env: str, where: str) -> str:
+    """A key of the file that names no setting, with the closest real one."""
+    close = difflib.get_close_matches(env, sorted(setting_env_names()), n=1, cutoff=0.6)
+    hint = ""
+    if close:
+        parts = close[0][len(ENV_PREFIX) :].lower().split("__")
+        hint = f"did you mean {'.'.join(parts)}? "
+    return f"unknown setting {dotted} in {where}: {hint}dbsync reads no such key; rename or remove it"
+
+
+def _names_a_setting(parts: list[str]) -> bool:
+    """Whether the path of a DBSYNC_A__B__C variable (["a", "b", "c"]) leads to a setting."""
+    annotation: Any = Settings
+    for part in parts:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return False
+            annotation = _unwrap(field.annotation)
+        elif get_origin(annotation) is dict:
+            if annotation is _unwrap(Settings.model_fields["kinds"].annotation):
+                from dbsync.registry import KIND_NAMES
+
+                if part not in KIND_NAMES:
+                    return False
+            annotation = _unwrap(get_args(annotation)[1])
+        else:
+            return False  # a plain value has nothing below it
+    return True
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` → X (the settings tree's optional fields)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) not in (None, list, dict) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def setting_env_names() -> Iterator[str]:
+    """Every DBSYNC_* variable that names a setting (a kind's settings once per kind)."""
+    from dbsync.registry import KIND_NAMES
+
+    def walk(model: type[BaseModel], prefix: str) -> Iterator[str]:
+        for name, field in model.model_fields.items():
+            annotation = _unwrap(field.annotation)
+            env = f"{prefix}{name.upper()}"
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                yield from walk(annotation, env + "__")
+            elif name == "kinds" and model is Settings:
+                for kind in KIND_NAMES:
+                    yield from walk(KindSettings, f"{env}__{kind.upper()}__")
+            else:
+                yield env
+
+    return walk(Settings, ENV_PREFIX)
+
+
+def _env_parse_error(err: SettingsError) -> str:
+    """One line for a DBSYNC_* value pydantic-settings could not decode (a mapping given as plain text)."""
+    field = str(err).split('"')[1] if '"' in str(err) else "a setting"
+    return (
+        f"setting {field}: a DBSYNC_{field.upper()}__* variable is not valid JSON; a mapping is a JSON object "
+        f'(e.g. DBSYNC_MAPPING__EMAILS=\'{{"@old.com": "@new.com"}}\'), a list is JSON or comma-separated text'
+    )
 
 
 def check_workspace(side: str, ws: WorkspaceSettings) -> None:

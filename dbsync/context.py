@@ -54,6 +54,11 @@ class SyncContext:
                 self._cache[key] = value
             return value
 
+    def peek(self, key: str) -> Any | None:
+        """What `cached()` holds for `key` this run, without computing it (None when nothing is held)."""
+        with self._guard:
+            return self._cache.get(key)
+
     def invalidate(self, key: str) -> None:
         with self._guard:
             self._cache.pop(key, None)
@@ -89,6 +94,27 @@ def preflight(side: str, host: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def check_auth(side: str, ws: Workspace) -> None:
+    """One cheap authenticated call (who am I): a refused token is one line at start, not an error per kind.
+
+    A bad PAT answers 401 or 403 (`Invalid access token`) on every endpoint; without this check each kind's
+    listing failed with the SDK's config dump, and a wrong target token left `plan` and `validate` saying
+    nothing about it.
+    """
+    from databricks.sdk.errors import PermissionDenied, Unauthenticated
+
+    from dbsync.errors import ConfigError
+
+    try:
+        ws.client.current_user.me()
+    except (Unauthenticated, PermissionDenied) as err:
+        reason = str(err).split(" Config: ")[0].strip().rstrip(".")
+        raise ConfigError(
+            f"the {side} workspace at {ws.host} refused dbsync's credentials ({reason}): set a valid personal "
+            f"access token in DBSYNC_{side.upper()}__TOKEN or {side}.token, or fix {side}.profile"
+        ) from None
+
+
 def open_context(settings: Settings, check_hosts: bool = True, writer: bool = True, **kw: Any) -> SyncContext:
     """Connect both sides, open the store and bind it to this source → target pair.
 
@@ -111,6 +137,7 @@ def open_context(settings: Settings, check_hosts: bool = True, writer: bool = Tr
             retry_timeout_seconds=settings.retry_timeout_seconds,
             concurrency=settings.concurrency,
         )
+        check_auth(side, sides[side])
     source_id, target_id = sides["source"].workspace_id(), sides["target"].workspace_id()
     if source_id == target_id and sides["source"].host == sides["target"].host:
         raise ConfigError("source and target are the same workspace: set target.host to the standby workspace")

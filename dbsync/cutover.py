@@ -38,7 +38,7 @@ from databricks.sdk.service.jobs import JobSettings
 
 from dbsync import metrics, planner
 from dbsync.config import Settings
-from dbsync.context import SyncContext, open_context, preflight
+from dbsync.context import SyncContext, check_auth, open_context, preflight
 from dbsync.errors import ConfigError, DbsyncError, ListingError
 from dbsync.model import Prior
 from dbsync.report import SAMPLE, KindValidation, Report, add_store_status, not_ready_reasons, validate
@@ -197,6 +197,7 @@ def _open_without_source(settings: Settings) -> SyncContext:
         retry_timeout_seconds=settings.retry_timeout_seconds,
         concurrency=settings.concurrency,
     )
+    check_auth("target", target)  # a refused token is one line now, not an error per job mid-cutover
     with _quiet("databricks.sdk"):  # its host probe warns about the host we know is down
         source = connect(
             "source", settings.source, retry_timeout_seconds=1, http_timeout_seconds=5, concurrency=settings.concurrency

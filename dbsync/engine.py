@@ -222,6 +222,8 @@ class Engine:
         The first look after a write records the baseline; a later difference (or the object gone
         from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
         """
+        if report.created or report.updated:
+            kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
         try:
             target_view = {r.key: r.version_hint for r in self._listing(kind, self.ctx.target)}
         except ListingError as err:

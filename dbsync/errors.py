@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+# The SDK ends its messages with the client's whole config ("Config: host=..., token=***, ...") and sometimes
+# the variables it read ("Env: DATABRICKS_HOST, ..."): a paragraph per error that says nothing to act on.
+_SDK_CONFIG_DUMP = re.compile(r"\.? (?:Config|Env): \w+(?:=[^,\s]*)?(?:, \w+(?:=[^,\s]*)?)*")
+
+
+def without_sdk_config(message: str) -> str:
+    """`message` without the SDK's appended client config dump."""
+    return _SDK_CONFIG_DUMP.sub("", message)
+
 
 class DbsyncError(Exception):
     """Base class: a message a user can act on."""
+
+    def __str__(self) -> str:
+        return without_sdk_config(super().__str__())
 
 
 class ConfigError(DbsyncError):

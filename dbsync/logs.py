@@ -36,4 +36,5 @@ def setup(level: str = "INFO") -> None:
     # The SDK logs request bodies at DEBUG; keep it at WARNING so payloads never reach the log.
     logging.getLogger("databricks").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the host preflight: a line per request says nothing
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise; ours say more

@@ -4,7 +4,11 @@ endpoint templates."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from dbsync.registry import KIND_NAMES
 
 RESOURCES = Gauge("dbsync_resources", "Replicated resources by kind and status", ["kind", "status"])
 CHANGES_APPLIED = Counter("dbsync_changes_applied_total", "Changes written to the target", ["kind", "action"])
@@ -27,3 +31,22 @@ DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
 )
 CUTOVER_STATE = Gauge("dbsync_cutover_state", "0 standby replication, 1 cutover in progress, 2 cutover complete")
+
+ACTIONS = ("create", "update", "delete")
+
+
+def zero_series(kind_names: Iterable[str] = KIND_NAMES) -> None:
+    """Create every kind's labelled series at 0, so `increase()` sees a kind's first drift or error.
+
+    A counter child that first appears at 1 has no earlier sample: Prometheus sees no increase and
+    an alert on it stays silent for a one-off event.
+    """
+    for kind in kind_names:
+        SYNC_ERRORS.labels(kind)
+        DRIFT_DETECTED.labels(kind)
+        DELETE_GUARD_TRIPPED.labels(kind)
+        for action in ACTIONS:
+            CHANGES_APPLIED.labels(kind, action)
+
+
+zero_series()

@@ -41,6 +41,7 @@ from dbsync.watchers.metastore import (
     schema_names,
     show_create,
     split_key,
+    verbatim_create,
     view_reads,
     with_name,
 )
@@ -177,6 +178,18 @@ def _external_on_target(ctx: SyncContext, parts: list[str]) -> bool:
     return False
 
 
+def _statement(change: Change, wanted: exp.Create, *, if_not_exists: bool = False, or_replace: bool = False) -> str:
+    """The CREATE sent to the target: the source's own text (only its header adjusted); sqlglot's rendering only
+    when the source text is not at hand or its header is not one SHOW CREATE TABLE prints."""
+    payload = _payload(change)
+    parts = [payload["catalog"], payload["schema"], payload["name"]]
+    source_text = change.resource.source_meta.get("ddl") if change.resource is not None else None
+    verbatim = (
+        verbatim_create(source_text, parts, if_not_exists=if_not_exists, or_replace=or_replace) if source_text else None
+    )
+    return verbatim or render(wanted, if_not_exists=if_not_exists, or_replace=or_replace)
+
+
 def _same(tree: exp.Create, parts: list[str], ddl: str) -> bool:
     return render(with_name(tree, parts)) == ddl
 
@@ -199,16 +212,22 @@ class TablesReplicator(Replicator):
         wanted = parse_create(payload["ddl"], change.key)
         what, current = _on_target(ctx, parts)
         if current is None:
-            _create(ctx, parts, render(wanted, if_not_exists=True), "table", parts[:2])
+            _create(ctx, parts, _statement(change, wanted, if_not_exists=True), "table", parts[:2])
             return Applied(change.key, adopted=False)
         if what == "table" and _same(current, parts, payload["ddl"]):
             return Applied(change.key, adopted=_found(change))  # the target already has this definition
-        applied = self._changed(ctx, change.key, parts, wanted, current, what)
+        applied = self._changed(ctx, change, parts, wanted, current, what)
         applied.adopted = _found(change)
         return applied
 
     def _changed(
-        self, ctx: SyncContext, key: str, parts: list[str], wanted: exp.Create, current: exp.Create, what: str | None
+        self,
+        ctx: SyncContext,
+        change: Change,
+        parts: list[str],
+        wanted: exp.Create,
+        current: exp.Create,
+        what: str | None,
     ) -> Applied:
         """The target's definition differs: recreate an external table if allowed, otherwise report."""
         if what == "view":
@@ -237,7 +256,8 @@ class TablesReplicator(Replicator):
             )
         runner(ctx, ctx.target).execute(f"DROP TABLE IF EXISTS {qualified(parts)}")
         remember_on_target(ctx, parts[0], parts[1], parts[2], None)
-        _create(ctx, parts, render(wanted, if_not_exists=True), "table", parts[:2])
+        _create(ctx, parts, _statement(change, wanted, if_not_exists=True), "table", parts[:2])
+        key = change.key
         ctx.event(
             self.kind,
             key,
@@ -282,7 +302,8 @@ class ViewsReplicator(Replicator):
             raise Permanent("the target has a table by this name where the source has a view")
         namespace = _view_namespace(ctx, parts)
         self._check_reads(ctx, view_reads(wanted, *namespace))
-        statement = render(wanted, or_replace=True) if current is not None else render(wanted, if_not_exists=True)
+        replace = current is not None
+        statement = _statement(change, wanted, if_not_exists=not replace, or_replace=replace)
         try:
             _create(ctx, parts, statement, "view", namespace)
         except SqlError as err:

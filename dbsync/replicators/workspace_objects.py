@@ -22,7 +22,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Kept, Permanent, RetryLater
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.workspace_objects import ARCHIVE_ROOT
+from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 
 
 class WorkspaceObjectReplicator(Replicator):
@@ -37,9 +37,11 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             ctx.target.client.workspace.mkdirs(path)
+            written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
             return Applied(target_key=path)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
+        written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
         return Applied(target_key=path, adopted=found if creating else None)
 
     def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None, creating: bool) -> bool:

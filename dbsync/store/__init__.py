@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import WAITING_ON, Applied, Prior, Resource
+from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
 
 SCHEMA_VERSION = 2
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
@@ -432,6 +432,14 @@ class Store:
                 "target_fingerprint = CASE WHEN ? THEN NULL ELSE target_fingerprint END, "
                 "last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
                 ["pending" if heal else "drifted", heal, time.time() if heal else None, kind, key],
+            )
+
+    def record_fingerprint(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """The same source object fingerprinted anew (a new normalizer): payload and fingerprint, nothing else."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE resources SET payload_json = ?, fingerprint = ? WHERE kind = ? AND source_key = ?",
+                [_json(payload), fingerprint(payload), kind, key],
             )
 
     def record_target_fingerprint(self, kind: str, key: str, target_fingerprint: str | None) -> None:

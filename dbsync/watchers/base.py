@@ -35,6 +35,14 @@ class Watcher(ABC):
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         """The stub completed with its normalized payload (what is fingerprinted and written)."""
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """Drop a target listing cached earlier in the run, so the drift check sees this kind's own writes.
+
+        Called before the drift check of a kind that wrote this cycle: a baseline taken from a listing
+        made before the write would make dbsync's own write look like a hand edit next cycle.
+        """
+        return None  # most kinds list the target afresh for the drift check
+
     def acl_object_id(self, ctx: SyncContext, ws: Workspace, key: str, meta: dict) -> str | None:
         """The id the permissions API uses for the object `key` of `ws` (the key itself by default).
 

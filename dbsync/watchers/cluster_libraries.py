@@ -107,6 +107,10 @@ def normalize(ctx: SyncContext, cluster_id: str, statuses: list[dict[str, Any]])
 class ClusterLibrariesWatcher(Watcher):
     kind = KIND
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """The target's clusters may have been listed before the clusters kind created one this run."""
+        ctx.invalidate("interactive-clusters:target")
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
             clusters = interactive_clusters(ctx, ws)

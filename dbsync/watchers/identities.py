@@ -168,6 +168,10 @@ class ScimWatcher(Watcher):
         """The payload written to the target, None for an object dbsync does not replicate."""
         raise NotImplementedError
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """A record listed while another thread wrote it may be stale: the drift check reads it again."""
+        ctx.invalidate(listing_key("target", self.scim_type))
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         may_create = getattr(ctx.settings.identities, f"create_{self.kind}", None)
         skipped = skipped_keys(ctx, self.kind) if ws.side == "source" else set()

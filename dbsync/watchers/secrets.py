@@ -56,6 +56,10 @@ def scope_acl(ctx: SyncContext, ws: Workspace, scope: str) -> list[dict[str, str
 class SecretScopeWatcher(Watcher):
     kind = "secret_scopes"
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """Scopes listed while a write was in flight may be stale: the drift check reads them again."""
+        ctx.invalidate("secret-scopes:target")
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for scope in scopes(ctx, ws):
             backend = scope.get("backend_type") or "DATABRICKS"
@@ -81,6 +85,7 @@ class SecretScopeWatcher(Watcher):
 
 class SecretWatcher(Watcher):
     kind = "secrets"
+    forget_target_listing = SecretScopeWatcher.forget_target_listing
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         names = [s["name"] for s in scopes(ctx, ws) if s.get("backend_type") != KEY_VAULT]

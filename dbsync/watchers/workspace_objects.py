@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.workspace import ExportFormat
+from databricks.sdk.service.workspace import ExportFormat, ObjectInfo
 
 from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
@@ -31,6 +31,8 @@ SKIPPED_TYPES = ("REPO", "LIBRARY", "DASHBOARD")
 # Target ACL lookups answered by one get-status each; past this many in a run, one listing of the target
 # tree answers the rest (an initial sync: one `list` per directory instead of a `get-status` per object).
 ACL_LOOKUPS_BEFORE_LISTING = 50
+# The same trade for the drift baseline of this run's imports: a get-status each, or the tree listed again.
+REFRESHES_BEFORE_LISTING = 50
 
 
 class Entry(NamedTuple):
@@ -69,6 +71,16 @@ class Tree:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def replace(self, entry: Entry) -> None:
+        """Put `entry` in place of the row with its path (appended when the tree has none)."""
+        try:
+            i = self.paths.index(entry.path)
+        except ValueError:
+            self.append(entry)
+            return
+        self.codes[2 * i : 2 * i + 2] = bytes((self._code(entry.object_type), self._code(entry.language)))
+        self.numbers[3 * i : 3 * i + 3] = array("q", (entry.object_id, entry.modified_at, entry.size))
 
     def __iter__(self) -> Iterator[Entry]:
         names, codes, numbers = self.names, self.codes, self.numbers
@@ -109,20 +121,25 @@ def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entr
             level = next_level
 
 
+def _entry(o: ObjectInfo) -> Entry:
+    return Entry(
+        o.path or "",
+        o.object_type.value if o.object_type else "",
+        o.object_id or 0,
+        o.modified_at or 0,
+        o.size or 0,
+        o.language.value if o.language else None,
+    )
+
+
+def written_paths(ctx: SyncContext, kind: str) -> list[str]:
+    """Target paths this run wrote for `kind` (the replicator appends; the drift check reads their rows again)."""
+    return ctx.cached(f"written:{kind}", list)
+
+
 def _list_dir(ws: Workspace, path: str) -> list[Entry]:
     try:
-        objects = ws.client.workspace.list(path)
-        return [
-            Entry(
-                o.path or "",
-                o.object_type.value if o.object_type else "",
-                o.object_id or 0,
-                o.modified_at or 0,
-                o.size or 0,
-                o.language.value if o.language else None,
-            )
-            for o in objects
-        ]
+        return [_entry(o) for o in ws.client.workspace.list(path)]
     except NotFound as err:
         if not _still_there(ws, path):
             return []  # deleted between listing its parent and listing it
@@ -165,6 +182,26 @@ class WorkspaceObjectWatcher(Watcher):
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""
         for side in ("source", "target"):
             ctx.invalidate(f"tree:{side}")
+
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """The target tree may have been listed by an earlier kind's drift check, before this kind's imports.
+
+        A few imports: their rows are read again (a get-status each); many: the tree is listed again.
+        """
+        tree = ctx.peek("tree:target")
+        written = written_paths(ctx, self.kind)
+        if tree is None or not written:
+            return
+        if len(written) > REFRESHES_BEFORE_LISTING:
+            ctx.invalidate("tree:target")
+            return
+        for path in written:
+            try:
+                status = ctx.target.client.workspace.get_status(path)
+            except NotFound:
+                ctx.invalidate("tree:target")  # gone since: a listing tells what is there
+                return
+            tree.replace(_entry(status))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for entry in self.tree(ctx, ws):

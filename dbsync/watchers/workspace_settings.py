@@ -45,6 +45,10 @@ def conf_values(ctx: SyncContext, ws: Workspace) -> dict[str, str | None]:
 class WorkspaceConfWatcher(Watcher):
     kind = "workspace_conf"
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """Values read while another key was being written may be stale: the drift check reads them again."""
+        ctx.invalidate(f"workspace-conf:{ctx.target.side}")
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for key, value in conf_values(ctx, ws).items():
             payload = {"key": key, "value": value}
