@@ -56,6 +56,14 @@ def _row(pair: Pair, kind: str, key: str) -> tuple | None:
         store.close()
 
 
+def _wait_terminated(w, seconds: float = 30) -> None:
+    """Until no cluster is TERMINATING (the emulator's state machine runs on its clock; bounded)."""
+    deadline = time.monotonic() + seconds
+    while any(c.state and c.state.value == "TERMINATING" for c in w.clusters.list()):
+        assert time.monotonic() < deadline, "clusters still TERMINATING"
+        time.sleep(0.1)
+
+
 def _notebook(w, path: str, text: str = "print(1)") -> None:
     w.workspace.mkdirs(path.rsplit("/", 1)[0])
     w.workspace.import_(
@@ -231,10 +239,11 @@ def test_a_lost_store_recognises_dbsyncs_own_tag_and_still_deletes_with_the_sour
         src.jobs.create(name=name, tasks=TASKS)
     only = ["clusters", "jobs"]
     pair.sync(only=only)
+    _wait_terminated(dst)  # a cluster is edited only when RUNNING or TERMINATED, as on the service
     pair.state_path = tmp_path / "new-store.db"  # the PVC was lost
     pair.sync(only=only)
     assert len(list(dst.jobs.list())) == 3 and len(list(dst.clusters.list())) == 3  # no duplicate
-    assert _row(pair, "clusters", cluster)[2] == "created" and _row(pair, "jobs", str(job))[2] == "created"
+    assert [_row(pair, "clusters", cluster)[::2], _row(pair, "jobs", str(job))[::2]] == [("synced", "created")] * 2
     src.clusters.permanent_delete(cluster)
     src.jobs.delete(job)
     reports = pair.sync(only=only)
