@@ -106,7 +106,7 @@ def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
     _say("dbsync demo: two emulated Databricks workspaces on this machine, no configuration needed.\n")
     source = start_emulator(seed_objects=seed_objects, seed=42, cluster_start_seconds=0.5)
     target = start_emulator(cluster_start_seconds=0.5)
-    _running_cluster(source)
+    analytics_cluster = _running_cluster(source)
     _say(f"  source workspace  {source.url}  (seeded with ~{seed_objects} objects)")
     _say(f"  target workspace  {target.url}  (empty standby)\n")
     with tempfile.TemporaryDirectory(prefix="dbsync-demo-") as tmp:
@@ -118,6 +118,8 @@ def run_demo(seed_objects: int = SEED_OBJECTS) -> int:
             identities={"create_users": True},
             # A SQL warehouse on each side turns on the metastore kinds (schemas, tables, views, table ACLs).
             metastore={"source_warehouse_id": _warehouse(source), "target_warehouse_id": _warehouse(target)},
+            # A real workspace refuses secrets/get over REST: values are read on a running source cluster.
+            secrets={"values_from": "cluster", "cluster_id": analytics_cluster},
         )
         ctx = open_context(settings)
         try:

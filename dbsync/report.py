@@ -346,14 +346,14 @@ def validate(ctx: SyncContext, names: list[str] | None = None, fetch_unversioned
 def format_text(report: Report) -> str:
     lines = [
         f"{'kind':<20}{'source':>8}{'target':>8}{'in sync':>9}{'pending':>8}{'partial':>8}{'skipped':>8}"
-        f"{'missing':>8}{'extra':>7}{'drifted':>8}{'errors':>7}{'lag s':>7}"
+        f"{'missing':>8}{'extra':>7}{'drifted':>8}{'blocked':>8}{'errors':>7}{'lag s':>7}"
     ]
     for r in report.kinds:
         percent = r.in_sync_percent
         in_sync = "manual" if r.report_only else "unknown" if percent is None else f"{percent:.1f}%"
         lines.append(
             f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync:>9}{r.pending:>8}{r.partial:>8}"
-            f"{r.skipped:>8}{r.missing_count:>8}{r.extra_count:>7}{r.drifted_count:>8}{r.errors + r.blocked:>7}"
+            f"{r.skipped:>8}{r.missing_count:>8}{r.extra_count:>7}{r.drifted_count:>8}{r.blocked:>8}{r.errors:>7}"
             f"{r.lag_seconds:>7.0f}"
         )
     lines.append("")
