@@ -769,7 +769,14 @@ def scenario_foreign(args: argparse.Namespace) -> None:
         bi = _warehouse(src, "bi")
         _warehouse(src, "etl")
         theirs = _warehouse(dst, "bi")
-        for path in ("/Shared/finance/report", "/Shared/finance/q1/summary", "/Shared/ops/daily"):
+        # The source keeps most notebooks, so the small-kind delete guard is not what this scenario tests.
+        for path in (
+            "/Shared/finance/report",
+            "/Shared/finance/q1/summary",
+            "/Shared/ops/daily",
+            "/Shared/ops/weekly",
+            "/Shared/ops/monthly",
+        ):
             _notebook(src, path)
         first = p.sync()
         _notebook(dst, "/Shared/finance/DR_RUNBOOK")
