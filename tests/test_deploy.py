@@ -403,7 +403,7 @@ def test_statefulset_runs_as_non_root_with_probes_on_the_named_port(
     (port,) = main["ports"]
     assert port["name"] == "http" and port["containerPort"] == service["spec"]["ports"][0]["port"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
-    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz")):
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/livez")):
         assert main[probe]["httpGet"] == {"path": path, "port": "http"}
     readiness = main["readinessProbe"]
     if values.get("auth", {}).get("enabled", True):  # auth is on by default
