@@ -22,6 +22,7 @@ from test_deploy import (  # noqa: F401
     chart,
     helm,
     kubernetes_validate,
+    notes,
     one,
     render,
 )
@@ -68,6 +69,12 @@ def test_the_pairs_example_renders_one_set_of_resources_per_pair(chart: Any) -> 
         assert endpoint["authorization"]["credentials"]["name"] == f"dbsync-{name}-tokens"
         assert {"targetLabel": "pair", "replacement": name} in endpoint["relabelings"]
     assert len({json.dumps(s, sort_keys=True) for s in selectors}) == len(NAMES)  # no pod matches two pairs
+
+
+def test_the_install_notes_name_every_pair_and_the_right_secret(chart: Any) -> None:  # noqa: F811
+    text = notes(chart, _values(PAIRS))
+    assert all(f"statefulset dbsync-{n}" in text.lower() for n in NAMES), text
+    assert "get secret dbsync-emea-tokens" in text and "WARNING" not in text
 
 
 def test_the_pairs_example_matches_the_kubernetes_schemas(chart: Any, kubernetes_validate: Any) -> None:  # noqa: F811
