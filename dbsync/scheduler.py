@@ -142,6 +142,7 @@ class Daemon:
         self.handed_over: str | None = None
         self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
         self.heartbeat = Heartbeat()
+        self.closing = False  # set by shutdown(): /readyz turns 503 so the Service stops sending requests
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -313,6 +314,7 @@ class Daemon:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop scheduling, let the change in flight finish (bounded), close the store. True if clean."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.closing = True
         self.stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

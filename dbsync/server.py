@@ -158,11 +158,16 @@ class _Handler(BaseHTTPRequestHandler):
 
         Only a daemon shutting down is not ready. Whether a cutover may start is /cutover-readyz.
         """
-        daemon = self.server.daemon
-        closing = daemon.stop.is_set() and not daemon.handed_over
-        ready = not self._cutover_problems()
-        body = json.dumps({"serving": not closing, "cutover_ready": ready, "details": "/cutover-readyz"}).encode()
-        self._send(503 if closing else 200, body, "application/json")
+        if self.server.daemon.closing:  # not the stop flag: a hand-over to `dbsync cutover` sets that too
+            self._send(503, b'{"serving": false, "reason": "shutting down"}', "application/json")
+            return
+        try:
+            ready: bool | None = not self._cutover_problems()
+        except Exception:  # serving does not depend on the store answering; /cutover-readyz says what failed
+            log.warning("/readyz: cannot read the cutover readiness", exc_info=True)
+            ready = None
+        body = json.dumps({"serving": True, "cutover_ready": ready, "details": "/cutover-readyz"}).encode()
+        self._send(200, body, "application/json")
 
     def _cutover_readyz(self) -> None:
         """200 when a cutover may rely on the standby (replicating, both workspaces answered, nothing stale)."""

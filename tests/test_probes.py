@@ -138,7 +138,17 @@ def test_a_daemon_idle_by_design_is_alive_however_long_it_waits(pair: Pair) -> N
     daemon.start()  # refuses to replicate after a cutover, stays up to serve
     clock.now += 10 * liveness_window(daemon.settings, daemon.groups)
     assert daemon.liveness() == []
-    daemon.shutdown()
+    server = StatusServer(("127.0.0.1", 0), daemon, None)
+    server.start()
+    try:
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+        daemon.stop.set()  # what a hand-over to `dbsync cutover` does first: still serving
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+        daemon.shutdown()
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 503  # leaving: out of the Service
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- the chart uses them ------------------------------------------------------------------------------
