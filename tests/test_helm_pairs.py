@@ -77,6 +77,12 @@ def test_the_install_notes_name_every_pair_and_the_right_secret(chart: Any) -> N
     assert "get secret dbsync-emea-tokens" in text and "WARNING" not in text
 
 
+def test_the_pairs_example_lints_clean_under_strict(helm: Any) -> None:  # noqa: F811
+    report = helm.lint(CHART, _values(PAIRS), strict=True)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # 1 is info ("icon is recommended")
+    assert not problems and not report["errors"], json.dumps(report, indent=2)
+
+
 def test_the_pairs_example_matches_the_kubernetes_schemas(chart: Any, kubernetes_validate: Any) -> None:  # noqa: F811
     for manifest in render(chart, _values(PAIRS)):
         if manifest["apiVersion"].startswith("monitoring.coreos.com/"):
