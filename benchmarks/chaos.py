@@ -1035,7 +1035,7 @@ def _serve_readyz_names_the_broken_group(p: Pair) -> None:
             time.sleep(0.5)
             with contextlib.suppress(httpx.HTTPError):
                 answer = httpx.get(
-                    f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=5
+                    f"http://127.0.0.1:{port}/cutover-readyz", headers={"Authorization": f"Bearer {token}"}, timeout=5
                 )
                 said = answer.text if answer.status_code != 200 else ""
     finally:
@@ -1128,7 +1128,9 @@ def scenario_serve_cutover(args: argparse.Namespace) -> None:
         p.dst.faults()
         p.dst.reset_stats()
         time.sleep(3)
-        readyz = httpx.get(f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        readyz = httpx.get(
+            f"http://127.0.0.1:{port}/cutover-readyz", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         after = p.dst.writes()
         check("serve + cutover: no daemon write after the cutover", after == 0, f"{after} target writes in 3 s")
         check(

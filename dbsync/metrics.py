@@ -30,6 +30,9 @@ DRIFT_DETECTED = Counter("dbsync_drift_detected_total", "Target objects edited o
 DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
 )
+CUTOVER_READY = Gauge(
+    "dbsync_cutover_ready", "1 while /cutover-readyz is 200: replicating, both workspaces answered, nothing stale"
+)
 CUTOVER_STATE = Gauge("dbsync_cutover_state", "0 standby replication, 1 cutover in progress, 2 cutover complete")
 
 ACTIONS = ("create", "update", "delete")

@@ -14,12 +14,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from dbsync import metrics
@@ -58,6 +60,39 @@ def group_interval(settings: Settings, group: tuple[str, ...]) -> float:
 def jitter(interval: float) -> float:
     """Spread the groups so they do not all hit the API in the same second."""
     return min(MAX_JITTER_SECONDS, interval * 0.1)
+
+
+class Heartbeat:
+    """The worker thread's last sign of progress; /livez fails when it is older than the liveness window."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # injectable: tests stall the scheduler without sleeping through the window
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self.clock()
+
+    def age(self) -> float:
+        return self.clock() - self.last
+
+
+class _BeatingStop:
+    """The engine's view of the stop flag: it reads it per kind and per listed object, so a read is a beat."""
+
+    def __init__(self, stop: threading.Event, heartbeat: Heartbeat) -> None:
+        self._stop = stop
+        self._heartbeat = heartbeat
+
+    def is_set(self) -> bool:
+        self._heartbeat.beat()
+        return self._stop.is_set()
+
+
+def liveness_window(settings: Settings, groups: list[tuple[str, ...]]) -> float:
+    """Longest quiet time of a scheduler that still works: idle up to its shortest interval (and jitter)
+    between cycles, and inside a cycle one REST call with its retries between two beats."""
+    shortest = min((group_interval(settings, g) for g in groups), default=60.0)
+    return STALE_INTERVALS * shortest + MAX_JITTER_SECONDS + settings.retry_timeout_seconds
 
 
 @dataclass
@@ -106,6 +141,8 @@ class Daemon:
         self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
         self.handed_over: str | None = None
         self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
+        self.heartbeat = Heartbeat()
+        self.closing = False  # set by shutdown(): /readyz turns 503 so the Service stops sending requests
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -155,9 +192,10 @@ class Daemon:
 
     def _run(self, names: tuple[str, ...]) -> list[KindReport]:
         with self._cycle_lock:
+            self.heartbeat.beat()
             if self.stop.is_set():
                 return []
-            engine = Engine(self.ctx, retry_now=False, stop=self.stop)
+            engine = Engine(self.ctx, retry_now=False, stop=_BeatingStop(self.stop, self.heartbeat))  # type: ignore[arg-type]
             try:
                 reports = engine.cycle(list(names))
             except StoreError as err:
@@ -206,6 +244,24 @@ class Daemon:
         if self.handed_over:
             return [self.handed_over]
         return self.health.problems(self.settings, self.groups)
+
+    def liveness(self) -> list[str]:
+        """Reasons to restart the daemon (empty while alive): the worker made no progress within the window.
+
+        Idle by design (cut over, handed to a cutover, paused on a store refusal, shutting down) is alive:
+        a restart would not help, and the clock starts again when replication resumes.
+        """
+        replicating = self.scheduler.state == STATE_RUNNING and not self.handed_over and not self.stop.is_set()
+        if not replicating:
+            self.heartbeat.beat()
+            return []
+        age, window = self.heartbeat.age(), liveness_window(self.settings, self.groups)
+        if age <= window:
+            return []
+        return [
+            f"the scheduler made no progress for {age:.0f} s (window {window:.0f} s): a cycle is stuck or the "
+            "scheduler thread stopped; the restart resumes from the store"
+        ]
 
     # -- hand-off to `dbsync cutover` -------------------------------------------------------------
     def poll(self) -> None:
@@ -258,6 +314,7 @@ class Daemon:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop scheduling, let the change in flight finish (bounded), close the store. True if clean."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.closing = True
         self.stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

@@ -1,6 +1,6 @@
-"""The daemon's HTTP endpoints: /metrics /healthz /readyz /report /report.html.
+"""The daemon's HTTP endpoints: /metrics /healthz /livez /readyz /cutover-readyz /report /report.html.
 
-Binds server.host (127.0.0.1 by default). With server.auth_token set, every path but /healthz needs
+Binds server.host (127.0.0.1 by default). With server.auth_token set, every path but /healthz and /livez needs
 `Authorization: Bearer <token>`. Without a token on an address other than loopback (the container image
 binds 0.0.0.0), /report and /report.html are off (403 naming the setting): anyone who reaches the pod
 could otherwise make dbsync list both workspaces. The report is a full listing of both workspaces, so
@@ -32,6 +32,7 @@ from dbsync.scheduler import Daemon
 log = logging.getLogger("dbsync.server")
 REPORT_TTL_SECONDS = 60.0  # README: "the report is at most a minute old"
 _CUTOVER_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
+_OPEN_PATHS = ("/healthz", "/livez")  # probes a kubelet sends without a token; they say nothing about the workspaces
 
 
 class StatusServer(ThreadingHTTPServer):
@@ -109,14 +110,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        if path != "/healthz" and not self._authorized():
+        if path not in _OPEN_PATHS and not self._authorized():
             self._send(
                 401, b'{"error": "missing or wrong bearer token"}', "application/json", {"WWW-Authenticate": "Bearer"}
             )
             return
         route = {
             "/healthz": self._healthz,
+            "/livez": self._livez,
             "/readyz": self._readyz,
+            "/cutover-readyz": self._cutover_readyz,
             "/metrics": self._metrics,
             "/report": self._report_json,
             "/report.html": self._report_html,
@@ -144,15 +147,44 @@ class _Handler(BaseHTTPRequestHandler):
     def _healthz(self) -> None:
         self._send(200, b'{"status": "alive"}', "application/json")
 
+    def _livez(self) -> None:
+        """503 when the scheduler stopped making progress (the kubelet restarts the pod); 200 otherwise."""
+        problems = self.server.daemon.liveness()
+        body = json.dumps({"alive": not problems, "problems": problems}).encode()
+        self._send(200 if not problems else 503, body, "application/json")
+
     def _readyz(self) -> None:
-        problems = self.server.daemon.readiness()
+        """200 while this daemon serves: a source outage or a completed cutover is no reason to leave the Service.
+
+        Only a daemon shutting down is not ready. Whether a cutover may start is /cutover-readyz.
+        """
+        if self.server.daemon.closing:  # not the stop flag: a hand-over to `dbsync cutover` sets that too
+            self._send(503, b'{"serving": false, "reason": "shutting down"}', "application/json")
+            return
+        try:
+            ready: bool | None = not self._cutover_problems()
+        except Exception:  # serving does not depend on the store answering; /cutover-readyz says what failed
+            log.warning("/readyz: cannot read the cutover readiness", exc_info=True)
+            ready = None
+        body = json.dumps({"serving": True, "cutover_ready": ready, "details": "/cutover-readyz"}).encode()
+        self._send(200, body, "application/json")
+
+    def _cutover_readyz(self) -> None:
+        """200 when a cutover may rely on the standby (replicating, both workspaces answered, nothing stale)."""
+        problems = self._cutover_problems()
         body = json.dumps({"ready": not problems, "problems": problems}).encode()
         self._send(200 if not problems else 503, body, "application/json")
+
+    def _cutover_problems(self) -> list[str]:
+        problems = self.server.daemon.readiness()
+        metrics.CUTOVER_READY.set(0 if problems else 1)
+        return problems
 
     def _metrics(self) -> None:
         store = self.server.daemon.ctx.store
         update_gauges(store, KIND_NAMES)  # lag is computed at scrape time, so a stuck cycle shows it growing
         metrics.CUTOVER_STATE.set(_CUTOVER_STATES.get(store.role, 0))
+        self._cutover_problems()  # sets dbsync_cutover_ready
         self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
 
     def _report_json(self) -> None:

@@ -41,7 +41,8 @@ PIP_TEST_EXTRA = "pip install -e '.[test]'"
 # The oldest and the newest Kubernetes minor whose schemas kubernetes-validate bundles (Chart.yaml: kubeVersion).
 KUBE_VERSIONS = ("1.25.0", "1.37.0")
 # Labels Prometheus attaches to every scraped series (ServiceMonitor or pod annotations), not dbsync's own.
-TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint"}
+# `pair` is set by the chart's ServiceMonitor (relabeling), one value per workspace pair.
+TARGET_LABELS = {"pair", "job", "instance", "namespace", "pod", "service", "container", "endpoint"}
 TOKENS = {
     "source": "dapi-test-source-5f1c9a",
     "target": "dapi-test-target-8e2b7d",
@@ -96,11 +97,16 @@ def _with_tokens(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "tokens": {**values.get("tokens", {}), **TOKENS}}
 
 
+# What an install must give (values.schema.json requires it): both hosts, and tokens or tokens.existingSecret.
+REQUIRED = {
+    "config": {"source": {"host": "https://primary.example.com"}, "target": {"host": "https://dr.example.com"}},
+    "tokens": {"source": "dapi-required-source", "target": "dapi-required-target"},
+}
 VALUE_SETS = {
-    "default": lambda: {},
+    "default": lambda: REQUIRED,
     "all-on": lambda: _values(ALL_ON),
     "example": lambda: _values(EXAMPLE),
-    "default-with-tokens": lambda: _with_tokens({}),
+    "default-with-tokens": lambda: _with_tokens(REQUIRED),
 }
 
 
@@ -165,7 +171,7 @@ def test_rendered_manifests_match_the_kubernetes_schemas(
 
 
 def test_the_offline_schemas_reject_a_broken_manifest(chart: Any, kubernetes_validate: Any) -> None:
-    statefulset = one(render(chart, {}), "StatefulSet")
+    statefulset = one(render(chart, REQUIRED), "StatefulSet")
     statefulset["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}  # a typo strict mode must catch
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(statefulset, KUBE_VERSIONS[-1], strict=True)
@@ -197,7 +203,7 @@ def test_service_monitor_is_well_formed(chart: Any) -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["dr"]}
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert set(endpoint) <= {"port", "path", "scheme", "interval", "scrapeTimeout", "authorization"}
+    assert set(endpoint) <= {"port", "path", "scheme", "interval", "scrapeTimeout", "authorization", "relabelings"}
     assert endpoint["port"] == service["spec"]["ports"][0]["name"] == "http"
     assert endpoint["path"] == "/metrics"
     for duration in (endpoint["interval"], endpoint["scrapeTimeout"]):
@@ -263,7 +269,7 @@ def test_the_schema_rejects_a_bad_value_at_install(
 
 def test_auth_is_on_by_default_with_a_generated_token(chart: Any) -> None:
     # Secure by default: /report lists both workspaces, so it never answers whoever reaches the pod.
-    manifests = render(chart, {})
+    manifests = render(chart, REQUIRED)
     secret = one(manifests, "Secret")
     token = base64.b64decode(secret["data"]["server-auth-token"]).decode()
     assert len(token) == 40 and token.isalnum()
@@ -403,7 +409,7 @@ def test_statefulset_runs_as_non_root_with_probes_on_the_named_port(
     (port,) = main["ports"]
     assert port["name"] == "http" and port["containerPort"] == service["spec"]["ports"][0]["port"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
-    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz")):
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/livez")):
         assert main[probe]["httpGet"] == {"path": path, "port": "http"}
     readiness = main["readinessProbe"]
     if values.get("auth", {}).get("enabled", True):  # auth is on by default

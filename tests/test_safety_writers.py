@@ -213,7 +213,7 @@ class _Serve:
         deadline = time.monotonic() + seconds
         while True:
             try:
-                answer = self.get("/readyz")
+                answer = self.get("/cutover-readyz")
                 if predicate(answer):
                     return answer
             except httpx.HTTPError:

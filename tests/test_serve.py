@@ -226,7 +226,7 @@ def test_serve_refuses_to_replicate_after_cutover(pair: Pair, tmp_path: Path) ->
         deadline = time.monotonic() + 30
         while True:  # it keeps running (a pod must not crash-loop), says why it is not ready, writes nothing
             try:
-                ready = server.get("/readyz")
+                ready = server.get("/cutover-readyz")
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline, server.log.read_text()

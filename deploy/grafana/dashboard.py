@@ -31,8 +31,9 @@ HERE = Path(__file__).resolve().parent
 OUTPUTS = (HERE / "dbsync.json", HERE.parent / "helm" / "dbsync" / "files" / "dbsync.json")
 
 DATASOURCE = grafana.DataSourceRef(type_val="prometheus", uid="${datasource}")
-# Every query is scoped by the dashboard's variables; several releases (workspace pairs) share one Prometheus.
-TARGET = 'job=~"$job", instance=~"$instance"'
+# Every query is scoped by the dashboard's variables; several workspace pairs (a `pairs:` release or one release
+# each) share one Prometheus. `pair` is the label the chart's ServiceMonitor sets ("All" also matches none).
+TARGET = 'pair=~"$pair", job=~"$job", instance=~"$instance"'
 KIND = f'{TARGET}, kind=~"$kind"'
 # dbsync_cutover_state's values (dbsync/server.py, dbsync/cutover.py) as the README's cutover runbook names them.
 CUTOVER_WORDS = {0: "standby", 1: "cutover running", 2: "cutover complete"}
@@ -352,7 +353,8 @@ def dashboard() -> grafana.Dashboard:
         .timezone("")
         .version(1)
         .with_variable(board.DatasourceVariable("datasource").label("Data source").type("prometheus"))
-        .with_variable(_variable("job", "Job", "label_values(dbsync_cutover_state, job)"))
+        .with_variable(_variable("pair", "Workspace pair", "label_values(dbsync_cutover_state, pair)"))
+        .with_variable(_variable("job", "Job", 'label_values(dbsync_cutover_state{pair=~"$pair"}, job)'))
         .with_variable(_variable("instance", "Instance", 'label_values(dbsync_cutover_state{job=~"$job"}, instance)'))
         .with_variable(_variable("kind", "Kind", f"label_values(dbsync_resources{{{TARGET}}}, kind)"))
     )

@@ -20,6 +20,40 @@
 {{- define "dbsync.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "dbsync.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- with .pair }}
+dbsync.io/pair: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* The workspace pair's name: `pairs[].name`, or the release's full name (one release per pair). It is the pod's
+dbsync.io/pair label and the `pair` label of its metrics. */}}
+{{- define "dbsync.pairName" -}}
+{{- .pair | default (include "dbsync.fullname" .) }}
+{{- end }}
+
+{{/* One rendering context per workspace pair, in .holder.contexts: the release itself without `pairs`; with
+`pairs`, per pair the values with its config merged over the top-level config, its own tokens, names suffixed by
+the pair's name and the release's service account. Per-pair templates range over them. */}}
+{{- define "dbsync.contexts" -}}
+{{- $root := .root }}
+{{- $contexts := list }}
+{{- if not $root.Values.pairs }}
+{{- $contexts = append $contexts $root }}
+{{- end }}
+{{- $base := include "dbsync.fullname" $root }}
+{{- $account := include "dbsync.serviceAccountName" $root }}
+{{- range $pair := $root.Values.pairs }}
+{{- $values := deepCopy $root.Values }}
+{{- $_ := set $values "pairs" list }}
+{{- $_ := set $values "config" (mergeOverwrite (deepCopy $root.Values.config) (deepCopy $pair.config)) }}
+{{- $tokens := dict "existingSecret" "" "source" "" "target" "" "serverAuth" "" "keys" (deepCopy $root.Values.tokens.keys) }}
+{{- $_ := set $values "tokens" (mergeOverwrite $tokens (deepCopy $pair.tokens)) }}
+{{- $_ := set $values "fullnameOverride" (printf "%s-%s" $base $pair.name | trunc 63 | trimSuffix "-") }}
+{{- $_ := set $values "serviceAccount" (merge (dict "name" $account) $values.serviceAccount) }}
+{{- $_ := set $values.serviceAccount "name" $account }}
+{{- $contexts = append $contexts (dict "Values" $values "Release" $root.Release "Chart" $root.Chart "Template" $root.Template "Capabilities" $root.Capabilities "Files" $root.Files "pair" $pair.name) }}
+{{- end }}
+{{- $_ := set .holder "contexts" $contexts }}
 {{- end }}
 
 {{- define "dbsync.labels" -}}
