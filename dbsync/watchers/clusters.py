@@ -12,6 +12,7 @@ from typing import Any
 from databricks.sdk.service.compute import ClustersAPI
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.model import ref
 from dbsync.watchers.listed import ListedWatcher, keep, without_dbsync_tags, writable_fields
 from dbsync.workspace import Workspace
@@ -48,6 +49,8 @@ def normalize_cluster_spec(ctx: SyncContext, spec: dict[str, Any]) -> dict[str, 
 
 
 class ClusterWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/#setting/clusters/{key}/configuration")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for cluster in ws.client.clusters.list():
             source = cluster.cluster_source.value if cluster.cluster_source else "UI"

@@ -24,6 +24,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import planner
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.watchers.base import Watcher
@@ -159,6 +160,8 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
 
 class ScimWatcher(Watcher):
     """One SCIM resource type; the listing is the payload (nothing to fetch)."""
+
+    declaration = Declaration(interval=600)
 
     def __init__(self, kind: str, scim_type: str) -> None:
         self.kind = kind

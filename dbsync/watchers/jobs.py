@@ -17,6 +17,7 @@ from typing import Any
 
 from dbsync import planner
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
 from dbsync.watchers.clusters import normalize_cluster_spec
@@ -135,6 +136,8 @@ def cluster_refs(payload: Any) -> Iterator[str]:
 
 
 class JobWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/jobs/{key}")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for job in ws.client.jobs.list(expand_tasks=True, limit=100):
             settings = job.settings.as_dict() if job.settings else {}
