@@ -15,9 +15,9 @@ from dbsync.context import SyncContext
 from dbsync.errors import ListingError, StoreError
 from dbsync.model import IN_SYNC, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.tags import SOURCE_ID_TAG
 from dbsync.watchers.base import listing
 from dbsync.watchers.jobs import SOURCE_JOB_TAG
-from dbsync.watchers.listed import SOURCE_ID_TAG
 
 SAMPLE = 20  # objects listed per category in the report
 

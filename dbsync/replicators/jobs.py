@@ -7,12 +7,13 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.jobs import JobSettings
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
 
 BY_TAG = TargetIndex(

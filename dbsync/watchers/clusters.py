@@ -14,7 +14,8 @@ from databricks.sdk.service.compute import ClustersAPI
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.model import ref
-from dbsync.watchers.listed import ListedWatcher, keep, without_dbsync_tags, writable_fields
+from dbsync.tags import without_dbsync_tags
+from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
 
 FIELDS = writable_fields(ClustersAPI.create) - {"clone_from"}

@@ -20,8 +20,9 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
+from dbsync.tags import without_dbsync_tags
 from dbsync.watchers.clusters import normalize_cluster_spec
-from dbsync.watchers.listed import ListedWatcher, without_dbsync_tags
+from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
 
 SOURCE_JOB_TAG = "dbsync_source_job_id"

@@ -25,11 +25,11 @@ from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.compute import Language, ResultType
 
 from dbsync import planner
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.cluster_libraries import interactive_clusters
 from dbsync.workspace import Workspace

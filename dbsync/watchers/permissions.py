@@ -12,11 +12,11 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import RetryLater
 from dbsync.model import Resource
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
