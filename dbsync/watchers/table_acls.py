@@ -26,9 +26,9 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, RetryLater
 from dbsync.model import Resource
+from dbsync.principals import INDEXES
 from dbsync.sql import Row, SqlError, column, qualified, runner
 from dbsync.watchers.base import Watcher
-from dbsync.watchers.identities import INDEXES
 from dbsync.watchers.metastore import HIVE_METASTORE, SHARED_LISTING, check_warehouses, not_there, split_key
 from dbsync.workspace import Workspace
 
