@@ -293,9 +293,9 @@ class Settings(BaseSettings):
 
 def _declaration(name: str) -> Declaration:
     """What the kind `name` declares (its default interval, its warehouse): the defaults for an unknown name."""
-    from dbsync.registry import kinds
+    from dbsync.registry import declaration
 
-    return next((k.declaration for k in kinds() if k.name == name), Declaration())
+    return declaration(name)
 
 
 def _env_name(loc: tuple[Any, ...]) -> tuple[str, str]:

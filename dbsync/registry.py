@@ -117,11 +117,23 @@ def kind_names() -> tuple[str, ...]:
 def _changed() -> None:
     global KIND_NAMES
     kinds.cache_clear()
+    _by_name.cache_clear()
     KIND_NAMES = tuple(k.name for k in kinds())
 
 
 def kind(name: str) -> Kind:
-    for k in kinds():
-        if k.name == name:
-            return k
-    raise KeyError(name)
+    return _by_name()[name]
+
+
+def declaration(name: str) -> Declaration:
+    """What the kind `name` declares; the defaults for a name no kind has (read per object: a dict lookup)."""
+    found = _by_name().get(name)
+    return found.declaration if found is not None else _DEFAULTS
+
+
+_DEFAULTS = Declaration()
+
+
+@cache
+def _by_name() -> dict[str, Kind]:
+    return {k.name: k for k in kinds()}

@@ -6,7 +6,7 @@ import time
 from html import escape
 from urllib.parse import quote
 
-from dbsync.registry import kinds
+from dbsync.registry import declaration
 from dbsync.report import KindValidation, Report
 
 _STYLE = """
@@ -21,7 +21,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 
 
 def _link(kind: str, host: str, key: str) -> str:
-    template = next((k.declaration.link for k in kinds() if k.name == kind), None)  # the kind's UI page
+    template = declaration(kind).link  # the kind's page in the workspace UI
     if not template or not host:
         return f"<code>{escape(key)}</code>"
     url = template.format(host=host.rstrip("/"), key=quote(key, safe="/"))
