@@ -366,12 +366,12 @@ def _plan_json(action: str, change: Any) -> dict[str, Any]:
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
     """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
     from dbsync.model import Change
-    from dbsync.registry import kind
+    from dbsync.registry import kind, kinds
 
-    if "permissions" not in ran:
-        return []
+    acl_kinds = [k.name for k in kinds() if k.declaration.writes_acls and k.name in ran]
     return [
-        Change("create", "permissions", f"{c.kind}:{c.key}", None, None)
+        Change("create", acl_kind, f"{c.kind}:{c.key}", None, None)
+        for acl_kind in acl_kinds
         for c in planned
         if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
     ]

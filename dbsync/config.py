@@ -32,47 +32,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from dbsync.declaration import Declaration
 from dbsync.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dbsync.yaml")
-
-# Default schedule per kind (seconds), used by `dbsync serve`.
-DEFAULT_INTERVALS: dict[str, float] = {
-    "instance_profiles": 600,
-    "groups": 600,
-    "service_principals": 600,
-    "users": 600,
-    "group_members": 600,
-    "cluster_policies": 120,
-    "instance_pools": 120,
-    "clusters": 120,
-    "global_init_scripts": 300,
-    "cluster_libraries": 120,
-    "sql_warehouses": 300,
-    # Reading mounts runs a command on a running source cluster: hourly is plenty for what changes rarely.
-    "mounts": 3600,
-    "directories": 60,
-    "notebooks": 60,
-    "files": 60,
-    "repos": 120,
-    "jobs": 120,
-    "secret_scopes": 600,
-    "secrets": 600,
-    "permissions": 300,
-    "schemas": 900,
-    "tables": 900,
-    "views": 900,
-    "table_acls": 900,
-    "sql_queries": 300,
-    "sql_alerts": 300,
-    "dashboards": 300,  # every dashboard is read each cycle (the listing has no version)
-    "mlflow_experiments": 300,
-    "registered_models": 300,
-    "workspace_conf": 900,
-    "ip_access_lists": 900,
-}
-# Kinds that run SQL on a warehouse of each workspace: off unless a warehouse id is set (or enabled explicitly).
-WAREHOUSE_KINDS = ("schemas", "tables", "views", "table_acls")
 
 
 class _Strict(BaseModel):
@@ -296,11 +259,11 @@ class Settings(BaseSettings):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, kinds: dict[str, KindSettings]) -> dict[str, KindSettings]:
-        from dbsync.registry import KIND_NAMES
+        from dbsync.registry import kind_names
 
-        unknown = sorted(set(kinds) - set(KIND_NAMES))
+        unknown = sorted(set(kinds) - set(kind_names()))
         if unknown:
-            raise ValueError(f"unknown kind {unknown[0]!r}; known kinds: {', '.join(KIND_NAMES)}")
+            raise ValueError(f"unknown kind {unknown[0]!r}; known kinds: {', '.join(kind_names())}")
         return kinds
 
     @classmethod
@@ -317,15 +280,22 @@ class Settings(BaseSettings):
     def kind(self, name: str) -> KindSettings:
         configured = self.kinds.get(name) or KindSettings()
         if (
-            name in WAREHOUSE_KINDS
-            and "enabled" not in configured.model_fields_set
+            "enabled" not in configured.model_fields_set
             and not self.metastore.has_warehouse
+            and _declaration(name).needs_warehouse
         ):
             return configured.model_copy(update={"enabled": False})  # nothing to run their SQL on
         return configured
 
     def interval(self, name: str) -> float:
-        return self.kind(name).interval or DEFAULT_INTERVALS.get(name, 300)
+        return self.kind(name).interval or _declaration(name).interval
+
+
+def _declaration(name: str) -> Declaration:
+    """What the kind `name` declares (its default interval, its warehouse): the defaults for an unknown name."""
+    from dbsync.registry import declaration
+
+    return declaration(name)
 
 
 def _env_name(loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -443,9 +413,9 @@ def _names_a_setting(parts: list[str]) -> bool:
             annotation = _unwrap(field.annotation)
         elif get_origin(annotation) is dict:
             if annotation is _unwrap(Settings.model_fields["kinds"].annotation):
-                from dbsync.registry import KIND_NAMES
+                from dbsync.registry import kind_names
 
-                if part not in KIND_NAMES:
+                if part not in kind_names():
                     return False
             annotation = _unwrap(get_args(annotation)[1])
         else:
@@ -463,7 +433,7 @@ def _unwrap(annotation: Any) -> Any:
 
 def setting_env_names() -> Iterator[str]:
     """Every DBSYNC_* variable that names a setting (a kind's settings once per kind)."""
-    from dbsync.registry import KIND_NAMES
+    from dbsync.registry import kind_names
 
     def walk(model: type[BaseModel], prefix: str) -> Iterator[str]:
         for name, field in model.model_fields.items():
@@ -472,7 +442,7 @@ def setting_env_names() -> Iterator[str]:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 yield from walk(annotation, env + "__")
             elif name == "kinds" and model is Settings:
-                for kind in KIND_NAMES:
+                for kind in kind_names():
                     yield from walk(KindSettings, f"{env}__{kind.upper()}__")
             else:
                 yield env

@@ -207,13 +207,12 @@ class Engine:
 
     def _release_listing(self, kind: Kind, following: list[Kind]) -> None:
         """A listing shared by consecutive kinds (the workspace tree) is freed once the last of them is done."""
-        listing = getattr(kind.watcher, "shared_listing", None)
-        release = getattr(kind.watcher, "release_listing", None)
-        if listing is None or release is None:
+        listing = kind.declaration.shared_listing
+        if listing is None:
             return
-        if following and getattr(following[0].watcher, "shared_listing", None) == listing:
+        if following and following[0].declaration.shared_listing == listing:
             return
-        release(self.ctx)
+        kind.watcher.release_listing(self.ctx)
 
     # -- drift ----------------------------------------------------------------------------------
     def _detect_drift(self, kind: Kind, report: KindReport) -> None:
@@ -276,8 +275,7 @@ class Engine:
             resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
             if change is not None and self.plan_only:
-                preview = getattr(kind.replicator, "preview", None)  # optional: why a change will not be written
-                change.skip_reason = preview(self.ctx, change) if preview is not None else None
+                change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written
             if change is None or self.plan_only:
                 return _Outcome(resource, prior, change)
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))

@@ -9,6 +9,7 @@ from typing import Any
 from dbsync.config import MappingSettings
 from dbsync.errors import Blocked
 from dbsync.model import REF_MARKER, is_ref
+from dbsync.principals import principal_on_target
 from dbsync.store import Store
 
 _ARN_ACCOUNT = re.compile(r"^(arn:aws:iam::)(\d{12})(:.*)$")
@@ -29,8 +30,6 @@ def acl_waiting_ref(principal_field: str, name: str) -> str:
 
 def arrived(ctx: Any, waiting: list[str]) -> list[str]:
     """The principals of `waiting` the target has now (its SCIM listings, read once per run)."""
-    from dbsync.watchers.identities import principal_on_target
-
     try:
         return [w for w in waiting if principal_on_target(ctx, *w.split(":", 1))]
     except Exception:  # the target's SCIM could not be read: nothing is known to have arrived, ask next cycle

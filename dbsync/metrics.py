@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from dbsync.registry import KIND_NAMES
+from dbsync.registry import kind_names as registered_kinds
 
 RESOURCES = Gauge("dbsync_resources", "Replicated resources by kind and status", ["kind", "status"])
 CHANGES_APPLIED = Counter("dbsync_changes_applied_total", "Changes written to the target", ["kind", "action"])
@@ -38,13 +38,13 @@ CUTOVER_STATE = Gauge("dbsync_cutover_state", "0 standby replication, 1 cutover 
 ACTIONS = ("create", "update", "delete")
 
 
-def zero_series(kind_names: Iterable[str] = KIND_NAMES) -> None:
+def zero_series(kind_names: Iterable[str] | None = None) -> None:
     """Create every kind's labelled series at 0, so `increase()` sees a kind's first drift or error.
 
     A counter child that first appears at 1 has no earlier sample: Prometheus sees no increase and
     an alert on it stays silent for a one-off event.
     """
-    for kind in kind_names:
+    for kind in registered_kinds() if kind_names is None else kind_names:
         SYNC_ERRORS.labels(kind)
         DRIFT_DETECTED.labels(kind)
         DELETE_GUARD_TRIPPED.labels(kind)

@@ -1,4 +1,8 @@
-"""The kinds dbsync replicates, in dependency order. Adding a kind: two modules and one line here."""
+"""The kinds dbsync replicates, in dependency order.
+
+Adding a kind: its watcher (with its `declaration`), its replicator, and one line in `_ORDER` here. Nothing
+else names a kind: the engine, scheduler, report, reverse seed, config and page read the declarations.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
+from dbsync.declaration import Declaration
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.base import Watcher
 
@@ -62,6 +67,15 @@ class Kind:
     watcher: Watcher
     replicator: Replicator
 
+    @property
+    def declaration(self) -> Declaration:
+        """What the kind declares about itself (next to its watcher)."""
+        return self.watcher.declaration
+
+
+# Kinds added at run time by `register` (a test's toy kind, a plugin): (kind, the kind it follows).
+_registered: list[tuple[Kind, str | None]] = []
+
 
 @cache
 def kinds() -> tuple[Kind, ...]:
@@ -71,11 +85,55 @@ def kinds() -> tuple[Kind, ...]:
         watchers = import_module(f"dbsync.watchers.{module}")
         replicators = import_module(f"dbsync.replicators.{module}")
         out.append(Kind(name, watchers.watcher_for(name), replicators.replicator_for(name)))
+    for extra, after in _registered:
+        names = [k.name for k in out]
+        out.insert(names.index(after) + 1 if after in names else len(out), extra)
     return tuple(out)
 
 
+def register(watcher: Watcher, replicator: Replicator, after: str | None = None) -> Kind:
+    """Add a kind defined outside dbsync's modules, right after `after` (last by default): the line in `_ORDER`."""
+    if watcher.kind != replicator.kind:
+        raise ValueError(f"watcher and replicator name different kinds: {watcher.kind!r}, {replicator.kind!r}")
+    if watcher.kind in kind_names():
+        raise ValueError(f"kind {watcher.kind!r} is already registered: pick another name")
+    added = Kind(watcher.kind, watcher, replicator)
+    _registered.append((added, after))
+    _changed()
+    return added
+
+
+def unregister(name: str) -> None:
+    """Remove a kind added with `register` (a test's cleanup)."""
+    _registered[:] = [(k, after) for k, after in _registered if k.name != name]
+    _changed()
+
+
+def kind_names() -> tuple[str, ...]:
+    """Every kind's name, in dependency order (the registered ones included)."""
+    return KIND_NAMES
+
+
+def _changed() -> None:
+    global KIND_NAMES
+    kinds.cache_clear()
+    _by_name.cache_clear()
+    KIND_NAMES = tuple(k.name for k in kinds())
+
+
 def kind(name: str) -> Kind:
-    for k in kinds():
-        if k.name == name:
-            return k
-    raise KeyError(name)
+    return _by_name()[name]
+
+
+def declaration(name: str) -> Declaration:
+    """What the kind `name` declares; the defaults for a name no kind has (read per object: a dict lookup)."""
+    found = _by_name().get(name)
+    return found.declaration if found is not None else _DEFAULTS
+
+
+_DEFAULTS = Declaration()
+
+
+@cache
+def _by_name() -> dict[str, Kind]:
+    return {k.name: k for k in kinds()}

@@ -15,9 +15,9 @@ from dbsync.context import SyncContext
 from dbsync.errors import ListingError, StoreError
 from dbsync.model import IN_SYNC, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.tags import SOURCE_ID_TAG
 from dbsync.watchers.base import listing
 from dbsync.watchers.jobs import SOURCE_JOB_TAG
-from dbsync.watchers.listed import SOURCE_ID_TAG
 
 SAMPLE = 20  # objects listed per category in the report
 
@@ -97,14 +97,14 @@ def _target_keys(ctx: SyncContext, kind: Kind, copies: dict[str, list[str]] | No
     For kinds whose target objects carry dbsync's source-id tag, `copies` gets {source id: [target keys]}
     from the same listing, so two copies of one source object (two writers once raced) are seen.
     """
-    if kind.name == "permissions":
+    if not kind.declaration.target_listed:
         return set()
-    items = getattr(kind.watcher, "items", None)
-    if copies is None or items is None:
+    items = kind.watcher.items(ctx.target) if copies is not None else None
+    if items is None:
         return {r.key for r in listing(kind.watcher, ctx, ctx.target)}
     keys = set()
     try:
-        for key, _, raw in items(ctx.target):
+        for key, _, raw in items:
             keys.add(key)
             source_id = source_id_tag(raw)
             if source_id:
@@ -126,9 +126,8 @@ def source_id_tag(raw: dict[str, Any]) -> str | None:
 
 
 def manual_actions(ctx: SyncContext, kind: Kind) -> list[dict[str, str]]:
-    """The kind's "needs manual action" items, for watchers that have any (an optional hook)."""
-    hook = getattr(kind.watcher, "manual_actions", None)
-    return list(hook(ctx)) if hook is not None else []
+    """The kind's "needs manual action" items (most watchers have none)."""
+    return list(kind.watcher.manual_actions(ctx))
 
 
 def _report_only(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]]) -> KindValidation:
@@ -151,7 +150,7 @@ def validate_kind(
     differs from what was last replicated. `fetch_unversioned=False` (the daemon's /report) compares those
     kinds by the store only, as a sync cycle would have to read every object.
     """
-    if getattr(kind.watcher, "report_only", False):
+    if kind.declaration.report_only:
         return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
     priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
@@ -166,7 +165,7 @@ def validate_kind(
     result.duplicate_count = sum(len(copies[k]) - 1 for k in duplicated)
     result.duplicates = duplicated[:SAMPLE]
     result.source_count = len(keys)
-    result.target_count = len(target_keys) if kind.name != "permissions" else len(priors)
+    result.target_count = len(target_keys) if kind.declaration.target_listed else len(priors)
     mapped_targets = {p.target_key for p in priors.values() if p.target_key}
     new, pending_known = 0, []
     for key in keys:
@@ -177,7 +176,7 @@ def validate_kind(
             pending_known.append(prior)
         _tally(result, state, key)
     _start_lag_clock(ctx, kind.name, pending_known, new)
-    extra = sorted(target_keys - mapped_targets - _builtin_target_keys(kind))
+    extra = sorted(target_keys - mapped_targets - kind.declaration.builtin_target_keys)
     result.extra_count = len(extra)
     result.extra = extra[:SAMPLE]
     add_store_status(ctx, result)
@@ -192,7 +191,7 @@ def _state(kind: Kind, prior: Prior | None, changed: bool, target_keys: set[str]
         return "pending"
     if prior.status != IN_SYNC:
         return prior.status  # partial, skipped, blocked, error, drifted
-    on_target = prior.target_key is not None and (kind.name == "permissions" or prior.target_key in target_keys)
+    on_target = prior.target_key is not None and (not kind.declaration.target_listed or prior.target_key in target_keys)
     return "in_sync" if on_target else "missing"
 
 
@@ -270,11 +269,6 @@ def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new:
         ctx.store.record_pending_new(kind, new)
     except StoreError:
         pass  # a store another process holds: the lag is then measured from the cycle that sees it
-
-
-def _builtin_target_keys(kind: Kind) -> set[str]:
-    # Folders every workspace has; they are not "extra" even when the source has none of their content.
-    return {"/Users", "/Shared", "/Repos"} if kind.name == "directories" else set()
 
 
 def add_store_status(ctx: SyncContext, result: KindValidation) -> None:

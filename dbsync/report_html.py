@@ -6,19 +6,8 @@ import time
 from html import escape
 from urllib.parse import quote
 
+from dbsync.registry import declaration
 from dbsync.report import KindValidation, Report
-
-_LINKS = {
-    "notebooks": "{host}/#workspace{key}",
-    "files": "{host}/#workspace{key}",
-    "directories": "{host}/#workspace{key}",
-    "jobs": "{host}/jobs/{key}",
-    "clusters": "{host}/#setting/clusters/{key}/configuration",
-    "cluster_libraries": "{host}/#setting/clusters/{key}/libraries",
-    "sql_warehouses": "{host}/sql/warehouses/{key}",
-    "instance_pools": "{host}/#setting/clusters/instance-pools/view/{key}",
-    "cluster_policies": "{host}/#setting/clusters/cluster-policies/view/{key}",
-}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -32,7 +21,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 
 
 def _link(kind: str, host: str, key: str) -> str:
-    template = _LINKS.get(kind)
+    template = declaration(kind).link  # the kind's page in the workspace UI
     if not template or not host:
         return f"<code>{escape(key)}</code>"
     url = template.format(host=host.rstrip("/"), key=quote(key, safe="/"))

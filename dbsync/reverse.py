@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbsync.config import MappingSettings, Settings
+from dbsync.declaration import Declaration
 from dbsync.errors import ConfigError, DbsyncError, StoreError
 from dbsync.model import Applied, Resource
 from dbsync.store import Store
@@ -130,20 +131,21 @@ def seed_reverse_store(forward: Store, path: Path, force: bool = False) -> Rever
 
 
 def _seed(forward: Store, reverse: Store, result: ReverseSeed) -> None:
-    from dbsync.registry import KIND_NAMES
+    from dbsync.registry import kinds
 
-    for kind in KIND_NAMES:
+    for declared in kinds():
+        kind, declaration = declared.name, declared.declaration
         seen: set[str] = set()
         for prior in forward.priors(kind):
-            key = _reverse_key(forward, kind, prior.key, prior.target_key)
+            key = _reverse_key(forward, declaration, prior.key, prior.target_key)
             if key is None:
                 result.skipped[kind] = result.skipped.get(kind, 0) + 1
                 continue
             if key in seen:
                 result.collisions += 1
             seen.add(key)
-            target_key = key if kind == "permissions" else prior.key
-            if kind == "instance_profiles" and prior.target_key != prior.key:
+            target_key = key if declaration.reverse_key == "object" else prior.key
+            if declaration.key_names_aws_account and prior.target_key != prior.key:
                 match = _ARN_ACCOUNT.match(prior.key)
                 if match:
                     result.old_aws_accounts.add(match.group(1))
@@ -151,9 +153,9 @@ def _seed(forward: Store, reverse: Store, result: ReverseSeed) -> None:
             result.seeded[kind] = result.seeded.get(kind, 0) + 1
 
 
-def _reverse_key(forward: Store, kind: str, source_key: str, target_key: str | None) -> str | None:
+def _reverse_key(forward: Store, declaration: Declaration, source_key: str, target_key: str | None) -> str | None:
     """The key of a forward object in the reverse direction: its key on the new primary."""
-    if kind != "permissions":
+    if declaration.reverse_key != "object":
         return target_key
     # An ACL is keyed "<object kind>:<object key>": the object's key on the new primary.
     object_kind, _, object_key = source_key.partition(":")

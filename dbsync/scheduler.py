@@ -44,7 +44,7 @@ def kind_groups(settings: Settings, registry: tuple[Kind, ...] | None = None) ->
     for kind in registry or kinds():
         if not settings.kind(kind.name).enabled:
             continue
-        listing = getattr(kind.watcher, "shared_listing", None)
+        listing = kind.declaration.shared_listing
         if listing is not None and listing == last_listing:
             groups[-1].append(kind.name)
         else:

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from dbsync import metrics
 from dbsync.context import SyncContext
 from dbsync.engine import update_gauges
-from dbsync.registry import KIND_NAMES
+from dbsync.registry import kind_names
 from dbsync.report import Report, validate
 from dbsync.report_html import render
 from dbsync.scheduler import Daemon
@@ -182,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         store = self.server.daemon.ctx.store
-        update_gauges(store, KIND_NAMES)  # lag is computed at scrape time, so a stuck cycle shows it growing
+        update_gauges(store, kind_names())  # lag is computed at scrape time, so a stuck cycle shows it growing
         metrics.CUTOVER_STATE.set(_CUTOVER_STATES.get(store.role, 0))
         self._cutover_problems()  # sets dbsync_cutover_ready
         self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)

@@ -35,3 +35,7 @@ class Replicator(ABC):
 
         Called only for objects dbsync created; raises Kept when the object holds what dbsync did not put there.
         """
+
+    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+        """For `dbsync plan`: why this change will not be written (a mount, a user it may not create), or None."""
+        return None

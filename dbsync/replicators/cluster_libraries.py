@@ -13,11 +13,11 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.compute import Library
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.cluster_libraries import clean_library, describe, library_key
 
 

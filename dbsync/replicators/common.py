@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from enum import Enum
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from databricks.sdk.errors import DatabricksError, NotFound
+from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 
 T = TypeVar("T")
-_DOES_NOT_EXIST = re.compile(r"does not exist|not found", re.IGNORECASE)
-
-
-def is_gone(err: Exception) -> bool:
-    """Not found, including the 400 INVALID_PARAMETER_VALUE "... does not exist" of legacy services."""
-    if isinstance(err, NotFound):
-        return True
-    return isinstance(err, DatabricksError) and bool(_DOES_NOT_EXIST.search(str(err)))
 
 
 def deleted(delete: Callable[[], object]) -> None:

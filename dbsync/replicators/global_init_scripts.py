@@ -14,11 +14,12 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone
+from dbsync.replicators.common import TargetIndex, edited
 
 KIND = "global_init_scripts"
 _PATH = "/api/2.0/global-init-scripts"

@@ -20,15 +20,16 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError, ResourceConflict
 from databricks.sdk.service import iam
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change, Resource
+from dbsync.principals import INDEXES
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import edited, is_gone
+from dbsync.replicators.common import edited
 from dbsync.watchers.identities import (
     ADMINS,
-    INDEXES,
     listing_key,
     members_hint,
     present_members,

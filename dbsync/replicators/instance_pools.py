@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
-from dbsync.watchers.listed import SOURCE_ID_TAG
+from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
+from dbsync.tags import SOURCE_ID_TAG
 
 BY_TAG = TargetIndex(
     "instance_pools",

@@ -12,11 +12,11 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError, ResourceConflict
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import is_gone
 
 EDITABLE = ("iam_role_arn", "is_meta_instance_profile")
 

@@ -7,12 +7,14 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.jobs import JobSettings
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Change
+from dbsync.principals import principal_on_target
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
 
 BY_TAG = TargetIndex(
@@ -71,8 +73,6 @@ def _run_as_missing(ctx: SyncContext, settings: dict[str, Any]) -> list[str]:
     run_as must name an active workspace principal; left out, the job runs as its creator. The target's SCIM
     listing (once per run) says whether it has the principal before the write.
     """
-    from dbsync.watchers.identities import principal_on_target
-
     run_as = settings.get("run_as") or {}
     field = "user_name" if run_as.get("user_name") else "service_principal_name"
     name = run_as.get(field)

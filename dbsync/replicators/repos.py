@@ -16,11 +16,12 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.workspace import GetRepoResponse
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import is_gone, sdk_call
+from dbsync.replicators.common import sdk_call
 from dbsync.watchers.repos import repo_id_at
 
 

@@ -19,12 +19,12 @@ import re
 from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
 from databricks.sdk.service.workspace import AclPermission
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.secrets import KEY_VAULT
 
 

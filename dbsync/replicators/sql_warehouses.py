@@ -16,12 +16,13 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.sql import EndpointInfo
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Change
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
-from dbsync.watchers.listed import SOURCE_ID_TAG
+from dbsync.replicators.common import TargetIndex, edited, sdk_call
+from dbsync.tags import SOURCE_ID_TAG
 
 STOPPED = ("STOPPED", "STOPPING", "DELETED", "DELETING")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from dbsync.declaration import Declaration
 from dbsync.errors import ConfigError, DbsyncError, ListingError, StoreError
 from dbsync.model import Resource
 
@@ -23,6 +24,9 @@ class Watcher(ABC):
     # Whether listing the target reveals edits made there (drift). Kinds without a cheap target
     # listing (permissions: one GET per object) opt out.
     drift_check: bool = True
+    # What the kind declares about itself (interval, warehouse, shared listing, UI link ...): the defaults fit
+    # a kind listed on both sides and written by its replicator.
+    declaration: Declaration = Declaration()
 
     @abstractmethod
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
@@ -42,6 +46,22 @@ class Watcher(ABC):
         made before the write would make dbsync's own write look like a hand edit next cycle.
         """
         return None  # most kinds list the target afresh for the drift check
+
+    def release_listing(self, ctx: SyncContext) -> None:
+        """Free a listing shared with other kinds (`declaration.shared_listing`) once the last of them is done."""
+        return None  # most kinds keep no listing beyond their own cycle
+
+    def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
+        """What a person must do for this kind ({kind, key, action}), beside readiness; none by default."""
+        return []
+
+    def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]] | None:
+        """(key, name, raw object) of each object in `ws`, for kinds whose raw listing shows dbsync's tags.
+
+        The report reads these on the target to find two copies of one source object; None (the default)
+        when the kind has no such listing, and the report then uses `list()`.
+        """
+        return None
 
     def acl_object_id(self, ctx: SyncContext, ws: Workspace, key: str, meta: dict) -> str | None:
         """The id the permissions API uses for the object `key` of `ws` (the key itself by default).

@@ -19,6 +19,7 @@ from databricks.sdk.service.compute import Library
 
 from dbsync import planner
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, canonical_json, fingerprint, ref
 from dbsync.watchers.base import Watcher
@@ -106,6 +107,7 @@ def normalize(ctx: SyncContext, cluster_id: str, statuses: list[dict[str, Any]])
 
 class ClusterLibrariesWatcher(Watcher):
     kind = KIND
+    declaration = Declaration(interval=120, link="{host}/#setting/clusters/{key}/libraries")
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """The target's clusters may have been listed before the clusters kind created one this run."""

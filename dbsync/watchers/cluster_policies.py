@@ -9,6 +9,7 @@ from typing import Any
 from databricks.sdk.service.compute import ClusterPoliciesAPI
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.model import canonical_json
 from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
@@ -27,6 +28,8 @@ def canonical_definition(text: str | None) -> str | None:
 
 
 class ClusterPolicyWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/#setting/clusters/cluster-policies/view/{key}")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for policy in ws.client.cluster_policies.list():
             yield policy.policy_id or "", policy.name or "", policy.as_dict()

@@ -12,8 +12,10 @@ from typing import Any
 from databricks.sdk.service.compute import ClustersAPI
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.model import ref
-from dbsync.watchers.listed import ListedWatcher, keep, without_dbsync_tags, writable_fields
+from dbsync.tags import without_dbsync_tags
+from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
 
 FIELDS = writable_fields(ClustersAPI.create) - {"clone_from"}
@@ -48,6 +50,8 @@ def normalize_cluster_spec(ctx: SyncContext, spec: dict[str, Any]) -> dict[str, 
 
 
 class ClusterWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/#setting/clusters/{key}/configuration")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for cluster in ws.client.clusters.list():
             source = cluster.cluster_source.value if cluster.cluster_source else "UI"

@@ -15,6 +15,7 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.watchers.base import Watcher
@@ -35,6 +36,7 @@ def published_state(ws: Workspace, dashboard_id: str) -> dict[str, Any] | None:
 class DashboardWatcher(Watcher):
     kind = "dashboards"
     acl_type = "dashboards"
+    declaration = Declaration(interval=300)  # every dashboard is read each cycle (the listing has no version)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

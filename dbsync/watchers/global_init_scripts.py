@@ -14,10 +14,11 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -33,6 +34,7 @@ def listing_facts(script: dict[str, Any], side: str) -> dict[str, Any]:
 
 class GlobalInitScriptWatcher(Watcher):
     kind = "global_init_scripts"
+    declaration = Declaration(interval=300)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

@@ -24,13 +24,13 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import planner
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
+from dbsync.principals import INDEXES, NAME_FIELD, SCIM_PAGE
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
-# SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
-SCIM_PAGE = 1000
 ADMINS, USERS_GROUP = "admins", "users"
 BUILTIN_GROUPS = (ADMINS, USERS_GROUP)
 # The attributes each listing asks for: no `groups` (computed, and replicated from the group side).
@@ -39,7 +39,6 @@ ATTRIBUTES = {
     "service_principals": "id,applicationId,displayName,active,entitlements,roles",
     "groups": "id,displayName,entitlements,roles,members",
 }
-NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
 
 
 def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[str, Any]]:
@@ -60,58 +59,6 @@ def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[s
 def listing_key(side: str, scim_type: str) -> str:
     """The per-run cache key of a SCIM listing; a replicator that writes the target drops it (drift reads it)."""
     return f"scim:{side}:{scim_type}"
-
-
-class ScimIndex:
-    """{lower-cased natural name → (SCIM id, the name as the target spells it)} of one type, once per run."""
-
-    def __init__(self, scim_type: str) -> None:
-        self.scim_type = scim_type
-        self.field = NAME_FIELD[scim_type]
-
-    def _index(self, ctx: SyncContext) -> dict[str, tuple[str, str]]:
-        def build() -> dict[str, tuple[str, str]]:
-            api = getattr(ctx.target.client, self.scim_type)
-            out = {}
-            for record in api.list(attributes=f"id,{self.field}", count=SCIM_PAGE):
-                name = record.as_dict().get(self.field)
-                if name and record.id:
-                    out[str(name).lower()] = (record.id, str(name))
-            return out
-
-        return ctx.cached(f"target-index:scim:{self.scim_type}", build)
-
-    def get(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
-        return self._index(ctx).get(name.lower())
-
-    def add(self, ctx: SyncContext, name: str, scim_id: str) -> None:
-        self._index(ctx)[name.lower()] = (scim_id, name)
-
-    def forget(self, ctx: SyncContext, name: str) -> None:
-        self._index(ctx).pop(name.lower(), None)
-
-    def lookup(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
-        """Ask the target directly (after a 409: someone created it since the index was read)."""
-        api = getattr(ctx.target.client, self.scim_type)
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        for record in api.list(attributes=f"id,{self.field}", filter=f'{self.field} eq "{quoted}"'):
-            found = record.as_dict().get(self.field)
-            if record.id and found:
-                self.add(ctx, str(found), record.id)
-                return record.id, str(found)
-        return None
-
-
-# Shared by the watchers (is a skipped principal there now?) and the replicators (adoption, members).
-INDEXES = {scim_type: ScimIndex(scim_type) for scim_type in NAME_FIELD}
-
-
-def principal_on_target(ctx: SyncContext, scim_type: str, name: str) -> bool:
-    """Whether the target has the principal (`any`: a user when it looks like an email, else group or SP)."""
-    if scim_type in INDEXES:
-        return INDEXES[scim_type].get(ctx, name) is not None
-    types = ("users",) if "@" in name else ("groups", "service_principals")
-    return any(INDEXES[t].get(ctx, name) is not None for t in types)
 
 
 def values(items: list[dict[str, Any]] | None) -> list[str]:
@@ -159,6 +106,8 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
 
 class ScimWatcher(Watcher):
     """One SCIM resource type; the listing is the payload (nothing to fetch)."""
+
+    declaration = Declaration(interval=600)
 
     def __init__(self, kind: str, scim_type: str) -> None:
         self.kind = kind

@@ -8,13 +8,17 @@ from typing import Any
 from databricks.sdk.service.compute import InstancePoolsAPI
 
 from dbsync.context import SyncContext
-from dbsync.watchers.listed import ListedWatcher, keep, without_dbsync_tags, writable_fields
+from dbsync.declaration import Declaration
+from dbsync.tags import without_dbsync_tags
+from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
 
 FIELDS = writable_fields(InstancePoolsAPI.create)
 
 
 class InstancePoolWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/#setting/clusters/instance-pools/view/{key}")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for pool in ws.client.instance_pools.list():
             yield pool.instance_pool_id or "", pool.instance_pool_name or "", pool.as_dict()

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
 
 
 class InstanceProfileWatcher(ListedWatcher):
+    declaration = Declaration(interval=600, key_names_aws_account=True)
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for profile in ws.client.instance_profiles.list():
             arn = profile.instance_profile_arn or ""

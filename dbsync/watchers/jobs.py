@@ -17,10 +17,12 @@ from typing import Any
 
 from dbsync import planner
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
+from dbsync.tags import without_dbsync_tags
 from dbsync.watchers.clusters import normalize_cluster_spec
-from dbsync.watchers.listed import ListedWatcher, without_dbsync_tags
+from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
 
 SOURCE_JOB_TAG = "dbsync_source_job_id"
@@ -135,6 +137,8 @@ def cluster_refs(payload: Any) -> Iterator[str]:
 
 
 class JobWatcher(ListedWatcher):
+    declaration = Declaration(interval=120, link="{host}/jobs/{key}")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for job in ws.client.jobs.list(expand_tasks=True, limit=100):
             settings = job.settings.as_dict() if job.settings else {}

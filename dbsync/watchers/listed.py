@@ -18,8 +18,6 @@ from dbsync.model import Resource, fingerprint
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
-SOURCE_ID_TAG = "dbsync_source_id"
-
 
 def writable_fields(api_method: Callable[..., Any]) -> frozenset[str]:
     """The body fields an SDK create method accepts: everything else in a GET answer is read-only."""
@@ -28,10 +26,6 @@ def writable_fields(api_method: Callable[..., Any]) -> frozenset[str]:
 
 def keep(document: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k in fields and v not in (None, {}, [])}
-
-
-def without_dbsync_tags(tags: dict[str, str] | None) -> dict[str, str]:
-    return {k: v for k, v in (tags or {}).items() if not k.startswith("dbsync_")}
 
 
 class ListedWatcher(Watcher):

@@ -42,6 +42,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, Permanent, RetryLater
 from dbsync.model import Resource
 from dbsync.sql import SqlError, column, qualified, runner
@@ -275,8 +276,8 @@ def check_warehouses(ctx: SyncContext) -> None:
 class _MetastoreWatcher(Watcher):
     """Shared by the three kinds: listing errors become ListingError, which never reads as an empty listing."""
 
-    shared_listing = SHARED_LISTING
     drift_check = False  # see the module docstring: a no-change cycle sends nothing to the target
+    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

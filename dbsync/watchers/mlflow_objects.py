@@ -24,6 +24,7 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint
 from dbsync.watchers.base import Watcher
@@ -89,6 +90,7 @@ def read_runs(ws: Workspace, experiment_id: str) -> dict[str, dict[str, Any]]:
 class ExperimentWatcher(Watcher):
     kind = "mlflow_experiments"
     acl_type = "experiments"
+    declaration = Declaration(interval=300)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
@@ -126,6 +128,7 @@ class ExperimentWatcher(Watcher):
 class RegisteredModelWatcher(Watcher):
     kind = "registered_models"
     acl_type = "registered-models"
+    declaration = Declaration(interval=300)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

@@ -25,10 +25,11 @@ from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.compute import Language, ResultType
 
 from dbsync import planner
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.cluster_libraries import interactive_clusters
 from dbsync.workspace import Workspace
@@ -55,7 +56,9 @@ def manual_action(payload: dict[str, Any]) -> str:
 class MountWatcher(Watcher):
     kind = KIND
     drift_check = False  # the target is never read: a standby's clusters are terminated
-    report_only = True  # the report lists these as manual actions, not as missing objects
+    # Reading mounts runs a command on a running source cluster: hourly is plenty for what changes rarely.
+    # Report-only: the report lists these as manual actions, not as missing objects.
+    declaration = Declaration(interval=3600, report_only=True)
 
     def __init__(self) -> None:
         # The last live inventory per workspace host: the report reuses it for REPORT_MAX_AGE_SECONDS

@@ -12,10 +12,11 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import RetryLater
 from dbsync.model import Resource
-from dbsync.replicators.common import is_gone
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -46,6 +47,10 @@ def acl_kinds() -> dict[str, Watcher]:
 class PermissionsWatcher(Watcher):
     kind = "permissions"
     drift_check = False
+    # One GET per object on the target (no listing): the report takes the store's word for what is there.
+    # A key "<object kind>:<object key>" reverses through the object's own mapping; a plan shows the ACL of
+    # each object created in the same run.
+    declaration = Declaration(interval=300, target_listed=False, reverse_key="object", writes_acls=True)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():

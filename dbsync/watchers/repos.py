@@ -16,6 +16,7 @@ from typing import Any
 from databricks.sdk.errors import NotFound
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
 
@@ -45,6 +46,8 @@ def repo_id_at(ws: Workspace, path: str) -> str | None:
 
 
 class RepoWatcher(ListedWatcher):
+    declaration = Declaration(interval=120)
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         seen: set[int] = set()
         for root in LIST_ROOTS:

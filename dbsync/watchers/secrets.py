@@ -22,6 +22,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync import secret_values
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import Blocked, ListingError, Permanent, RetryLater
 from dbsync.model import Resource, ref
 from dbsync.secret_values import SecretValueError, env_name, hmac_key, value_hmac
@@ -55,6 +56,7 @@ def scope_acl(ctx: SyncContext, ws: Workspace, scope: str) -> list[dict[str, str
 
 class SecretScopeWatcher(Watcher):
     kind = "secret_scopes"
+    declaration = Declaration(interval=600)
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """Scopes listed while a write was in flight may be stale: the drift check reads them again."""
@@ -85,6 +87,8 @@ class SecretScopeWatcher(Watcher):
 
 class SecretWatcher(Watcher):
     kind = "secrets"
+    declaration = Declaration(interval=600)
+
     forget_target_listing = SecretScopeWatcher.forget_target_listing
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:

@@ -18,6 +18,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.watchers.base import Watcher
@@ -69,6 +70,8 @@ def normalize_alert(ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any]:
 
 class SqlObjectWatcher(Watcher):
     """Queries or alerts: list (version hint = listed object), fetch = one GET for the folder."""
+
+    declaration = Declaration(interval=300)
 
     def __init__(self, kind: str, acl_type: str) -> None:
         self.kind = kind

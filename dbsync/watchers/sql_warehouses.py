@@ -13,6 +13,7 @@ from typing import Any
 from databricks.sdk.service.sql import WarehousesAPI
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
 
@@ -26,6 +27,8 @@ def custom_tags(payload: dict[str, Any]) -> list[dict[str, str]]:
 
 
 class WarehouseWatcher(ListedWatcher):
+    declaration = Declaration(interval=300, link="{host}/sql/warehouses/{key}")
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for warehouse in ws.client.warehouses.list():
             yield warehouse.id or "", warehouse.name or "", warehouse.as_dict()

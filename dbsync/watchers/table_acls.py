@@ -23,11 +23,12 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, RetryLater
 from dbsync.model import Resource
+from dbsync.principals import INDEXES
 from dbsync.sql import Row, SqlError, column, qualified, runner
 from dbsync.watchers.base import Watcher
-from dbsync.watchers.identities import INDEXES
 from dbsync.watchers.metastore import HIVE_METASTORE, SHARED_LISTING, check_warehouses, not_there, split_key
 from dbsync.workspace import Workspace
 
@@ -111,9 +112,9 @@ def on_target(ctx: SyncContext, principal: str) -> bool:
 
 class TableAclsWatcher(Watcher):
     kind = "table_acls"
-    shared_listing = SHARED_LISTING
     # Reading the target's grants costs one SHOW GRANTS per securable; a write compares with them instead.
     drift_check = False
+    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

@@ -13,6 +13,7 @@ import posixpath
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import NamedTuple
 
 from databricks.sdk.errors import DatabricksError, NotFound
@@ -20,6 +21,7 @@ from databricks.sdk.service.workspace import ExportFormat, ObjectInfo
 
 from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
 from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
@@ -162,15 +164,22 @@ def _still_there(ws: Workspace, path: str) -> bool:
     return True
 
 
+# The three kinds walk one tree (the daemon runs them together: one walk per cycle) and open at one UI page.
+_TREE = Declaration(interval=60, shared_listing="workspace_tree", link="{host}/#workspace{key}")
+# Folders every workspace has; they are not "extra" even when the source has none of their content.
+_DIRECTORIES = replace(_TREE, builtin_target_keys=frozenset({"/Users", "/Shared", "/Repos"}))
+
+
 class WorkspaceObjectWatcher(Watcher):
     """One of the three workspace kinds; `object_type` selects from the shared tree listing."""
 
-    shared_listing = "workspace_tree"  # the daemon runs the three kinds together: one walk per cycle
+    declaration = _TREE
 
     def __init__(self, kind: str, object_type: str, acl_type: str) -> None:
         self.kind = kind
         self.object_type = object_type
         self.acl_type = acl_type
+        self.declaration = _DIRECTORIES if kind == "directories" else _TREE
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
         listing = ctx.cached(f"tree:{ws.side}", lambda: _tree_or_failure(ws, ctx.settings.concurrency))

@@ -16,6 +16,7 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint
 from dbsync.watchers.base import Watcher
@@ -44,6 +45,7 @@ def conf_values(ctx: SyncContext, ws: Workspace) -> dict[str, str | None]:
 
 class WorkspaceConfWatcher(Watcher):
     kind = "workspace_conf"
+    declaration = Declaration(interval=900)
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """Values read while another key was being written may be stale: the drift check reads them again."""
@@ -59,6 +61,8 @@ class WorkspaceConfWatcher(Watcher):
 
 
 class IpAccessListWatcher(ListedWatcher):
+    declaration = Declaration(interval=900)
+
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for item in ws.client.ip_access_lists.list():
             yield item.list_id or "", item.label or "", item.as_dict()

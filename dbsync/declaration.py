@@ -1,0 +1,34 @@
+"""What a kind declares about itself: the engine, scheduler, report, reverse seed, config and page read this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One kind's properties, declared next to its watcher (its name is `watcher.kind`, its order the registry's)."""
+
+    # Default seconds between two cycles of the kind under `dbsync serve` (a kind's `interval:` overrides it).
+    interval: float = 300
+    # Runs SQL on a warehouse of each workspace: off unless a warehouse id is set (or the kind enabled explicitly).
+    needs_warehouse: bool = False
+    # Kinds with the same value read one listing: the daemon runs them together, the engine frees it after the last.
+    shared_listing: str | None = None
+    # Listed on the source, never written: the report lists its objects as manual actions, not as missing.
+    report_only: bool = False
+    # Whether the target can be listed cheaply. When not (permissions: one GET per object), the report takes
+    # what the store recorded as on the target and never reports "extra" objects there.
+    target_listed: bool = True
+    # The target object's page in the workspace UI ("{host}/jobs/{key}"), for /report.html.
+    link: str | None = None
+    # Keys every workspace has on its own (/Users, /Shared): never "extra" on the target.
+    builtin_target_keys: frozenset[str] = frozenset()
+    # How a forward row's key becomes the reverse direction's key: "target_key" (the object's key on the new
+    # primary), or "object" for a key "<object kind>:<object key>" about another kind's object (an ACL).
+    reverse_key: Literal["target_key", "object"] = "target_key"
+    # The key names an AWS account (an instance profile's ARN): a mapped key means the accounts differ.
+    key_names_aws_account: bool = False
+    # The kind writes the ACLs of other kinds' objects (a plan shows one per object created in the same run).
+    writes_acls: bool = False

@@ -1,0 +1,68 @@
+"""The target's principals by name (users, service principals, groups), read once per run.
+
+Shared by the identity kinds (adoption, memberships), the kinds whose objects name principals (a job's
+run_as, SQL grants) and the mapping (has a principal a partial object waits for arrived?).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dbsync.context import SyncContext
+
+# SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
+SCIM_PAGE = 1000
+NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
+
+
+class ScimIndex:
+    """{lower-cased natural name → (SCIM id, the name as the target spells it)} of one type, once per run."""
+
+    def __init__(self, scim_type: str) -> None:
+        self.scim_type = scim_type
+        self.field = NAME_FIELD[scim_type]
+
+    def _index(self, ctx: SyncContext) -> dict[str, tuple[str, str]]:
+        def build() -> dict[str, tuple[str, str]]:
+            api = getattr(ctx.target.client, self.scim_type)
+            out = {}
+            for record in api.list(attributes=f"id,{self.field}", count=SCIM_PAGE):
+                name = record.as_dict().get(self.field)
+                if name and record.id:
+                    out[str(name).lower()] = (record.id, str(name))
+            return out
+
+        return ctx.cached(f"target-index:scim:{self.scim_type}", build)
+
+    def get(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
+        return self._index(ctx).get(name.lower())
+
+    def add(self, ctx: SyncContext, name: str, scim_id: str) -> None:
+        self._index(ctx)[name.lower()] = (scim_id, name)
+
+    def forget(self, ctx: SyncContext, name: str) -> None:
+        self._index(ctx).pop(name.lower(), None)
+
+    def lookup(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
+        """Ask the target directly (after a 409: someone created it since the index was read)."""
+        api = getattr(ctx.target.client, self.scim_type)
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        for record in api.list(attributes=f"id,{self.field}", filter=f'{self.field} eq "{quoted}"'):
+            found = record.as_dict().get(self.field)
+            if record.id and found:
+                self.add(ctx, str(found), record.id)
+                return record.id, str(found)
+        return None
+
+
+# Shared by the watchers (is a skipped principal there now?) and the replicators (adoption, members).
+INDEXES = {scim_type: ScimIndex(scim_type) for scim_type in NAME_FIELD}
+
+
+def principal_on_target(ctx: SyncContext, scim_type: str, name: str) -> bool:
+    """Whether the target has the principal (`any`: a user when it looks like an email, else group or SP)."""
+    if scim_type in INDEXES:
+        return INDEXES[scim_type].get(ctx, name) is not None
+    types = ("users",) if "@" in name else ("groups", "service_principals")
+    return any(INDEXES[t].get(ctx, name) is not None for t in types)
