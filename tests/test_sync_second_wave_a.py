@@ -12,10 +12,10 @@ from databricks.sdk.service import compute, iam, jobs, sql
 from databricks.sdk.service.compute import Language
 
 from dbsync.context import open_context
-from dbsync.emulator.apis import clusters
 from dbsync.engine import Engine
 from dbsync.report import format_text, validate
 from dbsync.report_html import render
+from dbsync_emulator.apis import clusters
 
 SPARK = "15.4.x-scala2.12"
 PYPI = compute.Library(pypi=compute.PythonPyPiLibrary(package="requests==2.31.0"))
@@ -305,8 +305,8 @@ def test_plan_marks_mounts_manual(pair: Pair) -> None:
     reports = Engine(ctx, plan_only=True).cycle(["mounts"])
     ctx.store.close()
     assert [(c.action, c.key) for c in reports[0].planned] == [("create", "/mnt/lake")]
-    from dbsync.cli import _plan_action
+    from dbsync.cli import plan_action
 
     # One vocabulary: dbsync will not write it, so the plan says skip, with the manual action as the reason.
-    assert _plan_action(reports[0].planned[0]) == "skip"
+    assert plan_action(reports[0].planned[0]) == "skip"
     assert "needs manual action" in (reports[0].planned[0].skip_reason or "")
