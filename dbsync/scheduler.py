@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -280,6 +280,4 @@ def _who(request: str) -> str:
 
 
 def _at(epoch: float) -> Any:
-    from datetime import datetime
-
     return datetime.fromtimestamp(epoch, tz=UTC)
