@@ -67,3 +67,20 @@ def test_the_wheel_ships_both_packages_and_the_image_only_the_product() -> None:
     assert not [c for c in copies if "emulator" in c], copies
     assert "find_spec('dbsync_emulator') is not None" in dockerfile  # the build fails if the emulator got in
     assert not (ROOT / "dbsync" / "emulator").exists()
+
+
+# Known oversize modules, each split on its own branch (issue 20): remove an entry when its split lands.
+OVERSIZE_FOR_NOW = {
+    "dbsync/cutover.py",  # split into the cutover/ package (no file over 400 lines)
+    "dbsync/store/__init__.py",  # 666 lines: the store's reshaping
+}
+
+
+def test_no_product_module_is_over_600_lines() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in (ROOT / "dbsync").rglob("*.py")
+    }
+    over = {path: n for path, n in sizes.items() if n > 600 and path not in OVERSIZE_FOR_NOW}
+    assert not over, f"split these modules (no product module over 600 lines): {over}"
+    stale = sorted(p for p in OVERSIZE_FOR_NOW if sizes.get(p, 0) <= 600)
+    assert not stale, f"remove from OVERSIZE_FOR_NOW, now 600 lines or fewer (or gone): {stale}"
