@@ -19,11 +19,15 @@ RUN python -m venv /opt/build /opt/dbsync \
     && /opt/build/bin/pip install --no-cache-dir --require-hashes -r requirements/build.txt \
     && /opt/dbsync/bin/pip install --no-cache-dir --require-hashes -r requirements/image.txt
 COPY pyproject.toml README.md ./
+# The product only: the emulator (dbsync_emulator/, for tests, demos and benchmarks) is not copied, so the wheel built
+# here leaves it out; `dbsync demo` and `dbsync emulator` then say in one line that this install has no emulator.
 COPY dbsync ./dbsync
-# dbsync itself without dependencies (all came from the lock), built offline by the pinned backend.
+# dbsync itself without dependencies (all came from the lock), built offline by the pinned backend; the last check
+# fails the build if the emulator got in.
 RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
     && /opt/dbsync/bin/pip install --no-cache-dir --no-deps /tmp/dist/dbsync-*.whl \
-    && /opt/dbsync/bin/dbsync --version
+    && /opt/dbsync/bin/dbsync --version \
+    && /opt/dbsync/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('dbsync_emulator') is not None)"
 
 FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}
 # Global ARGs are visible in FROM only: declared again so the labels below get their values.

@@ -33,9 +33,9 @@ from typing import Any
 from dbsync.config import Settings
 from dbsync.context import open_context
 from dbsync.cutover import STEPS, Runbook, open_cutover_context
-from dbsync.emulator import EmulatorHandle, start_emulator
-from dbsync.emulator.apis.jobs import create_job
 from dbsync.engine import Engine
+from dbsync_emulator import EmulatorHandle, start_emulator
+from dbsync_emulator.apis.jobs import create_job
 
 GOAL_SECONDS = 120.0
 WRITING_STEPS = ("pause_source", "unpause_target")

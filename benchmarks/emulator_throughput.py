@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             print_table(results)
         return
 
-    from dbsync.emulator import start_emulator
+    from dbsync_emulator import start_emulator
 
     with start_emulator(token=args.token) as handle:
         job_id = seed(handle.url, handle.token)

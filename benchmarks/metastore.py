@@ -22,11 +22,11 @@ from pathlib import Path
 from dbsync import sql
 from dbsync.config import Settings
 from dbsync.context import SyncContext, open_context
-from dbsync.emulator import apis, sqlengine
-from dbsync.emulator.apis import scim
-from dbsync.emulator.apis.sql import create_warehouse
-from dbsync.emulator.state import Workspace
 from dbsync.engine import Engine
+from dbsync_emulator import apis, sqlengine
+from dbsync_emulator.apis import scim
+from dbsync_emulator.apis.sql import create_warehouse
+from dbsync_emulator.state import Workspace
 
 KINDS = ["schemas", "tables", "views", "table_acls"]
 GROUPS = [f"team-{i:02d}" for i in range(20)]

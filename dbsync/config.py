@@ -368,10 +368,51 @@ def load_settings(
         for side in ("source", "target"):
             check_workspace(side, getattr(settings, side))
     if settings.direction == "reverse":
-        from dbsync.reverse import reversed_settings  # imported here: reverse.py imports this module
-
         settings = reversed_settings(settings)
     return settings
+
+
+def reversed_settings(settings: Settings) -> Settings:
+    """The settings of the other direction: sides swapped, principal mappings inverted.
+
+    Called once by load_settings for `direction: reverse`; calling it again swaps back.
+    """
+    mapping = settings.mapping
+    if mapping.aws_account_id and not mapping.reverse_aws_account_id:
+        raise ConfigError(
+            "setting mapping.reverse_aws_account_id is missing: with direction: reverse, instance-profile ARNs "
+            "must be rewritten back to the old primary's AWS account (`dbsync reverse` prints it); set "
+            "DBSYNC_MAPPING__REVERSE_AWS_ACCOUNT_ID"
+        )
+    inverted = MappingSettings(
+        emails=_invert("mapping.emails", mapping.emails, fold_case=True),
+        principals=_invert("mapping.principals", mapping.principals, fold_case=False),
+        aws_account_id=mapping.reverse_aws_account_id,
+        reverse_aws_account_id=mapping.aws_account_id,
+    )
+    update: dict[str, object] = {"source": settings.target, "target": settings.source, "mapping": inverted}
+    metastore = getattr(settings, "metastore", None)
+    if metastore is not None and hasattr(metastore, "source_warehouse_id"):
+        update["metastore"] = metastore.model_copy(
+            update={
+                "source_warehouse_id": metastore.target_warehouse_id,
+                "target_warehouse_id": metastore.source_warehouse_id,
+            }
+        )
+    return settings.model_copy(update=update)
+
+
+def _invert(setting: str, renames: dict[str, str], fold_case: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for old, new in renames.items():
+        key = new.lower() if fold_case else new  # emails match case-insensitively (PrincipalMap)
+        if key in out:
+            raise ConfigError(
+                f"setting {setting}: both {out[key]!r} and {old!r} map to {new!r}, so direction: reverse cannot "
+                "tell which to map it back to; give each its own target name"
+            )
+        out[key] = old
+    return out
 
 
 def check_environment(environ: Mapping[str, str]) -> None:

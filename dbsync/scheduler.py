@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -337,6 +337,4 @@ def _who(request: str) -> str:
 
 
 def _at(epoch: float) -> Any:
-    from datetime import datetime
-
     return datetime.fromtimestamp(epoch, tz=UTC)

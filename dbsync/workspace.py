@@ -21,6 +21,7 @@ from databricks.sdk.core import Config
 from dbsync import metrics
 from dbsync.config import WorkspaceSettings
 from dbsync.errors import ConfigError, ListingError
+from dbsync.role import WriteFenced
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
 
@@ -244,7 +245,5 @@ class FencedAdapter(requests.adapters.HTTPAdapter):
         if fence is not None and request.method not in READ_METHODS:
             reason = fence.refusal()
             if reason:
-                from dbsync.role import WriteFenced
-
                 raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
         return super().send(request, *args, **kwargs)

@@ -15,8 +15,8 @@ from databricks.sdk.core import Config
 
 from dbsync.config import Settings
 from dbsync.context import SyncContext, open_context
-from dbsync.emulator import EmulatorHandle, start_emulator
 from dbsync.engine import Engine, KindReport
+from dbsync_emulator import EmulatorHandle, start_emulator
 
 PROMTOOL_INSTALL = "apt-get install -y prometheus (Debian's package provides /usr/bin/promtool)"
 
@@ -159,7 +159,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 @pytest.fixture
 def seeded_pair(pair: Pair) -> Pair:
     """`pair` with a realistic source of about 150 objects of every kind."""
-    from dbsync.emulator.seed import seed_workspace
+    from dbsync_emulator.seed import seed_workspace
 
     with pair.source.workspace.lock:
         seed_workspace(pair.source.workspace, 150, seed=3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Pair
 
-from dbsync.emulator import start_emulator
+from dbsync_emulator import start_emulator
 
 
 def dbsync(

@@ -18,11 +18,12 @@ from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.cli import main
+from dbsync.config import reversed_settings
 from dbsync.context import open_context
 from dbsync.cutover import SOURCE_ROW, TARGET_ROW, CutoverRefused, Runbook, open_cutover_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError, DbsyncError
-from dbsync.reverse import reversed_settings, seed_reverse_store
+from dbsync.reverse import seed_reverse_store
 from dbsync.store import Store
 
 TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))]

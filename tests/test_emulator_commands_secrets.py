@@ -17,8 +17,8 @@ from databricks.sdk.errors import BadRequest, DatabricksError
 from databricks.sdk.oauth import get_host_metadata
 from databricks.sdk.service.compute import Language
 
-from dbsync.emulator import EmulatorHandle
-from dbsync.emulator.apis import clusters
+from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.apis import clusters
 
 SPARK = "15.4.x-scala2.12"
 VALUE = "s3cr3t-Value-4b1e"

@@ -31,8 +31,8 @@ from databricks.sdk.service.compute import (
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
-from dbsync.emulator import EmulatorHandle
-from dbsync.emulator.apis import clusters
+from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.apis import clusters
 from tests.conftest import endpoint_count
 
 SPARK = "15.4.x-scala2.12"

@@ -38,7 +38,7 @@ from databricks.sdk.service.catalog import VolumeType
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 from tests.conftest import sdk_client
 
 MB = 1024 * 1024

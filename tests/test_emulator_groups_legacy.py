@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from databricks.sdk import WorkspaceClient
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 
 GROUPS = "/api/2.0/groups"
 

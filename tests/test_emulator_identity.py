@@ -11,7 +11,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest, NotFound, ResourceAlreadyExists, ResourceConflict
 from databricks.sdk.service import iam
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 from tests.conftest import endpoint_count
 
 SCIM = "/api/2.0/preview/scim/v2"

@@ -11,7 +11,7 @@ from databricks.sdk.errors import BadRequest, InvalidParameterValue, ResourceDoe
 from databricks.sdk.service import compute, jobs
 from freezegun import freeze_time
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 from tests.conftest import endpoint_count
 
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)

@@ -14,7 +14,7 @@ from databricks.sdk.service import compute, jobs
 from freezegun import freeze_time
 
 from dbsync.cli import build_parser
-from dbsync.emulator import EmulatorHandle, start_emulator
+from dbsync_emulator import EmulatorHandle, start_emulator
 from tests.conftest import sdk_client
 
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)

@@ -21,8 +21,8 @@ from databricks.sdk.service.compute import (
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
-from dbsync.emulator import EmulatorHandle
-from dbsync.emulator.apis import clusters, workspace
+from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.apis import clusters, workspace
 
 SPARK = "15.4.x-scala2.12"
 PYPI = Library(pypi=PythonPyPiLibrary(package="requests==2.31.0"))

@@ -24,7 +24,7 @@ import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import compute, iam, workspace
 
-from dbsync.emulator import EmulatorHandle, start_emulator
+from dbsync_emulator import EmulatorHandle, start_emulator
 from tests.conftest import sdk_client
 
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -11,7 +11,7 @@ from databricks.sdk.errors import InvalidParameterValue, NotFound
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 
 ADMIN = "admin@example.com"
 ANA = "ana@example.com"

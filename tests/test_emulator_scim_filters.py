@@ -21,7 +21,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest
 from databricks.sdk.service import iam
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 
 SCIM = "/api/2.0/preview/scim/v2"
 ARN = "arn:aws:iam::123456789012:instance-profile/data-readers"

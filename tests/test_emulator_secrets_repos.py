@@ -12,7 +12,7 @@ from databricks.sdk.errors import BadRequest, NotFound, ResourceAlreadyExists
 from databricks.sdk.service import workspace
 from freezegun import freeze_time
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 from tests.conftest import endpoint_count
 
 ADMIN = "admin@example.com"

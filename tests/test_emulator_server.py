@@ -23,8 +23,8 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from dbsync.emulator import EmulatorHandle, start_emulator
-from dbsync.emulator.server import ACCOUNT_ID
+from dbsync_emulator import EmulatorHandle, start_emulator
+from dbsync_emulator.server import ACCOUNT_ID
 from tests.conftest import endpoint_count, sdk_client
 
 

@@ -19,8 +19,8 @@ from databricks.sdk.service.sql import (
 )
 from freezegun import freeze_time
 
-from dbsync.emulator import EmulatorHandle, sqlengine
-from dbsync.emulator.apis import clusters
+from dbsync_emulator import EmulatorHandle, sqlengine
+from dbsync_emulator.apis import clusters
 from tests.conftest import endpoint_count
 
 HIVE_GRANT_COLUMNS = ["Principal", "ActionType", "ObjectType", "ObjectKey"]
@@ -450,7 +450,7 @@ def test_command_contexts_run_sql_and_keep_session_state(w: WorkspaceClient, clu
 
     error = execute("SELECT * FROM nowhere")
     assert error["resultType"] == "error" and "[TABLE_OR_VIEW_NOT_FOUND]" in error["summary"]
-    # Python beyond the dbutils.fs subset (dbsync/emulator/dbutils.py) is not executed: an error result.
+    # Python beyond the dbutils.fs subset (dbsync_emulator/dbutils.py) is not executed: an error result.
     assert execute("import pandas as pd", Language.PYTHON)["resultType"] == "error"
 
     w.command_execution.destroy(cluster_id=cluster_id, context_id=context_id)

@@ -18,7 +18,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest, InvalidParameterValue, NotFound, ResourceDoesNotExist
 from databricks.sdk.service import ml, sql
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 from tests.test_emulator_files_tokens import _raw
 
 HOOK = "https://hooks.example.com/registry"

@@ -20,7 +20,7 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 
-from dbsync.emulator import EmulatorHandle
+from dbsync_emulator import EmulatorHandle
 
 HEADERS = {
     Language.PYTHON: "# Databricks notebook source",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dbsync.emulator import EmulatorHandle, start_emulator
+from dbsync_emulator import EmulatorHandle, start_emulator
 
 HOST = "127.0.0.2"
 SPARK = "13.3.x-scala2.12"

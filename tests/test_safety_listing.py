@@ -22,8 +22,8 @@ from databricks.sdk.errors import NotFound
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from dbsync.emulator import EmulatorHandle
 from dbsync.scheduler import Daemon
+from dbsync_emulator import EmulatorHandle
 
 JOBS_LIST = "/api/2.2/jobs/list"
 WORKSPACE_LIST = "/api/2.0/workspace/list"

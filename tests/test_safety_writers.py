@@ -29,11 +29,11 @@ from conftest import Pair
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ImportFormat
 
-from dbsync.emulator.apis import workspace as emulated_workspace
 from dbsync.report import validate
 from dbsync.role import MARKER_PATH
 from dbsync.scheduler import Daemon
 from dbsync.server import StatusServer
+from dbsync_emulator.apis import workspace as emulated_workspace
 
 AUTH = "safety-auth-token-1"
 TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))]

@@ -179,7 +179,7 @@ def test_serve_follows_the_source_and_exposes_metrics(pair: Pair, served: Served
 
 
 def test_sigterm_mid_cycle_exits_cleanly_and_restart_converges(pair: Pair, tmp_path: Path) -> None:
-    from dbsync.emulator.seed import seed_workspace
+    from dbsync_emulator.seed import seed_workspace
 
     with pair.source.workspace.lock:
         seed_workspace(pair.source.workspace, 300, seed=9)

@@ -10,9 +10,9 @@ from conftest import Pair, endpoint_count
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
-from dbsync.emulator.apis import clusters
 from dbsync.engine import Engine
 from dbsync.registry import Kind, kinds
+from dbsync_emulator.apis import clusters
 
 EXPORT = "GET /api/2.0/workspace/export"
 

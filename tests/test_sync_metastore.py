@@ -15,11 +15,11 @@ from conftest import Pair
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.sql import StatementState
 
-from dbsync.emulator import EmulatorHandle, start_emulator
-from dbsync.emulator.apis import scim
-from dbsync.emulator.apis.sql import STATEMENTS, create_warehouse
 from dbsync.engine import KindReport
 from dbsync.watchers.metastore import normalized_ddl
+from dbsync_emulator import EmulatorHandle, start_emulator
+from dbsync_emulator.apis import scim
+from dbsync_emulator.apis.sql import STATEMENTS, create_warehouse
 
 METASTORE = ["schemas", "tables", "views", "table_acls"]
 

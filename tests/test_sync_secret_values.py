@@ -21,9 +21,9 @@ from databricks.sdk.service.workspace import AclPermission
 from freezegun import freeze_time
 
 from dbsync.config import load_settings
-from dbsync.emulator.apis import clusters
 from dbsync.errors import ConfigError
 from dbsync.store import Store
+from dbsync_emulator.apis import clusters
 
 EXECUTE = "POST /api/1.2/commands/execute"
 GET_VALUE = "GET /api/2.0/secrets/get"

@@ -237,9 +237,9 @@ def test_counts_agree_across_sync_plan_status_validate_and_metrics(
 
 def test_a_report_only_kind_is_skipped_everywhere_never_created(pair: Pair) -> None:
     """Defect 5: a mount is written by nobody; sync and status say skipped (with the reason), not created."""
-    from test_sync_second_wave_a import _cluster, _mount
+    from test_sync_cluster_setup import _cluster, _mount
 
-    from dbsync.cli import _plan_action
+    from dbsync.cli import plan_action
     from dbsync.context import open_context
     from dbsync.engine import Engine
 
@@ -248,7 +248,7 @@ def test_a_report_only_kind_is_skipped_everywhere_never_created(pair: Pair) -> N
     ctx = open_context(pair.settings(), dry_run=True)
     (planned,) = Engine(ctx, plan_only=True).cycle(["mounts"])
     ctx.store.close()
-    assert [_plan_action(c) for c in planned.planned] == ["skip"]
+    assert [plan_action(c) for c in planned.planned] == ["skip"]
 
     reports = pair.sync(only=["mounts"])
     assert reports["mounts"].created == 0 and reports["mounts"].skipped == 1
@@ -314,7 +314,7 @@ def test_job_run_as_waits_for_its_user_instead_of_naming_one_the_target_lacks(pa
 def test_a_query_owner_lands_once_the_user_exists_without_a_source_edit(pair: Pair) -> None:
     """Defect 1, query owners: partial until the owner exists on the target, then the owner follows."""
     from databricks.sdk.service import sql
-    from test_sync_second_wave_b import _query, _warehouse
+    from test_sync_sql_objects import _query, _warehouse
 
     src, dst = pair.src, pair.dst
     query = _query(src, "owned", _warehouse(src))
@@ -335,7 +335,7 @@ def test_table_grants_and_owner_are_partial_until_the_principal_exists(pair: Pai
     """Defect 1, table ACLs: a grant or owner the target cannot take makes the securable partial, not synced."""
     from test_sync_metastore import MetastorePair, Warehouse, _principals
 
-    from dbsync.emulator.apis.sql import create_warehouse
+    from dbsync_emulator.apis.sql import create_warehouse
 
     warehouses = []
     for handle, client in ((pair.source, pair.src), (pair.target, pair.dst)):

@@ -1,0 +1,83 @@
+"""What the commands print: the progress line, the summary table, the JSON documents."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from dbsync.cutover import STEPS
+
+
+class Progress:
+    """One self-rewriting line per kind on a TTY; silent otherwise (logs carry the detail)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, report: Any) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.25:
+            return
+        self.last = now
+        sys.stderr.write(
+            f"\r{report.kind}: {report.listed} listed, {report.fetched} fetched, "
+            f"{report.created} created, {report.updated} updated, {report.skipped} skipped, {report.partial} partial, "
+            f"{report.errors} errors   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+
+
+# One vocabulary on every surface: only created / updated / unchanged are in sync.
+SUMMARY_COLUMNS = ("created", "updated", "unchanged", "skipped", "partial", "deleted", "blocked", "errors", "drifted")
+
+
+STATUS_COLUMNS = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
+
+
+def summary_table(reports: Sequence[Any]) -> str:
+    """The `sync --once` table: one row per kind, counted with the outcome vocabulary."""
+    columns = ("listed", "fetched", *SUMMARY_COLUMNS, "seconds")
+    lines = [f"{'kind':<20}" + "".join(f"{c:>10}" for c in columns)]
+    for r in reports:
+        counts = "".join(f"{getattr(r, c):>10}" for c in columns[:-1])
+        lines.append(f"{r.kind:<20}{counts}{r.seconds:>10.2f}")
+        if r.message:
+            lines.append(f"  ! {r.message}")
+    return "\n".join(lines)
+
+
+def report_json(r: Any) -> dict[str, Any]:
+    doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
+    doc["seconds"] = round(r.seconds, 3)
+    return doc
+
+
+def plan_json(action: str, change: Any) -> dict[str, Any]:
+    doc = {"action": action, "kind": change.kind, "key": change.key}
+    if change.skip_reason:
+        doc["reason"] = change.skip_reason
+    return doc
+
+
+def plan_action(change: Any) -> str:
+    """`skip` for a change dbsync will not write (a mount, a user it may not create), with its reason."""
+    return "skip" if change.skip_reason else str(change.action)
+
+
+def cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
+    if event != "step":
+        return
+    number = f"{STEPS.index(name) + 1}/{len(STEPS)}"
+    if detail["state"] == "running":
+        print(f"[{number}] {name} …", file=sys.stderr, flush=True)
+    else:
+        print(
+            f"[{number}] {name}: {detail['state']} in {detail['seconds']:.1f} s — {detail['summary']}", file=sys.stderr
+        )

@@ -1,0 +1,176 @@
+"""The `dbsync` argument parser: every command, its flags and its help text."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dbsync import __version__
+
+SYNC_EXIT_STATUS = """exit status:
+  0  every selected kind is in step with the source
+  1  not in sync: a change failed or is blocked, a listing failed, or the delete guard held deletes
+     (each held kind is named on stderr)
+  2  a configuration or store error"""
+
+
+DESCRIPTION = """\
+Keep a Databricks disaster-recovery workspace in step with its primary.
+
+Configuration comes from --config (default ./dbsync.yaml when present), then DBSYNC_* environment
+variables (DBSYNC_SOURCE__HOST, DBSYNC_SOURCE__TOKEN, DBSYNC_TARGET__HOST, DBSYNC_TARGET__TOKEN,
+DBSYNC_STATE_PATH, ...), then flags. See README.md for the full reference.
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./dbsync.yaml if present)")
+    parser.add_argument("--state-path", metavar="FILE", help="SQLite state store (overrides state_path)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)")
+
+
+def _kinds_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kinds", metavar="A,B", help="only these kinds, comma separated (e.g. notebooks,jobs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbsync", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"dbsync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    emu = sub.add_parser(
+        "emulator",
+        help="serve an emulated Databricks workspace (for tests, demos, benchmarks)",
+        description="Serve one emulated Databricks workspace until SIGTERM/SIGINT.",
+    )
+    emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emu.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free port (default 8080)")
+    emu.add_argument("--token", default="dapi-emulator-token", help="the bearer token clients must send")
+    emu.add_argument("--seed-objects", type=int, default=0, metavar="N", help="fill with about N realistic objects")
+    emu.add_argument("--seed", type=int, default=0, help="seed number for deterministic content (default 0)")
+    emu.add_argument("--latency-ms", type=float, default=0.0, metavar="MS", help="added latency per request")
+    emu.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of API requests answered 429 (2/3, with Retry-After) or 503 (1/3)",
+    )
+    emu.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="token-bucket request limit; excess requests get 429 REQUEST_LIMIT_EXCEEDED",
+    )
+    emu.add_argument("--state", metavar="FILE", help="load state from FILE at start and save it at exit")
+    emu.add_argument(
+        "--allow-secrets-get",
+        action="store_true",
+        help="answer GET /api/2.0/secrets/get with the value (a real workspace refuses it outside a cluster)",
+    )
+    emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
+    emu.add_argument("--run-seconds", type=float, default=60.0, help="how long a job run takes (default 60)")
+    emu.add_argument(
+        "--realistic-timing",
+        action="store_true",
+        help="benchmark profile: clusters start in 3-5 min, run durations drawn per run (seeded by --seed)",
+    )
+    emu.add_argument(
+        "--time-scale", type=float, default=1.0, metavar="F", help="multiply every duration by F (default 1)"
+    )
+
+    sub.add_parser(
+        "demo",
+        help="two emulated workspaces, seeded, synced twice, report printed (no setup)",
+        description="Start two emulated workspaces in-process, seed the source, sync, change a few "
+        "objects, sync again, and print what happened and the per-kind counts on both sides.",
+    )
+
+    sync = sub.add_parser(
+        "sync",
+        help="replicate the source to the target once",
+        description="Run one reconcile cycle over the enabled kinds and print a summary.",
+        epilog=SYNC_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(sync)
+    _kinds_arg(sync)
+    sync.add_argument("--once", action="store_true", help="run one cycle and exit (the daemon is `dbsync serve`)")
+    sync.add_argument(
+        "--force-deletes",
+        action="store_true",
+        help="apply deletes even when the delete guard would hold them (this run only)",
+    )
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    plan = sub.add_parser(
+        "plan",
+        help="show what the next sync would change, without writing",
+        description="List and fetch the source and show the creates, updates and deletes a "
+        "sync would make. Nothing is written to the target or the store.",
+    )
+    _common(plan)
+    _kinds_arg(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    status = sub.add_parser("status", help="per-kind counts and the last cycle, from the store (no API calls)")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print as JSON")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the replication daemon: schedules, /metrics, /healthz, /readyz, /report",
+        description="Reconcile every kind once, then each kind on its interval, until SIGTERM/SIGINT. "
+        "Serves /metrics, /healthz, /readyz, /report and /report.html on server.host:server.port.",
+    )
+    _common(serve)
+
+    validate = sub.add_parser("validate", help="compare live source and target; exit 0 only when ready for cutover")
+    _common(validate)
+    _kinds_arg(validate)
+    validate.add_argument("--format", choices=["text", "json", "html"], default="text")
+    _cutover_parsers(sub)
+    return parser
+
+
+def _cutover_parsers(sub: Any) -> None:
+    cutover = sub.add_parser(
+        "cutover",
+        help="make the target the primary: a resumable runbook (or --rollback)",
+        description="Final sync, validate, pause the source's jobs, unpause on the target exactly those that ran "
+        "on the source, stop replication, print and save a report. Each step is recorded in the store: "
+        "after a crash or Ctrl-C, run the same command again to resume.",
+    )
+    _common(cutover)
+    cutover.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    cutover.add_argument("--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
+    cutover.add_argument(
+        "--skip-source",
+        action="store_true",
+        help="the source is unreachable (the disaster case): no final sync, source jobs not paused, the target "
+        "gets the state of the last sync",
+    )
+    cutover.add_argument("--cancel-active-runs", action="store_true", help="cancel the source jobs' active runs")
+    cutover.add_argument("--force", action="store_true", help="cut over even when validation says not ready")
+    cutover.add_argument(
+        "--rollback",
+        action="store_true",
+        help="restore every source job's prior state, re-pause the target jobs the cutover unpaused, back to standby",
+    )
+    cutover.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    reverse = sub.add_parser(
+        "reverse",
+        help="after a cutover, seed a store that replicates the new primary back into the old one",
+        description="Seed a new store for the reversed pair from this store's mapping (no API calls), so the "
+        "reverse direction updates what exists on the old primary instead of duplicating it. Then run with "
+        "direction: reverse (DBSYNC_DIRECTION=reverse) and state_path set to the new store.",
+    )
+    _common(reverse)
+    reverse.add_argument(
+        "--reverse-state-path", metavar="FILE", help="the new store (default: <state_path stem>-reverse.db beside it)"
+    )
+    reverse.add_argument("--force", action="store_true", help="seed even though this store's cutover is not complete")

@@ -1,0 +1,174 @@
+"""The replication commands: `sync --once`, `plan`, `status`, `validate` and the daemon, `serve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
+from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
+from dbsync.context import open_context
+from dbsync.engine import Engine
+from dbsync.errors import ConfigError
+from dbsync.model import Change
+from dbsync.registry import KIND_NAMES, kind, kinds
+from dbsync.report import format_text, validate
+from dbsync.report_html import render
+from dbsync.scheduler import Daemon
+from dbsync.server import StatusServer
+from dbsync.store import Store
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    if not args.once:
+        raise ConfigError("`dbsync sync` needs --once (run `dbsync serve` for the daemon)")
+    settings = settings_for(args)
+    names = kind_names(args)
+    lock = hold_store(settings, "sync --once")
+    try:
+        ctx = open_context(settings)
+        progress = Progress()
+        try:
+            reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+        finally:
+            progress.done()
+            ctx.store.close()
+    finally:
+        lock.release()
+    if args.json:
+        print(json.dumps([report_json(r) for r in reports], indent=2))
+    else:
+        print(summary_table(reports))
+    failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
+    held = [r for r in reports if r.outcome == "delete_guard"]
+    for report in held:  # a cron job must see that the target is not in step with the source
+        print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
+    return EXIT_FAILED if failed or held else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    ctx = open_context(settings, dry_run=True)
+    try:
+        reports = Engine(ctx, plan_only=True).cycle(kind_names(args))
+    finally:
+        ctx.store.close()
+    planned = [c for r in reports for c in r.planned]
+    planned += _planned_acls(settings, planned, {r.kind for r in reports})
+    changes = [(plan_action(c), c) for c in planned]
+    if args.json:
+        print(json.dumps([plan_json(a, c) for a, c in changes], indent=2))
+    else:
+        for action, c in changes:
+            print(f"{action:<7} {c.kind:<20} {c.key}" + (f"  ({c.skip_reason})" if c.skip_reason else ""))
+        held = [r for r in reports if r.message]
+        for r in held:
+            print(f"! {r.kind}: {r.message}")
+        print(
+            f"{len(changes)} change(s): "
+            + ", ".join(
+                f"{sum(1 for a, _ in changes if a == wanted)} {wanted}"
+                for wanted in ("create", "update", "delete", "skip")
+            )
+        )
+    return EXIT_OK
+
+
+def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
+    """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
+    acl_kinds = [k.name for k in kinds() if k.declaration.writes_acls and k.name in ran]
+    return [
+        Change("create", acl_kind, f"{c.kind}:{c.key}", None, None)
+        for acl_kind in acl_kinds
+        for c in planned
+        if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
+    ]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = settings_for(args, require_workspaces=False)
+    if not settings.state_path.exists():
+        raise ConfigError(
+            f"no state store at {settings.state_path}: run `dbsync sync --once` first (or set state_path)"
+        )
+    store = Store(settings.state_path)
+    try:
+        counts, cycles = store.status_counts(), store.last_cycles()
+        role = store.role
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
+        return EXIT_OK
+    print(f"role: {role}")
+    print(f"{'kind':<20}" + "".join(f"{c:>9}" for c in STATUS_COLUMNS) + "   last cycle")
+    for name in KIND_NAMES:
+        c = counts.get(name, {})
+        cycle = cycles.get(name)
+        last = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cycle["finished_at"])) + f" {cycle['outcome']}"
+            if cycle
+            else "never"
+        )
+        print(f"{name:<20}" + "".join(f"{c.get(status, 0):>9}" for status in STATUS_COLUMNS) + f"   {last}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    ctx = open_context(settings, writer=False)
+    try:
+        report = validate(ctx, kind_names(args))
+    finally:
+        ctx.store.close()
+    if args.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    elif args.format == "html":
+        print(render(report))
+    else:
+        print(format_text(report))
+    return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+
+    settings = settings_for(args)
+    lock = hold_store(settings, "serve")  # held until exit; handed to a `dbsync cutover` that asks (Daemon.poll)
+    try:
+        ctx = open_context(settings)
+    except BaseException:
+        lock.release()
+        raise
+    daemon = Daemon(ctx, lock)
+    token = settings.server.auth_token.get_secret_value() if settings.server.auth_token else None
+    try:
+        server = StatusServer((settings.server.host, settings.server.port), daemon, token)
+    except OSError as err:
+        ctx.store.close()
+        lock.release()
+        raise ConfigError(
+            f"server.port: cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror} "
+            "(set DBSYNC_SERVER__PORT or server.port)"
+        ) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    daemon.start()
+    log = logging.getLogger("dbsync")
+    log.info("serving", extra={"url": server.url, "groups": ["+".join(g) for g in daemon.groups]})
+    while not stop.wait(0.5):
+        daemon.poll()
+    log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout})
+    clean = daemon.shutdown()
+    server.shutdown()
+    server.server_close()
+    lock.release()
+    log.info("stopped", extra={"clean": clean})
+    return EXIT_OK if clean else EXIT_FAILED
