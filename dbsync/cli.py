@@ -421,18 +421,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ctx = open_context(settings, writer=False)
     try:
+        if args.format == "html":
+            return _validate_html(ctx, _kind_names(args))
         report = validate(ctx, _kind_names(args))
     finally:
         ctx.store.close()
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
-    elif args.format == "html":
-        from dbsync.report_html import render
-
-        print(render(report))
     else:
         print(format_text(report))
     return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
+
+
+def _validate_html(ctx: Any, names: list[str] | None) -> int:
+    """The report page for this moment (standby, cutover, primary, rolled back), as /report.html shows it."""
+    from dbsync.cutover import validate_from_store
+    from dbsync.report import validate
+    from dbsync.report_html import moment_page, render_page
+
+    page = moment_page(
+        ctx.store,
+        ctx.source.host,
+        ctx.target.host,
+        live=lambda: validate(ctx, names),
+        from_store=lambda: validate_from_store(ctx),
+    )
+    print(render_page(page, refresh_seconds=None))
+    return EXIT_OK if page.state == "ready" else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
