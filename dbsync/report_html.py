@@ -179,7 +179,7 @@ def cutover_page(steps: dict[str, dict[str, Any]], role: str, source_host: str =
         source_host,
         target_host,
         _when(time.time()),
-        summary=[f"Store role: {role}.", fix],
+        summary=[f"Store role: {role}." if role != "standby" else "The target is still a standby.", fix],
         steps=rows,
     )
 
