@@ -11,6 +11,7 @@ import io
 import itertools
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -154,6 +155,15 @@ def test_each_moment_of_a_cutover_has_its_own_headline_in_a_browser(
         assert "not ready" not in primary.text.lower(), "the success of a cutover must not read as a failure"
         target_job = f"{pair.target.url}/jobs/{_target_job_id(pair, 'nightly etl')}"
         assert (target_job, "nightly etl") in primary.links, "the cutover report names each job, linked on the primary"
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "dbsync.cli", "validate", "--format", "html"],
+            env=pair.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert 'class="state-primary"' in cli.stdout and "not ready" not in cli.stdout.lower(), cli.stderr[-2000:]
 
         Runbook(ctx).rollback()
     finally:
