@@ -457,15 +457,19 @@ def moment_page(
     live: Callable[[], Report],
     from_store: Callable[[], Report],
     now: float | None = None,
+    probe: Callable[[str], str | None] = source_down,
 ) -> Page:
-    """The page for this moment: the store's role and cutover record first, then whether the source answers."""
+    """The page for this moment: the store's role and cutover record first, then whether the source answers.
+
+    `probe` says why the source does not answer (None when it does); the server passes a cached one.
+    """
     role = store.role
     steps = store.cutover_steps()
     if role == "cutover-complete":
         return primary_page(steps, source_host, target_host)
     if role != "standby" or steps or store.writer_flags()[1]:
         return cutover_page(steps, role, source_host, target_host)
-    down = source_down(source_host)
+    down = probe(source_host)
     if down:
         return outage_page(from_store(), down, source_host, target_host, store.labels, store.last_success)
     report = live()

@@ -29,7 +29,7 @@ from dbsync.context import SyncContext
 from dbsync.engine import update_gauges
 from dbsync.registry import KIND_NAMES
 from dbsync.report import Report, validate
-from dbsync.report_html import moment_page, render_login, render_page
+from dbsync.report_html import moment_page, render_login, render_page, source_down
 from dbsync.scheduler import Daemon
 
 log = logging.getLogger("dbsync.server")
@@ -58,6 +58,7 @@ class StatusServer(ThreadingHTTPServer):
         self._report: tuple[float, int, Report] | None = None
         self._report_lock = threading.Lock()
         self._stored: tuple[float, Report] | None = None
+        self._probe: tuple[float, str | None] | None = None
         # Browser sessions: sha256 of each random session id → expiry (the cookie holds the id, never the token).
         self.sessions: dict[str, float] = {}
         self._sessions_lock = threading.Lock()
@@ -104,6 +105,20 @@ class StatusServer(ThreadingHTTPServer):
             report = validate_from_store(SyncContext.build(ctx.settings, ctx.source, ctx.target, ctx.store))
             self._stored = (self.clock(), report)
             return report
+
+    def source_down(self, host: str) -> str | None:
+        """Why the source does not answer (None when it does), probed at most once per REPORT_TTL_SECONDS.
+
+        A cached live report still in date answers for the source (it listed it within the minute): no probe.
+        """
+        cached = self._report
+        if cached and cached[1] == self.daemon.generation and self.clock() - cached[0] < REPORT_TTL_SECONDS:
+            return None
+        if self._probe and self.clock() - self._probe[0] < REPORT_TTL_SECONDS:
+            return self._probe[1]
+        reason = source_down(host)
+        self._probe = (self.clock(), reason)
+        return reason
 
     def new_session(self) -> str:
         """A random session id for a browser that POSTed the right token; only its digest is kept."""
@@ -255,7 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _report_html(self) -> None:
         ctx = self.server.daemon.ctx
         page = moment_page(
-            ctx.store, ctx.source.host, ctx.target.host, live=self.server.report, from_store=self.server.stored_report
+            ctx.store,
+            ctx.source.host,
+            ctx.target.host,
+            live=self.server.report,
+            from_store=self.server.stored_report,
+            probe=self.server.source_down,
         )
         self._send(200, render_page(page).encode(), "text/html; charset=utf-8", _NO_STORE)
 
