@@ -348,7 +348,7 @@ def _rows(
                     f"{k.lag_seconds:.0f}",
                 ],
                 "last_verified_at": verified,
-                "last_verified": _when(verified) if verified else "never",
+                "last_verified": time.strftime("%m-%d %H:%M:%S", time.gmtime(verified)) if verified else "never",
                 "age": _ago(now - verified) if verified else "—",
             }
         )
