@@ -233,8 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _login(self) -> None:
         token = self.server.auth_token
-        length = int(self.headers.get("Content-Length") or 0)
-        if not token or length > MAX_LOGIN_BODY:
+        declared = self.headers.get("Content-Length") or "0"
+        length = int(declared) if declared.isdigit() else -1  # a malformed length is refused, not a crash
+        if not token or not 0 <= length <= MAX_LOGIN_BODY:
             self._send(400, b'{"error": "no login on this server, or the form is too large"}', "application/json")
             return
         fields = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))

@@ -93,6 +93,8 @@ def test_a_token_in_the_url_does_not_sign_in(served: tuple[StatusServer, Clock])
     answer = httpx.get(server.url + f"/login?token={TOKEN}", timeout=60)
     assert "set-cookie" not in answer.headers
     assert httpx.post(server.url + f"/login?token={TOKEN}", timeout=60).status_code == 401
+    oversized = httpx.post(server.url + "/login", content=b"token=" + b"x" * 10_000, timeout=60)
+    assert oversized.status_code == 400 and "set-cookie" not in oversized.headers
 
 
 def test_a_session_ends_at_logout_and_after_its_lifetime(served: tuple[StatusServer, Clock]) -> None:
