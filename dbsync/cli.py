@@ -419,7 +419,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dbsync.report import format_text, validate
 
     settings = _settings(args)
-    ctx = open_context(settings, writer=False)
+    ctx = _html_context(settings) if args.format == "html" else open_context(settings, writer=False)
     try:
         if args.format == "html":
             return _validate_html(ctx, _kind_names(args))
@@ -431,6 +431,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(format_text(report))
     return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
+
+
+def _html_context(settings: Any) -> Any:
+    """Both sides, or only the target when the source does not answer: the page then shows the outage."""
+    from dbsync.config import profile_host
+    from dbsync.context import open_context
+    from dbsync.cutover import open_cutover_context
+    from dbsync.report_html import source_down
+
+    host = profile_host("source", settings.source) if settings.source.profile else settings.source.host or ""
+    if source_down(host) is None:
+        return open_context(settings, writer=False)
+    return open_cutover_context(settings, need_source=False, force=True)  # no writes: the store and a target read
 
 
 def _validate_html(ctx: Any, names: list[str] | None) -> int:

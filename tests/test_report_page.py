@@ -206,3 +206,11 @@ def test_a_standby_that_is_not_ready_names_each_problem_once_with_its_fix(
     assert "state-source-outage" in outage.body_class
     assert outage.problem_kinds.count("notebooks") == 1
     assert outage.text.count(NOTEBOOK) == 1, "the notebook is counted once"
+    cli = subprocess.run(
+        [sys.executable, "-m", "dbsync.cli", "validate", "--format", "html"],
+        env=pair.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 'class="state-source-outage"' in cli.stdout, cli.stderr[-2000:]  # the same page from the command line
