@@ -441,7 +441,7 @@ def _html_context(settings: Any) -> Any:
     from dbsync.report_html import source_down
 
     host = profile_host("source", settings.source) if settings.source.profile else settings.source.host or ""
-    if source_down(host) is None:
+    if not host or source_down(host) is None:  # no host: open_context says which setting is missing
         return open_context(settings, writer=False)
     return open_cutover_context(settings, need_source=False, force=True)  # no writes: the store and a target read
 
