@@ -260,6 +260,8 @@ def validate_from_store(ctx: SyncContext) -> Report:
             if present and prior.status == "partial":  # on the target without some entries: the reasons say which
                 result.partial += 1
                 continue
+            if prior.status in ("drifted", "error", "blocked"):
+                continue  # counted once, by its status (add_store_status), not also as missing
             result.missing_count += 1
             if len(result.missing) < SAMPLE:
                 result.missing.append(prior.key)
@@ -967,6 +969,7 @@ class Runbook:
         self.store.clear_cutover()
         self.rows = {}
         self._set_role("standby")
+        self.store.set_meta("rolled_back_at", str(time.time()))  # the report page says "rolled back" for a day
         self.ctx.event(None, None, "cutover", "ok", "cutover rolled back: the target is a standby again")
         return result
 

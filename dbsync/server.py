@@ -9,15 +9,18 @@ one result serves every caller for REPORT_TTL_SECONDS (one computation at a time
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -26,13 +29,16 @@ from dbsync.context import SyncContext
 from dbsync.engine import update_gauges
 from dbsync.registry import kind_names
 from dbsync.report import Report, validate
-from dbsync.report_html import render
+from dbsync.report_html import moment_page, render_login, render_page, source_down
 from dbsync.scheduler import Daemon
 
 log = logging.getLogger("dbsync.server")
 REPORT_TTL_SECONDS = 60.0  # README: "the report is at most a minute old"
 _CUTOVER_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
 _OPEN_PATHS = ("/healthz", "/livez")  # probes a kubelet sends without a token; they say nothing about the workspaces
+SESSION_COOKIE = "dbsync_session"
+SESSION_SECONDS = 12 * 3600  # a browser signs in once per shift
+MAX_LOGIN_BODY = 4096
 
 
 class StatusServer(ThreadingHTTPServer):
@@ -52,6 +58,11 @@ class StatusServer(ThreadingHTTPServer):
         self.clock = clock
         self._report: tuple[float, int, Report] | None = None
         self._report_lock = threading.Lock()
+        self._stored: tuple[float, Report] | None = None
+        self._probe: tuple[float, str | None] | None = None
+        # Browser sessions: sha256 of each random session id → expiry (the cookie holds the id, never the token).
+        self.sessions: dict[str, float] = {}
+        self._sessions_lock = threading.Lock()
         self.report_open = bool(auth_token) or _loopback(address[0])
         if not self.report_open:
             log.warning(
@@ -84,12 +95,60 @@ class StatusServer(ThreadingHTTPServer):
             self._report = (self.clock(), generation, report)
             return report
 
+    def stored_report(self) -> Report:
+        """The store's last synced state against the live target (a source outage), at most REPORT_TTL_SECONDS old."""
+        from dbsync.cutover import validate_from_store
+
+        with self._report_lock:
+            if self._stored and self.clock() - self._stored[0] < REPORT_TTL_SECONDS:
+                return self._stored[1]
+            ctx = self.daemon.ctx
+            report = validate_from_store(SyncContext.build(ctx.settings, ctx.source, ctx.target, ctx.store))
+            self._stored = (self.clock(), report)
+            return report
+
+    def source_down(self, host: str) -> str | None:
+        """Why the source does not answer (None when it does), probed at most once per REPORT_TTL_SECONDS.
+
+        A cached live report still in date answers for the source (it listed it within the minute): no probe.
+        """
+        cached = self._report
+        if cached and cached[1] == self.daemon.generation and self.clock() - cached[0] < REPORT_TTL_SECONDS:
+            return None
+        if self._probe and self.clock() - self._probe[0] < REPORT_TTL_SECONDS:
+            return self._probe[1]
+        reason = source_down(host)
+        self._probe = (self.clock(), reason)
+        return reason
+
+    def new_session(self) -> str:
+        """A random session id for a browser that POSTed the right token; only its digest is kept."""
+        session = secrets.token_urlsafe(32)
+        with self._sessions_lock:
+            now = self.clock()
+            self.sessions = {k: v for k, v in self.sessions.items() if v > now}
+            self.sessions[_digest(session)] = now + SESSION_SECONDS
+        return session
+
+    def session_valid(self, session: str) -> bool:
+        with self._sessions_lock:
+            expires = self.sessions.get(_digest(session))
+        return expires is not None and expires > self.clock()
+
+    def end_session(self, session: str) -> None:
+        with self._sessions_lock:
+            self.sessions.pop(_digest(session), None)
+
     def start(self) -> threading.Thread:
         thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="status-server", daemon=True
         )
         thread.start()
         return thread
+
+
+def _digest(session: str) -> str:
+    return hashlib.sha256(session.encode()).hexdigest()
 
 
 def _loopback(host: str) -> bool:
@@ -110,6 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/login" or (path == "/report.html" and not self._authorized()):
+            self._login_page(path)
+            return
         if path not in _OPEN_PATHS and not self._authorized():
             self._send(
                 401, b'{"error": "missing or wrong bearer token"}', "application/json", {"WWW-Authenticate": "Bearer"}
@@ -138,11 +200,59 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, json.dumps({"error": str(err)}).encode(), "application/json")
 
     def _authorized(self) -> bool:
+        """A Bearer header with the token (scripts, Prometheus) or a browser's session cookie."""
         token = self.server.auth_token
         if not token:
             return True
         header = self.headers.get("Authorization") or ""
-        return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+        if hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+            return True
+        session = self._session_cookie()
+        return bool(session) and self.server.session_valid(session)
+
+    def _session_cookie(self) -> str:
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE:
+                return value
+        return ""
+
+    # -- browser login: POST the token once, get an HttpOnly SameSite=Strict session cookie --------
+    def _login_page(self, path: str) -> None:
+        if path == "/report.html" or not self.server.auth_token:
+            self._redirect("/login" if self.server.auth_token else "/report.html")
+            return
+        self._send(200, render_login().encode(), "text/html; charset=utf-8", _NO_STORE)
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/login":
+            self._login()
+        elif path == "/logout":
+            self.server.end_session(self._session_cookie())
+            self._redirect("/login", {"Set-Cookie": f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"})
+        else:
+            self._send(405, b'{"error": "only /login and /logout accept POST"}', "application/json", {"Allow": "GET"})
+
+    def _login(self) -> None:
+        token = self.server.auth_token
+        declared = self.headers.get("Content-Length") or "0"
+        length = int(declared) if declared.isdigit() else -1  # a malformed length is refused, not a crash
+        if not token or not 0 <= length <= MAX_LOGIN_BODY:
+            self._send(400, b'{"error": "no login on this server, or the form is too large"}', "application/json")
+            return
+        fields = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        given = (fields.get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("a login with a wrong token from %s", self.client_address[0])
+            self._send(401, render_login(failed=True).encode(), "text/html; charset=utf-8", _NO_STORE)
+            return
+        session = self.server.new_session()
+        cookie = f"{SESSION_COOKIE}={session}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict"
+        self._redirect("/report.html", {"Set-Cookie": cookie})
+
+    def _redirect(self, location: str, headers: dict[str, str] | None = None) -> None:
+        self._send(303, b"", "text/plain", {"Location": location, **_NO_STORE, **(headers or {})})
 
     def _healthz(self) -> None:
         self._send(200, b'{"status": "alive"}', "application/json")
@@ -192,8 +302,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _report_html(self) -> None:
         ctx = self.server.daemon.ctx
-        page = render(self.server.report(), target_host=ctx.target.host, source_host=ctx.source.host)
-        self._send(200, page.encode(), "text/html; charset=utf-8")
+        page = moment_page(
+            ctx.store,
+            ctx.source.host,
+            ctx.target.host,
+            live=self.server.report,
+            from_store=self.server.stored_report,
+            probe=self.server.source_down,
+        )
+        self._send(200, render_page(page).encode(), "text/html; charset=utf-8", _NO_STORE)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -203,3 +320,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+_NO_STORE = {"Cache-Control": "no-store"}  # pages list both workspaces: no shared or disk cache keeps them

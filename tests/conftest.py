@@ -43,6 +43,31 @@ def promtool() -> str:
     pytest.fail(f"promtool is missing: {PROMTOOL_INSTALL}")
 
 
+CHROMIUM_INSTALL = "apt-get install -y chromium (Debian's package provides /usr/bin/chromium)"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium, installed from Debian's `chromium` package when missing and we may (root + apt-get).
+
+    The report page's tests look at it with a real browser; elsewhere they fail with the install line.
+    """
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        ):
+            subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
+        found = shutil.which("chromium")
+        if found:
+            return found
+    pytest.fail(f"chromium is missing: {CHROMIUM_INSTALL}")
+
+
 # The SDK reads DATABRICKS_* and ~/.databrickscfg; tests must see only what they configure.
 for _name in [n for n in os.environ if n.startswith("DATABRICKS_")]:
     del os.environ[_name]

@@ -269,8 +269,9 @@ def test_report_page_escapes_names_and_links_to_the_objects() -> None:
         Report(0.0, [notebooks, jobs], False, ["notebooks: 1 not replicated"]),
         target_host="https://dr.example.com",
         source_host="https://primary.example.com",
+        labels=lambda kind, keys: {"42": ("nightly <etl>", "1042")} if kind == "jobs" else {},
     )
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert 'href="https://primary.example.com/#workspace/Shared/%3Cb%3Ex%3C/b%3E"' in page
-    assert 'href="https://primary.example.com/jobs/42"' in page
+    assert 'href="https://dr.example.com/jobs/1042">nightly &lt;etl&gt;</a>' in page  # drift: the edited target copy
     assert "Not ready for cutover" in page and "<script" not in page

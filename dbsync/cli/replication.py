@@ -13,13 +13,15 @@ from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
 from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
+from dbsync.config import profile_host
 from dbsync.context import open_context
+from dbsync.cutover import open_cutover_context, validate_from_store
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Change
 from dbsync.registry import KIND_NAMES, kind, kinds
 from dbsync.report import format_text, validate
-from dbsync.report_html import render
+from dbsync.report_html import moment_page, render_page, source_down
 from dbsync.scheduler import Daemon
 from dbsync.server import StatusServer
 from dbsync.store import Store
@@ -122,18 +124,39 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = settings_for(args)
-    ctx = open_context(settings, writer=False)
+    ctx = _html_context(settings) if args.format == "html" else open_context(settings, writer=False)
     try:
+        if args.format == "html":
+            return _validate_html(ctx, kind_names(args))
         report = validate(ctx, kind_names(args))
     finally:
         ctx.store.close()
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
-    elif args.format == "html":
-        print(render(report))
     else:
         print(format_text(report))
     return EXIT_OK if report.ready_for_cutover else EXIT_FAILED
+
+
+def _html_context(settings: Any) -> Any:
+    """Both sides, or only the target when the source does not answer: the page then shows the outage."""
+    host = profile_host("source", settings.source) if settings.source.profile else settings.source.host or ""
+    if not host or source_down(host) is None:  # no host: open_context says which setting is missing
+        return open_context(settings, writer=False)
+    return open_cutover_context(settings, need_source=False, force=True)  # no writes: the store and a target read
+
+
+def _validate_html(ctx: Any, names: list[str] | None) -> int:
+    """The report page for this moment (standby, cutover, primary, rolled back), as /report.html shows it."""
+    page = moment_page(
+        ctx.store,
+        ctx.source.host,
+        ctx.target.host,
+        live=lambda: validate(ctx, names),
+        from_store=lambda: validate_from_store(ctx),
+    )
+    print(render_page(page, refresh_seconds=None))
+    return EXIT_OK if page.state == "ready" else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

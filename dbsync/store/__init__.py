@@ -487,6 +487,17 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    def labels(self, kind: str, keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """{source key: (name, target key)} for the keys the store knows: pages show names, link target copies."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        rows = self._rows(
+            f"SELECT source_key, name, target_key FROM resources WHERE kind = ? AND source_key IN ({marks})",
+            [kind, *keys],
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def oldest_unsynced_change(self, kind: str) -> float | None:
         """When the oldest source change not yet applied was first seen (None when in sync).
 
