@@ -7,9 +7,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dbsync.config import Settings
+import httpx
+
+from dbsync.config import Settings, profile_host
 from dbsync.context import SyncContext, check_auth, open_context, preflight
 from dbsync.errors import ConfigError, DbsyncError
+from dbsync.registry import kinds
+from dbsync.role import RoleRefused, marker_refusal, read_marker
+from dbsync.store import Store
+from dbsync.workspace import connect
 
 
 def open_cutover_context(settings: Settings, need_source: bool = True, force: bool = False) -> SyncContext:
@@ -44,8 +50,6 @@ def open_cutover_context(settings: Settings, need_source: bool = True, force: bo
 
 def _refuse_live_source(settings: Settings) -> None:
     """--skip-source is for a source that is down: one that answers would keep its jobs running."""
-    import httpx
-
     host = _host(settings, "source")
     url = host if "://" in host else f"https://{host}"
     try:
@@ -62,8 +66,6 @@ def _refuse_live_source(settings: Settings) -> None:
 
 def _check_target_marker(ctx: SyncContext) -> None:
     """A store that never began a cutover must not cut over a target that is already someone's primary."""
-    from dbsync.role import RoleRefused, marker_refusal, read_marker
-
     if ctx.store.role != "standby" or ctx.store.cutover_steps():
         return  # resuming: the marker is ours
     source_id = ctx.store.get_meta("source_workspace_id") or ""
@@ -74,9 +76,6 @@ def _check_target_marker(ctx: SyncContext) -> None:
 
 
 def _open_without_source(settings: Settings) -> SyncContext:
-    from dbsync.store import Store
-    from dbsync.workspace import connect
-
     preflight("target", _host(settings, "target"))
     target = connect(
         "target",
@@ -103,8 +102,6 @@ def _open_without_source(settings: Settings) -> SyncContext:
 
 
 def _host(settings: Settings, side: str) -> str:
-    from dbsync.config import profile_host
-
     ws = getattr(settings, side)
     return profile_host(side, ws) if ws.profile else ws.host or ""
 
@@ -122,8 +119,6 @@ def _quiet(name: str) -> Iterator[None]:
 
 def last_sync_age(ctx: SyncContext) -> float | None:
     """Seconds since the oldest of the enabled kinds' last successful cycles: what a skipped source loses."""
-    from dbsync.registry import kinds
-
     times = [ctx.store.last_success(k.name) for k in kinds() if ctx.settings.kind(k.name).enabled]
     known = [t for t in times if t]
     return time.time() - min(known) if known else None

@@ -37,6 +37,7 @@ from dbsync.cutover.writer import PacedWriter, Writes
 from dbsync.errors import DbsyncError
 from dbsync.model import Prior
 from dbsync.report import validate, validate_from_store
+from dbsync.role import PRIMARY, PROMOTING, STANDBY, write_marker
 
 log = logging.getLogger("dbsync.cutover")
 STEP_FUNCTIONS: dict[str, Callable[[Runbook], steps.Result]] = {
@@ -116,8 +117,6 @@ class Runbook:
         metrics.CUTOVER_STATE.set(ROLE_STATES[role])
 
     def _write_markers(self, role: str) -> None:
-        from dbsync.role import PRIMARY, PROMOTING, STANDBY, write_marker
-
         source_id = self.store.get_meta("source_workspace_id") or ""
         target_id = self.store.get_meta("target_workspace_id") or ""
         target_role, source_role = {
@@ -131,8 +130,6 @@ class Runbook:
             self.source_marker(source_role, source_id, target_id, by)
 
     def source_marker(self, role: str, source_id: str, target_id: str, by: str) -> None:
-        from dbsync.role import write_marker
-
         try:
             write_marker(self.ctx.source, role, source_id, target_id, by)
         except (DatabricksError, DbsyncError, OSError) as err:  # best effort: the target's marker is what protects

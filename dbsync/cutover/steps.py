@@ -12,8 +12,10 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.cutover import plan, render
 from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
 from dbsync.cutover.pair import last_sync_age
+from dbsync.engine import Engine
 from dbsync.planner import selected
 from dbsync.report import SAMPLE, validate, validate_from_store
+from dbsync.role import STANDBY
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -28,8 +30,6 @@ def final_sync(book: Runbook) -> Result:
         age = last_sync_age(book.ctx)
         when = render.age_text(age)
         return "skipped", {"summary": f"--skip-source: cutting over to the last sync ({when})", "age": age}
-    from dbsync.engine import Engine
-
     reports = Engine(book.ctx).cycle()
     kinds = {r.kind: {**r.counts(), "blocked": r.blocked, "outcome": r.outcome} for r in reports}
     changed = sum(r.created + r.updated + r.deleted for r in reports)
@@ -67,8 +67,6 @@ def pause_source(book: Runbook) -> Result:
     follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
     if late and not failed:  # the old primary answers again: its marker says it is a standby now
-        from dbsync.role import STANDBY
-
         ids = (book.store.get_meta("source_workspace_id") or "", book.store.get_meta("target_workspace_id") or "")
         book.source_marker(STANDBY, *ids, "cutover")
     runs = active_runs(book)
