@@ -97,7 +97,7 @@ def _target_keys(ctx: SyncContext, kind: Kind, copies: dict[str, list[str]] | No
     For kinds whose target objects carry dbsync's source-id tag, `copies` gets {source id: [target keys]}
     from the same listing, so two copies of one source object (two writers once raced) are seen.
     """
-    if not kind.declaration.target_listed:
+    if _target_unlisted(kind):
         return set()
     items = kind.watcher.items(ctx.target) if copies is not None else None
     if items is None:
@@ -165,7 +165,7 @@ def validate_kind(
     result.duplicate_count = sum(len(copies[k]) - 1 for k in duplicated)
     result.duplicates = duplicated[:SAMPLE]
     result.source_count = len(keys)
-    result.target_count = len(target_keys) if kind.declaration.target_listed else len(priors)
+    result.target_count = len(priors) if _target_unlisted(kind) else len(target_keys)
     mapped_targets = {p.target_key for p in priors.values() if p.target_key}
     new, pending_known = 0, []
     for key in keys:
@@ -191,8 +191,27 @@ def _state(kind: Kind, prior: Prior | None, changed: bool, target_keys: set[str]
         return "pending"
     if prior.status != IN_SYNC:
         return prior.status  # partial, skipped, blocked, error, drifted
-    on_target = prior.target_key is not None and (not kind.declaration.target_listed or prior.target_key in target_keys)
-    return "in_sync" if on_target else "missing"
+    return "in_sync" if _on_target(kind, prior, target_keys) else "missing"
+
+
+def _on_target(kind: Kind, prior: Prior, target_keys: set[str]) -> bool:
+    """The object's copy, as last synced, is on the target (a kind whose target is not listed: as the store says)."""
+    return prior.target_key is not None and (_target_unlisted(kind) or prior.target_key in target_keys)
+
+
+def _stored_state(kind: Kind, prior: Prior, target_keys: set[str]) -> str:
+    """Where one object stands as last synced, the source not contacted: in_sync, partial or missing."""
+    state = _state(kind, prior, False, target_keys)
+    if state == "partial" and _on_target(kind, prior, target_keys):
+        return state  # on the target without some entries: the reasons say which
+    if state in ("drifted", "error", "blocked"):
+        return state  # counted once, by its status (add_store_status), not also as missing
+    return state if state == "in_sync" else "missing"
+
+
+def _target_unlisted(kind: Kind) -> bool:
+    """Kinds whose objects live on other kinds' objects (ACLs): the target is not listed, the store says."""
+    return not kind.declaration.target_listed
 
 
 def _tally(result: KindValidation, state: str, key: str) -> None:
@@ -335,6 +354,31 @@ def validate(ctx: SyncContext, names: list[str] | None = None, fetch_unversioned
         reasons.append(f"store role is {ctx.store.role}, not standby")
     every_action = [a for k in selected for a in actions[k.name]]
     return Report(time.time(), results, not reasons, reasons, every_action)
+
+
+def validate_from_store(ctx: SyncContext) -> Report:
+    """Validation without the source: the store's last synced state against the live target."""
+    ctx.new_run()
+    results = [_validate_stored(ctx, kind) for kind in kinds() if ctx.settings.kind(kind.name).enabled]
+    reasons = not_ready_reasons(results, missing="not on the target as last synced", listing="cannot list the target")
+    return Report(time.time(), results, not reasons, reasons)
+
+
+def _validate_stored(ctx: SyncContext, kind: Kind) -> KindValidation:
+    """One kind as last synced: each stored object in sync, partial, or missing from the live target."""
+    result = KindValidation(kind.name)
+    try:
+        target_keys = set() if _target_unlisted(kind) else {r.key for r in kind.watcher.list(ctx, ctx.target)}
+    except ListingError as err:
+        result.listing_error = str(err)
+        return result
+    priors = list(ctx.store.priors(kind.name))
+    result.source_count = len(priors)
+    result.target_count = len(priors) if _target_unlisted(kind) else len(target_keys)
+    for prior in priors:
+        _tally(result, _stored_state(kind, prior, target_keys), prior.key)
+    add_store_status(ctx, result)
+    return result
 
 
 def format_text(report: Report) -> str:

@@ -28,7 +28,7 @@ from dbsync import metrics
 from dbsync.context import SyncContext
 from dbsync.engine import update_gauges
 from dbsync.registry import kind_names
-from dbsync.report import Report, validate
+from dbsync.report import Report, validate, validate_from_store
 from dbsync.report_html import moment_page, render_login, render_page, source_down
 from dbsync.scheduler import Daemon
 
@@ -97,8 +97,6 @@ class StatusServer(ThreadingHTTPServer):
 
     def stored_report(self) -> Report:
         """The store's last synced state against the live target (a source outage), at most REPORT_TTL_SECONDS old."""
-        from dbsync.cutover import validate_from_store
-
         with self._report_lock:
             if self._stored and self.clock() - self._stored[0] < REPORT_TTL_SECONDS:
                 return self._stored[1]

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "deploy" / "grafana" / "dashboard.py"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dbsync.json"
 CHART_COPY = ROOT / "deploy" / "helm" / "dbsync" / "files" / "dbsync.json"
-# dbsync/server.py and dbsync/cutover.py set dbsync_cutover_state to these values (metrics.py's help text).
+# dbsync/server.py and dbsync/cutover/ set dbsync_cutover_state to these values (metrics.py's help text).
 CUTOVER_VALUES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
 
 

@@ -15,12 +15,12 @@ from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_sto
 from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
 from dbsync.config import profile_host
 from dbsync.context import open_context
-from dbsync.cutover import open_cutover_context, validate_from_store
+from dbsync.cutover import open_cutover_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Change
 from dbsync.registry import KIND_NAMES, kind, kinds
-from dbsync.report import format_text, validate
+from dbsync.report import format_text, validate, validate_from_store
 from dbsync.report_html import moment_page, render_page, source_down
 from dbsync.scheduler import Daemon
 from dbsync.server import StatusServer

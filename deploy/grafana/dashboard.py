@@ -35,7 +35,7 @@ DATASOURCE = grafana.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # each) share one Prometheus. `pair` is the label the chart's ServiceMonitor sets ("All" also matches none).
 TARGET = 'pair=~"$pair", job=~"$job", instance=~"$instance"'
 KIND = f'{TARGET}, kind=~"$kind"'
-# dbsync_cutover_state's values (dbsync/server.py, dbsync/cutover.py) as the README's cutover runbook names them.
+# dbsync_cutover_state's values (dbsync/server.py, dbsync/cutover/) as the README's cutover runbook names them.
 CUTOVER_WORDS = {0: "standby", 1: "cutover running", 2: "cutover complete"}
 
 Grid = tuple[int, int, int, int]

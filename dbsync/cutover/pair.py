@@ -1,0 +1,124 @@
+"""Opening the pair for a cutover (both sides, or the target alone when the source is down); its last sync's age."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from dbsync.config import Settings, profile_host
+from dbsync.context import SyncContext, check_auth, open_context, preflight
+from dbsync.errors import ConfigError, DbsyncError
+from dbsync.registry import kinds
+from dbsync.role import RoleRefused, marker_refusal, read_marker
+from dbsync.store import Store
+from dbsync.workspace import connect
+
+
+def open_cutover_context(settings: Settings, need_source: bool = True, force: bool = False) -> SyncContext:
+    """Connect both sides, or only the target when the source is down (`--skip-source`).
+
+    Without the source, its workspace id is the one the store was bound to, and its client is
+    built with a one-second retry budget: nothing may wait minutes on a dead host. A source that
+    answers is refused for `--skip-source` unless `force`: its jobs would keep running beside the
+    new primary's. A store that never cut over is refused against a target whose role marker says
+    it is already a primary (a lost or fresh store would pause its jobs).
+    """
+    if need_source:
+        try:
+            preflight("source", _host(settings, "source"))
+        except ConfigError as err:
+            raise ConfigError(
+                f"{err} If the source is down (the disaster case), run `dbsync cutover --skip-source`: it "
+                "cuts over to the state of the last sync."
+            ) from None
+        ctx = open_context(settings, writer=False)
+    else:
+        if not force:
+            _refuse_live_source(settings)
+        ctx = _open_without_source(settings)
+    try:
+        _check_target_marker(ctx)
+    except BaseException:
+        ctx.store.close()
+        raise
+    return ctx
+
+
+def _refuse_live_source(settings: Settings) -> None:
+    """--skip-source is for a source that is down: one that answers would keep its jobs running."""
+    host = _host(settings, "source")
+    url = host if "://" in host else f"https://{host}"
+    try:
+        answer = httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=5.0)
+    except httpx.HTTPError:
+        return  # down, as --skip-source says
+    if answer.status_code < 500:
+        raise ConfigError(
+            f"--skip-source, but the source workspace at {url} answers (HTTP {answer.status_code}): its jobs would "
+            "keep running beside the new primary's. Run `dbsync cutover` without --skip-source (it pauses them), "
+            "or add --force if the source is really unusable."
+        )
+
+
+def _check_target_marker(ctx: SyncContext) -> None:
+    """A store that never began a cutover must not cut over a target that is already someone's primary."""
+    if ctx.store.role != "standby" or ctx.store.cutover_steps():
+        return  # resuming: the marker is ours
+    source_id = ctx.store.get_meta("source_workspace_id") or ""
+    target_id = ctx.store.get_meta("target_workspace_id") or ""
+    refusal = marker_refusal(read_marker(ctx.target), source_id, target_id)
+    if refusal:
+        raise RoleRefused(refusal)
+
+
+def _open_without_source(settings: Settings) -> SyncContext:
+    preflight("target", _host(settings, "target"))
+    target = connect(
+        "target",
+        settings.target,
+        retry_timeout_seconds=settings.retry_timeout_seconds,
+        concurrency=settings.concurrency,
+    )
+    check_auth("target", target)  # a refused token is one line now, not an error per job mid-cutover
+    with _quiet("databricks.sdk"):  # its host probe warns about the host we know is down
+        source = connect(
+            "source", settings.source, retry_timeout_seconds=1, http_timeout_seconds=5, concurrency=settings.concurrency
+        )
+    store = Store(settings.state_path)
+    source_id = store.get_meta("source_workspace_id")
+    if source_id is None:
+        store.close()
+        raise ConfigError(f"state store {settings.state_path} has never synced: there is nothing to cut over")
+    try:
+        store.bind_pair(source_id, target.workspace_id())
+    except DbsyncError:
+        store.close()
+        raise
+    return SyncContext.build(settings, source, target, store)
+
+
+def _host(settings: Settings, side: str) -> str:
+    ws = getattr(settings, side)
+    return profile_host(side, ws) if ws.profile else ws.host or ""
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def last_sync_age(ctx: SyncContext) -> float | None:
+    """Seconds since the oldest of the enabled kinds' last successful cycles: what a skipped source loses."""
+    times = [ctx.store.last_success(k.name) for k in kinds() if ctx.settings.kind(k.name).enabled]
+    known = [t for t in times if t]
+    return time.time() - min(known) if known else None
