@@ -235,10 +235,10 @@ class Engine:
             if prior.status not in ("synced", "drifted") or prior.target_key is None:
                 continue
             seen = target_view.get(prior.target_key)
-            if prior.target_fingerprint is None and seen is not None:
-                store.record_target_fingerprint(kind.name, prior.key, seen)
+            if prior.target_version is None and seen is not None:
+                store.record_target_version(kind.name, prior.key, seen)
                 continue
-            if seen == prior.target_fingerprint or (prior.status == "drifted" and not heal):
+            if seen == prior.target_version or (prior.status == "drifted" and not heal):
                 continue
             report.drifted += 1
             metrics.DRIFT_DETECTED.labels(kind.name).inc()

@@ -68,7 +68,7 @@ class Prior:
     version_hint: str | None
     fingerprint: str | None
     target_key: str | None
-    target_fingerprint: str | None
+    target_version: str | None
     status: str
     attempts: int
     payload: dict[str, Any] | None = None
