@@ -21,7 +21,6 @@ from pathlib import Path
 
 from dbsync.config import MappingSettings, Settings
 from dbsync.errors import ConfigError, DbsyncError, StoreError
-from dbsync.model import Applied, Resource
 from dbsync.store import Store
 
 SEED_MARKER = {"reverse_seed": True}  # the placeholder payload: its fingerprint matches no real payload
@@ -165,8 +164,7 @@ def _seed_row(reverse: Store, kind: str, key: str, target_key: str) -> None:
     """A pending row that knows its target: the next cycle fetches and updates it, never creates."""
     name = posixpath.basename(key) if key.startswith("/") else key
     # Adopted: the old primary's objects were made by its users, so the reverse direction never deletes them.
-    reverse.record_applied(Resource(kind, key, name, None, dict(SEED_MARKER)), Applied(target_key, adopted=True))
-    reverse.record_drift(kind, key, heal=True)  # status pending, lag clock running until it is rewritten
+    reverse.seed_reversed(kind, key, name, target_key, dict(SEED_MARKER))
 
 
 def next_steps(seed: ReverseSeed, forward_path: Path) -> list[str]:

@@ -284,6 +284,28 @@ class Store:
                 [resource.kind, resource.key],
             )
 
+    def seed_reversed(self, kind: str, key: str, name: str, target_key: str, payload: dict[str, Any]) -> None:
+        """A failback row that knows its target but not its content: pending, adopted, the lag clock running.
+
+        `payload` is a placeholder whose fingerprint matches no real payload, so the next cycle fetches the
+        object and updates `target_key` in place (never creates); adopted, so failback never deletes it.
+        """
+        now = time.time()
+        with self._transaction():
+            self.db.execute(
+                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                       source_meta_json, target_key, target_version, status, last_error, attempts,
+                       retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
+                   VALUES (?, ?, ?, NULL, ?, ?, NULL, ?, NULL, 'pending', NULL, 0, NULL, ?, ?, ?, 'adopted')
+                   ON CONFLICT (kind, source_key) DO UPDATE SET
+                       name = excluded.name, version_hint = NULL, fingerprint = excluded.fingerprint,
+                       payload_json = excluded.payload_json, source_meta_json = NULL,
+                       target_key = excluded.target_key, target_version = NULL, status = 'pending',
+                       last_error = NULL, attempts = 0, retry_at = NULL, last_changed_at = excluded.last_changed_at,
+                       last_synced_at = excluded.last_synced_at, origin = 'adopted'""",
+                [kind, key, name, fingerprint(payload), _json(payload), target_key, now, now, now],
+            )
+
     def record_failure(self, resource: Resource, status: str, error: str, retry_in: float = 0.0) -> None:
         """A change that did not reach the target: blocked, or error with backoff."""
         now = time.time()
