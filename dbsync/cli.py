@@ -365,13 +365,13 @@ def _plan_json(action: str, change: Any) -> dict[str, Any]:
 
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
     """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
-    from dbsync.model import Change
+    from dbsync.model import Resource, Upsert
     from dbsync.registry import kind
 
     if "permissions" not in ran:
         return []
     return [
-        Change("create", "permissions", f"{c.kind}:{c.key}", None, None)
+        Upsert(Resource("permissions", f"{c.kind}:{c.key}", payload={}), None)
         for c in planned
         if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
     ]

@@ -23,7 +23,7 @@ from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
 from dbsync.mapping import arrived
-from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Prior, Resource
+from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.watchers.base import describe, listing
@@ -52,7 +52,7 @@ class KindReport:
     outcome: str = "ok"
     message: str | None = None
     planned: list[Change] = field(default_factory=list)
-    pending_deletes: list[Change] = field(default_factory=list, repr=False)
+    pending_deletes: list[Delete] = field(default_factory=list, repr=False)
     # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
     blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
 
@@ -433,7 +433,7 @@ class Engine:
                 else:
                     self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 
-    def _delete_one(self, kind: Kind, change: Change) -> tuple[str, str | None]:
+    def _delete_one(self, kind: Kind, change: Delete) -> tuple[str, str | None]:
         """(deleted | kept | skipped | error, why): only what dbsync created is deleted."""
         if self.fenced:
             return "error", self.fenced

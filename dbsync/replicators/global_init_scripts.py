@@ -16,7 +16,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, is_gone
 
@@ -91,12 +91,12 @@ def _reorder(ctx: SyncContext) -> None:
         current.insert(index, target_id)
 
 
-def _only_moved(change: Change) -> bool:
+def _only_moved(change: Upsert) -> bool:
     """The source script only changed place: its name, content and state on the target are already right."""
     prior = change.prior
-    if prior is None or prior.status != "synced" or not prior.payload or change.resource is None:
+    if prior is None or prior.status != "synced" or not prior.payload:
         return False
-    return _without_position(prior.payload) == _without_position(change.resource.payload or {})
+    return _without_position(prior.payload) == _without_position(change.payload)
 
 
 def _without_position(payload: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +106,9 @@ def _without_position(payload: dict[str, Any]) -> dict[str, Any]:
 class GlobalInitScriptReplicator(Replicator):
     kind = KIND
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None and resource.body is not None
+        assert resource.body is not None  # a fetched script carries its body
         payload = resource.payload
         fields: dict[str, Any] = {
             "name": payload["name"],
@@ -141,7 +141,7 @@ class GlobalInitScriptReplicator(Replicator):
         script_id = BY_NAME.get(ctx, name)
         return None if script_id in _placed(ctx).values() else script_id
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.global_init_scripts.delete(change.target_key or "")
         except DatabricksError as err:

@@ -6,7 +6,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 from dbsync.watchers.listed import SOURCE_ID_TAG
@@ -25,9 +25,8 @@ class InstancePoolReplicator(Replicator):
     kind = "instance_pools"
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = dict(resource.payload)
         payload["custom_tags"] = {**payload.get("custom_tags", {}), SOURCE_ID_TAG: resource.key}
         pools = ctx.target.client.instance_pools
@@ -44,7 +43,7 @@ class InstancePoolReplicator(Replicator):
             raise
         return Applied(pool_id, adopted=False)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.instance_pools.delete(change.target_key or ""))
 
 

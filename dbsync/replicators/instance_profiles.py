@@ -14,7 +14,7 @@ from databricks.sdk.errors import DatabricksError, ResourceConflict
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
 
@@ -37,9 +37,8 @@ def _differs(current: dict[str, Any], payload: dict[str, Any]) -> bool:
 class InstanceProfileReplicator(Replicator):
     kind = "instance_profiles"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         arn = payload["instance_profile_arn"]
         profiles = ctx.target.client.instance_profiles
@@ -83,7 +82,7 @@ class InstanceProfileReplicator(Replicator):
             return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}, True
         return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}, False
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.instance_profiles.remove(change.target_key or change.key)
         except DatabricksError as err:

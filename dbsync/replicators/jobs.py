@@ -10,7 +10,7 @@ from databricks.sdk.service.jobs import JobSettings
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, is_gone, sdk_call
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
@@ -41,9 +41,8 @@ class JobReplicator(Replicator):
     kind = "jobs"
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         settings = target_settings(ctx, resource.payload, resource.key)
         waiting = _run_as_missing(ctx, settings)
         jobs = ctx.target.client.jobs
@@ -61,7 +60,7 @@ class JobReplicator(Replicator):
             raise
         return _applied(job_id, waiting, adopted=False)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))
 
 

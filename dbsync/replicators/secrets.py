@@ -22,7 +22,7 @@ from databricks.sdk.service.workspace import AclPermission
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
 from dbsync.mapping import ANY, waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
 from dbsync.watchers.secrets import KEY_VAULT
@@ -38,9 +38,8 @@ def _missing_principal(err: DatabricksError, principal: str) -> bool:
 class SecretScopeReplicator(Replicator):
     kind = "secret_scopes"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         scope = payload["name"]
         adopted = None
@@ -109,7 +108,7 @@ class SecretScopeReplicator(Replicator):
     def _caller(ctx: SyncContext) -> str:
         return ctx.cached("target-caller", lambda: ctx.target.client.current_user.me().user_name or "")
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         if change.prior and change.prior.source_meta.get("backend_type") == KEY_VAULT:
             return  # dbsync did not create it (the Key Vault holds the data): the operator removes it
         scope = change.target_key or change.key
@@ -140,9 +139,8 @@ def _refuse_if_not_empty(ctx: SyncContext, what: str, inside: list[str]) -> None
 class SecretReplicator(Replicator):
     kind = "secrets"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         if resource.body is None:
             raise Permanent(f"secret {resource.key}: no value was read")  # never happens after fetch
         payload = ctx.idmap.resolve(resource.payload)
@@ -175,7 +173,7 @@ class SecretReplicator(Replicator):
             return
         secrets.put_secret(scope, key, string_value=text)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         scope, _, key = (change.target_key or change.key).partition("/")  # only keys dbsync wrote get here
         try:
             ctx.target.client.secrets.delete_secret(scope, key)

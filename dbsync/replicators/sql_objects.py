@@ -26,7 +26,7 @@ from databricks.sdk.service.sql import (
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.sql_objects import PAGE_SIZE, folder
 
@@ -78,9 +78,8 @@ class SqlObjectReplicator(Replicator):
         self.kind = kind
         self.spec = _Spec(kind)
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         body = ctx.idmap.resolve(resource.payload)  # Blocked until the warehouse / query is replicated
         owner = body.pop("owner_user_name", None)
         parent = body.pop("parent_path")
@@ -167,7 +166,7 @@ class SqlObjectReplicator(Replicator):
             return f"owner {owner} does not exist on the target; the owner was left unchanged"
         return None
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Move the target copy to the trash, as a delete on the source did."""
         with contextlib.suppress(NotFound):
             self.spec.api(ctx).delete(change.target_key or "")

@@ -20,7 +20,7 @@ from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Languag
 
 from dbsync.context import SyncContext
 from dbsync.errors import Kept, Permanent, RetryLater
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 
@@ -31,9 +31,8 @@ class WorkspaceObjectReplicator(Replicator):
         # A folder is judged by what it holds when deleted, so an older row needs no recorded origin.
         self.unrecorded_origin = "created" if kind == "directories" else "adopted"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         path = resource.payload["path"]
         if self.kind == "directories":
             ctx.target.client.workspace.mkdirs(path)
@@ -66,7 +65,7 @@ class WorkspaceObjectReplicator(Replicator):
                 raise Permanent(f"the target rejected {path}: {err}") from err
             raise
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         path = change.target_key or change.key
         workspace = ctx.target.client.workspace
         inside: list[str] = []

@@ -30,6 +30,7 @@ from dbsync.store.schema import (
     restrict,
 )
 
+
 def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     if row is None:
         return None
@@ -236,7 +237,8 @@ class Store:
         """
         now = time.time()
         attempts = 1 if applied.pending else 0
-        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON}
+        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
+        version_hint = resource.version_hint if applied.version_hint is None else applied.version_hint
         if applied.waiting_on:
             meta[WAITING_ON] = sorted(set(applied.waiting_on))
         with self._transaction():
@@ -260,7 +262,7 @@ class Store:
                     resource.kind,
                     resource.key,
                     resource.name,
-                    resource.version_hint,
+                    version_hint,
                     resource.fingerprint,
                     _json(resource.payload),
                     _json(meta),
