@@ -1,9 +1,9 @@
 """The reconcile loop: list → diff → fetch → plan → apply → record, for each kind in dependency order.
 
-Workers only talk HTTP (fetch and apply); the calling thread owns the store and records every
-outcome in its own transaction. Upserts run in dependency order, then deletes in reverse order, so
-a job goes before the cluster it used. Listings stream: at most `concurrency * 4` changes are in
-flight, and a notebook body lives from its export to its import only.
+Workers only talk HTTP (fetch and apply); the calling thread owns the store: it records every outcome
+in its own transaction, and the events workers raise (queued on the context). Upserts run in dependency
+order, then deletes in reverse order, so a job goes before the cluster it used. Listings stream: at most
+`concurrency * 4` changes are in flight, and a notebook body lives from its export to its import only.
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ class Engine:
         if refusal and not self.plan_only:
             raise StoreError(refusal)
         self.ctx.new_run()
-        selected = self.selected_kinds(names)
+        with self.ctx.owning_events():  # workers queue their events; this thread records them
+            return self._cycle(self.selected_kinds(names))
+
+    def _cycle(self, selected: list[Kind]) -> list[KindReport]:
         reports: list[tuple[Kind, KindReport, int]] = []
         unfinished: dict[int, str] = {}  # cycle rows started and not finished yet
         try:
@@ -308,6 +311,7 @@ class Engine:
         done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
         for future in done:
             self._record(kind, report, future.result())
+        self.ctx.record_events()
         return set(pending)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
@@ -421,6 +425,7 @@ class Engine:
             futures = {pool.submit(self._delete_one, kind, c): c for c in changes}
             for future, change in futures.items():
                 outcome, message = future.result()
+                self.ctx.record_events()
                 if outcome == "error":
                     report.errors += 1
                     metrics.SYNC_ERRORS.labels(kind.name).inc()

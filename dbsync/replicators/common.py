@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable
 from enum import Enum
 from types import UnionType
@@ -11,6 +12,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
+from dbsync.runcache import CacheKey
 
 T = TypeVar("T")
 _DOES_NOT_EXIST = re.compile(r"does not exist|not found", re.IGNORECASE)
@@ -53,9 +55,12 @@ class TargetIndex:
     def __init__(self, name: str, build: Callable[[SyncContext], Iterable[tuple[str, str]]]) -> None:
         self.name = name
         self.build = build
+        # Declared for the module that builds the index, so two indexes of one name fail at import.
+        owner = sys._getframe(1).f_globals.get("__name__", "?")
+        self.key: CacheKey[dict[str, str]] = CacheKey(f"target-index:{name}", _owner=owner)
 
     def _index(self, ctx: SyncContext) -> dict[str, str]:
-        return ctx.cached(f"target-index:{self.name}", lambda: dict(self.build(ctx)))
+        return ctx.cached(self.key, lambda: dict(self.build(ctx)))
 
     def get(self, ctx: SyncContext, key: str) -> str | None:
         return self._index(ctx).get(key)

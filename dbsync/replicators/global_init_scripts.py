@@ -19,6 +19,7 @@ from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, is_gone
+from dbsync.runcache import CacheKey
 
 KIND = "global_init_scripts"
 _PATH = "/api/2.0/global-init-scripts"
@@ -36,10 +37,14 @@ def _unique_names(ctx: SyncContext) -> dict[str, str]:
 BY_NAME = TargetIndex("global_init_scripts", lambda ctx: _unique_names(ctx).items())
 
 
+SOURCE_ORDER: CacheKey[list[str]] = CacheKey("global-init-scripts:source-order")
+PLACED: CacheKey[dict[str, str]] = CacheKey("global-init-scripts:placed")
+
+
 def _source_order(ctx: SyncContext) -> list[str]:
     """Source script ids in run order, read once per run."""
     return ctx.cached(
-        "global-init-scripts:source-order",
+        SOURCE_ORDER,
         lambda: [
             s.script_id or ""
             for s in sorted(ctx.source.client.global_init_scripts.list(), key=lambda s: s.position or 0)
@@ -49,7 +54,7 @@ def _source_order(ctx: SyncContext) -> list[str]:
 
 def _placed(ctx: SyncContext) -> dict[str, str]:
     """Source id → target id of the scripts written in this run (not in the store until recorded)."""
-    return ctx.cached("global-init-scripts:placed", dict)
+    return ctx.cached(PLACED, dict)
 
 
 def _target_of(ctx: SyncContext, source_id: str) -> str | None:

@@ -17,14 +17,18 @@ from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
+from dbsync.runcache import CacheKey
 
 EDITABLE = ("iam_role_arn", "is_meta_instance_profile")
+
+
+TARGET_PROFILES: CacheKey[dict[str, dict[str, Any]]] = CacheKey("instance-profiles:target")
 
 
 def target_profiles(ctx: SyncContext) -> dict[str, dict[str, Any]]:
     """ARN → profile as the target lists it, read once per run."""
     return ctx.cached(
-        "target-index:instance_profiles",
+        TARGET_PROFILES,
         lambda: {p.instance_profile_arn or "": p.as_dict() for p in ctx.target.client.instance_profiles.list()},
     )
 
@@ -78,7 +82,7 @@ class InstanceProfileReplicator(Replicator):
             # Legacy 2.0 services answer "already exists" with 400 as often as with 409.
             if not isinstance(err, ResourceConflict) and "already exists" not in str(err).lower():
                 raise
-            ctx.invalidate("target-index:instance_profiles")
+            ctx.invalidate(TARGET_PROFILES)
             return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}, True
         return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}, False
 

@@ -31,9 +31,7 @@ def target_settings(ctx: SyncContext, payload: dict[str, Any], source_key: str) 
     settings["tags"] = {**settings.get("tags", {}), SOURCE_JOB_TAG: source_key}
     for field in TRIGGER_FIELDS:
         if settings.get(field) is not None:  # `continuous: {}` is a trigger too (UNPAUSED by default)
-            settings[field]["pause_status"] = (
-                "PAUSED" if ctx.standby else settings[field].get("pause_status", "UNPAUSED")
-            )
+            settings[field]["pause_status"] = "PAUSED"  # the target is a standby: its triggers never fire
     return settings
 
 

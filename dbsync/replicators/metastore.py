@@ -28,6 +28,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, literal, qualified, runner
 from dbsync.watchers.metastore import (
     HIVE_METASTORE,
@@ -139,12 +140,15 @@ class SchemasReplicator(Replicator):
         remember_on_target(ctx, catalog, schema, None, None)
 
 
+TARGET_CATALOGS: CacheKey[set[str]] = CacheKey("metastore:target-catalogs")
+
+
 def _catalog_on_target(ctx: SyncContext, catalog: str) -> bool:
     def load() -> set[str]:
         rows = runner(ctx, ctx.target).query("SHOW CATALOGS")
         return {(column(r, "catalog", 0) or "").lower() for r in rows}
 
-    return catalog in ctx.cached("metastore:target:catalogs", load)
+    return catalog in ctx.cached(TARGET_CATALOGS, load)
 
 
 # -- tables and views ---------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import is_gone
-from dbsync.watchers.secrets import KEY_VAULT
+from dbsync.runcache import CacheKey
+from dbsync.watchers.secrets import KEY_VAULT, SECRET_SCOPES
 
 
 def _missing_principal(err: DatabricksError, principal: str) -> bool:
@@ -33,6 +34,10 @@ def _missing_principal(err: DatabricksError, principal: str) -> bool:
     if err.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
         return False
     return re.search(re.escape(principal), str(err)) is not None
+
+
+TARGET_CALLER: CacheKey[str] = CacheKey("secrets:target-caller")
+TARGET_SECRET_KEYS: CacheKey[set[str]] = CacheKey("secrets:target-keys")  # .part(scope)
 
 
 class SecretScopeReplicator(Replicator):
@@ -56,7 +61,7 @@ class SecretScopeReplicator(Replicator):
             raise Blocked(f"Key Vault-backed secret scope {scope} is not on the target: create it there by hand")
         try:
             ctx.target.client.secrets.create_scope(scope)
-            ctx.invalidate("secret-scopes:target")  # the drift check and the secrets kind list it again
+            ctx.invalidate(SECRET_SCOPES.part("target"))  # the drift check and the secrets kind list it again
             return True
         except ResourceAlreadyExists:
             return False
@@ -106,7 +111,7 @@ class SecretScopeReplicator(Replicator):
 
     @staticmethod
     def _caller(ctx: SyncContext) -> str:
-        return ctx.cached("target-caller", lambda: ctx.target.client.current_user.me().user_name or "")
+        return ctx.cached(TARGET_CALLER, lambda: ctx.target.client.current_user.me().user_name or "")
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         if change.prior and change.prior.source_meta.get("backend_type") == KEY_VAULT:
@@ -161,7 +166,7 @@ class SecretReplicator(Replicator):
     def _target_keys(ctx: SyncContext, scope: str) -> set[str]:
         """The keys a target scope held before this run wrote to it (one listing per scope per run)."""
         secrets = ctx.target.client.secrets
-        return ctx.cached(f"target-secret-keys:{scope}", lambda: {s.key for s in secrets.list_secrets(scope) if s.key})
+        return ctx.cached(TARGET_SECRET_KEYS.part(scope), lambda: {s.key for s in secrets.list_secrets(scope) if s.key})
 
     @staticmethod
     def _put(ctx: SyncContext, scope: str, key: str, value: bytes) -> None:

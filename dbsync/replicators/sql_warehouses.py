@@ -21,13 +21,17 @@ from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, is_gone, sdk_call
+from dbsync.runcache import CacheKey
 from dbsync.watchers.listed import SOURCE_ID_TAG
 
 STOPPED = ("STOPPED", "STOPPING", "DELETED", "DELETING")
 
 
+TARGET_WAREHOUSES: CacheKey[list[EndpointInfo]] = CacheKey("sql-warehouses:target")
+
+
 def _target_warehouses(ctx: SyncContext) -> list[EndpointInfo]:
-    return ctx.cached("target-warehouses", lambda: list(ctx.target.client.warehouses.list()))
+    return ctx.cached(TARGET_WAREHOUSES, lambda: list(ctx.target.client.warehouses.list()))
 
 
 def _source_tag(warehouse: EndpointInfo) -> str:

@@ -21,7 +21,7 @@ from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex
-from dbsync.watchers.workspace_settings import conf_values
+from dbsync.watchers.workspace_settings import WORKSPACE_CONF, conf_values
 
 LOCKOUT_FIX = (
     "add the address dbsync reaches the standby from to an allow list on the source, or exclude the "
@@ -53,7 +53,7 @@ class WorkspaceConfReplicator(Replicator):
                 raise Permanent(f"the target rejected {key}={value!r}: {err}") from err
             raise
         finally:
-            ctx.invalidate(f"workspace-conf:{ctx.target.side}")  # the drift check must see the new value
+            ctx.invalidate(WORKSPACE_CONF.part(ctx.target.side))  # the drift check must see the new value
         return Applied(key)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:

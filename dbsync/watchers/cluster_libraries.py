@@ -21,6 +21,7 @@ from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError
 from dbsync.model import Resource, canonical_json, fingerprint, ref
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.clusters import INTERACTIVE_SOURCES
 from dbsync.workspace import Workspace
@@ -38,6 +39,9 @@ class InteractiveCluster(NamedTuple):
     state: str  # RUNNING, TERMINATED, ... ("" when the API says nothing)
 
 
+INTERACTIVE_CLUSTERS: CacheKey[list[InteractiveCluster]] = CacheKey("interactive-clusters")  # .part(side)
+
+
 def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[InteractiveCluster]:
     """The interactive (UI / API) clusters of a side, listed once per run."""
 
@@ -48,7 +52,7 @@ def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[InteractiveClu
             if (c.cluster_source.value if c.cluster_source else "UI") in INTERACTIVE_SOURCES
         ]
 
-    return ctx.cached(f"interactive-clusters:{ws.side}", listing)
+    return ctx.cached(INTERACTIVE_CLUSTERS.part(ws.side), listing)
 
 
 def library_key(library: dict[str, Any]) -> str:
@@ -109,7 +113,7 @@ class ClusterLibrariesWatcher(Watcher):
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """The target's clusters may have been listed before the clusters kind created one this run."""
-        ctx.invalidate("interactive-clusters:target")
+        ctx.invalidate(INTERACTIVE_CLUSTERS.part("target"))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

@@ -26,6 +26,7 @@ from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -40,6 +41,11 @@ ATTRIBUTES = {
     "groups": "id,displayName,entitlements,roles,members",
 }
 NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
+
+
+SCIM_LISTING: CacheKey[list[dict[str, Any]]] = CacheKey("scim:listing")  # .part(side, scim_type)
+SCIM_INDEX: CacheKey[dict[str, tuple[str, str]]] = CacheKey("scim:target-index")  # .part(scim_type)
+SKIPPED: CacheKey[set[str]] = CacheKey("scim:skipped")  # .part(kind)
 
 
 def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[str, Any]]:
@@ -57,9 +63,9 @@ def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[s
     return ctx.cached(listing_key(ws.side, scim_type), read)
 
 
-def listing_key(side: str, scim_type: str) -> str:
+def listing_key(side: str, scim_type: str) -> CacheKey[list[dict[str, Any]]]:
     """The per-run cache key of a SCIM listing; a replicator that writes the target drops it (drift reads it)."""
-    return f"scim:{side}:{scim_type}"
+    return SCIM_LISTING.part(side, scim_type)
 
 
 class ScimIndex:
@@ -79,7 +85,7 @@ class ScimIndex:
                     out[str(name).lower()] = (record.id, str(name))
             return out
 
-        return ctx.cached(f"target-index:scim:{self.scim_type}", build)
+        return ctx.cached(SCIM_INDEX.part(self.scim_type), build)
 
     def get(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
         return self._index(ctx).get(name.lower())
@@ -148,7 +154,7 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
     A store written before `skipped` / `partial` existed recorded them as synced without a target key.
     """
     return ctx.cached(
-        f"skipped:{kind}",
+        SKIPPED.part(kind),
         lambda: {
             p.key
             for p in ctx.store.priors(kind, payloads=False)

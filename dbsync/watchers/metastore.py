@@ -44,6 +44,7 @@ from sqlglot.errors import SqlglotError
 from dbsync.context import SyncContext
 from dbsync.errors import DbsyncError, ListingError, Permanent, RetryLater
 from dbsync.model import Resource
+from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, qualified, runner
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
@@ -64,6 +65,10 @@ HIVE_METASTORE = "hive_metastore"
 HIDDEN_SCHEMAS = frozenset({"information_schema"})  # the service's own, in every Unity Catalog catalog
 _NOT_THERE = ("SCHEMA_NOT_FOUND", "NO_SUCH_CATALOG_EXCEPTION", "TABLE_OR_VIEW_NOT_FOUND")
 _listing_lock = threading.Lock()
+
+
+SCHEMAS: CacheKey[dict[str, str]] = CacheKey("metastore:schemas")  # .part(side, catalog)
+RELATIONS: CacheKey[dict[str, str]] = CacheKey("metastore:relations")  # .part(side, catalog, schema)
 
 
 def key_of(*parts: str) -> str:
@@ -97,7 +102,7 @@ def schema_names(ctx: SyncContext, ws: Workspace, catalog: str) -> dict[str, str
         names = (column(r, "databaseName", 0) or "" for r in rows)
         return {n.lower(): "schema" for n in names if n and n.lower() not in HIDDEN_SCHEMAS}
 
-    return ctx.cached(f"metastore:{ws.side}:schemas:{catalog}", load)
+    return ctx.cached(SCHEMAS.part(ws.side, catalog), load)
 
 
 def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dict[str, str]:
@@ -122,7 +127,7 @@ def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dic
                 out[name] = "view" if name in view_names else "table"
         return out
 
-    return ctx.cached(f"metastore:{ws.side}:relations:{catalog}.{schema}", load)
+    return ctx.cached(RELATIONS.part(ws.side, catalog, schema), load)
 
 
 def remember_on_target(ctx: SyncContext, catalog: str, schema: str, name: str | None, what: str | None) -> None:
