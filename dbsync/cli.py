@@ -656,6 +656,7 @@ def _cutover_run(args: argparse.Namespace, settings: Any) -> int:
 
 def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
     from dbsync.cutover import SOURCE_ROW, TARGET_ROW, Runbook, open_cutover_context
+    from dbsync.roles import StoreRole
     from dbsync.store import Store
 
     if not settings.state_path.exists():
@@ -665,7 +666,7 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
         rows, role = store.cutover_steps(), store.role
     finally:
         store.close()
-    if not rows and role == "standby":
+    if not rows and role == StoreRole.STANDBY:
         print("nothing to roll back: the store is a standby")
         return EXIT_OK
     source_jobs = sum(1 for r in rows if r.startswith(SOURCE_ROW))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from dbsync.config import Settings
 from dbsync.mapping import IdMap, PrincipalMap
+from dbsync.model import Prior
 from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store
 from dbsync.workspace import Workspace
@@ -49,6 +50,26 @@ class EventQueue:
         return items
 
 
+class History:
+    """What kinds may read of the store: the rows of earlier cycles (priors, target keys), never a write."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def prior(self, kind: str, key: str) -> Prior | None:
+        return self._store.prior(kind, key)
+
+    def priors(self, kind: str, payloads: bool = True) -> Iterator[Prior]:
+        return self._store.priors(kind, payloads=payloads)
+
+    def target_key(self, kind: str, source_key: str) -> str | None:
+        return self._store.target_key(kind, source_key)
+
+    def owned_target_keys(self, target_keys: list[str]) -> set[str]:
+        """Target keys a live row dbsync did not adopt points at: what dbsync put on the target."""
+        return self._store.owned_target_keys(target_keys)
+
+
 @dataclass
 class SyncContext:
     """Handed to every watcher and replicator. `cached()` memoises per-run lookups under typed keys."""
@@ -63,7 +84,11 @@ class SyncContext:
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
     listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
     cache: RunCache = field(default_factory=RunCache, repr=False)
+    history: History = field(init=False, repr=False)  # kinds read their rows here, not through `store`
     events: EventQueue = field(default_factory=EventQueue, repr=False)
+
+    def __post_init__(self) -> None:
+        self.history = History(self.store)
 
     @classmethod
     def build(cls, settings: Settings, source: Workspace, target: Workspace, store: Store, **kw: Any) -> SyncContext:
@@ -161,14 +186,14 @@ def open_context(settings: Settings, check_hosts: bool = True, writer: bool = Tr
     A `writer` (sync, serve) also checks the target's role marker (refusing a promoted primary), writes
     missing markers, and fences the target: every write asks first (dbsync/role.py).
     """
-    from dbsync.config import profile_host
+    from dbsync.config import workspace_host
     from dbsync.errors import ConfigError
     from dbsync.workspace import connect
 
     sides = {}
     for side in ("source", "target"):
         ws_settings = getattr(settings, side)
-        host = profile_host(side, ws_settings) if ws_settings.profile else ws_settings.host or ""
+        host = workspace_host(side, ws_settings)
         if check_hosts:
             preflight(side, host)
         sides[side] = connect(

@@ -21,11 +21,12 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
+from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
 from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
+from dbsync.roles import StoreRole
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -297,9 +298,9 @@ class Engine:
         if isinstance(err, RetryLater):
             return _Outcome(resource, prior, status="error", error=str(err), retry_in=err.delay or backoff)
         if isinstance(err, (Permanent, DatabricksError, DbsyncError)):
-            return _Outcome(resource, prior, status="error", error=_one_line(err), retry_in=backoff)
+            return _Outcome(resource, prior, status="error", error=one_line(err), retry_in=backoff)
         if isinstance(err, (ConnectionError, TimeoutError, OSError)):
-            return _Outcome(resource, prior, status="error", error=f"network: {_one_line(err)}", retry_in=backoff)
+            return _Outcome(resource, prior, status="error", error=f"network: {one_line(err)}", retry_in=backoff)
         log.exception("unexpected error on %s %s", resource.kind, resource.key)
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
@@ -456,7 +457,7 @@ class Engine:
         except Exception as err:
             if isinstance(err, WriteFenced):
                 self.fenced = str(err)
-            return "error", _one_line(err)
+            return "error", one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _finish(self, kind: Kind, report: KindReport, cycle_id: int) -> None:
@@ -523,12 +524,12 @@ def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
 
 def replication_refusal(role: str) -> str | None:
     """Why a store in this role must not replicate (None for a standby)."""
-    if role == "cutover-complete":
+    if role == StoreRole.CUTOVER_COMPLETE:
         return (
             "cutover is complete: the target is now the primary and dbsync will not write to it. Run "
             "`dbsync cutover --rollback` to return to standby, or `dbsync reverse` to replicate the other way."
         )
-    if role == "cutover-in-progress":
+    if role == StoreRole.CUTOVER_IN_PROGRESS:
         return (
             "a cutover is in progress: replication waits until it completes or is rolled back "
             "(`dbsync cutover` resumes it, `dbsync cutover --rollback` undoes it)"
@@ -545,10 +546,3 @@ def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    # SDK messages end with the client config (token masked); keep the part a person needs.
-    return message.split(" Config: ")[0][:500]

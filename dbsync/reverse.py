@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dbsync.config import MappingSettings, Settings
 from dbsync.errors import ConfigError, DbsyncError, StoreError
+from dbsync.roles import StoreRole
 from dbsync.store import Store
 
 SEED_MARKER = {"reverse_seed": True}  # the placeholder payload: its fingerprint matches no real payload
@@ -98,7 +99,7 @@ def seed_reverse_store(forward: Store, path: Path, force: bool = False) -> Rever
     source_id, target_id = forward.get_meta("source_workspace_id"), forward.get_meta("target_workspace_id")
     if source_id is None or target_id is None:
         raise StoreError(f"state store {forward.path} has never synced a pair: there is no mapping to reverse")
-    if forward.role != "cutover-complete" and not force:
+    if forward.role != StoreRole.CUTOVER_COMPLETE and not force:
         raise DbsyncError(
             f"the store {forward.path} is still {forward.role}: reverse replication is for after a cutover "
             "(`dbsync cutover`), or two daemons would write in both directions. Pass --force to seed anyway."

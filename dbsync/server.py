@@ -27,11 +27,11 @@ from dbsync.engine import update_gauges
 from dbsync.registry import KIND_NAMES
 from dbsync.report import Report, validate
 from dbsync.report_html import render
+from dbsync.roles import CUTOVER_STATES
 from dbsync.scheduler import Daemon
 
 log = logging.getLogger("dbsync.server")
 REPORT_TTL_SECONDS = 60.0  # README: "the report is at most a minute old"
-_CUTOVER_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
 
 
 class StatusServer(ThreadingHTTPServer):
@@ -152,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         store = self.server.daemon.ctx.store
         update_gauges(store, KIND_NAMES)  # lag is computed at scrape time, so a stuck cycle shows it growing
-        metrics.CUTOVER_STATE.set(_CUTOVER_STATES.get(store.role, 0))
+        metrics.CUTOVER_STATE.set(CUTOVER_STATES.get(store.role, 0))
         self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
 
     def _report_json(self) -> None:

@@ -262,7 +262,7 @@ class GroupMembersReplicator(Replicator):
             if found is not None:
                 wanted.append(found[0])
                 continue
-            prior = ctx.store.prior(member["type"], member["source"])
+            prior = ctx.history.prior(member["type"], member["source"])
             if prior is not None and prior.status in ("error", "blocked", "pending"):
                 raise Blocked(f"waiting for {member['type']} {member['source']} to be replicated first")
             missing.append(f"{NOUN[member['type']]} {member['name']}")

@@ -134,7 +134,7 @@ def _refuse_if_not_empty(ctx: SyncContext, what: str, inside: list[str]) -> None
     """Kept when it holds something dbsync did not put there; retried while it holds what dbsync still has to delete."""
     if not inside:
         return
-    owned = ctx.store.owned_target_keys(inside)
+    owned = ctx.history.owned_target_keys(inside)
     foreign = [k for k in inside if k not in owned]
     if foreign:
         raise Kept(f"{what} holds {len(foreign)} entries dbsync did not write (e.g. {foreign[0]}); remove it by hand")

@@ -87,7 +87,7 @@ class WorkspaceObjectReplicator(Replicator):
         if not objects:
             return []
         paths = [o.path or "" for o in objects]
-        owned = ctx.store.owned_target_keys(paths)
+        owned = ctx.history.owned_target_keys(paths)
         foreign = [p for p in paths if p not in owned]
         if foreign:
             raise Kept(f"folder {path} holds {len(foreign)} objects dbsync did not put there (e.g. {foreign[0]})")

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from dbsync.errors import StoreError
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
+from dbsync.roles import StoreRole
 from dbsync.store.schema import (
     _MIGRATIONS,
     EVENT_RETENTION,
@@ -143,12 +144,12 @@ class Store:
 
     @property
     def role(self) -> str:
-        return self.get_meta("role") or "standby"
+        return self.get_meta("role") or StoreRole.STANDBY
 
     def writer_flags(self) -> tuple[str, str | None]:
         """(role, cutover request or None) in one read: the write fence asks before every target write."""
         rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
-        return rows.get("role") or "standby", rows.get("cutover_requested")
+        return rows.get("role") or StoreRole.STANDBY, rows.get("cutover_requested")
 
     def delete_meta(self, key: str) -> None:
         with self._transaction():

@@ -142,7 +142,7 @@ class ClusterLibrariesWatcher(Watcher):
 
     @staticmethod
     def _had_libraries(ctx: SyncContext, cluster_id: str) -> bool:
-        prior = ctx.store.prior(KIND, cluster_id)
+        prior = ctx.history.prior(KIND, cluster_id)
         return bool(
             prior and prior.payload and (prior.payload.get("libraries") or prior.payload.get("failed_on_source"))
         )
@@ -153,7 +153,7 @@ class ClusterLibrariesWatcher(Watcher):
     def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
         """Libraries that failed on the source and so were not installed on the target (from the store)."""
         actions = []
-        for prior in ctx.store.priors(KIND):
+        for prior in ctx.history.priors(KIND):
             messages = prior.source_meta.get("failed_messages") or {}
             for library in (prior.payload or {}).get("failed_on_source") or []:
                 message = messages.get(library_key(library)) or "no message"

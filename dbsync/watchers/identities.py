@@ -157,7 +157,7 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
         SKIPPED.part(kind),
         lambda: {
             p.key
-            for p in ctx.store.priors(kind, payloads=False)
+            for p in ctx.history.priors(kind, payloads=False)
             if p.status in ("skipped", "partial") or (p.status == "synced" and p.target_key is None)
         },
     )

@@ -342,7 +342,7 @@ class RelationsWatcher(_MetastoreWatcher):
         version_key = f"fingerprint_version:{self.kind}"
         if ctx.store.get_meta(version_key) == FINGERPRINT_VERSION:
             return
-        for prior in ctx.store.priors(self.kind):
+        for prior in ctx.history.priors(self.kind):
             source_text = prior.source_meta.get("ddl")
             if prior.status != "synced" or prior.payload is None or not source_text:
                 continue  # replicated before the source text was kept: the replicator compares with the target
