@@ -521,6 +521,11 @@ def check_workspace(side: str, ws: WorkspaceSettings) -> None:
         )
 
 
+def workspace_host(side: str, ws: WorkspaceSettings) -> str:
+    """The host a side connects to: its profile's (~/.databrickscfg) when it names one, else its `host`."""
+    return profile_host(side, ws) if ws.profile else ws.host or ""
+
+
 def profile_host(side: str, ws: WorkspaceSettings) -> str:
     """The host of a ~/.databrickscfg profile; a missing file or profile is a ConfigError."""
     path = ws.config_file or Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()

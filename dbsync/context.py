@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dbsync.config import Settings
 from dbsync.mapping import IdMap, PrincipalMap
+from dbsync.model import Prior
+from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store
 from dbsync.workspace import Workspace
 
@@ -17,9 +20,59 @@ T = TypeVar("T")
 log = logging.getLogger("dbsync")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One line of the store's event log."""
+
+    kind: str | None
+    key: str | None
+    action: str
+    outcome: str
+    message: str
+
+
+class EventQueue:
+    """Events raised on worker threads, recorded by the thread that owns the store when it drains them."""
+
+    def __init__(self) -> None:
+        self._items: list[Event] = []
+        self._lock = threading.Lock()
+        self.owner: int | None = None  # the owning thread's ident while a cycle runs; None: record at once
+
+    def put(self, event: Event) -> None:
+        with self._lock:
+            self._items.append(event)
+
+    def take(self) -> list[Event]:
+        """Every queued event, oldest first, emptying the queue."""
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+
+class History:
+    """What kinds may read of the store: the rows of earlier cycles (priors, target keys), never a write."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def prior(self, kind: str, key: str) -> Prior | None:
+        return self._store.prior(kind, key)
+
+    def priors(self, kind: str, payloads: bool = True) -> Iterator[Prior]:
+        return self._store.priors(kind, payloads=payloads)
+
+    def target_key(self, kind: str, source_key: str) -> str | None:
+        return self._store.target_key(kind, source_key)
+
+    def owned_target_keys(self, target_keys: list[str]) -> set[str]:
+        """Target keys a live row dbsync did not adopt points at: what dbsync put on the target."""
+        return self._store.owned_target_keys(target_keys)
+
+
 @dataclass
 class SyncContext:
-    """Handed to every watcher and replicator. `cached()` memoises per-run lookups (a target index)."""
+    """Handed to every watcher and replicator. `cached()` memoises per-run lookups under typed keys."""
 
     settings: Settings
     source: Workspace
@@ -27,55 +80,67 @@ class SyncContext:
     store: Store
     idmap: IdMap
     principals: PrincipalMap
-    standby: bool = True
     dry_run: bool = False
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
     listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
-    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    cache: RunCache = field(default_factory=RunCache, repr=False)
+    history: History = field(init=False, repr=False)  # kinds read their rows here, not through `store`
+    events: EventQueue = field(default_factory=EventQueue, repr=False)
+
+    def __post_init__(self) -> None:
+        self.history = History(self.store)
 
     @classmethod
     def build(cls, settings: Settings, source: Workspace, target: Workspace, store: Store, **kw: Any) -> SyncContext:
         return cls(settings, source, target, store, IdMap(store), PrincipalMap(settings.mapping), **kw)
 
-    def cached(self, key: str, factory: Callable[[], T]) -> T:
+    def cached(self, key: CacheKey[T], factory: Callable[[], T]) -> T:
         """Compute `factory()` once per run for `key`, even when many threads ask at once."""
-        with self._guard:
-            if key in self._cache:
-                return self._cache[key]
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            with self._guard:
-                if key in self._cache:
-                    return self._cache[key]
-            value = factory()
-            with self._guard:
-                self._cache[key] = value
-            return value
+        return self.cache.get(key, factory)
 
-    def peek(self, key: str) -> Any | None:
+    def peek(self, key: CacheKey[T]) -> T | None:
         """What `cached()` holds for `key` this run, without computing it (None when nothing is held)."""
-        with self._guard:
-            return self._cache.get(key)
+        return self.cache.peek(key)
 
-    def invalidate(self, key: str) -> None:
-        with self._guard:
-            self._cache.pop(key, None)
+    def invalidate(self, key: CacheKey[Any]) -> None:
+        self.cache.invalidate(key)
 
     def new_run(self) -> None:
         """Forget per-run caches (listings, target indexes) before the next cycle."""
-        with self._guard:
-            self._cache.clear()
-            self._locks.clear()
+        self.cache.clear()
         self.listed = {}
         self.idmap = IdMap(self.store)
 
     def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
-        """Record an event in the store and log it as one structured line."""
-        self.store.event(kind, key, action, outcome, message)
+        """Log an event as one structured line and record it in the store (queued when raised on a worker)."""
         level = logging.WARNING if outcome in ("error", "skipped", "held") else logging.INFO
         log.log(level, message, extra={"kind": kind, "key": key, "action": action, "outcome": outcome})
+        event = Event(kind, key, action, outcome, message)
+        owner = self.events.owner
+        if owner is not None and owner != threading.get_ident():
+            self.events.put(event)  # a worker: the owning thread records it when it drains the queue
+            return
+        self.record_events()
+        self.store.event(kind, key, action, outcome, message)
+
+    def record_events(self) -> None:
+        """Owning thread: record the events workers queued, in the order they were raised."""
+        for event in self.events.take():
+            self.store.event(event.kind, event.key, event.action, event.outcome, event.message)
+
+    @contextmanager
+    def owning_events(self) -> Iterator[None]:
+        """While the block runs, the calling thread alone writes events: workers' events wait in the queue."""
+        previous, self.events.owner = self.events.owner, threading.get_ident()
+        try:
+            yield
+        except BaseException:
+            self.events.owner = previous
+            with suppress(Exception):  # the error that stopped the block is the one to report
+                self.record_events()
+            raise
+        self.events.owner = previous
+        self.record_events()
 
 
 def preflight(side: str, host: str, timeout: float = 10.0) -> None:
@@ -121,14 +186,14 @@ def open_context(settings: Settings, check_hosts: bool = True, writer: bool = Tr
     A `writer` (sync, serve) also checks the target's role marker (refusing a promoted primary), writes
     missing markers, and fences the target: every write asks first (dbsync/role.py).
     """
-    from dbsync.config import profile_host
+    from dbsync.config import workspace_host
     from dbsync.errors import ConfigError
     from dbsync.workspace import connect
 
     sides = {}
     for side in ("source", "target"):
         ws_settings = getattr(settings, side)
-        host = profile_host(side, ws_settings) if ws_settings.profile else ws_settings.host or ""
+        host = workspace_host(side, ws_settings)
         if check_hosts:
             preflight(side, host)
         sides[side] = connect(

@@ -1,9 +1,9 @@
 """The reconcile loop: list → diff → fetch → plan → apply → record, for each kind in dependency order.
 
-Workers only talk HTTP (fetch and apply); the calling thread owns the store and records every
-outcome in its own transaction. Upserts run in dependency order, then deletes in reverse order, so
-a job goes before the cluster it used. Listings stream: at most `concurrency * 4` changes are in
-flight, and a notebook body lives from its export to its import only.
+Workers only talk HTTP (fetch and apply); the calling thread owns the store: it records every outcome
+in its own transaction, and the events workers raise (queued on the context). Upserts run in dependency
+order, then deletes in reverse order, so a job goes before the cluster it used. Listings stream: at most
+`concurrency * 4` changes are in flight, and a notebook body lives from its export to its import only.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError
+from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
-from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Prior, Resource
+from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
+from dbsync.roles import StoreRole
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -52,7 +53,7 @@ class KindReport:
     outcome: str = "ok"
     message: str | None = None
     planned: list[Change] = field(default_factory=list)
-    pending_deletes: list[Change] = field(default_factory=list, repr=False)
+    pending_deletes: list[Delete] = field(default_factory=list, repr=False)
     # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
     blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
 
@@ -112,7 +113,10 @@ class Engine:
         if refusal and not self.plan_only:
             raise StoreError(refusal)
         self.ctx.new_run()
-        selected = self.selected_kinds(names)
+        with self.ctx.owning_events():  # workers queue their events; this thread records them
+            return self._cycle(self.selected_kinds(names))
+
+    def _cycle(self, selected: list[Kind]) -> list[KindReport]:
         reports: list[tuple[Kind, KindReport, int]] = []
         unfinished: dict[int, str] = {}  # cycle rows started and not finished yet
         try:
@@ -234,10 +238,10 @@ class Engine:
             if prior.status not in ("synced", "drifted") or prior.target_key is None:
                 continue
             seen = target_view.get(prior.target_key)
-            if prior.target_fingerprint is None and seen is not None:
-                store.record_target_fingerprint(kind.name, prior.key, seen)
+            if prior.target_version is None and seen is not None:
+                store.record_target_version(kind.name, prior.key, seen)
                 continue
-            if seen == prior.target_fingerprint or (prior.status == "drifted" and not heal):
+            if seen == prior.target_version or (prior.status == "drifted" and not heal):
                 continue
             report.drifted += 1
             metrics.DRIFT_DETECTED.labels(kind.name).inc()
@@ -292,9 +296,9 @@ class Engine:
         if isinstance(err, RetryLater):
             return _Outcome(resource, prior, status="error", error=str(err), retry_in=err.delay or backoff)
         if isinstance(err, (Permanent, DatabricksError, DbsyncError)):
-            return _Outcome(resource, prior, status="error", error=_one_line(err), retry_in=backoff)
+            return _Outcome(resource, prior, status="error", error=one_line(err), retry_in=backoff)
         if isinstance(err, (ConnectionError, TimeoutError, OSError)):
-            return _Outcome(resource, prior, status="error", error=f"network: {_one_line(err)}", retry_in=backoff)
+            return _Outcome(resource, prior, status="error", error=f"network: {one_line(err)}", retry_in=backoff)
         log.exception("unexpected error on %s %s", resource.kind, resource.key)
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
@@ -306,6 +310,7 @@ class Engine:
         done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
         for future in done:
             self._record(kind, report, future.result())
+        self.ctx.record_events()
         return set(pending)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
@@ -419,6 +424,7 @@ class Engine:
             futures = {pool.submit(self._delete_one, kind, c): c for c in changes}
             for future, change in futures.items():
                 outcome, message = future.result()
+                self.ctx.record_events()
                 if outcome == "error":
                     report.errors += 1
                     metrics.SYNC_ERRORS.labels(kind.name).inc()
@@ -431,7 +437,7 @@ class Engine:
                 else:
                     self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 
-    def _delete_one(self, kind: Kind, change: Change) -> tuple[str, str | None]:
+    def _delete_one(self, kind: Kind, change: Delete) -> tuple[str, str | None]:
         """(deleted | kept | skipped | error, why): only what dbsync created is deleted."""
         if self.fenced:
             return "error", self.fenced
@@ -449,7 +455,7 @@ class Engine:
         except Exception as err:
             if isinstance(err, WriteFenced):
                 self.fenced = str(err)
-            return "error", _one_line(err)
+            return "error", one_line(err)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _finish(self, kind: Kind, report: KindReport, cycle_id: int) -> None:
@@ -516,12 +522,12 @@ def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
 
 def replication_refusal(role: str) -> str | None:
     """Why a store in this role must not replicate (None for a standby)."""
-    if role == "cutover-complete":
+    if role == StoreRole.CUTOVER_COMPLETE:
         return (
             "cutover is complete: the target is now the primary and dbsync will not write to it. Run "
             "`dbsync cutover --rollback` to return to standby, or `dbsync reverse` to replicate the other way."
         )
-    if role == "cutover-in-progress":
+    if role == StoreRole.CUTOVER_IN_PROGRESS:
         return (
             "a cutover is in progress: replication waits until it completes or is rolled back "
             "(`dbsync cutover` resumes it, `dbsync cutover --rollback` undoes it)"
@@ -538,10 +544,3 @@ def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    # SDK messages end with the client config (token masked); keep the part a person needs.
-    return message.split(" Config: ")[0][:500]

@@ -14,6 +14,14 @@ def without_sdk_config(message: str) -> str:
     return _SDK_CONFIG_DUMP.sub("", message)
 
 
+def one_line(err: BaseException, limit: int = 500) -> str:
+    """The first line of an error's message, without the SDK's client config, cut to `limit` characters."""
+    text = str(err).strip().splitlines()
+    message = text[0] if text else type(err).__name__
+    # SDK messages end with the client config (token masked); keep the part a person needs.
+    return message.split(" Config: ")[0][:limit]
+
+
 class DbsyncError(Exception):
     """Base class: a message a user can act on."""
 

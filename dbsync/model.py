@@ -1,11 +1,11 @@
-"""Core types: Resource (what a watcher sees), Ref (a symbolic reference), Change, fingerprints."""
+"""Core types: Resource (what a watcher sees), Ref (a symbolic reference), Upsert / Delete, fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Action = Literal["create", "update", "delete"]
 REF_MARKER = "$ref"
@@ -68,7 +68,7 @@ class Prior:
     version_hint: str | None
     fingerprint: str | None
     target_key: str | None
-    target_fingerprint: str | None
+    target_version: str | None
     status: str
     attempts: int
     payload: dict[str, Any] | None = None
@@ -78,15 +78,34 @@ class Prior:
 
 
 @dataclass
-class Change:
-    """One write to the target."""
+class Upsert:
+    """Create or update one object on the target from its fetched source payload (never None)."""
 
-    action: Action
-    kind: str
-    key: str
-    resource: Resource | None  # None for deletes
+    resource: Resource
     prior: Prior | None
     skip_reason: str | None = None  # `plan`: why this change will not be written (a user dbsync may not create)
+
+    def __post_init__(self) -> None:
+        if self.resource.payload is None:
+            raise ValueError(f"{self.resource.kind} {self.resource.key}: an upsert needs the fetched payload")
+
+    @property
+    def action(self) -> Action:
+        """create when the target holds no recorded copy yet, else update."""
+        return "create" if self.prior is None or self.prior.target_key is None else "update"
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+    @property
+    def key(self) -> str:
+        return self.resource.key
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        assert self.resource.payload is not None  # checked at construction
+        return self.resource.payload
 
     @property
     def target_key(self) -> str | None:
@@ -97,8 +116,36 @@ class Change:
 
 
 @dataclass
+class Delete:
+    """Remove from the target the object a prior row records (its source object is gone)."""
+
+    prior: Prior
+    action: ClassVar[Action] = "delete"
+    skip_reason: ClassVar[str | None] = None
+
+    @property
+    def kind(self) -> str:
+        return self.prior.kind
+
+    @property
+    def key(self) -> str:
+        return self.prior.key
+
+    @property
+    def target_key(self) -> str | None:
+        return self.prior.target_key
+
+    def describe(self) -> str:
+        return f"delete {self.kind} {self.key}"
+
+
+# One write to the target: what the planner decides and the engine hands to a replicator.
+Change = Upsert | Delete
+
+
+@dataclass
 class Applied:
-    """The outcome of a successful apply: where the object lives on the target now.
+    """The outcome of a successful apply: what the engine records (target key, origin, status, hint, meta).
 
     The target's own version of the object is not known here; the next drift check records it.
     """
@@ -123,6 +170,10 @@ class Applied:
     # `partial` and is applied again once the target has one of them.
     waiting_on: list[str] = field(default_factory=list)
     skipped: bool = False  # nothing was written on purpose (a user dbsync may not create, a mount): `skipped`
+    # What the store records instead of the listing's version hint (None: the listing's own), and facts
+    # added to the source_meta it records: a replicator reports through these, never by editing its input.
+    version_hint: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from dbsync.config import DeleteSettings, KindSettings
-from dbsync.model import Change, Prior, Resource
+from dbsync.model import Delete, Prior, Resource, Upsert
 
 # Below deletes.min_count, a drop trips the guard only when it is most of the kind (see plan_deletes).
 SMALL_KIND_RATIO = 0.5
@@ -30,20 +30,20 @@ def needs_fetch(stub: Resource, prior: Prior | None, retry_due: bool) -> bool:
     return stub.version_hint != prior.version_hint
 
 
-def decide(resource: Resource, prior: Prior | None) -> Change | None:
+def decide(resource: Resource, prior: Prior | None) -> Upsert | None:
     """The write a fetched resource needs; None when the target already holds this fingerprint."""
     if prior is None or prior.target_key is None:
-        return Change("create", resource.kind, resource.key, resource, prior)
+        return Upsert(resource, prior)
     if prior.status in ("synced", "drifted", "partial", "skipped") and prior.fingerprint == resource.fingerprint:
         # A drifted target (drift: report) is left as it is until the source changes; a partial or skipped
         # one until the principal it waits for exists (the engine marks it pending then).
         return None
-    return Change("update", resource.kind, resource.key, resource, prior)
+    return Upsert(resource, prior)
 
 
 @dataclass(frozen=True)
 class DeletePlan:
-    deletes: list[Change]
+    deletes: list[Delete]
     held: bool
     reason: str | None = None
 
@@ -66,7 +66,7 @@ def plan_deletes(
     clusters), not a person deleting or renaming things. One delete goes through unless it empties the kind.
     `force` is the operator's explicit override for one run.
     """
-    changes = [Change("delete", kind, p.key, None, p) for p in priors_gone]
+    changes = [Delete(p) for p in priors_gone]
     if not changes or settings.mode == "off":
         return DeletePlan([], held=False)
     if force:

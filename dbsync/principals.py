@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dbsync.runcache import CacheKey
+
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
 
+# {lower-cased name → (SCIM id, name)} of the target's principals of one SCIM type: .part(scim_type)
+SCIM_INDEX: CacheKey[dict[str, tuple[str, str]]] = CacheKey("scim:target-index")
 # SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
 SCIM_PAGE = 1000
 NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
@@ -33,7 +37,7 @@ class ScimIndex:
                     out[str(name).lower()] = (record.id, str(name))
             return out
 
-        return ctx.cached(f"target-index:scim:{self.scim_type}", build)
+        return ctx.cached(SCIM_INDEX.part(self.scim_type), build)
 
     def get(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
         return self._index(ctx).get(name.lower())

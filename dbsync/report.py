@@ -15,6 +15,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import ListingError, StoreError
 from dbsync.model import IN_SYNC, Prior, Resource
 from dbsync.registry import Kind, kinds
+from dbsync.roles import StoreRole
 from dbsync.tags import SOURCE_ID_TAG
 from dbsync.watchers.base import listing
 from dbsync.watchers.jobs import SOURCE_JOB_TAG
@@ -350,7 +351,7 @@ def validate(ctx: SyncContext, names: list[str] | None = None, fetch_unversioned
     actions = {k.name: manual_actions(ctx, k) for k in selected}
     results = [validate_kind(ctx, k, actions[k.name], fetch_unversioned) for k in selected]
     reasons = not_ready_reasons(results)
-    if ctx.store.role != "standby":
+    if ctx.store.role != StoreRole.STANDBY:
         reasons.append(f"store role is {ctx.store.role}, not standby")
     every_action = [a for k in selected for a in actions[k.name]]
     return Report(time.time(), results, not reasons, reasons, every_action)

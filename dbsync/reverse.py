@@ -21,8 +21,8 @@ from pathlib import Path
 
 from dbsync.declaration import Declaration
 from dbsync.errors import ConfigError, DbsyncError, StoreError
-from dbsync.model import Applied, Resource
 from dbsync.registry import kinds
+from dbsync.roles import StoreRole
 from dbsync.store import Store
 
 SEED_MARKER = {"reverse_seed": True}  # the placeholder payload: its fingerprint matches no real payload
@@ -57,7 +57,7 @@ def seed_reverse_store(forward: Store, path: Path, force: bool = False) -> Rever
     source_id, target_id = forward.get_meta("source_workspace_id"), forward.get_meta("target_workspace_id")
     if source_id is None or target_id is None:
         raise StoreError(f"state store {forward.path} has never synced a pair: there is no mapping to reverse")
-    if forward.role != "cutover-complete" and not force:
+    if forward.role != StoreRole.CUTOVER_COMPLETE and not force:
         raise DbsyncError(
             f"the store {forward.path} is still {forward.role}: reverse replication is for after a cutover "
             "(`dbsync cutover`), or two daemons would write in both directions. Pass --force to seed anyway."
@@ -122,8 +122,7 @@ def _seed_row(reverse: Store, kind: str, key: str, target_key: str) -> None:
     """A pending row that knows its target: the next cycle fetches and updates it, never creates."""
     name = posixpath.basename(key) if key.startswith("/") else key
     # Adopted: the old primary's objects were made by its users, so the reverse direction never deletes them.
-    reverse.record_applied(Resource(kind, key, name, None, dict(SEED_MARKER)), Applied(target_key, adopted=True))
-    reverse.record_drift(kind, key, heal=True)  # status pending, lag clock running until it is rewritten
+    reverse.seed_reversed(kind, key, name, target_key, dict(SEED_MARKER))
 
 
 def next_steps(seed: ReverseSeed, forward_path: Path) -> list[str]:

@@ -30,12 +30,13 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.workspace import ImportFormat
 
 from dbsync.errors import ConfigError, DbsyncError
+from dbsync.roles import MarkerRole, StoreRole
 
 log = logging.getLogger("dbsync.role")
 MARKER_DIR = "/Shared/.dbsync"
 MARKER_PATH = f"{MARKER_DIR}/role.json"
 MARKER_TTL_SECONDS = 10.0
-STANDBY, PROMOTING, PRIMARY = "standby", "promoting", "primary"
+STANDBY, PROMOTING, PRIMARY = MarkerRole.STANDBY, MarkerRole.PROMOTING, MarkerRole.PRIMARY
 
 
 class WriteFenced(DbsyncError):
@@ -155,7 +156,7 @@ class WriteFence:
         role, requested = self.store_flags()
         if requested:
             return "a cutover asked this process to hand over the store: no more writes to the target"
-        if role != "standby":
+        if role != StoreRole.STANDBY:
             return f"the store's role is {role}: no more writes to the target"
         refusal = self._marker_refusal()
         if refusal is None and self.first_write is not None:

@@ -30,6 +30,7 @@ from dbsync.context import SyncContext
 from dbsync.engine import Engine, KindReport, replication_refusal
 from dbsync.errors import StoreError
 from dbsync.registry import Kind, kinds
+from dbsync.roles import StoreRole
 from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")
@@ -297,10 +298,10 @@ class Daemon:
     def _take_back(self) -> None:
         assert self.store_lock is not None
         role, requested = self.ctx.store.writer_flags()
-        if role != "standby" or requested or not self.store_lock.try_acquire():
+        if role != StoreRole.STANDBY or requested or not self.store_lock.try_acquire():
             return  # cut over, or the cutover still runs: stay idle
         role, requested = self.ctx.store.writer_flags()
-        if role != "standby" or requested:
+        if role != StoreRole.STANDBY or requested:
             self.store_lock.release()  # cut over (or about to be): stay idle, serving /metrics and /readyz
             return
         self.handed_over = None

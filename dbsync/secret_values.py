@@ -52,6 +52,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.compute import Language, ResultType
 
 from dbsync.errors import Blocked, Permanent, RetryLater
+from dbsync.runcache import CacheKey
 
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
@@ -67,6 +68,12 @@ HEX_DIGITS, NIBBLE_LETTERS = "0123456789abcdef", "ghijklmnopqrstuv"
 _LETTERS_TO_HEX = str.maketrans(NIBBLE_LETTERS, HEX_DIGITS)
 _CLUSTER_RUNNING = ("RUNNING", "RESIZING")
 _CLUSTER_RETRY_SECONDS = 60.0
+
+
+HMAC_KEY: CacheKey[bytes] = CacheKey("secret-values:hmac-key")
+GET_PROBE: CacheKey[_Probe] = CacheKey("secret-values:get-probe")
+CLUSTER_CHECK: CacheKey[_Refusal | None] = CacheKey("secret-values:cluster-check")
+VALUES_FILE: CacheKey[dict[str, Any]] = CacheKey("secret-values:file")
 
 
 class SecretValue(bytes):
@@ -113,7 +120,7 @@ def hmac_key(ctx: SyncContext) -> bytes:
             ctx.store.delete_meta(HMAC_KEY_META)
         return key
 
-    return ctx.cached("secret-hmac-key", load)
+    return ctx.cached(HMAC_KEY, load)
 
 
 def _read_key(path: Path) -> bytes:
@@ -159,7 +166,7 @@ class ApiValues(ValueSource):
     name = "api"
 
     def read(self, ctx: SyncContext, scope: str, key: str) -> SecretValue:
-        probe = ctx.cached("secrets-get-probe", _Probe)
+        probe = ctx.cached(GET_PROBE, _Probe)
         if not probe.answered:
             # The first read of a run goes alone: if the source refuses, the other keys are not asked at all.
             with probe.lock:
@@ -204,7 +211,7 @@ class ClusterValues(ValueSource):
 
     def read(self, ctx: SyncContext, scope: str, key: str) -> SecretValue:
         cluster_id = ctx.settings.secrets.cluster_id or ""
-        refusal = ctx.cached("secrets-cluster-check", lambda: _check_cluster(ctx, cluster_id))
+        refusal = ctx.cached(CLUSTER_CHECK, lambda: _check_cluster(ctx, cluster_id))
         if refusal is not None:
             raise refusal.error()
         session = _session(ctx, cluster_id)
@@ -403,7 +410,7 @@ class FileValues(ValueSource):
             raise SecretValueError("secrets.values_from is file but secrets.values_file is not set")
         if path.is_dir():
             return self._read_file(path, scope, key)
-        document = ctx.cached("secret-values-file", lambda: _load_document(path))
+        document = ctx.cached(VALUES_FILE, lambda: _load_document(path))
         values = document.get(scope)
         value = values.get(key) if isinstance(values, dict) else None
         if value is None:

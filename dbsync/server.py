@@ -30,11 +30,11 @@ from dbsync.engine import update_gauges
 from dbsync.registry import kind_names
 from dbsync.report import Report, validate, validate_from_store
 from dbsync.report_html import moment_page, render_login, render_page, source_down
+from dbsync.roles import CUTOVER_STATES
 from dbsync.scheduler import Daemon
 
 log = logging.getLogger("dbsync.server")
 REPORT_TTL_SECONDS = 60.0  # README: "the report is at most a minute old"
-_CUTOVER_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
 _OPEN_PATHS = ("/healthz", "/livez")  # probes a kubelet sends without a token; they say nothing about the workspaces
 SESSION_COOKIE = "dbsync_session"
 SESSION_SECONDS = 12 * 3600  # a browser signs in once per shift
@@ -291,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         store = self.server.daemon.ctx.store
         update_gauges(store, kind_names())  # lag is computed at scrape time, so a stuck cycle shows it growing
-        metrics.CUTOVER_STATE.set(_CUTOVER_STATES.get(store.role, 0))
+        metrics.CUTOVER_STATE.set(CUTOVER_STATES.get(store.role, 0))
         self._cutover_problems()  # sets dbsync_cutover_ready
         self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
 

@@ -26,6 +26,7 @@ from databricks.sdk.service.sql import (
 )
 
 from dbsync.errors import DbsyncError, RetryLater
+from dbsync.runcache import CacheKey
 
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
@@ -203,6 +204,9 @@ def warehouse_setting(side: str) -> str:
     return f"metastore.{side}_warehouse_id"
 
 
+SQL_RUNNER: CacheKey[SqlRunner] = CacheKey("sql-runner")  # one statement runner per side
+
+
 def runner(ctx: SyncContext, ws: Workspace) -> SqlRunner:
     """The runner for one side, from `metastore.<side>_warehouse_id`; WarehouseMissing names the setting."""
     setting = warehouse_setting(ws.side)
@@ -213,4 +217,4 @@ def runner(ctx: SyncContext, ws: Workspace) -> SqlRunner:
             f"warehouse of each workspace; set DBSYNC_METASTORE__{ws.side.upper()}_WAREHOUSE_ID or {setting} "
             "in dbsync.yaml (or disable these kinds)"
         )
-    return ctx.cached(f"sql-runner:{ws.side}", lambda: SqlRunner(ws, warehouse_id, setting))
+    return ctx.cached(SQL_RUNNER.part(ws.side), lambda: SqlRunner(ws, warehouse_id, setting))

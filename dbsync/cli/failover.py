@@ -13,6 +13,7 @@ from dbsync.cli.output import cutover_progress
 from dbsync.cutover import SOURCE_ROW, TARGET_ROW, Runbook, format_report, open_cutover_context
 from dbsync.errors import ConfigError
 from dbsync.reverse import default_reverse_path, next_steps, seed_reverse_store
+from dbsync.roles import StoreRole
 from dbsync.store import Store
 from dbsync.store.lock import StoreLock
 
@@ -69,7 +70,7 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
         rows, role = store.cutover_steps(), store.role
     finally:
         store.close()
-    if not rows and role == "standby":
+    if not rows and role == StoreRole.STANDBY:
         print("nothing to roll back: the store is a standby")
         return EXIT_OK
     source_jobs = sum(1 for r in rows if r.startswith(SOURCE_ROW))

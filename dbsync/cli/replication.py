@@ -13,12 +13,12 @@ from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
 from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
-from dbsync.config import profile_host
+from dbsync.config import workspace_host
 from dbsync.context import open_context
 from dbsync.cutover import open_cutover_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
-from dbsync.model import Change
+from dbsync.model import Resource, Upsert
 from dbsync.registry import KIND_NAMES, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
 from dbsync.report_html import moment_page, render_page, source_down
@@ -86,7 +86,7 @@ def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]
     """The ACL each new object gets from the permissions kind in the same sync (the plan cannot list them yet)."""
     acl_kinds = [k.name for k in kinds() if k.declaration.writes_acls and k.name in ran]
     return [
-        Change("create", acl_kind, f"{c.kind}:{c.key}", None, None)
+        Upsert(Resource(acl_kind, f"{c.kind}:{c.key}", payload={}), None)
         for acl_kind in acl_kinds
         for c in planned
         if c.action == "create" and not c.skip_reason and kind(c.kind).watcher.acl_type
@@ -140,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _html_context(settings: Any) -> Any:
     """Both sides, or only the target when the source does not answer: the page then shows the outage."""
-    host = profile_host("source", settings.source) if settings.source.profile else settings.source.host or ""
+    host = workspace_host("source", settings.source)
     if not host or source_down(host) is None:  # no host: open_context says which setting is missing
         return open_context(settings, writer=False)
     return open_cutover_context(settings, need_source=False, force=True)  # no writes: the store and a target read

@@ -9,11 +9,12 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError
 
 from dbsync.errors import DbsyncError
+from dbsync.roles import CUTOVER_STATES
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
 
 STEPS = ("final_sync", "validate", "pause_source", "unpause_target", "mark_complete", "report")
 DONE_STATES = ("done", "skipped")
-ROLE_STATES = {"standby": 0, "cutover-in-progress": 1, "cutover-complete": 2}
+ROLE_STATES = CUTOVER_STATES  # the dbsync_cutover_state gauge per store role
 SOURCE_ROW, TARGET_ROW, RUN_ROW = "source_job:", "target_job:", "run"
 RUNS_PAGE = 25  # runs/list accepts at most 25 per page
 JOBS = "jobs"  # the kind whose triggers the cutover moves from one side to the other

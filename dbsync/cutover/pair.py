@@ -9,11 +9,12 @@ from contextlib import contextmanager
 
 import httpx
 
-from dbsync.config import Settings, profile_host
+from dbsync.config import Settings, workspace_host
 from dbsync.context import SyncContext, check_auth, open_context, preflight
 from dbsync.errors import ConfigError, DbsyncError
 from dbsync.registry import kinds
 from dbsync.role import RoleRefused, marker_refusal, read_marker
+from dbsync.roles import StoreRole
 from dbsync.store import Store
 from dbsync.workspace import connect
 
@@ -29,7 +30,7 @@ def open_cutover_context(settings: Settings, need_source: bool = True, force: bo
     """
     if need_source:
         try:
-            preflight("source", _host(settings, "source"))
+            preflight("source", workspace_host("source", settings.source))
         except ConfigError as err:
             raise ConfigError(
                 f"{err} If the source is down (the disaster case), run `dbsync cutover --skip-source`: it "
@@ -50,7 +51,7 @@ def open_cutover_context(settings: Settings, need_source: bool = True, force: bo
 
 def _refuse_live_source(settings: Settings) -> None:
     """--skip-source is for a source that is down: one that answers would keep its jobs running."""
-    host = _host(settings, "source")
+    host = workspace_host("source", settings.source)
     url = host if "://" in host else f"https://{host}"
     try:
         answer = httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=5.0)
@@ -66,7 +67,7 @@ def _refuse_live_source(settings: Settings) -> None:
 
 def _check_target_marker(ctx: SyncContext) -> None:
     """A store that never began a cutover must not cut over a target that is already someone's primary."""
-    if ctx.store.role != "standby" or ctx.store.cutover_steps():
+    if ctx.store.role != StoreRole.STANDBY or ctx.store.cutover_steps():
         return  # resuming: the marker is ours
     source_id = ctx.store.get_meta("source_workspace_id") or ""
     target_id = ctx.store.get_meta("target_workspace_id") or ""
@@ -76,7 +77,7 @@ def _check_target_marker(ctx: SyncContext) -> None:
 
 
 def _open_without_source(settings: Settings) -> SyncContext:
-    preflight("target", _host(settings, "target"))
+    preflight("target", workspace_host("target", settings.target))
     target = connect(
         "target",
         settings.target,
@@ -99,11 +100,6 @@ def _open_without_source(settings: Settings) -> SyncContext:
         store.close()
         raise
     return SyncContext.build(settings, source, target, store)
-
-
-def _host(settings: Settings, side: str) -> str:
-    ws = getattr(settings, side)
-    return profile_host(side, ws) if ws.profile else ws.host or ""
 
 
 @contextmanager

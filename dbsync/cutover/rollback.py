@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbsync.cutover.common import JOBS, RUN_ROW, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs
 from dbsync.cutover.plan import Restorer, repause_items
+from dbsync.roles import StoreRole
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -22,7 +23,7 @@ def rollback(book: Runbook) -> dict[str, Any]:
     """
     source_rows, target_rows = book.job_rows(SOURCE_ROW), book.job_rows(TARGET_ROW)
     result: dict[str, Any] = {"target_repaused": 0, "source_restored": 0, "missing": []}
-    if not book.rows and book.store.role == "standby":
+    if not book.rows and book.store.role == StoreRole.STANDBY:
         return {**result, "nothing_to_do": True}
     if source_rows and book.skip_source:
         raise CutoverError(
@@ -30,7 +31,7 @@ def rollback(book: Runbook) -> dict[str, Any]:
             "needs the source; run it again without --skip-source once the source answers"
         )
     book.record(RUN_ROW, "rollback", {**book.detail(RUN_ROW), "rollback_at": time.time()})
-    book.set_role("cutover-in-progress")
+    book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
     target_live = list_jobs(book.ctx.target)
     source_live = list_jobs(book.ctx.source) if source_rows else {}
     repause = repause_items(target_rows, target_live, result["missing"])
@@ -49,7 +50,7 @@ def rollback(book: Runbook) -> dict[str, Any]:
         )
     book.store.clear_cutover()
     book.rows = {}
-    book.set_role("standby")
+    book.set_role(StoreRole.STANDBY)
     book.store.set_meta("rolled_back_at", str(time.time()))  # the report page says "rolled back" for a day
     book.ctx.event(None, None, "cutover", "ok", "cutover rolled back: the target is a standby again")
     return result

@@ -38,6 +38,7 @@ from dbsync.errors import DbsyncError
 from dbsync.model import Prior
 from dbsync.report import validate, validate_from_store
 from dbsync.role import PRIMARY, PROMOTING, STANDBY, write_marker
+from dbsync.roles import StoreRole
 
 log = logging.getLogger("dbsync.cutover")
 STEP_FUNCTIONS: dict[str, Callable[[Runbook], steps.Result]] = {
@@ -120,9 +121,9 @@ class Runbook:
         source_id = self.store.get_meta("source_workspace_id") or ""
         target_id = self.store.get_meta("target_workspace_id") or ""
         target_role, source_role = {
-            "cutover-in-progress": (PROMOTING, None),
-            "cutover-complete": (PRIMARY, STANDBY),
-            "standby": (STANDBY, PRIMARY),
+            StoreRole.CUTOVER_IN_PROGRESS: (PROMOTING, None),
+            StoreRole.CUTOVER_COMPLETE: (PRIMARY, STANDBY),
+            StoreRole.STANDBY: (STANDBY, PRIMARY),
         }[role]
         by = "cutover --rollback" if self.state(RUN_ROW) == "rollback" else "cutover"
         write_marker(self.ctx.target, target_role, target_id, source_id, by)

@@ -16,6 +16,7 @@ from dbsync.engine import Engine
 from dbsync.planner import selected
 from dbsync.report import SAMPLE, validate, validate_from_store
 from dbsync.role import STANDBY
+from dbsync.roles import StoreRole
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -57,9 +58,9 @@ def pause_source(book: Runbook) -> Result:
     if book.skip_source:
         summary = "--skip-source: source jobs were not paused (the source is unreachable)"
         return "skipped", {"summary": summary}
-    late = book.store.role == "cutover-complete"  # the source came back after a --skip-source cutover
+    late = book.store.role == StoreRole.CUTOVER_COMPLETE  # the source came back after a --skip-source cutover
     if not late:
-        book.set_role("cutover-in-progress")
+        book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
     todo, counts = book.source_changes(list_jobs(book.ctx.source))
     book.settle(SOURCE_ROW, counts.pop("settled"), "paused")
     # Each target copy is unpaused as soon as its source job is recorded paused: the two workspaces
@@ -142,7 +143,7 @@ def unpause_target(book: Runbook) -> Result:
 # -- 5. mark complete / 6. report -----------------------------------------------------------
 def mark_complete(book: Runbook) -> Result:
     """5. The store role cutover-complete: `dbsync serve` stops replicating into the new primary."""
-    book.set_role("cutover-complete")
+    book.set_role(StoreRole.CUTOVER_COMPLETE)
     return "done", {"summary": "store role cutover-complete: `dbsync serve` no longer writes to the new primary"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
@@ -26,16 +26,16 @@ class Replicator(ABC):
     unrecorded_origin: str = "adopted"
 
     @abstractmethod
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
-        """Create or update the target object; returns its target key and whether it was adopted or created."""
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
+        """Create or update the target object; returns what the engine records (never edits `change.resource`)."""
 
     @abstractmethod
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Remove (or archive) the target object; a target object already gone is success.
 
         Called only for objects dbsync created; raises Kept when the object holds what dbsync did not put there.
         """
 
-    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+    def preview(self, ctx: SyncContext, change: Upsert) -> str | None:
         """For `dbsync plan`: why this change will not be written (a mount, a user it may not create), or None."""
         return None

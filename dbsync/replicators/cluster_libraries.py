@@ -16,7 +16,7 @@ from databricks.sdk.service.compute import Library
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.cluster_libraries import clean_library, describe, library_key
 
@@ -41,9 +41,8 @@ class ClusterLibrariesReplicator(Replicator):
     kind = "cluster_libraries"
     unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = ctx.idmap.resolve(resource.payload)  # Blocked until the cluster is on the target
         cluster_id = payload["cluster"]
         desired, failed = payload["libraries"], payload.get("failed_on_source") or []
@@ -69,7 +68,7 @@ class ClusterLibrariesReplicator(Replicator):
             note = "not installed on the target, failed on the source: " + ", ".join(describe(lib) for lib in failed)
         return Applied(cluster_id, note=note)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """The source cluster is gone: its target copy goes too (clusters kind), so nothing is uninstalled
         when the clusters kind listed it as gone in this run; otherwise the recorded libraries are removed."""
         listed_clusters = ctx.listed.get("clusters")

@@ -7,7 +7,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 
@@ -20,9 +20,8 @@ BY_NAME = TargetIndex(
 class ClusterPolicyReplicator(Replicator):
     kind = "cluster_policies"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         policies = ctx.target.client.cluster_policies
         found = None if change.target_key else BY_NAME.get(ctx, payload["name"])
@@ -38,7 +37,7 @@ class ClusterPolicyReplicator(Replicator):
             raise
         return Applied(policy_id, adopted=False)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         if change.prior and change.prior.source_meta.get("is_default"):
             return  # built-in policies exist in every workspace and cannot be deleted
         deleted(lambda: ctx.target.client.cluster_policies.delete(change.target_key or ""))

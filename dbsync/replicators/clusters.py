@@ -13,7 +13,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
@@ -33,9 +33,8 @@ class ClusterReplicator(Replicator):
     kind = "clusters"
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         spec = ctx.idmap.resolve(resource.payload)
         owner = resource.source_meta.get("owner")
         spec["custom_tags"] = {**spec.get("custom_tags", {}), SOURCE_ID_TAG: resource.key}
@@ -64,7 +63,7 @@ class ClusterReplicator(Replicator):
             raise RetryLater(f"target cluster {cluster_id} was {state.value}; terminated, edit next cycle", 30)
         sdk_call(clusters.edit, spec, cluster_id=cluster_id)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         assert change.target_key  # the engine forgets a row that never reached the target
         deleted(lambda: ctx.target.client.clusters.permanent_delete(change.target_key or ""))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from enum import Enum
 from types import UnionType
@@ -11,6 +12,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
+from dbsync.runcache import CacheKey
 
 T = TypeVar("T")
 
@@ -45,9 +47,12 @@ class TargetIndex:
     def __init__(self, name: str, build: Callable[[SyncContext], Iterable[tuple[str, str]]]) -> None:
         self.name = name
         self.build = build
+        # Declared for the module that builds the index, so two indexes of one name fail at import.
+        owner = sys._getframe(1).f_globals.get("__name__", "?")
+        self.key: CacheKey[dict[str, str]] = CacheKey(f"target-index:{name}", _owner=owner)
 
     def _index(self, ctx: SyncContext) -> dict[str, str]:
-        return ctx.cached(f"target-index:{self.name}", lambda: dict(self.build(ctx)))
+        return ctx.cached(self.key, lambda: dict(self.build(ctx)))
 
     def get(self, ctx: SyncContext, key: str) -> str | None:
         return self._index(ctx).get(key)

@@ -18,7 +18,7 @@ from databricks.sdk.service.dashboards import Dashboard
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.dashboards import published_state
 
@@ -32,9 +32,8 @@ def _path(parent: str, name: str) -> str:
 class DashboardReplicator(Replicator):
     kind = "dashboards"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = ctx.idmap.resolve(resource.payload)  # Blocked until the warehouse is replicated
         lakeview = ctx.target.client.lakeview
         current = self._current(ctx, change.target_key)
@@ -103,7 +102,7 @@ class DashboardReplicator(Replicator):
         elif not created and published_state(ctx.target, dashboard_id) is not None:
             lakeview.unpublish(dashboard_id)  # unpublished on the source
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         with contextlib.suppress(NotFound):
             ctx.target.client.lakeview.trash(change.target_key or "")
 

@@ -17,9 +17,10 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited
+from dbsync.runcache import CacheKey
 
 KIND = "global_init_scripts"
 _PATH = "/api/2.0/global-init-scripts"
@@ -37,10 +38,14 @@ def _unique_names(ctx: SyncContext) -> dict[str, str]:
 BY_NAME = TargetIndex("global_init_scripts", lambda ctx: _unique_names(ctx).items())
 
 
+SOURCE_ORDER: CacheKey[list[str]] = CacheKey("global-init-scripts:source-order")
+PLACED: CacheKey[dict[str, str]] = CacheKey("global-init-scripts:placed")
+
+
 def _source_order(ctx: SyncContext) -> list[str]:
     """Source script ids in run order, read once per run."""
     return ctx.cached(
-        "global-init-scripts:source-order",
+        SOURCE_ORDER,
         lambda: [
             s.script_id or ""
             for s in sorted(ctx.source.client.global_init_scripts.list(), key=lambda s: s.position or 0)
@@ -50,7 +55,7 @@ def _source_order(ctx: SyncContext) -> list[str]:
 
 def _placed(ctx: SyncContext) -> dict[str, str]:
     """Source id → target id of the scripts written in this run (not in the store until recorded)."""
-    return ctx.cached("global-init-scripts:placed", dict)
+    return ctx.cached(PLACED, dict)
 
 
 def _target_of(ctx: SyncContext, source_id: str) -> str | None:
@@ -92,12 +97,12 @@ def _reorder(ctx: SyncContext) -> None:
         current.insert(index, target_id)
 
 
-def _only_moved(change: Change) -> bool:
+def _only_moved(change: Upsert) -> bool:
     """The source script only changed place: its name, content and state on the target are already right."""
     prior = change.prior
-    if prior is None or prior.status != "synced" or not prior.payload or change.resource is None:
+    if prior is None or prior.status != "synced" or not prior.payload:
         return False
-    return _without_position(prior.payload) == _without_position(change.resource.payload or {})
+    return _without_position(prior.payload) == _without_position(change.payload)
 
 
 def _without_position(payload: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +112,9 @@ def _without_position(payload: dict[str, Any]) -> dict[str, Any]:
 class GlobalInitScriptReplicator(Replicator):
     kind = KIND
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None and resource.body is not None
+        assert resource.body is not None  # a fetched script carries its body
         payload = resource.payload
         fields: dict[str, Any] = {
             "name": payload["name"],
@@ -142,7 +147,7 @@ class GlobalInitScriptReplicator(Replicator):
         script_id = BY_NAME.get(ctx, name)
         return None if script_id in _placed(ctx).values() else script_id
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.global_init_scripts.delete(change.target_key or "")
         except DatabricksError as err:

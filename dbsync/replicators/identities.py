@@ -24,7 +24,7 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import waiting_ref
-from dbsync.model import Applied, Change, Resource
+from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.principals import INDEXES
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import edited
@@ -79,11 +79,12 @@ def wrote(ctx: SyncContext, scim_type: str) -> None:
     ctx.invalidate(listing_key("target", scim_type))
 
 
-def _carry_created(change: Change) -> None:
-    """Keep the 'dbsync created it' flag across updates (and across failures recorded on the way)."""
-    assert change.resource is not None
-    if change.prior and change.prior.source_meta.get(CREATED):
-        change.resource.source_meta[CREATED] = True
+def _created(change: Upsert) -> bool:
+    """Whether dbsync created this identity: the flag (older stores) or the recorded origin, kept across updates."""
+    prior = change.prior
+    if change.resource.source_meta.get(CREATED):
+        return True
+    return prior is not None and (bool(prior.source_meta.get(CREATED)) or prior.origin == "created")
 
 
 class ScimReplicator(Replicator):
@@ -100,27 +101,30 @@ class ScimReplicator(Replicator):
     def may_create(self, ctx: SyncContext) -> bool:
         return bool(getattr(ctx.settings.identities, f"create_{self.kind}"))
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
-        _carry_created(change)
+        created = _created(change)
         # Once on the target, the hint is the listing's own again (not "skipped, now on the target").
-        resource.version_hint = principal_hint(
-            resource.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None
-        )
-        payload = ctx.idmap.resolve(resource.payload)  # roles: source ARNs → target ARNs
+        hint = principal_hint(change.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None)
+        payload = ctx.idmap.resolve(change.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
         found = self.index.get(ctx, name)
         if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
-            return Applied(found[1], adopted=None if resource.source_meta.get(CREATED) else True)
+            return Applied(
+                found[1], adopted=None if created else True, version_hint=hint, meta={CREATED: True} if created else {}
+            )
         if found is not None:
             self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
-        return self._create(ctx, resource, payload, name)
+        applied = self._create(ctx, resource, payload, name)
+        if applied.version_hint is None:
+            applied.version_hint = hint
+        if created:
+            applied.meta[CREATED] = True
+        return applied
 
-    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+    def preview(self, ctx: SyncContext, change: Upsert) -> str | None:
         """`plan`: why a create will not happen (dbsync may not create it and the target lacks it)."""
-        assert change.resource is not None and change.resource.payload is not None
-        name = change.resource.payload[self.index.field]
+        name = change.payload[self.index.field]
         if change.action != "create" or self.may_create(ctx) or self.index.get(ctx, name) is not None:
             return None
         return (
@@ -143,12 +147,12 @@ class ScimReplicator(Replicator):
                 raise Permanent(f"{why}: provision it on the target (its IdP) or set {setting}: true")
             # No target key, and the hint a skipped principal has: it is looked at again when the
             # setting is turned on or the target gets it (see principal_hint), not every cycle.
-            resource.version_hint = principal_hint(resource.payload or {}, False, False)
             return Applied(
                 None,
                 note=f"{why}: not created (provision it through the target's IdP)",
                 waiting_on=[waiting_ref(self.kind, name)],
                 skipped=True,
+                version_hint=principal_hint(resource.payload or {}, False, False),
             )
         try:
             created = self.api(ctx).create(**self._create_fields(payload))
@@ -165,7 +169,6 @@ class ScimReplicator(Replicator):
         wrote(ctx, self.kind)
         created_name = str(created.as_dict().get(self.index.field) or name)
         self.index.add(ctx, created_name, created.id or "")
-        resource.source_meta[CREATED] = True
         note = None
         if created_name != name:
             # The service chose its own applicationId (AWS/GCP): ACLs and run_as must be told.
@@ -173,7 +176,7 @@ class ScimReplicator(Replicator):
                 f"created with applicationId {created_name}; add mapping.principals: "
                 f'{{"{resource.key}": "{created_name}"}} so ACLs and run_as follow'
             )
-        return Applied(created_name, note=note, adopted=False)
+        return Applied(created_name, note=note, adopted=False, meta={CREATED: True})
 
     def _create_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -187,13 +190,12 @@ class ScimReplicator(Replicator):
             fields.update(application_id=payload["applicationId"], active=payload.get("active", True))
         return fields
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         prior = change.prior
-        assert prior is not None
         name = prior.target_key
         if name is None:
             return  # it never reached the target (skipped: dbsync may not create it)
-        if not prior.source_meta.get(CREATED):
+        if not prior.source_meta.get(CREATED) and prior.origin != "created":
             ctx.event(
                 self.kind,
                 change.key,
@@ -221,10 +223,8 @@ class GroupMembersReplicator(Replicator):
     kind = "group_members"
     unrecorded_origin = "created"  # its delete writes nothing: the group goes with the groups kind
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
-        resource = change.resource
-        assert resource is not None and resource.payload is not None
-        payload = resource.payload
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
+        payload = change.payload
         group = INDEXES["groups"].get(ctx, payload["displayName"])
         if group is None:
             raise Blocked(
@@ -245,12 +245,13 @@ class GroupMembersReplicator(Replicator):
         if ops:
             scim_patch(ctx, "groups", group[0], ops)
         if not missing:
-            resource.version_hint = members_hint(payload, None)  # complete: the listing's own hint again
-            return Applied(group[1])
+            return Applied(group[1], version_hint=members_hint(payload, None))  # complete: the listing's own hint
         # Partly applied: a hint that changes once the target has more of the members.
-        resource.version_hint = members_hint(payload, present_members(ctx, payload["members"]))
         return Applied(
-            group[1], note=f"skipped members missing on the target: {', '.join(missing)}", waiting_on=waiting
+            group[1],
+            note=f"skipped members missing on the target: {', '.join(missing)}",
+            waiting_on=waiting,
+            version_hint=members_hint(payload, present_members(ctx, payload["members"])),
         )
 
     @staticmethod
@@ -262,14 +263,14 @@ class GroupMembersReplicator(Replicator):
             if found is not None:
                 wanted.append(found[0])
                 continue
-            prior = ctx.store.prior(member["type"], member["source"])
+            prior = ctx.history.prior(member["type"], member["source"])
             if prior is not None and prior.status in ("error", "blocked", "pending"):
                 raise Blocked(f"waiting for {member['type']} {member['source']} to be replicated first")
             missing.append(f"{NOUN[member['type']]} {member['name']}")
             waiting.append(waiting_ref(member["type"], member["name"]))
         return wanted, missing, waiting
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """A group gone from the source takes its members with it (the groups kind deletes it)."""
 
 

@@ -7,7 +7,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
@@ -26,9 +26,8 @@ class InstancePoolReplicator(Replicator):
     kind = "instance_pools"
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = dict(resource.payload)
         payload["custom_tags"] = {**payload.get("custom_tags", {}), SOURCE_ID_TAG: resource.key}
         pools = ctx.target.client.instance_pools
@@ -45,7 +44,7 @@ class InstancePoolReplicator(Replicator):
             raise
         return Applied(pool_id, adopted=False)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.instance_pools.delete(change.target_key or ""))
 
 

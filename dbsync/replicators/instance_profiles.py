@@ -15,16 +15,20 @@ from databricks.sdk.errors import DatabricksError, ResourceConflict
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.runcache import CacheKey
 
 EDITABLE = ("iam_role_arn", "is_meta_instance_profile")
+
+
+TARGET_PROFILES: CacheKey[dict[str, dict[str, Any]]] = CacheKey("instance-profiles:target")
 
 
 def target_profiles(ctx: SyncContext) -> dict[str, dict[str, Any]]:
     """ARN → profile as the target lists it, read once per run."""
     return ctx.cached(
-        "target-index:instance_profiles",
+        TARGET_PROFILES,
         lambda: {p.instance_profile_arn or "": p.as_dict() for p in ctx.target.client.instance_profiles.list()},
     )
 
@@ -37,9 +41,8 @@ def _differs(current: dict[str, Any], payload: dict[str, Any]) -> bool:
 class InstanceProfileReplicator(Replicator):
     kind = "instance_profiles"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         arn = payload["instance_profile_arn"]
         profiles = ctx.target.client.instance_profiles
@@ -79,11 +82,11 @@ class InstanceProfileReplicator(Replicator):
             # Legacy 2.0 services answer "already exists" with 400 as often as with 409.
             if not isinstance(err, ResourceConflict) and "already exists" not in str(err).lower():
                 raise
-            ctx.invalidate("target-index:instance_profiles")
+            ctx.invalidate(TARGET_PROFILES)
             return target_profiles(ctx).get(arn) or {"instance_profile_arn": arn}, True
         return {"instance_profile_arn": arn, **{f: payload.get(f) for f in EDITABLE}}, False
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.instance_profiles.remove(change.target_key or change.key)
         except DatabricksError as err:

@@ -11,7 +11,7 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.principals import principal_on_target
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
@@ -33,9 +33,7 @@ def target_settings(ctx: SyncContext, payload: dict[str, Any], source_key: str) 
     settings["tags"] = {**settings.get("tags", {}), SOURCE_JOB_TAG: source_key}
     for field in TRIGGER_FIELDS:
         if settings.get(field) is not None:  # `continuous: {}` is a trigger too (UNPAUSED by default)
-            settings[field]["pause_status"] = (
-                "PAUSED" if ctx.standby else settings[field].get("pause_status", "UNPAUSED")
-            )
+            settings[field]["pause_status"] = "PAUSED"  # the target is a standby: its triggers never fire
     return settings
 
 
@@ -43,9 +41,8 @@ class JobReplicator(Replicator):
     kind = "jobs"
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         settings = target_settings(ctx, resource.payload, resource.key)
         waiting = _run_as_missing(ctx, settings)
         jobs = ctx.target.client.jobs
@@ -63,7 +60,7 @@ class JobReplicator(Replicator):
             raise
         return _applied(job_id, waiting, adopted=False)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))
 
 

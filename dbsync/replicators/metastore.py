@@ -26,8 +26,9 @@ from sqlglot import exp
 from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, literal, qualified, runner
 from dbsync.watchers.metastore import (
     HIVE_METASTORE,
@@ -49,9 +50,8 @@ from dbsync.watchers.metastore import (
 _BUILTIN_SCHEMAS = {(HIVE_METASTORE, "default")}
 
 
-def _payload(change: Change) -> dict[str, Any]:
-    assert change.resource is not None and change.resource.payload is not None
-    return change.resource.payload
+def _payload(change: Upsert) -> dict[str, Any]:
+    return change.payload
 
 
 # -- schemas ------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def _property_list(properties: dict[str, str]) -> str:
     return ", ".join(f"{literal(k)} = {literal(v)}" for k, v in sorted(properties.items()))
 
 
-def _found(change: Change) -> bool | None:
+def _found(change: Upsert) -> bool | None:
     """An object already on the target at a first apply is adopted (never dropped by dbsync); later, unchanged."""
     return True if change.target_key is None else None
 
@@ -78,7 +78,7 @@ def _found(change: Change) -> bool | None:
 class SchemasReplicator(Replicator):
     kind = "schemas"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         payload = _payload(change)
         catalog, schema = payload["catalog"], payload["schema"]
         run = runner(ctx, ctx.target)
@@ -118,7 +118,7 @@ class SchemasReplicator(Replicator):
             notes.append(f"properties only the target has are kept (SQL cannot unset them): {', '.join(extra)}")
         return statements
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """DROP SCHEMA without CASCADE: a schema still holding tables (kept managed ones) stays, with an event."""
         catalog, schema = split_key(change.key)[:2]
         if (catalog, schema) in _BUILTIN_SCHEMAS:
@@ -140,12 +140,15 @@ class SchemasReplicator(Replicator):
         remember_on_target(ctx, catalog, schema, None, None)
 
 
+TARGET_CATALOGS: CacheKey[set[str]] = CacheKey("metastore:target-catalogs")
+
+
 def _catalog_on_target(ctx: SyncContext, catalog: str) -> bool:
     def load() -> set[str]:
         rows = runner(ctx, ctx.target).query("SHOW CATALOGS")
         return {(column(r, "catalog", 0) or "").lower() for r in rows}
 
-    return catalog in ctx.cached("metastore:target:catalogs", load)
+    return catalog in ctx.cached(TARGET_CATALOGS, load)
 
 
 # -- tables and views ---------------------------------------------------------------------------------
@@ -178,12 +181,12 @@ def _external_on_target(ctx: SyncContext, parts: list[str]) -> bool:
     return False
 
 
-def _statement(change: Change, wanted: exp.Create, *, if_not_exists: bool = False, or_replace: bool = False) -> str:
+def _statement(change: Upsert, wanted: exp.Create, *, if_not_exists: bool = False, or_replace: bool = False) -> str:
     """The CREATE sent to the target: the source's own text (only its header adjusted); sqlglot's rendering only
     when the source text is not at hand or its header is not one SHOW CREATE TABLE prints."""
     payload = _payload(change)
     parts = [payload["catalog"], payload["schema"], payload["name"]]
-    source_text = change.resource.source_meta.get("ddl") if change.resource is not None else None
+    source_text = change.resource.source_meta.get("ddl")
     verbatim = (
         verbatim_create(source_text, parts, if_not_exists=if_not_exists, or_replace=or_replace) if source_text else None
     )
@@ -206,7 +209,7 @@ def _create(ctx: SyncContext, parts: list[str], statement: str, what: str, names
 class TablesReplicator(Replicator):
     kind = "tables"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         payload = _payload(change)
         parts = [payload["catalog"], payload["schema"], payload["name"]]
         wanted = parse_create(payload["ddl"], change.key)
@@ -223,7 +226,7 @@ class TablesReplicator(Replicator):
     def _changed(
         self,
         ctx: SyncContext,
-        change: Change,
+        change: Upsert,
         parts: list[str],
         wanted: exp.Create,
         current: exp.Create,
@@ -268,7 +271,7 @@ class TablesReplicator(Replicator):
         )
         return Applied(key)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Drop an external table (its files stay); a managed table is kept, with an event: its data would go."""
         parts = split_key(change.key)
         what, current = _on_target(ctx, parts)
@@ -291,7 +294,7 @@ class TablesReplicator(Replicator):
 class ViewsReplicator(Replicator):
     kind = "views"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         payload = _payload(change)
         parts = [payload["catalog"], payload["schema"], payload["name"]]
         wanted = parse_create(payload["ddl"], change.key)
@@ -331,7 +334,7 @@ class ViewsReplicator(Replicator):
         if waiting:
             raise Blocked(f"waiting for {', '.join(waiting)} to be on the target first")
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         parts = split_key(change.key)
         if relations(ctx, ctx.target, parts[0], parts[1]).get(parts[2]) != "view":
             return

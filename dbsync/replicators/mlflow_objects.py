@@ -34,7 +34,7 @@ from databricks.sdk.service.ml import (
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.mlflow_objects import SOURCE_RUN_TAG, run_document, user_tags
 
@@ -52,9 +52,8 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 class ExperimentReplicator(Replicator):
     kind = "mlflow_experiments"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         current = self._current(ctx, change.target_key)
         known = current is not None  # the copy already recorded: its origin stays as recorded
@@ -135,7 +134,7 @@ class ExperimentReplicator(Replicator):
             notes.append(f"artifact location {wanted} cannot be changed on an existing experiment")
         return notes
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.experiments.delete_experiment(change.target_key or "")
         except NotFound:
@@ -217,9 +216,8 @@ def _status(value: str) -> UpdateRunStatus | None:
 class RegisteredModelReplicator(Replicator):
     kind = "registered_models"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         registry = ctx.target.client.model_registry
         name = payload["name"]
@@ -253,7 +251,7 @@ class RegisteredModelReplicator(Replicator):
         for key in set(have) - set(payload["tags"]):
             registry.delete_model_tag(name, key)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         with contextlib.suppress(NotFound):
             ctx.target.client.model_registry.delete_model(change.target_key or change.key)
 

@@ -7,7 +7,7 @@ Applying a mount records it (so a no-change cycle does nothing and the report ca
 from __future__ import annotations
 
 from dbsync.context import SyncContext
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.mounts import manual_action
 
@@ -16,18 +16,16 @@ class MountReplicator(Replicator):
     kind = "mounts"
     unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         # The target key is where the mount must exist on the target: the same mount point.
         return Applied(resource.key, note=f"needs manual action: {manual_action(resource.payload)}", skipped=True)
 
-    def preview(self, ctx: SyncContext, change: Change) -> str | None:
+    def preview(self, ctx: SyncContext, change: Upsert) -> str | None:
         """`plan`: a mount is never written."""
-        assert change.resource is not None and change.resource.payload is not None
-        return f"needs manual action: {manual_action(change.resource.payload)}"
+        return f"needs manual action: {manual_action(change.payload)}"
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Nothing was written for it; a mount made by hand on the target is the operator's to remove."""
 
 

@@ -15,7 +15,7 @@ from databricks.sdk.service.iam import AccessControlRequest
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
 from dbsync.mapping import acl_waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
 
@@ -31,9 +31,8 @@ class PermissionsReplicator(Replicator):
     kind = "permissions"
     unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         watcher = acl_kinds()[payload["object_kind"]]
         object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], {})
@@ -67,7 +66,7 @@ class PermissionsReplicator(Replicator):
             note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
         return Applied(change.key, note=note, waiting_on=waiting)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """An object's ACL goes with the object; nothing to do."""
 
 

@@ -19,7 +19,7 @@ from databricks.sdk.service.workspace import GetRepoResponse
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import sdk_call
 from dbsync.watchers.repos import repo_id_at
@@ -39,9 +39,8 @@ def _patterns(value: Any) -> list[str]:
 class RepoReplicator(Replicator):
     kind = "repos"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         path = payload["path"]
         repos = ctx.target.client.repos
@@ -102,7 +101,7 @@ class RepoReplicator(Replicator):
         if update:
             sdk_call(ctx.target.client.repos.update, update, repo_id=int(repo.id or 0))
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         path = change.target_key or change.key
         repo_id = repo_id_at(ctx.target, path)
         if repo_id is None:
@@ -114,7 +113,7 @@ class RepoReplicator(Replicator):
                 raise
 
 
-def _may_replace(change: Change, repo: GetRepoResponse) -> None:
+def _may_replace(change: Upsert, repo: GetRepoResponse) -> None:
     """Only a repo dbsync created is replaced when the remote differs; someone else's is left alone."""
     if change.prior is not None and change.target_key is not None and change.prior.origin == "created":
         return

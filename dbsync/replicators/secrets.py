@@ -23,9 +23,10 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
 from dbsync.mapping import ANY, waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.secrets import KEY_VAULT
+from dbsync.runcache import CacheKey
+from dbsync.watchers.secrets import KEY_VAULT, SECRET_SCOPES
 
 
 def _missing_principal(err: DatabricksError, principal: str) -> bool:
@@ -35,12 +36,15 @@ def _missing_principal(err: DatabricksError, principal: str) -> bool:
     return re.search(re.escape(principal), str(err)) is not None
 
 
+TARGET_CALLER: CacheKey[str] = CacheKey("secrets:target-caller")
+TARGET_SECRET_KEYS: CacheKey[set[str]] = CacheKey("secrets:target-keys")  # .part(scope)
+
+
 class SecretScopeReplicator(Replicator):
     kind = "secret_scopes"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         scope = payload["name"]
         adopted = None
@@ -57,7 +61,7 @@ class SecretScopeReplicator(Replicator):
             raise Blocked(f"Key Vault-backed secret scope {scope} is not on the target: create it there by hand")
         try:
             ctx.target.client.secrets.create_scope(scope)
-            ctx.invalidate("secret-scopes:target")  # the drift check and the secrets kind list it again
+            ctx.invalidate(SECRET_SCOPES.part("target"))  # the drift check and the secrets kind list it again
             return True
         except ResourceAlreadyExists:
             return False
@@ -107,9 +111,9 @@ class SecretScopeReplicator(Replicator):
 
     @staticmethod
     def _caller(ctx: SyncContext) -> str:
-        return ctx.cached("target-caller", lambda: ctx.target.client.current_user.me().user_name or "")
+        return ctx.cached(TARGET_CALLER, lambda: ctx.target.client.current_user.me().user_name or "")
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         if change.prior and change.prior.source_meta.get("backend_type") == KEY_VAULT:
             return  # dbsync did not create it (the Key Vault holds the data): the operator removes it
         scope = change.target_key or change.key
@@ -130,7 +134,7 @@ def _refuse_if_not_empty(ctx: SyncContext, what: str, inside: list[str]) -> None
     """Kept when it holds something dbsync did not put there; retried while it holds what dbsync still has to delete."""
     if not inside:
         return
-    owned = ctx.store.owned_target_keys(inside)
+    owned = ctx.history.owned_target_keys(inside)
     foreign = [k for k in inside if k not in owned]
     if foreign:
         raise Kept(f"{what} holds {len(foreign)} entries dbsync did not write (e.g. {foreign[0]}); remove it by hand")
@@ -140,9 +144,8 @@ def _refuse_if_not_empty(ctx: SyncContext, what: str, inside: list[str]) -> None
 class SecretReplicator(Replicator):
     kind = "secrets"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         if resource.body is None:
             raise Permanent(f"secret {resource.key}: no value was read")  # never happens after fetch
         payload = ctx.idmap.resolve(resource.payload)
@@ -163,7 +166,7 @@ class SecretReplicator(Replicator):
     def _target_keys(ctx: SyncContext, scope: str) -> set[str]:
         """The keys a target scope held before this run wrote to it (one listing per scope per run)."""
         secrets = ctx.target.client.secrets
-        return ctx.cached(f"target-secret-keys:{scope}", lambda: {s.key for s in secrets.list_secrets(scope) if s.key})
+        return ctx.cached(TARGET_SECRET_KEYS.part(scope), lambda: {s.key for s in secrets.list_secrets(scope) if s.key})
 
     @staticmethod
     def _put(ctx: SyncContext, scope: str, key: str, value: bytes) -> None:
@@ -175,7 +178,7 @@ class SecretReplicator(Replicator):
             return
         secrets.put_secret(scope, key, string_value=text)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         scope, _, key = (change.target_key or change.key).partition("/")  # only keys dbsync wrote get here
         try:
             ctx.target.client.secrets.delete_secret(scope, key)

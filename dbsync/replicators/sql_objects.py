@@ -26,8 +26,9 @@ from databricks.sdk.service.sql import (
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.runcache import CacheKey
 from dbsync.watchers.sql_objects import PAGE_SIZE, folder
 
 _UNKNOWN_OWNER = re.compile(r"User (\S+) does not exist|Principal: \w+\((.+?)\) does not exist")
@@ -61,6 +62,9 @@ class _Spec:
         return self.api(ctx).update(object_id, mask, alert=obj, auto_resolve_display_name=False)
 
 
+BY_NAME_INDEX: CacheKey[dict[str, list[str]]] = CacheKey("sql-objects:by-name")  # .part(kind)
+
+
 def _by_name(ctx: SyncContext, spec: _Spec) -> dict[str, list[str]]:
     """{display name → target ids}, listed once per run (the listing has no folder)."""
 
@@ -70,7 +74,7 @@ def _by_name(ctx: SyncContext, spec: _Spec) -> dict[str, list[str]]:
             index.setdefault(item.display_name or "", []).append(item.id or "")
         return index
 
-    return ctx.cached(f"target-index:{spec.kind}", build)
+    return ctx.cached(BY_NAME_INDEX.part(spec.kind), build)
 
 
 class SqlObjectReplicator(Replicator):
@@ -78,9 +82,8 @@ class SqlObjectReplicator(Replicator):
         self.kind = kind
         self.spec = _Spec(kind)
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         body = ctx.idmap.resolve(resource.payload)  # Blocked until the warehouse / query is replicated
         owner = body.pop("owner_user_name", None)
         parent = body.pop("parent_path")
@@ -131,7 +134,7 @@ class SqlObjectReplicator(Replicator):
         except DatabricksError as err:
             if err.error_code in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 # Created by someone else since the index was read: adopt it next cycle.
-                ctx.invalidate(f"target-index:{self.kind}")
+                ctx.invalidate(BY_NAME_INDEX.part(self.kind))
                 raise
             if err.error_code == "INVALID_PARAMETER_VALUE":
                 raise Permanent(f"the target rejected {self.spec.noun} {body.get('display_name')!r}: {err}") from err
@@ -167,7 +170,7 @@ class SqlObjectReplicator(Replicator):
             return f"owner {owner} does not exist on the target; the owner was left unchanged"
         return None
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Move the target copy to the trash, as a delete on the source did."""
         with contextlib.suppress(NotFound):
             self.spec.api(ctx).delete(change.target_key or "")

@@ -19,16 +19,20 @@ from databricks.sdk.service.sql import EndpointInfo
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, sdk_call
+from dbsync.runcache import CacheKey
 from dbsync.tags import SOURCE_ID_TAG
 
 STOPPED = ("STOPPED", "STOPPING", "DELETED", "DELETING")
 
 
+TARGET_WAREHOUSES: CacheKey[list[EndpointInfo]] = CacheKey("sql-warehouses:target")
+
+
 def _target_warehouses(ctx: SyncContext) -> list[EndpointInfo]:
-    return ctx.cached("target-warehouses", lambda: list(ctx.target.client.warehouses.list()))
+    return ctx.cached(TARGET_WAREHOUSES, lambda: list(ctx.target.client.warehouses.list()))
 
 
 def _source_tag(warehouse: EndpointInfo) -> str:
@@ -54,9 +58,8 @@ def target_spec(ctx: SyncContext, payload: dict[str, Any], source_key: str) -> d
 class WarehouseReplicator(Replicator):
     kind = "sql_warehouses"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         spec = target_spec(ctx, resource.payload, resource.key)
         warehouses = ctx.target.client.warehouses
         tagged = None if change.target_key else BY_TAG.get(ctx, resource.key)
@@ -84,7 +87,7 @@ class WarehouseReplicator(Replicator):
         if state is not None and state.value not in STOPPED:
             warehouses.stop(warehouse_id)  # a standby warehouse found running (or restarted by the edit)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         assert change.target_key  # the engine forgets a row that never reached the target
         if change.target_key == ctx.settings.metastore.target_warehouse_id:
             return  # dbsync's own working warehouse outlives the source copy it mirrored

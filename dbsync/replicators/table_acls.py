@@ -16,7 +16,7 @@ from typing import Any
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import ANY, waiting_ref
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.sql import SqlError, quote, runner
 from dbsync.watchers.table_acls import DENIED, OWN, read_grants, securable_sql
@@ -37,9 +37,8 @@ class TableAclsReplicator(Replicator):
     kind = "table_acls"
     unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
-        assert change.resource is not None and change.resource.payload is not None
-        payload = change.resource.payload
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
+        payload = change.payload
         securable, parts = payload["securable"], payload["parts"]
         absent = {p.casefold() for p in payload["absent"]}
         if absent and ctx.settings.principals_missing == "fail":
@@ -63,7 +62,7 @@ class TableAclsReplicator(Replicator):
         waiting = [waiting_ref(ANY, p) for p in sorted(plan.skipped)]
         return Applied(change.key, note=plan.note(), waiting_on=waiting)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Grants go with their object (dropped by the metastore kinds) or stay with a catalog; nothing to do."""
 
 

@@ -20,7 +20,7 @@ from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Languag
 
 from dbsync.context import SyncContext
 from dbsync.errors import Kept, Permanent, RetryLater
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 
@@ -31,9 +31,8 @@ class WorkspaceObjectReplicator(Replicator):
         # A folder is judged by what it holds when deleted, so an older row needs no recorded origin.
         self.unrecorded_origin = "created" if kind == "directories" else "adopted"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         path = resource.payload["path"]
         if self.kind == "directories":
             ctx.target.client.workspace.mkdirs(path)
@@ -66,7 +65,7 @@ class WorkspaceObjectReplicator(Replicator):
                 raise Permanent(f"the target rejected {path}: {err}") from err
             raise
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         path = change.target_key or change.key
         workspace = ctx.target.client.workspace
         inside: list[str] = []
@@ -88,7 +87,7 @@ class WorkspaceObjectReplicator(Replicator):
         if not objects:
             return []
         paths = [o.path or "" for o in objects]
-        owned = ctx.store.owned_target_keys(paths)
+        owned = ctx.history.owned_target_keys(paths)
         foreign = [p for p in paths if p not in owned]
         if foreign:
             raise Kept(f"folder {path} holds {len(foreign)} objects dbsync did not put there (e.g. {foreign[0]})")

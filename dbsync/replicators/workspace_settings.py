@@ -18,10 +18,10 @@ from databricks.sdk.service.settings import ListType
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Change
+from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex
-from dbsync.watchers.workspace_settings import conf_values
+from dbsync.watchers.workspace_settings import WORKSPACE_CONF, conf_values
 
 LOCKOUT_FIX = (
     "add the address dbsync reaches the standby from to an allow list on the source, or exclude the "
@@ -33,9 +33,8 @@ class WorkspaceConfReplicator(Replicator):
     kind = "workspace_conf"
     unrecorded_origin = "created"  # its delete writes nothing
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         key, value = resource.payload["key"], resource.payload["value"]
         if conf_values(ctx, ctx.target).get(key) == value:
             return Applied(key)  # already so on the target: nothing to write
@@ -54,10 +53,10 @@ class WorkspaceConfReplicator(Replicator):
                 raise Permanent(f"the target rejected {key}={value!r}: {err}") from err
             raise
         finally:
-            ctx.invalidate(f"workspace-conf:{ctx.target.side}")  # the drift check must see the new value
+            ctx.invalidate(WORKSPACE_CONF.part(ctx.target.side))  # the drift check must see the new value
         return Applied(key)
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         """A key dropped from the allow-list is left as it is on the target (there is no unset)."""
 
 
@@ -70,9 +69,8 @@ BY_LABEL = TargetIndex(
 class IpAccessListReplicator(Replicator):
     kind = "ip_access_lists"
 
-    def apply(self, ctx: SyncContext, change: Change) -> Applied:
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource is not None and resource.payload is not None
         payload = resource.payload
         lists = ctx.target.client.ip_access_lists
         found = None if change.target_key else BY_LABEL.get(ctx, payload["label"])
@@ -107,7 +105,7 @@ class IpAccessListReplicator(Replicator):
             return False
         return True
 
-    def delete(self, ctx: SyncContext, change: Change) -> None:
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
             ctx.target.client.ip_access_lists.delete(change.target_key or "")
         except NotFound:

@@ -8,7 +8,6 @@ transaction, so a crash loses at most the change in flight, which the next cycle
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -20,73 +19,30 @@ import sqlite_utils
 
 from dbsync.errors import StoreError
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
-
-SCHEMA_VERSION = 2
-EVENT_RETENTION = 20_000  # events kept; older ones are pruned
-
-_MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE IF NOT EXISTS resources (
-            kind TEXT NOT NULL,
-            source_key TEXT NOT NULL,
-            name TEXT,
-            version_hint TEXT,
-            fingerprint TEXT,
-            payload_json TEXT,
-            source_meta_json TEXT,
-            target_key TEXT,
-            target_fingerprint TEXT,
-            status TEXT NOT NULL,
-            last_error TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            retry_at REAL,
-            first_seen_at REAL NOT NULL,
-            last_changed_at REAL,
-            last_synced_at REAL,
-            PRIMARY KEY (kind, source_key)
-        )""",
-        "CREATE INDEX IF NOT EXISTS resources_status ON resources (kind, status)",
-        """CREATE TABLE IF NOT EXISTS cycles (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            kind TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            finished_at REAL,
-            listed INTEGER DEFAULT 0, fetched INTEGER DEFAULT 0, created INTEGER DEFAULT 0,
-            updated INTEGER DEFAULT 0, deleted INTEGER DEFAULT 0, errors INTEGER DEFAULT 0,
-            outcome TEXT
-        )""",
-        "CREATE INDEX IF NOT EXISTS cycles_kind ON cycles (kind, id)",
-        """CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            ts REAL NOT NULL, kind TEXT, source_key TEXT, action TEXT, outcome TEXT, message TEXT
-        )""",
-        """CREATE TABLE IF NOT EXISTS cutover (
-            step TEXT PRIMARY KEY, state TEXT NOT NULL, at REAL NOT NULL, detail TEXT
-        )""",
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
-    ],
-    # Who made each target object: 'created' (dbsync may delete it) or 'adopted' (never deleted by dbsync).
-    # Rows written before this migration did not record it: only the identities' created_by_dbsync flag
-    # proves a creation; every other row stays NULL and each replicator's `unrecorded_origin` decides.
-    2: [
-        "ALTER TABLE resources ADD COLUMN origin TEXT",
-        "UPDATE resources SET origin = 'created' WHERE json_extract(source_meta_json, '$.created_by_dbsync') = 1",
-        "CREATE INDEX IF NOT EXISTS resources_target_key ON resources (target_key)",
-    ],
-}
+from dbsync.roles import StoreRole
+from dbsync.store.schema import (
+    _MIGRATIONS,
+    EVENT_RETENTION,
+    SCHEMA_VERSION,
+    _explain,
+    _json,
+    _Transaction,
+    private_files,
+    restrict,
+)
 
 
 def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     if row is None:
         return None
-    kind, key, version_hint, fp, target_key, target_fp, status, attempts, payload, meta, origin = row
+    kind, key, version_hint, fp, target_key, target_ver, status, attempts, payload, meta, origin = row
     return Prior(
         kind=kind,
         key=key,
         version_hint=version_hint,
         fingerprint=fp,
         target_key=target_key,
-        target_fingerprint=target_fp,
+        target_version=target_ver,
         status=status,
         attempts=attempts,
         payload=json.loads(payload) if payload else None,
@@ -96,7 +52,7 @@ def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
 
 
 _PRIOR_COLUMNS = (
-    "kind, source_key, version_hint, fingerprint, target_key, target_fingerprint, status, attempts, "
+    "kind, source_key, version_hint, fingerprint, target_key, target_version, status, attempts, "
     "payload_json, source_meta_json, origin"
 )
 
@@ -188,12 +144,12 @@ class Store:
 
     @property
     def role(self) -> str:
-        return self.get_meta("role") or "standby"
+        return self.get_meta("role") or StoreRole.STANDBY
 
     def writer_flags(self) -> tuple[str, str | None]:
         """(role, cutover request or None) in one read: the write fence asks before every target write."""
         rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
-        return rows.get("role") or "standby", rows.get("cutover_requested")
+        return rows.get("role") or StoreRole.STANDBY, rows.get("cutover_requested")
 
     def delete_meta(self, key: str) -> None:
         with self._transaction():
@@ -282,20 +238,21 @@ class Store:
         """
         now = time.time()
         attempts = 1 if applied.pending else 0
-        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON}
+        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
+        version_hint = resource.version_hint if applied.version_hint is None else applied.version_hint
         if applied.waiting_on:
             meta[WAITING_ON] = sorted(set(applied.waiting_on))
         with self._transaction():
             self.db.execute(
                 """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
-                       source_meta_json, target_key, target_fingerprint, status, last_error, attempts,
+                       source_meta_json, target_key, target_version, status, last_error, attempts,
                        retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (kind, source_key) DO UPDATE SET
                        name = excluded.name, version_hint = excluded.version_hint,
                        fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
                        source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
-                       target_fingerprint = excluded.target_fingerprint, status = excluded.status,
+                       target_version = excluded.target_version, status = excluded.status,
                        last_error = excluded.last_error,
                        attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
                        retry_at = excluded.retry_at,
@@ -306,7 +263,7 @@ class Store:
                     resource.kind,
                     resource.key,
                     resource.name,
-                    resource.version_hint,
+                    version_hint,
                     resource.fingerprint,
                     _json(resource.payload),
                     _json(meta),
@@ -328,6 +285,28 @@ class Store:
             self.db.execute(
                 "UPDATE resources SET last_changed_at = NULL WHERE kind = ? AND source_key = ?",
                 [resource.kind, resource.key],
+            )
+
+    def seed_reversed(self, kind: str, key: str, name: str, target_key: str, payload: dict[str, Any]) -> None:
+        """A failback row that knows its target but not its content: pending, adopted, the lag clock running.
+
+        `payload` is a placeholder whose fingerprint matches no real payload, so the next cycle fetches the
+        object and updates `target_key` in place (never creates); adopted, so failback never deletes it.
+        """
+        now = time.time()
+        with self._transaction():
+            self.db.execute(
+                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                       source_meta_json, target_key, target_version, status, last_error, attempts,
+                       retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
+                   VALUES (?, ?, ?, NULL, ?, ?, NULL, ?, NULL, 'pending', NULL, 0, NULL, ?, ?, ?, 'adopted')
+                   ON CONFLICT (kind, source_key) DO UPDATE SET
+                       name = excluded.name, version_hint = NULL, fingerprint = excluded.fingerprint,
+                       payload_json = excluded.payload_json, source_meta_json = NULL,
+                       target_key = excluded.target_key, target_version = NULL, status = 'pending',
+                       last_error = NULL, attempts = 0, retry_at = NULL, last_changed_at = excluded.last_changed_at,
+                       last_synced_at = excluded.last_synced_at, origin = 'adopted'""",
+                [kind, key, name, fingerprint(payload), _json(payload), target_key, now, now, now],
             )
 
     def record_failure(self, resource: Resource, status: str, error: str, retry_in: float = 0.0) -> None:
@@ -401,7 +380,7 @@ class Store:
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET status = 'deleted', target_key = NULL, target_fingerprint = NULL, origin = NULL, "
+                "UPDATE resources SET status = 'deleted', target_key = NULL, target_version = NULL, origin = NULL, "
                 "last_error = NULL, last_synced_at = ?, last_changed_at = NULL WHERE kind = ? AND source_key = ?",
                 [time.time(), kind, key],
             )
@@ -429,7 +408,7 @@ class Store:
         with self._transaction():
             self.db.execute(
                 "UPDATE resources SET status = ?, "
-                "target_fingerprint = CASE WHEN ? THEN NULL ELSE target_fingerprint END, "
+                "target_version = CASE WHEN ? THEN NULL ELSE target_version END, "
                 "last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
                 ["pending" if heal else "drifted", heal, time.time() if heal else None, kind, key],
             )
@@ -442,11 +421,11 @@ class Store:
                 [_json(payload), fingerprint(payload), kind, key],
             )
 
-    def record_target_fingerprint(self, kind: str, key: str, target_fingerprint: str | None) -> None:
+    def record_target_version(self, kind: str, key: str, target_version: str | None) -> None:
         with self._transaction():
             self.db.execute(
-                "UPDATE resources SET target_fingerprint = ? WHERE kind = ? AND source_key = ?",
-                [target_fingerprint, kind, key],
+                "UPDATE resources SET target_version = ? WHERE kind = ? AND source_key = ?",
+                [target_version, kind, key],
             )
 
     def retry_due(self, prior: Prior, now: float | None = None) -> bool:
@@ -594,84 +573,3 @@ class Store:
     def clear_cutover(self) -> None:
         with self._transaction():
             self.db.execute("DELETE FROM cutover")
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT under the store lock; ROLLBACK on error; re-entrant."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, path: Path) -> None:
-        self.conn = conn
-        self.lock = lock
-        self.path = path
-        self.outer = False
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.outer = not self.conn.in_transaction
-        if self.outer:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as err:
-                self.lock.release()
-                raise StoreError(_explain(self.path, err)) from None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if self.outer:
-                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(_explain(self.path, err)) from None
-        finally:
-            self.lock.release()
-        if isinstance(exc, sqlite3.DatabaseError):
-            raise StoreError(_explain(self.path, exc)) from None
-
-
-class private_files:
-    """umask 077 while the store (and its WAL and SHM, which SQLite creates with the store's mode) is made."""
-
-    def __enter__(self) -> None:
-        self.previous = os.umask(0o077)
-
-    def __exit__(self, *exc: object) -> None:
-        os.umask(self.previous)
-
-
-def restrict(path: Path) -> None:
-    """chmod 0600 the store, its WAL and SHM (a store made by an older dbsync was 0644)."""
-    for suffix in ("", "-wal", "-shm"):
-        file = Path(f"{path}{suffix}")
-        try:
-            if file.exists() and file.stat().st_mode & 0o077:
-                file.chmod(0o600)
-        except OSError:
-            pass  # not ours to change (a read-only volume): SQLite reports what matters
-
-
-def _json(value: Any) -> str | None:
-    if value is None or value == {}:
-        return None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _explain(path: Path, err: sqlite3.DatabaseError) -> str:
-    text = str(err)
-    if "locked" in text:
-        return f"state store {path} is locked by another process: run one dbsync per store (is `dbsync serve` running?)"
-    if "readonly" in text or "read-only" in text:
-        return f"state store {path} is read-only: make the file and its directory writable by this user"
-    if "not a database" in text or "malformed" in text:
-        return (
-            f"state store {path} is corrupt ({text}): move it aside; the next sync adopts what exists on "
-            "the target instead of duplicating it"
-        )
-    if "disk" in text and "full" in text:
-        return f"state store {path}: the disk is full; free space and run again"
-    if "disk I/O error" in text:
-        # EFBIG (a file size limit) and EIO come back as an I/O error, not as SQLITE_FULL.
-        code = getattr(err, "sqlite_errorname", "SQLITE_IOERR")
-        return (
-            f"state store {path}: disk I/O error ({code}): the disk may be full, a file size limit reached or "
-            "the volume failing; free space or check the volume and run again"
-        )
-    return f"state store {path}: {text}"

@@ -22,6 +22,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, canonical_json, fingerprint, ref
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.clusters import INTERACTIVE_SOURCES
 from dbsync.workspace import Workspace
@@ -39,6 +40,9 @@ class InteractiveCluster(NamedTuple):
     state: str  # RUNNING, TERMINATED, ... ("" when the API says nothing)
 
 
+INTERACTIVE_CLUSTERS: CacheKey[list[InteractiveCluster]] = CacheKey("interactive-clusters")  # .part(side)
+
+
 def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[InteractiveCluster]:
     """The interactive (UI / API) clusters of a side, listed once per run."""
 
@@ -49,7 +53,7 @@ def interactive_clusters(ctx: SyncContext, ws: Workspace) -> list[InteractiveClu
             if (c.cluster_source.value if c.cluster_source else "UI") in INTERACTIVE_SOURCES
         ]
 
-    return ctx.cached(f"interactive-clusters:{ws.side}", listing)
+    return ctx.cached(INTERACTIVE_CLUSTERS.part(ws.side), listing)
 
 
 def library_key(library: dict[str, Any]) -> str:
@@ -111,7 +115,7 @@ class ClusterLibrariesWatcher(Watcher):
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """The target's clusters may have been listed before the clusters kind created one this run."""
-        ctx.invalidate("interactive-clusters:target")
+        ctx.invalidate(INTERACTIVE_CLUSTERS.part("target"))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
@@ -140,7 +144,7 @@ class ClusterLibrariesWatcher(Watcher):
 
     @staticmethod
     def _had_libraries(ctx: SyncContext, cluster_id: str) -> bool:
-        prior = ctx.store.prior(KIND, cluster_id)
+        prior = ctx.history.prior(KIND, cluster_id)
         return bool(
             prior and prior.payload and (prior.payload.get("libraries") or prior.payload.get("failed_on_source"))
         )
@@ -151,7 +155,7 @@ class ClusterLibrariesWatcher(Watcher):
     def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
         """Libraries that failed on the source and so were not installed on the target (from the store)."""
         actions = []
-        for prior in ctx.store.priors(KIND):
+        for prior in ctx.history.priors(KIND):
             messages = prior.source_meta.get("failed_messages") or {}
             for library in (prior.payload or {}).get("failed_on_source") or []:
                 message = messages.get(library_key(library)) or "no message"

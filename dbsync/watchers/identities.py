@@ -28,6 +28,7 @@ from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.principals import INDEXES, NAME_FIELD, SCIM_PAGE
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -39,6 +40,10 @@ ATTRIBUTES = {
     "service_principals": "id,applicationId,displayName,active,entitlements,roles",
     "groups": "id,displayName,entitlements,roles,members",
 }
+
+
+SCIM_LISTING: CacheKey[list[dict[str, Any]]] = CacheKey("scim:listing")  # .part(side, scim_type)
+SKIPPED: CacheKey[set[str]] = CacheKey("scim:skipped")  # .part(kind)
 
 
 def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[str, Any]]:
@@ -56,9 +61,9 @@ def scim_records(ctx: SyncContext, ws: Workspace, scim_type: str) -> list[dict[s
     return ctx.cached(listing_key(ws.side, scim_type), read)
 
 
-def listing_key(side: str, scim_type: str) -> str:
+def listing_key(side: str, scim_type: str) -> CacheKey[list[dict[str, Any]]]:
     """The per-run cache key of a SCIM listing; a replicator that writes the target drops it (drift reads it)."""
-    return f"scim:{side}:{scim_type}"
+    return SCIM_LISTING.part(side, scim_type)
 
 
 def values(items: list[dict[str, Any]] | None) -> list[str]:
@@ -95,10 +100,10 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
     A store written before `skipped` / `partial` existed recorded them as synced without a target key.
     """
     return ctx.cached(
-        f"skipped:{kind}",
+        SKIPPED.part(kind),
         lambda: {
             p.key
-            for p in ctx.store.priors(kind, payloads=False)
+            for p in ctx.history.priors(kind, payloads=False)
             if p.status in ("skipped", "partial") or (p.status == "synced" and p.target_key is None)
         },
     )

@@ -20,6 +20,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
+from dbsync.runcache import CacheKey
 from dbsync.tags import without_dbsync_tags
 from dbsync.watchers.clusters import normalize_cluster_spec
 from dbsync.watchers.listed import ListedWatcher
@@ -136,6 +137,10 @@ def cluster_refs(payload: Any) -> Iterator[str]:
             yield value["$ref"][1]
 
 
+WAREHOUSE_IDS: CacheKey[set[str]] = CacheKey("jobs:warehouse-ids")  # .part(side)
+CLUSTER_IDS: CacheKey[set[str]] = CacheKey("jobs:cluster-ids")  # .part(side)
+
+
 class JobWatcher(ListedWatcher):
     declaration = Declaration(interval=120, link="{host}/jobs/{key}")
 
@@ -172,11 +177,11 @@ class JobWatcher(ListedWatcher):
 
     @staticmethod
     def _source_warehouses(ctx: SyncContext, ws: Workspace) -> set[str]:
-        return ctx.cached(f"warehouse-ids:{ws.side}", lambda: {w.id or "" for w in ws.client.warehouses.list()})
+        return ctx.cached(WAREHOUSE_IDS.part(ws.side), lambda: {w.id or "" for w in ws.client.warehouses.list()})
 
     @staticmethod
     def _source_clusters(ctx: SyncContext, ws: Workspace) -> set[str]:
-        return ctx.cached(f"cluster-ids:{ws.side}", lambda: {c.cluster_id or "" for c in ws.client.clusters.list()})
+        return ctx.cached(CLUSTER_IDS.part(ws.side), lambda: {c.cluster_id or "" for c in ws.client.clusters.list()})
 
 
 def watcher_for(kind: str) -> JobWatcher:

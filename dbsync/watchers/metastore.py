@@ -45,6 +45,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, Permanent, RetryLater
 from dbsync.model import Resource
+from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, qualified, runner
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
@@ -65,6 +66,10 @@ HIVE_METASTORE = "hive_metastore"
 HIDDEN_SCHEMAS = frozenset({"information_schema"})  # the service's own, in every Unity Catalog catalog
 _NOT_THERE = ("SCHEMA_NOT_FOUND", "NO_SUCH_CATALOG_EXCEPTION", "TABLE_OR_VIEW_NOT_FOUND")
 _listing_lock = threading.Lock()
+
+
+SCHEMAS: CacheKey[dict[str, str]] = CacheKey("metastore:schemas")  # .part(side, catalog)
+RELATIONS: CacheKey[dict[str, str]] = CacheKey("metastore:relations")  # .part(side, catalog, schema)
 
 
 def key_of(*parts: str) -> str:
@@ -98,7 +103,7 @@ def schema_names(ctx: SyncContext, ws: Workspace, catalog: str) -> dict[str, str
         names = (column(r, "databaseName", 0) or "" for r in rows)
         return {n.lower(): "schema" for n in names if n and n.lower() not in HIDDEN_SCHEMAS}
 
-    return ctx.cached(f"metastore:{ws.side}:schemas:{catalog}", load)
+    return ctx.cached(SCHEMAS.part(ws.side, catalog), load)
 
 
 def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dict[str, str]:
@@ -123,7 +128,7 @@ def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dic
                 out[name] = "view" if name in view_names else "table"
         return out
 
-    return ctx.cached(f"metastore:{ws.side}:relations:{catalog}.{schema}", load)
+    return ctx.cached(RELATIONS.part(ws.side, catalog, schema), load)
 
 
 def remember_on_target(ctx: SyncContext, catalog: str, schema: str, name: str | None, what: str | None) -> None:
@@ -338,7 +343,7 @@ class RelationsWatcher(_MetastoreWatcher):
         version_key = f"fingerprint_version:{self.kind}"
         if ctx.store.get_meta(version_key) == FINGERPRINT_VERSION:
             return
-        for prior in ctx.store.priors(self.kind):
+        for prior in ctx.history.priors(self.kind):
             source_text = prior.source_meta.get("ddl")
             if prior.status != "synced" or prior.payload is None or not source_text:
                 continue  # replicated before the source text was kept: the replicator compares with the target

@@ -113,7 +113,7 @@ class MountWatcher(Watcher):
 
     def _kept(self, ctx: SyncContext) -> Iterator[Resource]:
         """No cluster to look with: the mounts known from the last inventory stand, unchanged."""
-        for prior in ctx.store.priors(self.kind):
+        for prior in ctx.history.priors(self.kind):
             yield Resource(
                 self.kind, prior.key, prior.key, prior.version_hint, prior.payload, source_meta=prior.source_meta
             )

@@ -55,7 +55,7 @@ class PermissionsWatcher(Watcher):
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():
             listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
-            for prior in ctx.store.priors(object_kind, payloads=False):
+            for prior in ctx.history.priors(object_kind, payloads=False):
                 if prior.target_key is None or (listed is not None and prior.key not in listed):
                     continue
                 yield Resource(

@@ -25,11 +25,15 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import Blocked, ListingError, Permanent, RetryLater
 from dbsync.model import Resource, ref
+from dbsync.runcache import CacheKey
 from dbsync.secret_values import SecretValueError, env_name, hmac_key, value_hmac
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
 KEY_VAULT = "AZURE_KEYVAULT"
+
+
+SECRET_SCOPES: CacheKey[list[dict[str, Any]]] = CacheKey("secret-scopes")  # .part(side)
 
 
 def scopes(ctx: SyncContext, ws: Workspace) -> list[dict[str, Any]]:
@@ -41,7 +45,7 @@ def scopes(ctx: SyncContext, ws: Workspace) -> list[dict[str, Any]]:
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list secret scopes: {err}") from err
 
-    return ctx.cached(f"secret-scopes:{ws.side}", load)
+    return ctx.cached(SECRET_SCOPES.part(ws.side), load)
 
 
 def scope_acl(ctx: SyncContext, ws: Workspace, scope: str) -> list[dict[str, str]]:
@@ -60,7 +64,7 @@ class SecretScopeWatcher(Watcher):
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """Scopes listed while a write was in flight may be stale: the drift check reads them again."""
-        ctx.invalidate("secret-scopes:target")
+        ctx.invalidate(SECRET_SCOPES.part("target"))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for scope in scopes(ctx, ws):

@@ -129,7 +129,7 @@ class TableAclsWatcher(Watcher):
             yield self._stub("anonymous_function", ANONYMOUS_FUNCTION, [])
         for object_kind, securable in OBJECT_KINDS:
             listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
-            for prior in ctx.store.priors(object_kind, payloads=False):
+            for prior in ctx.history.priors(object_kind, payloads=False):
                 if prior.target_key is None or (listed is not None and prior.key not in listed):
                     continue
                 # The definition now on the target: a table recreated there (grants dropped) reads as a change.

@@ -25,6 +25,7 @@ from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
 from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -134,9 +135,15 @@ def _entry(o: ObjectInfo) -> Entry:
     )
 
 
+WRITTEN: CacheKey[list[str]] = CacheKey("workspace:written")  # .part(kind)
+TREE: CacheKey[Tree | Exception] = CacheKey("workspace:tree")  # .part(side)
+ACL_LOOKUPS: CacheKey[Iterator[int]] = CacheKey("workspace:acl-lookups")  # .part(side)
+OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
+
+
 def written_paths(ctx: SyncContext, kind: str) -> list[str]:
     """Target paths this run wrote for `kind` (the replicator appends; the drift check reads their rows again)."""
-    return ctx.cached(f"written:{kind}", list)
+    return ctx.cached(WRITTEN.part(kind), list)
 
 
 def _list_dir(ws: Workspace, path: str) -> list[Entry]:
@@ -182,7 +189,7 @@ class WorkspaceObjectWatcher(Watcher):
         self.declaration = _DIRECTORIES if kind == "directories" else _TREE
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
-        listing = ctx.cached(f"tree:{ws.side}", lambda: _tree_or_failure(ws, ctx.settings.concurrency))
+        listing = ctx.cached(TREE.part(ws.side), lambda: _tree_or_failure(ws, ctx.settings.concurrency))
         if isinstance(listing, Exception):
             raise listing
         return listing
@@ -190,25 +197,25 @@ class WorkspaceObjectWatcher(Watcher):
     def release_listing(self, ctx: SyncContext) -> None:
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""
         for side in ("source", "target"):
-            ctx.invalidate(f"tree:{side}")
+            ctx.invalidate(TREE.part(side))
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """The target tree may have been listed by an earlier kind's drift check, before this kind's imports.
 
         A few imports: their rows are read again (a get-status each); many: the tree is listed again.
         """
-        tree = ctx.peek("tree:target")
+        tree = ctx.peek(TREE.part("target"))
         written = written_paths(ctx, self.kind)
         if tree is None or not written:
             return
         if len(written) > REFRESHES_BEFORE_LISTING:
-            ctx.invalidate("tree:target")
+            ctx.invalidate(TREE.part("target"))
             return
         for path in written:
             try:
                 status = ctx.target.client.workspace.get_status(path)
             except NotFound:
-                ctx.invalidate("tree:target")  # gone since: a listing tells what is there
+                ctx.invalidate(TREE.part("target"))  # gone since: a listing tells what is there
                 return
             tree.replace(_entry(status))
 
@@ -249,7 +256,7 @@ class WorkspaceObjectWatcher(Watcher):
         if ws.side == "source" and meta.get("object_id"):
             return str(meta["object_id"])
         # The permissions kind runs after every workspace write of the run, so a listing made now is current.
-        if next(ctx.cached(f"acl-lookups:{ws.side}", itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
+        if next(ctx.cached(ACL_LOOKUPS.part(ws.side), itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
             object_id = object_ids(ctx, ws).get(key)
             if object_id:
                 return str(object_id)
@@ -262,7 +269,7 @@ class WorkspaceObjectWatcher(Watcher):
 def object_ids(ctx: SyncContext, ws: Workspace) -> IdIndex:
     """path → object_id of every object in `ws`, listed once per run when first asked for."""
     return ctx.cached(
-        f"object-ids:{ws.side}",
+        OBJECT_IDS.part(ws.side),
         lambda: IdIndex((e.path, e.object_id) for e in walk_tree(ws, ctx.settings.concurrency)),
     )
 

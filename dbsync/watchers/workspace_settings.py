@@ -19,9 +19,12 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
+
+WORKSPACE_CONF: CacheKey[dict[str, str | None]] = CacheKey("workspace-conf")  # .part(side)
 
 
 def conf_values(ctx: SyncContext, ws: Workspace) -> dict[str, str | None]:
@@ -40,7 +43,7 @@ def conf_values(ctx: SyncContext, ws: Workspace) -> dict[str, str | None]:
             ) from err
         return {key: values.get(key) for key in keys}
 
-    return ctx.cached(f"workspace-conf:{ws.side}", load)
+    return ctx.cached(WORKSPACE_CONF.part(ws.side), load)
 
 
 class WorkspaceConfWatcher(Watcher):
@@ -49,7 +52,7 @@ class WorkspaceConfWatcher(Watcher):
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """Values read while another key was being written may be stale: the drift check reads them again."""
-        ctx.invalidate(f"workspace-conf:{ctx.target.side}")
+        ctx.invalidate(WORKSPACE_CONF.part(ctx.target.side))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for key, value in conf_values(ctx, ws).items():
