@@ -70,7 +70,7 @@ def test_the_wheel_ships_both_packages_and_the_image_only_the_product() -> None:
 
 
 # Known oversize modules, each split on its own branch (issue 20): remove an entry when its split lands.
-OVERSIZE_FOR_NOW = {}
+OVERSIZE_FOR_NOW: frozenset[str] = frozenset()  # a module being split, named here until it is
 
 
 def test_no_product_module_is_over_600_lines() -> None:
