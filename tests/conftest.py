@@ -18,54 +18,38 @@ from dbsync.context import SyncContext, open_context
 from dbsync.engine import Engine, KindReport
 from dbsync_emulator import EmulatorHandle, start_emulator
 
-PROMTOOL_INSTALL = "apt-get install -y prometheus (Debian's package provides /usr/bin/promtool)"
+
+def debian_tool(binary: str, package: str, timeout: float = 900) -> str:
+    """`binary`, installed from Debian's `package` when missing and we may (root + apt-get).
+
+    The README's test command must work on a fresh machine; elsewhere the test fails with the install line.
+    """
+    found = shutil.which(binary)
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+        ):
+            subprocess.run(command, env=env, capture_output=True, timeout=timeout, check=False)
+        found = shutil.which(binary)
+        if found:
+            return found
+    pytest.fail(f"{binary} is missing: apt-get install -y {package} (Debian's package provides /usr/bin/{binary})")
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """promtool, installed from Debian's `prometheus` package when missing and we may (root + apt-get).
-
-    The README's test command must work on a fresh machine; elsewhere the test fails with the install line.
-    """
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-        ):
-            subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
-        found = shutil.which("promtool")
-        if found:
-            return found
-    pytest.fail(f"promtool is missing: {PROMTOOL_INSTALL}")
-
-
-CHROMIUM_INSTALL = "apt-get install -y chromium (Debian's package provides /usr/bin/chromium)"
+    """promtool, from Debian's `prometheus` package: the alert rules and the exposition are checked with it."""
+    return debian_tool("promtool", "prometheus")
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Headless Chromium, installed from Debian's `chromium` package when missing and we may (root + apt-get).
-
-    The report page's tests look at it with a real browser; elsewhere they fail with the install line.
-    """
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-        ):
-            subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
-        found = shutil.which("chromium")
-        if found:
-            return found
-    pytest.fail(f"chromium is missing: {CHROMIUM_INSTALL}")
+    """Headless Chromium: the report page's tests look at it with a real browser."""
+    return debian_tool("chromium", "chromium")
 
 
 # The SDK reads DATABRICKS_* and ~/.databrickscfg; tests must see only what they configure.

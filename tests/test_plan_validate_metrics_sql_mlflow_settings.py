@@ -4,43 +4,20 @@ the plan writes nothing, validation says not ready until a sync, then ready, and
 
 from __future__ import annotations
 
-from conftest import Pair, endpoint_count
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.service import settings, sql
+from conftest import Pair
+from databricks.sdk.service import settings
 from databricks.sdk.service.dashboards import Dashboard
 from prometheus_client import REGISTRY
+from sql_objects import endpoint_count
+from sql_objects import make_alert as _alert
+from sql_objects import make_query as _query
+from sql_objects import make_warehouse as _warehouse
 
 from dbsync.engine import Engine
 from dbsync.report import validate
 
 MLFLOW_KINDS = ["mlflow_experiments", "registered_models", "permissions"]
 SETTINGS_KINDS = ["workspace_conf", "ip_access_lists"]
-
-
-def _warehouse(w: WorkspaceClient, name: str = "BI") -> str:
-    created = w.warehouses.create(name=name, cluster_size="2X-Small", auto_stop_mins=10).response.id
-    assert created is not None
-    return created
-
-
-def _query(w: WorkspaceClient, name: str, warehouse_id: str, **extra: object) -> sql.Query:
-    spec = sql.CreateQueryRequestQuery(
-        display_name=name, query_text=f"SELECT '{name}'", warehouse_id=warehouse_id, parent_path="/Shared", **extra
-    )  # type: ignore[arg-type]
-    return w.queries.create(query=spec)
-
-
-def _alert(w: WorkspaceClient, name: str, query_id: str, threshold: float = 10) -> sql.Alert:
-    condition = sql.AlertCondition(
-        op=sql.AlertOperator.GREATER_THAN,
-        operand=sql.AlertConditionOperand(column=sql.AlertOperandColumn(name="n")),
-        threshold=sql.AlertConditionThreshold(value=sql.AlertOperandValue(double_value=threshold)),
-    )
-    return w.alerts.create(
-        alert=sql.CreateAlertRequestAlert(
-            display_name=name, query_id=query_id, condition=condition, parent_path="/Shared"
-        )
-    )
 
 
 def test_plan_validate_and_metrics_cover_the_new_kinds(pair: Pair) -> None:

@@ -12,35 +12,12 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service import iam, sql
 from databricks.sdk.service.dashboards import Dashboard
+from sql_objects import make_alert as _alert
+from sql_objects import make_query as _query
+from sql_objects import make_warehouse as _warehouse
 
 SQL_KINDS = ["sql_warehouses", "sql_queries", "sql_alerts", "permissions"]
 MLFLOW_KINDS = ["mlflow_experiments", "registered_models", "permissions"]
-
-
-def _warehouse(w: WorkspaceClient, name: str = "BI") -> str:
-    created = w.warehouses.create(name=name, cluster_size="2X-Small", auto_stop_mins=10).response.id
-    assert created is not None
-    return created
-
-
-def _query(w: WorkspaceClient, name: str, warehouse_id: str, **extra: object) -> sql.Query:
-    spec = sql.CreateQueryRequestQuery(
-        display_name=name, query_text=f"SELECT '{name}'", warehouse_id=warehouse_id, parent_path="/Shared", **extra
-    )  # type: ignore[arg-type]
-    return w.queries.create(query=spec)
-
-
-def _alert(w: WorkspaceClient, name: str, query_id: str, threshold: float = 10) -> sql.Alert:
-    condition = sql.AlertCondition(
-        op=sql.AlertOperator.GREATER_THAN,
-        operand=sql.AlertConditionOperand(column=sql.AlertOperandColumn(name="n")),
-        threshold=sql.AlertConditionThreshold(value=sql.AlertOperandValue(double_value=threshold)),
-    )
-    return w.alerts.create(
-        alert=sql.CreateAlertRequestAlert(
-            display_name=name, query_id=query_id, condition=condition, parent_path="/Shared"
-        )
-    )
 
 
 def _by_name(items: list) -> dict:

@@ -314,7 +314,8 @@ def test_job_run_as_waits_for_its_user_instead_of_naming_one_the_target_lacks(pa
 def test_a_query_owner_lands_once_the_user_exists_without_a_source_edit(pair: Pair) -> None:
     """Defect 1, query owners: partial until the owner exists on the target, then the owner follows."""
     from databricks.sdk.service import sql
-    from test_sync_sql_objects import _query, _warehouse
+    from sql_objects import make_query as _query
+    from sql_objects import make_warehouse as _warehouse
 
     src, dst = pair.src, pair.dst
     query = _query(src, "owned", _warehouse(src))
