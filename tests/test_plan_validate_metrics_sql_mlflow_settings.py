@@ -4,11 +4,10 @@ the plan writes nothing, validation says not ready until a sync, then ready, and
 
 from __future__ import annotations
 
-from conftest import Pair
+from conftest import Pair, endpoint_count
 from databricks.sdk.service import settings
 from databricks.sdk.service.dashboards import Dashboard
 from prometheus_client import REGISTRY
-from sql_objects import endpoint_count
 from sql_objects import make_alert as _alert
 from sql_objects import make_query as _query
 from sql_objects import make_warehouse as _warehouse
