@@ -81,6 +81,8 @@ class SyncContext:
     idmap: IdMap
     principals: PrincipalMap
     dry_run: bool = False
+    # Set when a daemon started while the source did not answer (the store knew the pair): why, for /cutover-readyz.
+    source_unreachable: str | None = None
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
     listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
     cache: RunCache = field(default_factory=RunCache, repr=False)
@@ -159,6 +161,35 @@ def preflight(side: str, host: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def _known_source_if_down(settings: Settings, host: str) -> tuple[str | None, str | None]:
+    """(the source's workspace id from the store, why) when the source does not answer now; (None, None) when it does.
+
+    A daemon restarted during the disaster itself must come up and serve; a store that has never met its
+    source cannot know what it would replicate, so without one the unreachable source stays fatal.
+    """
+    from dbsync.errors import ConfigError
+
+    try:
+        preflight("source", host)
+        return None, None
+    except ConfigError as unreachable:
+        known = _stored_source_id(settings)
+        if known is None:
+            raise
+        log.warning("%s; starting anyway: the store knows the pair, cycles retry the source", unreachable)
+        return known, f"the source did not answer when the daemon started ({unreachable}); nothing replicated since"
+
+
+def _stored_source_id(settings: Settings) -> str | None:
+    if not settings.state_path.exists():
+        return None
+    store = Store(settings.state_path)
+    try:
+        return store.get_meta("source_workspace_id")
+    finally:
+        store.close()
+
+
 def check_auth(side: str, ws: Workspace) -> None:
     """One cheap authenticated call (who am I): a refused token is one line at start, not an error per kind.
 
@@ -180,36 +211,48 @@ def check_auth(side: str, ws: Workspace) -> None:
         ) from None
 
 
-def open_context(settings: Settings, check_hosts: bool = True, writer: bool = True, **kw: Any) -> SyncContext:
+def open_context(
+    settings: Settings, check_hosts: bool = True, writer: bool = True, source_may_be_down: bool = False, **kw: Any
+) -> SyncContext:
     """Connect both sides, open the store and bind it to this source → target pair.
 
     A `writer` (sync, serve) also checks the target's role marker (refusing a promoted primary), writes
     missing markers, and fences the target: every write asks first (dbsync/role.py).
+    `source_may_be_down` (the daemon): a source that does not answer at start is not fatal when the store
+    already knows the pair; the daemon serves what the standby holds, and its cycles list the source again.
     """
     from dbsync.config import workspace_host
     from dbsync.errors import ConfigError
     from dbsync.workspace import connect
 
     sides = {}
+    down_source_id, unreachable = None, None
     for side in ("source", "target"):
         ws_settings = getattr(settings, side)
         host = workspace_host(side, ws_settings)
-        if check_hosts:
+        if side == "source" and source_may_be_down:
+            down_source_id, unreachable = _known_source_if_down(settings, host)
+        elif check_hosts:
             preflight(side, host)
+        down = side == "source" and down_source_id is not None
         sides[side] = connect(
             side,
             ws_settings,
             retry_timeout_seconds=settings.retry_timeout_seconds,
             concurrency=settings.concurrency,
+            probe_timeout_seconds=1 if down else None,
         )
-        check_auth(side, sides[side])
-    source_id, target_id = sides["source"].workspace_id(), sides["target"].workspace_id()
+        if not down:
+            check_auth(side, sides[side])
+    source_id = down_source_id or sides["source"].workspace_id()
+    target_id = sides["target"].workspace_id()
     if source_id == target_id and sides["source"].host == sides["target"].host:
         raise ConfigError("source and target are the same workspace: set target.host to the standby workspace")
     store = Store(settings.state_path)
     try:
         fresh = store.bind_pair(source_id, target_id)
         ctx = SyncContext.build(settings, sides["source"], sides["target"], store, **kw)
+        ctx.source_unreachable = unreachable
         if writer and not ctx.dry_run:
             fence_target(ctx, source_id, target_id, fresh)
     except BaseException:

@@ -138,6 +138,8 @@ class Daemon:
         self.groups = kind_groups(self.settings)
         self.stop = threading.Event()
         self.health = Health()
+        if ctx.source_unreachable:  # started during a source outage: no group is replicating until it lists again
+            self.health.unreachable = dict.fromkeys(self.groups, ctx.source_unreachable)
         self._cycle_lock = threading.Lock()
         self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
         self.handed_over: str | None = None

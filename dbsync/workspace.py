@@ -194,10 +194,15 @@ def connect(
     retry_timeout_seconds: int = 300,
     http_timeout_seconds: int = 60,
     concurrency: int = 8,
+    probe_timeout_seconds: int | None = None,
 ) -> Workspace:
-    """A Workspace for one side from host+token or a ~/.databrickscfg profile."""
+    """A Workspace for one side from host+token or a ~/.databrickscfg profile.
+
+    `probe_timeout_seconds` bounds the SDK's host-metadata probe at construction (it otherwise retries an
+    unreachable host for the whole `retry_timeout_seconds`): a daemon starting during a source outage.
+    """
     kwargs: dict[str, Any] = {
-        "retry_timeout_seconds": retry_timeout_seconds,
+        "retry_timeout_seconds": probe_timeout_seconds or retry_timeout_seconds,
         "http_timeout_seconds": http_timeout_seconds,
         "max_connection_pools": max(20, concurrency * 2),
         "max_connections_per_pool": max(20, concurrency * 2),
@@ -215,6 +220,7 @@ def connect(
     except ValueError as err:
         # The SDK's message names the config it tried; the token is masked by the SDK.
         raise ConfigError(f"{side}: cannot configure the Databricks client: {err}") from None
+    config.retry_timeout_seconds = retry_timeout_seconds  # the probe is done: every call gets the full budget
     client = WorkspaceClient(config=config)
     _mount_http_pool(client, concurrency)
     return Workspace(side, client)

@@ -164,7 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     lock = hold_store(settings, "serve")  # held until exit; handed to a `dbsync cutover` that asks (Daemon.poll)
     try:
-        ctx = open_context(settings)
+        ctx = open_context(settings, source_may_be_down=True)  # a restart during a source outage still serves
     except BaseException:
         lock.release()
         raise
