@@ -144,7 +144,10 @@ def list_queries(ws: Workspace, req: Request) -> dict:
         if status not in (*_STATUS.values(), "STARTED", "COMPILING", "COMPILED"):
             raise invalid(f"Invalid value for filter_by.statuses: {status}")
     admin = scim.find_user(ws, ws.admin_user)
-    records = sorted(ws.table(sql.STATEMENTS).values(), key=lambda r: r["submitted_ms"], reverse=True)
+    # Newest first; statements submitted in the same millisecond keep their submission order (the table's).
+    submitted = list(ws.table(sql.STATEMENTS).values())
+    order = sorted(range(len(submitted)), key=lambda i: (submitted[i]["submitted_ms"], i), reverse=True)
+    records = [submitted[i] for i in order]
     infos = [info for info in (_query_info(ws, r, admin) for r in records) if _matches(info, req)]
     chunk, token = _paging.page(infos, max_results, req.arg("page_token"))
     body: dict[str, Any] = {"res": chunk, "has_next_page": token is not None}
