@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from dbsync.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, kind_names
 from dbsync.cli.emulated import cmd_demo, cmd_emulator
 from dbsync.cli.failover import cmd_cutover, cmd_reverse
 from dbsync.cli.output import plan_action, summary_table
@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler = COMMANDS[args.command]
     try:
+        kind_names(args)  # a typo in --kinds is named before any configuration or API call
         return handler(args)
     except (ConfigError, StoreError) as err:
         print(f"dbsync: {err}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import socket
@@ -10,10 +11,9 @@ import sys
 import time
 from typing import Any
 
-from dbsync import logs
+from dbsync import logs, registry
 from dbsync.config import load_settings
 from dbsync.errors import ConfigError
-from dbsync.registry import KIND_NAMES
 from dbsync.store import Store
 from dbsync.store.lock import StoreBusy, StoreLock, describe
 
@@ -43,12 +43,18 @@ def hold_store(settings: Any, command: str) -> Any:
 
 
 def kind_names(args: argparse.Namespace) -> list[str] | None:
-    if not getattr(args, "kinds", None):
+    """The kinds `--kinds` names (None without it), or a one-line ConfigError (exit 2) listing the valid ones."""
+    if getattr(args, "kinds", None) is None:
         return None
+    valid = registry.kind_names()
     names = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [n for n in names if n not in KIND_NAMES]
-    if unknown:
-        raise ConfigError(f"--kinds: unknown kind {unknown[0]!r}; known kinds: {', '.join(KIND_NAMES)}")
+    if not names:  # `--kinds ,` must not quietly mean every kind, deletes included
+        raise ConfigError(f"--kinds {args.kinds!r} names no kind: pass one or more of {', '.join(valid)}")
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"--kinds: unknown kind {name!r}; {hint}known kinds: {', '.join(valid)}")
     return names
 
 

@@ -6,12 +6,53 @@ import argparse
 from typing import Any
 
 from dbsync import __version__
+from dbsync.registry import kind_names
 
 SYNC_EXIT_STATUS = """exit status:
   0  every selected kind is in step with the source
   1  not in sync: a change failed or is blocked, a listing failed, or the delete guard held deletes
      (each held kind is named on stderr)
+  2  a configuration or store error, an unknown --kinds name, or the store held by another process"""
+
+PLAN_EXIT_STATUS = """exit status:
+  0  the plan was printed (changes or none)
+  1  the Databricks API refused a request
+  2  a configuration or store error, or an unknown --kinds name"""
+
+STATUS_EXIT_STATUS = """exit status:
+  0  the counts were printed
+  1  not used by this command
   2  a configuration or store error"""
+
+SERVE_EXIT_STATUS = """exit status:
+  0  stopped cleanly on SIGTERM/SIGINT
+  1  the stop timed out (shutdown_timeout) with a change in flight, or the API refused a request at start
+  2  a configuration or store error, server.port in use, or the store held by another process"""
+
+VALIDATE_EXIT_STATUS = """exit status:
+  0  ready for cutover
+  1  not ready (the reasons are printed), or the Databricks API refused a request
+  2  a configuration or store error, or an unknown --kinds name"""
+
+CUTOVER_EXIT_STATUS = """exit status:
+  0  done (or resumed to the end, rolled back, or the --dry-run plan printed)
+  1  refused (not ready without --force), cancelled at the prompt, or a step failed (run again to resume)
+  2  a configuration or store error, or no --yes without a terminal"""
+
+REVERSE_EXIT_STATUS = """exit status:
+  0  the reverse store was seeded (or already was)
+  1  this store's cutover is not complete (pass --force to seed anyway)
+  2  a configuration or store error: no store, a store that never synced, or the forward store as target"""
+
+EMULATOR_EXIT_STATUS = """exit status:
+  0  stopped on SIGTERM/SIGINT
+  1  not used by this command
+  2  a bad flag, the port cannot be bound, or the emulator is not installed"""
+
+DEMO_EXIT_STATUS = """exit status:
+  0  every kind ended in step with the source
+  1  something did not replicate (named in the report)
+  2  the emulator is not installed"""
 
 
 DESCRIPTION = """\
@@ -30,7 +71,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _kinds_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kinds", metavar="A,B", help="only these kinds, comma separated (e.g. notebooks,jobs)")
+    parser.add_argument(
+        "--kinds",
+        metavar="A,B",
+        help=f"only these kinds, comma separated; one or more of: {', '.join(kind_names())}",
+    )
+
+
+RAW = argparse.RawDescriptionHelpFormatter  # keeps the exit status epilog's lines as written
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve an emulated Databricks workspace (for tests, demos, benchmarks)",
         description="Serve one emulated Databricks workspace until SIGTERM/SIGINT.",
+        epilog=EMULATOR_EXIT_STATUS,
+        formatter_class=RAW,
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free port (default 8080)")
@@ -71,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer GET /api/2.0/secrets/get with the value (a real workspace refuses it outside a cluster)",
     )
-    emu.add_argument("--cluster-start-seconds", type=float, default=2.0, help="PENDING → RUNNING delay")
+    emu.add_argument(
+        "--cluster-start-seconds", type=float, default=2.0, metavar="S", help="PENDING → RUNNING delay (default 2)"
+    )
     emu.add_argument("--run-seconds", type=float, default=60.0, help="how long a job run takes (default 60)")
     emu.add_argument(
         "--realistic-timing",
@@ -87,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="two emulated workspaces, seeded, synced twice, report printed (no setup)",
         description="Start two emulated workspaces in-process, seed the source, sync, change a few "
         "objects, sync again, and print what happened and the per-kind counts on both sides.",
+        epilog=DEMO_EXIT_STATUS,
+        formatter_class=RAW,
     )
 
     sync = sub.add_parser(
@@ -94,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replicate the source to the target once",
         description="Run one reconcile cycle over the enabled kinds and print a summary.",
         epilog=SYNC_EXIT_STATUS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RAW,
     )
     _common(sync)
     _kinds_arg(sync)
@@ -111,12 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="show what the next sync would change, without writing",
         description="List and fetch the source and show the creates, updates and deletes a "
         "sync would make. Nothing is written to the target or the store.",
+        epilog=PLAN_EXIT_STATUS,
+        formatter_class=RAW,
     )
     _common(plan)
     _kinds_arg(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
-    status = sub.add_parser("status", help="per-kind counts and the last cycle, from the store (no API calls)")
+    status = sub.add_parser(
+        "status",
+        help="per-kind counts and the last cycle, from the store (no API calls)",
+        description="Print each kind's object count by status and the last cycle's time and outcome, read from "
+        "the state store only: no API call is made.",
+        epilog=STATUS_EXIT_STATUS,
+        formatter_class=RAW,
+    )
     _common(status)
     status.add_argument("--json", action="store_true", help="print as JSON")
 
@@ -125,13 +188,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the replication daemon: schedules, /metrics, /healthz, /readyz, /report",
         description="Reconcile every kind once, then each kind on its interval, until SIGTERM/SIGINT. "
         "Serves /metrics, /healthz, /readyz, /report and /report.html on server.host:server.port.",
+        epilog=SERVE_EXIT_STATUS,
+        formatter_class=RAW,
     )
     _common(serve)
 
-    validate = sub.add_parser("validate", help="compare live source and target; exit 0 only when ready for cutover")
+    validate = sub.add_parser(
+        "validate",
+        help="compare live source and target; exit 0 only when ready for cutover",
+        description="List both workspaces and compare them per kind: in sync, pending, partial, skipped, missing, "
+        "extra, drifted, errors, lag, and whether the target is ready for cutover (with the reasons).",
+        epilog=VALIDATE_EXIT_STATUS,
+        formatter_class=RAW,
+    )
     _common(validate)
     _kinds_arg(validate)
-    validate.add_argument("--format", choices=["text", "json", "html"], default="text")
+    validate.add_argument(
+        "--format",
+        choices=["text", "json", "html"],
+        default="text",
+        help="text (default), json, or html (the report page as /report.html shows it)",
+    )
     _cutover_parsers(sub)
     return parser
 
@@ -143,6 +220,8 @@ def _cutover_parsers(sub: Any) -> None:
         description="Final sync, validate, pause the source's jobs, unpause on the target exactly those that ran "
         "on the source, stop replication, print and save a report. Each step is recorded in the store: "
         "after a crash or Ctrl-C, run the same command again to resume.",
+        epilog=CUTOVER_EXIT_STATUS,
+        formatter_class=RAW,
     )
     _common(cutover)
     cutover.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
@@ -168,6 +247,8 @@ def _cutover_parsers(sub: Any) -> None:
         description="Seed a new store for the reversed pair from this store's mapping (no API calls), so the "
         "reverse direction updates what exists on the old primary instead of duplicating it. Then run with "
         "direction: reverse (DBSYNC_DIRECTION=reverse) and state_path set to the new store.",
+        epilog=REVERSE_EXIT_STATUS,
+        formatter_class=RAW,
     )
     _common(reverse)
     reverse.add_argument(
