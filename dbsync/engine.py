@@ -287,8 +287,7 @@ class Engine:
             return self._failure(resource, prior, err)
 
     def _failure(self, resource: Resource, prior: Prior | None, err: Exception) -> _Outcome:
-        attempts = prior.attempts if prior else 0
-        backoff = min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
+        backoff = _backoff(prior)
         if isinstance(err, WriteFenced):
             self.fenced = str(err)
         if isinstance(err, Blocked):
@@ -351,8 +350,7 @@ class Engine:
             return
         applied = outcome.applied
         assert applied is not None
-        attempts = outcome.prior.attempts if outcome.prior else 0
-        store.record_applied(resource, applied, retry_in=min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts))
+        store.record_applied(resource, applied, retry_in=_backoff(outcome.prior))
         moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
         if applied.target_key != resource.key or moved:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
@@ -487,6 +485,12 @@ class Engine:
     def _tick(self, report: KindReport) -> None:
         if self.progress is not None:
             self.progress(report)
+
+
+def _backoff(prior: Prior | None) -> float:
+    """Seconds before a failed (or half-done) change is tried again: doubling per attempt, capped."""
+    attempts = prior.attempts if prior else 0
+    return min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
 
 
 def _count(report: KindReport, action: str, applied: Applied) -> None:

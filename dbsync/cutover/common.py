@@ -8,6 +8,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync import errors
 from dbsync.errors import DbsyncError
 from dbsync.roles import CUTOVER_STATES
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
@@ -85,7 +86,5 @@ def job_rows(rows: Rows, prefix: str) -> Rows:
 
 
 def one_line(err: BaseException) -> str:
-    """The first line of an error, without the SDK's client config, at most 300 characters."""
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    return message.split(" Config: ")[0][:300]
+    """The first line of an error, without the SDK's client config: the cutover's records keep 300 characters."""
+    return errors.one_line(err, limit=300)
