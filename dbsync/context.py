@@ -9,6 +9,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
+
 from dbsync.config import Settings
 from dbsync.mapping import IdMap, PrincipalMap
 from dbsync.model import Prior
@@ -145,18 +147,23 @@ class SyncContext:
         self.record_events()
 
 
-def preflight(side: str, host: str, timeout: float = 10.0) -> None:
-    """Fail fast, with the fix, when a workspace host does not answer at all (the SDK would retry for minutes)."""
-    import httpx
-
-    from dbsync.errors import ConfigError
-
+def probe_workspace(host: str, timeout: float) -> tuple[str, httpx.Response | httpx.HTTPError]:
+    """(the workspace's URL, the answer to one unauthenticated GET of its host metadata, or the error)."""
     url = host if "://" in host else f"https://{host}"
     try:
-        httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=timeout)
+        return url, httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=timeout)
     except httpx.HTTPError as err:
+        return url, err
+
+
+def preflight(side: str, host: str, timeout: float = 10.0) -> None:
+    """Fail fast, with the fix, when a workspace host does not answer at all (the SDK would retry for minutes)."""
+    from dbsync.errors import ConfigError
+
+    url, answer = probe_workspace(host, timeout)
+    if isinstance(answer, httpx.HTTPError):
         raise ConfigError(
-            f"cannot reach the {side} workspace at {url}: {type(err).__name__}: {err}. "
+            f"cannot reach the {side} workspace at {url}: {type(answer).__name__}: {answer}. "
             f"Check {side}.host and the network path to it."
         ) from None
 
@@ -199,12 +206,12 @@ def check_auth(side: str, ws: Workspace) -> None:
     """
     from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
-    from dbsync.errors import ConfigError
+    from dbsync.errors import ConfigError, one_line
 
     try:
         ws.client.current_user.me()
     except (Unauthenticated, PermissionDenied) as err:
-        reason = str(err).split(" Config: ")[0].strip().rstrip(".")
+        reason = one_line(err).strip().rstrip(".")
         raise ConfigError(
             f"the {side} workspace at {ws.host} refused dbsync's credentials ({reason}): set a valid personal "
             f"access token in DBSYNC_{side.upper()}__TOKEN or {side}.token, or fix {side}.profile"

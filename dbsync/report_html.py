@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from dbsync.context import probe_workspace
 from dbsync.registry import declaration
 from dbsync.report import KindValidation, Report
 
@@ -429,11 +430,9 @@ def render(report: Report, target_host: str = "", source_host: str = "", labels:
 
 def source_down(host: str, timeout: float = 5.0) -> str | None:
     """Why the source workspace does not answer (None when it does): one unauthenticated probe."""
-    url = host if "://" in host else f"https://{host}"
-    try:
-        answer = httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=timeout)
-    except httpx.HTTPError as err:
-        return f"{type(err).__name__} from {url}"
+    url, answer = probe_workspace(host, timeout)
+    if isinstance(answer, httpx.HTTPError):
+        return f"{type(answer).__name__} from {url}"
     if answer.status_code >= 500:
         return f"HTTP {answer.status_code} from {url}"
     return None

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import httpx
 
 from dbsync.config import Settings, workspace_host
-from dbsync.context import SyncContext, check_auth, open_context, preflight
+from dbsync.context import SyncContext, check_auth, open_context, preflight, probe_workspace
 from dbsync.errors import ConfigError, DbsyncError
 from dbsync.registry import kinds
 from dbsync.role import RoleRefused, marker_refusal, read_marker
@@ -51,11 +51,8 @@ def open_cutover_context(settings: Settings, need_source: bool = True, force: bo
 
 def _refuse_live_source(settings: Settings) -> None:
     """--skip-source is for a source that is down: one that answers would keep its jobs running."""
-    host = workspace_host("source", settings.source)
-    url = host if "://" in host else f"https://{host}"
-    try:
-        answer = httpx.get(url.rstrip("/") + "/.well-known/databricks-config", timeout=5.0)
-    except httpx.HTTPError:
+    url, answer = probe_workspace(workspace_host("source", settings.source), timeout=5.0)
+    if isinstance(answer, httpx.HTTPError):
         return  # down, as --skip-source says
     if answer.status_code < 500:
         raise ConfigError(
