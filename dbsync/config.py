@@ -32,7 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from dbsync.declaration import Declaration
+from dbsync.declaration import CATALOGUE, Declaration
 from dbsync.errors import ConfigError
 
 DEFAULT_CONFIG = Path("dbsync.yaml")
@@ -259,11 +259,12 @@ class Settings(BaseSettings):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, kinds: dict[str, KindSettings]) -> dict[str, KindSettings]:
-        from dbsync.registry import kind_names
-
-        unknown = sorted(set(kinds) - set(kind_names()))
+        if not kinds:
+            return kinds
+        known = CATALOGUE.names()
+        unknown = sorted(set(kinds) - set(known))
         if unknown:
-            raise ValueError(f"unknown kind {unknown[0]!r}; known kinds: {', '.join(kind_names())}")
+            raise ValueError(f"unknown kind {unknown[0]!r}; known kinds: {', '.join(known)}")
         return kinds
 
     @classmethod
@@ -293,9 +294,7 @@ class Settings(BaseSettings):
 
 def _declaration(name: str) -> Declaration:
     """What the kind `name` declares (its default interval, its warehouse): the defaults for an unknown name."""
-    from dbsync.registry import declaration
-
-    return declaration(name)
+    return CATALOGUE.declaration(name)
 
 
 def _env_name(loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -453,11 +452,9 @@ def _names_a_setting(parts: list[str]) -> bool:
                 return False
             annotation = _unwrap(field.annotation)
         elif get_origin(annotation) is dict:
-            if annotation is _unwrap(Settings.model_fields["kinds"].annotation):
-                from dbsync.registry import kind_names
-
-                if part not in kind_names():
-                    return False
+            is_kinds = annotation is _unwrap(Settings.model_fields["kinds"].annotation)
+            if is_kinds and part not in CATALOGUE.names():
+                return False
             annotation = _unwrap(get_args(annotation)[1])
         else:
             return False  # a plain value has nothing below it
@@ -474,7 +471,6 @@ def _unwrap(annotation: Any) -> Any:
 
 def setting_env_names() -> Iterator[str]:
     """Every DBSYNC_* variable that names a setting (a kind's settings once per kind)."""
-    from dbsync.registry import kind_names
 
     def walk(model: type[BaseModel], prefix: str) -> Iterator[str]:
         for name, field in model.model_fields.items():
@@ -483,7 +479,7 @@ def setting_env_names() -> Iterator[str]:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 yield from walk(annotation, env + "__")
             elif name == "kinds" and model is Settings:
-                for kind in kind_names():
+                for kind in CATALOGUE.names():
                     yield from walk(KindSettings, f"{env}__{kind.upper()}__")
             else:
                 yield env

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
-from dbsync.config import Settings
+from dbsync.config import Settings, workspace_host
+from dbsync.errors import ConfigError, one_line
 from dbsync.mapping import IdMap, PrincipalMap
 from dbsync.model import Prior
+from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store
-from dbsync.workspace import Workspace
+from dbsync.workspace import Workspace, connect
 
 T = TypeVar("T")
 log = logging.getLogger("dbsync")
@@ -158,7 +161,6 @@ def probe_workspace(host: str, timeout: float) -> tuple[str, httpx.Response | ht
 
 def preflight(side: str, host: str, timeout: float = 10.0) -> None:
     """Fail fast, with the fix, when a workspace host does not answer at all (the SDK would retry for minutes)."""
-    from dbsync.errors import ConfigError
 
     url, answer = probe_workspace(host, timeout)
     if isinstance(answer, httpx.HTTPError):
@@ -174,7 +176,6 @@ def _known_source_if_down(settings: Settings, host: str) -> tuple[str | None, st
     A daemon restarted during the disaster itself must come up and serve; a store that has never met its
     source cannot know what it would replicate, so without one the unreachable source stays fatal.
     """
-    from dbsync.errors import ConfigError
 
     try:
         preflight("source", host)
@@ -204,9 +205,6 @@ def check_auth(side: str, ws: Workspace) -> None:
     listing failed with the SDK's config dump, and a wrong target token left `plan` and `validate` saying
     nothing about it.
     """
-    from databricks.sdk.errors import PermissionDenied, Unauthenticated
-
-    from dbsync.errors import ConfigError, one_line
 
     try:
         ws.client.current_user.me()
@@ -228,9 +226,6 @@ def open_context(
     `source_may_be_down` (the daemon): a source that does not answer at start is not fatal when the store
     already knows the pair; the daemon serves what the standby holds, and its cycles list the source again.
     """
-    from dbsync.config import workspace_host
-    from dbsync.errors import ConfigError
-    from dbsync.workspace import connect
 
     sides = {}
     down_source_id, unreachable = None, None
@@ -275,7 +270,6 @@ def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) 
     pair's missing markers before its first write. A store that knows its pair costs no call here: the
     fence reads the target's marker before its first write (and every MARKER_TTL_SECONDS of writing).
     """
-    from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 
     if fresh:
         check_marker(ctx.target, source_id, target_id)

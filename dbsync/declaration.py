@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,3 +33,35 @@ class Declaration:
     key_names_aws_account: bool = False
     # The kind writes the ACLs of other kinds' objects (a plan shows one per object created in the same run).
     writes_acls: bool = False
+
+
+class Catalogue:
+    """The kinds' names and declarations, for the layers below the kinds (settings, metrics).
+
+    The registry publishes itself here when it is imported, so `config` can validate `kinds:` and read a
+    kind's defaults without importing the registry (which loads every kind, whose modules import `config`).
+    """
+
+    def __init__(self) -> None:
+        self._source: Callable[[], Mapping[str, Declaration]] | None = None
+
+    def publish(self, source: Callable[[], Mapping[str, Declaration]]) -> None:
+        """Set where the declarations come from: a function of no argument, kinds in dependency order."""
+        self._source = source
+
+    def _declared(self) -> Mapping[str, Declaration]:
+        if self._source is None:
+            raise RuntimeError("no kinds published: import dbsync.registry before reading settings")
+        return self._source()
+
+    def names(self) -> tuple[str, ...]:
+        """Every kind's name, in dependency order."""
+        return tuple(self._declared())
+
+    def declaration(self, name: str) -> Declaration:
+        """What the kind `name` declares; the defaults for a name no kind has."""
+        return self._declared().get(name) or _DEFAULTS
+
+
+_DEFAULTS = Declaration()
+CATALOGUE = Catalogue()

@@ -8,8 +8,6 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from dbsync.registry import kind_names as registered_kinds
-
 RESOURCES = Gauge("dbsync_resources", "Replicated resources by kind and status", ["kind", "status"])
 CHANGES_APPLIED = Counter("dbsync_changes_applied_total", "Changes written to the target", ["kind", "action"])
 SYNC_ERRORS = Counter("dbsync_sync_errors_total", "Changes or listings that failed", ["kind"])
@@ -38,18 +36,15 @@ CUTOVER_STATE = Gauge("dbsync_cutover_state", "0 standby replication, 1 cutover 
 ACTIONS = ("create", "update", "delete")
 
 
-def zero_series(kind_names: Iterable[str] | None = None) -> None:
+def zero_series(kind_names: Iterable[str]) -> None:
     """Create every kind's labelled series at 0, so `increase()` sees a kind's first drift or error.
 
     A counter child that first appears at 1 has no earlier sample: Prometheus sees no increase and
     an alert on it stays silent for a one-off event.
     """
-    for kind in registered_kinds() if kind_names is None else kind_names:
+    for kind in kind_names:
         SYNC_ERRORS.labels(kind)
         DRIFT_DETECTED.labels(kind)
         DELETE_GUARD_TRIPPED.labels(kind)
         for action in ACTIONS:
             CHANGES_APPLIED.labels(kind, action)
-
-
-zero_series()

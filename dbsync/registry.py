@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
-from dbsync.declaration import Declaration
+from dbsync.declaration import CATALOGUE, Declaration
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.base import Watcher
 
@@ -118,6 +118,7 @@ def _changed() -> None:
     global KIND_NAMES
     kinds.cache_clear()
     _by_name.cache_clear()
+    _declarations.cache_clear()
     KIND_NAMES = tuple(k.name for k in kinds())
 
 
@@ -127,8 +128,7 @@ def kind(name: str) -> Kind:
 
 def declaration(name: str) -> Declaration:
     """What the kind `name` declares; the defaults for a name no kind has (read per object: a dict lookup)."""
-    found = _by_name().get(name)
-    return found.declaration if found is not None else _DEFAULTS
+    return _declarations().get(name) or _DEFAULTS
 
 
 _DEFAULTS = Declaration()
@@ -137,3 +137,12 @@ _DEFAULTS = Declaration()
 @cache
 def _by_name() -> dict[str, Kind]:
     return {k.name: k for k in kinds()}
+
+
+@cache
+def _declarations() -> dict[str, Declaration]:
+    return {k.name: k.declaration for k in kinds()}
+
+
+# The layers below the kinds (config, metrics) read the names and declarations from the catalogue.
+CATALOGUE.publish(_declarations)

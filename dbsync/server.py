@@ -138,6 +138,7 @@ class StatusServer(ThreadingHTTPServer):
             self.sessions.pop(_digest(session), None)
 
     def start(self) -> threading.Thread:
+        metrics.zero_series(kind_names())  # every kind's series at 0 before the first scrape
         thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="status-server", daemon=True
         )

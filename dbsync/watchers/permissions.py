@@ -17,6 +17,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import RetryLater
 from dbsync.model import Resource
+from dbsync.registry import kinds
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -39,8 +40,6 @@ def direct_entries(ctx: SyncContext, acl: list[dict[str, Any]]) -> list[dict[str
 
 
 def acl_kinds() -> dict[str, Watcher]:
-    from dbsync.registry import kinds
-
     return {k.name: k.watcher for k in kinds() if k.watcher.acl_type}
 
 
