@@ -54,6 +54,8 @@ class WorkspaceSettings(_Strict):
 class KindSettings(_Strict):
     enabled: bool = True
     interval: float | None = Field(default=None, gt=0)
+    # Seconds an unchanged object of a kind read by need may go unread (default: the kind's freshness; 0: every cycle).
+    max_staleness: float | None = Field(default=None, ge=0)
     include: list[str] = Field(default_factory=list)  # globs on the source key (path, name)
     exclude: list[str] = Field(default_factory=list)
 
@@ -290,6 +292,14 @@ class Settings(BaseSettings):
 
     def interval(self, name: str) -> float:
         return self.kind(name).interval or _declaration(name).interval
+
+    def max_staleness(self, name: str) -> float:
+        """Seconds an unchanged object of the kind may go unread; 0 when every cycle reads every object."""
+        configured = self.kind(name).max_staleness
+        if configured is not None:
+            return configured
+        freshness = _declaration(name).freshness
+        return freshness.max_staleness if freshness else 0.0
 
 
 def _declaration(name: str) -> Declaration:

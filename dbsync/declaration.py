@@ -8,6 +8,23 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How a kind whose listing has no version hint re-reads its unchanged objects: by need, under a staleness cap.
+
+    Each object is read again after its own interval: short after its content changed (once per cycle), doubling
+    while it stays the same, never longer than `max_staleness` (the web-crawler refresh policy). An object whose
+    parent was written since (an ACL's notebook) or that an audit-log hint names is read in the next cycle.
+    """
+
+    # Default seconds an unchanged object may go unread (`kinds.<kind>.max_staleness` overrides; 0: every cycle).
+    max_staleness: float
+
+
+# Object ACLs: one GET per object and no version, changed far less often than the objects they guard.
+RARELY_CHANGED = Freshness(max_staleness=3600)
+
+
+@dataclass(frozen=True)
 class Declaration:
     """One kind's properties, declared next to its watcher (its name is `watcher.kind`, its order the registry's)."""
 
@@ -33,6 +50,8 @@ class Declaration:
     key_names_aws_account: bool = False
     # The kind writes the ACLs of other kinds' objects (a plan shows one per object created in the same run).
     writes_acls: bool = False
+    # How unchanged objects without a version hint are re-read: None reads every object every cycle.
+    freshness: Freshness | None = None
 
 
 class Catalogue:

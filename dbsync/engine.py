@@ -31,6 +31,8 @@ from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
+# Statuses whose last verification stands until the object's revisit is due (the others are retried or applied).
+_SETTLED = ("synced", "drifted", "partial", "skipped")
 
 
 @dataclass
@@ -49,6 +51,8 @@ class KindReport:
     blocked: int = 0
     errors: int = 0
     drifted: int = 0
+    # Listed, not read: an unchanged object of a kind read by need whose revisit is not due (its status stands).
+    not_due: int = 0
     seconds: float = 0.0
     outcome: str = "ok"
     message: str | None = None
@@ -88,6 +92,7 @@ class Engine:
         registry: Iterable[Kind] | None = None,
         stop: threading.Event | None = None,
         check_drift: bool = True,
+        full_sweep: bool = False,
     ) -> None:
         self.ctx = ctx
         self.plan_only = plan_only
@@ -97,6 +102,7 @@ class Engine:
         self.registry = tuple(registry if registry is not None else kinds())
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
+        self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
@@ -180,6 +186,9 @@ class Engine:
                     listed.add(stub.key)
                     report.listed += 1
                     prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
+                    if self._not_due(kind, stub, prior):
+                        report.not_due += 1
+                        continue
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
                         _count_unchanged(report, prior)
                         continue
@@ -267,6 +276,22 @@ class Engine:
             self.ctx.store.record_due(kind.name, prior.key)
         return replace(prior, status="pending")
 
+    def _not_due(self, kind: Kind, stub: Resource, prior: Prior | None) -> bool:
+        """An unchanged object of a kind read by need, whose revisit has not come: left as last verified."""
+        if self.full_sweep or stub.version_hint is not None or prior is None or prior.status not in _SETTLED:
+            return False
+        if self.ctx.settings.max_staleness(kind.name) <= 0:
+            return False
+        return not self.ctx.store.visit_due(kind.name, stub.key, kind.watcher.parent(stub), time.time())
+
+    def _visited(self, kind: Kind, resource: Resource, changed: bool) -> None:
+        """Schedule the next read of an object of a kind read by need (sooner when it changed)."""
+        staleness = self.ctx.settings.max_staleness(kind.name)
+        if self.plan_only or staleness <= 0 or resource.version_hint is not None:
+            return
+        cycle = self.ctx.settings.interval(kind.name)
+        self.ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
+
     def _retry_due(self, prior: Prior | None) -> bool:
         if prior is None or self.retry_now:
             return True
@@ -339,6 +364,8 @@ class Engine:
         if outcome.status is not None:
             self._record_failure(kind, report, outcome)
             return
+        if resource.payload is not None:
+            self._visited(kind, resource, changed=outcome.change is not None)
         if outcome.change is None:
             _count_unchanged(report, outcome.prior)
             if not self.plan_only:

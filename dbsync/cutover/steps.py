@@ -31,7 +31,7 @@ def final_sync(book: Runbook) -> Result:
         age = last_sync_age(book.ctx)
         when = render.age_text(age)
         return "skipped", {"summary": f"--skip-source: cutting over to the last sync ({when})", "age": age}
-    reports = Engine(book.ctx).cycle()
+    reports = Engine(book.ctx, full_sweep=True).cycle()  # every object read, due or not
     kinds = {r.kind: {**r.counts(), "blocked": r.blocked, "outcome": r.outcome} for r in reports}
     changed = sum(r.created + r.updated + r.deleted for r in reports)
     errors = sum(r.errors + r.blocked for r in reports)

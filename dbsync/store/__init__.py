@@ -30,6 +30,7 @@ from dbsync.store.schema import (
     private_files,
     restrict,
 )
+from dbsync.store.visits import Visits
 
 
 def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
@@ -57,7 +58,7 @@ _PRIOR_COLUMNS = (
 )
 
 
-class Store:
+class Store(Visits):
     """The SQLite state of one source → target pair."""
 
     def __init__(self, path: str | Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from dbsync.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -66,6 +66,19 @@ _MIGRATIONS: dict[int, list[str]] = {
     # The column holds the target's own version of the object (its version hint, observed by the drift
     # check), not a fingerprint of a payload: name it for what it holds.
     3: ["ALTER TABLE resources RENAME COLUMN target_fingerprint TO target_version"],
+    # The revisit schedule of the kinds read by need (object ACLs): when each object was last read and when it
+    # is due again, so a restart resumes the sweep instead of reading everything at once.
+    4: [
+        """CREATE TABLE IF NOT EXISTS visits (
+            kind TEXT NOT NULL,
+            source_key TEXT NOT NULL,
+            verified_at REAL NOT NULL,
+            next_visit REAL NOT NULL,
+            revisit_interval REAL NOT NULL,
+            PRIMARY KEY (kind, source_key)
+        )""",
+        "CREATE INDEX IF NOT EXISTS visits_due ON visits (kind, next_visit)",
+    ],
 }
 
 

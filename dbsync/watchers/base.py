@@ -63,6 +63,10 @@ class Watcher(ABC):
         """
         return None
 
+    def parent(self, stub: Resource) -> tuple[str, str] | None:
+        """(kind, key) of the object `stub` belongs to, for kinds read by need: its write makes `stub` due now."""
+        return None  # most kinds stand alone
+
     def acl_object_id(self, ctx: SyncContext, ws: Workspace, key: str, meta: dict) -> str | None:
         """The id the permissions API uses for the object `key` of `ws` (the key itself by default).
 

@@ -14,7 +14,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
-from dbsync.declaration import Declaration
+from dbsync.declaration import RARELY_CHANGED, Declaration
 from dbsync.errors import RetryLater
 from dbsync.model import Resource
 from dbsync.registry import kinds
@@ -49,7 +49,10 @@ class PermissionsWatcher(Watcher):
     # One GET per object on the target (no listing): the report takes the store's word for what is there.
     # A key "<object kind>:<object key>" reverses through the object's own mapping; a plan shows the ACL of
     # each object created in the same run.
-    declaration = Declaration(interval=300, target_listed=False, reverse_key="object", writes_acls=True)
+    # Read by need: an ACL whose object was written is read at once, the rest within `max_staleness`.
+    declaration = Declaration(
+        interval=300, target_listed=False, reverse_key="object", writes_acls=True, freshness=RARELY_CHANGED
+    )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():
@@ -68,6 +71,10 @@ class PermissionsWatcher(Watcher):
                         **prior.source_meta,
                     },
                 )
+
+    def parent(self, stub: Resource) -> tuple[str, str] | None:
+        """The object the ACL is on: written since the ACL was last read, the ACL is read again at once."""
+        return stub.source_meta["object_kind"], stub.key.split(":", 1)[1]
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         object_kind = stub.source_meta["object_kind"]

@@ -1,0 +1,145 @@
+"""Object ACLs are read by need, not every cycle: the due slice, the ACLs of objects just written, and every
+object within `permissions.max_staleness`; the schedule survives a restart and a cutover still reads everything.
+
+The Permissions API has no bulk read and no version (one GET per object): the ACL GETs on the source are
+counted with the emulator's per-endpoint request counts.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from conftest import Pair, endpoint_count
+from databricks.sdk.service import iam
+from databricks.sdk.service.workspace import ImportFormat, Language
+from freezegun import freeze_time
+
+from dbsync.cutover import Runbook, open_cutover_context
+from dbsync.report import validate
+
+ACL_GET = "GET /api/2.0/permissions/{type:path}/{id}"
+KINDS = ["groups", "directories", "notebooks", "permissions"]
+NOTEBOOKS = 24
+CYCLE = 300.0  # the permissions kind's default interval
+WINDOW = 1200.0  # permissions.max_staleness in these tests: four cycles
+BY_NEED = {"kinds": {"permissions": {"max_staleness": WINDOW}}, "identities": {"create_users": True}}
+
+
+def _object_id(pair: Pair, path: str) -> str:
+    return str(pair.src.workspace.get_status(path).object_id)
+
+
+def _grant(pair: Pair, path: str, level: iam.PermissionLevel) -> None:
+    pair.src.permissions.set(
+        "notebooks",
+        _object_id(pair, path),
+        access_control_list=[iam.AccessControlRequest(group_name="readers", permission_level=level)],
+    )
+
+
+def _seed(pair: Pair) -> list[str]:
+    """A directory of notebooks, each shared with the `readers` group."""
+    pair.src.groups.create(display_name="readers")
+    pair.src.workspace.mkdirs("/Shared/acl")
+    paths = [f"/Shared/acl/nb{i:02d}" for i in range(NOTEBOOKS)]
+    for path in paths:
+        _upload(pair, path, "print(1)\n")
+        _grant(pair, path, iam.PermissionLevel.CAN_READ)
+    return paths
+
+
+def _upload(pair: Pair, path: str, body: str) -> None:
+    pair.src.workspace.upload(
+        path, io.BytesIO(body.encode()), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True
+    )
+
+
+def _acl_reads(pair: Pair, **overrides: Any) -> int:
+    """One `sync --once` of the kinds (a new process each time): how many ACLs it read on the source."""
+    pair.reset_stats()
+    reports = pair.sync(only=KINDS, **{**BY_NEED, **overrides})
+    assert reports["permissions"].errors == 0, reports["permissions"]
+    return endpoint_count(pair.source, ACL_GET)
+
+
+def _target_level(pair: Pair, path: str) -> str | None:
+    target_id = str(pair.dst.workspace.get_status(path).object_id)
+    acl = pair.dst.permissions.get("notebooks", target_id).access_control_list or []
+    for entry in acl:
+        if entry.group_name == "readers":
+            return next(p.permission_level.value for p in entry.all_permissions or [] if not p.inherited)
+    return None
+
+
+def test_a_no_change_cycle_reads_only_the_due_slice_and_a_restart_keeps_the_schedule(pair: Pair) -> None:
+    """The first sync reads every ACL; the next process, at once, reads none (the schedule is in the store)."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        every = _acl_reads(pair)  # the notebooks' ACLs and their directories'
+        assert every >= NOTEBOOKS
+        assert _acl_reads(pair) == 0  # a new process right after: nothing is due, nothing re-read
+        slices = []
+        for _ in range(int(WINDOW / CYCLE)):
+            clock.tick(CYCLE)
+            slices.append(_acl_reads(pair))
+    assert all(0 < n < every / 2 for n in slices[:3]), slices  # a slice per cycle, not the whole kind
+    assert sum(slices[:3]) == every, slices  # every ACL read again once within the window
+
+
+def test_after_max_staleness_every_acl_has_been_read(pair: Pair) -> None:
+    """No ACL goes unread longer than `max_staleness`: the oldest verification is within the window."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _acl_reads(pair)
+        start = clock.time_to_freeze.timestamp()
+        for _ in range(int(WINDOW / CYCLE)):
+            clock.tick(CYCLE)
+            _acl_reads(pair)
+        ctx = pair.context(**BY_NEED)
+        oldest = ctx.store.oldest_verification("permissions")
+        assert oldest is not None and oldest > start
+        assert clock.time_to_freeze.timestamp() - oldest <= WINDOW
+
+
+def test_an_object_edited_on_the_source_gets_its_acl_read_in_that_cycle(pair: Pair) -> None:
+    """A notebook rewritten on the source has its ACL read in the same cycle: its new grant reaches the target."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _acl_reads(pair)
+        clock.tick(1)
+        _upload(pair, paths[5], "print(2)\n")
+        _grant(pair, paths[5], iam.PermissionLevel.CAN_RUN)
+        assert _acl_reads(pair) == 1  # that notebook's ACL, no other
+        assert _target_level(pair, paths[5]) == "CAN_RUN"
+
+
+def test_an_acl_not_read_yet_is_pending_and_a_cutover_final_sync_reads_it(pair: Pair) -> None:
+    """Truth: an ACL edit a cycle has not read is `pending` in validate; cutover's final sync reads every ACL."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _acl_reads(pair)
+        clock.tick(1)
+        _grant(pair, paths[3], iam.PermissionLevel.CAN_EDIT)  # the ACL alone: the notebook is unchanged
+        assert _acl_reads(pair) == 0  # not due yet
+        report = validate(pair.context(**BY_NEED), KINDS)
+        permissions = next(k for k in report.kinds if k.kind == "permissions")
+        assert permissions.pending == 1 and not report.ready_for_cutover
+
+        pair.reset_stats()
+        ctx = open_cutover_context(pair.settings(**BY_NEED))
+        try:
+            Runbook(ctx).run()
+        finally:
+            ctx.store.close()
+        assert endpoint_count(pair.source, ACL_GET) >= NOTEBOOKS  # the final sync read every ACL
+        assert _target_level(pair, paths[3]) == "CAN_EDIT"
+
+
+def test_max_staleness_zero_reads_every_acl_every_cycle(pair: Pair) -> None:
+    """`max_staleness: 0` keeps the old sweep: every ACL read in every cycle."""
+    _seed(pair)
+    every_cycle = {"kinds": {"permissions": {"max_staleness": 0}}}
+    every = _acl_reads(pair, **every_cycle)
+    assert every >= NOTEBOOKS
+    assert _acl_reads(pair, **every_cycle) == every
