@@ -24,7 +24,7 @@ from socketserver import StreamRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
-from dbsync_emulator import apis
+from dbsync_emulator import apis, audit
 from dbsync_emulator.apis import tokens
 from dbsync_emulator.errors import ApiError
 from dbsync_emulator.router import Request, Response, Routes, parse_query
@@ -434,6 +434,7 @@ class _Handler(StreamRequestHandler):
             # Encoding under the lock lets handlers return live state without copying it.
             with ws.lock:
                 response = _as_response(route.handler(ws, req))
+                _audit(ws, method, path, req, response)
                 if rule is not None:
                     response = _paging_fault(rule, token, response)
                 return endpoint, _encode(response)
@@ -768,6 +769,15 @@ class EmulatorHandle:
         self.stop()
 
 
+def _audit(ws: Workspace, method: str, path: str, req: Request, response: Response) -> None:
+    """A successful write appends its row to the audit log (system.access.audit)."""
+    if response.status >= 400:
+        return
+    event = audit.event_for(method, path, req, response.body)
+    if event is not None:
+        audit.record(ws, event, response.status)
+
+
 def start_emulator(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -783,6 +793,7 @@ def start_emulator(
     run_seconds: float = 60.0,
     realistic_timing: bool = False,
     time_scale: float = 1.0,
+    audit_delay_seconds: float = 0.0,
 ) -> EmulatorHandle:
     """Start one emulated workspace on a background thread; port 0 picks a free port.
 
@@ -794,6 +805,7 @@ def start_emulator(
         raise ValueError("time_scale must be > 0 and run_seconds >= 0")
     timing = Timing(realistic=realistic_timing, time_scale=time_scale, run_seconds=run_seconds, seed=seed)
     workspace = Workspace(cluster_start_seconds=cluster_start_seconds, seed=seed, timing=timing)
+    workspace.audit_delay_seconds = audit_delay_seconds  # how late system.access.audit shows an event
     server = EmulatorServer((host, port), workspace, token)
     # Distinct workspaces need distinct ids: dbsync's store refuses a different source/target pair.
     workspace.workspace_id = workspace_id or 1000000000000000 + server.server_address[1]

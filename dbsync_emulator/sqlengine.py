@@ -35,6 +35,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from dbsync_emulator import audit
 from dbsync_emulator.state import Workspace
 
 HIVE_METASTORE = "hive_metastore"
@@ -625,6 +626,8 @@ class _Ctx:
         return self.ws.table(RELATIONS).get((catalog, schema), {})
 
     def find(self, name: _Name) -> dict | None:
+        if (name.catalog, name.schema, name.name) == audit.NAME:
+            return _AUDIT_TABLE if self.ws.audit_table else None
         return self.relations(name.catalog, name.schema).get(name.name)
 
     def relation(self, name: _Name) -> dict:
@@ -632,6 +635,16 @@ class _Ctx:
         if record is None:
             raise _not_found_table(name.written)
         return record
+
+
+# system.access.audit: a read-only system table whose rows the emulator records (dbsync_emulator/audit.py).
+_AUDIT_TABLE: dict = {
+    "type": "SYSTEM_TABLE",
+    "catalog": "system",
+    "schema": "access",
+    "name": "audit",
+    "columns": [{"name": name, "type": type_text} for name, type_text in audit.COLUMNS],
+}
 
 
 def _names(parts: list[_Tok]) -> list[str]:
@@ -1899,6 +1912,8 @@ def _source(ctx: _Ctx, node: exp.Expression, ctes: dict, rows_wanted: bool) -> _
 
 def _relation_result(ctx: _Ctx, record: dict, rows_wanted: bool) -> Result:
     columns = [Column(c["name"], c["type"]) for c in record["columns"]]
+    if record is _AUDIT_TABLE:  # a system table: its rows are the workspace's delivered audit events
+        return Result(columns, audit.delivered_rows(ctx.ws) if rows_wanted else [])
     if record["type"] != "VIEW" or not rows_wanted:
         return Result(columns, [])
     if ctx.depth >= _MAX_VIEW_DEPTH:

@@ -46,6 +46,9 @@ class Workspace:
         self.workspace_id = workspace_id
         self.admin_user = admin_user
         self.cluster_start_seconds = cluster_start_seconds
+        # system.access.audit: present, and how long after an event its row becomes readable (see audit.py).
+        self.audit_table = True
+        self.audit_delay_seconds = 0.0
         self.timing = timing or Timing(seed=seed)
         self.lock = threading.RLock()
         self.random = random.Random(seed)

@@ -51,6 +51,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
             run_seconds=args.run_seconds,
             realistic_timing=args.realistic_timing,
             time_scale=args.time_scale,
+            audit_delay_seconds=args.audit_delay_seconds,
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {err.strerror}") from None

@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--time-scale", type=float, default=1.0, metavar="F", help="multiply every duration by F (default 1)"
     )
+    emu.add_argument(
+        "--audit-delay-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="how long after a write its row shows in system.access.audit (default 0; the real table lags minutes)",
+    )
 
     sub.add_parser(
         "demo",
