@@ -60,6 +60,14 @@ class KindSettings(_Strict):
     exclude: list[str] = Field(default_factory=list)
 
 
+class AuditHintSettings(_Strict):
+    """Change hints from the source's audit log (system.access.audit), read on `metastore.source_warehouse_id`."""
+
+    enabled: bool = True
+    # Seconds between two reads of the audit table (one SQL statement each).
+    interval: float = Field(default=60, gt=0)
+
+
 class DeleteSettings(_Strict):
     mode: Literal["propagate", "archive", "off"] = "propagate"
     max_ratio: float = Field(default=0.2, ge=0, le=1)
@@ -243,6 +251,7 @@ class Settings(BaseSettings):
     instance_profiles: InstanceProfileSettings = Field(default_factory=InstanceProfileSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     metastore: MetastoreSettings = Field(default_factory=MetastoreSettings)
+    audit_hints: AuditHintSettings = Field(default_factory=AuditHintSettings)
     tables: TableSettings = Field(default_factory=TableSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     workspace_conf: WorkspaceConfSettings = Field(default_factory=WorkspaceConfSettings)

@@ -18,7 +18,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import metrics, planner
+from dbsync import hints, metrics, planner
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -103,6 +103,7 @@ class Engine:
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
         self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
+        self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
@@ -119,6 +120,8 @@ class Engine:
         if refusal and not self.plan_only:
             raise StoreError(refusal)
         self.ctx.new_run()
+        if not self.plan_only and not self.full_sweep:
+            self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         with self.ctx.owning_events():  # workers queue their events; this thread records them
             return self._cycle(self.selected_kinds(names))
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
@@ -214,7 +215,18 @@ class Daemon:
             # A refusal of the target's role marker is said by /readyz until a cycle writes again.
             self.health.fenced = None if self.stop.is_set() else engine.fenced
             self._record_health(reports)
+            self._run_soon(engine.hinted, names)
             return reports
+
+    def _run_soon(self, hinted: set[str], ran: tuple[str, ...]) -> None:
+        """Groups of the kinds the audit log named run next (after this cycle, one worker), not at their interval."""
+        for group in self.groups:
+            if not set(group) & hinted or set(group) <= set(ran):
+                continue
+            try:
+                self.scheduler.modify_job("+".join(group), next_run_time=_at(time.time()))
+            except JobLookupError:
+                continue  # not scheduled (the reconcile still runs): it reads the hinted objects anyway
 
     def _record_health(self, reports: list[KindReport]) -> None:
         now = time.time()

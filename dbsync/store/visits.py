@@ -71,3 +71,24 @@ class Visits:
             [kind],
         )
         return row[0] if row else None
+
+    def keys_with_object_id(self, kind: str, object_id: int) -> list[str]:
+        """Live rows of a kind whose source_meta names this workspace object id (an ACL row of a notebook)."""
+        rows = self._rows(
+            "SELECT source_key FROM resources WHERE kind = ? AND status != 'deleted' "
+            "AND json_extract(source_meta_json, '$.object_id') = ?",
+            [kind, object_id],
+        )
+        return [row[0] for row in rows]
+
+    def kinds_holding(self, keys: list[str]) -> set[str]:
+        """The kinds with a live row under one of these source keys (a path, a job id)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"SELECT DISTINCT kind FROM resources WHERE source_key IN ({marks}) AND status != 'deleted'", chunk
+            )
+            found.update(row[0] for row in rows)
+        return found

@@ -1,0 +1,159 @@
+"""Change hints from the source's audit log (`system.access.audit`): the objects its new rows name are read at once.
+
+Read on `metastore.source_warehouse_id`, at most once per `audit_hints.interval`, from a checkpoint kept in the
+store (the newest `event_time` read). An ACL change (changeJobAcl, changeWorkspaceAcl ...) or a write to an object
+(importNotebook, jobs update ...) makes that object's ACL due now; the kinds named are returned so the daemon
+runs them soon. Best effort: a missing table, no permission, a failing warehouse or a lagging table only make
+dbsync slower, never wrong. The revisit schedule and the listings stay the safety net (a row delivered after a
+newer one was read is left to them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterable
+
+from databricks.sdk.errors import DatabricksError
+
+from dbsync.context import SyncContext
+from dbsync.errors import DbsyncError, one_line
+from dbsync.registry import kinds
+from dbsync.sql import Row, literal, runner
+
+log = logging.getLogger("dbsync.hints")
+CHECKPOINT = "audit_hints_checkpoint"  # meta: the newest event_time read
+READ_AT = "audit_hints_read_at"  # meta: when the table was last read (epoch seconds)
+UNAVAILABLE = "audit_hints_unavailable"  # meta: why the last read failed (one event per new reason)
+ROW_LIMIT = 10_000
+# Audit actions that change an object's ACL, and the Permissions API request type of the object (the audit log
+# reference); workspace objects share changeWorkspaceAcl with aclChangeResourceName "<type>/<id>".
+_ACL_ACTIONS = {
+    "changeJobAcl": "jobs",
+    "changeClusterAcl": "clusters",
+    "changeInstancePoolAcl": "instance-pools",
+    "changeClusterPolicyAcl": "cluster-policies",
+}
+# request_params keys that name the object an event is about.
+_ID_PARAMS = ("resourceId", "job_id", "cluster_id", "instance_pool_id", "policy_id", "path", "notebookId")
+_SERVICES = ("notebook", "workspace", "jobs", "clusters", "instancePools", "clusterPolicies", "secrets")
+
+
+def enabled(ctx: SyncContext) -> bool:
+    """Hints are read when they are on and a source warehouse is configured to read them with."""
+    return ctx.settings.audit_hints.enabled and bool(ctx.settings.metastore.source_warehouse_id)
+
+
+def read(ctx: SyncContext, now: float | None = None) -> set[str]:
+    """Read the audit rows since the checkpoint and make the objects they name due now; the kinds they name.
+
+    Never raises for a table that cannot be read: the failure is recorded once as an event and nothing is hinted.
+    """
+    if not enabled(ctx):
+        return set()
+    now = time.time() if now is None else now
+    store = ctx.store
+    read_at = store.get_meta(READ_AT)
+    if read_at is not None and now - float(read_at) < ctx.settings.audit_hints.interval:
+        return set()
+    store.set_meta(READ_AT, repr(now))
+    checkpoint = store.get_meta(CHECKPOINT)
+    if checkpoint is None:
+        store.set_meta(CHECKPOINT, timestamp(now))  # what happened before the first read is the sweep's
+        return set()
+    try:
+        rows = runner(ctx, ctx.source).query(_query(store.get_meta("source_workspace_id"), checkpoint))
+    except (DbsyncError, DatabricksError, OSError) as err:
+        _unavailable(ctx, one_line(err))
+        return set()
+    if store.get_meta(UNAVAILABLE) is not None:
+        store.delete_meta(UNAVAILABLE)
+    if not rows:
+        return set()
+    named = _apply(ctx, rows, now)
+    store.set_meta(CHECKPOINT, max(str(r.get("event_time") or checkpoint) for r in rows))
+    return named
+
+
+def timestamp(moment: float) -> str:
+    """Epoch seconds as the audit table's UTC timestamp text (milliseconds)."""
+    at = dt.datetime.fromtimestamp(moment, dt.UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def _query(workspace_id: str | None, checkpoint: str) -> str:
+    services = ", ".join(literal(s) for s in _SERVICES)
+    where = [
+        f"event_date >= CAST({literal(checkpoint[:10])} AS DATE)",  # the table is partitioned by date
+        f"event_time > CAST({literal(checkpoint)} AS TIMESTAMP)",
+        f"service_name IN ({services})",
+    ]
+    if workspace_id:
+        where.insert(0, f"workspace_id = {literal(workspace_id)}")
+    return (
+        "SELECT event_time, service_name, action_name, request_params FROM system.access.audit "
+        f"WHERE {' AND '.join(where)} ORDER BY event_time LIMIT {ROW_LIMIT}"
+    )
+
+
+def _unavailable(ctx: SyncContext, why: str) -> None:
+    """One event per new reason: a table that stays unreadable does not fill the event log."""
+    if ctx.store.get_meta(UNAVAILABLE) == why:
+        return
+    ctx.store.set_meta(UNAVAILABLE, why)
+    ctx.event(
+        None,
+        None,
+        "hints",
+        "skipped",
+        f"audit-log hints unavailable, objects are read on their schedule only: {why}. Grant SELECT on "
+        "system.access.audit to dbsync's principal (or set audit_hints.enabled: false)",
+    )
+
+
+def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
+    """Make the ACLs the rows name due now; the kinds named (the ACL kind, and the kinds holding the objects)."""
+    acl_kind = next((k.name for k in kinds() if k.declaration.writes_acls), None)
+    object_kinds = {k.name: k.watcher.acl_type for k in kinds() if k.watcher.acl_type}
+    named: set[str] = set()
+    ids: set[str] = set()
+    for row in rows:
+        acl_type, row_ids = _named(row)
+        ids.update(row_ids)
+        if acl_kind is None:
+            continue
+        owners = [k for k, t in object_kinds.items() if acl_type is None or t == acl_type]
+        keys = _acl_keys(ctx, acl_kind, owners, row_ids)
+        if keys and ctx.store.hint_visits(acl_kind, keys, now):
+            named.add(acl_kind)
+    named |= ctx.store.kinds_holding(sorted(ids))
+    if named:
+        log.info("audit-log hints: %d row(s) name %s", len(rows), ", ".join(sorted(named)))
+    return named
+
+
+def _named(row: Row) -> tuple[str | None, list[str]]:
+    """(Permissions API type when the row is an ACL change, the ids and paths it names)."""
+    try:
+        params = json.loads(row.get("request_params") or "{}")
+    except ValueError:
+        return None, []
+    if not isinstance(params, dict):
+        return None, []
+    ids = [str(params[p]) for p in _ID_PARAMS if params.get(p) not in (None, "")]
+    action = row.get("action_name") or ""
+    if action == "changeWorkspaceAcl":
+        request_type, _, object_id = str(params.get("aclChangeResourceName") or "").partition("/")
+        return (request_type or None), [object_id] if object_id else []
+    return _ACL_ACTIONS.get(action), ids
+
+
+def _acl_keys(ctx: SyncContext, acl_kind: str, owners: Iterable[str], ids: list[str]) -> list[str]:
+    """The ACL rows (`<kind>:<key>`) of the objects named by key or by their workspace object id."""
+    keys = [f"{owner}:{object_id}" for owner in owners for object_id in ids]
+    for object_id in ids:
+        if object_id.isdigit():
+            keys += ctx.store.keys_with_object_id(acl_kind, int(object_id))
+    return keys

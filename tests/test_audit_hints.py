@@ -1,0 +1,110 @@
+"""Audit-log hints end to end: an ACL change the source's `system.access.audit` records is read in the next cycle,
+not when its revisit comes; a lagging table only delays it, a missing one only leaves it to the schedule.
+
+The source emulator records its own writes in that table (tests/test_emulator_audit.py); dbsync reads it on the
+source SQL warehouse (`metastore.source_warehouse_id`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from conftest import Pair, endpoint_count
+from databricks.sdk.service import iam
+from freezegun import freeze_time
+from test_revisit import ACL_GET, KINDS, _grant, _seed, _target_level
+
+from dbsync.hints import UNAVAILABLE
+from dbsync.registry import kind_names
+from dbsync.scheduler import Daemon
+
+HOUR = 3600.0  # permissions' default max_staleness: nothing is due again within these tests unless hinted
+
+
+def _settings(pair: Pair, **extra: Any) -> dict[str, Any]:
+    created = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
+    return {
+        "metastore": {"source_warehouse_id": created},
+        "audit_hints": {"interval": 10},
+        "identities": {"create_users": True},
+        **extra,
+    }
+
+
+def _acl_reads(pair: Pair, settings: dict[str, Any]) -> int:
+    pair.reset_stats()
+    reports = pair.sync(only=KINDS, **settings)
+    assert reports["permissions"].errors == 0, reports["permissions"]
+    return endpoint_count(pair.source, ACL_GET)
+
+
+def test_an_acl_change_in_the_audit_log_is_read_in_the_next_cycle(pair: Pair) -> None:
+    """The ACL alone changed (no version anywhere): the audit row makes that one ACL due at once."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)  # the first read sets the checkpoint: older events are the sweep's
+        clock.tick(1)
+        _grant(pair, paths[3], iam.PermissionLevel.CAN_EDIT)
+        clock.tick(20)
+        assert _acl_reads(pair, settings) == 1  # that ACL, hinted; nothing else is due
+        assert _target_level(pair, paths[3]) == "CAN_EDIT"
+        clock.tick(20)
+        assert _acl_reads(pair, settings) == 0  # the checkpoint moved: the same row is not read twice
+
+
+def test_a_lagging_audit_table_only_delays_the_hint(pair: Pair) -> None:
+    """With a 60 s delivery delay the change is read once its row shows, never missed and never wrong."""
+    paths = _seed(pair)
+    pair.source.workspace.audit_delay_seconds = 60
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)
+        clock.tick(1)
+        _grant(pair, paths[7], iam.PermissionLevel.CAN_RUN)
+        clock.tick(30)
+        assert _acl_reads(pair, settings) == 0  # not delivered yet
+        assert _target_level(pair, paths[7]) == "CAN_READ"
+        clock.tick(40)
+        assert _acl_reads(pair, settings) == 1
+        assert _target_level(pair, paths[7]) == "CAN_RUN"
+
+
+def test_a_missing_audit_table_leaves_the_change_to_the_schedule(pair: Pair) -> None:
+    """No system table: one event says why, the cycle has no error, and the ACL is read by max_staleness."""
+    paths = _seed(pair)
+    pair.source.workspace.audit_table = False
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)
+        clock.tick(1)
+        _grant(pair, paths[2], iam.PermissionLevel.CAN_MANAGE)
+        clock.tick(20)
+        assert _acl_reads(pair, settings) == 0
+        clock.tick(20)
+        _acl_reads(pair, settings)
+        ctx = pair.context(**settings)
+        said = [e for e in ctx.store.events(outcome="skipped") if e["action"] == "hints"]
+        assert len(said) == 1 and "TABLE_OR_VIEW_NOT_FOUND" in said[0]["message"], said
+        assert ctx.store.get_meta(UNAVAILABLE) is not None
+        clock.tick(HOUR)
+        assert _acl_reads(pair, settings) > 0
+        assert _target_level(pair, paths[2]) == "CAN_MANAGE"
+
+
+def test_the_daemon_runs_the_hinted_kind_next_not_at_its_interval(pair: Pair) -> None:
+    """`dbsync serve`: a cycle that reads a hint for an ACL moves the permissions job to now (its interval is 300 s)."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)
+        clock.tick(1)
+        _grant(pair, paths[4], iam.PermissionLevel.CAN_EDIT)
+        clock.tick(20)
+        ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
+        daemon = Daemon(ctx)
+        daemon.schedule()
+        assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() >= time.time() + 300
+        daemon.run_group(("groups",))
+        assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
