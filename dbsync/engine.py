@@ -18,7 +18,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import hints, metrics, planner
+from dbsync import hints, metrics, planner, revisit
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -31,8 +31,6 @@ from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
-# Statuses whose last verification stands until the object's revisit is due (the others are retried or applied).
-_SETTLED = ("synced", "drifted", "partial", "skipped")
 
 
 @dataclass
@@ -53,6 +51,7 @@ class KindReport:
     drifted: int = 0
     # Listed, not read: an unchanged object of a kind read by need whose revisit is not due (its status stands).
     not_due: int = 0
+    started_at: float = 0.0  # wall clock at the start of the listing: what a complete read verified is this old
     seconds: float = 0.0
     outcome: str = "ok"
     message: str | None = None
@@ -134,9 +133,9 @@ class Engine:
                     break
                 cycle_id = 0 if self.plan_only else self.ctx.store.start_cycle(kind.name)
                 unfinished[cycle_id] = kind.name
-                started = time.monotonic()
+                started, wall = time.monotonic(), time.time()
                 report = self._upserts(kind)
-                report.seconds = time.monotonic() - started
+                report.seconds, report.started_at = time.monotonic() - started, wall
                 reports.append((kind, report, cycle_id))
                 self._release_listing(kind, selected[position + 1 :])
             for kind, report, cycle_id in reversed(reports):
@@ -189,7 +188,7 @@ class Engine:
                     listed.add(stub.key)
                     report.listed += 1
                     prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
-                    if self._not_due(kind, stub, prior):
+                    if not self.full_sweep and revisit.not_due(self.ctx, kind, stub, prior):
                         report.not_due += 1
                         continue
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
@@ -279,22 +278,6 @@ class Engine:
             self.ctx.store.record_due(kind.name, prior.key)
         return replace(prior, status="pending")
 
-    def _not_due(self, kind: Kind, stub: Resource, prior: Prior | None) -> bool:
-        """An unchanged object of a kind read by need, whose revisit has not come: left as last verified."""
-        if self.full_sweep or stub.version_hint is not None or prior is None or prior.status not in _SETTLED:
-            return False
-        if self.ctx.settings.max_staleness(kind.name) <= 0:
-            return False
-        return not self.ctx.store.visit_due(kind.name, stub.key, kind.watcher.parent(stub), time.time())
-
-    def _visited(self, kind: Kind, resource: Resource, changed: bool) -> None:
-        """Schedule the next read of an object of a kind read by need (sooner when it changed)."""
-        staleness = self.ctx.settings.max_staleness(kind.name)
-        if self.plan_only or staleness <= 0 or resource.version_hint is not None:
-            return
-        cycle = self.ctx.settings.interval(kind.name)
-        self.ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
-
     def _retry_due(self, prior: Prior | None) -> bool:
         if prior is None or self.retry_now:
             return True
@@ -367,8 +350,8 @@ class Engine:
         if outcome.status is not None:
             self._record_failure(kind, report, outcome)
             return
-        if resource.payload is not None:
-            self._visited(kind, resource, changed=outcome.change is not None)
+        if resource.payload is not None and not self.plan_only:
+            revisit.visited(self.ctx, kind, resource, changed=outcome.change is not None)
         if outcome.change is None:
             _count_unchanged(report, outcome.prior)
             if not self.plan_only:
@@ -496,6 +479,7 @@ class Engine:
             # Every source object was applied or recorded: new ones validation saw waiting have rows now.
             self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
+        revisit.record_freshness(self.ctx, kind, report.outcome == "ok" and report.not_due == 0, report.started_at)
         log.info(
             "cycle %s",
             kind.name,

@@ -4,6 +4,7 @@ endpoint templates."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -28,12 +29,29 @@ DRIFT_DETECTED = Counter("dbsync_drift_detected_total", "Target objects edited o
 DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
 )
+STALENESS = Gauge(
+    "dbsync_staleness_seconds", "Age of the oldest object of a kind not read on the source since (0: none)", ["kind"]
+)
+STALENESS_TARGET = Gauge(
+    "dbsync_staleness_target_seconds",
+    "The kind's freshness target: its max_staleness, or its interval when every cycle reads every object",
+    ["kind"],
+)
 CUTOVER_READY = Gauge(
     "dbsync_cutover_ready", "1 while /cutover-readyz is 200: replicating, both workspaces answered, nothing stale"
 )
 CUTOVER_STATE = Gauge("dbsync_cutover_state", "0 standby replication, 1 cutover in progress, 2 cutover complete")
 
 ACTIONS = ("create", "update", "delete")
+
+
+def set_oldest_verification(kind: str, at: float | None) -> None:
+    """dbsync_staleness_seconds{kind} grows from `at` (when the least recently read object was read) at each scrape."""
+    child = STALENESS.labels(kind)
+    if at is None:
+        child.set(0)
+        return
+    child.set_function(lambda: max(0.0, time.time() - at))
 
 
 def zero_series(kind_names: Iterable[str]) -> None:

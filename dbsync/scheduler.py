@@ -184,6 +184,7 @@ class Daemon:
                 last = self.ctx.store.last_success(name)
                 if last:
                     metrics.LAST_SUCCESS.labels(name).set(last)
+                metrics.set_oldest_verification(name, self.ctx.store.oldest_verification(name))
         self.schedule()
         self.scheduler.start()
 

@@ -14,7 +14,9 @@ from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
+from prometheus_client import REGISTRY
 
+from dbsync import metrics
 from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.report import validate
 
@@ -143,3 +145,23 @@ def test_max_staleness_zero_reads_every_acl_every_cycle(pair: Pair) -> None:
     every = _acl_reads(pair, **every_cycle)
     assert every >= NOTEBOOKS
     assert _acl_reads(pair, **every_cycle) == every
+
+
+def test_staleness_is_exported_grows_between_cycles_and_stays_within_its_target(pair: Pair) -> None:
+    """dbsync_staleness_seconds{kind}: the age of the oldest ACL not read since; never above max_staleness."""
+    _seed(pair)
+    staleness = metrics.STALENESS.labels("permissions")
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _acl_reads(pair)
+        assert staleness._value.get() == 0  # every ACL was read just now
+        assert REGISTRY.get_sample_value("dbsync_staleness_target_seconds", {"kind": "permissions"}) == WINDOW
+        clock.tick(CYCLE - 1)
+        assert REGISTRY.get_sample_value("dbsync_staleness_seconds", {"kind": "permissions"}) == CYCLE - 1
+        seen = []
+        for _ in range(8):
+            clock.tick(CYCLE)
+            _acl_reads(pair)
+            seen.append(REGISTRY.get_sample_value("dbsync_staleness_seconds", {"kind": "permissions"}))
+        every_cycle = REGISTRY.get_sample_value("dbsync_staleness_seconds", {"kind": "notebooks"})
+    assert max(seen) <= WINDOW and max(seen) > CYCLE, seen  # a sweep spread over the window, within it
+    assert every_cycle == 0  # a kind read in full every cycle is as old as its last cycle

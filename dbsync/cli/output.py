@@ -48,6 +48,8 @@ def summary_table(reports: Sequence[Any]) -> str:
     for r in reports:
         counts = "".join(f"{getattr(r, c):>10}" for c in columns[:-1])
         lines.append(f"{r.kind:<20}{counts}{r.seconds:>10.2f}")
+        if getattr(r, "not_due", 0):
+            lines.append(f"  · {r.not_due} not read: revisit not due, last verified status stands")
         if r.message:
             lines.append(f"  ! {r.message}")
     return "\n".join(lines)
@@ -56,6 +58,7 @@ def summary_table(reports: Sequence[Any]) -> str:
 def report_json(r: Any) -> dict[str, Any]:
     doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
     doc["seconds"] = round(r.seconds, 3)
+    doc["not_due"] = getattr(r, "not_due", 0)  # listed, not read (a kind read by need)
     return doc
 
 

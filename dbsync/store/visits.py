@@ -16,6 +16,8 @@ class Visits:
         def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
         def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
         def _transaction(self) -> Any: ...
+        def get_meta(self, key: str) -> str | None: ...
+        def set_meta(self, key: str, value: str) -> None: ...
 
         db: Any
 
@@ -62,15 +64,27 @@ class Visits:
                 count += cursor.rowcount
         return count
 
+    def record_full_read(self, kind: str, at: float) -> None:
+        """A cycle that started at `at` listed the kind completely and read every object due or not."""
+        self.set_meta(f"read_in_full:{kind}", repr(at))
+
     def oldest_verification(self, kind: str) -> float | None:
-        """When the least recently read live object of a kind read by need was read (None: none recorded)."""
+        """When the least recently read live object of the kind was read (None: never read in full, none recorded).
+
+        An object was read at its last visit or at the start of the last cycle that read the whole kind,
+        whichever is later; an object with neither was last read when it was written.
+        """
+        full = self.get_meta(f"read_in_full:{kind}")
+        floor = float(full) if full else 0.0
         row = self._row(
-            "SELECT MIN(v.verified_at) FROM visits v "
-            "JOIN resources r ON r.kind = v.kind AND r.source_key = v.source_key "
-            "WHERE v.kind = ? AND r.status != 'deleted'",
-            [kind],
+            "SELECT MIN(MAX(COALESCE(v.verified_at, r.last_synced_at, r.first_seen_at), ?)), COUNT(*) "
+            "FROM resources r LEFT JOIN visits v ON v.kind = r.kind AND v.source_key = r.source_key "
+            "WHERE r.kind = ? AND r.status != 'deleted'",
+            [floor, kind],
         )
-        return row[0] if row else None
+        if row is None or not row[1]:
+            return float(full) if full else None
+        return row[0]
 
     def keys_with_object_id(self, kind: str, object_id: int) -> list[str]:
         """Live rows of a kind whose source_meta names this workspace object id (an ACL row of a notebook)."""

@@ -277,6 +277,17 @@ def _replication(y: int) -> list[Builder]:
             "Target objects edited outside dbsync (drift: report keeps them, heal rewrites them).",
             bars=True,
         ),
+        _timeseries(
+            "RPO: staleness vs target by kind",
+            (0, y + 38, 24, 8),
+            [
+                _target(f"max by (kind) (dbsync_staleness_seconds{{{KIND}}})", "{{kind}}", "A"),
+                _target(f"max by (kind) (dbsync_staleness_target_seconds{{{KIND}}})", "{{kind}} target", "B"),
+            ],
+            "s",
+            "Recovery point: age of the oldest object of each kind not read on the source since, against the kind's "
+            "target (max_staleness, or its interval). Above the target for 15 min: DbsyncStalenessAboveTarget.",
+        ),
     ]
 
 
@@ -358,7 +369,7 @@ def dashboard() -> grafana.Dashboard:
         .with_variable(_variable("instance", "Instance", 'label_values(dbsync_cutover_state{job=~"$job"}, instance)'))
         .with_variable(_variable("kind", "Kind", f"label_values(dbsync_resources{{{TARGET}}}, kind)"))
     )
-    sections = (("Overview", 0, _overview), ("Replication", 5, _replication), ("Databricks API", 44, _api))
+    sections = (("Overview", 0, _overview), ("Replication", 5, _replication), ("Databricks API", 53, _api))
     number = 0
     for title, y, panels in sections:
         number += 1

@@ -1,0 +1,46 @@
+"""Revisit by need: which unchanged objects a cycle reads, their next visit, and the kind's staleness.
+
+A kind whose listing has no version hint (object ACLs) would read every object every cycle. With a
+`max_staleness` (its Declaration's freshness, or `kinds.<kind>.max_staleness`) an object is read when its
+revisit is due (dbsync/freshness.py), when its parent was written since (an ACL's notebook), or when an
+audit-log hint named it (dbsync/hints.py); the others keep the status they were last verified with.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dbsync import metrics
+from dbsync.context import SyncContext
+from dbsync.model import Prior, Resource
+from dbsync.registry import Kind
+
+# Statuses whose last verification stands until the object's revisit is due (the others are retried or applied).
+SETTLED = ("synced", "drifted", "partial", "skipped")
+
+
+def not_due(ctx: SyncContext, kind: Kind, stub: Resource, prior: Prior | None) -> bool:
+    """An unchanged object of a kind read by need, whose revisit has not come: left as last verified."""
+    if stub.version_hint is not None or prior is None or prior.status not in SETTLED:
+        return False
+    if ctx.settings.max_staleness(kind.name) <= 0:
+        return False
+    return not ctx.store.visit_due(kind.name, stub.key, kind.watcher.parent(stub), time.time())
+
+
+def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> None:
+    """Schedule the next read of an object of a kind read by need (sooner when it changed)."""
+    staleness = ctx.settings.max_staleness(kind.name)
+    if staleness <= 0 or resource.version_hint is not None:
+        return
+    cycle = ctx.settings.interval(kind.name)
+    ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
+
+
+def record_freshness(ctx: SyncContext, kind: Kind, read_in_full: bool, started_at: float) -> None:
+    """dbsync_staleness_seconds and its target; a complete cycle that skipped nothing verified the whole kind."""
+    if read_in_full:
+        ctx.store.record_full_read(kind.name, started_at)
+    metrics.set_oldest_verification(kind.name, ctx.store.oldest_verification(kind.name))
+    target = ctx.settings.max_staleness(kind.name) or ctx.settings.interval(kind.name)
+    metrics.STALENESS_TARGET.labels(kind.name).set(target)
