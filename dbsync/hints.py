@@ -2,8 +2,8 @@
 
 Read on `metastore.source_warehouse_id`, at most once per `audit_hints.interval`, from a checkpoint kept in the
 store (the newest `event_time` read). An ACL change (changeJobAcl, changeWorkspaceAcl ...) or a write to an object
-(importNotebook, jobs update ...) makes that object's ACL due now; the kinds named are returned so the daemon
-runs them soon. Best effort: a missing table, no permission, a failing warehouse or a lagging table only make
+(importNotebook, jobs update, updateDashboard ...) makes that object's ACL due now, and the object itself when
+its kind is read by need; the kinds named are returned so the daemon runs them soon. Best effort: a missing table, no permission, a failing warehouse or a lagging table only make
 dbsync slower, never wrong. The revisit schedule and the listings stay the safety net (a row delivered after a
 newer one was read is left to them).
 """
@@ -37,8 +37,17 @@ _ACL_ACTIONS = {
     "changeClusterPolicyAcl": "cluster-policies",
 }
 # request_params keys that name the object an event is about.
-_ID_PARAMS = ("resourceId", "job_id", "cluster_id", "instance_pool_id", "policy_id", "path", "notebookId")
-_SERVICES = ("notebook", "workspace", "jobs", "clusters", "instancePools", "clusterPolicies", "secrets")
+_ID_PARAMS = (
+    "resourceId",
+    "job_id",
+    "cluster_id",
+    "instance_pool_id",
+    "policy_id",
+    "path",
+    "notebookId",
+    "dashboard_id",
+)
+_SERVICES = ("notebook", "workspace", "jobs", "clusters", "instancePools", "clusterPolicies", "secrets", "dashboards")
 
 
 def enabled(ctx: SyncContext) -> bool:
@@ -128,7 +137,10 @@ def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
         keys = _acl_keys(ctx, acl_kind, owners, row_ids)
         if keys and ctx.store.hint_visits(acl_kind, keys, now):
             named.add(acl_kind)
-    named |= ctx.store.kinds_holding(sorted(ids))
+    holders = ctx.store.kinds_holding(sorted(ids))
+    for kind in holders:  # the objects themselves, for a kind read by need (dashboards with a max_staleness)
+        ctx.store.hint_visits(kind, sorted(ids), now)
+    named |= holders
     if named:
         log.info("audit-log hints: %d row(s) name %s", len(rows), ", ".join(sorted(named)))
     return named

@@ -8,7 +8,7 @@ without system tables enabled (TABLE_OR_VIEW_NOT_FOUND).
 Columns, service and action names follow the audit log system table reference (docs.databricks.com
 admin/system-tables/audit-logs: account_id ... event_id; request_params is a MAP<STRING, STRING>, which the
 statement API's JSON_ARRAY format carries as JSON text) and the audit log reference (services notebook,
-workspace, jobs, clusters, secrets; ACL changes changeJobAcl, changeClusterAcl, changeInstancePoolAcl,
+workspace, jobs, clusters, secrets, dashboards; ACL changes changeJobAcl, changeClusterAcl, changeInstancePoolAcl,
 changeClusterPolicyAcl, and changeWorkspaceAcl with `aclChangeResourceName` "<type>/<id>" for workspace
 objects). Where the reference is not precise (the exact parameters of each action) the row carries the ids a
 reader needs and nothing more.
@@ -53,6 +53,15 @@ Params = Callable[[Request, Any], dict[str, str] | None]
 _JOBS = re.compile(r"^/api/2\.[012]/jobs/(create|reset|update|delete)$")
 _CLUSTERS = re.compile(r"^/api/2\.[01]/clusters/(create|edit|delete|permanent-delete)$")
 _PERMISSIONS = re.compile(r"^/api/2\.0/permissions/(.+)/([^/]+)$")
+_DASHBOARDS = re.compile(r"^/api/2\.0/lakeview/dashboards(?:/([^/]+))?(/published)?$")
+# AI/BI dashboard writes (service "dashboards"): method (and /published) -> action.
+_DASHBOARD_ACTIONS = {
+    ("POST", False): "createDashboard",
+    ("PATCH", False): "updateDashboard",
+    ("DELETE", False): "trashDashboard",
+    ("POST", True): "publishDashboard",
+    ("DELETE", True): "unpublishDashboard",
+}
 _CLUSTER_ACTIONS = {"permanent-delete": "permanentDelete"}
 # Permissions API request type -> (service, action) of an ACL change; workspace objects share changeWorkspaceAcl.
 _ACL_ACTIONS = {
@@ -92,6 +101,9 @@ def event_for(method: str, path: str, req: Request, result: Any) -> tuple[str, s
         return "clusters", action, {"cluster_id": str(cluster_id)}
     if (match := _PERMISSIONS.match(path)) and method in ("PUT", "PATCH"):
         return _acl_event(match.group(1), match.group(2))
+    if (match := _DASHBOARDS.match(path)) and (method, bool(match.group(2))) in _DASHBOARD_ACTIONS:
+        dashboard_id = match.group(1) or (result or {}).get("dashboard_id")
+        return "dashboards", _DASHBOARD_ACTIONS[method, bool(match.group(2))], {"dashboard_id": str(dashboard_id)}
     return None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
+from databricks.sdk.service.dashboards import Dashboard
 from freezegun import freeze_time
 from test_revisit import ACL_GET, KINDS, _grant, _seed, _target_level
 
@@ -108,3 +109,19 @@ def test_the_daemon_runs_the_hinted_kind_next_not_at_its_interval(pair: Pair) ->
         assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() >= time.time() + 300
         daemon.run_group(("groups",))
         assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
+
+
+def test_a_dashboard_read_by_need_is_read_when_the_audit_log_names_it(pair: Pair) -> None:
+    """A kind read by need (dashboards with a max_staleness) gets its hinted object read at once, not the others."""
+    ids = [pair.src.lakeview.create(Dashboard(display_name=n, parent_path="/Shared")).dashboard_id for n in "abc"]
+    dashboard_get = "GET /api/2.0/lakeview/dashboards/{id}"
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair, kinds={"dashboards": {"max_staleness": HOUR}})
+        pair.sync(only=["dashboards"], **settings)
+        clock.tick(1)
+        pair.src.lakeview.update(ids[1] or "", Dashboard(display_name="b2"))
+        clock.tick(20)
+        pair.reset_stats()
+        pair.sync(only=["dashboards"], **settings)
+        assert endpoint_count(pair.source, dashboard_get) == 1
+        assert {d.display_name for d in pair.dst.lakeview.list()} == {"a", "b2", "c"}

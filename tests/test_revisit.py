@@ -12,6 +12,7 @@ from typing import Any
 
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
+from databricks.sdk.service.dashboards import Dashboard
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 from prometheus_client import REGISTRY
@@ -165,3 +166,21 @@ def test_staleness_is_exported_grows_between_cycles_and_stays_within_its_target(
         every_cycle = REGISTRY.get_sample_value("dbsync_staleness_seconds", {"kind": "notebooks"})
     assert max(seen) <= WINDOW and max(seen) > CYCLE, seen  # a sweep spread over the window, within it
     assert every_cycle == 0  # a kind read in full every cycle is as old as its last cycle
+
+
+def test_dashboards_are_read_by_need_only_when_configured(pair: Pair) -> None:
+    """The same schedule serves any kind without a version: dashboards, once `max_staleness` is set for them."""
+    for name in ("a", "b", "c"):
+        pair.src.lakeview.create(Dashboard(display_name=name, parent_path="/Shared"))
+    dashboard_get = "GET /api/2.0/lakeview/dashboards/{id}"
+    by_need = {"kinds": {"dashboards": {"max_staleness": WINDOW}}}
+
+    def reads(**settings: Any) -> int:
+        pair.reset_stats()
+        pair.sync(only=["dashboards"], **settings)
+        return endpoint_count(pair.source, dashboard_get)
+
+    with freeze_time("2026-12-05 00:00:00"):
+        assert reads() == 3 and reads() == 3  # the default: every dashboard every cycle
+        assert reads(**by_need) == 3  # no schedule yet: all due
+        assert reads(**by_need) == 0
