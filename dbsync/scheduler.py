@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
-from dbsync import metrics
+from dbsync import hints, metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
 from dbsync.engine import Engine, KindReport, replication_refusal
@@ -167,6 +167,21 @@ class Daemon:
                 name="+".join(group),
                 next_run_time=_at(now + interval),
             )
+        if hints.enabled(self.ctx):  # the audit log is read on its own clock, not only when a cycle starts
+            every = self.settings.audit_hints.interval
+            self.scheduler.add_job(self.poll_hints, IntervalTrigger(seconds=every), id="audit-hints", name="hints")
+
+    def poll_hints(self) -> None:
+        """Read the audit log between cycles; the groups of the kinds it names run next."""
+        with self._cycle_lock:
+            if self.stop.is_set() or replication_refusal(self.ctx.store.role):
+                return
+            try:
+                named = hints.read(self.ctx)
+            except Exception:  # best effort: a hint never stops the daemon; the cycles read on their schedule
+                log.exception("reading audit-log hints failed")
+                return
+        self._run_soon(named, ())
 
     def start(self) -> None:
         """Schedule replication; after a cutover, only serve metrics and say why /readyz fails.

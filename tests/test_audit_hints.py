@@ -125,3 +125,22 @@ def test_a_dashboard_read_by_need_is_read_when_the_audit_log_names_it(pair: Pair
         pair.sync(only=["dashboards"], **settings)
         assert endpoint_count(pair.source, dashboard_get) == 1
         assert {d.display_name for d in pair.dst.lakeview.list()} == {"a", "b2", "c"}
+
+
+def test_the_daemon_reads_the_audit_log_on_its_own_clock(pair: Pair) -> None:
+    """`dbsync serve` schedules a hints job every `audit_hints.interval`: no kind's cycle has to run first."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)
+        clock.tick(1)
+        _grant(pair, paths[6], iam.PermissionLevel.CAN_RUN)
+        clock.tick(20)
+        ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
+        daemon = Daemon(ctx)
+        daemon.schedule()
+        assert daemon.scheduler.get_job("audit-hints") is not None
+        daemon.poll_hints()
+        assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
+        daemon.run_group(("permissions",))
+        assert _target_level(pair, paths[6]) == "CAN_RUN"
