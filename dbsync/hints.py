@@ -3,9 +3,9 @@
 Read on `metastore.source_warehouse_id`, at most once per `audit_hints.interval`, from a checkpoint kept in the
 store (the newest `event_time` read). An ACL change (changeJobAcl, changeWorkspaceAcl ...) or a write to an object
 (importNotebook, jobs update, updateDashboard ...) makes that object's ACL due now, and the object itself when
-its kind is read by need; the kinds named are returned so the daemon runs them soon. Best effort: a missing table, no permission, a failing warehouse or a lagging table only make
-dbsync slower, never wrong. The revisit schedule and the listings stay the safety net (a row delivered after a
-newer one was read is left to them).
+its kind is read by need; the kinds named are returned so the daemon runs them soon. Best effort: a missing
+table, no permission, a failing warehouse or a lagging table only make dbsync slower, never wrong. The revisit
+schedule and the listings stay the safety net (a row delivered after a newer one was read is left to them).
 """
 
 from __future__ import annotations
@@ -81,7 +81,11 @@ def read(ctx: SyncContext, now: float | None = None) -> set[str]:
         store.delete_meta(UNAVAILABLE)
     if not rows:
         return set()
-    named = _apply(ctx, rows, now)
+    try:
+        named = _apply(ctx, rows, now)
+    except (KeyError, TypeError, ValueError) as err:  # a row shaped otherwise than documented: skipped, not fatal
+        _unavailable(ctx, f"unexpected audit row: {one_line(err)}")
+        named = set()
     store.set_meta(CHECKPOINT, max(str(r.get("event_time") or checkpoint) for r in rows))
     return named
 
