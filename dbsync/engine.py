@@ -81,7 +81,6 @@ class Engine:
     def __init__(
         self,
         ctx: SyncContext,
-        plan_only: bool = False,
         force_deletes: bool = False,
         retry_now: bool = True,
         progress: Progress | None = None,
@@ -90,7 +89,6 @@ class Engine:
         check_drift: bool = True,
     ) -> None:
         self.ctx = ctx
-        self.plan_only = plan_only
         self.force_deletes = force_deletes
         self.retry_now = retry_now  # `sync --once` retries errors at once; the daemon backs off
         self.progress = progress
@@ -98,6 +96,11 @@ class Engine:
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
+
+    @property
+    def plan_only(self) -> bool:
+        """A plan (`dbsync plan`, a context opened with dry_run): list, compare, write nothing."""
+        return self.ctx.dry_run
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None

@@ -58,7 +58,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     ctx = open_context(settings, dry_run=True)
     try:
-        reports = Engine(ctx, plan_only=True).cycle(kind_names(args))
+        reports = Engine(ctx).cycle(kind_names(args))
     finally:
         ctx.store.close()
     planned = [c for r in reports for c in r.planned]
