@@ -248,6 +248,8 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=8, ge=1, le=64)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: JSON lines unless stderr is a terminal (then one readable line per record); json / text to force.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
     retry_timeout_seconds: int = Field(default=120, ge=1)
     shutdown_timeout: float = Field(default=30, gt=0)

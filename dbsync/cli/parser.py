@@ -68,6 +68,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./dbsync.yaml if present)")
     parser.add_argument("--state-path", metavar="FILE", help="SQLite state store (overrides state_path)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)")
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        help="logs on stderr: json lines, readable text, or auto (text on a terminal, json otherwise; default)",
+    )
 
 
 def _kinds_arg(parser: argparse.ArgumentParser) -> None:
