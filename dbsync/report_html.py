@@ -278,7 +278,8 @@ def _item(
     name, target_key = known or (None, None)
     if reason and reason.get("name"):
         name = reason["name"]
-    link_key = (target_key or (key if kind in ("notebooks", "files", "directories") else None)) if on_target else key
+    same_key = declaration(kind).same_key_on_target
+    link_key = (target_key or (key if same_key else None)) if on_target else key
     note = f"{reason['status']} after {reason['attempts']} attempt(s): {reason['last_error'] or ''}" if reason else ""
     return Item(name or key, key, object_url(kind, host, link_key), note)
 
