@@ -129,6 +129,15 @@ def _differs(found: dict[str, Any], payload: dict[str, Any], fields: tuple[str, 
     return any((found.get(f) or defaults[f]) != (payload.get(f) or defaults[f]) for f in fields)
 
 
+def wait_for_schema(ctx: SyncContext, catalog: str, schema: str, what: str) -> None:
+    """Blocked while the schema is not on the target (a GET: a create refused there would still be a write)."""
+    if existing(lambda: ctx.target.client.schemas.get(f"{catalog}.{schema}")) is None:
+        raise Blocked(
+            f"{what} waits for schema {catalog}.{schema} on the target (the schemas kind creates it when its "
+            "catalog is in metastore.catalogs)"
+        )
+
+
 class VolumesReplicator(_UcReplicator):
     kind = "volumes"
 
@@ -136,25 +145,18 @@ class VolumesReplicator(_UcReplicator):
         check_blocked(change)
         payload, name = change.payload, change.key
         api = ctx.target.client.volumes
-        found = existing(lambda: api.get(name))
+        found = existing(lambda: api.read(name))
         check_metastore(change, found, f"volume {name}")
         if found is None:
-            try:
-                info = api.create(
-                    payload["catalog_name"],
-                    payload["schema_name"],
-                    payload["name"],
-                    VolumeType(payload["volume_type"]),
-                    comment=payload["comment"] or None,
-                    storage_location=payload["storage_location"],
-                ).as_dict()
-            except DatabricksError as err:
-                if err.error_code in ("SCHEMA_DOES_NOT_EXIST", "CATALOG_DOES_NOT_EXIST"):
-                    raise Blocked(
-                        f"waiting for schema {payload['catalog_name']}.{payload['schema_name']} on the target (the "
-                        "schemas kind creates it when its catalog is in metastore.catalogs)"
-                    ) from None
-                raise
+            wait_for_schema(ctx, payload["catalog_name"], payload["schema_name"], f"volume {name}")
+            info = api.create(
+                payload["catalog_name"],
+                payload["schema_name"],
+                payload["name"],
+                VolumeType(payload["volume_type"]),
+                comment=payload["comment"] or None,
+                storage_location=payload["storage_location"],
+            ).as_dict()
             adopted: bool | None = False
         else:
             immutable(f"volume {name}", "volume_type", payload["volume_type"], found.get("volume_type"))
@@ -197,7 +199,7 @@ class FunctionsReplicator(_UcReplicator):
             api.delete(name)  # the API cannot edit a function: dbsync's own copy is created again
             found = None
         if found is None:
-            found = self._create(api, payload, name)
+            found = self._create(ctx, api, payload, name)
             adopted = False
         owner = set_owner(
             ctx, lambda o: api.update(name, owner=o), f"function {name}", payload["owner"], found.get("owner")
@@ -205,13 +207,10 @@ class FunctionsReplicator(_UcReplicator):
         return applied(name, adopted, owner)
 
     @staticmethod
-    def _create(api: Any, payload: dict[str, Any], name: str) -> dict[str, Any]:
-        try:
-            return api.create(CreateFunction.from_dict(payload["definition"])).as_dict()
-        except DatabricksError as err:
-            if err.error_code in ("SCHEMA_DOES_NOT_EXIST", "CATALOG_DOES_NOT_EXIST"):
-                raise Blocked(f"waiting for the schema of function {name} on the target") from None
-            raise
+    def _create(ctx: SyncContext, api: Any, payload: dict[str, Any], name: str) -> dict[str, Any]:
+        info = payload["definition"]
+        wait_for_schema(ctx, info["catalog_name"], info["schema_name"], f"function {name}")
+        return api.create(CreateFunction.from_dict(info)).as_dict()
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         api = ctx.target.client.functions

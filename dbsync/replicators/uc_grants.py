@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.catalog import PermissionsChange
+from databricks.sdk.service.catalog import PermissionsChange, Privilege
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
@@ -38,9 +38,17 @@ def _changes(current: set[tuple[str, str]], wanted: set[tuple[str, str]]) -> dic
 
 def _patch(ctx: SyncContext, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]) -> None:
     body = [
-        PermissionsChange(principal=p, add=c["add"] or None, remove=c["remove"] or None) for p, c in changes.items()
+        PermissionsChange(principal=p, add=_privileges(c["add"]), remove=_privileges(c["remove"]))
+        for p, c in changes.items()
     ]
     ctx.target.client.grants.update(securable, full_name, changes=body)
+
+
+def _privileges(names: list[str]) -> list[Privilege] | None:
+    try:
+        return [Privilege(n) for n in names] or None
+    except ValueError as err:  # never dropped silently: a grant would be lost
+        raise Permanent(f"{err}: this databricks-sdk does not know the privilege; upgrade databricks-sdk") from None
 
 
 class UcGrantsReplicator(Replicator):
