@@ -134,7 +134,7 @@ class MetastoreSettings(_Strict):
 
     source_warehouse_id: str | None = None
     target_warehouse_id: str | None = None
-    # hive_metastore always exists; a Unity Catalog catalog must be created on the target by hand (its storage).
+    # hive_metastore always exists; a Unity Catalog catalog itself is the `catalogs` kind's (REST, storage root mapped).
     catalogs: list[str] = Field(default_factory=lambda: ["hive_metastore"], min_length=1)
 
     @field_validator("catalogs")

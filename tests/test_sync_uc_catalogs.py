@@ -14,6 +14,8 @@ import pytest
 from conftest import Pair
 from databricks.sdk.service import catalog as uc
 
+from dbsync_emulator.apis.sql import create_warehouse
+
 UC = ["storage_credentials", "external_locations", "connections", "catalogs", "volumes", "functions"]
 MAPPING = {"storage_urls": {"s3://prod-bucket/uc": "s3://dr-bucket/uc"}}
 PG_PASSWORD_VARIABLE = "DBSYNC_SECRET__CONNECTIONS__PG_PASSWORD"
@@ -160,3 +162,54 @@ def test_deletes_only_what_dbsync_created_and_never_a_managed_volume(source: Pai
     sync(pair)
     names = {c.name for c in pair.dst.catalogs.list()}
     assert "plain" not in names and {"main", "dr_only", "sales"} <= names
+
+
+def test_a_uc_catalog_is_created_over_rest_and_its_schemas_and_tables_follow_through_sql(source: Pair) -> None:
+    """The decided split: the catalog itself (storage root mapped) by the catalogs kind; its schemas, tables and
+    views by the SQL kinds once it is in metastore.catalogs; a volume waits for its schema, in the same run."""
+    pair = source
+    warehouses = {}
+    for side, handle in (("source", pair.source), ("target", pair.target)):
+        with handle.workspace.lock:
+            warehouses[side] = create_warehouse(handle.workspace, {"name": "dbsync", "cluster_size": "2X-Small"})
+    run = pair.src.statement_execution.execute_statement
+    run("CREATE TABLE sales.gold.orders (id BIGINT, amount DOUBLE)", warehouses["source"], wait_timeout="30s")
+    metastore = {
+        "source_warehouse_id": warehouses["source"],
+        "target_warehouse_id": warehouses["target"],
+        "catalogs": ["sales"],
+    }
+    reports = pair.sync(only=[*UC, "schemas", "tables"], mapping=MAPPING, metastore=metastore)
+    assert reports["schemas"].created >= 1 and reports["tables"].created == 1
+    assert pair.dst.catalogs.get("sales").storage_root == "s3://dr-bucket/uc/sales"
+    assert pair.dst.schemas.get("sales.gold").name == "gold"
+    assert pair.dst.volumes.read("sales.gold.reports").name == "reports"
+    assert statuses(pair, "volumes")["sales.gold.reports"] == ("synced", "created")
+
+
+def test_a_uc_schema_managed_location_is_mapped_or_blocked(source: Pair) -> None:
+    """A UC schema's MANAGED LOCATION follows mapping.storage_urls; one without an entry is never copied."""
+    pair = source
+    warehouses = {}
+    for side, handle in (("source", pair.source), ("target", pair.target)):
+        with handle.workspace.lock:
+            warehouses[side] = create_warehouse(handle.workspace, {"name": "dbsync", "cluster_size": "2X-Small"})
+    for statement in (
+        "CREATE SCHEMA sales.x MANAGED LOCATION 's3://prod-bucket/uc/x'",
+        "CREATE SCHEMA sales.y MANAGED LOCATION 's3://prod-bucket/legacy/y'",
+    ):
+        pair.src.statement_execution.execute_statement(statement, warehouses["source"], wait_timeout="30s")
+    metastore = {
+        "source_warehouse_id": warehouses["source"],
+        "target_warehouse_id": warehouses["target"],
+        "catalogs": ["sales"],
+    }
+    pair.sync(only=[*UC, "schemas"], mapping=MAPPING, metastore=metastore)
+    described = pair.dst.statement_execution.execute_statement(
+        "DESCRIBE SCHEMA EXTENDED sales.x", warehouses["target"], wait_timeout="30s"
+    )
+    rows = dict((r[0], r[1]) for r in (described.result.data_array or []) if described.result)
+    assert rows["Location"] == "s3://dr-bucket/uc/x"
+    assert statuses(pair, "schemas")["sales.y"][0] == "blocked"
+    assert "mapping.storage_urls" in messages(pair, "schemas", "sales.y")
+    assert "y" not in {s.name for s in pair.dst.schemas.list("sales")}
