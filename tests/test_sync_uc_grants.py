@@ -13,6 +13,8 @@ import pytest
 from conftest import Pair
 from databricks.sdk.service import catalog as uc
 
+from dbsync_emulator.apis.sql import create_warehouse
+
 KINDS = ["storage_credentials", "external_locations", "catalogs", "volumes", "uc_grants"]
 MAPPING = {"emails": {"@old.com": "@new.com"}, "storage_urls": {"s3://prod": "s3://dr"}}
 
@@ -116,3 +118,26 @@ def test_an_owner_missing_on_the_target_is_recorded_and_set_when_it_arrives(sour
     pair.dst.users.create(user_name="bob@new.com")
     sync(pair)
     assert pair.dst.catalogs.get("sales").owner == "bob@new.com"
+
+
+def test_a_uc_catalog_in_metastore_catalogs_has_its_grants_written_once(source: Pair) -> None:
+    """The catalog's grants are uc_grants' (REST); table_acls keeps its schemas' and tables' (SQL), no double."""
+    pair = source
+    warehouses = {}
+    for side, handle in (("source", pair.source), ("target", pair.target)):
+        with handle.workspace.lock:
+            warehouses[side] = create_warehouse(handle.workspace, {"name": "dbsync", "cluster_size": "2X-Small"})
+    metastore = {
+        "source_warehouse_id": warehouses["source"],
+        "target_warehouse_id": warehouses["target"],
+        "catalogs": ["sales"],
+    }
+    pair.sync(only=[*KINDS[:-1], "schemas", "table_acls", "uc_grants"], mapping=MAPPING, metastore=metastore)
+    ctx = pair.context()
+    try:
+        assert ctx.store.prior("table_acls", "catalog:sales") is None
+        assert ctx.store.prior("uc_grants", "catalog:sales") is not None
+        assert ctx.store.prior("table_acls", "schema:sales.default") is not None
+    finally:
+        ctx.store.close()
+    assert ("analysts", "USE_CATALOG") in grants(pair, "CATALOG", "sales")
