@@ -213,3 +213,19 @@ def test_a_uc_schema_managed_location_is_mapped_or_blocked(source: Pair) -> None
     assert statuses(pair, "schemas")["sales.y"][0] == "blocked"
     assert "mapping.storage_urls" in messages(pair, "schemas", "sales.y")
     assert "y" not in {s.name for s in pair.dst.schemas.list("sales")}
+
+
+def test_a_lost_store_adopts_everything_without_errors_or_writes(source: Pair) -> None:
+    """Names are unique per metastore: a fresh store finds each securable by name (no 409, no second copy)."""
+    pair = source
+    sync(pair)
+    for path in pair.state_path.parent.glob(pair.state_path.name + "*"):
+        path.unlink()
+    pair.reset_stats()
+    reports = sync(pair)
+    assert all(reports[k].errors == 0 for k in UC), {k: reports[k].message for k in UC}
+    writes = {k: v["count"] for k, v in pair.target.stats.document()["endpoints"].items() if not k.startswith("GET")}
+    assert writes == {}, writes
+    assert statuses(pair, "catalogs")["sales"] == ("synced", "adopted")
+    assert statuses(pair, "volumes")["sales.default.landing"] == ("synced", "adopted")
+    assert statuses(pair, "functions")["main.default.add_one"] == ("synced", "adopted")

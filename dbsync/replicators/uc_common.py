@@ -90,6 +90,18 @@ def delete_created(change: Delete, what: str, delete: Callable[[], object]) -> N
         raise
 
 
+def differs(found: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether the target securable differs from the body in a field the body sets (unset, "" and False alike)."""
+    for key, wanted in body.items():
+        current = found.get(key)
+        if isinstance(wanted, dict):
+            if not isinstance(current, dict) or differs(current, wanted):
+                return True
+        elif (current or None) != (wanted or None):
+            return True
+    return False
+
+
 def immutable(what: str, field: str, wanted: Any, current: Any) -> None:
     """A field the service cannot change in place differs: an error naming the fix, the target left as it is."""
     if wanted is not None and current is not None and wanted != current:

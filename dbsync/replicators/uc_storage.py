@@ -19,6 +19,7 @@ from dbsync.replicators.uc_common import (
     check_blocked,
     check_metastore,
     delete_created,
+    differs,
     existing,
     set_owner,
 )
@@ -47,7 +48,7 @@ class StorageCredentialsReplicator(Replicator):
             info = sdk_call(api.create, body, name=name).as_dict()
             adopted: bool | None = False
         else:
-            info = sdk_call(api.update, body, name=name).as_dict()
+            info = sdk_call(api.update, body, name=name).as_dict() if differs(found, body) else found
             adopted = True if change.target_key is None else None
         owner = set_owner(
             ctx, lambda o: api.update(name, owner=o), f"storage credential {name}", payload["owner"], info.get("owner")
@@ -76,7 +77,7 @@ class ExternalLocationsReplicator(Replicator):
             info = sdk_call(api.create, body, name=name).as_dict()
             adopted: bool | None = False
         else:
-            info = sdk_call(api.update, body, name=name).as_dict()
+            info = sdk_call(api.update, body, name=name).as_dict() if differs(found, body) else found
             adopted = True if change.target_key is None else None
         owner = set_owner(
             ctx, lambda o: api.update(name, owner=o), f"external location {name}", payload["owner"], info.get("owner")
