@@ -135,3 +135,16 @@ def test_only_what_dbsync_created_is_deleted(source: Pair) -> None:
     names = {loc.name for loc in pair.dst.external_locations.list()}
     assert "logs" not in names and {"lake", "dr-scratch"} <= names
     assert {c.name for c in pair.dst.storage_credentials.list()} >= {"cred", "dr-own"}
+
+
+def test_a_standby_in_the_primary_metastore_is_never_written(source: Pair) -> None:
+    """Two workspaces of one metastore see the same securables: adopting them would rewrite production's."""
+    pair = source
+    shared = pair.src.storage_credentials.get("cred").metastore_id
+    pair.target.workspace.metastore_id = shared  # the emulator's stand-in for a metastore assignment
+    pair.dst.storage_credentials.create(name="cred", aws_iam_role=uc.AwsIamRoleRequest(role_arn=PROD_ROLE))
+    pair.reset_stats()
+    reports = sync(pair)
+    assert reports["storage_credentials"].errors >= 1
+    assert "both workspaces use metastore" in last_error(pair, "storage_credentials", "cred")
+    assert pair.dst.storage_credentials.get("cred").aws_iam_role.role_arn == PROD_ROLE  # untouched
