@@ -129,6 +129,13 @@ def test_catalogs_volumes_functions_and_connections_are_created(source: Pair, mo
     assert pair.dst.catalogs.get("pgcat").connection_name == "pg"
     assert "pg-secret-1" not in pair.state_path.read_bytes().decode("utf-8", "replace")
 
+    # A password rotated in the values source is a change: the connection is updated with it.
+    monkeypatch.setenv(PG_PASSWORD_VARIABLE, "pg-secret-2")
+    reports = sync(pair, secrets={"values_from": "env"})
+    assert reports["connections"].updated == 1
+    with pair.target.workspace.lock:
+        assert pair.target.workspace.table("uc_connections")["pg"]["options"]["password"] == "pg-secret-2"
+
 
 def test_no_change_cycle_writes_nothing_and_changes_are_applied(source: Pair) -> None:
     pair = source

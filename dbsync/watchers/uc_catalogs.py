@@ -79,8 +79,6 @@ class ConnectionsWatcher(UcWatcher):
     declaration = Declaration(interval=600, link="{host}/explore/connections/{key}")
 
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
-        if ws.side == "source":
-            hmac_key(ctx)  # made here, on the thread that owns the store
         return (info.as_dict() for info in ws.client.connections.list())
 
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
@@ -98,13 +96,13 @@ class ConnectionsWatcher(UcWatcher):
             "secrets": {},
             BLOCKED: None,
         }
-        if ws.side != "source":
+        needed = secret_options(kind, readable)
+        if ws.side != "source" or not needed:
             return payload  # the target's secrets are never read
-        key = hmac_key(ctx)
+        key = hmac_key(ctx)  # listing runs on the thread that owns the store, where the key may be made
         try:
             payload["secrets"] = {
-                o: value_hmac(key, SCOPE, secret_key(name, o), read_secret(ctx, name, o))
-                for o in secret_options(kind, readable)
+                o: value_hmac(key, SCOPE, secret_key(name, o), read_secret(ctx, name, o)) for o in needed
             }
         except DbsyncError as err:  # Blocked, or a value missing from the file or environment
             payload[BLOCKED] = str(err)
