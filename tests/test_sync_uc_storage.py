@@ -13,6 +13,8 @@ import pytest
 from conftest import Pair
 from databricks.sdk.service import catalog as uc
 
+from dbsync.report import validate
+
 KINDS = ["storage_credentials", "external_locations"]
 PROD_ROLE = "arn:aws:iam::111111111111:role/uc-prod"
 DR_ROLE = "arn:aws:iam::222222222222:role/uc-dr"
@@ -148,3 +150,19 @@ def test_a_standby_in_the_primary_metastore_is_never_written(source: Pair) -> No
     assert reports["storage_credentials"].errors >= 1
     assert "both workspaces use metastore" in last_error(pair, "storage_credentials", "cred")
     assert pair.dst.storage_credentials.get("cred").aws_iam_role.role_arn == PROD_ROLE  # untouched
+
+
+def test_validate_lists_blocked_securables_as_manual_actions_and_is_not_ready(source: Pair) -> None:
+    """What a person must do (add a mapping, create a credential) is in the report; the standby is not ready."""
+    pair = source
+    sync(pair)
+    ctx = pair.context(mapping=MAPPING)
+    try:
+        report = validate(ctx, KINDS)
+    finally:
+        ctx.store.close()
+    actions = {(a["kind"], a["key"]): a["action"] for a in report.manual_actions}
+    assert "mapping.storage_urls" in actions[("external_locations", "raw")]
+    assert "create it on the target by hand" in actions[("storage_credentials", "azsp")]
+    assert not report.ready_for_cutover
+    assert any("blocked" in reason for reason in report.reasons), report.reasons
