@@ -59,7 +59,7 @@ def source(pair: Pair) -> Pair:
 
 def test_grants_and_owner_are_copied_with_principals_mapped(source: Pair) -> None:
     pair = source
-    pair.dst.catalogs.create(name="sales")  # the DR team's catalog: adopted, its stray grant removed
+    pair.dst.catalogs.create(name="sales")  # the DR team's catalog: adopted, its own grant kept
     add(pair.dst, "CATALOG", "sales", "analysts", uc.Privilege.MODIFY)
     reports = sync(pair)
     assert pair.dst.catalogs.get("sales").owner == "ana@new.com"  # a UC owner is copied
@@ -67,6 +67,7 @@ def test_grants_and_owner_are_copied_with_principals_mapped(source: Pair) -> Non
         ("analysts", "USE_CATALOG"),
         ("analysts", "SELECT"),
         ("ana@new.com", "CREATE_SCHEMA"),
+        ("analysts", "MODIFY"),
     }
     assert grants(pair, "EXTERNAL_LOCATION", "lake") == {("analysts", "READ_FILES")}
     assert grants(pair, "STORAGE_CREDENTIAL", "cred") == {("ana@new.com", "CREATE_EXTERNAL_LOCATION")}
@@ -88,6 +89,14 @@ def test_grants_and_owner_are_copied_with_principals_mapped(source: Pair) -> Non
     pair.dst.groups.create(display_name="ghosts")
     sync(pair)
     assert ("ghosts", "USE_CATALOG") in grants(pair, "CATALOG", "sales")
+
+    # On the adopted catalog, a grant dbsync added goes when the source revokes it; the target's own stays.
+    pair.src.grants.update(
+        "CATALOG", "sales", changes=[uc.PermissionsChange(principal="analysts", remove=[uc.Privilege.SELECT])]
+    )
+    sync(pair)
+    assert ("analysts", "SELECT") not in grants(pair, "CATALOG", "sales")
+    assert ("analysts", "MODIFY") in grants(pair, "CATALOG", "sales")
 
 
 def test_a_source_grant_change_and_an_owner_change_follow(source: Pair) -> None:

@@ -1,11 +1,12 @@
 """Unity Catalog grants on the target: one PATCH of the differences (`changes: [{principal, add, remove}]`).
 
 The target's direct grants are read (GET), what the source does not have is removed and what it lacks added,
-so a grant someone gave on the standby that the source does not have is removed too (the grants of a
-replicated securable follow the source, as object ACLs do). A principal the target lacks makes the service
-refuse the whole PATCH (404 PRINCIPAL_DOES_NOT_EXIST): the changes are then sent one principal at a time, the
-missing ones skipped and recorded (`principals_missing: skip`, the grant is `partial` and applied once the
-target has them) or the change fails (`fail`).
+so on a securable dbsync created the grants follow the source exactly. On one it adopted, a grant the target
+had that the source lacks is kept (noted): only grants dbsync added before are removed there.
+
+A principal the target lacks makes the service refuse the whole PATCH (404 PRINCIPAL_DOES_NOT_EXIST): the
+changes are then sent one principal at a time, the missing ones skipped and recorded (`principals_missing:
+skip`, the grant is `partial` and applied once the target has them) or the change fails (`fail`).
 """
 
 from __future__ import annotations
@@ -26,14 +27,23 @@ from dbsync.replicators.uc_common import PRINCIPAL_MISSING
 from dbsync.watchers.uc_grants import read_grants
 
 
-def _changes(current: set[tuple[str, str]], wanted: set[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
-    """{principal: {"add": [...], "remove": [...]}} turning `current` into `wanted`."""
+def _changes(adds: set[tuple[str, str]], removes: set[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
+    """{principal: {"add": [...], "remove": [...]}} of the grants to add and to remove."""
     out: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"add": [], "remove": []})
-    for principal, privilege in sorted(wanted - current):
+    for principal, privilege in sorted(adds):
         out[principal]["add"].append(privilege)
-    for principal, privilege in sorted(current - wanted):
+    for principal, privilege in sorted(removes):
         out[principal]["remove"].append(privilege)
     return dict(out)
+
+
+def _removable(change: Upsert, extra: set[tuple[str, str]]) -> tuple[set[tuple[str, str]], int]:
+    """(grants to remove, how many are kept): on an adopted securable only those dbsync added before go."""
+    if not change.payload.get("adopted"):
+        return extra, 0
+    previous = (change.prior.payload or {}) if change.prior else {}
+    ours = {(p, privilege) for p, privilege in previous.get("grants") or []}
+    return extra & ours, len(extra - ours)
 
 
 def _patch(ctx: SyncContext, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]) -> None:
@@ -64,12 +74,15 @@ class UcGrantsReplicator(Replicator):
             if is_gone(err):
                 raise Blocked(f"waiting for {securable.lower()} {full_name} to be on the target") from None
             raise
-        changes = _changes(current, {(p, privilege) for p, privilege in payload["grants"]})
+        wanted = {(p, privilege) for p, privilege in payload["grants"]}
+        removes, kept = _removable(change, current - wanted)
+        note = f"kept {kept} grant(s) the adopted {securable.lower()} had on the target" if kept else None
+        changes = _changes(wanted - current, removes)
         if not changes:
-            return Applied(change.key)
+            return Applied(change.key, note=note)
         try:
             _patch(ctx, securable, full_name, changes)
-            return Applied(change.key)
+            return Applied(change.key, note=note)
         except DatabricksError as err:
             if err.error_code != PRINCIPAL_MISSING:
                 raise

@@ -13,6 +13,9 @@ A separate kind rather than part of each securable's payload: the grants need a 
 target's principal lacks leaves only the grant `partial` (never the securable), and the securable kinds keep
 their no-change cycle at the listing calls.
 
+On a securable dbsync adopted (the DR team's own `main`, a credential made by hand), a grant the target had
+that the source lacks is kept: only grants dbsync itself added (the previous payload's) are ever removed there.
+
 The payload also carries the fingerprint of the securable's own payload: a function or catalog created again on
 the target (which drops its grants) gets its grants compared again.
 """
@@ -68,7 +71,12 @@ class UcGrantsWatcher(Watcher):
                     continue
                 definition = prior.fingerprint if prior.status in ("synced", "partial") else None
                 key = f"{securable.lower()}:{prior.key}"
-                meta = {"securable": securable, "full_name": prior.key, "definition": definition}
+                meta = {
+                    "securable": securable,
+                    "full_name": prior.key,
+                    "definition": definition,
+                    "adopted": prior.origin != "created",
+                }
                 yield Resource(self.kind, key, prior.key, None, source_meta=meta)
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
@@ -79,7 +87,9 @@ class UcGrantsWatcher(Watcher):
             raise RetryLater(
                 f"cannot read the grants of {securable.lower()} {full_name} on the {ws.side}: {err}"
             ) from None
-        stub.payload = self.normalize(ctx, securable, full_name, rows, stub.source_meta.get("definition"))
+        meta = stub.source_meta
+        stub.payload = self.normalize(ctx, securable, full_name, rows, meta.get("definition"))
+        stub.payload["adopted"] = bool(meta.get("adopted"))
         return stub
 
     @staticmethod
