@@ -236,3 +236,15 @@ def test_a_lost_store_adopts_everything_without_errors_or_writes(source: Pair) -
     assert statuses(pair, "catalogs")["sales"] == ("synced", "adopted")
     assert statuses(pair, "volumes")["sales.default.landing"] == ("synced", "adopted")
     assert statuses(pair, "functions")["main.default.add_one"] == ("synced", "adopted")
+
+
+def test_a_storage_root_that_would_move_is_an_error_naming_the_fix(source: Pair) -> None:
+    """A catalog's storage root cannot change in place: a new mapping leaves the target catalog as it is."""
+    pair = source
+    sync(pair)
+    moved = {"storage_urls": {"s3://prod-bucket/uc": "s3://dr2-bucket/uc"}}
+    pair.src.catalogs.update("sales", comment="touched")  # a change, so the catalog is written again
+    reports = sync(pair, mapping=moved)
+    assert reports["catalogs"].errors == 1
+    assert "cannot be changed in place" in messages(pair, "catalogs", "sales")
+    assert pair.dst.catalogs.get("sales").storage_root == "s3://dr-bucket/uc/sales"

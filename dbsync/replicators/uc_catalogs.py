@@ -29,6 +29,7 @@ from dbsync.replicators.uc_common import (
     check_blocked,
     check_metastore,
     delete_created,
+    differs,
     existing,
     immutable,
     set_owner,
@@ -72,7 +73,10 @@ class ConnectionsReplicator(_UcReplicator):
         owner = set_owner(
             ctx, lambda o: api.update(name, options, owner=o), f"connection {name}", payload["owner"], info.get("owner")
         )
-        return applied(name, False if found is None else (True if change.target_key is None else None), owner)
+        notes = []
+        if found is not None and differs(found, {"comment": payload["comment"], "properties": payload["properties"]}):
+            notes.append("the API cannot change a connection's comment or properties: the target keeps its own")
+        return applied(name, False if found is None else (True if change.target_key is None else None), owner, notes)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         api = ctx.target.client.connections
