@@ -71,6 +71,12 @@ class MappingSettings(_Strict):
     aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
     # direction: reverse rewrites ARNs back to the old primary's account (`dbsync reverse` prints it).
     reverse_aws_account_id: str | None = None
+    # Unity Catalog: storage URL prefixes source → target ("s3://prod-bucket": "s3://dr-bucket"), for external
+    # locations, catalog storage roots and external volumes. A URL with no entry is never copied (blocked).
+    storage_urls: dict[str, str] = Field(default_factory=dict)
+    # Unity Catalog: cloud identities of storage credentials source → target (IAM role ARNs, access connector
+    # ids), exact or by prefix; an identity with no entry is kept as it is.
+    cloud_identities: dict[str, str] = Field(default_factory=dict)
 
 
 class SecretsSettings(_Strict):
@@ -128,7 +134,7 @@ class MetastoreSettings(_Strict):
 
     source_warehouse_id: str | None = None
     target_warehouse_id: str | None = None
-    # hive_metastore always exists; a Unity Catalog catalog must be created on the target by hand (its storage).
+    # hive_metastore always exists; a Unity Catalog catalog itself is the `catalogs` kind's (REST, storage root mapped).
     catalogs: list[str] = Field(default_factory=lambda: ["hive_metastore"], min_length=1)
 
     @field_validator("catalogs")
@@ -390,6 +396,8 @@ def reversed_settings(settings: Settings) -> Settings:
         principals=_invert("mapping.principals", mapping.principals, fold_case=False),
         aws_account_id=mapping.reverse_aws_account_id,
         reverse_aws_account_id=mapping.aws_account_id,
+        storage_urls=_invert("mapping.storage_urls", mapping.storage_urls, fold_case=False),
+        cloud_identities=_invert("mapping.cloud_identities", mapping.cloud_identities, fold_case=False),
     )
     update: dict[str, object] = {"source": settings.target, "target": settings.source, "mapping": inverted}
     metastore = getattr(settings, "metastore", None)

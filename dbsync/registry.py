@@ -50,12 +50,22 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("workspace_conf", "workspace_settings"),
     ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),
+    # Unity Catalog securables over REST: a location needs its credential, a catalog its location (storage root)
+    # or connection (foreign catalog); all before the schemas SQL creates in those catalogs.
+    ("storage_credentials", "uc_storage"),
+    ("external_locations", "uc_storage"),
+    ("connections", "uc_catalogs"),
+    ("catalogs", "uc_catalogs"),
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
     ("views", "metastore"),
     # Grants after the objects they are on (and after the principals they name).
     ("table_acls", "table_acls"),
+    # Unity Catalog volumes and functions live in schemas (made by the schemas kind); grants after every securable.
+    ("volumes", "uc_catalogs"),
+    ("functions", "uc_catalogs"),
+    ("uc_grants", "uc_grants"),
 )
 
 KIND_NAMES: tuple[str, ...] = tuple(name for name, _ in _ORDER)

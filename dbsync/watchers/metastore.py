@@ -44,6 +44,7 @@ from sqlglot.errors import SqlglotError
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, Permanent, RetryLater
+from dbsync.mapping import StorageMap
 from dbsync.model import Resource
 from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, qualified, runner
@@ -312,8 +313,25 @@ class SchemasWatcher(_MetastoreWatcher):
         described = describe_schema(ctx, ws, catalog, schema)
         if described is None:
             raise RetryLater(f"schema {stub.key} disappeared from the {ws.side} while it was read")
-        stub.payload = described
+        stub.payload = uc_schema_location(ctx, described)
         return stub
+
+
+def uc_schema_location(ctx: SyncContext, described: dict[str, Any]) -> dict[str, Any]:
+    """A Unity Catalog schema's managed location through mapping.storage_urls; unmapped: blocked, never copied."""
+    location = described.get("location")
+    if described["catalog"] == HIVE_METASTORE or not location:
+        return described
+    target = StorageMap(ctx.settings.mapping).url(location)
+    if target is not None:
+        return {**described, "location": target}
+    name = key_of(described["catalog"], described["schema"])
+    return {
+        **described,
+        "location": None,
+        "blocked": f"schema {name}'s managed location {location} has no mapping.storage_urls entry: add the "
+        "target's storage for it (nothing is created that would point at the source's storage)",
+    }
 
 
 class RelationsWatcher(_MetastoreWatcher):
