@@ -38,6 +38,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("notebooks", "workspace_objects"),
     ("files", "workspace_objects"),
     ("repos", "repos"),
+    # Pipelines after the notebooks, policies and pools they name; before the jobs whose pipeline_task runs them.
+    ("pipelines", "pipelines"),
     ("jobs", "jobs"),
     ("secret_scopes", "secrets"),
     ("secrets", "secrets"),
