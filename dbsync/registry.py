@@ -23,6 +23,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("service_principals", "identities"),
     ("users", "identities"),
     ("group_members", "identities"),
+    # Destinations before the jobs (webhook_notifications) and alerts that notify them.
+    ("notification_destinations", "notification_destinations"),
     ("cluster_policies", "cluster_policies"),
     ("instance_pools", "instance_pools"),
     # Global init scripts run on every cluster start: in place before any cluster could start.

@@ -93,14 +93,24 @@ def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
     pipeline = task.get("pipeline_task")
     if pipeline and pipeline.get("pipeline_id") and _replicated(ctx, "pipelines", pipeline["pipeline_id"]):
         pipeline["pipeline_id"] = ref("pipelines", pipeline["pipeline_id"])
+    _webhooks(ctx, task.get("webhook_notifications"))
     for_each = task.get("for_each_task")
     if for_each and for_each.get("task"):
         for_each["task"] = _normalize_task(ctx, for_each["task"])
     return task
 
 
+def _webhooks(ctx: SyncContext, notifications: dict[str, Any] | None) -> None:
+    """A job's or task's webhook_notifications name notification destinations by id: Refs when replicated."""
+    for targets in (notifications or {}).values():
+        for target in targets if isinstance(targets, list) else []:
+            if target.get("id") and _replicated(ctx, "notification_destinations", target["id"]):
+                target["id"] = ref("notification_destinations", target["id"])
+
+
 def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, Any]:
     payload = copy.deepcopy(settings)
+    _webhooks(ctx, payload.get("webhook_notifications"))
     for field in TRIGGER_FIELDS:
         if payload.get(field):
             payload[field].pop("pause_status", None)

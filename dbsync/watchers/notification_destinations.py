@@ -1,0 +1,92 @@
+"""Notification destinations (email, Slack, webhook, Microsoft Teams, PagerDuty) that jobs and alerts notify.
+
+The listing has id, name and type only, so each source destination is read every cycle (one GET) and
+compared by fingerprint. The service never answers a destination's secrets (webhook URLs, tokens, keys,
+passwords: "[Input-Only]" in the API, read back as `<field>_set` flags), so they cannot be copied from
+the source: they come from `secrets.values_from` `env` or `file`, as the pseudo-scope
+`notification_destinations` with the key `<display name>/<field>` (variable
+`DBSYNC_SECRET__NOTIFICATION_DESTINATIONS__<NAME>_<FIELD>`). The payload keeps the readable config and
+an HMAC of each secret value (a value rotated there is a change); the values themselves are read again
+when a destination is written, and never reach the store. Without such a source a destination with a
+secret is `blocked` with the variable to set; an email destination needs none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError, NotFound
+
+from dbsync import secret_values
+from dbsync.context import SyncContext
+from dbsync.declaration import Declaration
+from dbsync.errors import Blocked, ListingError, RetryLater
+from dbsync.model import Resource, fingerprint
+from dbsync.secret_values import SecretValue, env_name, hmac_key, value_hmac
+from dbsync.watchers.base import Watcher
+from dbsync.workspace import Workspace
+
+PAGE_SIZE = 100
+SCOPE = "notification_destinations"  # the pseudo-scope of destination secrets in secrets.values_from
+SET_SUFFIX = "_set"  # GET answers `url_set: true` for a secret field it will not show
+
+
+def secret_key(display_name: str, field: str) -> str:
+    """The key of one destination secret in the values source: `<display name>/<field>`."""
+    return f"{display_name}/{field}"
+
+
+def secret_fields(config: dict[str, Any]) -> list[str]:
+    """The secret fields a destination has set (from the `<field>_set` flags of a GET)."""
+    return sorted(k[: -len(SET_SUFFIX)] for k, v in config.items() if k.endswith(SET_SUFFIX) and v)
+
+
+def read_secret(ctx: SyncContext, display_name: str, field: str) -> SecretValue:
+    """One destination secret from `secrets.values_from` (env or file); Blocked naming the setting otherwise."""
+    source = secret_values.value_source(ctx)
+    key = secret_key(display_name, field)
+    if not source.local:
+        raise Blocked(
+            f"the {field} of notification destination {display_name!r} cannot be read from the API: set "
+            f"secrets.values_from to env ({env_name(SCOPE, key)}) or file ({SCOPE}: {{{key}: ...}})"
+        )
+    return source.read(ctx, SCOPE, key)
+
+
+class NotificationDestinationWatcher(Watcher):
+    kind = "notification_destinations"
+    declaration = Declaration(interval=600)
+
+    def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        if ws.side == "source":
+            hmac_key(ctx)  # made here, on the thread that owns the store, before fetches in the workers read it
+        try:
+            for item in ws.client.notification_destinations.list(page_size=PAGE_SIZE):
+                listed = item.as_dict()
+                # No version in the listing: None makes the engine read each source destination.
+                hint = None if ws.side == "source" else fingerprint(listed)
+                yield Resource(self.kind, listed.get("id", ""), listed.get("display_name", ""), hint)
+        except DatabricksError as err:
+            raise ListingError(f"{ws.side}: cannot list notification destinations: {err}") from err
+
+    def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
+        try:
+            got = ws.client.notification_destinations.get(stub.key).as_dict()
+        except NotFound:
+            raise RetryLater(f"notification destination {stub.key} disappeared from the source") from None
+        name = got.get("display_name") or ""
+        ((config_key, config),) = (got.get("config") or {"email": {}}).items()
+        readable = {k: v for k, v in config.items() if not k.endswith(SET_SUFFIX)}
+        if config_key == "email":
+            readable["addresses"] = [ctx.principals.user(a) for a in readable.get("addresses") or []]
+        key = hmac_key(ctx)
+        hashes = {
+            f: value_hmac(key, SCOPE, secret_key(name, f), read_secret(ctx, name, f)) for f in secret_fields(config)
+        }
+        stub.payload = {"display_name": name, "type": config_key, "config": readable, "secrets": hashes}
+        return stub
+
+
+def watcher_for(kind: str) -> NotificationDestinationWatcher:
+    return NotificationDestinationWatcher()
