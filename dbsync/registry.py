@@ -51,6 +51,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("dashboards", "dashboards"),
     ("mlflow_experiments", "mlflow_objects"),
     ("registered_models", "mlflow_objects"),
+    # Endpoints after the registered models (and secret scopes) they serve and read.
+    ("serving_endpoints", "serving_endpoints"),
     ("workspace_conf", "workspace_settings"),
     ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),
