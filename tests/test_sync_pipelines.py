@@ -21,6 +21,7 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.store import Store
+from dbsync_emulator.apis import scim
 
 NOTEBOOK = "/Users/ana@old.example/dlt/bronze"
 MAPPED_NOTEBOOK = "/Users/ana@new.example/dlt/bronze"
@@ -192,3 +193,22 @@ def test_cutover_starts_exactly_the_continuous_pipelines_and_rollback_restores_b
     assert _running(pair.dst) == set() and _target(pair, "orders-stream").spec.continuous is False
     assert _running(pair.src) == {"orders-stream"}
     assert pair.src.pipelines.get(source_stream or "").spec.continuous is True
+
+
+def test_the_owner_set_by_the_permissions_kind_is_not_drift(pair: Pair) -> None:
+    """The target copy's owner (and so its `run_as_user_name`) follows the source's IS_OWNER through the
+    permissions kind, after the pipelines kind recorded its baseline: that is dbsync's write, not a hand edit."""
+    for handle in (pair.source, pair.target):
+        with handle.workspace.lock:
+            scim.create_user(handle.workspace, "bob@example.com", "Bob")
+    _notebook(pair.src, NOTEBOOK)
+    pipeline_id = _pipeline(pair.src, "orders", continuous=False)
+    owner = dlt.PipelineAccessControlRequest(
+        user_name="bob@example.com", permission_level=dlt.PipelinePermissionLevel.IS_OWNER
+    )
+    pair.src.pipelines.set_permissions(pipeline_id, access_control_list=[owner])
+    pair.sync(only=["pipelines", "permissions"])
+    assert _target(pair, "orders").run_as_user_name == "bob@example.com"
+
+    reports = pair.sync(only=["pipelines", "permissions"])
+    assert reports["pipelines"].drifted == 0

@@ -111,10 +111,9 @@ class PipelineWatcher(Watcher):
         try:
             for status in ws.client.pipelines.list_pipelines(max_results=PAGE_SIZE):
                 listed = status.as_dict()
-                # No version in the source listing: None makes the engine read each pipeline. On the target
-                # the name and owner are what a hand edit is likely to touch without a GET.
-                stable = {k: listed.get(k) for k in ("name", "creator_user_name", "run_as_user_name")}
-                hint = None if ws.side == "source" else fingerprint(stable)
+                # No version in the source listing: None makes the engine read each pipeline. On the target the
+                # name is the one stable field (its owner follows the permissions kind, its state the clock).
+                hint = None if ws.side == "source" else fingerprint({"name": listed.get("name")})
                 yield Resource(self.kind, listed.get("pipeline_id", ""), listed.get("name", ""), hint)
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list pipelines: {err}") from err

@@ -77,10 +77,17 @@ def endpoint_tags(tags: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in sorted(kept.items())]
 
 
-def _stable(listed: dict[str, Any]) -> dict[str, Any]:
-    """The listing without its deployment state: the version hint (a deployment finishing is no change)."""
+def _stable(listed: dict[str, Any], with_config: bool) -> dict[str, Any]:
+    """The listing without its deployment state: the version hint (a deployment finishing is no change).
+
+    The served entities listed appear only once a deployment is done: on the source they make a finished
+    deployment one more read (no write); on the target they are left out, so it never looks like drift.
+    """
     out = {k: v for k, v in listed.items() if k not in ("state", "tags")}
     out["tags"] = endpoint_tags(listed.get("tags"))
+    if not with_config:
+        out.pop("config", None)
+        return out
     for key in ENTITY_FIELDS:
         entities = (out.get("config") or {}).get(key)
         if entities:
@@ -99,7 +106,13 @@ class ServingEndpointWatcher(Watcher):
                 listed = endpoint.as_dict()
                 name = listed.get("name", "")
                 meta = {ENDPOINT_ID: listed.get("id")}
-                yield Resource(self.kind, name, name, fingerprint(_stable(listed)), source_meta=meta)
+                yield Resource(
+                    self.kind,
+                    name,
+                    name,
+                    fingerprint(_stable(listed, with_config=ws.side == "source")),
+                    source_meta=meta,
+                )
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list serving endpoints: {err}") from err
 
