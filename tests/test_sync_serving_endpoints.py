@@ -11,6 +11,7 @@ from __future__ import annotations
 from conftest import Pair
 from databricks.sdk.service import serving
 
+from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.store import Store
 from dbsync_emulator import EmulatorHandle
 
@@ -138,3 +139,30 @@ def test_a_lost_store_finds_its_own_endpoint_and_keeps_the_teams(pair: Pair) -> 
     origins = {p.key: p.origin for p in store.priors("serving_endpoints")}
     store.close()
     assert origins == {"churn-endpoint": "created", "dr-only": "adopted"}
+
+
+def test_cutover_gives_the_new_primary_the_source_scaling_and_rollback_scales_it_to_zero_again(pair: Pair) -> None:
+    _seed(pair)
+    ready = {"identities": {"create_users": True}}
+    pair.sync(**ready)
+    assert _entities(_target(pair))[0].scale_to_zero_enabled is True
+    _finish_deployments(pair.source)
+    _finish_deployments(pair.target)
+
+    ctx = open_cutover_context(pair.settings(**ready))
+    lines = Runbook(ctx).plan()
+    ctx.store.close()
+    assert any(
+        "1 serving endpoint(s) given the source's scaling" in line and "churn-endpoint" in line for line in lines
+    )
+
+    ctx = open_cutover_context(pair.settings(**ready))
+    Runbook(ctx).run()
+    ctx.store.close()
+    assert _entities(_target(pair))[0].scale_to_zero_enabled is False, "served warm, as on the source"
+
+    _finish_deployments(pair.target)
+    ctx = open_cutover_context(pair.settings(**ready))
+    Runbook(ctx).rollback()
+    ctx.store.close()
+    assert _entities(_target(pair))[0].scale_to_zero_enabled is True, "a standby again: scaled to zero"

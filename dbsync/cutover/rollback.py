@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dbsync.cutover import pipelines
+from dbsync.cutover import endpoints, pipelines
 from dbsync.cutover.common import JOBS, RUN_ROW, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs
 from dbsync.cutover.plan import Restorer, repause_items
 from dbsync.roles import StoreRole
@@ -45,7 +45,8 @@ def rollback(book: Runbook) -> dict[str, Any]:
     failures = [m for w in (writes, more) for side in ("source", "target") for _, m in w.failed[side]]
     failures += restore.kept
     result["pipelines_restored"], pipeline_failures = pipelines.rollback(book, result["missing"])
-    failures += pipeline_failures
+    result["endpoints_scaled_to_zero"], endpoint_failures = endpoints.rollback(book)
+    failures += pipeline_failures + endpoint_failures
     if failures:
         raise CutoverError(
             f"rollback: {len(failures)} job(s) not restored, e.g. {failures[0]}. Fix that, then run "

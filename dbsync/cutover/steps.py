@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync.cutover import pipelines, plan, render
+from dbsync.cutover import endpoints, pipelines, plan, render
 from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
 from dbsync.cutover.pair import last_sync_age
 from dbsync.engine import Engine
@@ -129,10 +129,11 @@ def unpause_target(book: Runbook) -> Result:
     book.settle(TARGET_ROW, counts.pop("settled"), "unpaused")
     failed = [message for _, message in book.write_jobs("target", todo, "UNPAUSED").failed["target"]]
     started, pipeline_failures = pipelines.start_target(book)  # the copies of the continuous source pipelines
-    failed += pipeline_failures
+    scaled, endpoint_failures = endpoints.restore_target(book)  # endpoints the standby scaled to zero
+    failed += pipeline_failures + endpoint_failures
     unpaused = sum(1 for r in book.job_rows(TARGET_ROW).values() if r["state"] == "unpaused")
     summary = f"{unpaused} job(s) unpaused, {counts['stay_paused']} left paused as on the source"
-    summary += f", {started} continuous pipeline(s) started"
+    summary += f", {started} continuous pipeline(s) started, {scaled} serving endpoint(s) given their source scaling"
     for key, what in (
         ("missing", "missing on the target"),
         ("not_ours", "not created by dbsync (left alone)"),
@@ -141,9 +142,9 @@ def unpause_target(book: Runbook) -> Result:
         if counts[key]:
             summary += f", {len(counts[key])} {what}"
         counts[key] = counts[key][:SAMPLE]
-    detail = {**counts, "unpaused": unpaused, "pipelines_started": started}
+    detail = {**counts, "unpaused": unpaused, "pipelines_started": started, "endpoints_scaled": scaled}
     if failed:
-        what = f"{len(failed)} job(s) or pipeline(s) not unpaused"
+        what = f"{len(failed)} job(s), pipeline(s) or endpoint(s) not unpaused"
         return "failed", {**detail, "failed": failed[:SAMPLE], "summary": what}
     return "done", {**detail, "summary": summary}
 
