@@ -113,3 +113,45 @@ def test_a_catalog_deleted_on_the_source_is_dropped_only_when_empty_and_ours(pai
     assert "scratch" not in names, "an empty catalog dbsync created is dropped"
     assert {"sales", "dr_only", "main"} <= names, "a catalog holding a schema, and one dbsync did not create, stay"
     assert reports["catalogs"].errors == 0
+
+
+def test_grants_on_credentials_locations_and_catalogs_follow_and_the_teams_stay(pair: Pair) -> None:
+    """UC grants through `GET/PATCH /unity-catalog/permissions/{type}/{name}` (databricks-sdk GrantsAPI)."""
+    _seed(pair)
+    with pair.source.workspace.lock:
+        scim.create_group(pair.source.workspace, "engineers")
+    grant = catalog.PermissionsChange
+    pair.src.grants.update(
+        "external_location", "lake", changes=[grant(principal="data-owners", add=[catalog.Privilege.READ_FILES])]
+    )
+    pair.src.grants.update(
+        "catalog", "sales", changes=[grant(principal="engineers", add=[catalog.Privilege.USE_CATALOG])]
+    )
+    kinds = [*KINDS, "uc_grants"]
+    pair.sync(only=kinds, **MAPPING)
+    pair.dst.grants.update(  # the DR team's own grant on the copied location
+        "external_location", "lake", changes=[grant(principal="data-owners", add=[catalog.Privilege.BROWSE])]
+    )
+
+    def target_grants(securable_type: str, name: str) -> dict[str, set[str]]:
+        answer = pair.dst.grants.get(securable_type, name).privilege_assignments or []
+        return {a.principal: {p.value for p in a.privileges or []} for a in answer}
+
+    assert target_grants("external_location", "lake") == {"data-owners": {"READ_FILES", "BROWSE"}}
+    store = Store(pair.state_path)
+    problems = store.problems("uc_grants", statuses=("partial",))
+    store.close()
+    assert [p["source_key"] for p in problems] == ["catalogs:sales"], "engineers is not on the target yet"
+
+    with pair.target.workspace.lock:
+        scim.create_group(pair.target.workspace, "engineers")
+    pair.src.grants.update(
+        "external_location", "lake", changes=[grant(principal="data-owners", remove=[catalog.Privilege.READ_FILES])]
+    )
+    pair.sync(only=kinds, **MAPPING)
+    assert target_grants("catalog", "sales") == {"engineers": {"USE_CATALOG"}}, "granted once the group arrived"
+    assert target_grants("external_location", "lake") == {"data-owners": {"BROWSE"}}, "only dbsync's grant went"
+
+    pair.reset_stats()
+    pair.sync(only=kinds, **MAPPING)
+    assert pair.target_writes() == 0
