@@ -26,6 +26,7 @@ SECURABLE_TYPES = {
     "storage_credentials": "storage_credential",
     "external_locations": "external_location",
     "catalogs": "catalog",
+    "volumes": "volume",
 }
 
 
