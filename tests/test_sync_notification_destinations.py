@@ -97,3 +97,14 @@ def test_a_lost_store_adopts_destinations_by_name(pair: Pair, monkeypatch: pytes
     assert reports["notification_destinations"].errors == 0 and reports["jobs"].errors == 0
     assert sorted(d.display_name for d in pair.dst.notification_destinations.list()) == ["ops-email", "ops-webhook"]
     assert len(list(pair.dst.jobs.list())) == 1
+
+
+def test_with_values_read_on_a_cluster_the_variable_still_supplies_a_destination_secret(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """values_from cluster reads secret scopes, where a destination's URL is not: the variable is used."""
+    _seed(pair)
+    monkeypatch.setenv(URL_VARIABLE, URL)
+    reports = pair.sync(only=["notification_destinations"], secrets={"values_from": "cluster", "cluster_id": "c-1"})
+    assert reports["notification_destinations"].created == 2
+    assert _target_config(pair, "ops-webhook") == {"url": URL}

@@ -5,7 +5,8 @@ compared by fingerprint. The service never answers a destination's secrets (webh
 passwords: "[Input-Only]" in the API, read back as `<field>_set` flags), so they cannot be copied from
 the source: they come from `secrets.values_from` `env` or `file`, as the pseudo-scope
 `notification_destinations` with the key `<display name>/<field>` (variable
-`DBSYNC_SECRET__NOTIFICATION_DESTINATIONS__<NAME>_<FIELD>`). The payload keeps the readable config and
+`DBSYNC_SECRET__NOTIFICATION_DESTINATIONS__<NAME>_<FIELD>`; with `cluster` or `api`, which read secret
+scopes, the variable or `secrets.values_file` still supply them). The payload keeps the readable config and
 an HMAC of each secret value (a value rotated there is a change); the values themselves are read again
 when a destination is written, and never reach the store. Without such a source a destination with a
 secret is `blocked` with the variable to set; an email destination needs none.
@@ -13,6 +14,7 @@ secret is `blocked` with the variable to set; an email destination needs none.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,15 +45,26 @@ def secret_fields(config: dict[str, Any]) -> list[str]:
 
 
 def read_secret(ctx: SyncContext, display_name: str, field: str) -> SecretValue:
-    """One destination secret from `secrets.values_from` (env or file); Blocked naming the setting otherwise."""
-    source = secret_values.value_source(ctx)
+    """One destination secret from the environment or the values file; Blocked naming the variable otherwise.
+
+    `secrets.values_from: env` or `file` read it as they read secret values. With `cluster` or `api` (which
+    read secret scopes, where a destination's URL is not) it is read from the variable, or from
+    `secrets.values_file` when one is set. With `none` nothing is read.
+    """
     key = secret_key(display_name, field)
-    if not source.local:
-        raise Blocked(
-            f"the {field} of notification destination {display_name!r} cannot be read from the API: set "
-            f"secrets.values_from to env ({env_name(SCOPE, key)}) or file ({SCOPE}: {{{key}: ...}})"
-        )
-    return source.read(ctx, SCOPE, key)
+    variable = env_name(SCOPE, key)
+    source = secret_values.value_source(ctx)
+    if source.local:
+        return source.read(ctx, SCOPE, key)
+    if source.name != "none":
+        if variable in os.environ:
+            return secret_values.EnvValues().read(ctx, SCOPE, key)
+        if ctx.settings.secrets.values_file is not None:
+            return secret_values.FileValues().read(ctx, SCOPE, key)
+    raise Blocked(
+        f"the {field} of notification destination {display_name!r} cannot be read from the API: set the "
+        f"variable {variable} (secrets.values_from env) or put it in secrets.values_file as {SCOPE}: {{{key}: ...}}"
+    )
 
 
 class NotificationDestinationWatcher(Watcher):
