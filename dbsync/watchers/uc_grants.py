@@ -27,6 +27,7 @@ SECURABLE_TYPES = {
     "external_locations": "external_location",
     "catalogs": "catalog",
     "volumes": "volume",
+    "connections": "connection",
 }
 
 
