@@ -277,3 +277,45 @@ def test_a_connection_whose_variable_is_missing_waits_alone(pair: Pair, monkeypa
     reports = pair.sync(only=["connections"], secrets={"values_from": "env"}, **MAPPING)
     assert reports["connections"].outcome == "ok" and reports["connections"].blocked == 1
     assert [c.name for c in pair.dst.connections.list()] == ["crm"]
+
+
+def _function(name: str, definition: str) -> catalog.CreateFunction:
+    return catalog.CreateFunction(
+        name=name,
+        catalog_name="sales",
+        schema_name="default",
+        input_params=catalog.FunctionParameterInfos(parameters=[]),
+        data_type=catalog.ColumnTypeName.INT,
+        full_data_type="INT",
+        routine_body=catalog.CreateFunctionRoutineBody.SQL,
+        routine_definition=definition,
+        parameter_style=catalog.CreateFunctionParameterStyle.S,
+        is_deterministic=True,
+        sql_data_access=catalog.CreateFunctionSqlDataAccess.CONTAINS_SQL,
+        is_null_call=False,
+        security_type=catalog.CreateFunctionSecurityType.DEFINER,
+        specific_name=name,
+        comment="the answer",
+    )
+
+
+def test_functions_follow_and_a_changed_definition_is_created_again(pair: Pair) -> None:
+    """The UC API has no update of a function's definition (only its owner): dbsync's copy is re-created."""
+    _seed(pair)
+    pair.src.functions.create(_function("answer", "42"))
+    pair.src.functions.update("sales.default.answer", owner="data-owners")
+    kinds = [*KINDS, "functions"]
+    reports = pair.sync(only=kinds, **MAPPING)
+    assert reports["functions"].created == 1
+    copy = pair.dst.functions.get("sales.default.answer")
+    assert (copy.routine_definition, copy.comment, copy.owner) == ("42", "the answer", "data-owners")
+
+    pair.reset_stats()
+    pair.sync(only=kinds, **MAPPING)
+    assert pair.target_writes() == 0
+
+    pair.src.functions.delete("sales.default.answer")
+    pair.src.functions.create(_function("answer", "43"))
+    reports = pair.sync(only=kinds, **MAPPING)
+    assert reports["functions"].updated == 1 and reports["functions"].errors == 0
+    assert pair.dst.functions.get("sales.default.answer").routine_definition == "43"

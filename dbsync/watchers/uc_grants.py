@@ -28,6 +28,7 @@ SECURABLE_TYPES = {
     "catalogs": "catalog",
     "volumes": "volume",
     "connections": "connection",
+    "functions": "function",
 }
 
 
