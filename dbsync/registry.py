@@ -68,7 +68,6 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("views", "metastore"),
     # Volumes live in schemas; grants on every UC securable above (catalogs only where table_acls does not reach).
     ("volumes", "unity_catalog"),
-    ("functions", "unity_catalog"),
     ("uc_grants", "uc_grants"),
     # Grants after the objects they are on (and after the principals they name).
     ("table_acls", "table_acls"),

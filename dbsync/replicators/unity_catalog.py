@@ -33,7 +33,6 @@ _LABEL = {
     "catalogs": "catalog",
     "volumes": "volume",
     "connections": "connection",
-    "functions": "function",
 }
 # Fields a PATCH cannot change (set at create, or the object's identity).
 _FIXED = ("identity", "storage_root", "storage_location", "name", "catalog_name", "schema_name", "volume_type")
@@ -68,8 +67,6 @@ class UnityCatalogReplicator(Replicator):
         found = current is not None and change.target_key is None
         try:
             ours = change.prior is not None and change.prior.origin == "created"
-            if self.kind == "functions" and current is not None and _redefined(payload, current):
-                current = self._recreate_function(ctx, name, payload, current, ours)
             if current is None:
                 self._create(ctx, resource.source_meta, payload)
             self._patch(ctx, name, payload, owner, current, ours)
@@ -103,8 +100,6 @@ class UnityCatalogReplicator(Replicator):
                 f"catalog {payload['name']} is a {meta['catalog_type']}: create it on the target from its "
                 "connection or share; dbsync then keeps its comment and owner"
             )
-        if self.kind == "functions":
-            body = {"function_info": body}
         try:
             sdk_call(self._api(ctx).create, body)
         except NotFound as err:  # a volume's schema: the metastore kinds create it (metastore.catalogs)
@@ -125,8 +120,6 @@ class UnityCatalogReplicator(Replicator):
         """PATCH what differs from the target's (just created: the owner and isolation a create cannot set)."""
         if current is None:
             body = {k: v for k, v in (("owner", owner), ("isolation_mode", payload.get("isolation_mode"))) if v}
-        elif self.kind == "functions":
-            body = {"owner": owner} if owner and current.get("owner") != owner else {}
         else:
             body = {k: v for k, v in payload.items() if k not in _FIXED}
             if owner:
@@ -139,18 +132,6 @@ class UnityCatalogReplicator(Replicator):
         if body:
             sdk_call(self._api(ctx).update, body, name=name)
 
-    def _recreate_function(
-        self, ctx: SyncContext, name: str, payload: dict[str, Any], current: dict[str, Any], ours: bool
-    ) -> None:
-        """A function's definition cannot be updated: dbsync's own copy is dropped to be created again."""
-        if not ours:
-            raise Permanent(
-                f"function {name} changed on the source and the service cannot update a definition; the target's "
-                "copy was not created by dbsync, so it is not replaced: drop it there and dbsync creates it again"
-            )
-        deleted(lambda: self._api(ctx).delete(name))
-        return None
-
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         if self.kind == "volumes" and _holds_files(ctx, change.target_key or ""):
             raise Kept(f"volume {change.target_key} holds files on the target: kept (delete it by hand if intended)")
@@ -160,11 +141,6 @@ class UnityCatalogReplicator(Replicator):
             if err.error_code in ("INVALID_STATE", "INVALID_PARAMETER_VALUE"):
                 raise Kept(f"{self.label} {change.target_key} is kept on the target: {err}") from None
             raise
-
-
-def _redefined(payload: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a target function's definition differs from the source's (the owner aside)."""
-    return any(current.get(k) != v for k, v in payload.items() if k != "owner")
 
 
 def _with_secrets(ctx: SyncContext, payload: dict[str, Any]) -> dict[str, Any]:

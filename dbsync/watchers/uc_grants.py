@@ -28,7 +28,6 @@ SECURABLE_TYPES = {
     "catalogs": "catalog",
     "volumes": "volume",
     "connections": "connection",
-    "functions": "function",
 }
 
 

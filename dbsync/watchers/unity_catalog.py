@@ -22,8 +22,6 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from databricks.sdk.service.catalog import CreateFunction
-
 from dbsync import secret_values
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
@@ -47,8 +45,6 @@ BUILTIN_CATALOG_TYPES = ("SYSTEM_CATALOG", "INTERNAL_CATALOG")
 # Catalogs another object provides (a connection, a share): not created from a name and a storage root.
 FOREIGN_CATALOG_TYPES = ("FOREIGN_CATALOG", "DELTASHARING_CATALOG")
 HIDDEN_SCHEMAS = ("information_schema",)
-# A function's definition: what `functions/create` takes (the service has no update of it, only of the owner).
-FUNCTION_FIELDS = tuple(CreateFunction.__dataclass_fields__)
 CONNECTIONS_SCOPE = "connections"  # the pseudo-scope of connection secrets in secrets.values_from
 # The secret options of a connection by its credential type (never answered by the API).
 CONNECTION_SECRETS: dict[str, tuple[str, ...]] = {"USERNAME_PASSWORD": ("password",)}
@@ -161,25 +157,20 @@ class CatalogWatcher(ListedWatcher):
         return payload, meta
 
 
-def uc_schemas(ws: Workspace) -> Iterator[tuple[str, str]]:
-    """(catalog, schema) of every schema of every Unity Catalog catalog of `ws` but foreign and shared ones."""
-    for catalog in ws.client.catalogs.list(max_results=0):
-        if catalog.catalog_type and catalog.catalog_type.value in (*BUILTIN_CATALOG_TYPES, *FOREIGN_CATALOG_TYPES):
-            continue
-        for schema in ws.client.schemas.list(catalog.name or "", max_results=0):
-            if schema.name not in HIDDEN_SCHEMAS:
-                yield catalog.name or "", schema.name or ""
-
-
 class VolumeWatcher(ListedWatcher):
     """Volumes of every schema of every Unity Catalog catalog: one list per catalog and per schema a cycle."""
 
     declaration = Declaration(interval=900)
 
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for catalog_name, schema_name in uc_schemas(ws):
-            for volume in ws.client.volumes.list(catalog_name, schema_name, max_results=0):
-                yield volume.full_name or "", volume.name or "", volume.as_dict()
+        for catalog in ws.client.catalogs.list(max_results=0):
+            if catalog.catalog_type and catalog.catalog_type.value in (*BUILTIN_CATALOG_TYPES, *FOREIGN_CATALOG_TYPES):
+                continue
+            for schema in ws.client.schemas.list(catalog.name or "", max_results=0):
+                if schema.name in HIDDEN_SCHEMAS:
+                    continue
+                for volume in ws.client.volumes.list(catalog.name or "", schema.name or "", max_results=0):
+                    yield volume.full_name or "", volume.name or "", volume.as_dict()
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         meta: dict[str, Any] = {"volume_type": raw.get("volume_type")}
@@ -202,25 +193,6 @@ class VolumeWatcher(ListedWatcher):
         ]
 
 
-class FunctionWatcher(ListedWatcher):
-    """SQL and Python functions of every UC schema: their whole definition (a change is a re-create)."""
-
-    declaration = Declaration(interval=900)
-
-    def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for catalog_name, schema_name in uc_schemas(ws):
-            for function in ws.client.functions.list(catalog_name, schema_name, max_results=0):
-                yield function.full_name or "", function.name or "", function.as_dict()
-
-    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        # Every field the create requires is kept, an empty one too (a function of no parameter: `{}`).
-        payload = {k: copy.deepcopy(raw[k]) for k in FUNCTION_FIELDS if raw.get(k) is not None}
-        payload.setdefault("input_params", {})
-        if raw.get("owner"):
-            payload["owner"] = ctx.principals.any_principal(raw["owner"])
-        return payload, {}
-
-
 def watcher_for(kind: str) -> ListedWatcher:
     if kind == "storage_credentials":
         return StorageCredentialWatcher(kind, None)
@@ -230,6 +202,4 @@ def watcher_for(kind: str) -> ListedWatcher:
         return VolumeWatcher(kind, None)
     if kind == "connections":
         return ConnectionWatcher(kind, None)
-    if kind == "functions":
-        return FunctionWatcher(kind, None)
     return CatalogWatcher(kind, None)
