@@ -265,15 +265,3 @@ def test_connections_take_their_password_from_the_values_source(pair: Pair, monk
     assert reports["connections"].updated == 1
     with pair.target.workspace.lock:
         assert pair.target.workspace.table("uc_connections")["orders-db"]["options"]["password"] == "pg-secret-2"
-
-
-def test_a_connection_whose_variable_is_missing_waits_alone(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    """values_from env without the variable: that connection is blocked, the others still replicate."""
-    _seed(pair)
-    monkeypatch.setenv("DBSYNC_SECRET__CONNECTIONS__CRM_PASSWORD", "crm-secret")
-    options = {"host": "h", "port": "5432", "user": "u", "password": "p"}
-    pair.src.connections.create("orders-db", catalog.ConnectionType.POSTGRESQL, options)
-    pair.src.connections.create("crm", catalog.ConnectionType.HTTP, {"host": "https://crm", "password": "crm-secret"})
-    reports = pair.sync(only=["connections"], secrets={"values_from": "env"}, **MAPPING)
-    assert reports["connections"].outcome == "ok" and reports["connections"].blocked == 1
-    assert [c.name for c in pair.dst.connections.list()] == ["crm"]

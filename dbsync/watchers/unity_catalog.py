@@ -25,7 +25,7 @@ from typing import Any
 from dbsync import secret_values
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
-from dbsync.errors import DbsyncError
+from dbsync.errors import Blocked
 from dbsync.model import Resource, ref
 from dbsync.secret_values import SecretValue, hmac_key, value_hmac
 from dbsync.watchers.listed import ListedWatcher
@@ -125,8 +125,8 @@ class ConnectionWatcher(ListedWatcher):
         for option in CONNECTION_SECRETS.get(raw.get("credential_type") or "", ()):
             try:
                 value = connection_secret(ctx, payload["name"], option)
-            except DbsyncError as err:  # not supplied (or the file unreadable): this connection waits, not the kind
-                meta["blocked"] = str(err)
+            except Blocked as err:
+                meta["blocked"] = str(err)  # the replicator waits with this reason; the listing goes on
                 continue
             hashes[option] = value_hmac(hmac_key(ctx), CONNECTIONS_SCOPE, f"{payload['name']}/{option}", value)
         payload["secrets"] = hashes
