@@ -60,7 +60,6 @@ _ORDER: tuple[tuple[str, str], ...] = (
     # location; catalogs before the schemas the metastore kinds create in them.
     ("storage_credentials", "unity_catalog"),
     ("external_locations", "unity_catalog"),
-    ("connections", "unity_catalog"),
     ("catalogs", "unity_catalog"),
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),

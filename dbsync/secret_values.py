@@ -478,28 +478,6 @@ def _decode(value: Any, path: Path, scope: str, key: str) -> SecretValue:
     )
 
 
-def supplied_secret(ctx: SyncContext, scope: str, key: str, what: str) -> SecretValue:
-    """A secret the API never answers (a webhook URL, a connection's password), supplied by the operator.
-
-    Read as a secret value from pseudo-scope `scope` when `secrets.values_from` is env or file; with
-    `cluster` or `api` (which read secret scopes, where it is not) from its variable, or from
-    `secrets.values_file` when one is set. Blocked, naming the variable, when nothing supplies it.
-    """
-    variable = env_name(scope, key)
-    source = value_source(ctx)
-    if source.local:
-        return source.read(ctx, scope, key)
-    if source.name != "none":
-        if variable in os.environ:
-            return EnvValues().read(ctx, scope, key)
-        if ctx.settings.secrets.values_file is not None:
-            return FileValues().read(ctx, scope, key)
-    raise Blocked(
-        f"{what} cannot be read from the API: set the variable {variable} (secrets.values_from env) or put it "
-        f"in secrets.values_file as {scope}: {{{key}: ...}}"
-    )
-
-
 _SOURCES: dict[str, type[ValueSource]] = {
     "none": NoValues,
     "cluster": ClusterValues,

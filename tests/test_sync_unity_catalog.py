@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from conftest import Pair
 from databricks.sdk.service import catalog
 
@@ -222,46 +221,3 @@ def test_a_lost_store_adopts_every_securable_without_a_write(pair: Pair) -> None
     origins = {p.origin for kind in KINDS for p in store.priors(kind) if p.target_key}
     store.close()
     assert origins == {"adopted"}, "after a lost store dbsync deletes none of them: a leak, never a loss"
-
-
-PASSWORD_VARIABLE = "DBSYNC_SECRET__CONNECTIONS__ORDERS_DB_PASSWORD"
-
-
-def test_connections_take_their_password_from_the_values_source(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A connection's secret options are never answered (as a notification destination's): supplied, or blocked."""
-    _seed(pair)
-    pair.src.connections.create(
-        "orders-db",
-        catalog.ConnectionType.POSTGRESQL,
-        {"host": "db.prod.internal", "port": "5432", "user": "reader", "password": "pg-secret-1"},
-        comment="orders replica",
-    )
-    reports = pair.sync(only=["connections"], **MAPPING)
-    assert reports["connections"].blocked == 1
-    store = Store(pair.state_path)
-    (problem,) = store.problems("connections")
-    store.close()
-    assert PASSWORD_VARIABLE in problem["last_error"] and "pg-secret" not in problem["last_error"]
-
-    monkeypatch.setenv(PASSWORD_VARIABLE, "pg-secret-1")
-    reports = pair.sync(only=["connections", "uc_grants"], secrets={"values_from": "env"}, **MAPPING)
-    assert reports["connections"].created == 1
-    with pair.target.workspace.lock:
-        record = dict(pair.target.workspace.table("uc_connections")["orders-db"])
-    assert record["options"] == {
-        "host": "db.prod.internal",
-        "port": "5432",
-        "user": "reader",
-        "password": "pg-secret-1",
-    }
-    assert record["comment"] == "orders replica"
-    assert b"pg-secret" not in pair.state_path.read_bytes()
-
-    pair.reset_stats()
-    pair.sync(only=["connections"], secrets={"values_from": "env"}, **MAPPING)
-    assert pair.target_writes() == 0
-    monkeypatch.setenv(PASSWORD_VARIABLE, "pg-secret-2")  # rotated: written again
-    reports = pair.sync(only=["connections"], secrets={"values_from": "env"}, **MAPPING)
-    assert reports["connections"].updated == 1
-    with pair.target.workspace.lock:
-        assert pair.target.workspace.table("uc_connections")["orders-db"]["options"]["password"] == "pg-secret-2"

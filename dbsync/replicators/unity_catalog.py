@@ -19,20 +19,13 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.principals import principal_on_target
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import deleted, sdk_call
-from dbsync.watchers.unity_catalog import (
-    FOREIGN_CATALOG_TYPES,
-    IDENTITY_FIELDS,
-    SECRET_IDENTITIES,
-    UNMAPPED,
-    connection_secret,
-)
+from dbsync.watchers.unity_catalog import FOREIGN_CATALOG_TYPES, IDENTITY_FIELDS, SECRET_IDENTITIES, UNMAPPED
 
 _LABEL = {
     "storage_credentials": "storage credential",
     "external_locations": "external location",
     "catalogs": "catalog",
     "volumes": "volume",
-    "connections": "connection",
 }
 # Fields a PATCH cannot change (set at create, or the object's identity).
 _FIXED = ("identity", "storage_root", "storage_location", "name", "catalog_name", "schema_name", "volume_type")
@@ -56,11 +49,7 @@ class UnityCatalogReplicator(Replicator):
                 f"{self.label} {resource.key}: storage URL {unmapped} matches no prefix of mapping.storage; "
                 "add one (source prefix → the standby's storage)"
             )
-        if resource.source_meta.get("blocked"):
-            raise Blocked(resource.source_meta["blocked"])
         payload = ctx.idmap.resolve(resource.payload)  # Blocked until the credential it names is there
-        if self.kind == "connections":
-            payload = _with_secrets(ctx, payload)
         owner, waiting = _owner(ctx, payload.pop("owner", None))
         name = resource.key  # the name (a volume's full name) is the same on both sides
         current = self._current(ctx, name)
@@ -127,8 +116,6 @@ class UnityCatalogReplicator(Replicator):
             body = {k: v for k, v in body.items() if current.get(k) != v}
             if self.kind == "storage_credentials" and ours:  # an adopted credential keeps the team's identity
                 body.update(_changed_identity(payload.get("identity") or {}, current))
-        if body and self.kind == "connections":
-            body["options"] = payload["options"]  # a connection's PATCH always carries its options
         if body:
             sdk_call(self._api(ctx).update, body, name=name)
 
@@ -141,14 +128,6 @@ class UnityCatalogReplicator(Replicator):
             if err.error_code in ("INVALID_STATE", "INVALID_PARAMETER_VALUE"):
                 raise Kept(f"{self.label} {change.target_key} is kept on the target: {err}") from None
             raise
-
-
-def _with_secrets(ctx: SyncContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """A connection's options with its secret ones read from the values source (never stored or logged)."""
-    options = dict(payload.get("options") or {})
-    for option in payload.pop("secrets", None) or {}:
-        options[option] = connection_secret(ctx, payload["name"], option).decode()
-    return {**payload, "options": options}
 
 
 def _holds_files(ctx: SyncContext, full_name: str) -> bool:

@@ -14,6 +14,7 @@ secret is `blocked` with the variable to set; an email destination needs none.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,9 +23,9 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from dbsync import secret_values
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
-from dbsync.errors import ListingError, RetryLater
+from dbsync.errors import Blocked, ListingError, RetryLater
 from dbsync.model import Resource, fingerprint
-from dbsync.secret_values import SecretValue, hmac_key, value_hmac
+from dbsync.secret_values import SecretValue, env_name, hmac_key, value_hmac
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -44,9 +45,26 @@ def secret_fields(config: dict[str, Any]) -> list[str]:
 
 
 def read_secret(ctx: SyncContext, display_name: str, field: str) -> SecretValue:
-    """One destination secret, supplied by the operator (see `secret_values.supplied_secret`)."""
-    what = f"the {field} of notification destination {display_name!r}"
-    return secret_values.supplied_secret(ctx, SCOPE, secret_key(display_name, field), what)
+    """One destination secret from the environment or the values file; Blocked naming the variable otherwise.
+
+    `secrets.values_from: env` or `file` read it as they read secret values. With `cluster` or `api` (which
+    read secret scopes, where a destination's URL is not) it is read from the variable, or from
+    `secrets.values_file` when one is set. With `none` nothing is read.
+    """
+    key = secret_key(display_name, field)
+    variable = env_name(SCOPE, key)
+    source = secret_values.value_source(ctx)
+    if source.local:
+        return source.read(ctx, SCOPE, key)
+    if source.name != "none":
+        if variable in os.environ:
+            return secret_values.EnvValues().read(ctx, SCOPE, key)
+        if ctx.settings.secrets.values_file is not None:
+            return secret_values.FileValues().read(ctx, SCOPE, key)
+    raise Blocked(
+        f"the {field} of notification destination {display_name!r} cannot be read from the API: set the "
+        f"variable {variable} (secrets.values_from env) or put it in secrets.values_file as {SCOPE}: {{{key}: ...}}"
+    )
 
 
 class NotificationDestinationWatcher(Watcher):

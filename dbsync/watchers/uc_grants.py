@@ -27,7 +27,6 @@ SECURABLE_TYPES = {
     "external_locations": "external_location",
     "catalogs": "catalog",
     "volumes": "volume",
-    "connections": "connection",
 }
 
 

@@ -22,12 +22,9 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from dbsync import secret_values
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
-from dbsync.errors import Blocked
-from dbsync.model import Resource, ref
-from dbsync.secret_values import SecretValue, hmac_key, value_hmac
+from dbsync.model import ref
 from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
 
@@ -45,9 +42,6 @@ BUILTIN_CATALOG_TYPES = ("SYSTEM_CATALOG", "INTERNAL_CATALOG")
 # Catalogs another object provides (a connection, a share): not created from a name and a storage root.
 FOREIGN_CATALOG_TYPES = ("FOREIGN_CATALOG", "DELTASHARING_CATALOG")
 HIDDEN_SCHEMAS = ("information_schema",)
-CONNECTIONS_SCOPE = "connections"  # the pseudo-scope of connection secrets in secrets.values_from
-# The secret options of a connection by its credential type (never answered by the API).
-CONNECTION_SECRETS: dict[str, tuple[str, ...]] = {"USERNAME_PASSWORD": ("password",)}
 
 
 def _common(ctx: SyncContext, raw: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -96,47 +90,6 @@ class ExternalLocationWatcher(ListedWatcher):
         payload["url"] = _url(ctx, raw.get("url") or "", meta)
         payload["credential_name"] = ref("storage_credentials", raw.get("credential_name") or "")
         return payload, meta
-
-
-class ConnectionWatcher(ListedWatcher):
-    """Connections (foreign data sources): type, readable options, comment, properties, owner.
-
-    The service never answers a connection's secret options (its password), so like a notification
-    destination's secrets they are supplied by the operator: pseudo-scope `connections`, key
-    `<name>/<option>`. The payload keeps an HMAC of each, so a rotated password is a change.
-    """
-
-    declaration = Declaration(interval=900)
-
-    def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for connection in ws.client.connections.list(max_results=0):
-            yield connection.name or "", connection.name or "", connection.as_dict()
-
-    def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
-        if ws.side == "source":
-            hmac_key(ctx)  # made here, on the thread that owns the store
-        yield from super().list(ctx, ws)
-
-    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        fields = ("name", "connection_type", "options", "comment", "properties", "read_only")
-        payload = _common(ctx, raw, fields)
-        meta: dict[str, Any] = {"credential_type": raw.get("credential_type")}
-        hashes = {}
-        for option in CONNECTION_SECRETS.get(raw.get("credential_type") or "", ()):
-            try:
-                value = connection_secret(ctx, payload["name"], option)
-            except Blocked as err:
-                meta["blocked"] = str(err)  # the replicator waits with this reason; the listing goes on
-                continue
-            hashes[option] = value_hmac(hmac_key(ctx), CONNECTIONS_SCOPE, f"{payload['name']}/{option}", value)
-        payload["secrets"] = hashes
-        return payload, meta
-
-
-def connection_secret(ctx: SyncContext, name: str, option: str) -> SecretValue:
-    """One secret option of a connection, supplied by the operator (see `secret_values.supplied_secret`)."""
-    what = f"the {option} of connection {name!r}"
-    return secret_values.supplied_secret(ctx, CONNECTIONS_SCOPE, f"{name}/{option}", what)
 
 
 class CatalogWatcher(ListedWatcher):
@@ -200,6 +153,4 @@ def watcher_for(kind: str) -> ListedWatcher:
         return ExternalLocationWatcher(kind, None)
     if kind == "volumes":
         return VolumeWatcher(kind, None)
-    if kind == "connections":
-        return ConnectionWatcher(kind, None)
     return CatalogWatcher(kind, None)
