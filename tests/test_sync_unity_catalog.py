@@ -201,23 +201,3 @@ def test_volumes_follow_with_their_storage_mapped_and_managed_files_reported(pai
     pair.sync(only=["volumes"], force_deletes=True, **MAPPING)
     names = {v.name for v in pair.dst.volumes.list("sales", "default")}
     assert names == {"scratch"}, "the external volume went; the managed one holding a file stayed"
-
-
-def test_a_lost_store_adopts_every_securable_without_a_write(pair: Pair) -> None:
-    """UC securables carry no dbsync tag: found by name again, compared, and nothing differs."""
-    _seed(pair)
-    pair.src.volumes.create(
-        "sales", "default", "raw", catalog.VolumeType.EXTERNAL, storage_location="s3://prod-lake/raw"
-    )
-    kinds = [*KINDS, "volumes", "uc_grants"]
-    pair.sync(only=kinds, **MAPPING)
-    pair.state_path.unlink()
-    pair.reset_stats()
-    reports = pair.sync(only=kinds, **MAPPING)
-    assert all(r.errors == 0 for r in reports.values()), reports
-    assert pair.target_writes() == 0
-    assert [c.name for c in pair.dst.storage_credentials.list()] == ["lake-role"]
-    store = Store(pair.state_path)
-    origins = {p.origin for kind in KINDS for p in store.priors(kind) if p.target_key}
-    store.close()
-    assert origins == {"adopted"}, "after a lost store dbsync deletes none of them: a leak, never a loss"
