@@ -8,12 +8,9 @@ Shapes from databricks-sdk `service/catalog.py` (StorageCredentialsAPI, External
 
 from __future__ import annotations
 
-import io
-
 from conftest import Pair
 from databricks.sdk.service import catalog
 
-from dbsync.report import validate
 from dbsync.store import Store
 from dbsync_emulator.apis import scim
 
@@ -158,46 +155,3 @@ def test_grants_on_credentials_locations_and_catalogs_follow_and_the_teams_stay(
     pair.reset_stats()
     pair.sync(only=kinds, **MAPPING)
     assert pair.target_writes() == 0
-
-
-def test_volumes_follow_with_their_storage_mapped_and_managed_files_reported(pair: Pair) -> None:
-    _seed(pair)  # catalog sales (its `default` schema comes with it on both sides)
-    volumes = pair.src.volumes
-    volumes.create("sales", "default", "raw", catalog.VolumeType.EXTERNAL, storage_location="s3://prod-lake/raw")
-    volumes.create("sales", "default", "scratch", catalog.VolumeType.MANAGED, comment="tmp files")
-    pair.src.schemas.create("ml", "sales")  # a schema only the source has (metastore kinds not configured)
-    volumes.create("sales", "ml", "features", catalog.VolumeType.MANAGED)
-    pair.src.grants.update(
-        "volume",
-        "sales.default.raw",
-        changes=[catalog.PermissionsChange(principal="data-owners", add=[catalog.Privilege.READ_VOLUME])],
-    )
-    kinds = [*KINDS, "volumes", "uc_grants"]
-    reports = pair.sync(only=kinds, **MAPPING)
-    assert reports["volumes"].created == 2 and reports["volumes"].blocked == 1
-
-    raw = pair.dst.volumes.read("sales.default.raw")
-    assert (raw.volume_type, raw.storage_location) == (catalog.VolumeType.EXTERNAL, "s3://dr-lake/raw")
-    assert pair.dst.volumes.read("sales.default.scratch").comment == "tmp files"
-    grants = pair.dst.grants.get("volume", "sales.default.raw").privilege_assignments or []
-    assert [(g.principal, [p.value for p in g.privileges]) for g in grants] == [("data-owners", ["READ_VOLUME"])]
-    store = Store(pair.state_path)
-    problems = store.problems("volumes")
-    store.close()
-    assert [p["source_key"] for p in problems] == ["sales.ml.features"]
-    assert "metastore.catalogs" in problems[0]["last_error"]
-
-    ctx = pair.context(**MAPPING)
-    try:
-        actions = [a for a in validate(ctx, ["volumes"]).manual_actions if a["kind"] == "volumes"]
-    finally:
-        ctx.store.close()
-    assert [a["key"] for a in actions] == ["sales.default.scratch"], "a managed volume's files are not copied"
-
-    # a volume deleted on the source goes, unless the target's copy holds files
-    pair.dst.files.upload("/Volumes/sales/default/scratch/notes.txt", io.BytesIO(b"kept"))
-    volumes.delete("sales.default.scratch")
-    volumes.delete("sales.default.raw")
-    pair.sync(only=["volumes"], force_deletes=True, **MAPPING)
-    names = {v.name for v in pair.dst.volumes.list("sales", "default")}
-    assert names == {"scratch"}, "the external volume went; the managed one holding a file stayed"

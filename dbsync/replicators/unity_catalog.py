@@ -21,14 +21,7 @@ from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import deleted, sdk_call
 from dbsync.watchers.unity_catalog import FOREIGN_CATALOG_TYPES, IDENTITY_FIELDS, SECRET_IDENTITIES, UNMAPPED
 
-_LABEL = {
-    "storage_credentials": "storage credential",
-    "external_locations": "external location",
-    "catalogs": "catalog",
-    "volumes": "volume",
-}
-# Fields a PATCH cannot change (set at create, or the object's identity).
-_FIXED = ("identity", "storage_root", "storage_location", "name", "catalog_name", "schema_name", "volume_type")
+_LABEL = {"storage_credentials": "storage credential", "external_locations": "external location", "catalogs": "catalog"}
 
 
 class UnityCatalogReplicator(Replicator):
@@ -51,14 +44,14 @@ class UnityCatalogReplicator(Replicator):
             )
         payload = ctx.idmap.resolve(resource.payload)  # Blocked until the credential it names is there
         owner, waiting = _owner(ctx, payload.pop("owner", None))
-        name = resource.key  # the name (a volume's full name) is the same on both sides
+        name = payload["name"]
         current = self._current(ctx, name)
         found = current is not None and change.target_key is None
         try:
             ours = change.prior is not None and change.prior.origin == "created"
             if current is None:
                 self._create(ctx, resource.source_meta, payload)
-            self._patch(ctx, name, payload, owner, current, ours)
+            self._patch(ctx, payload, owner, current, ours)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "PRINCIPAL_DOES_NOT_EXIST"):
                 raise Permanent(f"the target rejected {self.label} {name!r}: {err}") from err
@@ -68,9 +61,8 @@ class UnityCatalogReplicator(Replicator):
         return Applied(name, note=note, waiting_on=waiting, adopted=adopted)
 
     def _current(self, ctx: SyncContext, name: str) -> dict[str, Any] | None:
-        api = self._api(ctx)
         try:
-            return (api.read(name) if self.kind == "volumes" else api.get(name)).as_dict()
+            return self._api(ctx).get(name).as_dict()
         except NotFound:
             return None
 
@@ -89,56 +81,31 @@ class UnityCatalogReplicator(Replicator):
                 f"catalog {payload['name']} is a {meta['catalog_type']}: create it on the target from its "
                 "connection or share; dbsync then keeps its comment and owner"
             )
-        try:
-            sdk_call(self._api(ctx).create, body)
-        except NotFound as err:  # a volume's schema: the metastore kinds create it (metastore.catalogs)
-            raise Blocked(
-                f"{self.label} {payload['name']} waits for its schema on the target: {err}; add its catalog to "
-                "metastore.catalogs (or create the schema there)"
-            ) from None
+        sdk_call(self._api(ctx).create, body)
 
     def _patch(
-        self,
-        ctx: SyncContext,
-        name: str,
-        payload: dict[str, Any],
-        owner: str | None,
-        current: dict | None,
-        ours: bool,
+        self, ctx: SyncContext, payload: dict[str, Any], owner: str | None, current: dict | None, ours: bool
     ) -> None:
         """PATCH what differs from the target's (just created: the owner and isolation a create cannot set)."""
         if current is None:
             body = {k: v for k, v in (("owner", owner), ("isolation_mode", payload.get("isolation_mode"))) if v}
         else:
-            body = {k: v for k, v in payload.items() if k not in _FIXED}
+            body = {k: v for k, v in payload.items() if k not in ("identity", "storage_root", "name")}
             if owner:
                 body["owner"] = owner
             body = {k: v for k, v in body.items() if current.get(k) != v}
             if self.kind == "storage_credentials" and ours:  # an adopted credential keeps the team's identity
                 body.update(_changed_identity(payload.get("identity") or {}, current))
         if body:
-            sdk_call(self._api(ctx).update, body, name=name)
+            sdk_call(self._api(ctx).update, body, name=payload["name"])
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
-        if self.kind == "volumes" and _holds_files(ctx, change.target_key or ""):
-            raise Kept(f"volume {change.target_key} holds files on the target: kept (delete it by hand if intended)")
         try:
             deleted(lambda: self._api(ctx).delete(change.target_key or ""))
         except DatabricksError as err:
             if err.error_code in ("INVALID_STATE", "INVALID_PARAMETER_VALUE"):
                 raise Kept(f"{self.label} {change.target_key} is kept on the target: {err}") from None
             raise
-
-
-def _holds_files(ctx: SyncContext, full_name: str) -> bool:
-    """Whether a target volume has anything in it (deleting a volume deletes its files)."""
-    try:
-        return (
-            next(iter(ctx.target.client.files.list_directory_contents("/Volumes/" + full_name.replace(".", "/"))), None)
-            is not None
-        )
-    except NotFound:
-        return False
 
 
 def _owner(ctx: SyncContext, owner: str | None) -> tuple[str | None, list[str]]:

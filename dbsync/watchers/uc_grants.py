@@ -26,7 +26,6 @@ SECURABLE_TYPES = {
     "storage_credentials": "storage_credential",
     "external_locations": "external_location",
     "catalogs": "catalog",
-    "volumes": "volume",
 }
 
 

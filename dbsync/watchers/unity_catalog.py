@@ -41,7 +41,6 @@ UNMAPPED = "unmapped_url"  # source_meta: a storage URL `mapping.storage` does n
 BUILTIN_CATALOG_TYPES = ("SYSTEM_CATALOG", "INTERNAL_CATALOG")
 # Catalogs another object provides (a connection, a share): not created from a name and a storage root.
 FOREIGN_CATALOG_TYPES = ("FOREIGN_CATALOG", "DELTASHARING_CATALOG")
-HIDDEN_SCHEMAS = ("information_schema",)
 
 
 def _common(ctx: SyncContext, raw: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -110,47 +109,9 @@ class CatalogWatcher(ListedWatcher):
         return payload, meta
 
 
-class VolumeWatcher(ListedWatcher):
-    """Volumes of every schema of every Unity Catalog catalog: one list per catalog and per schema a cycle."""
-
-    declaration = Declaration(interval=900)
-
-    def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for catalog in ws.client.catalogs.list(max_results=0):
-            if catalog.catalog_type and catalog.catalog_type.value in (*BUILTIN_CATALOG_TYPES, *FOREIGN_CATALOG_TYPES):
-                continue
-            for schema in ws.client.schemas.list(catalog.name or "", max_results=0):
-                if schema.name in HIDDEN_SCHEMAS:
-                    continue
-                for volume in ws.client.volumes.list(catalog.name or "", schema.name or "", max_results=0):
-                    yield volume.full_name or "", volume.name or "", volume.as_dict()
-
-    def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        meta: dict[str, Any] = {"volume_type": raw.get("volume_type")}
-        payload = _common(ctx, raw, ("catalog_name", "schema_name", "name", "volume_type", "comment"))
-        if raw.get("volume_type") == "EXTERNAL" and raw.get("storage_location"):
-            payload["storage_location"] = _url(ctx, raw["storage_location"], meta)
-        return payload, meta
-
-    def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
-        """A managed volume's files are not copied: each replicated one is listed for a person to copy."""
-        return [
-            {
-                "kind": self.kind,
-                "key": prior.key,
-                "action": f"managed volume: its files are not copied; copy /Volumes/{prior.key.replace('.', '/')} "
-                "with the Files API or `databricks fs cp -r` once the standby can read the source's storage",
-            }
-            for prior in ctx.history.priors(self.kind, payloads=False)
-            if prior.target_key and prior.source_meta.get("volume_type") == "MANAGED"
-        ]
-
-
 def watcher_for(kind: str) -> ListedWatcher:
     if kind == "storage_credentials":
         return StorageCredentialWatcher(kind, None)
     if kind == "external_locations":
         return ExternalLocationWatcher(kind, None)
-    if kind == "volumes":
-        return VolumeWatcher(kind, None)
     return CatalogWatcher(kind, None)
