@@ -61,8 +61,6 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("storage_credentials", "unity_catalog"),
     ("external_locations", "unity_catalog"),
     ("catalogs", "unity_catalog"),
-    # Grants on those securables through the UC permissions API (catalogs only where table_acls does not reach).
-    ("uc_grants", "uc_grants"),
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
