@@ -71,8 +71,6 @@ class MappingSettings(_Strict):
     aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
     # direction: reverse rewrites ARNs back to the old primary's account (`dbsync reverse` prints it).
     reverse_aws_account_id: str | None = None
-    # Unity Catalog storage URL prefixes, source → target ("s3://prod-use1/": "s3://dr-usw2/"); empty: URLs kept.
-    storage: dict[str, str] = Field(default_factory=dict)
 
 
 class SecretsSettings(_Strict):
@@ -390,7 +388,6 @@ def reversed_settings(settings: Settings) -> Settings:
         principals=_invert("mapping.principals", mapping.principals, fold_case=False),
         aws_account_id=mapping.reverse_aws_account_id,
         reverse_aws_account_id=mapping.aws_account_id,
-        storage=_invert("mapping.storage", mapping.storage, fold_case=False),
     )
     update: dict[str, object] = {"source": settings.target, "target": settings.source, "mapping": inverted}
     metastore = getattr(settings, "metastore", None)

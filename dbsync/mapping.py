@@ -88,8 +88,6 @@ class PrincipalMap:
         self.domains = [(k.lower(), v) for k, v in settings.emails.items() if k.startswith("@")]
         self.principals = dict(settings.principals)
         self.aws_account_id = settings.aws_account_id
-        # Longest prefix first, so "s3://lake/raw/" wins over "s3://lake/".
-        self.storage = sorted(settings.storage.items(), key=lambda item: -len(item[0]))
 
     def user(self, email: str) -> str:
         mapped = self.exact.get(email.lower())
@@ -130,13 +128,3 @@ class PrincipalMap:
         if not self.aws_account_id:
             return arn
         return _ARN_ACCOUNT.sub(lambda m: m.group(1) + self.aws_account_id + m.group(3), arn)  # type: ignore[operator]
-
-    def storage_url(self, url: str) -> str | None:
-        """A cloud storage URL after `mapping.storage` (longest matching prefix); the URL itself when no
-        mapping is configured, None when one is but no prefix matches (the caller blocks with the reason)."""
-        if not self.storage:
-            return url
-        for old, new in self.storage:
-            if url == old.rstrip("/") or url.startswith(old):
-                return new + url[len(old) :] if url.startswith(old) else new.rstrip("/")
-        return None

@@ -56,11 +56,6 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("workspace_conf", "workspace_settings"),
     ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),
-    # Unity Catalog securables over REST: a location names its credential, a catalog's storage lies under a
-    # location; catalogs before the schemas the metastore kinds create in them.
-    ("storage_credentials", "unity_catalog"),
-    ("external_locations", "unity_catalog"),
-    ("catalogs", "unity_catalog"),
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
