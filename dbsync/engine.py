@@ -318,6 +318,9 @@ class Engine:
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
         """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
         blocked, report.blocked_outcomes = report.blocked_outcomes, []
+        # Only an apply that waited on a reference can go again; one blocked while fetched (a secret the
+        # source cannot give) has no payload and waits for the next cycle.
+        blocked = [o for o in blocked if o.resource.payload is not None]
         if not blocked or self.plan_only or report.created == 0:
             return
         report.blocked -= len(blocked)

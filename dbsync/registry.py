@@ -23,6 +23,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("service_principals", "identities"),
     ("users", "identities"),
     ("group_members", "identities"),
+    # Destinations before the jobs (webhook_notifications) and alerts that notify them.
+    ("notification_destinations", "notification_destinations"),
     ("cluster_policies", "cluster_policies"),
     ("instance_pools", "instance_pools"),
     # Global init scripts run on every cluster start: in place before any cluster could start.
@@ -38,6 +40,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("notebooks", "workspace_objects"),
     ("files", "workspace_objects"),
     ("repos", "repos"),
+    # Pipelines after the notebooks, policies and pools they name; before the jobs whose pipeline_task runs them.
+    ("pipelines", "pipelines"),
     ("jobs", "jobs"),
     ("secret_scopes", "secrets"),
     ("secrets", "secrets"),
@@ -47,6 +51,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("dashboards", "dashboards"),
     ("mlflow_experiments", "mlflow_objects"),
     ("registered_models", "mlflow_objects"),
+    # Endpoints after the registered models (and secret scopes) they serve and read.
+    ("serving_endpoints", "serving_endpoints"),
     ("workspace_conf", "workspace_settings"),
     ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),

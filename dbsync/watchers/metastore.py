@@ -384,6 +384,55 @@ class RelationsWatcher(_MetastoreWatcher):
         stub.source_meta = {**stub.source_meta, "ddl": ddl}
         return stub
 
+    def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
+        """Every replicated managed table: only its definition reached the target, its data did not.
+
+        Read from the store (the source DDL each table was last replicated with); the size comes from one
+        `DESCRIBE DETAIL` on the source for the first SIZE_LOOKUPS tables, "unknown" past them or when the
+        warehouse cannot say.
+        """
+        if self.what != "table":
+            return []
+        actions = []
+        for prior in ctx.history.priors(self.kind, payloads=False):
+            ddl = prior.source_meta.get("ddl")
+            if prior.target_key is None or not ddl or _external_ddl(ddl, prior.key):
+                continue
+            detail = _detail(ctx, prior.key) if len(actions) < SIZE_LOOKUPS else {}
+            actions.append({"kind": self.kind, "key": prior.key, "action": managed_table_action(prior.key, detail)})
+        return actions
+
+
+SIZE_LOOKUPS = 100  # DESCRIBE DETAIL statements one validation may send to the source for table sizes
+
+
+def _external_ddl(ddl: str, key: str) -> bool:
+    try:
+        return is_external(parse_create(ddl, key))
+    except Permanent:
+        return True  # a definition this sqlglot cannot read: not claimed to be managed
+
+
+def _detail(ctx: SyncContext, key: str) -> dict[str, Any]:
+    """`DESCRIBE DETAIL` of a source table (sizeInBytes, location); {} when the warehouse cannot tell."""
+    try:
+        rows = runner(ctx, ctx.source).query(f"DESCRIBE DETAIL {qualified(split_key(key))}")
+    except (DbsyncError, DatabricksError):
+        return {}
+    return dict(rows[0]) if rows else {}
+
+
+def managed_table_action(key: str, detail: dict[str, Any]) -> str:
+    """What to do about a managed table whose data dbsync does not copy, with its size when known."""
+    size = detail.get("sizeInBytes")
+    size_text = f"{int(size):,} bytes" if size not in (None, "") and str(size).isdigit() else "size unknown"
+    where = f"delta.`{detail['location']}`" if detail.get("location") else "<its source storage location>"
+    return (
+        f"managed table ({size_text}): its data is not copied, the target table is empty. Copy it on the target "
+        f"with `CREATE OR REPLACE TABLE {key} DEEP CLONE {where}` (re-run it to copy only new files; the target's "
+        "warehouse needs read access to the source's storage), or share it with Delta Sharing"
+    )
+
 
 def watcher_for(kind: str) -> Watcher:
     if kind == "schemas":
