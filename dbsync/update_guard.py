@@ -83,7 +83,7 @@ def _hold(ctx: SyncContext, kind: str, report: KindReport, deferred: list[Any], 
         "held",
         f"{kind}: edit-storm guard tripped, {len(deferred)} updates held: {reason}. Check the source; if the "
         f"edits are intended run `dbsync sync --once --force-updates` (or `dbsync confirm-updates --kinds {kind}` "
-        "for the daemon); if not, fix the source or `dbsync restore --to source`",
+        "for the daemon); if not, fix the source (`dbsync history` shows the last good versions)",
     )
 
 
