@@ -10,6 +10,7 @@ copying them over the restore, until `dbsync restore --unpin`.
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -99,11 +100,13 @@ def _write(ctx: SyncContext, step: RestoreStep) -> tuple[str, str | None]:
     prior = ctx.store.prior(step.kind, step.key)
     meta = dict(prior.source_meta) if prior else {}
     # No version hint: the next cycle fetches the source and compares it with what was restored.
-    resource = Resource(step.kind, step.key, step.version.name or "", None, payload, body, meta)
+    resource = kept.watcher.restored(
+        ctx, Resource(step.kind, step.key, step.version.name or "", None, payload, body, meta)
+    )
     applied = kept.replicator.apply(ctx, Upsert(resource, prior))
     ctx.store.record_applied(resource, applied)
     keep_version(ctx, kept, resource, applied.target_key, "restore")
-    when = step.version.at
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(step.version.at))
     ctx.event(
         step.kind, step.key, "restore", "restored", f"{step.kind} {step.key}: version {step.version.id} of {when}"
     )
