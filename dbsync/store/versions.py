@@ -92,6 +92,7 @@ class Versions:
             conn = sqlite3.connect(str(self.root / "index.db"), check_same_thread=False, timeout=5)
             conn.isolation_level = None
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # as the store: a crash loses at most the last versions
             for statement in _SCHEMA:
                 conn.execute(statement)
         except (sqlite3.DatabaseError, OSError) as err:
