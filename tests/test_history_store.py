@@ -67,6 +67,18 @@ def test_retention_drops_old_versions_but_keeps_what_each_object_had_at_the_cuto
     assert len(versions.blobs.names()) == 1, "the blobs no version names are deleted"
 
 
+def test_a_blob_shared_by_versions_stays_while_one_of_them_names_it(tmp_path: Path) -> None:
+    versions = Versions(tmp_path / "h.versions")
+    now = 1_000 * DAY
+    body = b"shared body\n" * 100
+    for key, age in (("/old", 60), ("/new", 1)):
+        versions.record("files", key, {"path": "/same"}, body, action="create", at=now - age * DAY)
+    versions.record("files", "/old", {"path": "/same", "v": 2}, b"other", action="update", at=now - 50 * DAY)
+    assert versions.prune(keep_days=30, max_bytes=10**9, now=now) == 1
+    assert versions.content(versions.history("files", "/new")[0])[1] == body, "still named by /new"
+    assert digest(body) in versions.blobs.names()
+
+
 def test_every_replicated_version_is_kept_and_a_no_change_cycle_writes_nothing(seeded_pair: Pair) -> None:
     pair = seeded_pair
     pair.sync()

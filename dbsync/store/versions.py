@@ -25,17 +25,17 @@ DAY = 86400.0
 PRUNE_EVERY_SECONDS = 3600.0
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS versions (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
-    "key TEXT NOT NULL, at REAL NOT NULL, action TEXT NOT NULL, fingerprint TEXT, payload TEXT, body TEXT, "
+    "key TEXT NOT NULL, at REAL NOT NULL, action TEXT NOT NULL, fingerprint TEXT, body TEXT, "
     "size INTEGER NOT NULL DEFAULT 0, version_hint TEXT, author TEXT, target_key TEXT, name TEXT)",
     "CREATE INDEX IF NOT EXISTS versions_by_key ON versions (kind, key, id)",
-    "CREATE INDEX IF NOT EXISTS versions_by_time ON versions (at)",
     "CREATE INDEX IF NOT EXISTS versions_by_target ON versions (target_key)",
+    # refs: how many versions name the blob (its payload or its body); a blob at 0 is deleted by a prune.
     "CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, raw_bytes INTEGER NOT NULL, "
-    "stored_bytes INTEGER NOT NULL)",
+    "stored_bytes INTEGER NOT NULL, refs INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS pins (kind TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT, at REAL NOT NULL, "
     "PRIMARY KEY (kind, key))",
 )
-_COLUMNS = "id, kind, key, at, action, fingerprint, payload, body, size, version_hint, author, target_key, name"
+_COLUMNS = "id, kind, key, at, action, fingerprint, body, size, version_hint, author, target_key, name"
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,8 @@ class Version:
     key: str
     at: float
     action: str  # create | update | delete | restore
-    fingerprint: str | None
-    payload: str | None  # blob names
-    body: str | None
+    fingerprint: str | None  # sha256 of the canonical payload: also the name of its blob
+    body: str | None  # the name of the body's blob (notebooks, files), None for payload-only kinds
     size: int
     version_hint: str | None
     author: str | None
@@ -63,6 +62,10 @@ class Version:
     @property
     def deleted(self) -> bool:
         return self.action == "delete"
+
+    @property
+    def blob_names(self) -> list[str]:
+        return [n for n in (self.fingerprint, self.body) if n]
 
 
 def versions_path(state_path: str | Path) -> Path:
@@ -155,21 +158,20 @@ class Versions:
         last = self.latest(kind, key)
         if last is not None and not last.deleted and last.fingerprint == fingerprint:
             return False
-        writes = [self._blob(fingerprint, text)]
+        writes = self._blob(fingerprint, text)
         body_name = None
         if body is not None:
             body_name = digest(body)
-            writes.append(self._blob(body_name, body))
+            writes += self._blob(body_name, body)
         size = len(body) if body is not None else len(text)
         writes.append(
             (
-                f"INSERT INTO versions ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO versions ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     kind,
                     key,
                     at or time.time(),
                     action,
-                    fingerprint,
                     fingerprint,
                     body_name,
                     size,
@@ -180,15 +182,18 @@ class Versions:
                 ],
             )
         )
-        self._write([w for w in writes if w is not None])
+        self._write(writes)
         return True
 
-    def _blob(self, name: str, data: bytes) -> tuple[str, list[Any]] | None:
-        """Write the blob file first (a crash leaves an unreferenced file, never a row without its blob)."""
+    def _blob(self, name: str, data: bytes) -> list[tuple[str, list[Any]]]:
+        """The writes that name blob `name` once more; its file is written first when new (a crash leaves an
+        unreferenced file, never a row without its blob). Identical content is stored once."""
+        count = ("UPDATE blobs SET refs = refs + 1 WHERE name = ?", [name])
         if self._rows("SELECT 1 FROM blobs WHERE name = ?", [name]):
-            return None  # identical content is stored once
+            return [count]
         stored = self.blobs.put(name, data)
-        return "INSERT OR IGNORE INTO blobs (name, raw_bytes, stored_bytes) VALUES (?, ?, ?)", [name, len(data), stored]
+        insert = "INSERT OR IGNORE INTO blobs (name, raw_bytes, stored_bytes) VALUES (?, ?, ?)"
+        return [(insert, [name, len(data), stored]), count]
 
     def record_deleted(self, kind: str, key: str, target_key: str | None, at: float | None = None) -> bool:
         """The object was deleted from the target: a tombstone, so a restore as of a later time leaves it out."""
@@ -199,7 +204,7 @@ class Versions:
             [
                 (
                     f"INSERT INTO versions ({_COLUMNS}) "
-                    "VALUES (NULL, ?, ?, ?, 'delete', NULL, NULL, NULL, 0, NULL, NULL, ?, ?)",
+                    "VALUES (NULL, ?, ?, ?, 'delete', NULL, NULL, 0, NULL, NULL, ?, ?)",
                     [kind, key, at or time.time(), target_key, last.name],
                 )
             ]
@@ -247,9 +252,9 @@ class Versions:
 
     def content(self, version: Version) -> tuple[dict[str, Any], bytes | None]:
         """The payload and body (None for payload-only kinds) a version wrote."""
-        if version.payload is None:
+        if version.fingerprint is None:
             raise KeyError(f"{version.kind} {version.key} version {version.id} is a deletion: it has no content")
-        payload = json.loads(self.blobs.get(version.payload))
+        payload = json.loads(self.blobs.get(version.fingerprint))
         return payload, (self.blobs.get(version.body) if version.body else None)
 
     def stored_bytes(self) -> int:
@@ -322,23 +327,15 @@ class Versions:
         return dropped
 
     def _drop(self, ids: list[int]) -> int:
+        """Delete these versions, then the blobs no version names any more (rows, then files)."""
         if not ids:
             return 0
+        marks = ", ".join("?" * len(ids))
         with self._lock:
-            names = {
-                n
-                for r in self._rows(
-                    f"SELECT payload, body FROM versions WHERE id IN ({', '.join('?' * len(ids))})", ids
-                )
-                for n in r
-                if n
-            }
-            self._write([(f"DELETE FROM versions WHERE id IN ({', '.join('?' * len(ids))})", ids)])
-            unused = [
-                n
-                for n in names
-                if not self._rows("SELECT 1 FROM versions WHERE payload = ? OR body = ? LIMIT 1", [n, n])
-            ]
+            dropped = [Version(*r) for r in self._rows(f"SELECT {_COLUMNS} FROM versions WHERE id IN ({marks})", ids)]
+            uncount = [("UPDATE blobs SET refs = refs - 1 WHERE name = ?", [n]) for v in dropped for n in v.blob_names]
+            self._write([(f"DELETE FROM versions WHERE id IN ({marks})", ids), *uncount])
+            unused = [r[0] for r in self._rows("SELECT name FROM blobs WHERE refs <= 0")]
             self._write([("DELETE FROM blobs WHERE name = ?", [n]) for n in unused])
         for name in unused:
             self.blobs.delete(name)
