@@ -94,12 +94,17 @@ class SyncContext:
     cache: RunCache = field(default_factory=RunCache, repr=False)
     history: History = field(init=False, repr=False)  # kinds read their rows here, not through `store`
     events: EventQueue = field(default_factory=EventQueue, repr=False)
-    # Every version replicated (`<state_path>.versions/`): not `history`, which is the kinds' view of the store.
-    versions: Versions = field(init=False, repr=False)
+    _versions: Versions | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.history = History(self.store)
-        self.versions = Versions.for_state(self.settings.state_path)
+
+    @property
+    def versions(self) -> Versions:
+        """Every version replicated (`<state_path>.versions/`): not `history`, the kinds' view of the store."""
+        if self._versions is None:
+            self._versions = Versions.for_state(self.settings.state_path)  # opened on first use: nothing written
+        return self._versions
 
     @classmethod
     def build(cls, settings: Settings, source: Workspace, target: Workspace, store: Store, **kw: Any) -> SyncContext:

@@ -27,7 +27,7 @@ from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, R
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
-from dbsync.update_guard import PINNED, guarded_updates, hold_for_guard, keep_deletion, keep_version
+from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -301,7 +301,7 @@ class Engine:
                 return _Outcome(resource, prior, change)
             if (kind.name, resource.key) in self.pinned:
                 return _Outcome(resource, prior, status="pending", error=PINNED)
-            if change.action == "update" and self.ctx.settings.updates.guard and not self.force_updates:
+            if guards(self.ctx, change) and not self.force_updates:
                 return _Outcome(resource, prior, change, deferred=True)  # applied after the guard's look
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
         except Exception as err:  # one bad object never stops the cycle

@@ -32,6 +32,16 @@ DEFERRED_BODY_BYTES = 64 * 1024 * 1024
 CONFIRMED = "updates_confirmed:"  # store meta key prefix: `dbsync confirm-updates` lets one held cycle through
 
 
+# Updates of objects that were in step: a retry, a heal or a reverse seed's first pass is not an edit on the source.
+GUARDED_STATUSES = ("synced", "partial", "skipped")
+
+
+def guards(ctx: SyncContext, change: Any) -> bool:
+    """Whether this change waits for the edit-storm guard: an update of an object that was in step."""
+    prior = change.prior
+    return bool(ctx.settings.updates.guard and change.action == "update" and prior and prior.status in GUARDED_STATUSES)
+
+
 def hold_for_guard(report: KindReport, outcome: Any) -> None:
     """Keep a decided update until the guard's decision; its body only while the held bodies stay small."""
     body = outcome.resource.body

@@ -116,7 +116,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _plan(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[RestoreStep]:
-    ctx.versions = versions
     if args.version is not None:
         version = versions.get(args.version)
         if version is None:
