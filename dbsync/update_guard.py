@@ -57,6 +57,9 @@ def guarded_updates(engine: Engine, kind: Kind, report: KindReport, pool: Thread
     """Apply the kind's held updates, unless the edit-storm guard holds them all."""
     deferred, report.deferred, report.deferred_bytes = report.deferred, [], 0
     ctx = engine.ctx
+    if engine.plan_only:
+        _preview(ctx, kind.name, report)
+        return
     if not deferred:
         metrics.UPDATE_GUARD_TRIPPED.labels(kind.name).set(0)
         return
@@ -68,6 +71,17 @@ def guarded_updates(engine: Engine, kind: Kind, report: KindReport, pool: Thread
     metrics.UPDATE_GUARD_TRIPPED.labels(kind.name).set(0)
     futures: set[Future[Any]] = {pool.submit(_apply, engine, kind, o) for o in deferred}
     engine._drain(kind, report, futures, None)
+
+
+def _preview(ctx: SyncContext, kind: str, report: KindReport) -> None:
+    """`dbsync plan`: say when the planned updates would be held (nothing is recorded or exported)."""
+    updates = [(c.resource, c.prior) for c in report.planned if c.action == "update" and guards(ctx, c)]
+    if not updates:
+        return
+    known = sum(ctx.store.status_counts().get(kind, {}).values())
+    plan = planner.plan_updates(kind, updates, known, ctx.settings.updates)
+    if plan.held:
+        report.message = f"the edit-storm guard would hold these {len(updates)} updates: {plan.reason}"
 
 
 def _confirmed(ctx: SyncContext, kind: str, count: int) -> bool:

@@ -97,6 +97,14 @@ def test_sixty_percent_junk_is_held_the_alert_fires_and_a_forced_cycle_applies_i
         _write(pair, path, "x")
     pair.reset_stats()
 
+    plan = subprocess.run(
+        [sys.executable, "-m", "dbsync.cli", "plan", "--kinds", ",".join(TREE)],
+        capture_output=True,
+        text=True,
+        env=pair.env(),
+        timeout=300,
+    )
+    assert "! notebooks: the edit-storm guard would hold these 12 updates: 12 of 20 notebooks (60%)" in plan.stdout
     report = pair.sync(only=TREE)["notebooks"]
 
     assert (report.held, report.updated, report.outcome) == (len(junk), 0, "update_guard")
