@@ -69,6 +69,7 @@ def guarded_updates(engine: Engine, kind: Kind, report: KindReport, pool: Thread
         _hold(ctx, kind.name, report, deferred, plan.reason or "")
         return
     metrics.UPDATE_GUARD_TRIPPED.labels(kind.name).set(0)
+    report.fetched -= len(deferred)  # counted when held; each is counted again as its apply is recorded
     futures: set[Future[Any]] = {pool.submit(_apply, engine, kind, o) for o in deferred}
     engine._drain(kind, report, futures, None)
 

@@ -148,7 +148,7 @@ def test_the_daemon_applies_held_updates_once_confirmed(pair: Pair, capsys) -> N
 
     report = pair.sync(only=TREE)["notebooks"]  # the daemon's cycle: no force flag
 
-    assert (report.updated, report.held) == (15, 0)
+    assert (report.updated, report.held, report.fetched) == (15, 0, 15), "each fetched once, counted once"
     assert any("confirmed" in m for m in _events(pair, "confirmed"))
     for path in paths[:15]:
         _write(pair, path, "y")
