@@ -9,6 +9,7 @@ how many changed. `planner.plan_updates` then lets them through, or holds them a
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ PINNED = (
 )
 # Past this many body bytes held for the guard's decision, bodies are let go and fetched again when applied.
 DEFERRED_BODY_BYTES = 64 * 1024 * 1024
+CONFIRMATION_SECONDS = 86400.0
 CONFIRMED = "updates_confirmed:"  # store meta key prefix: `dbsync confirm-updates` lets one held cycle through
 
 
@@ -87,9 +89,12 @@ def _preview(ctx: SyncContext, kind: str, report: KindReport) -> None:
 
 def _confirmed(ctx: SyncContext, kind: str, count: int) -> bool:
     """An operator confirmed this kind's held updates (`dbsync confirm-updates`): used once, then gone."""
-    if ctx.store.get_meta(CONFIRMED + kind) is None:
+    confirmed_at = ctx.store.get_meta(CONFIRMED + kind)
+    if confirmed_at is None:
         return False
     ctx.store.delete_meta(CONFIRMED + kind)
+    if time.time() - float(confirmed_at) > CONFIRMATION_SECONDS:
+        return False  # a confirmation is for the storm it was given for, not for one a week later
     ctx.event(kind, None, "update", "confirmed", f"{kind}: {count} updates held by the edit-storm guard confirmed")
     return True
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 from conftest import Pair
 from databricks.sdk.service.workspace import ImportFormat, Language
+from freezegun import freeze_time
 from prometheus_client import REGISTRY
 
 from dbsync import planner
@@ -153,6 +155,9 @@ def test_the_daemon_applies_held_updates_once_confirmed(pair: Pair, capsys) -> N
     for path in paths[:15]:
         _write(pair, path, "y")
     assert pair.sync(only=TREE)["notebooks"].held == 15, "a confirmation lets one storm through, not the next"
+    with freeze_time(datetime.now(UTC) - timedelta(days=2)):
+        assert main(["confirm-updates", "--kinds", "notebooks", "--state-path", str(pair.state_path)]) == 0
+    assert pair.sync(only=TREE)["notebooks"].held == 15, "a confirmation two days old is not used"
 
 
 def test_a_few_edits_go_through_but_blanked_bodies_are_held(pair: Pair) -> None:

@@ -137,6 +137,16 @@ def _print_steps(steps: list[RestoreStep], args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def held_kinds(store: Store) -> list[str]:
+    """Kinds whose updates the edit-storm guard holds: their latest guard event says `held` (each held cycle
+    records one, also when the delete guard tripped in the same cycle and named the cycle's outcome)."""
+    latest: dict[str, str] = {}
+    for event in store.events(limit=1000):  # newest first
+        if event["action"] == "update" and event["source_key"] is None and event["kind"]:
+            latest.setdefault(event["kind"], event["outcome"])
+    return sorted(k for k, outcome in latest.items() if outcome == "held")
+
+
 def cmd_confirm_updates(args: argparse.Namespace) -> int:
     settings = settings_for(args, require_workspaces=False)
     if not settings.state_path.exists():
@@ -146,8 +156,8 @@ def cmd_confirm_updates(args: argparse.Namespace) -> int:
     store = Store(settings.state_path)
     try:
         last = store.last_cycles()
-        wanted = kind_names(args) or [k for k, c in last.items() if c["outcome"] == "update_guard"]
-        held = [k for k in wanted if last.get(k, {}).get("outcome") == "update_guard"]
+        guarded = [k for k in held_kinds(store) if last.get(k, {}).get("outcome") in ("update_guard", "delete_guard")]
+        held = [k for k in guarded if not kind_names(args) or k in (kind_names(args) or [])]
         for name in held:
             store.set_meta(CONFIRMED + name, repr(time.time()))
     finally:
