@@ -65,6 +65,27 @@ class DeleteSettings(_Strict):
     min_count: int = Field(default=10, ge=1)
 
 
+class UpdateSettings(_Strict):
+    """The edit-storm guard (planner.plan_updates): a kind's updates are held when a cycle changes too much at once."""
+
+    guard: bool = True
+    # More than this share of a kind's replicated objects updated in one cycle (and at least min_count) holds them.
+    max_ratio: float = Field(default=0.3, ge=0, le=1)
+    min_count: int = Field(default=10, ge=1)
+    # A body cut to this share of its size or less counts as blanked; min_count blanked bodies hold the updates.
+    shrink_ratio: float = Field(default=0.1, ge=0, le=1)
+
+
+class HistorySettings(_Strict):
+    """Every replicated version, kept in `<state_path>.versions/` (dbsync/versions.py): `dbsync history` / `restore`."""
+
+    enabled: bool = True
+    # Versions older than this are pruned, except the one each object had at the cutoff (restore needs it).
+    keep_days: float = Field(default=30, gt=0)
+    # Past this many compressed bytes the oldest superseded versions go first; an object's latest never goes.
+    max_bytes: int = Field(default=2 * 1024**3, ge=0)
+
+
 class MappingSettings(_Strict):
     emails: dict[str, str] = Field(default_factory=dict)  # exact "a@old.com": "a@new.com" or "@old.com": "@new.com"
     principals: dict[str, str] = Field(default_factory=dict)  # group / service principal renames
@@ -240,6 +261,8 @@ class Settings(BaseSettings):
     state_path: Path = Path("dbsync.db")
     kinds: dict[str, KindSettings] = Field(default_factory=dict)
     deletes: DeleteSettings = Field(default_factory=DeleteSettings)
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     drift: Literal["report", "heal"] = "report"
     mapping: MappingSettings = Field(default_factory=MappingSettings)
     principals_missing: Literal["skip", "fail"] = "skip"

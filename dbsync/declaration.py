@@ -35,6 +35,8 @@ class Declaration:
     key_names_aws_account: bool = False
     # The kind writes the ACLs of other kinds' objects (a plan shows one per object created in the same run).
     writes_acls: bool = False
+    # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
+    versions: bool = True
 
 
 class Catalogue:

@@ -56,6 +56,7 @@ def summary_table(reports: Sequence[Any]) -> str:
 
 def report_json(r: Any) -> dict[str, Any]:
     doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
+    doc.update(held=r.held, pending=r.pending)  # held by the edit-storm guard; pinned by `dbsync restore --pin`
     doc["seconds"] = round(r.seconds, 3)
     return doc
 

@@ -70,6 +70,13 @@ class Watcher(ABC):
         """
         return key
 
+    def restored(self, ctx: SyncContext, resource: Resource) -> Resource:
+        """A kept version about to be written again by `dbsync restore`: what names the target as it is now.
+
+        The payload is the replicator's input, so a kind whose payload holds a target id refreshes it here.
+        """
+        return resource
+
 
 def listing(watcher: Watcher, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
     """`watcher.list()`, with any failure (an API error, a reset connection, an HTML page) as a ListingError.
