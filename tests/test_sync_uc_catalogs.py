@@ -8,6 +8,7 @@ as databricks-sdk `service/catalog.py` sends them.
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -226,8 +227,8 @@ def test_a_lost_store_adopts_everything_without_errors_or_writes(source: Pair) -
     """Names are unique per metastore: a fresh store finds each securable by name (no 409, no second copy)."""
     pair = source
     sync(pair)
-    for path in pair.state_path.parent.glob(pair.state_path.name + "*"):
-        path.unlink()
+    for path in pair.state_path.parent.glob(pair.state_path.name + "*"):  # the store, its lock, key and versions
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     pair.reset_stats()
     reports = sync(pair)
     assert all(reports[k].errors == 0 for k in UC), {k: reports[k].message for k in UC}
