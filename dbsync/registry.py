@@ -49,6 +49,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("sql_queries", "sql_objects"),
     ("sql_alerts", "sql_objects"),
     ("dashboards", "dashboards"),
+    # A schedule lives on its dashboard's copy and names its warehouse, destinations and users: after all of them.
+    ("dashboard_schedules", "dashboard_schedules"),
     ("mlflow_experiments", "mlflow_objects"),
     ("registered_models", "mlflow_objects"),
     # Endpoints after the registered models (and secret scopes) they serve and read.
