@@ -67,6 +67,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
+    # A managed table's data (tables.data: deep_clone) is cloned into the table `tables` created.
+    ("table_data", "table_data"),
     ("views", "metastore"),
     # Grants after the objects they are on (and after the principals they name).
     ("table_acls", "table_acls"),
