@@ -175,7 +175,7 @@ def test_cutover_unpauses_what_ran_on_the_source_and_rollback_restores_both(pair
     assert any("dashboard schedule" in line and "KPIs" in line for line in lines), lines
 
     ctx = open_cutover_context(pair.settings(**ready))
-    Runbook(ctx, force=True).run()
+    Runbook(ctx).run()
     ctx.store.close()
     assert _states(pair.dst, did) == {"morning": "UNPAUSED", "evening": "PAUSED"}, "exactly what ran on the source"
     assert _states(pair.src, ids["dashboard"]) == {"morning": "PAUSED", "evening": "PAUSED"}
@@ -187,3 +187,24 @@ def test_cutover_unpauses_what_ran_on_the_source_and_rollback_restores_both(pair
     ctx.store.close()
     assert _states(pair.dst, did) == {"morning": "PAUSED", "evening": "PAUSED"}
     assert _states(pair.src, ids["dashboard"]) == {"morning": "UNPAUSED", "evening": "PAUSED"}
+
+
+def test_a_subscriber_missing_on_the_target_is_left_out_and_added_once_it_exists(pair: Pair) -> None:
+    _seed(pair)
+    no_users = {"mapping": MAPPING["mapping"]}  # dbsync may not create users: the target's IdP provisions them
+    reports = pair.sync(only=KINDS, **no_users)
+    report = reports["dashboard_schedules"]
+    assert (report.created, report.partial, report.errors) == (1, 1, 0), "partial: a subscriber is missing"
+    did = _target_dashboard(pair.dst)
+    morning = _schedules(pair.dst, did)["morning"].schedule_id or ""
+    subscribers = [s.subscriber.as_dict() for s in pair.dst.lakeview.list_subscriptions(did, morning)]
+    assert [list(s) for s in subscribers] == [["destination_subscriber"]], "the missing user is left out"
+    store = Store(pair.state_path)
+    statuses = {p.source_meta.get("name"): p.status for p in store.priors("dashboard_schedules")}
+    store.close()
+    assert statuses == {"KPIs: morning": "partial", "KPIs: evening": "synced"}
+
+    ana = pair.dst.users.create(user_name="ana@new.example")  # provisioned on the target
+    reports = pair.sync(only=["dashboard_schedules"], **no_users)
+    subscribers = [s.subscriber.as_dict() for s in pair.dst.lakeview.list_subscriptions(did, morning)]
+    assert {"user_subscriber": {"user_id": int(ana.id or 0)}} in subscribers and len(subscribers) == 2
