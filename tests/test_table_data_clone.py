@@ -98,6 +98,14 @@ def test_deep_clone_copies_each_new_version_once_and_leaves_the_manual_list(mp: 
     assert store.prior("table_data", LEDGER).source_meta["cloned_version"] == 1
     store.close()
 
+    # turned off again: no statement, no delete guard, and the table is a manual action again
+    off = _settings(mp, data="none")
+    mp.forget_statements()
+    reports = mp.sync(only=["table_data"], **off)
+    assert (reports["table_data"].errors, reports["table_data"].outcome) == (0, "ok")
+    assert mp.statements("source") == [] and mp.statements("target") == []
+    assert LEDGER in _manual(mp, off)
+
 
 def test_without_the_setting_nothing_is_cloned_and_the_table_stays_listed(mp: MetastorePair) -> None:  # noqa: F811
     _seed(mp)

@@ -395,6 +395,8 @@ class RelationsWatcher(_MetastoreWatcher):
             return []
         actions = []
         cloned = {p.key for p in ctx.history.priors(CLONED_KIND, payloads=False) if p.status == "synced"}
+        if ctx.settings.tables.data != "deep_clone":
+            cloned = set()  # cloned once, no longer kept current: a person must copy the data again
         for prior in ctx.history.priors(self.kind, payloads=False):
             ddl = prior.source_meta.get("ddl")
             if prior.target_key is None or not ddl or _external_ddl(ddl, prior.key) or prior.key in cloned:

@@ -5,7 +5,7 @@ each managed table the store holds as replicated (by `tables`, earlier in the cy
 Delta version on the source (`DESCRIBE HISTORY … LIMIT 1`, one statement a table a cycle: the only way to
 see new data) and uses it as the version hint, so an unchanged table is not read further and nothing is
 cloned. A new version is fetched (`DESCRIBE TABLE EXTENDED` for its location) and cloned on the target by
-the replicator. With `tables.data: none` (the default) it lists nothing and sends no statement.
+the replicator. With `tables.data: none` (the default) it sends no statement and clones nothing.
 """
 
 from __future__ import annotations
@@ -68,7 +68,13 @@ class TableDataWatcher(Watcher):
     declaration = Declaration(interval=600, needs_warehouse=True, target_listed=False)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
-        if ws.side != "source" or not deep_clone_on(ctx):
+        if ws.side != "source":
+            return
+        if not deep_clone_on(ctx):
+            # Turned off: earlier clones stay recorded as they are (no statement, and no empty listing
+            # for the delete guard); the tables are listed under "needs manual action" again.
+            for prior in ctx.history.priors(self.kind, payloads=False):
+                yield Resource(self.kind, prior.key, prior.key, prior.version_hint)
             return
         for key in managed_tables(ctx):
             try:
