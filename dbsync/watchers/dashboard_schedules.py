@@ -25,12 +25,14 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
+from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.identities import scim_records
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100
 PAUSE = "pause_status"  # source_meta key: the source schedule's PAUSED / UNPAUSED
+USER_NAMES: CacheKey[dict[str, str]] = CacheKey("dashboard_schedules:user-names")  # .part(side)
 NAME = "name"  # source_meta key: "<dashboard>: <schedule>", for the cutover's lines
 
 
@@ -114,9 +116,13 @@ class DashboardScheduleWatcher(Watcher):
         if destination:
             return {"destination_id": ref("notification_destinations", destination)}
         user_id = str((subscriber.get("user_subscriber") or {}).get("user_id") or "")
-        names = {str(u.get("id")): u.get("userName") for u in scim_records(ctx, ws, "users")}
-        name = names.get(user_id)
+        name = ctx.cached(USER_NAMES.part(ws.side), lambda: _user_names(ctx, ws)).get(user_id)
         return {"user_name": ctx.principals.user(name)} if name else None
+
+
+def _user_names(ctx: SyncContext, ws: Workspace) -> dict[str, str]:
+    """SCIM user id → userName of `ws` (from the users listing, read once per run)."""
+    return {str(u.get("id")): str(u.get("userName")) for u in scim_records(ctx, ws, "users") if u.get("userName")}
 
 
 def _raw_subs(subscriptions: list[dict[str, Any]]) -> list[str]:
