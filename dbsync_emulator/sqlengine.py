@@ -997,7 +997,7 @@ def _create(ctx: _Ctx, cur: _Cursor) -> Result:
         return _create_catalog(ctx, cur)
     if cur.word_at() == "VIEW":
         return _create_view(ctx, cur, replace)
-    if cur.word_at() == "TABLE" and any(t.kind == "word" and t.value.upper() == "CLONE" for t in cur.toks):
+    if cur.word_at() == "TABLE" and _CLONE.match(cur.sql):
         return _create_clone(ctx, cur, replace)
     if cur.word_at() == "TABLE" or cur.is_words("EXTERNAL", "TABLE"):
         return _create_table(ctx, cur.sql)
@@ -1603,6 +1603,13 @@ _HISTORY_COLUMNS = [
     Column("operation", "STRING"),
     Column("operationParameters", "MAP<STRING,STRING>"),
 ]
+_NAME_PART = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+# CREATE [OR REPLACE] TABLE [IF NOT EXISTS] <name> [SHALLOW | DEEP] CLONE: the clone form, not a column named clone.
+_CLONE = re.compile(
+    rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME_PART}(?:\s*\.\s*{_NAME_PART})*"
+    r"\s+(?:(?:SHALLOW|DEEP)\s+)?CLONE\b",
+    re.IGNORECASE,
+)
 _CLONE_COLUMNS = [
     Column(name, "BIGINT")
     for name in (
