@@ -1595,7 +1595,15 @@ def _alter_schema(ctx: _Ctx, cur: _Cursor, record: dict) -> Result:
 # buckets, so a Delta table one writes at s3://, abfss:// or gs:// is a Delta table at that path for the
 # others (dbfs:/ is each workspace's own). Location -> the table's last commit (definition and version).
 CLOUD_STORAGE: dict[str, dict] = {}
-_SNAPSHOT_FIELDS = ("columns", "partition_columns", "clustering_columns", "properties", "delta_version", "delta_commit")
+_SNAPSHOT_FIELDS = (
+    "columns",
+    "comment",
+    "partition_columns",
+    "clustering_columns",
+    "properties",
+    "delta_version",
+    "delta_commit",
+)
 _HISTORY_COLUMNS = [
     Column("version", "BIGINT"),
     Column("timestamp", "TIMESTAMP"),
@@ -1719,7 +1727,7 @@ def _create_clone(ctx: _Ctx, cur: _Cursor, replace: bool) -> Result:
         "name": name.name,
         "type": existing["type"] if existing else "MANAGED",
         "provider": "delta",
-        "comment": None,
+        "comment": snapshot["comment"],
         "options": {},
         "columns": snapshot["columns"] or [],
         "partition_columns": snapshot["partition_columns"] or [],
