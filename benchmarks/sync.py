@@ -33,7 +33,7 @@ from pathlib import Path
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import ml, serving, settings, sql
 from databricks.sdk.service import pipelines as dlt
-from databricks.sdk.service.dashboards import Dashboard
+from databricks.sdk.service.dashboards import CronSchedule, Dashboard, Schedule
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.config import Settings
@@ -136,6 +136,7 @@ SECOND_WAVE_KINDS = (
     "sql_queries",
     "sql_alerts",
     "dashboards",
+    "dashboard_schedules",
     "mlflow_experiments",
     "registered_models",
     "workspace_conf",
@@ -144,7 +145,7 @@ SECOND_WAVE_KINDS = (
 
 
 def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experiments: int) -> None:
-    """Queries (one alert per 10), dashboards, experiments and a model per 10 experiments, over HTTP."""
+    """Queries (one alert per 10), dashboards (a schedule each), experiments, a model per 10 experiments."""
     warehouse = w.warehouses.create(name="bench", cluster_size="2X-Small", auto_stop_mins=10).response.id
     w.workspace.mkdirs("/Shared/bench")
     condition = sql.AlertCondition(
@@ -162,7 +163,7 @@ def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experime
             w.alerts.create(alert=alert)
     layout = json.dumps({"pages": [{"name": "p", "displayName": "Overview"}]})
     for i in range(dashboards):
-        w.lakeview.create(
+        created = w.lakeview.create(
             Dashboard(
                 display_name=f"dashboard {i}",
                 parent_path="/Shared/bench",
@@ -170,6 +171,8 @@ def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experime
                 serialized_dashboard=layout,
             )
         )
+        cron = CronSchedule(quartz_cron_expression=f"0 0 {i % 24} * * ?", timezone_id="UTC")
+        w.lakeview.create_schedule(created.dashboard_id or "", Schedule(cron_schedule=cron, display_name="daily"))
     for i in range(experiments):
         w.experiments.create_experiment(f"/Shared/bench/experiment {i}", tags=[ml.ExperimentTag("i", str(i))])
         if i % 10 == 0:

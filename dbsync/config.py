@@ -173,6 +173,10 @@ class TableSettings(_Strict):
     # `recreate_if_external` (drop and create an external table again; its data stays where it is).
     # A managed table is never dropped: that would delete its data.
     on_change: Literal["report", "recreate_if_external"] = "report"
+    # A managed table's data: `none` (its definition only; listed under "needs manual action") or `deep_clone`
+    # (the target's warehouse runs CREATE OR REPLACE TABLE … DEEP CLONE delta.`<source location>` whenever the
+    # source's Delta version changes; the target's warehouse must be able to read the source's storage).
+    data: Literal["none", "deep_clone"] = "none"
 
 
 class CutoverSettings(_Strict):

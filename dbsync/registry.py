@@ -49,6 +49,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("sql_queries", "sql_objects"),
     ("sql_alerts", "sql_objects"),
     ("dashboards", "dashboards"),
+    # A schedule lives on its dashboard's copy and names its warehouse, destinations and users: after all of them.
+    ("dashboard_schedules", "dashboard_schedules"),
     ("mlflow_experiments", "mlflow_objects"),
     ("registered_models", "mlflow_objects"),
     # Endpoints after the registered models (and secret scopes) they serve and read.
@@ -65,6 +67,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
+    # A managed table's data (tables.data: deep_clone) is cloned into the table `tables` created.
+    ("table_data", "table_data"),
     ("views", "metastore"),
     # Grants after the objects they are on (and after the principals they name).
     ("table_acls", "table_acls"),

@@ -13,7 +13,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics
 from dbsync.context import SyncContext
-from dbsync.cutover import endpoints, pipelines, plan, render, steps
+from dbsync.cutover import endpoints, pipelines, plan, render, schedules, steps
 from dbsync.cutover.common import (
     DONE_STATES,
     JOBS,
@@ -303,7 +303,9 @@ class Runbook:
             + "; "
             + pipelines.plan_text(self, self.skip_source)
             + "; "
-            + endpoints.plan_text(self),
+            + endpoints.plan_text(self)
+            + "; "
+            + schedules.plan_text(self, self.skip_source),
             "mark_complete": "store role → cutover-complete: `dbsync serve` stops replicating into the new primary",
             "report": f"each job's state before/after on both sides, saved as JSON in {self.report_dir}",
         }

@@ -243,6 +243,11 @@ class TablesReplicator(Replicator):
         """The target's definition differs: recreate an external table if allowed, otherwise report."""
         if what == "view":
             raise Permanent("the target has a view by this name where the source has a table; drop it there")
+        if not is_external(current) and not is_external(wanted) and ctx.settings.tables.data == "deep_clone":
+            raise Blocked(
+                "a managed table whose definition changed on the source: the next DEEP CLONE of its data "
+                "(tables.data: deep_clone) brings the new definition with it"
+            )
         if not is_external(current):
             raise Permanent(
                 "the source definition differs from the target's, which is a managed table: dbsync never "

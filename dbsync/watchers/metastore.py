@@ -385,7 +385,7 @@ class RelationsWatcher(_MetastoreWatcher):
         return stub
 
     def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
-        """Every replicated managed table: only its definition reached the target, its data did not.
+        """Every replicated managed table: only its definition reached the target, its data did not (unless cloned).
 
         Read from the store (the source DDL each table was last replicated with); the size comes from one
         `DESCRIBE DETAIL` on the source for the first SIZE_LOOKUPS tables, "unknown" past them or when the
@@ -394,16 +394,25 @@ class RelationsWatcher(_MetastoreWatcher):
         if self.what != "table":
             return []
         actions = []
+        cloned = {p.key for p in ctx.history.priors(CLONED_KIND, payloads=False) if p.status == "synced"}
+        if ctx.settings.tables.data != "deep_clone":
+            cloned = set()  # cloned once, no longer kept current: a person must copy the data again
         for prior in ctx.history.priors(self.kind, payloads=False):
             ddl = prior.source_meta.get("ddl")
-            if prior.target_key is None or not ddl or _external_ddl(ddl, prior.key):
+            if prior.target_key is None or not ddl or _external_ddl(ddl, prior.key) or prior.key in cloned:
                 continue
             detail = _detail(ctx, prior.key) if len(actions) < SIZE_LOOKUPS else {}
             actions.append({"kind": self.kind, "key": prior.key, "action": managed_table_action(prior.key, detail)})
         return actions
 
 
+CLONED_KIND = "table_data"  # with tables.data: deep_clone, a table it cloned has its data on the target
 SIZE_LOOKUPS = 100  # DESCRIBE DETAIL statements one validation may send to the source for table sizes
+
+
+def is_managed_ddl(ddl: str, key: str) -> bool:
+    """Whether a SHOW CREATE TABLE text is a managed table's (its data lives in the metastore's storage)."""
+    return not _external_ddl(ddl, key)
 
 
 def _external_ddl(ddl: str, key: str) -> bool:
