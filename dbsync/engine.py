@@ -27,6 +27,7 @@ from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, R
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
+from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -47,6 +48,8 @@ class KindReport:
     partial: int = 0  # written with entries left out (principals the target lacks): applied again when they exist
     deleted: int = 0
     blocked: int = 0
+    held: int = 0  # updates the edit-storm guard held: the target keeps its copies until they are confirmed
+    pending: int = 0  # source changes not copied on purpose: the object is pinned by `dbsync restore --pin`
     errors: int = 0
     drifted: int = 0
     # Listed, not read: an unchanged object of a kind read by need whose revisit is not due (its status stands).
@@ -59,6 +62,9 @@ class KindReport:
     pending_deletes: list[Delete] = field(default_factory=list, repr=False)
     # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
     blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
+    # Updates fetched and decided, applied once the whole listing shows whether the edit-storm guard holds them.
+    deferred: list[Any] = field(default_factory=list, repr=False)
+    deferred_bytes: int = field(default=0, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("listed", "fetched", "created", "updated", "deleted", "errors")}
@@ -73,6 +79,8 @@ class _Outcome:
     status: str | None = None  # blocked | error when the change failed
     error: str | None = None
     retry_in: float = 0.0
+    deferred: bool = False  # an update waiting for the edit-storm guard's decision
+    refetch: bool = False  # its body was let go (too many held at once): fetched again if it is applied
 
 
 Progress = Callable[[KindReport], None]
@@ -84,8 +92,8 @@ class Engine:
     def __init__(
         self,
         ctx: SyncContext,
-        plan_only: bool = False,
         force_deletes: bool = False,
+        force_updates: bool = False,
         retry_now: bool = True,
         progress: Progress | None = None,
         registry: Iterable[Kind] | None = None,
@@ -94,8 +102,9 @@ class Engine:
         full_sweep: bool = False,
     ) -> None:
         self.ctx = ctx
-        self.plan_only = plan_only
         self.force_deletes = force_deletes
+        self.force_updates = force_updates
+        self.pinned: set[tuple[str, str]] = set()  # `restore --pin`: (kind, key) the source may not overwrite
         self.retry_now = retry_now  # `sync --once` retries errors at once; the daemon backs off
         self.progress = progress
         self.registry = tuple(registry if registry is not None else kinds())
@@ -104,6 +113,11 @@ class Engine:
         self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
         self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
+
+    @property
+    def plan_only(self) -> bool:
+        """A plan (`dbsync plan`, a context opened with dry_run): list, compare, write nothing."""
+        return self.ctx.dry_run
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -122,7 +136,11 @@ class Engine:
         if not self.plan_only and not self.full_sweep:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         with self.ctx.owning_events():  # workers queue their events; this thread records them
-            return self._cycle(self.selected_kinds(names))
+            reports = self._cycle(self.selected_kinds(names))
+        if not self.plan_only:
+            history = self.ctx.settings.history
+            self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
+        return reports
 
     def _cycle(self, selected: list[Kind]) -> list[KindReport]:
         reports: list[tuple[Kind, KindReport, int]] = []
@@ -176,6 +194,7 @@ class Engine:
         inflight: set[Future[_Outcome]] = set()
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
+        self.pinned = self.ctx.versions.pinned_keys([kind.name])
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
                 for stub in self._listing(kind, self.ctx.source):
@@ -203,6 +222,7 @@ class Engine:
                 self._drain(kind, report, inflight, None)  # changes in flight finish and are recorded
                 if report.outcome == "interrupted":
                     return report  # an unfinished listing never plans deletes
+                guarded_updates(self, kind, report, pool)
                 self._retry_blocked(kind, report, pool)
         except ListingError as err:
             report.outcome = "listing_failed"
@@ -293,6 +313,10 @@ class Engine:
                 change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written
             if change is None or self.plan_only:
                 return _Outcome(resource, prior, change)
+            if (kind.name, resource.key) in self.pinned:
+                return _Outcome(resource, prior, status="pending", error=PINNED)
+            if guards(self.ctx, change) and not self.force_updates:
+                return _Outcome(resource, prior, change, deferred=True)  # applied after the guard's look
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
         except Exception as err:  # one bad object never stops the cycle
             return self._failure(resource, prior, err)
@@ -326,6 +350,9 @@ class Engine:
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
         """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
         blocked, report.blocked_outcomes = report.blocked_outcomes, []
+        # Only an apply that waited on a reference can go again; one blocked while fetched (a secret the
+        # source cannot give) has no payload and waits for the next cycle.
+        blocked = [o for o in blocked if o.resource.payload is not None]
         if not blocked or self.plan_only or report.created == 0:
             return
         report.blocked -= len(blocked)
@@ -349,6 +376,9 @@ class Engine:
             report.fetched += 1
         if outcome.status is not None:
             self._record_failure(kind, report, outcome)
+            return
+        if outcome.deferred:
+            hold_for_guard(report, outcome)
             return
         if resource.payload is not None and not self.plan_only:
             revisit.visited(self.ctx, kind, resource, changed=outcome.change is not None)
@@ -379,6 +409,7 @@ class Engine:
         _count(report, action, applied)
         if not applied.skipped:
             metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
+            keep_version(self.ctx, kind, resource, applied.target_key, action)
         if applied.note:
             self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
 
@@ -387,6 +418,8 @@ class Engine:
         if outcome.status == "blocked":
             report.blocked += 1
             report.blocked_outcomes.append(outcome)
+        elif outcome.status == "pending":
+            report.pending += 1
         else:
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
@@ -407,7 +440,8 @@ class Engine:
         known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
         # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
         priors = (self.ctx.store.prior(kind.name, k) for k in missing if planner.selected(kind_settings, k))
-        gone = [p for p in priors if p is not None]
+        gone = [p for p in priors if p is not None and (kind.name, p.key) not in self.pinned]
+        report.pending += sum(1 for k in missing if (kind.name, k) in self.pinned)  # a pinned restore stays
         plan = planner.plan_deletes(
             kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )
@@ -445,6 +479,7 @@ class Engine:
                 if outcome == "deleted":
                     report.deleted += 1
                     metrics.CHANGES_APPLIED.labels(kind.name, "delete").inc()
+                    keep_deletion(self.ctx, kind, change.key, change.target_key)
                 else:
                     self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 

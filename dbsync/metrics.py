@@ -37,6 +37,9 @@ STALENESS_TARGET = Gauge(
     "The kind's freshness target: its max_staleness, or its interval when every cycle reads every object",
     ["kind"],
 )
+UPDATE_GUARD_TRIPPED = Gauge(
+    "dbsync_update_guard_tripped", "1 while a kind's updates are held by the edit-storm guard", ["kind"]
+)
 CUTOVER_READY = Gauge(
     "dbsync_cutover_ready", "1 while /cutover-readyz is 200: replicating, both workspaces answered, nothing stale"
 )
@@ -64,5 +67,6 @@ def zero_series(kind_names: Iterable[str]) -> None:
         SYNC_ERRORS.labels(kind)
         DRIFT_DETECTED.labels(kind)
         DELETE_GUARD_TRIPPED.labels(kind)
+        UPDATE_GUARD_TRIPPED.labels(kind)
         for action in ACTIONS:
             CHANGES_APPLIED.labels(kind, action)
