@@ -42,6 +42,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FamilyBudgets(_Strict):
+    """Requests per second per API family (None: only the workspace budget applies)."""
+
+    workspace: float | None = Field(default=None, gt=0)  # workspace list / export / import / mkdirs
+    permissions: float | None = Field(default=None, gt=0)  # object ACL reads and writes
+    scim: float | None = Field(default=None, gt=0)  # users, groups, service principals
+    jobs: float | None = Field(default=None, gt=0)  # jobs list / get / create / reset
+    sql_statements: float | None = Field(default=None, gt=0)  # SQL statement execution (metastore kinds)
+
+
 class WorkspaceSettings(_Strict):
     """One side of the pair: a host and a PAT, or a profile from ~/.databrickscfg."""
 
@@ -49,6 +59,11 @@ class WorkspaceSettings(_Strict):
     token: SecretStr | None = None
     profile: str | None = None
     config_file: Path | None = None  # defaults to ~/.databrickscfg, like the databricks CLI
+    # Client-side pacing (dbsync/pacing.py): every request to this workspace, of every kind, draws from one
+    # budget. Unset: unpaced (the service documents no workspace-wide limit; see README "Request budget").
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    # Extra budgets for the API families the service limits separately (a request draws from both).
+    family_requests_per_second: FamilyBudgets = Field(default_factory=FamilyBudgets)
 
 
 class KindSettings(_Strict):
@@ -246,6 +261,9 @@ class Settings(BaseSettings):
     workspace_conf: WorkspaceConfSettings = Field(default_factory=WorkspaceConfSettings)
     mounts: MountSettings = Field(default_factory=MountSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
+    # Kinds whose listings do not depend on what earlier kinds wrote are listed this many at a time (writes
+    # stay in dependency order); 1 lists one kind after another.
+    listing_concurrency: int = Field(default=4, ge=1, le=16)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
