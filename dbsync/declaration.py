@@ -33,6 +33,9 @@ class Declaration:
     key_names_aws_account: bool = False
     # The kind writes the ACLs of other kinds' objects (a plan shows one per object created in the same run).
     writes_acls: bool = False
+    # The listing reads what earlier kinds recorded in the same run (their listed keys, target ids) or writes the
+    # store: the engine lists it in turn, on its own thread, instead of ahead with the independent kinds.
+    listed_in_turn: bool = False
 
 
 class Catalogue:

@@ -4,6 +4,8 @@ Workers only talk HTTP (fetch and apply); the calling thread owns the store: it 
 in its own transaction, and the events workers raise (queued on the context). Upserts run in dependency
 order, then deletes in reverse order, so a job goes before the cluster it used. Listings stream: at most
 `concurrency * 4` changes are in flight, and a notebook body lives from its export to its import only.
+Source listings of independent kinds are read ahead, `listing_concurrency` at a time (ListingsAhead): reads
+need no order, so one slow listing does not hold the others; what they lead to is still applied in order.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
 from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
+from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
@@ -98,6 +101,7 @@ class Engine:
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
+        self.ahead: ListingsAhead | None = None  # this cycle's source listings read ahead of their turn
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -113,8 +117,9 @@ class Engine:
         if refusal and not self.plan_only:
             raise StoreError(refusal)
         self.ctx.new_run()
-        with self.ctx.owning_events():  # workers queue their events; this thread records them
-            return self._cycle(self.selected_kinds(names))
+        selected = self.selected_kinds(names)
+        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue their events
+            return self._cycle(selected)
 
     def _cycle(self, selected: list[Kind]) -> list[KindReport]:
         reports: list[tuple[Kind, KindReport, int]] = []
@@ -170,7 +175,7 @@ class Engine:
         store = self.ctx.store
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in self._listing(kind, self.ctx.source):
+                for stub in self._source_listing(kind):
                     if self.stop.is_set() or self.fenced:
                         report.outcome = "interrupted"
                         report.message = self.fenced or "stopped before the listing ended"
@@ -208,6 +213,11 @@ class Engine:
             self._detect_drift(kind, report)
         self._plan_deletes(kind, report, listed)
         return report
+
+    def _source_listing(self, kind: Kind) -> Iterable[Resource]:
+        """The kind's source listing: read ahead when it could be, else now (raises ListingError the same way)."""
+        read = self.ahead.take(kind.name) if self.ahead is not None else None
+        return read.result() if read is not None else self._listing(kind, self.ctx.source)
 
     def _release_listing(self, kind: Kind, following: list[Kind]) -> None:
         """A listing shared by consecutive kinds (the workspace tree) is freed once the last of them is done."""

@@ -215,12 +215,10 @@ class Stats:
 
     def document(self) -> dict[str, Any]:
         with self.lock:
-            doc: dict[str, Any] = {
-                "total": self.total,
-                "endpoints": json.loads(json.dumps(self.endpoints)),
-                "per_second": {str(k): v for k, v in self.per_second.items()},
-                "max_per_second": max(self.per_second.values(), default=0),
-            }
+            doc: dict[str, Any] = {"total": self.total, "endpoints": json.loads(json.dumps(self.endpoints))}
+            if self.per_second:
+                doc["per_second"] = {str(k): v for k, v in self.per_second.items()}
+                doc["max_per_second"] = max(self.per_second.values())
             if self.retry_after.sent:
                 doc["retry_after"] = self.retry_after.document()
             return doc

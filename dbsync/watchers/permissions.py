@@ -49,7 +49,9 @@ class PermissionsWatcher(Watcher):
     # One GET per object on the target (no listing): the report takes the store's word for what is there.
     # A key "<object kind>:<object key>" reverses through the object's own mapping; a plan shows the ACL of
     # each object created in the same run.
-    declaration = Declaration(interval=300, target_listed=False, reverse_key="object", writes_acls=True)
+    declaration = Declaration(
+        interval=300, target_listed=False, reverse_key="object", writes_acls=True, listed_in_turn=True
+    )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind in acl_kinds():
