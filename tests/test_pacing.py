@@ -8,7 +8,9 @@ workspace, so dbsync keeps under a budget instead of discovering the limit throu
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -152,3 +154,13 @@ def test_budgets_are_settings_of_each_side() -> None:
     assert settings.source.family_requests_per_second.permissions == 20
     assert settings.target.max_requests_per_second is None  # unpaced unless set
     assert settings.listing_concurrency >= 1
+
+
+def test_the_dashboard_shows_requests_spent_against_the_budget() -> None:
+    """Operators read requests/s vs budget per workspace on one panel (deploy/grafana/dashboard.py)."""
+    dashboard = json.loads((Path(__file__).parents[1] / "deploy" / "grafana" / "dbsync.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p.get("title") == "Requests/s vs budget")
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert any("rate(dbsync_api_requests_total" in e and "by (workspace)" in e for e in exprs), exprs
+    assert any("dbsync_api_budget_requests_per_second" in e for e in exprs), exprs
+    assert panel["fieldConfig"]["defaults"]["unit"] == "reqps"
