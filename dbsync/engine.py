@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -192,9 +193,9 @@ class Engine:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
                     inflight.add(pool.submit(self._process, kind, stub, prior))
                     if len(inflight) >= limit:
-                        inflight = self._drain(kind, report, inflight, FIRST_COMPLETED)
+                        inflight = self._drain(kind, report, inflight, keep=limit // 2)
                     self._tick(report)
-                self._drain(kind, report, inflight, None)  # changes in flight finish and are recorded
+                self._drain(kind, report, inflight)  # changes in flight finish and are recorded
                 if report.outcome == "interrupted":
                     return report  # an unfinished listing never plans deletes
                 self._retry_blocked(kind, report, pool)
@@ -242,6 +243,10 @@ class Engine:
         except ListingError as err:
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return
+        with self.ctx.store.batch():  # the baselines of a whole kind in one transaction
+            self._compare_drift(kind, report, target_view)
+
+    def _compare_drift(self, kind: Kind, report: KindReport, target_view: dict[str, str | None]) -> None:
         heal = self.ctx.settings.drift == "heal"
         store = self.ctx.store
         for prior in store.priors(kind.name, payloads=False):
@@ -312,14 +317,25 @@ class Engine:
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
     def _drain(
-        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], return_when: str | None
+        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], keep: int = 0
     ) -> set[Future[_Outcome]]:
-        if not inflight:
-            return inflight
-        done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
-        for future in done:
-            self._record(kind, report, future.result())
-        self.ctx.record_events()
+        """Wait until at most `keep` changes are in flight, then record the finished ones in one transaction.
+
+        Waiting for half the window (not the first to finish) keeps the workers busy with the other half and
+        gives the store one commit per window of outcomes instead of one per change.
+        """
+        done: set[Future[_Outcome]] = set()
+        pending = inflight
+        while len(pending) > keep:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done |= finished
+        if not done:
+            return pending
+        window = nullcontext() if self.plan_only else self.ctx.store.batch()
+        with window:
+            for future in done:
+                self._record(kind, report, future.result())
+            self.ctx.record_events()
         return set(pending)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
@@ -329,7 +345,7 @@ class Engine:
             return
         report.blocked -= len(blocked)
         futures = {pool.submit(self._reapply, kind, o) for o in blocked}
-        self._drain(kind, report, futures, None)
+        self._drain(kind, report, futures)
 
     def _reapply(self, kind: Kind, outcome: _Outcome) -> _Outcome:
         try:
@@ -341,7 +357,7 @@ class Engine:
             return self._failure(outcome.resource, outcome.prior, err)
 
     def _record(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
-        """Main thread: one transaction per outcome."""
+        """Main thread: records one outcome, in the transaction of its window (_drain)."""
         store = self.ctx.store
         resource = outcome.resource
         if outcome.status is None and resource.payload is not None:
