@@ -226,6 +226,7 @@ def connect(
     config.retry_timeout_seconds = retry_timeout_seconds  # the probe is done: every call gets the full budget
     client = WorkspaceClient(config=config)
     _mount_http_pool(client, concurrency)
+    _read_environment_once(client)
     return Workspace(side, client, budget=request_budget(side, settings))
 
 
@@ -244,6 +245,19 @@ def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
     size = max(20, concurrency * 2)
     for scheme in ("http://", "https://"):
         session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
+
+
+def _read_environment_once(client: WorkspaceClient) -> None:
+    """Proxies (HTTPS_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE) read once for the workspace's host.
+
+    `requests` reads them, and looks for ~/.netrc, on every request: about a fifth of the client's CPU per
+    request. One side talks to one host, so its session keeps what the environment says for that host.
+    """
+    session = client.api_client._api_client._session
+    settings = session.merge_environment_settings(client.config.host, {}, None, None, None)
+    session.proxies = settings["proxies"]
+    session.verify = settings["verify"]
+    session.trust_env = False
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
