@@ -10,6 +10,11 @@ registered models through the SDK and prints, per kind, the API calls of a no-ch
 (the goal: listing calls only):
 
     python benchmarks/sync.py --second-wave [--queries 200] [--dashboards 50] [--experiments 100]
+
+`--third-wave` does the same for pipelines, notification destinations and serving endpoints (the
+listings carry no version for the first two: one GET per object is the cost of a no-change cycle):
+
+    python benchmarks/sync.py --third-wave [--pipelines 50] [--destinations 20] [--endpoints 20]
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import time
 from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.service import ml, sql
-from databricks.sdk.service.dashboards import Dashboard
+from databricks.sdk.service import ml, serving, settings, sql
+from databricks.sdk.service import pipelines as dlt
+from databricks.sdk.service.dashboards import CronSchedule, Dashboard, Schedule
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.config import Settings
@@ -130,6 +136,7 @@ SECOND_WAVE_KINDS = (
     "sql_queries",
     "sql_alerts",
     "dashboards",
+    "dashboard_schedules",
     "mlflow_experiments",
     "registered_models",
     "workspace_conf",
@@ -138,7 +145,7 @@ SECOND_WAVE_KINDS = (
 
 
 def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experiments: int) -> None:
-    """Queries (one alert per 10), dashboards, experiments and a model per 10 experiments, over HTTP."""
+    """Queries (one alert per 10), dashboards (a schedule each), experiments, a model per 10 experiments."""
     warehouse = w.warehouses.create(name="bench", cluster_size="2X-Small", auto_stop_mins=10).response.id
     w.workspace.mkdirs("/Shared/bench")
     condition = sql.AlertCondition(
@@ -156,7 +163,7 @@ def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experime
             w.alerts.create(alert=alert)
     layout = json.dumps({"pages": [{"name": "p", "displayName": "Overview"}]})
     for i in range(dashboards):
-        w.lakeview.create(
+        created = w.lakeview.create(
             Dashboard(
                 display_name=f"dashboard {i}",
                 parent_path="/Shared/bench",
@@ -164,11 +171,81 @@ def seed_second_wave(w: WorkspaceClient, queries: int, dashboards: int, experime
                 serialized_dashboard=layout,
             )
         )
+        cron = CronSchedule(quartz_cron_expression=f"0 0 {i % 24} * * ?", timezone_id="UTC")
+        w.lakeview.create_schedule(created.dashboard_id or "", Schedule(cron_schedule=cron, display_name="daily"))
     for i in range(experiments):
         w.experiments.create_experiment(f"/Shared/bench/experiment {i}", tags=[ml.ExperimentTag("i", str(i))])
         if i % 10 == 0:
             w.model_registry.create_model(f"model-{i}")
             w.model_registry.create_model_version(f"model-{i}", f"dbfs:/models/{i}")
+
+
+THIRD_WAVE_KINDS = ("notification_destinations", "registered_models", "pipelines", "serving_endpoints")
+WEBHOOK_VARIABLE = "DBSYNC_SECRET__NOTIFICATION_DESTINATIONS__HOOK_{}_URL"
+
+
+def seed_third_wave(w: WorkspaceClient, pipelines: int, destinations: int, endpoints: int) -> None:
+    """Pipelines (every fifth continuous), webhook destinations (URLs given as env values), endpoints."""
+    for i in range(pipelines):
+        library = dlt.PipelineLibrary(notebook=dlt.NotebookLibrary(path=f"/Shared/dlt/{i}"))
+        w.pipelines.create(name=f"pipeline {i}", continuous=i % 5 == 0, libraries=[library], target=f"s{i}")
+    for i in range(destinations):
+        url = f"https://hooks.example.com/{i}"
+        os.environ[WEBHOOK_VARIABLE.format(i)] = url  # the values source of this benchmark (values_from: env)
+        config = settings.Config(generic_webhook=settings.GenericWebhookConfig(url=url))
+        w.notification_destinations.create(display_name=f"hook {i}", config=config)
+    w.model_registry.create_model("bench-model")
+    w.model_registry.create_model_version("bench-model", "dbfs:/models/bench")
+    for i in range(endpoints):
+        entity = serving.ServedEntityInput(entity_name="bench-model", entity_version="1", workload_size="Small")
+        config = serving.EndpointCoreConfigInput(name=f"endpoint-{i}", served_entities=[entity])
+        w.serving_endpoints.create(name=f"endpoint-{i}", config=config)
+
+
+def third_wave(args: argparse.Namespace, src_port: int, tgt_port: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings_ = Settings(
+            source={"host": f"http://127.0.0.1:{src_port}", "token": "src-token"},
+            target={"host": f"http://127.0.0.1:{tgt_port}", "token": "tgt-token"},
+            state_path=Path(tmp) / "bench.db",
+            concurrency=args.concurrency,
+            secrets={"values_from": "env"},
+        )
+        ctx = open_context(settings_)
+        seed_third_wave(ctx.source.client, args.pipelines, args.destinations, args.endpoints)
+        print(
+            f"dbsync third-wave benchmark: {args.pipelines} pipelines, {args.destinations} notification "
+            f"destinations, {args.endpoints} serving endpoints, concurrency {args.concurrency}, "
+            f"{time.strftime('%Y-%m-%d')}"
+        )
+        started = time.monotonic()
+        reports = Engine(ctx).cycle(list(THIRD_WAVE_KINDS))
+        created = sum(r.created for r in reports)
+        problems = sum(r.errors + r.blocked for r in reports)
+        print(f"initial sync: {created} objects created in {time.monotonic() - started:.1f} s ({problems} problems)")
+        Engine(ctx).cycle(list(THIRD_WAVE_KINDS))  # endpoints deployed meanwhile: their listing changed once
+        no_change_table(ctx, THIRD_WAVE_KINDS)
+        ctx.store.close()
+
+
+def no_change_table(ctx: SyncContext, kinds: tuple[str, ...]) -> None:
+    """One no-change cycle per kind: seconds, source and target calls by endpoint, target writes."""
+    print("\n== no-change cycle, per kind (source and target calls by endpoint)")
+    print(f"{'kind':<26}{'seconds':>8}{'src':>6}{'tgt':>6}{'writes':>7}  endpoints")
+    for kind in kinds:
+        ctx.source.reset_calls()
+        ctx.target.reset_calls()
+        started = time.monotonic()
+        Engine(ctx).cycle([kind])
+        seconds = time.monotonic() - started
+        endpoints = ", ".join(
+            f"{side[0]}:{endpoint} x{n}"
+            for side, ws in (("source", ctx.source), ("target", ctx.target))
+            for endpoint, n in sorted(ws.calls_by_endpoint().items())
+            if "well-known" not in endpoint
+        )
+        src, tgt = ctx.source.total_calls("/api"), ctx.target.total_calls("/api")
+        print(f"{kind:<26}{seconds:>8.2f}{src:>6}{tgt:>6}{ctx.target.write_calls():>7}  {endpoints}")
 
 
 def second_wave(args: argparse.Namespace, src_port: int, tgt_port: int) -> None:
@@ -218,15 +295,19 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dashboards", type=int, default=50)
     parser.add_argument("--experiments", type=int, default=100)
+    parser.add_argument("--third-wave", action="store_true", help="pipelines, destinations, serving endpoints")
+    parser.add_argument("--pipelines", type=int, default=50)
+    parser.add_argument("--destinations", type=int, default=20)
+    parser.add_argument("--endpoints", type=int, default=20)
     args = parser.parse_args()
-    if args.second_wave:
+    if args.second_wave or args.third_wave:
         src_port, tgt_port = free_port(), free_port()
         procs = [
             start_emulator(src_port, "src-token", 0, args.latency_ms),
             start_emulator(tgt_port, "tgt-token", 0, args.latency_ms),
         ]
         try:
-            second_wave(args, src_port, tgt_port)
+            (third_wave if args.third_wave else second_wave)(args, src_port, tgt_port)
         finally:
             for proc in procs:
                 proc.terminate()

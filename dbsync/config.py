@@ -80,12 +80,39 @@ class DeleteSettings(_Strict):
     min_count: int = Field(default=10, ge=1)
 
 
+class UpdateSettings(_Strict):
+    """The edit-storm guard (planner.plan_updates): a kind's updates are held when a cycle changes too much at once."""
+
+    guard: bool = True
+    # More than this share of a kind's replicated objects updated in one cycle (and at least min_count) holds them.
+    max_ratio: float = Field(default=0.3, ge=0, le=1)
+    min_count: int = Field(default=10, ge=1)
+    # A body cut to this share of its size or less counts as blanked; min_count blanked bodies hold the updates.
+    shrink_ratio: float = Field(default=0.1, ge=0, le=1)
+
+
+class HistorySettings(_Strict):
+    """Every replicated version, kept in `<state_path>.versions/` (dbsync/versions.py): `dbsync history` / `restore`."""
+
+    enabled: bool = True
+    # Versions older than this are pruned, except the one each object had at the cutoff (restore needs it).
+    keep_days: float = Field(default=30, gt=0)
+    # Past this many compressed bytes the oldest superseded versions go first; an object's latest never goes.
+    max_bytes: int = Field(default=2 * 1024**3, ge=0)
+
+
 class MappingSettings(_Strict):
     emails: dict[str, str] = Field(default_factory=dict)  # exact "a@old.com": "a@new.com" or "@old.com": "@new.com"
     principals: dict[str, str] = Field(default_factory=dict)  # group / service principal renames
     aws_account_id: str | None = None  # rewrites arn:aws:iam::<acct>:... in instance profiles
     # direction: reverse rewrites ARNs back to the old primary's account (`dbsync reverse` prints it).
     reverse_aws_account_id: str | None = None
+    # Unity Catalog: storage URL prefixes source → target ("s3://prod-bucket": "s3://dr-bucket"), for external
+    # locations, catalog storage roots and external volumes. A URL with no entry is never copied (blocked).
+    storage_urls: dict[str, str] = Field(default_factory=dict)
+    # Unity Catalog: cloud identities of storage credentials source → target (IAM role ARNs, access connector
+    # ids), exact or by prefix; an identity with no entry is kept as it is.
+    cloud_identities: dict[str, str] = Field(default_factory=dict)
 
 
 class SecretsSettings(_Strict):
@@ -143,7 +170,7 @@ class MetastoreSettings(_Strict):
 
     source_warehouse_id: str | None = None
     target_warehouse_id: str | None = None
-    # hive_metastore always exists; a Unity Catalog catalog must be created on the target by hand (its storage).
+    # hive_metastore always exists; a Unity Catalog catalog itself is the `catalogs` kind's (REST, storage root mapped).
     catalogs: list[str] = Field(default_factory=lambda: ["hive_metastore"], min_length=1)
 
     @field_validator("catalogs")
@@ -161,6 +188,10 @@ class TableSettings(_Strict):
     # `recreate_if_external` (drop and create an external table again; its data stays where it is).
     # A managed table is never dropped: that would delete its data.
     on_change: Literal["report", "recreate_if_external"] = "report"
+    # A managed table's data: `none` (its definition only; listed under "needs manual action") or `deep_clone`
+    # (the target's warehouse runs CREATE OR REPLACE TABLE … DEEP CLONE delta.`<source location>` whenever the
+    # source's Delta version changes; the target's warehouse must be able to read the source's storage).
+    data: Literal["none", "deep_clone"] = "none"
 
 
 class CutoverSettings(_Strict):
@@ -249,6 +280,8 @@ class Settings(BaseSettings):
     state_path: Path = Path("dbsync.db")
     kinds: dict[str, KindSettings] = Field(default_factory=dict)
     deletes: DeleteSettings = Field(default_factory=DeleteSettings)
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     drift: Literal["report", "heal"] = "report"
     mapping: MappingSettings = Field(default_factory=MappingSettings)
     principals_missing: Literal["skip", "fail"] = "skip"
@@ -266,6 +299,8 @@ class Settings(BaseSettings):
     listing_concurrency: int = Field(default=4, ge=1, le=16)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: JSON lines unless stderr is a terminal (then one readable line per record); json / text to force.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
     retry_timeout_seconds: int = Field(default=120, ge=1)
     shutdown_timeout: float = Field(default=30, gt=0)
@@ -406,6 +441,8 @@ def reversed_settings(settings: Settings) -> Settings:
         principals=_invert("mapping.principals", mapping.principals, fold_case=False),
         aws_account_id=mapping.reverse_aws_account_id,
         reverse_aws_account_id=mapping.aws_account_id,
+        storage_urls=_invert("mapping.storage_urls", mapping.storage_urls, fold_case=False),
+        cloud_identities=_invert("mapping.cloud_identities", mapping.cloud_identities, fold_case=False),
     )
     update: dict[str, object] = {"source": settings.target, "target": settings.source, "mapping": inverted}
     metastore = getattr(settings, "metastore", None)

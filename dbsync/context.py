@@ -19,6 +19,7 @@ from dbsync.model import Prior
 from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store
+from dbsync.store.versions import Versions
 from dbsync.workspace import Workspace, connect
 
 T = TypeVar("T")
@@ -93,9 +94,17 @@ class SyncContext:
     cache: RunCache = field(default_factory=RunCache, repr=False)
     history: History = field(init=False, repr=False)  # kinds read their rows here, not through `store`
     events: EventQueue = field(default_factory=EventQueue, repr=False)
+    _versions: Versions | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.history = History(self.store)
+
+    @property
+    def versions(self) -> Versions:
+        """Every version replicated (`<state_path>.versions/`): not `history`, the kinds' view of the store."""
+        if self._versions is None:
+            self._versions = Versions.for_state(self.settings.state_path)  # opened on first use: nothing written
+        return self._versions
 
     @classmethod
     def build(cls, settings: Settings, source: Workspace, target: Workspace, store: Store, **kw: Any) -> SyncContext:

@@ -24,6 +24,8 @@ class Declaration:
     target_listed: bool = True
     # The target object's page in the workspace UI ("{host}/jobs/{key}"), for /report.html.
     link: str | None = None
+    # The target copy has the source object's key (a workspace path): a link needs no recorded target key.
+    same_key_on_target: bool = False
     # Keys every workspace has on its own (/Users, /Shared): never "extra" on the target.
     builtin_target_keys: frozenset[str] = frozenset()
     # How a forward row's key becomes the reverse direction's key: "target_key" (the object's key on the new
@@ -36,6 +38,8 @@ class Declaration:
     # The listing reads what earlier kinds recorded in the same run (their listed keys, target ids) or writes the
     # store: the engine lists it in turn, on its own thread, instead of ahead with the independent kinds.
     listed_in_turn: bool = False
+    # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
+    versions: bool = True
 
 
 class Catalogue:

@@ -4,8 +4,6 @@ Workers only talk HTTP (fetch and apply); the calling thread owns the store: it 
 in its own transaction, and the events workers raise (queued on the context). Upserts run in dependency
 order, then deletes in reverse order, so a job goes before the cluster it used. Listings stream: at most
 `concurrency * 4` changes are in flight, and a notebook body lives from its export to its import only.
-Source listings of independent kinds are read ahead, `listing_concurrency` at a time (ListingsAhead): reads
-need no order, so one slow listing does not hold the others; what they lead to is still applied in order.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
+from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -51,6 +50,8 @@ class KindReport:
     partial: int = 0  # written with entries left out (principals the target lacks): applied again when they exist
     deleted: int = 0
     blocked: int = 0
+    held: int = 0  # updates the edit-storm guard held: the target keeps its copies until they are confirmed
+    pending: int = 0  # source changes not copied on purpose: the object is pinned by `dbsync restore --pin`
     errors: int = 0
     drifted: int = 0
     seconds: float = 0.0
@@ -60,6 +61,9 @@ class KindReport:
     pending_deletes: list[Delete] = field(default_factory=list, repr=False)
     # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
     blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
+    # Updates fetched and decided, applied once the whole listing shows whether the edit-storm guard holds them.
+    deferred: list[Any] = field(default_factory=list, repr=False)
+    deferred_bytes: int = field(default=0, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("listed", "fetched", "created", "updated", "deleted", "errors")}
@@ -74,6 +78,8 @@ class _Outcome:
     status: str | None = None  # blocked | error when the change failed
     error: str | None = None
     retry_in: float = 0.0
+    deferred: bool = False  # an update waiting for the edit-storm guard's decision
+    refetch: bool = False  # its body was let go (too many held at once): fetched again if it is applied
 
 
 Progress = Callable[[KindReport], None]
@@ -85,8 +91,8 @@ class Engine:
     def __init__(
         self,
         ctx: SyncContext,
-        plan_only: bool = False,
         force_deletes: bool = False,
+        force_updates: bool = False,
         retry_now: bool = True,
         progress: Progress | None = None,
         registry: Iterable[Kind] | None = None,
@@ -94,15 +100,21 @@ class Engine:
         check_drift: bool = True,
     ) -> None:
         self.ctx = ctx
-        self.plan_only = plan_only
         self.force_deletes = force_deletes
+        self.force_updates = force_updates
+        self.pinned: set[tuple[str, str]] = set()  # `restore --pin`: (kind, key) the source may not overwrite
         self.retry_now = retry_now  # `sync --once` retries errors at once; the daemon backs off
         self.progress = progress
         self.registry = tuple(registry if registry is not None else kinds())
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
-        self.ahead: ListingsAhead | None = None  # this cycle's source listings read ahead of their turn
+        self.ahead = ListingsAhead(ctx, [])  # this cycle's source listings, read ahead of their turn (readahead.py)
+
+    @property
+    def plan_only(self) -> bool:
+        """A plan (`dbsync plan`, a context opened with dry_run): list, compare, write nothing."""
+        return self.ctx.dry_run
 
     def selected_kinds(self, names: Iterable[str] | None = None) -> list[Kind]:
         wanted = set(names) if names else None
@@ -120,7 +132,11 @@ class Engine:
         self.ctx.new_run()
         selected = self.selected_kinds(names)
         with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue their events
-            return self._cycle(selected)
+            reports = self._cycle(selected)
+        if not self.plan_only:
+            history = self.ctx.settings.history
+            self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
+        return reports
 
     def _cycle(self, selected: list[Kind]) -> list[KindReport]:
         reports: list[tuple[Kind, KindReport, int]] = []
@@ -174,9 +190,10 @@ class Engine:
         inflight: set[Future[_Outcome]] = set()
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
+        self.pinned = self.ctx.versions.pinned_keys([kind.name])
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in self._source_listing(kind):
+                for stub in self.ahead.listing(kind):
                     if self.stop.is_set() or self.fenced:
                         report.outcome = "interrupted"
                         report.message = self.fenced or "stopped before the listing ended"
@@ -198,6 +215,7 @@ class Engine:
                 self._drain(kind, report, inflight)  # changes in flight finish and are recorded
                 if report.outcome == "interrupted":
                     return report  # an unfinished listing never plans deletes
+                guarded_updates(self, kind, report, pool)
                 self._retry_blocked(kind, report, pool)
         except ListingError as err:
             report.outcome = "listing_failed"
@@ -214,11 +232,6 @@ class Engine:
             self._detect_drift(kind, report)
         self._plan_deletes(kind, report, listed)
         return report
-
-    def _source_listing(self, kind: Kind) -> Iterable[Resource]:
-        """The kind's source listing: read ahead when it could be, else now (raises ListingError the same way)."""
-        read = self.ahead.take(kind.name) if self.ahead is not None else None
-        return read.result() if read is not None else self._listing(kind, self.ctx.source)
 
     def _release_listing(self, kind: Kind, following: list[Kind]) -> None:
         """A listing shared by consecutive kinds (the workspace tree) is freed once the last of them is done."""
@@ -243,33 +256,30 @@ class Engine:
         except ListingError as err:
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return
-        with self.ctx.store.batch():  # the baselines of a whole kind in one transaction
-            self._compare_drift(kind, report, target_view)
-
-    def _compare_drift(self, kind: Kind, report: KindReport, target_view: dict[str, str | None]) -> None:
         heal = self.ctx.settings.drift == "heal"
         store = self.ctx.store
-        for prior in store.priors(kind.name, payloads=False):
-            if prior.status not in ("synced", "drifted") or prior.target_key is None:
-                continue
-            seen = target_view.get(prior.target_key)
-            if prior.target_version is None and seen is not None:
-                store.record_target_version(kind.name, prior.key, seen)
-                continue
-            if seen == prior.target_version or (prior.status == "drifted" and not heal):
-                continue
-            report.drifted += 1
-            metrics.DRIFT_DETECTED.labels(kind.name).inc()
-            what = "was deleted" if seen is None else "was changed"
-            store.record_drift(kind.name, prior.key, heal)
-            self.ctx.event(
-                kind.name,
-                prior.key,
-                "drift",
-                "healing" if heal else "drifted",
-                f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
-                + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
-            )
+        with store.batch():  # the baselines of a whole kind in one transaction
+            for prior in store.priors(kind.name, payloads=False):
+                if prior.status not in ("synced", "drifted") or prior.target_key is None:
+                    continue
+                seen = target_view.get(prior.target_key)
+                if prior.target_version is None and seen is not None:
+                    store.record_target_version(kind.name, prior.key, seen)
+                    continue
+                if seen == prior.target_version or (prior.status == "drifted" and not heal):
+                    continue
+                report.drifted += 1
+                metrics.DRIFT_DETECTED.labels(kind.name).inc()
+                what = "was deleted" if seen is None else "was changed"
+                store.record_drift(kind.name, prior.key, heal)
+                self.ctx.event(
+                    kind.name,
+                    prior.key,
+                    "drift",
+                    "healing" if heal else "drifted",
+                    f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
+                    + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
+                )
 
     def _due_if_arrived(self, kind: Kind, prior: Prior | None) -> Prior | None:
         """A partial or skipped object whose missing principal now exists on the target is applied again."""
@@ -297,6 +307,10 @@ class Engine:
                 change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written
             if change is None or self.plan_only:
                 return _Outcome(resource, prior, change)
+            if (kind.name, resource.key) in self.pinned:
+                return _Outcome(resource, prior, status="pending", error=PINNED)
+            if guards(self.ctx, change) and not self.force_updates:
+                return _Outcome(resource, prior, change, deferred=True)  # applied after the guard's look
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
         except Exception as err:  # one bad object never stops the cycle
             return self._failure(resource, prior, err)
@@ -319,11 +333,7 @@ class Engine:
     def _drain(
         self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], keep: int = 0
     ) -> set[Future[_Outcome]]:
-        """Wait until at most `keep` changes are in flight, then record the finished ones in one transaction.
-
-        Waiting for half the window (not the first to finish) keeps the workers busy with the other half and
-        gives the store one commit per window of outcomes instead of one per change.
-        """
+        """Wait until at most `keep` changes are in flight (workers stay busy); record the finished in one go."""
         done: set[Future[_Outcome]] = set()
         pending = inflight
         while len(pending) > keep:
@@ -331,8 +341,10 @@ class Engine:
             done |= finished
         if not done:
             return pending
-        window = nullcontext() if self.plan_only else self.ctx.store.batch()
-        with window:
+        store, versions = (
+            (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
+        )
+        with store, versions:
             for future in done:
                 self._record(kind, report, future.result())
             self.ctx.record_events()
@@ -341,6 +353,9 @@ class Engine:
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
         """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
         blocked, report.blocked_outcomes = report.blocked_outcomes, []
+        # Only an apply that waited on a reference can go again; one blocked while fetched (a secret the
+        # source cannot give) has no payload and waits for the next cycle.
+        blocked = [o for o in blocked if o.resource.payload is not None]
         if not blocked or self.plan_only or report.created == 0:
             return
         report.blocked -= len(blocked)
@@ -364,6 +379,9 @@ class Engine:
             report.fetched += 1
         if outcome.status is not None:
             self._record_failure(kind, report, outcome)
+            return
+        if outcome.deferred:
+            hold_for_guard(report, outcome)
             return
         if outcome.change is None:
             _count_unchanged(report, outcome.prior)
@@ -392,6 +410,7 @@ class Engine:
         _count(report, action, applied)
         if not applied.skipped:
             metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
+            keep_version(self.ctx, kind, resource, applied.target_key, action)
         if applied.note:
             self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
 
@@ -400,6 +419,8 @@ class Engine:
         if outcome.status == "blocked":
             report.blocked += 1
             report.blocked_outcomes.append(outcome)
+        elif outcome.status == "pending":
+            report.pending += 1
         else:
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
@@ -420,7 +441,8 @@ class Engine:
         known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
         # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
         priors = (self.ctx.store.prior(kind.name, k) for k in missing if planner.selected(kind_settings, k))
-        gone = [p for p in priors if p is not None]
+        gone = [p for p in priors if p is not None and (kind.name, p.key) not in self.pinned]
+        report.pending += sum(1 for k in missing if (kind.name, k) in self.pinned)  # a pinned restore stays
         plan = planner.plan_deletes(
             kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )
@@ -458,6 +480,7 @@ class Engine:
                 if outcome == "deleted":
                     report.deleted += 1
                     metrics.CHANGES_APPLIED.labels(kind.name, "delete").inc()
+                    keep_deletion(self.ctx, kind, change.key, change.target_key)
                 else:
                     self.ctx.event(kind.name, change.key, "delete", outcome, f"{kind.name} {change.key}: {message}")
 

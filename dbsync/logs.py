@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object per line on stderr. Nothing secret is ever passed to a logger."""
+"""Logs on stderr: one JSON object per line for machines, or one readable line per record on a terminal.
+
+`log_format: auto` (the default) writes JSON unless stderr is a terminal, so a container's log collector
+always gets JSON and a person at a shell gets lines that do not drown a command's own output (which goes
+to stdout). Nothing secret is ever passed to a logger.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +32,48 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
-def setup(level: str = "INFO") -> None:
+class TextFormatter(logging.Formatter):
+    """`12:00:01 warning message key=value ...` (the same fields as the JSON line, for a terminal)."""
+
+    def __init__(self, terminal: bool = False) -> None:
+        super().__init__()
+        # On a terminal, a record first clears the line a progress display may have left without a newline.
+        self.prefix = "\r\x1b[K" if terminal else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        extra = " ".join(
+            f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")
+        )
+        line = f"{self.prefix}{stamp} {record.levelname.lower()} {record.getMessage()}"
+        line += f"  {extra}" if extra else ""
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def formatter(log_format: str = "auto", stream: Any = None) -> logging.Formatter:
+    """JSON, text, or (auto) text only when `stream` (stderr) is a terminal."""
+    stream = stream if stream is not None else sys.stderr
+    if log_format == "text" or (log_format == "auto" and _is_tty(stream)):
+        return TextFormatter(terminal=_is_tty(stream))
+    return JsonFormatter()
+
+
+def progress_allowed() -> bool:
+    """Whether a command may draw progress on stderr: a terminal that shows text logs, not JSON lines."""
+    handlers = logging.getLogger().handlers
+    return _is_tty(sys.stderr) and all(isinstance(h.formatter, TextFormatter) for h in handlers)
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def setup(level: str = "INFO", log_format: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter(log_format, sys.stderr))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

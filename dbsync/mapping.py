@@ -128,3 +128,36 @@ class PrincipalMap:
         if not self.aws_account_id:
             return arn
         return _ARN_ACCOUNT.sub(lambda m: m.group(1) + self.aws_account_id + m.group(3), arn)  # type: ignore[operator]
+
+
+class StorageMap:
+    """Unity Catalog storage URLs and cloud identities, source → target (`mapping.storage_urls`, `cloud_identities`).
+
+    Entries are prefixes matched at a path boundary, the longest first: `s3://prod` maps `s3://prod/a` but not
+    `s3://production`. A URL with no entry has no target (None): it is never copied pointing at the source's storage.
+    """
+
+    def __init__(self, settings: MappingSettings) -> None:
+        self.urls = _by_length(settings.storage_urls)
+        self.identities = _by_length(settings.cloud_identities)
+
+    def url(self, url: str) -> str | None:
+        """The target URL of a source storage URL, None when `mapping.storage_urls` has no entry for it."""
+        return _rewrite(self.urls, url.rstrip("/"))
+
+    def identity(self, identity: str) -> str:
+        """The target's cloud identity (IAM role ARN, access connector id); unmapped ones are kept as they are."""
+        mapped = _rewrite(self.identities, identity)
+        return identity if mapped is None else mapped
+
+
+def _by_length(entries: dict[str, str]) -> list[tuple[str, str]]:
+    cleaned = [(k.rstrip("/"), v.rstrip("/")) for k, v in entries.items() if k.strip("/")]
+    return sorted(cleaned, key=lambda e: len(e[0]), reverse=True)
+
+
+def _rewrite(entries: list[tuple[str, str]], value: str) -> str | None:
+    for old, new in entries:
+        if value == old or value.startswith(old + "/") or (old.endswith(":") and value.startswith(old)):
+            return new + value[len(old) :]
+    return None

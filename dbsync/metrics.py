@@ -38,6 +38,9 @@ DRIFT_DETECTED = Counter("dbsync_drift_detected_total", "Target objects edited o
 DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
 )
+UPDATE_GUARD_TRIPPED = Gauge(
+    "dbsync_update_guard_tripped", "1 while a kind's updates are held by the edit-storm guard", ["kind"]
+)
 CUTOVER_READY = Gauge(
     "dbsync_cutover_ready", "1 while /cutover-readyz is 200: replicating, both workspaces answered, nothing stale"
 )
@@ -56,5 +59,6 @@ def zero_series(kind_names: Iterable[str]) -> None:
         SYNC_ERRORS.labels(kind)
         DRIFT_DETECTED.labels(kind)
         DELETE_GUARD_TRIPPED.labels(kind)
+        UPDATE_GUARD_TRIPPED.labels(kind)
         for action in ACTIONS:
             CHANGES_APPLIED.labels(kind, action)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 from dataclasses import dataclass
 
-from dbsync.config import DeleteSettings, KindSettings
-from dbsync.model import Delete, Prior, Resource, Upsert
+from dbsync.config import DeleteSettings, KindSettings, UpdateSettings
+from dbsync.model import Delete, Prior, Resource, Upsert, canonical_json
 
 # Below deletes.min_count, a drop trips the guard only when it is most of the kind (see plan_deletes).
 SMALL_KIND_RATIO = 0.5
@@ -89,3 +90,53 @@ def plan_deletes(
             "half of the kind",
         )
     return DeletePlan(changes, held=False)
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    held: bool
+    reason: str | None = None
+
+
+def content_size(payload: dict | None, body: bytes | None) -> int:
+    """How big an object's content is: its body's bytes (a notebook), its recorded `size`, else its payload's JSON."""
+    if body is not None:
+        return len(body)
+    if payload is None:
+        return 0
+    size = payload.get("size")
+    return size if isinstance(size, int) else len(canonical_json(payload))
+
+
+def plan_updates(
+    kind: str, updates: list[tuple[Resource, Prior]], known: int, settings: UpdateSettings, force: bool = False
+) -> UpdatePlan:
+    """Whether the edit-storm guard holds a kind's updates this cycle (the delete guard's twin).
+
+    It holds them when more than `max_ratio` of the kind changed at once (at least `min_count` objects), when
+    `min_count` bodies were cut to `shrink_ratio` of their size or less (blanked), or when `min_count` objects
+    took the very same new content (one body pasted over many paths). Below `min_count` nothing is held:
+    editing 3 of 4 notebooks is a morning's work, not a storm. `force` is the operator's override for one run.
+    """
+    if force or not settings.guard or len(updates) < settings.min_count:
+        return UpdatePlan(held=False)
+    ratio = len(updates) / known if known else 1.0
+    if ratio > settings.max_ratio:
+        return UpdatePlan(
+            True,
+            f"{len(updates)} of {known} {kind} ({ratio:.0%}) changed on the source in one cycle, above "
+            f"updates.max_ratio={settings.max_ratio:.0%}",
+        )
+    blanked = [r for r, p in updates if _blanked(r, p, settings.shrink_ratio)]
+    if len(blanked) >= settings.min_count:
+        return UpdatePlan(True, f"{len(blanked)} {kind} lost {1 - settings.shrink_ratio:.0%}+ of their content at once")
+    same = Counter(r.payload.get("sha256") for r, _ in updates if r.payload and r.payload.get("sha256"))
+    content, copies = same.most_common(1)[0] if same else (None, 0)
+    if copies >= settings.min_count:
+        return UpdatePlan(True, f"{copies} {kind} took the same new content (sha256 {str(content)[:12]}) at once")
+    return UpdatePlan(held=False)
+
+
+def _blanked(resource: Resource, prior: Prior, shrink_ratio: float) -> bool:
+    before = content_size(prior.payload, None)
+    return before > 0 and content_size(resource.payload, resource.body) <= before * shrink_ratio

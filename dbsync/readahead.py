@@ -7,6 +7,7 @@ warehouse waking up, a big tree) then no longer holds the listings of the kinds 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -37,9 +38,10 @@ class ListingsAhead:
                 self.reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.source)
         return self
 
-    def take(self, name: str) -> Future[list[Resource]] | None:
-        """The listing of `name` read ahead, None when it is to be listed now."""
-        return self.reads.pop(name, None)
+    def listing(self, kind: Kind) -> Iterable[Resource]:
+        """The kind's source listing: the one read ahead, else read now (a failure raises ListingError either way)."""
+        read = self.reads.pop(kind.name, None)
+        return read.result() if read is not None else listing(kind.watcher, self.ctx, self.ctx.source)
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:

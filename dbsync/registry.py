@@ -23,6 +23,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("service_principals", "identities"),
     ("users", "identities"),
     ("group_members", "identities"),
+    # Destinations before the jobs (webhook_notifications) and alerts that notify them.
+    ("notification_destinations", "notification_destinations"),
     ("cluster_policies", "cluster_policies"),
     ("instance_pools", "instance_pools"),
     # Global init scripts run on every cluster start: in place before any cluster could start.
@@ -38,6 +40,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("notebooks", "workspace_objects"),
     ("files", "workspace_objects"),
     ("repos", "repos"),
+    # Pipelines after the notebooks, policies and pools they name; before the jobs whose pipeline_task runs them.
+    ("pipelines", "pipelines"),
     ("jobs", "jobs"),
     ("secret_scopes", "secrets"),
     ("secrets", "secrets"),
@@ -45,17 +49,33 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("sql_queries", "sql_objects"),
     ("sql_alerts", "sql_objects"),
     ("dashboards", "dashboards"),
+    # A schedule lives on its dashboard's copy and names its warehouse, destinations and users: after all of them.
+    ("dashboard_schedules", "dashboard_schedules"),
     ("mlflow_experiments", "mlflow_objects"),
     ("registered_models", "mlflow_objects"),
+    # Endpoints after the registered models (and secret scopes) they serve and read.
+    ("serving_endpoints", "serving_endpoints"),
     ("workspace_conf", "workspace_settings"),
     ("ip_access_lists", "workspace_settings"),
     ("permissions", "permissions"),
+    # Unity Catalog securables over REST: a location needs its credential, a catalog its location (storage root)
+    # or connection (foreign catalog); all before the schemas SQL creates in those catalogs.
+    ("storage_credentials", "uc_storage"),
+    ("external_locations", "uc_storage"),
+    ("connections", "uc_catalogs"),
+    ("catalogs", "uc_catalogs"),
     # Metastore DDL through a SQL warehouse: a table needs its schema, a view the tables it reads.
     ("schemas", "metastore"),
     ("tables", "metastore"),
+    # A managed table's data (tables.data: deep_clone) is cloned into the table `tables` created.
+    ("table_data", "table_data"),
     ("views", "metastore"),
     # Grants after the objects they are on (and after the principals they name).
     ("table_acls", "table_acls"),
+    # Unity Catalog volumes and functions live in schemas (made by the schemas kind); grants after every securable.
+    ("volumes", "uc_catalogs"),
+    ("functions", "uc_catalogs"),
+    ("uc_grants", "uc_grants"),
 )
 
 KIND_NAMES: tuple[str, ...] = tuple(name for name, _ in _ORDER)

@@ -50,6 +50,8 @@ class KindValidation:
     # Report-only kinds (mounts): dbsync lists them and never writes them; each one needs a person.
     report_only: bool = False
     manual_count: int = 0
+    # A report-only kind whose objects could not be looked at (mounts with no running cluster): why.
+    unchecked: str | None = None
     # Source ids with more than one copy on the target (by dbsync's source-id tag), and the surplus copies.
     duplicates: list[str] = field(default_factory=list)
     duplicate_count: int = 0
@@ -63,12 +65,21 @@ class KindValidation:
         return 100.0 if replicable <= 0 else round(100.0 * self.in_sync / replicable, 1)
 
     @property
+    def in_sync_label(self) -> str:
+        """The "in sync" column of `validate` and the page: a percentage, `manual`, or `unknown`."""
+        if self.report_only:
+            return "unknown" if self.unchecked else "manual"
+        percent = self.in_sync_percent
+        return "unknown" if percent is None else f"{percent:.1f}%"
+
+    @property
     def status(self) -> str:
-        """unknown (a listing failed), manual (report-only), in_sync, or not_in_sync."""
+        """unknown (a listing failed, or a report-only kind not looked at), manual (report-only), in_sync, or
+        not_in_sync."""
         if self.listing_error:
             return "unknown"
         if self.report_only:
-            return "manual"
+            return "unknown" if self.unchecked else "manual"
         behind = self.pending + self.partial + self.skipped + self.unknown + self.missing_count
         return "not_in_sync" if behind or self.errors or self.blocked or self.drifted_count else "in_sync"
 
@@ -136,6 +147,7 @@ def _report_only(ctx: SyncContext, kind: Kind, actions: list[dict[str, str]]) ->
     objects = [a for a in actions if a["key"]]
     result = KindValidation(kind.name, report_only=True)
     result.source_count = result.manual_count = len(objects)
+    result.unchecked = next((a["action"] for a in actions if not a["key"]), None)
     result.skipped = ctx.store.status_counts().get(kind.name, {}).get("skipped", 0)
     result.problems = ctx.store.problems(kind.name, limit=SAMPLE)
     result.errors = ctx.store.status_counts().get(kind.name, {}).get("error", 0)
@@ -388,8 +400,7 @@ def format_text(report: Report) -> str:
         f"{'missing':>8}{'extra':>7}{'drifted':>8}{'blocked':>8}{'errors':>7}{'lag s':>7}"
     ]
     for r in report.kinds:
-        percent = r.in_sync_percent
-        in_sync = "manual" if r.report_only else "unknown" if percent is None else f"{percent:.1f}%"
+        in_sync = r.in_sync_label
         lines.append(
             f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync:>9}{r.pending:>8}{r.partial:>8}"
             f"{r.skipped:>8}{r.missing_count:>8}{r.extra_count:>7}{r.drifted_count:>8}{r.blocked:>8}{r.errors:>7}"

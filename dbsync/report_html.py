@@ -103,8 +103,16 @@ def standby_page(
         notes=notes,
         manual=report.manual_actions,
     )
-    if report.ready_for_cutover:
+    unchecked = [k.kind for k in report.kinds if k.unchecked]
+    if report.ready_for_cutover and not (unchecked or report.manual_actions):
         page.summary.append("The target holds everything the source has (kinds compared live, listed below).")
+    elif report.ready_for_cutover:
+        page.summary.append(
+            "The target holds everything dbsync replicates (kinds compared live, listed below); "
+            f"{len(report.manual_actions)} item(s) dbsync cannot copy need a person (listed below)."
+        )
+    if unchecked:
+        page.summary.append(f'Not checked: {", ".join(unchecked)} (see "Needs manual action" for why and the fix).')
     else:
         page.summary.append(f"{_objects(problems)} to fix before a cutover; each has its fix below.")
         page.summary.extend(r for r in report.reasons if r.startswith("store role"))
@@ -270,7 +278,8 @@ def _item(
     name, target_key = known or (None, None)
     if reason and reason.get("name"):
         name = reason["name"]
-    link_key = (target_key or (key if kind in ("notebooks", "files", "directories") else None)) if on_target else key
+    same_key = declaration(kind).same_key_on_target
+    link_key = (target_key or (key if same_key else None)) if on_target else key
     note = f"{reason['status']} after {reason['attempts']} attempt(s): {reason['last_error'] or ''}" if reason else ""
     return Item(name or key, key, object_url(kind, host, link_key), note)
 
@@ -317,7 +326,6 @@ def _rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for k in kinds:
-        percent = k.in_sync_percent
         verified = last_success(k.kind) if last_success else None
         rows.append(
             {
@@ -326,7 +334,7 @@ def _rows(
                 "cells": [
                     k.source_count,
                     k.target_count,
-                    "manual" if k.report_only else "unknown" if percent is None else f"{percent:.1f}%",
+                    k.in_sync_label,
                     k.pending,
                     k.partial,
                     k.skipped,

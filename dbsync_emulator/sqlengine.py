@@ -7,7 +7,13 @@ State lives in workspace tables, so snapshots carry it:
   sql_relations  (catalog, schema) -> {table or view name -> relation record}   (indexed by schema)
   sql_grants     (kind, catalog, schema, name) -> [{"principal", "action_type"}]
 Names are stored lower-case, as the metastore does; error messages quote them as written.
-Tables hold metadata only, never rows: SELECT from a table answers its columns and no rows.
+Tables hold metadata only, never rows: SELECT from a table answers its columns and no rows. A Delta
+table has a version (each CREATE [OR REPLACE], ALTER TABLE ... SET/UNSET TBLPROPERTIES or ADD COLUMNS, and
+CLONE is a commit); `DESCRIBE HISTORY` answers its latest commit only (older versions are not kept), and
+`CREATE [OR REPLACE] TABLE t [DEEP] CLONE <table | delta.`path`>` copies the definition and version of a
+Delta table, from this workspace or, for a cloud path (s3://, abfss://, gs://), from any emulated
+workspace of the process (object storage is outside the workspaces: CLOUD_STORAGE); dbfs:/ is each
+workspace's own. Not modelled: SHALLOW CLONE, time travel, CLONE with TBLPROPERTIES or LOCATION.
 
 Parsing: CREATE TABLE and queries go through sqlglot (dialect "databricks"); everything sqlglot
 cannot parse faithfully (SHOW, DESCRIBE, DENY, ALTER ... OWNER TO, CREATE SCHEMA clauses) is read
@@ -22,6 +28,7 @@ views, GROUP BY and joins over rows, information_schema contents, principal exis
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import re
@@ -837,7 +844,9 @@ def _describe(ctx: _Ctx, cur: _Cursor) -> Result:
         return _describe_schema(ctx, cur)
     if cur.accept("CATALOG"):
         return _describe_catalog(ctx, cur)
-    if cur.word_at() in ("HISTORY", "DETAIL", "FUNCTION", "QUERY") and cur.peek(1) is not None:
+    if cur.word_at() == "HISTORY" and cur.peek(1) is not None:
+        return _describe_history(ctx, cur)
+    if cur.word_at() in ("DETAIL", "FUNCTION", "QUERY") and cur.peek(1) is not None:
         raise _unsupported(f"DESCRIBE {cur.word_at()}")
     cur.accept("TABLE")
     extended = cur.accept_one("EXTENDED", "FORMATTED") is not None
@@ -988,6 +997,8 @@ def _create(ctx: _Ctx, cur: _Cursor) -> Result:
         return _create_catalog(ctx, cur)
     if cur.word_at() == "VIEW":
         return _create_view(ctx, cur, replace)
+    if cur.word_at() == "TABLE" and _CLONE.match(cur.sql):
+        return _create_clone(ctx, cur, replace)
     if cur.word_at() == "TABLE" or cur.is_words("EXTERNAL", "TABLE"):
         return _create_table(ctx, cur.sql)
     if cur.word_at() in (
@@ -1191,7 +1202,9 @@ def _create_table(ctx: _Ctx, sql: str) -> Result:
     }
     if record["location"] is None:
         record["location"] = _table_location(ctx.ws, name.catalog, schema, name.name)
+    record["delta_version"] = existing.get("delta_version", 0) if existing else -1
     ctx.ws.table(RELATIONS).setdefault(name.key, {})[name.name] = record
+    _commit(ctx, record, "CREATE OR REPLACE TABLE" if existing else "CREATE TABLE")
     return _NO_RESULT
 
 
@@ -1397,6 +1410,8 @@ def _drop_relation(ctx: _Ctx, kind: str, name: _Name, if_exists: bool) -> Result
         )
     del ctx.ws.table(RELATIONS)[name.key][name.name]
     ctx.ws.table(GRANTS).pop(("TABLE", name.catalog, name.schema, name.name), None)
+    if record["type"] == "MANAGED":
+        CLOUD_STORAGE.pop(record.get("location") or "", None)  # a managed table's files go with it
     return _NO_RESULT
 
 
@@ -1500,11 +1515,13 @@ def _alter_relation(ctx: _Ctx, cur: _Cursor, kind: str, name: _Name) -> Result:
     elif cur.accept("SET", "TBLPROPERTIES"):
         record.setdefault("properties", {}).update(cur.properties())
         cur.expect_end()
+        _commit(ctx, record, "SET TBLPROPERTIES")
     elif cur.accept("UNSET", "TBLPROPERTIES"):
         cur.accept("IF", "EXISTS")
         for key in _property_keys(cur):
             record.get("properties", {}).pop(key, None)
         cur.expect_end()
+        _commit(ctx, record, "UNSET TBLPROPERTIES")
     elif cur.accept("RENAME", "TO"):
         _rename(ctx, name, record, ctx.relation_name(_names(cur.name())))
         cur.expect_end()
@@ -1512,6 +1529,7 @@ def _alter_relation(ctx: _Ctx, cur: _Cursor, kind: str, name: _Name) -> Result:
         if is_view:
             raise cur.error()
         _add_columns(ctx, cur, name, record)
+        _commit(ctx, record, "ADD COLUMNS")
     elif is_view and cur.accept("AS"):
         text = cur.rest()
         record["columns"] = _view_columns(ctx, text, [], name)
@@ -1570,6 +1588,161 @@ def _alter_schema(ctx: _Ctx, cur: _Cursor, record: dict) -> Result:
     else:
         raise cur.error()
     return _NO_RESULT
+
+
+# -- Delta: versions, DESCRIBE HISTORY, CLONE -------------------------------------------------------------
+# Cloud object storage is outside any workspace: every emulated workspace of the process reads the same
+# buckets, so a Delta table one writes at s3://, abfss:// or gs:// is a Delta table at that path for the
+# others (dbfs:/ is each workspace's own). Location -> the table's last commit (definition and version).
+CLOUD_STORAGE: dict[str, dict] = {}
+_SNAPSHOT_FIELDS = (
+    "columns",
+    "comment",
+    "partition_columns",
+    "clustering_columns",
+    "properties",
+    "delta_version",
+    "delta_commit",
+)
+_HISTORY_COLUMNS = [
+    Column("version", "BIGINT"),
+    Column("timestamp", "TIMESTAMP"),
+    Column("userName", "STRING"),
+    Column("operation", "STRING"),
+    Column("operationParameters", "MAP<STRING,STRING>"),
+]
+_NAME_PART = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+# CREATE [OR REPLACE] TABLE [IF NOT EXISTS] <name> [SHALLOW | DEEP] CLONE: the clone form, not a column named clone.
+_CLONE = re.compile(
+    rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME_PART}(?:\s*\.\s*{_NAME_PART})*"
+    r"\s+(?:(?:SHALLOW|DEEP)\s+)?CLONE\b",
+    re.IGNORECASE,
+)
+_CLONE_COLUMNS = [
+    Column(name, "BIGINT")
+    for name in (
+        "source_table_size",
+        "source_num_of_files",
+        "num_removed_files",
+        "num_copied_files",
+        "removed_files_size",
+        "copied_files_size",
+    )
+]
+
+
+def _cloud(location: str | None) -> bool:
+    return bool(location) and re.match(r"(s3a?|abfss?|gs|wasbs?)://", location or "") is not None
+
+
+def _is_delta(record: dict) -> bool:
+    return record["type"] != "VIEW" and record.get("provider", "delta") == "delta"
+
+
+def _commit(ctx: _Ctx, record: dict, operation: str, parameters: dict[str, str] | None = None) -> None:
+    """A Delta commit on a table: its next version, visible at its location to every workspace for cloud paths."""
+    if not _is_delta(record):
+        return
+    record["delta_version"] = record.get("delta_version", 0) + 1
+    record["delta_commit"] = {
+        "timestamp": ctx.ws.now_ms(),
+        "userName": ctx.session.user,
+        "operation": operation,
+        "operationParameters": parameters or {},
+    }
+    if _cloud(record.get("location")):
+        CLOUD_STORAGE[record["location"]] = copy.deepcopy({k: record.get(k) for k in _SNAPSHOT_FIELDS})
+
+
+def _delta_table(ctx: _Ctx, parts: list[str], operation: str) -> dict:
+    """The Delta table a statement reads: a table name, or `delta.`<path>`` (this workspace's, or cloud storage)."""
+    if len(parts) == 2 and parts[0].lower() == "delta" and "/" in parts[1]:
+        path = parts[1]
+        for relations in ctx.ws.table(RELATIONS).values():
+            for record in relations.values():
+                if record.get("location") == path and _is_delta(record):
+                    return record
+        found = CLOUD_STORAGE.get(path) if _cloud(path) else None
+        if found is None:
+            raise SqlError("DELTA_MISSING_DELTA_TABLE", f"`{path}` is not a Delta table.", "42P01")
+        return found
+    name = ctx.relation_name(parts)
+    record = ctx.relation(name)
+    if not _is_delta(record):
+        raise SqlError(
+            "DELTA_TABLE_ONLY_OPERATION",
+            f"{name.written} is not a Delta table. {operation} is only supported for Delta tables.",
+            "0AKDD",
+        )
+    return record
+
+
+def _describe_history(ctx: _Ctx, cur: _Cursor) -> Result:
+    """`DESCRIBE HISTORY <table> [LIMIT n]`: the latest commit (the only one the emulator keeps)."""
+    cur.expect("HISTORY")
+    table = _delta_table(ctx, _names(cur.name()), "DESCRIBE HISTORY")
+    limit = None
+    if cur.accept("LIMIT"):
+        tok = cur.advance()
+        if tok.kind != "number" or not tok.text.isdigit():
+            raise _syntax_error(cur.sql, tok)
+        limit = int(tok.text)
+    cur.expect_end()
+    commit = table.get("delta_commit") or {}
+    moment = dt.datetime.fromtimestamp(commit.get("timestamp", 0) / 1000, dt.UTC)
+    row = [
+        table.get("delta_version", 0),
+        _iso_timestamp(moment),
+        commit.get("userName"),
+        commit.get("operation", "CREATE TABLE"),
+        commit.get("operationParameters") or {},
+    ]
+    return Result(_HISTORY_COLUMNS, [row] if limit != 0 else [])
+
+
+def _create_clone(ctx: _Ctx, cur: _Cursor, replace: bool) -> Result:
+    """`CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t [DEEP] CLONE source`: the source's definition and version."""
+    cur.expect("TABLE")
+    if_not_exists = cur.accept("IF", "NOT", "EXISTS")
+    name = ctx.relation_name(_names(cur.name()))
+    if cur.accept("SHALLOW"):
+        raise _unsupported("SHALLOW CLONE")
+    cur.accept("DEEP")
+    cur.expect("CLONE")
+    source_parts = _names(cur.name())
+    if not cur.at_end():
+        raise _unsupported("CLONE with a version, TBLPROPERTIES or LOCATION")
+    source = _delta_table(ctx, source_parts, "CLONE")
+    schema = ctx.schema(name.catalog, name.schema, _backticked([name.catalog, name.schema]))
+    existing = ctx.find(name)
+    if existing is not None:
+        if if_not_exists:
+            return _NO_RESULT
+        if not replace or existing["type"] == "VIEW":
+            raise _already_exists(_backticked([name.catalog, name.schema, name.name]))
+    snapshot = copy.deepcopy({k: source.get(k) for k in _SNAPSHOT_FIELDS})
+    record = {
+        "catalog": name.catalog,
+        "schema": name.schema,
+        "name": name.name,
+        "type": existing["type"] if existing else "MANAGED",
+        "provider": "delta",
+        "comment": snapshot["comment"],
+        "options": {},
+        "columns": snapshot["columns"] or [],
+        "partition_columns": snapshot["partition_columns"] or [],
+        "clustering_columns": snapshot["clustering_columns"] or [],
+        "properties": snapshot["properties"] or {},
+        "location": existing["location"] if existing else _table_location(ctx.ws, name.catalog, schema, name.name),
+        "owner": existing["owner"] if existing else ctx.session.user,
+        "created_at": existing["created_at"] if existing else ctx.ws.now_ms(),
+        "delta_version": existing.get("delta_version", 0) if existing else -1,
+        "cloned_from": {"source": ".".join(source_parts), "version": source.get("delta_version", 0)},
+    }
+    ctx.ws.table(RELATIONS).setdefault(name.key, {})[name.name] = record
+    source_text = ".".join(source_parts)
+    _commit(ctx, record, "CLONE", {"source": source_text, "sourceVersion": str(source.get("delta_version", 0))})
+    return Result(_CLONE_COLUMNS, [[0, 0, 0, 0, 0, 0]])
 
 
 # -- GRANT, REVOKE, DENY, SHOW GRANTS ----------------------------------------------------------------

@@ -110,8 +110,8 @@ class Pair:
         document.update(overrides)
         return Settings(**document)
 
-    def context(self, **overrides: Any) -> SyncContext:
-        ctx = open_context(self.settings(**overrides))
+    def context(self, dry_run: bool = False, **overrides: Any) -> SyncContext:
+        ctx = open_context(self.settings(**overrides), dry_run=dry_run)
         self._contexts.append(ctx)
         return ctx
 

@@ -29,9 +29,9 @@ def test_plan_validate_and_metrics_cover_the_new_kinds(pair: Pair) -> None:
     src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["127.0.0.1"])
     kinds = ["sql_warehouses", "sql_queries", "sql_alerts", "dashboards", *MLFLOW_KINDS[:2], *SETTINGS_KINDS]
 
-    ctx = pair.context()
+    ctx = pair.context(dry_run=True)
     try:
-        planned = {r.kind: r.planned for r in Engine(ctx, plan_only=True).cycle(kinds)}
+        planned = {r.kind: r.planned for r in Engine(ctx).cycle(kinds)}
         not_ready = validate(ctx, kinds)
     finally:
         ctx.store.close()

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Pair
 from databricks.sdk.service import jobs
@@ -25,6 +26,7 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.scheduler import Daemon
 from dbsync.server import StatusServer
+from dbsync_emulator.apis import clusters as emulated_clusters
 
 READY = {"identities": {"create_users": True}}  # the emulated target has no identity provider
 NOTEBOOK = "/Shared/ops/etl"
@@ -214,3 +216,26 @@ def test_a_standby_that_is_not_ready_names_each_problem_once_with_its_fix(
         timeout=120,
     )
     assert 'class="state-source-outage"' in cli.stdout, cli.stderr[-2000:]  # the same page from the command line
+
+
+def test_a_ready_page_never_claims_everything_while_mounts_were_never_looked_at(
+    synced: Pair, page_server: StatusServer
+) -> None:
+    """No running source cluster: dbsync cannot list the mounts, so the page says so instead of "everything"."""
+    page = httpx.get(page_server.url + "/report.html", timeout=60).text
+    assert "Ready for cutover" in page
+    assert "holds everything the source has" not in page
+    assert "Not checked: mounts" in page
+    assert re.search(r"mounts</span></td>\s*<td>\d+</td><td>\d+</td><td>unknown</td>", page), "mounts row"
+
+    validate = subprocess.run(
+        [sys.executable, "-m", "dbsync.cli", "validate"], env=synced.env(), capture_output=True, text=True, timeout=120
+    )
+    mounts_row = next(line for line in validate.stdout.splitlines() if line.startswith("mounts "))
+    assert "unknown" in mounts_row, validate.stdout  # one vocabulary: the CLI and the page agree
+
+    with synced.source.workspace.lock:  # a running cluster with no mounts: the inventory is now complete
+        spec = {"cluster_name": "analysts", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge"}
+        emulated_clusters.create_cluster(synced.source.workspace, {**spec, "num_workers": 1}, state="RUNNING")
+    page = httpx.get(page_server.url + "/report.html", timeout=60).text
+    assert "Not checked" not in page

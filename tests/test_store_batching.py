@@ -31,3 +31,21 @@ def test_an_initial_sync_commits_once_per_window_of_outcomes_not_once_per_change
     # Every change is still recorded: a second cycle finds nothing to do.
     again = pair.sync(only=["directories", "notebooks"])
     assert all(r.created == r.updated == 0 and r.fetched == 0 for r in again.values()), again
+
+
+def test_the_version_history_of_an_initial_sync_commits_once_per_window_too(pair: Pair) -> None:
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 300, seed=4)
+    ctx = pair.context()
+    statements: list[str] = []
+    ctx.versions._db().set_trace_callback(statements.append)  # the history's own SQLite index
+    try:
+        reports = {r.kind: r for r in Engine(ctx).cycle(["directories", "notebooks"])}
+        kept = sum(1 for s in statements if s.startswith("INSERT INTO versions"))
+    finally:
+        ctx.versions._db().set_trace_callback(None)
+        ctx.store.close()
+
+    commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
+    assert kept >= sum(r.created for r in reports.values()) >= 100, reports
+    assert commits * 3 <= kept, f"{commits} commits for {kept} versions kept"

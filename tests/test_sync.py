@@ -408,8 +408,8 @@ def test_job_pause_state_is_kept_for_cutover(pair: Pair) -> None:
 
 
 def test_plan_shows_changes_and_writes_nothing(seeded_pair: Pair) -> None:
-    ctx = seeded_pair.context()
-    reports = Engine(ctx, plan_only=True).cycle()
+    ctx = seeded_pair.context(dry_run=True)
+    reports = Engine(ctx).cycle()
     planned = [c for r in reports for c in r.planned]
     assert {c.action for c in planned} == {"create"} and len(planned) > 100
     assert seeded_pair.target_writes() == 0

@@ -207,7 +207,7 @@ def test_plan_marks_mounts_manual(pair: Pair) -> None:
     cluster_id = _cluster(pair, "analysts-running", state="RUNNING")
     _mount(pair, cluster_id, "abfss://lake@acct.dfs.core.windows.net/", "/mnt/lake")
     ctx = open_context(pair.settings(), dry_run=True)
-    reports = Engine(ctx, plan_only=True).cycle(["mounts"])
+    reports = Engine(ctx).cycle(["mounts"])
     ctx.store.close()
     assert [(c.action, c.key) for c in reports[0].planned] == [("create", "/mnt/lake")]
     from dbsync.cli import plan_action

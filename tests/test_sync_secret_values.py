@@ -23,6 +23,7 @@ from freezegun import freeze_time
 from dbsync.config import load_settings
 from dbsync.errors import ConfigError
 from dbsync.store import Store
+from dbsync.store.versions import Versions, versions_path
 from dbsync_emulator.apis import clusters
 
 EXECUTE = "POST /api/1.2/commands/execute"
@@ -63,7 +64,12 @@ def _value(pair: Pair, scope: str, key: str) -> bytes:
 
 
 def _store_bytes(pair: Pair) -> bytes:
-    return b"".join(p.read_bytes() for p in pair.state_path.parent.glob(pair.state_path.name + "*"))
+    """The store file with its WAL and shared-memory files, and the version history (its index and every blob
+    decompressed): every byte dbsync ever wrote beside the store."""
+    files = [p for p in pair.state_path.parent.glob(pair.state_path.name + "*") if p.is_file()]
+    history = Versions(versions_path(pair.state_path))
+    files += [p for p in history.root.glob("index.db*")]
+    return b"".join(p.read_bytes() for p in files) + b"".join(history.blobs.get(n) for n in history.blobs.names())
 
 
 def _events(pair: Pair) -> str:

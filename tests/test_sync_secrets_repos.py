@@ -12,6 +12,7 @@ from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import AclPermission, AzureKeyVaultSecretScopeMetadata, ScopeBackendType
 
 from dbsync.store import Store
+from dbsync.store.versions import Versions, versions_path
 
 URL = "https://github.com/acme/etl.git"
 PUT = "POST /api/2.0/secrets/put"
@@ -45,8 +46,12 @@ def _acls(w, scope: str) -> dict[str, str]:
 
 
 def _store_bytes(pair: Pair) -> bytes:
-    """The store file with its WAL and shared-memory files: every byte dbsync ever wrote there."""
-    return b"".join(p.read_bytes() for p in pair.state_path.parent.glob(pair.state_path.name + "*"))
+    """The store file with its WAL and shared-memory files, and the version history (its index and every blob
+    decompressed): every byte dbsync ever wrote beside the store."""
+    files = [p for p in pair.state_path.parent.glob(pair.state_path.name + "*") if p.is_file()]
+    history = Versions(versions_path(pair.state_path))
+    files += [p for p in history.root.glob("index.db*")]
+    return b"".join(p.read_bytes() for p in files) + b"".join(history.blobs.get(n) for n in history.blobs.names())
 
 
 def _events(pair: Pair) -> list[dict]:

@@ -246,7 +246,7 @@ def test_a_report_only_kind_is_skipped_everywhere_never_created(pair: Pair) -> N
     cluster_id = _cluster(pair, "analysts-running", state="RUNNING")
     _mount(pair, cluster_id, "s3a://acme-landing/raw", "/mnt/raw")
     ctx = open_context(pair.settings(), dry_run=True)
-    (planned,) = Engine(ctx, plan_only=True).cycle(["mounts"])
+    (planned,) = Engine(ctx).cycle(["mounts"])
     ctx.store.close()
     assert [plan_action(c) for c in planned.planned] == ["skip"]
 

@@ -14,6 +14,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, kind_names
 from dbsync.cli.emulated import cmd_demo, cmd_emulator
 from dbsync.cli.failover import cmd_cutover, cmd_reverse
+from dbsync.cli.history import cmd_confirm_updates, cmd_history, cmd_restore
 from dbsync.cli.output import plan_action, summary_table
 from dbsync.cli.parser import build_parser
 from dbsync.cli.replication import cmd_plan, cmd_serve, cmd_status, cmd_sync, cmd_validate
@@ -57,4 +58,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "cutover": cmd_cutover,
     "reverse": cmd_reverse,
+    "history": cmd_history,
+    "restore": cmd_restore,
+    "confirm-updates": cmd_confirm_updates,
 }

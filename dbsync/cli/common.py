@@ -29,8 +29,10 @@ def settings_for(args: argparse.Namespace, require_workspaces: bool = True) -> A
         overrides["state_path"] = args.state_path
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level
+    if getattr(args, "log_format", None):
+        overrides["log_format"] = args.log_format
     settings = load_settings(args.config, overrides, require_workspaces=require_workspaces)
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     return settings
 
 

@@ -7,14 +7,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dbsync import logs
 from dbsync.cutover import STEPS
 
 
 class Progress:
-    """One self-rewriting line per kind on a TTY; silent otherwise (logs carry the detail)."""
+    """One self-rewriting line per kind on a terminal that shows text logs; silent otherwise (logs carry the detail)."""
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        self.enabled = logs.progress_allowed()
         self.last = 0.0
 
     def __call__(self, report: Any) -> None:
@@ -55,6 +56,7 @@ def summary_table(reports: Sequence[Any]) -> str:
 
 def report_json(r: Any) -> dict[str, Any]:
     doc = {k: getattr(r, k) for k in ("kind", "listed", "fetched", *SUMMARY_COLUMNS, "outcome", "message")}
+    doc.update(held=r.held, pending=r.pending)  # held by the edit-storm guard; pinned by `dbsync restore --pin`
     doc["seconds"] = round(r.seconds, 3)
     return doc
 

@@ -10,8 +10,8 @@ from dbsync.registry import kind_names
 
 SYNC_EXIT_STATUS = """exit status:
   0  every selected kind is in step with the source
-  1  not in sync: a change failed or is blocked, a listing failed, or the delete guard held deletes
-     (each held kind is named on stderr)
+  1  not in sync: a change failed or is blocked, a listing failed, the delete guard held deletes, the
+     edit-storm guard held updates, or a `restore --pin` left source changes pending (each kind named on stderr)
   2  a configuration or store error, an unknown --kinds name, or the store held by another process"""
 
 PLAN_EXIT_STATUS = """exit status:
@@ -44,6 +44,21 @@ REVERSE_EXIT_STATUS = """exit status:
   1  this store's cutover is not complete (pass --force to seed anyway)
   2  a configuration or store error: no store, a store that never synced, or the forward store as target"""
 
+HISTORY_EXIT_STATUS = """exit status:
+  0  the kept versions were printed
+  1  no version of that object is kept
+  2  a configuration error, or no version history beside the store"""
+
+RESTORE_EXIT_STATUS = """exit status:
+  0  the plan was printed (--dry-run, the default), or every change applied (--apply), or the pins dropped
+  1  a change could not be applied (named in the output; the others were)
+  2  a configuration or store error: no history, no --version/--at, an unknown version, --to source"""
+
+CONFIRM_EXIT_STATUS = """exit status:
+  0  the held updates of the named kinds are confirmed: the daemon's next cycle applies them
+  1  no kind's updates are held by the edit-storm guard
+  2  a configuration or store error"""
+
 EMULATOR_EXIT_STATUS = """exit status:
   0  stopped on SIGTERM/SIGINT
   1  not used by this command
@@ -68,6 +83,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./dbsync.yaml if present)")
     parser.add_argument("--state-path", metavar="FILE", help="SQLite state store (overrides state_path)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)")
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        help="logs on stderr: json lines, readable text, or auto (text on a terminal, json otherwise; default)",
+    )
 
 
 def _kinds_arg(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply deletes even when the delete guard would hold them (this run only)",
     )
+    sync.add_argument(
+        "--force-updates",
+        action="store_true",
+        help="apply updates even when the edit-storm guard would hold them (this run only)",
+    )
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     plan = sub.add_parser(
@@ -210,7 +235,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default), json, or html (the report page as /report.html shows it)",
     )
     _cutover_parsers(sub)
+    _history_parsers(sub)
     return parser
+
+
+def _history_parsers(sub: Any) -> None:
+    history = sub.add_parser(
+        "history",
+        help="the kept versions of one object: when each was replicated, its size, who owns it",
+        description="List every version of an object dbsync replicated (kept in <state_path>.versions), oldest "
+        "first. OBJECT is KIND:KEY (notebooks:/Shared/etl, jobs:123) or a path / target key in any kind.",
+        epilog=HISTORY_EXIT_STATUS,
+        formatter_class=RAW,
+    )
+    _common(history)
+    history.add_argument("object", metavar="PATH|KIND:KEY", help="the object: a path, or a kind and its source key")
+    history.add_argument("--json", action="store_true", help="print the versions as JSON")
+
+    restore = sub.add_parser(
+        "restore",
+        help="put kept versions back on the target: one version, or everything as of a time",
+        description="Plan (the default, --dry-run) or write (--apply) kept versions to the target through the "
+        "kinds' replicators: references remapped, jobs paused on a standby, ACLs restored, only what dbsync "
+        "created deleted. --pin keeps the restored copies: later cycles report source changes as pending.",
+        epilog=RESTORE_EXIT_STATUS,
+        formatter_class=RAW,
+    )
+    _common(restore)
+    _kinds_arg(restore)
+    restore.add_argument("--version", type=int, metavar="ID", help="the version to write (from `dbsync history`)")
+    restore.add_argument("--at", metavar="TIME", help="everything as it was at TIME (ISO 8601 UTC, or epoch seconds)")
+    restore.add_argument("--path", metavar="GLOB", help="only objects whose key or target path matches GLOB")
+    restore.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
+    restore.add_argument("--apply", action="store_true", help="write the plan to the target")
+    restore.add_argument("--pin", action="store_true", help="keep the restored copies until --unpin (with --apply)")
+    restore.add_argument("--unpin", action="store_true", help="drop the pins (of --kinds): the source is copied again")
+    restore.add_argument(
+        "--to", choices=["target", "source"], default="target", help="where to write (only target for now)"
+    )
+
+    confirm = sub.add_parser(
+        "confirm-updates",
+        help="let the daemon's next cycle apply the updates the edit-storm guard holds",
+        description="Confirm the updates the edit-storm guard holds for the named kinds (or every held kind): the "
+        "next cycle of `dbsync serve` applies them once. `dbsync sync --once --force-updates` is the one-shot twin.",
+        epilog=CONFIRM_EXIT_STATUS,
+        formatter_class=RAW,
+    )
+    _common(confirm)
+    _kinds_arg(confirm)
 
 
 def _cutover_parsers(sub: Any) -> None:

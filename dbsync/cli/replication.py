@@ -37,7 +37,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         ctx = open_context(settings)
         progress = Progress()
         try:
-            reports = Engine(ctx, force_deletes=args.force_deletes, progress=progress).cycle(names)
+            engine = Engine(ctx, force_deletes=args.force_deletes, force_updates=args.force_updates, progress=progress)
+            reports = engine.cycle(names)
         finally:
             progress.done()
             ctx.store.close()
@@ -51,14 +52,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     held = [r for r in reports if r.outcome == "delete_guard"]
     for report in held:  # a cron job must see that the target is not in step with the source
         print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
-    return EXIT_FAILED if failed or held else EXIT_OK
+    held_updates = [r for r in reports if r.held or r.pending]
+    for report in held_updates:
+        print(f"dbsync: not in sync: {report.kind}: {_held_updates(report)}", file=sys.stderr)
+    return EXIT_FAILED if failed or held or held_updates else EXIT_OK
+
+
+def _held_updates(report: Any) -> str:
+    """Why a kind's source changes did not reach the target on purpose, and what lets them through."""
+    if report.held:
+        return f"{report.message}; check the source, then run `dbsync sync --once --force-updates` if they are intended"
+    return f"{report.pending} source change(s) pending: pinned by `dbsync restore --pin` (`dbsync restore --unpin`)"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     ctx = open_context(settings, dry_run=True)
     try:
-        reports = Engine(ctx, plan_only=True).cycle(kind_names(args))
+        reports = Engine(ctx).cycle(kind_names(args))
     finally:
         ctx.store.close()
     planned = [c for r in reports for c in r.planned]

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dbsync.cutover import endpoints, pipelines, schedules
 from dbsync.cutover.common import JOBS, RUN_ROW, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs
 from dbsync.cutover.plan import Restorer, repause_items
 from dbsync.roles import StoreRole
@@ -25,10 +26,11 @@ def rollback(book: Runbook) -> dict[str, Any]:
     result: dict[str, Any] = {"target_repaused": 0, "source_restored": 0, "missing": []}
     if not book.rows and book.store.role == StoreRole.STANDBY:
         return {**result, "nothing_to_do": True}
-    if source_rows and book.skip_source:
+    paused_elsewhere = book.job_rows(pipelines.SOURCE_PIPELINE_ROW) or book.job_rows(schedules.SOURCE_SCHEDULE_ROW)
+    if (source_rows or paused_elsewhere) and book.skip_source:
         raise CutoverError(
-            f"{len(source_rows)} source job(s) were paused by the cutover and must be restored: the rollback "
-            "needs the source; run it again without --skip-source once the source answers"
+            "source jobs, pipelines or dashboard schedules were paused by the cutover and must be restored: the "
+            "rollback needs the source; run it again without --skip-source once the source answers"
         )
     book.record(RUN_ROW, "rollback", {**book.detail(RUN_ROW), "rollback_at": time.time()})
     book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
@@ -43,6 +45,10 @@ def rollback(book: Runbook) -> dict[str, Any]:
     result["source_restored"] = writes.done["source"] + more.done["source"]
     failures = [m for w in (writes, more) for side in ("source", "target") for _, m in w.failed[side]]
     failures += restore.kept
+    result["pipelines_restored"], pipeline_failures = pipelines.rollback(book, result["missing"])
+    result["endpoints_scaled_to_zero"], endpoint_failures = endpoints.rollback(book)
+    result["dashboard_schedules_restored"], schedule_failures = schedules.rollback(book, result["missing"])
+    failures += pipeline_failures + endpoint_failures + schedule_failures
     if failures:
         raise CutoverError(
             f"rollback: {len(failures)} job(s) not restored, e.g. {failures[0]}. Fix that, then run "

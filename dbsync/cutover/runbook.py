@@ -13,7 +13,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics
 from dbsync.context import SyncContext
-from dbsync.cutover import plan, render, steps
+from dbsync.cutover import endpoints, pipelines, plan, render, schedules, steps
 from dbsync.cutover.common import (
     DONE_STATES,
     JOBS,
@@ -299,7 +299,13 @@ class Runbook:
             else "skipped (--skip-source)",
             "validate": self._plan_validation(with_validation),
             "pause_source": render.source_plan_text(source_todo, source_counts, self.cancel_active_runs),
-            "unpause_target": render.target_plan_text(*self.target_changes(target_jobs, source_jobs)),
+            "unpause_target": render.target_plan_text(*self.target_changes(target_jobs, source_jobs))
+            + "; "
+            + pipelines.plan_text(self, self.skip_source)
+            + "; "
+            + endpoints.plan_text(self)
+            + "; "
+            + schedules.plan_text(self, self.skip_source),
             "mark_complete": "store role → cutover-complete: `dbsync serve` stops replicating into the new primary",
             "report": f"each job's state before/after on both sides, saved as JSON in {self.report_dir}",
         }

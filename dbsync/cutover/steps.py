@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync.cutover import plan, render
+from dbsync.cutover import endpoints, pipelines, plan, render, schedules
 from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
 from dbsync.cutover.pair import last_sync_age
 from dbsync.engine import Engine
@@ -67,6 +67,9 @@ def pause_source(book: Runbook) -> Result:
     # have their own rate limits, and a job never runs on both sides. unpause_target does the rest.
     follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
+    stopped, pipeline_failures = pipelines.stop_source(book)  # continuous pipelines, switched to triggered
+    schedules_paused, schedule_failures = schedules.stop_source(book)  # unpaused dashboard schedules
+    failed += pipeline_failures + schedule_failures
     if late and not failed:  # the old primary answers again: its marker says it is a standby now
         ids = (book.store.get_meta("source_workspace_id") or "", book.store.get_meta("target_workspace_id") or "")
         book.source_marker(STANDBY, *ids, "cutover")
@@ -77,7 +80,8 @@ def pause_source(book: Runbook) -> Result:
     summary = (
         f"{paused} job(s) paused (their {unpaused} target copies unpaused as each was), "
         f"{counts['already_paused']} already paused, {counts['no_trigger']} without schedule or trigger, "
-        f"{counts['excluded']} excluded by kinds.jobs"
+        f"{counts['excluded']} excluded by kinds.jobs; {stopped} continuous pipeline(s) stopped, "
+        f"{schedules_paused} dashboard schedule(s) paused"
     )
     if runs:
         summary += (
@@ -86,8 +90,11 @@ def pause_source(book: Runbook) -> Result:
             else (f"; {len(runs)} run(s) still active (--cancel-active-runs cancels them)")
         )
     detail = {**counts, "paused": paused, "active_runs": len(runs), "cancelled_runs": cancelled}
+    detail["pipelines_stopped"] = stopped
+    detail["dashboard_schedules_paused"] = schedules_paused
     if failed:
-        return "failed", {**detail, "failed": failed[:SAMPLE], "summary": f"{len(failed)} job(s) not paused"}
+        what = f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"
+        return "failed", {**detail, "failed": failed[:SAMPLE], "summary": what}
     return "done", {**detail, "summary": summary}
 
 
@@ -124,8 +131,14 @@ def unpause_target(book: Runbook) -> Result:
     todo, counts = book.target_changes(list_jobs(book.ctx.target))
     book.settle(TARGET_ROW, counts.pop("settled"), "unpaused")
     failed = [message for _, message in book.write_jobs("target", todo, "UNPAUSED").failed["target"]]
+    started, pipeline_failures = pipelines.start_target(book)  # the copies of the continuous source pipelines
+    scaled, endpoint_failures = endpoints.restore_target(book)  # endpoints the standby scaled to zero
+    schedules_unpaused, schedule_failures = schedules.start_target(book)  # dashboard schedules that ran
+    failed += pipeline_failures + endpoint_failures + schedule_failures
     unpaused = sum(1 for r in book.job_rows(TARGET_ROW).values() if r["state"] == "unpaused")
     summary = f"{unpaused} job(s) unpaused, {counts['stay_paused']} left paused as on the source"
+    summary += f", {started} continuous pipeline(s) started, {scaled} serving endpoint(s) given their source scaling"
+    summary += f", {schedules_unpaused} dashboard schedule(s) unpaused"
     for key, what in (
         ("missing", "missing on the target"),
         ("not_ours", "not created by dbsync (left alone)"),
@@ -134,9 +147,11 @@ def unpause_target(book: Runbook) -> Result:
         if counts[key]:
             summary += f", {len(counts[key])} {what}"
         counts[key] = counts[key][:SAMPLE]
-    detail = {**counts, "unpaused": unpaused}
+    detail = {**counts, "unpaused": unpaused, "pipelines_started": started, "endpoints_scaled": scaled}
+    detail["dashboard_schedules_unpaused"] = schedules_unpaused
     if failed:
-        return "failed", {**detail, "failed": failed[:SAMPLE], "summary": f"{len(failed)} job(s) not unpaused"}
+        what = f"{len(failed)} job(s), pipeline(s), endpoint(s) or dashboard schedule(s) not unpaused"
+        return "failed", {**detail, "failed": failed[:SAMPLE], "summary": what}
     return "done", {**detail, "summary": summary}
 
 

@@ -6,7 +6,7 @@ EXISTS`, so a crash between a create and its record never duplicates or fails th
 
 - schemas: created with their comment, a non-default LOCATION and DBPROPERTIES; later differences
   are ALTERed (`COMMENT ON SCHEMA`, `SET DBPROPERTIES`, `SET LOCATION`). A UC catalog missing on the
-  target blocks its schemas: creating a catalog means choosing its storage, which is not dbsync's.
+  target blocks its schemas until the `catalogs` kind (UC REST, storage root mapped) or a person creates it.
 - tables: DDL only, never data. A table whose definition differs from the target's follows
   `tables.on_change`: `report` (default) leaves the target and records an error saying what to do;
   `recreate_if_external` drops and recreates an external table (its files stay at LOCATION). A managed
@@ -60,10 +60,15 @@ def create_schema_statement(payload: dict[str, Any]) -> str:
     if payload.get("comment"):
         statement += f" COMMENT {literal(payload['comment'])}"
     if payload.get("location"):
-        statement += f" LOCATION {literal(payload['location'])}"
+        statement += f" {_location_clause(payload['catalog'])} {literal(payload['location'])}"
     if payload.get("properties"):
         statement += f" WITH DBPROPERTIES ({_property_list(payload['properties'])})"
     return statement
+
+
+def _location_clause(catalog: str) -> str:
+    """A Unity Catalog schema's storage is its MANAGED LOCATION (LOCATION is the Hive metastore's clause)."""
+    return "LOCATION" if catalog == HIVE_METASTORE else "MANAGED LOCATION"
 
 
 def _property_list(properties: dict[str, str]) -> str:
@@ -81,11 +86,13 @@ class SchemasReplicator(Replicator):
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         payload = _payload(change)
         catalog, schema = payload["catalog"], payload["schema"]
+        if payload.get("blocked"):
+            raise Blocked(payload["blocked"])
         run = runner(ctx, ctx.target)
         if catalog != HIVE_METASTORE and not _catalog_on_target(ctx, catalog):
             raise Blocked(
-                f"catalog {catalog} does not exist on the target: create it there (with its storage location); "
-                "dbsync does not create catalogs"
+                f"waiting for catalog {catalog} on the target: the catalogs kind creates it over the Unity Catalog "
+                "API (its storage root needs a mapping.storage_urls entry), or create it there by hand"
             )
         current = (
             describe_schema(ctx, ctx.target, catalog, schema)
@@ -109,7 +116,8 @@ class SchemasReplicator(Replicator):
             text = literal(wanted["comment"]) if wanted.get("comment") else "NULL"
             statements.append(f"COMMENT ON SCHEMA {name} IS {text}")
         if wanted.get("location") and wanted["location"] != current.get("location"):
-            statements.append(f"ALTER SCHEMA {name} SET LOCATION {literal(wanted['location'])}")
+            clause = _location_clause(wanted["catalog"])
+            statements.append(f"ALTER SCHEMA {name} SET {clause} {literal(wanted['location'])}")
         changed = {k: v for k, v in wanted["properties"].items() if current["properties"].get(k) != v}
         if changed:
             statements.append(f"ALTER SCHEMA {name} SET DBPROPERTIES ({_property_list(changed)})")
@@ -235,6 +243,11 @@ class TablesReplicator(Replicator):
         """The target's definition differs: recreate an external table if allowed, otherwise report."""
         if what == "view":
             raise Permanent("the target has a view by this name where the source has a table; drop it there")
+        if not is_external(current) and not is_external(wanted) and ctx.settings.tables.data == "deep_clone":
+            raise Blocked(
+                "a managed table whose definition changed on the source: the next DEEP CLONE of its data "
+                "(tables.data: deep_clone) brings the new definition with it"
+            )
         if not is_external(current):
             raise Permanent(
                 "the source definition differs from the target's, which is a managed table: dbsync never "

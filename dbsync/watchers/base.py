@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dbsync.declaration import Declaration
-from dbsync.errors import ConfigError, DbsyncError, ListingError, StoreError
+from dbsync.errors import ConfigError, DbsyncError, ListingError, StoreError, one_line
 from dbsync.model import Resource
 
 if TYPE_CHECKING:
@@ -70,6 +70,13 @@ class Watcher(ABC):
         """
         return key
 
+    def restored(self, ctx: SyncContext, resource: Resource) -> Resource:
+        """A kept version about to be written again by `dbsync restore`: what names the target as it is now.
+
+        The payload is the replicator's input, so a kind whose payload holds a target id refreshes it here.
+        """
+        return resource
+
 
 def listing(watcher: Watcher, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
     """`watcher.list()`, with any failure (an API error, a reset connection, an HTML page) as a ListingError.
@@ -87,14 +94,8 @@ def listing(watcher: Watcher, ctx: SyncContext, ws: Workspace) -> Iterator[Resou
 
 def describe(err: BaseException) -> str:
     """`Type: message` of an error, and of its cause (the SDK's TimeoutError hides the reset connection)."""
-    text = f"{type(err).__name__}: {_first_line(err)}"
+    text = f"{type(err).__name__}: {one_line(err, 300)}"
     cause = err.__cause__
     if cause is not None and not isinstance(err, DbsyncError):
-        text += f" (after {type(cause).__name__}: {_first_line(cause)})"
+        text += f" (after {type(cause).__name__}: {one_line(cause, 300)})"
     return text
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    # SDK messages end with the client config (token masked); keep the part a person needs.
-    return (lines[0] if lines else "").split(" Config: ")[0][:300]

@@ -40,8 +40,13 @@ def pause_states(settings: dict[str, Any]) -> dict[str, str]:
 def _warehouse_replicated(ctx: SyncContext, warehouse_id: str) -> bool:
     """A task's SQL warehouse becomes a Ref only when the sql_warehouses kind copies it; otherwise the id
     is written as it is (the job would wait forever on a Ref that never resolves)."""
-    warehouses = ctx.settings.kind("sql_warehouses")
-    return warehouses.enabled and planner.selected(warehouses, str(warehouse_id))
+    return _replicated(ctx, "sql_warehouses", warehouse_id)
+
+
+def _replicated(ctx: SyncContext, kind: str, key: str) -> bool:
+    """Whether `kind` copies the object `key`: only then does a reference to it become a Ref."""
+    kind_settings = ctx.settings.kind(kind)
+    return kind_settings.enabled and planner.selected(kind_settings, str(key))
 
 
 def workspace_path(ctx: SyncContext, path: str) -> str:
@@ -85,14 +90,27 @@ def _normalize_task(ctx: SyncContext, task: dict[str, Any]) -> dict[str, Any]:
         sub_task = task.get(field)
         if sub_task and sub_task.get("warehouse_id") and _warehouse_replicated(ctx, sub_task["warehouse_id"]):
             sub_task["warehouse_id"] = ref("sql_warehouses", sub_task["warehouse_id"])
+    pipeline = task.get("pipeline_task")
+    if pipeline and pipeline.get("pipeline_id") and _replicated(ctx, "pipelines", pipeline["pipeline_id"]):
+        pipeline["pipeline_id"] = ref("pipelines", pipeline["pipeline_id"])
+    _webhooks(ctx, task.get("webhook_notifications"))
     for_each = task.get("for_each_task")
     if for_each and for_each.get("task"):
         for_each["task"] = _normalize_task(ctx, for_each["task"])
     return task
 
 
+def _webhooks(ctx: SyncContext, notifications: dict[str, Any] | None) -> None:
+    """A job's or task's webhook_notifications name notification destinations by id: Refs when replicated."""
+    for targets in (notifications or {}).values():
+        for target in targets if isinstance(targets, list) else []:
+            if target.get("id") and _replicated(ctx, "notification_destinations", target["id"]):
+                target["id"] = ref("notification_destinations", target["id"])
+
+
 def normalize_settings(ctx: SyncContext, settings: dict[str, Any]) -> dict[str, Any]:
     payload = copy.deepcopy(settings)
+    _webhooks(ctx, payload.get("webhook_notifications"))
     for field in TRIGGER_FIELDS:
         if payload.get(field):
             payload[field].pop("pause_status", None)

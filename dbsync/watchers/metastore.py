@@ -44,6 +44,7 @@ from sqlglot.errors import SqlglotError
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import DbsyncError, ListingError, Permanent, RetryLater
+from dbsync.mapping import StorageMap
 from dbsync.model import Resource
 from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, qualified, runner
@@ -312,8 +313,25 @@ class SchemasWatcher(_MetastoreWatcher):
         described = describe_schema(ctx, ws, catalog, schema)
         if described is None:
             raise RetryLater(f"schema {stub.key} disappeared from the {ws.side} while it was read")
-        stub.payload = described
+        stub.payload = uc_schema_location(ctx, described)
         return stub
+
+
+def uc_schema_location(ctx: SyncContext, described: dict[str, Any]) -> dict[str, Any]:
+    """A Unity Catalog schema's managed location through mapping.storage_urls; unmapped: blocked, never copied."""
+    location = described.get("location")
+    if described["catalog"] == HIVE_METASTORE or not location:
+        return described
+    target = StorageMap(ctx.settings.mapping).url(location)
+    if target is not None:
+        return {**described, "location": target}
+    name = key_of(described["catalog"], described["schema"])
+    return {
+        **described,
+        "location": None,
+        "blocked": f"schema {name}'s managed location {location} has no mapping.storage_urls entry: add the "
+        "target's storage for it (nothing is created that would point at the source's storage)",
+    }
 
 
 class RelationsWatcher(_MetastoreWatcher):
@@ -365,6 +383,64 @@ class RelationsWatcher(_MetastoreWatcher):
         # The source text itself: written to the target as it is, and re-fingerprinted after a sqlglot upgrade.
         stub.source_meta = {**stub.source_meta, "ddl": ddl}
         return stub
+
+    def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
+        """Every replicated managed table: only its definition reached the target, its data did not (unless cloned).
+
+        Read from the store (the source DDL each table was last replicated with); the size comes from one
+        `DESCRIBE DETAIL` on the source for the first SIZE_LOOKUPS tables, "unknown" past them or when the
+        warehouse cannot say.
+        """
+        if self.what != "table":
+            return []
+        actions = []
+        cloned = {p.key for p in ctx.history.priors(CLONED_KIND, payloads=False) if p.status == "synced"}
+        if ctx.settings.tables.data != "deep_clone":
+            cloned = set()  # cloned once, no longer kept current: a person must copy the data again
+        for prior in ctx.history.priors(self.kind, payloads=False):
+            ddl = prior.source_meta.get("ddl")
+            if prior.target_key is None or not ddl or _external_ddl(ddl, prior.key) or prior.key in cloned:
+                continue
+            detail = _detail(ctx, prior.key) if len(actions) < SIZE_LOOKUPS else {}
+            actions.append({"kind": self.kind, "key": prior.key, "action": managed_table_action(prior.key, detail)})
+        return actions
+
+
+CLONED_KIND = "table_data"  # with tables.data: deep_clone, a table it cloned has its data on the target
+SIZE_LOOKUPS = 100  # DESCRIBE DETAIL statements one validation may send to the source for table sizes
+
+
+def is_managed_ddl(ddl: str, key: str) -> bool:
+    """Whether a SHOW CREATE TABLE text is a managed table's (its data lives in the metastore's storage)."""
+    return not _external_ddl(ddl, key)
+
+
+def _external_ddl(ddl: str, key: str) -> bool:
+    try:
+        return is_external(parse_create(ddl, key))
+    except Permanent:
+        return True  # a definition this sqlglot cannot read: not claimed to be managed
+
+
+def _detail(ctx: SyncContext, key: str) -> dict[str, Any]:
+    """`DESCRIBE DETAIL` of a source table (sizeInBytes, location); {} when the warehouse cannot tell."""
+    try:
+        rows = runner(ctx, ctx.source).query(f"DESCRIBE DETAIL {qualified(split_key(key))}")
+    except (DbsyncError, DatabricksError):
+        return {}
+    return dict(rows[0]) if rows else {}
+
+
+def managed_table_action(key: str, detail: dict[str, Any]) -> str:
+    """What to do about a managed table whose data dbsync does not copy, with its size when known."""
+    size = detail.get("sizeInBytes")
+    size_text = f"{int(size):,} bytes" if size not in (None, "") and str(size).isdigit() else "size unknown"
+    where = f"delta.`{detail['location']}`" if detail.get("location") else "<its source storage location>"
+    return (
+        f"managed table ({size_text}): its data is not copied, the target table is empty. Copy it on the target "
+        f"with `CREATE OR REPLACE TABLE {key} DEEP CLONE {where}` (re-run it to copy only new files; the target's "
+        "warehouse needs read access to the source's storage), or share it with Delta Sharing"
+    )
 
 
 def watcher_for(kind: str) -> Watcher:

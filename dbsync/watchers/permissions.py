@@ -15,7 +15,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
-from dbsync.errors import RetryLater
+from dbsync.errors import Blocked, RetryLater
 from dbsync.model import Resource
 from dbsync.registry import kinds
 from dbsync.watchers.base import Watcher
@@ -88,6 +88,17 @@ class PermissionsWatcher(Watcher):
             "access_control_list": direct_entries(ctx, acl.get("access_control_list") or []),
         }
         return stub
+
+    def restored(self, ctx: SyncContext, resource: Resource) -> Resource:
+        """A restored ACL goes on the object's current target copy (a restore may have recreated it)."""
+        payload = resource.payload or {}
+        object_kind, source_key = payload["object_kind"], resource.key.split(":", 1)[1]
+        target_key = ctx.history.target_key(object_kind, source_key)
+        if target_key is None:
+            raise Blocked(f"{object_kind} {source_key} is not on the target: restore it too (or first)")
+        resource.payload = {**payload, "target_key": target_key}
+        resource.source_meta = {**resource.source_meta, "object_kind": object_kind, "target_key": target_key}
+        return resource
 
 
 def watcher_for(kind: str) -> PermissionsWatcher:

@@ -91,7 +91,7 @@ class SecretScopeWatcher(Watcher):
 
 class SecretWatcher(Watcher):
     kind = "secrets"
-    declaration = Declaration(interval=600)
+    declaration = Declaration(interval=600, versions=False)  # secret values never enter the version history
 
     forget_target_listing = SecretScopeWatcher.forget_target_listing
 

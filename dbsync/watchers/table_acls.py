@@ -45,6 +45,7 @@ _OBJECT_TYPES = {
     ANONYMOUS_FUNCTION: {"ANONYMOUS_FUNCTION", "ANONYMOUS FUNCTION"},
 }
 OWN = "OWN"
+UC_CATALOGS_KIND = "catalogs"  # the kind that replicates a Unity Catalog catalog itself, over REST
 DENIED = "DENIED_"
 BUILTIN_PRINCIPALS = frozenset({"users", "admins", "account users"})
 
@@ -123,6 +124,8 @@ class TableAclsWatcher(Watcher):
             raise ListingError(str(err)) from err
         catalogs = ctx.settings.metastore.catalogs
         for catalog in catalogs:
+            if catalog != HIVE_METASTORE and ctx.history.target_key(UC_CATALOGS_KIND, catalog) is not None:
+                continue  # a UC catalog replicated over REST: its grants (and owner) are uc_grants' and its own
             yield self._stub(f"catalog:{catalog}", "CATALOG", [catalog])
         if HIVE_METASTORE in catalogs:
             yield self._stub("any_file", ANY_FILE, [])

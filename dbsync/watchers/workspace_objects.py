@@ -172,7 +172,9 @@ def _still_there(ws: Workspace, path: str) -> bool:
 
 
 # The three kinds walk one tree (the daemon runs them together: one walk per cycle) and open at one UI page.
-_TREE = Declaration(interval=60, shared_listing="workspace_tree", link="{host}/#workspace{key}")
+_TREE = Declaration(
+    interval=60, shared_listing="workspace_tree", link="{host}/#workspace{key}", same_key_on_target=True
+)
 # Folders every workspace has; they are not "extra" even when the source has none of their content.
 _DIRECTORIES = replace(_TREE, builtin_target_keys=frozenset({"/Users", "/Shared", "/Repos"}))
 

@@ -135,7 +135,9 @@ def _taken(kind: str, name: str) -> ApiError:
 
 
 def _metastore_id(ws: Workspace) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dbsync-emulator/{ws.workspace_id}/metastore"))
+    # A test may give two workspaces one metastore id (`ws.metastore_id`): the ids match, the objects stay apart.
+    assigned = getattr(ws, "metastore_id", None)
+    return assigned or str(uuid.uuid5(uuid.NAMESPACE_URL, f"dbsync-emulator/{ws.workspace_id}/metastore"))
 
 
 def _new_id(ws: Workspace, kind: str, name: str) -> str:

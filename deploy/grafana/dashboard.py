@@ -248,11 +248,15 @@ def _replication(y: int) -> list[Builder]:
             "How long one cycle of one kind takes; a cycle longer than its interval delays the next.",
         ),
         _timeseries(
-            "Delete guard by kind",
+            "Delete and edit-storm guards by kind",
             (12, y + 16, 12, 8),
-            [_target(f"max by (kind) (dbsync_delete_guard_tripped{{{KIND}}})", "{{kind}}")],
+            [
+                _target(f"max by (kind) (dbsync_delete_guard_tripped{{{KIND}}})", "{{kind}} deletes"),
+                _target(f"max by (kind) (dbsync_update_guard_tripped{{{KIND}}})", "{{kind}} updates", "B"),
+            ],
             "short",
-            "1 while a kind's deletes are held by the delete guard.",
+            "1 while a kind's deletes are held by the delete guard, or its updates by the edit-storm guard "
+            "(`dbsync sync --once --force-updates` or `dbsync confirm-updates`).",
             bars=True,
         ),
         _timeseries(

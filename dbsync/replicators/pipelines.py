@@ -1,0 +1,123 @@
+"""Pipelines on the target: adopted by name, created or edited with `continuous: false`, deleted.
+
+A standby copy never runs: the service starts a continuous pipeline on create and restarts it on every
+edit, so every write says `continuous: false` (a copy found continuous, after a rolled-back cutover or a
+hand edit, is switched back, which stops it). `dbsync cutover` makes the copies of continuous source
+pipelines continuous again. The copy carries the tag `dbsync_source_id`: one found by name with that
+tag is dbsync's own (a lost store), one without it is the DR team's (adopted, never deleted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databricks.sdk.errors import DatabricksError, NotFound
+
+from dbsync.apierrors import is_gone
+from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.mapping import waiting_ref
+from dbsync.model import Applied, Delete, Upsert
+from dbsync.principals import principal_on_target
+from dbsync.replicators.base import Replicator
+from dbsync.replicators.common import TargetIndex, deleted, sdk_call
+from dbsync.tags import SOURCE_ID_TAG
+
+BY_NAME = TargetIndex(
+    "pipelines:name",
+    lambda ctx: (
+        (p.name or "", p.pipeline_id or "") for p in ctx.target.client.pipelines.list_pipelines(max_results=100)
+    ),
+)
+
+
+ADOPTED_TAG = "dbsync_adopted_id"  # on a target pipeline dbsync found there: never taken for one it created
+
+
+def standby_spec(ctx: SyncContext, payload: dict[str, Any], source_key: str, adopted: bool) -> dict[str, Any]:
+    """The create/edit body: refs resolved, dbsync's tag added, never continuous (a standby runs nothing)."""
+    spec = ctx.idmap.resolve(payload)
+    spec["tags"] = {**spec.get("tags", {}), ADOPTED_TAG if adopted else SOURCE_ID_TAG: source_key}
+    spec["continuous"] = False
+    return spec
+
+
+class PipelineReplicator(Replicator):
+    kind = "pipelines"
+
+    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
+        resource = change.resource
+        name = resource.payload["name"]
+        adopted: bool | None = None
+        pipeline_id = change.target_key
+        if pipeline_id is None:
+            pipeline_id, adopted = _found(ctx, name, resource.key)
+        was_adopted = bool(adopted) or (change.prior is not None and change.prior.origin == "adopted")
+        spec = standby_spec(ctx, resource.payload, resource.key, was_adopted)
+        waiting = _run_as_missing(ctx, spec)
+        pipelines = ctx.target.client.pipelines
+        try:
+            if pipeline_id is not None and _edited(ctx, pipeline_id, spec):
+                return _applied(pipeline_id, waiting, adopted)
+            pipeline_id = sdk_call(pipelines.create, spec).pipeline_id or ""
+            BY_NAME.add(ctx, spec["name"], pipeline_id)
+        except DatabricksError as err:
+            if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_CONFLICT") and not isinstance(err, NotFound):
+                raise Permanent(f"the target rejected pipeline {spec.get('name')!r}: {err}") from err
+            raise
+        return _applied(pipeline_id, waiting, adopted=False)
+
+    def delete(self, ctx: SyncContext, change: Delete) -> None:
+        deleted(lambda: ctx.target.client.pipelines.delete(change.target_key or ""))
+
+
+def _found(ctx: SyncContext, name: str, source_key: str) -> tuple[str | None, bool | None]:
+    """A target pipeline of that name (unique per workspace): dbsync's own when it carries this source's tag."""
+    pipeline_id = BY_NAME.get(ctx, name)
+    if pipeline_id is None:
+        return None, None
+    try:
+        spec = ctx.target.client.pipelines.get(pipeline_id).spec
+    except NotFound:
+        return None, None
+    tags = (spec.tags if spec else None) or {}
+    return pipeline_id, tags.get(SOURCE_ID_TAG) != source_key
+
+
+def _edited(ctx: SyncContext, pipeline_id: str, spec: dict[str, Any]) -> bool:
+    """PUT the whole spec; False when the target pipeline is gone (deleted by hand) and must be created."""
+    try:
+        sdk_call(ctx.target.client.pipelines.update, spec, pipeline_id=pipeline_id)
+    except NotFound:
+        return False
+    except DatabricksError as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST" or (is_gone(err) and str(pipeline_id) in str(err)):
+            return False
+        raise
+    return True
+
+
+def _run_as_missing(ctx: SyncContext, spec: dict[str, Any]) -> list[str]:
+    """A run_as principal the target lacks is left out (the pipeline runs as its owner) and waited for."""
+    run_as = spec.get("run_as") or {}
+    field = "user_name" if run_as.get("user_name") else "service_principal_name"
+    name = run_as.get(field)
+    scim_type = "users" if field == "user_name" else "service_principals"
+    if not name or principal_on_target(ctx, scim_type, name):
+        return []
+    if ctx.settings.principals_missing == "fail":
+        raise Permanent(f"run_as {name} does not exist on the target: provision it there first")
+    del spec["run_as"]
+    return [waiting_ref(scim_type, name)]
+
+
+def _applied(pipeline_id: str, waiting: list[str], adopted: bool | None) -> Applied:
+    if not waiting:
+        return Applied(pipeline_id, adopted=adopted)
+    name = waiting[0].split(":", 1)[1]
+    note = f"run_as {name} does not exist on the target; the pipeline runs as its owner"
+    return Applied(pipeline_id, note=note, waiting_on=waiting, adopted=adopted)
+
+
+def replicator_for(kind: str) -> Replicator:
+    return PipelineReplicator()
