@@ -29,7 +29,7 @@ from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
-from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version, pre_keep
+from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
 from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
@@ -311,9 +311,7 @@ class Engine:
                 return _Outcome(resource, prior, status="pending", error=PINNED)
             if guards(self.ctx, change) and not self.force_updates:
                 return _Outcome(resource, prior, change, deferred=True)  # applied after the guard's look
-            applied = kind.replicator.apply(self.ctx, change)
-            pre_keep(self.ctx, kind, resource)  # the history's blob files, written off the engine's thread
-            return _Outcome(resource, prior, change, applied)
+            return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
         except Exception as err:  # one bad object never stops the cycle
             return self._failure(resource, prior, err)
 
@@ -343,7 +341,10 @@ class Engine:
             done |= finished
         if not done:
             return pending
-        with nullcontext() if self.plan_only else self.ctx.store.batch(), self.ctx.versions.batch():
+        store, versions = (
+            (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
+        )
+        with store, versions:
             for future in done:
                 self._record(kind, report, future.result())
             self.ctx.record_events()

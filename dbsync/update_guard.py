@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -154,14 +153,6 @@ def keep_version(ctx: SyncContext, kind: Kind, resource: Resource, target_key: s
         )
     except (StoreError, OSError) as err:  # the replica is written; a history that cannot keep it is reported
         ctx.event(kind.name, resource.key, "history", "error", f"{kind.name} {resource.key}: not kept: {err}")
-
-
-def pre_keep(ctx: SyncContext, kind: Kind, resource: Resource) -> None:
-    """Worker: compress and write the blobs of what was just applied, so `keep_version` only adds index rows."""
-    if not kind.declaration.versions or not ctx.settings.history.enabled or resource.payload is None:
-        return
-    with suppress(StoreError, OSError):  # keep_version tries again on the engine's thread and reports what fails
-        ctx.versions.stage(resource.payload, resource.body)
 
 
 def keep_deletion(ctx: SyncContext, kind: Kind, key: str, target_key: str | None) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
 import zlib
 from pathlib import Path
 from typing import Protocol
@@ -55,7 +54,7 @@ class DirectoryBlobs:
             return path.stat().st_size
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         packed = zlib.compress(data, 6)
-        temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # workers may write at once
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_bytes(packed)
         os.chmod(temporary, 0o600)  # a notebook's source is as private as the store
         temporary.replace(path)

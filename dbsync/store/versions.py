@@ -202,13 +202,6 @@ class Versions:
         self._write(writes)
         return True
 
-    def stage(self, payload: dict[str, Any], body: bytes | None) -> None:
-        """Write a version's blob files ahead of `record` (any thread): the engine's thread then adds only rows."""
-        text = canonical_json(payload).encode()
-        self.blobs.put(digest(text), text)
-        if body is not None:
-            self.blobs.put(digest(body), body)
-
     def _blob(self, name: str, data: bytes) -> list[tuple[str, list[Any]]]:
         """The writes that name blob `name` once more; its file is written first when new (a crash leaves an
         unreferenced file, never a row without its blob). Identical content is stored once."""
