@@ -118,7 +118,19 @@ def main() -> int:
             f"  {phase:<22} time {b['seconds'] / d['seconds']:5.1f}x  API calls {b['calls'] / max(1, d['calls']):6.1f}x"
             f"   target writes {b['target writes'] / max(1, d['target writes']):7.1f}x"
         )
+    goals(results)
     return 0 if all(r["exit"] == 0 for r in results.values()) else 1
+
+
+def goals(results: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The issue's goals: initial sync no slower than export+import, a re-run after a 1 % change at least 10x faster."""
+    print("\n== goals")
+    for phase, goal in (("initial sync", 1.0), ("re-run, ", 10.0)):
+        name = next((p for p, _ in results if p.startswith(phase)), None)
+        if name is None:
+            continue
+        ratio = results[(name, "baseline")]["seconds"] / results[(name, "dbsync")]["seconds"]
+        print(f"  {name:<22} {ratio:5.2f}x  (goal >= {goal:.1f}x: {'met' if ratio >= goal else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ Every problem is raised as one `ConfigError` line naming the setting and how to 
 
 from __future__ import annotations
 
-import configparser
 import difflib
 import os
 from collections.abc import Iterator, Mapping
@@ -34,12 +33,23 @@ from pydantic_settings import (
 
 from dbsync.declaration import CATALOGUE, Declaration
 from dbsync.errors import ConfigError
+from dbsync.profiles import check_workspace
 
 DEFAULT_CONFIG = Path("dbsync.yaml")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FamilyBudgets(_Strict):
+    """Requests per second per API family (None: only the workspace budget applies)."""
+
+    workspace: float | None = Field(default=None, gt=0)  # workspace list / export / import / mkdirs
+    permissions: float | None = Field(default=None, gt=0)  # object ACL reads and writes
+    scim: float | None = Field(default=None, gt=0)  # users, groups, service principals
+    jobs: float | None = Field(default=None, gt=0)  # jobs list / get / create / reset
+    sql_statements: float | None = Field(default=None, gt=0)  # SQL statement execution (metastore kinds)
 
 
 class WorkspaceSettings(_Strict):
@@ -49,6 +59,11 @@ class WorkspaceSettings(_Strict):
     token: SecretStr | None = None
     profile: str | None = None
     config_file: Path | None = None  # defaults to ~/.databrickscfg, like the databricks CLI
+    # Client-side pacing (dbsync/pacing.py): every request to this workspace, of every kind, draws from one
+    # budget. Unset: unpaced (the service documents no workspace-wide limit; see README "Request budget").
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    # Extra budgets for the API families the service limits separately (a request draws from both).
+    family_requests_per_second: FamilyBudgets = Field(default_factory=FamilyBudgets)
 
 
 class KindSettings(_Strict):
@@ -290,6 +305,9 @@ class Settings(BaseSettings):
     workspace_conf: WorkspaceConfSettings = Field(default_factory=WorkspaceConfSettings)
     mounts: MountSettings = Field(default_factory=MountSettings)
     concurrency: int = Field(default=8, ge=1, le=64)
+    # Kinds whose listings do not depend on what earlier kinds wrote are listed this many at a time (writes
+    # stay in dependency order); 1 lists one kind after another.
+    listing_concurrency: int = Field(default=4, ge=1, le=16)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: JSON lines unless stderr is a terminal (then one readable line per record); json / text to force.
@@ -550,44 +568,3 @@ def _env_parse_error(err: SettingsError) -> str:
         f"setting {field}: a DBSYNC_{field.upper()}__* variable is not valid JSON; a mapping is a JSON object "
         f'(e.g. DBSYNC_MAPPING__EMAILS=\'{{"@old.com": "@new.com"}}\'), a list is JSON or comma-separated text'
     )
-
-
-def check_workspace(side: str, ws: WorkspaceSettings) -> None:
-    """A side needs host+token, or a profile that supplies them."""
-    if ws.profile:
-        profile_host(side, ws)
-        return
-    if not ws.host:
-        raise ConfigError(
-            f"setting {side}.host is missing: set DBSYNC_{side.upper()}__HOST or {side}.host in dbsync.yaml "
-            f"(or {side}.profile to use ~/.databrickscfg)"
-        )
-    if not ws.host.startswith(("http://", "https://")) and "." not in ws.host:
-        raise ConfigError(
-            f"setting {side}.host: {ws.host!r} is not a workspace URL (https://<name>.cloud.databricks.com)"
-        )
-    if not ws.token or not ws.token.get_secret_value():
-        raise ConfigError(
-            f"setting {side}.token is missing: set DBSYNC_{side.upper()}__TOKEN (a personal access token) "
-            f"or {side}.profile"
-        )
-
-
-def workspace_host(side: str, ws: WorkspaceSettings) -> str:
-    """The host a side connects to: its profile's (~/.databrickscfg) when it names one, else its `host`."""
-    return profile_host(side, ws) if ws.profile else ws.host or ""
-
-
-def profile_host(side: str, ws: WorkspaceSettings) -> str:
-    """The host of a ~/.databrickscfg profile; a missing file or profile is a ConfigError."""
-    path = ws.config_file or Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
-    parser = configparser.ConfigParser()
-    if not parser.read(path):
-        raise ConfigError(f"setting {side}.profile: {path} does not exist (create it with `databricks configure`)")
-    if ws.profile not in parser:
-        names = ", ".join(parser.sections()) or "none"
-        raise ConfigError(f"setting {side}.profile: no profile [{ws.profile}] in {path} (profiles: {names})")
-    host = parser[ws.profile].get("host")
-    if not host:
-        raise ConfigError(f"setting {side}.profile: profile [{ws.profile}] in {path} has no host")
-    return host

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 import httpx
 from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
-from dbsync.config import Settings, workspace_host
+from dbsync.config import Settings
 from dbsync.errors import ConfigError, one_line
 from dbsync.mapping import IdMap, PrincipalMap
 from dbsync.model import Prior
+from dbsync.profiles import workspace_host
 from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store

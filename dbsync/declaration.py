@@ -54,6 +54,9 @@ class Declaration:
     writes_acls: bool = False
     # How unchanged objects without a version hint are re-read: None reads every object every cycle.
     freshness: Freshness | None = None
+    # The listing reads what earlier kinds recorded in the same run (their listed keys, target ids) or writes the
+    # store: the engine lists it in turn, on its own thread, instead of ahead with the independent kinds.
+    listed_in_turn: bool = False
     # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
     versions: bool = True
 

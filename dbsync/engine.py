@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -24,6 +25,8 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
 from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
+from dbsync.outcomes import KindReport, Progress, count_applied, count_unchanged
+from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
@@ -32,42 +35,6 @@ from dbsync.watchers.base import describe, listing
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
-
-
-@dataclass
-class KindReport:
-    """What one cycle of one kind did (the `sync --once` summary and the cycles table)."""
-
-    kind: str
-    listed: int = 0
-    fetched: int = 0
-    unchanged: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0  # nothing written on purpose (a user dbsync may not create, a mount), with the reason
-    partial: int = 0  # written with entries left out (principals the target lacks): applied again when they exist
-    deleted: int = 0
-    blocked: int = 0
-    held: int = 0  # updates the edit-storm guard held: the target keeps its copies until they are confirmed
-    pending: int = 0  # source changes not copied on purpose: the object is pinned by `dbsync restore --pin`
-    errors: int = 0
-    drifted: int = 0
-    # Listed, not read: an unchanged object of a kind read by need whose revisit is not due (its status stands).
-    not_due: int = 0
-    started_at: float = 0.0  # wall clock at the start of the listing: what a complete read verified is this old
-    seconds: float = 0.0
-    outcome: str = "ok"
-    message: str | None = None
-    planned: list[Change] = field(default_factory=list)
-    pending_deletes: list[Delete] = field(default_factory=list, repr=False)
-    # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
-    blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
-    # Updates fetched and decided, applied once the whole listing shows whether the edit-storm guard holds them.
-    deferred: list[Any] = field(default_factory=list, repr=False)
-    deferred_bytes: int = field(default=0, repr=False)
-
-    def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("listed", "fetched", "created", "updated", "deleted", "errors")}
 
 
 @dataclass
@@ -81,9 +48,6 @@ class _Outcome:
     retry_in: float = 0.0
     deferred: bool = False  # an update waiting for the edit-storm guard's decision
     refetch: bool = False  # its body was let go (too many held at once): fetched again if it is applied
-
-
-Progress = Callable[[KindReport], None]
 
 
 class Engine:
@@ -113,6 +77,7 @@ class Engine:
         self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
         self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
+        self.ahead = ListingsAhead(ctx, [])  # this cycle's source listings, read ahead of their turn (readahead.py)
 
     @property
     def plan_only(self) -> bool:
@@ -135,8 +100,9 @@ class Engine:
         self.ctx.new_run()
         if not self.plan_only and not self.full_sweep:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
-        with self.ctx.owning_events():  # workers queue their events; this thread records them
-            reports = self._cycle(self.selected_kinds(names))
+        selected = self.selected_kinds(names)
+        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue their events
+            reports = self._cycle(selected)
         if not self.plan_only:
             history = self.ctx.settings.history
             self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
@@ -197,7 +163,7 @@ class Engine:
         self.pinned = self.ctx.versions.pinned_keys([kind.name])
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in self._listing(kind, self.ctx.source):
+                for stub in self.ahead.listing(kind):
                     if self.stop.is_set() or self.fenced:
                         report.outcome = "interrupted"
                         report.message = self.fenced or "stopped before the listing ended"
@@ -211,15 +177,15 @@ class Engine:
                         report.not_due += 1
                         continue
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
-                        _count_unchanged(report, prior)
+                        count_unchanged(report, prior)
                         continue
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
                     inflight.add(pool.submit(self._process, kind, stub, prior))
                     if len(inflight) >= limit:
-                        inflight = self._drain(kind, report, inflight, FIRST_COMPLETED)
+                        inflight = self._drain(kind, report, inflight, keep=limit // 2)
                     self._tick(report)
-                self._drain(kind, report, inflight, None)  # changes in flight finish and are recorded
+                self._drain(kind, report, inflight)  # changes in flight finish and are recorded
                 if report.outcome == "interrupted":
                     return report  # an unfinished listing never plans deletes
                 guarded_updates(self, kind, report, pool)
@@ -265,27 +231,28 @@ class Engine:
             return
         heal = self.ctx.settings.drift == "heal"
         store = self.ctx.store
-        for prior in store.priors(kind.name, payloads=False):
-            if prior.status not in ("synced", "drifted") or prior.target_key is None:
-                continue
-            seen = target_view.get(prior.target_key)
-            if prior.target_version is None and seen is not None:
-                store.record_target_version(kind.name, prior.key, seen)
-                continue
-            if seen == prior.target_version or (prior.status == "drifted" and not heal):
-                continue
-            report.drifted += 1
-            metrics.DRIFT_DETECTED.labels(kind.name).inc()
-            what = "was deleted" if seen is None else "was changed"
-            store.record_drift(kind.name, prior.key, heal)
-            self.ctx.event(
-                kind.name,
-                prior.key,
-                "drift",
-                "healing" if heal else "drifted",
-                f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
-                + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
-            )
+        with store.batch():  # the baselines of a whole kind in one transaction
+            for prior in store.priors(kind.name, payloads=False):
+                if prior.status not in ("synced", "drifted") or prior.target_key is None:
+                    continue
+                seen = target_view.get(prior.target_key)
+                if prior.target_version is None and seen is not None:
+                    store.record_target_version(kind.name, prior.key, seen)
+                    continue
+                if seen == prior.target_version or (prior.status == "drifted" and not heal):
+                    continue
+                report.drifted += 1
+                metrics.DRIFT_DETECTED.labels(kind.name).inc()
+                what = "was deleted" if seen is None else "was changed"
+                store.record_drift(kind.name, prior.key, heal)
+                self.ctx.event(
+                    kind.name,
+                    prior.key,
+                    "drift",
+                    "healing" if heal else "drifted",
+                    f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
+                    + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
+                )
 
     def _due_if_arrived(self, kind: Kind, prior: Prior | None) -> Prior | None:
         """A partial or skipped object whose missing principal now exists on the target is applied again."""
@@ -337,14 +304,23 @@ class Engine:
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
     def _drain(
-        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], return_when: str | None
+        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], keep: int = 0
     ) -> set[Future[_Outcome]]:
-        if not inflight:
-            return inflight
-        done, pending = wait(inflight, return_when=return_when or "ALL_COMPLETED")
-        for future in done:
-            self._record(kind, report, future.result())
-        self.ctx.record_events()
+        """Wait until at most `keep` changes are in flight (workers stay busy); record the finished in one go."""
+        done: set[Future[_Outcome]] = set()
+        pending = inflight
+        while len(pending) > keep:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done |= finished
+        if not done:
+            return pending
+        store, versions = (
+            (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
+        )
+        with store, versions:
+            for future in done:
+                self._record(kind, report, future.result())
+            self.ctx.record_events()
         return set(pending)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
@@ -357,7 +333,7 @@ class Engine:
             return
         report.blocked -= len(blocked)
         futures = {pool.submit(self._reapply, kind, o) for o in blocked}
-        self._drain(kind, report, futures, None)
+        self._drain(kind, report, futures)
 
     def _reapply(self, kind: Kind, outcome: _Outcome) -> _Outcome:
         try:
@@ -369,7 +345,7 @@ class Engine:
             return self._failure(outcome.resource, outcome.prior, err)
 
     def _record(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
-        """Main thread: one transaction per outcome."""
+        """Main thread: records one outcome, in the transaction of its window (_drain)."""
         store = self.ctx.store
         resource = outcome.resource
         if outcome.status is None and resource.payload is not None:
@@ -383,7 +359,7 @@ class Engine:
         if resource.payload is not None and not self.plan_only:
             revisit.visited(self.ctx, kind, resource, changed=outcome.change is not None)
         if outcome.change is None:
-            _count_unchanged(report, outcome.prior)
+            count_unchanged(report, outcome.prior)
             if not self.plan_only:
                 _keep_waiting(resource, outcome.prior)
                 store.record_seen(resource)
@@ -406,7 +382,7 @@ class Engine:
             metrics.SYNC_ERRORS.labels(kind.name).inc()
             self.ctx.event(kind.name, resource.key, action, "error", f"{kind.name} {resource.key}: {applied.pending}")
             return
-        _count(report, action, applied)
+        count_applied(report, action, applied)
         if not applied.skipped:
             metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
             keep_version(self.ctx, kind, resource, applied.target_key, action)
@@ -540,30 +516,6 @@ def _backoff(prior: Prior | None) -> float:
     """Seconds before a failed (or half-done) change is tried again: doubling per attempt, capped."""
     attempts = prior.attempts if prior else 0
     return min(MAX_BACKOFF_SECONDS, 30.0 * 2**attempts)
-
-
-def _count(report: KindReport, action: str, applied: Applied) -> None:
-    """One vocabulary: a skipped or partial apply is never counted as created or updated."""
-    if applied.skipped:
-        report.skipped += 1
-    elif applied.waiting_on:
-        report.partial += 1
-    elif action == "create":
-        report.created += 1
-    else:
-        report.updated += 1
-
-
-def _count_unchanged(report: KindReport, prior: Prior | None) -> None:
-    """Nothing to write this cycle: still skipped or partial if it was, else unchanged.
-
-    A drifted object stays unchanged here: `drifted` counts the edits detected in this cycle (the alert's series).
-    """
-    status = prior.status if prior is not None else "synced"
-    if status in ("skipped", "partial"):
-        setattr(report, status, getattr(report, status) + 1)
-    else:
-        report.unchanged += 1
 
 
 def _keep_waiting(resource: Resource, prior: Prior | None) -> None:

@@ -25,6 +25,16 @@ REPLICATION_LAG = Gauge(
 API_REQUESTS = Counter(
     "dbsync_api_requests_total", "Databricks REST requests", ["workspace", "method", "endpoint", "status"]
 )
+API_BUDGET = Gauge(
+    "dbsync_api_budget_requests_per_second",
+    "The configured request budget of a workspace (source.max_requests_per_second); absent when unpaced",
+    ["workspace"],
+)
+API_FAMILY_BUDGET = Gauge(
+    "dbsync_api_family_budget_requests_per_second",
+    "The configured request budget of one API family of a workspace (workspace, permissions, scim, jobs, ...)",
+    ["workspace", "family"],
+)
 DRIFT_DETECTED = Counter("dbsync_drift_detected_total", "Target objects edited outside dbsync", ["kind"])
 DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]

@@ -28,8 +28,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dbsync import hints, metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
-from dbsync.engine import Engine, KindReport, replication_refusal
+from dbsync.engine import Engine, replication_refusal
 from dbsync.errors import StoreError
+from dbsync.outcomes import KindReport
 from dbsync.registry import Kind, kinds
 from dbsync.roles import StoreRole
 from dbsync.store.lock import StoreLock

@@ -20,7 +20,8 @@ from dbsync.errors import StoreError
 from dbsync.model import Resource
 
 if TYPE_CHECKING:
-    from dbsync.engine import Engine, KindReport
+    from dbsync.engine import Engine
+    from dbsync.outcomes import KindReport
     from dbsync.registry import Kind
 
 log = logging.getLogger("dbsync.engine")
@@ -73,7 +74,7 @@ def guarded_updates(engine: Engine, kind: Kind, report: KindReport, pool: Thread
     metrics.UPDATE_GUARD_TRIPPED.labels(kind.name).set(0)
     report.fetched -= len(deferred)  # counted when held; each is counted again as its apply is recorded
     futures: set[Future[Any]] = {pool.submit(_apply, engine, kind, o) for o in deferred}
-    engine._drain(kind, report, futures, None)
+    engine._drain(kind, report, futures)
 
 
 def _preview(ctx: SyncContext, kind: str, report: KindReport) -> None:

@@ -21,6 +21,7 @@ from databricks.sdk.core import Config
 from dbsync import metrics
 from dbsync.config import WorkspaceSettings
 from dbsync.errors import ConfigError, ListingError
+from dbsync.pacing import RequestBudget
 from dbsync.role import WriteFenced
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
@@ -142,6 +143,8 @@ class Workspace:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Asked before every request that can change the workspace (see dbsync/role.py); None: no fence.
     fence: Any = None
+    # Taken before every request (dbsync/pacing.py); None: unpaced.
+    budget: RequestBudget | None = None
 
     def __post_init__(self) -> None:
         session = self.client.api_client._api_client._session  # the SDK exposes no public hook
@@ -223,7 +226,17 @@ def connect(
     config.retry_timeout_seconds = retry_timeout_seconds  # the probe is done: every call gets the full budget
     client = WorkspaceClient(config=config)
     _mount_http_pool(client, concurrency)
-    return Workspace(side, client)
+    _read_environment_once(client)
+    return Workspace(side, client, budget=request_budget(side, settings))
+
+
+def request_budget(side: str, settings: WorkspaceSettings) -> RequestBudget | None:
+    """The side's request budget from its settings (published as a metric), None when it is unpaced."""
+    budget = RequestBudget(side, settings.max_requests_per_second, settings.family_requests_per_second.model_dump())
+    if not budget.paced:
+        return None
+    budget.export()
+    return budget
 
 
 def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
@@ -234,14 +247,28 @@ def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
         session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
 
 
+def _read_environment_once(client: WorkspaceClient) -> None:
+    """Proxies (HTTPS_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE) read once for the workspace's host.
+
+    `requests` reads them, and looks for ~/.netrc, on every request: about a fifth of the client's CPU per
+    request. One side talks to one host, so its session keeps what the environment says for that host.
+    """
+    session = client.api_client._api_client._session
+    settings = session.merge_environment_settings(client.config.host, {}, None, None, None)
+    session.proxies = settings["proxies"]
+    session.verify = settings["verify"]
+    session.trust_env = False
+
+
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class FencedAdapter(requests.adapters.HTTPAdapter):
-    """The SDK's transport, which asks the Workspace's fence before sending anything but a read.
+    """The SDK's transport, which asks the Workspace's fence before sending anything but a read, then
+    waits for the request's turn in the workspace's budget.
 
-    Every write of every kind, the delete phase and a retry alike, passes here, so the check is made
-    before each write, not once per cycle.
+    Every request of every kind, the delete phase and a retry alike, passes here, so the check is made
+    before each write, not once per cycle, and no request can go around the budget.
     """
 
     workspace: Workspace | None = None
@@ -252,4 +279,7 @@ class FencedAdapter(requests.adapters.HTTPAdapter):
             reason = fence.refusal()
             if reason:
                 raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
+        budget = self.workspace.budget if self.workspace is not None else None
+        if budget is not None:
+            budget.take(request.path_url)
         return super().send(request, *args, **kwargs)

@@ -184,6 +184,8 @@ class Stats:
 
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     total: int = 0
+    # Requests by the wall-clock second they arrived in (the last MAX_SECONDS seconds): a client's pace.
+    per_second: dict[int, int] = field(default_factory=dict)
     retry_after: RetryAfterLedger = field(default_factory=RetryAfterLedger)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -195,9 +197,15 @@ class Stats:
         with self.lock:
             self.retry_after.observe(key, arrived, retry_after)
 
-    def record(self, endpoint: str, status: int) -> None:
+    MAX_SECONDS = 3600
+
+    def record(self, endpoint: str, status: int, arrived_at: float | None = None) -> None:
         with self.lock:
             self.total += 1
+            second = int(time.time() if arrived_at is None else arrived_at)
+            self.per_second[second] = self.per_second.get(second, 0) + 1
+            if len(self.per_second) > self.MAX_SECONDS:
+                self.per_second.pop(next(iter(self.per_second)))
             entry = self.endpoints.get(endpoint)
             if entry is None:
                 entry = self.endpoints[endpoint] = {"count": 0, "statuses": {}}
@@ -208,6 +216,9 @@ class Stats:
     def document(self) -> dict[str, Any]:
         with self.lock:
             doc: dict[str, Any] = {"total": self.total, "endpoints": json.loads(json.dumps(self.endpoints))}
+            if self.per_second:
+                doc["per_second"] = {str(k): v for k, v in self.per_second.items()}
+                doc["max_per_second"] = max(self.per_second.values())
             if self.retry_after.sent:
                 doc["retry_after"] = self.retry_after.document()
             return doc
@@ -216,6 +227,7 @@ class Stats:
         with self.lock:
             self.endpoints.clear()
             self.total = 0
+            self.per_second.clear()
             self.retry_after = RetryAfterLedger()
 
 
@@ -387,7 +399,7 @@ class _Handler(StreamRequestHandler):
 
     # -- the request pipeline -------------------------------------------------------------------
     def _serve(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> _Encoded:
-        arrived = time.monotonic()
+        arrived, arrived_at = time.monotonic(), time.time()
         raw_path, _, query_string = target.partition("?")
         path = unquote(raw_path)
         if len(path) > 1 and path.endswith("/"):
@@ -397,7 +409,7 @@ class _Handler(StreamRequestHandler):
             length = {"Content-Length": str(len(response.payload)), **response.headers}
             response = _Encoded(response.status, b"", response.content_type, length)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
-            self.server.stats.record(endpoint, response.status)
+            self.server.stats.record(endpoint, response.status, arrived_at)
             self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s -> %d", self.client_address[0], method, target, response.status)

@@ -15,7 +15,8 @@ from databricks.sdk.core import Config
 
 from dbsync.config import Settings
 from dbsync.context import SyncContext, open_context
-from dbsync.engine import Engine, KindReport
+from dbsync.engine import Engine
+from dbsync.outcomes import KindReport
 from dbsync_emulator import EmulatorHandle, start_emulator
 
 

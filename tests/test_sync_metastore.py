@@ -15,7 +15,7 @@ from conftest import Pair
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.sql import StatementState
 
-from dbsync.engine import KindReport
+from dbsync.outcomes import KindReport
 from dbsync.watchers.metastore import normalized_ddl
 from dbsync_emulator import EmulatorHandle, start_emulator
 from dbsync_emulator.apis import scim

@@ -13,12 +13,12 @@ from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
 from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
-from dbsync.config import workspace_host
 from dbsync.context import open_context
 from dbsync.cutover import open_cutover_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Resource, Upsert
+from dbsync.profiles import workspace_host
 from dbsync.registry import KIND_NAMES, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
 from dbsync.report_html import moment_page, render_page, source_down

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 import httpx
 
-from dbsync.config import Settings, workspace_host
+from dbsync.config import Settings
 from dbsync.context import SyncContext, check_auth, open_context, preflight, probe_workspace
 from dbsync.errors import ConfigError, DbsyncError
+from dbsync.profiles import workspace_host
 from dbsync.registry import kinds
 from dbsync.role import RoleRefused, marker_refusal, read_marker
 from dbsync.roles import StoreRole

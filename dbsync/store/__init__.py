@@ -1,8 +1,9 @@
 """The state store: SQLite (WAL) through sqlite-utils. The only module with SQL in it.
 
 One row per (kind, source_key) with its fingerprints and target key; cycles, events, cutover steps
-and meta (schema version, the workspace pair, the role). Every change is recorded in its own
-transaction, so a crash loses at most the change in flight, which the next cycle adopts.
+and meta (schema version, the workspace pair, the role). The engine records the outcomes of a window of
+changes (those finished together, at most `concurrency * 4`) in one transaction (`batch()`), so a crash
+loses at most that window's records; the next cycle finds those objects on the target and adopts them.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Store(Visits):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.lock = threading.RLock()
+        self._readers = threading.local()  # per-thread read-only connections (writer_flags)
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +112,10 @@ class Store(Visits):
     def _transaction(self) -> Any:
         return _Transaction(self.db.conn, self.lock, self.path)
 
+    def batch(self) -> Any:
+        """One transaction for several records (a window of outcomes): each record's own transaction joins it."""
+        return self._transaction()
+
     def close(self) -> None:
         with self.lock:
             self.db.conn.close()
@@ -148,9 +154,25 @@ class Store(Visits):
         return self.get_meta("role") or StoreRole.STANDBY
 
     def writer_flags(self) -> tuple[str, str | None]:
-        """(role, cutover request or None) in one read: the write fence asks before every target write."""
-        rows = dict(self._rows("SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"))
+        """(role, cutover request or None) in one read: the write fence asks before every target write.
+
+        Read on the asking thread's own read-only connection: a write must not wait for the store lock while
+        the engine's thread records a window of outcomes (WAL readers see every committed change).
+        """
+        sql = "SELECT key, value FROM meta WHERE key IN ('role', 'cutover_requested')"
+        try:
+            rows = dict(self._reader().execute(sql).fetchall())
+        except sqlite3.DatabaseError:
+            rows = dict(self._rows(sql))  # no second connection (a read-only directory): the shared one
         return rows.get("role") or StoreRole.STANDBY, rows.get("cutover_requested")
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the store (opened on first use, closed with the thread)."""
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            self._readers.conn = conn
+        return conn
 
     def delete_meta(self, key: str) -> None:
         with self._transaction():
@@ -243,9 +265,10 @@ class Store(Visits):
         version_hint = resource.version_hint if applied.version_hint is None else applied.version_hint
         if applied.waiting_on:
             meta[WAITING_ON] = sorted(set(applied.waiting_on))
+        # Applied: the lag clock stops (lag counts unsynced changes only); a step still to do keeps it running.
         with self._transaction():
             self.db.execute(
-                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                f"""INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
                        source_meta_json, target_key, target_version, status, last_error, attempts,
                        retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -257,7 +280,7 @@ class Store(Visits):
                        last_error = excluded.last_error,
                        attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
                        retry_at = excluded.retry_at,
-                       last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at),
+                       last_changed_at = {"resources.last_changed_at" if applied.pending else "NULL"},
                        last_synced_at = excluded.last_synced_at,
                        origin = COALESCE(excluded.origin, resources.origin)""",
                 [
@@ -279,13 +302,6 @@ class Store(Visits):
                     now,
                     applied.origin,
                 ],
-            )
-            if applied.pending:
-                return  # not applied yet: the lag clock keeps running
-            # The change is applied: lag is measured from unsynced changes only.
-            self.db.execute(
-                "UPDATE resources SET last_changed_at = NULL WHERE kind = ? AND source_key = ?",
-                [resource.kind, resource.key],
             )
 
     def seed_reversed(self, kind: str, key: str, name: str, target_key: str, payload: dict[str, Any]) -> None:

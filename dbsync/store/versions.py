@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class Versions:
         self.blobs: Blobs = blobs or DirectoryBlobs(root / "blobs")
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._batching = 0  # > 0 inside batch(): writes join one transaction, committed when the batch ends
         self._pruned_at = 0.0
 
     @classmethod
@@ -116,14 +118,29 @@ class Versions:
     def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
         with self._lock:
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            batched = self._batching > 0
+            if not db.in_transaction:
+                db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
                     db.execute(sql, params)
-                db.execute("COMMIT")
+                if not batched:
+                    db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The versions recorded in the block share one transaction (opened by the first, so none opens nothing)."""
+        with self._lock:
+            self._batching += 1
+            try:
+                yield
+            finally:
+                self._batching -= 1
+                if self._batching == 0 and self._conn is not None and self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

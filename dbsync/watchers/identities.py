@@ -188,6 +188,9 @@ class GroupWatcher(ScimWatcher):
 class GroupMembersWatcher(ScimWatcher):
     """The direct members of each group, as (type, mapped name, source name): SCIM ids never cross workspaces."""
 
+    # Which members are on the target is read while listing: after this run's users and groups are written.
+    declaration = Declaration(interval=600, listed_in_turn=True)
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         names = self._names_by_id(ctx, ws)
         group_settings = ctx.settings.kind("groups")

@@ -283,7 +283,7 @@ class _MetastoreWatcher(Watcher):
     """Shared by the three kinds: listing errors become ListingError, which never reads as an empty listing."""
 
     drift_check = False  # see the module docstring: a no-change cycle sends nothing to the target
-    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING)
+    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING, listed_in_turn=True)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

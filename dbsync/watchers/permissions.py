@@ -51,7 +51,12 @@ class PermissionsWatcher(Watcher):
     # each object created in the same run.
     # Read by need: an ACL whose object was written is read at once, the rest within `max_staleness`.
     declaration = Declaration(
-        interval=300, target_listed=False, reverse_key="object", writes_acls=True, freshness=RARELY_CHANGED
+        interval=300,
+        target_listed=False,
+        reverse_key="object",
+        writes_acls=True,
+        freshness=RARELY_CHANGED,
+        listed_in_turn=True,
     )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:

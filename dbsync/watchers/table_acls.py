@@ -115,7 +115,7 @@ class TableAclsWatcher(Watcher):
     kind = "table_acls"
     # Reading the target's grants costs one SHOW GRANTS per securable; a write compares with them instead.
     drift_check = False
-    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING)
+    declaration = Declaration(interval=900, needs_warehouse=True, shared_listing=SHARED_LISTING, listed_in_turn=True)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:

@@ -61,7 +61,7 @@ class UcGrantsWatcher(Watcher):
     kind = "uc_grants"
     # Reading the target's grants costs one GET per securable; a write compares with them instead.
     drift_check = False
-    declaration = Declaration(interval=900, target_listed=False)
+    declaration = Declaration(interval=900, target_listed=False, listed_in_turn=True)  # lists this run's records
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         for object_kind, securable in securable_kinds():

@@ -332,6 +332,21 @@ def _api(y: int) -> list[Builder]:
             "reqps",
             "The ten busiest endpoint templates.",
         ),
+        _timeseries(
+            "Requests/s vs budget",
+            (0, y + 16, 24, 8),
+            [
+                _target(f"sum by (workspace) (rate({requests}[$__rate_interval]))", "{{workspace}} spent", "A"),
+                _target(
+                    f"max by (workspace) (dbsync_api_budget_requests_per_second{{{TARGET}}})",
+                    "{{workspace}} budget",
+                    "B",
+                ),
+            ],
+            "reqps",
+            "Requests sent per second (retries included) against each workspace's max_requests_per_second; "
+            "no budget line: the side is unpaced.",
+        ),
     ]
 
 

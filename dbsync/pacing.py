@@ -1,0 +1,136 @@
+"""Client-side pacing: a request budget per workspace, and per API family where the service has its own limits.
+
+Every request the SDK sends passes the workspace's transport (workspace.FencedAdapter), which takes one token
+from the workspace's bucket and one from its family's before sending, so no kind, retry or delete can bypass
+the budget. A bucket holds one token at most: requests leave at least 1/rate seconds apart, so no window of
+one second ever holds more than `rate` of them, and a workspace that allows the budget never answers 429.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dbsync import metrics
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+class TokenBucket:
+    """`rate` requests per second, strictly spaced (a burst of one), shared by every thread that sends.
+
+    A caller reserves the next free slot under the lock and waits for it outside the lock, so threads are
+    served in the order they asked and none waits longer than the requests queued before it. The clock and
+    the sleep are injectable: tests advance a fake clock instead of sleeping.
+    """
+
+    def __init__(self, rate: float, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        if rate <= 0:
+            raise ValueError(f"a request budget must be above 0 requests per second, not {rate}")
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self._next = clock()  # the earliest time the next request may leave
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Wait for this request's slot; the seconds waited (0 when the budget had room)."""
+        with self._lock:
+            now = self.clock()
+            slot = self.reserve(max(now, self._next))
+        wait = slot - now
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+    def free_at(self) -> float:
+        """The earliest time the next request may leave (read under the caller's lock)."""
+        return self._next
+
+    def reserve(self, slot: float) -> float:
+        """Give `slot` (not earlier than free_at()) to a request: the next one leaves 1/rate after it."""
+        self._next = slot + 1.0 / self.rate
+        return slot
+
+
+@dataclass(frozen=True)
+class ApiFamily:
+    """Endpoints the service limits together (its "Resource limits" page), by path prefix."""
+
+    name: str
+    prefixes: tuple[str, ...]
+
+
+# The families the service documents separate per-workspace limits for (approximate, per workspace):
+# Workspace export ~60/s and import ~30/s; Permissions GET ~100/s, PUT/PATCH ~30/s; SCIM GET ~255/s;
+# Jobs create / run-now ~20/s; SQL statement execution (a warehouse's own queue behind it).
+FAMILIES: tuple[ApiFamily, ...] = (
+    ApiFamily("workspace", ("/api/2.0/workspace/",)),
+    ApiFamily("permissions", ("/api/2.0/permissions/",)),
+    ApiFamily("scim", ("/api/2.0/preview/scim/", "/api/2.0/account/scim/")),
+    ApiFamily("jobs", ("/api/2.0/jobs/", "/api/2.1/jobs/", "/api/2.2/jobs/")),
+    ApiFamily("sql_statements", ("/api/2.0/sql/statements",)),
+)
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+
+
+def family_of(path: str) -> str | None:
+    """The API family of a request path, None for the endpoints that only share the workspace budget."""
+    for family in FAMILIES:
+        if path.startswith(family.prefixes):
+            return family.name
+    return None
+
+
+class RequestBudget:
+    """One workspace side's buckets: the workspace-wide one (every request) and one per configured family."""
+
+    def __init__(
+        self,
+        side: str,
+        per_second: float | None,
+        families: dict[str, float | None] | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.side = side
+        self.per_second = per_second
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()  # one lock for all the side's buckets: a slot is reserved in each at once
+        self.overall = TokenBucket(per_second, clock, sleep) if per_second else None
+        self.families = {name: TokenBucket(rate, clock, sleep) for name, rate in (families or {}).items() if rate}
+
+    @property
+    def paced(self) -> bool:
+        return self.overall is not None or bool(self.families)
+
+    def take(self, path: str) -> float:
+        """Wait until the request to `path` fits every bucket it draws from; the seconds waited.
+
+        One slot is reserved in all of them at once: waiting for the family and then for the workspace
+        would let two family requests leave closer together than the family's rate allows.
+        """
+        family = self.families.get(family_of(path) or "") if self.families else None
+        buckets = [b for b in (family, self.overall) if b is not None]
+        if not buckets:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            slot = max(now, *(b.free_at() for b in buckets))
+            for bucket in buckets:
+                bucket.reserve(slot)
+        wait = slot - now
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+    def export(self) -> None:
+        """Publish the configured budgets (an unpaced side or family publishes no series)."""
+        if self.overall is not None:
+            metrics.API_BUDGET.labels(self.side).set(self.overall.rate)
+        for name, bucket in self.families.items():
+            metrics.API_FAMILY_BUDGET.labels(self.side, name).set(bucket.rate)

@@ -1,0 +1,173 @@
+"""Client-side pacing: a request budget per workspace (and per API family) that no request goes around.
+
+The service limits requests per workspace and per API family and answers 429 (`REQUEST_LIMIT_EXCEEDED`,
+often with Retry-After) past them (Databricks "Resource limits", API rate limits: e.g. Jobs create ~20/s,
+Workspace import ~30/s, Permissions PUT ~30/s). Those limits are shared with the people working in the
+workspace, so dbsync keeps under a budget instead of discovering the limit through 429s.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from dbsync.config import Settings, load_settings
+from dbsync.engine import Engine
+from dbsync.errors import ConfigError
+from dbsync.pacing import RequestBudget, TokenBucket, family_of
+from tests.conftest import Pair
+
+
+class FakeClock:
+    """A monotonic clock that only moves when someone sleeps: pacing is checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def _max_in_any_second(times: list[float]) -> int:
+    """The most requests that left in any window of one second (half-open, starting at a request)."""
+    ordered = sorted(times)
+    return max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered)
+
+
+def test_a_bucket_never_lets_more_than_its_rate_leave_in_any_second() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(55):
+        bucket.take()
+        sent.append(clock())
+    assert _max_in_any_second(sent) == 10
+    assert sent[-1] - sent[0] == pytest.approx(5.4)  # 54 gaps of 0.1 s: the budget is used, not wasted
+
+
+def test_threads_share_one_bucket_and_each_waits_its_turn() -> None:
+    """Eight workers asking at once are spaced like one: the budget is per workspace, not per thread."""
+    clock = FakeClock()
+    bucket = TokenBucket(20, clock=clock, sleep=lambda s: None)  # the slot is reserved; time stands still
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            waited = bucket.take()
+            with lock:
+                waits.append(waited)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    # 80 requests at 20/s from one instant: the slots are 0, 0.05, ..., 3.95 s, each given out once.
+    assert sorted(round(w, 6) for w in waits) == [round(i * 0.05, 6) for i in range(80)]
+
+
+def test_a_family_budget_paces_its_own_requests_and_still_draws_on_the_workspace_budget() -> None:
+    clock = FakeClock()
+    budget = RequestBudget("source", 50, {"permissions": 5}, clock=clock, sleep=clock.sleep)
+    acl_times, other_times = [], []
+    for i in range(40):
+        path = "/api/2.0/permissions/jobs/1" if i % 2 else "/api/2.1/jobs/get?job_id=1"
+        budget.take(path)
+        (acl_times if i % 2 else other_times).append(clock())
+    assert _max_in_any_second(acl_times) <= 5
+    assert _max_in_any_second(acl_times + other_times) <= 50
+    assert family_of("/api/2.0/workspace/export?path=/a") == "workspace"
+    assert family_of("/api/2.0/preview/scim/v2/Users") == "scim"
+    assert family_of("/api/2.0/clusters/list") is None
+
+
+def test_a_budget_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match=r"source\.max_requests_per_second"):
+        load_settings(
+            overrides={
+                "source": {"host": "https://a.cloud.databricks.com", "token": "x", "max_requests_per_second": 0}
+            },
+            require_workspaces=False,
+        )
+
+
+def _statuses(stats: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for entry in stats["endpoints"].values():
+        for status, n in entry["statuses"].items():
+            out[status] = out.get(status, 0) + n
+    return out
+
+
+KINDS = ["cluster_policies", "instance_pools", "directories", "notebooks", "jobs"]
+
+
+def test_a_sync_under_a_budget_never_exceeds_it_per_second_and_meets_no_429(pair: Pair) -> None:
+    """Both emulators allow exactly the budget, 8 requests/s (a token bucket with one second's burst, as the
+    service measures its limits; 429 + Retry-After past it), and dbsync's budget is 8/s a side.
+
+    Without the budget the same sync meets 429s (eight workers ask far faster than 8/s); with it, none.
+    The emulators' per-second counts (by arrival) stay at the budget: requests leave at least 1/8 s apart,
+    and only a request that a loaded machine delayed across a second's boundary can add one to the next.
+    """
+    from dbsync_emulator.seed import seed_workspace
+
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 40, seed=5)
+    pair.source.set_rate_limit(8)
+    pair.target.set_rate_limit(8)
+    budget = {"max_requests_per_second": 8}
+    ctx = pair.context(
+        source={"host": pair.source.url, "token": pair.source.token, **budget},
+        target={"host": pair.target.url, "token": pair.target.token, **budget},
+    )
+    pair.reset_stats()  # the start-up probes (host reachable, the SDK's host metadata) precede the budget
+    try:
+        reports = {r.kind: r for r in Engine(ctx).cycle(KINDS)}
+    finally:
+        ctx.store.close()
+
+    assert all(r.outcome == "ok" and r.errors == 0 for r in reports.values()), reports
+    assert reports["notebooks"].created > 0
+    for side in (pair.source, pair.target):
+        stats = side.stats.document()
+        assert "429" not in _statuses(stats), _statuses(stats)
+        counts = sorted(stats["per_second"].values(), reverse=True)
+        assert counts[0] <= 8 + 1, stats["per_second"]
+        assert stats["total"] > 24  # the run spanned several seconds: the bound was exercised
+    assert REGISTRY.get_sample_value("dbsync_api_budget_requests_per_second", {"workspace": "source"}) == 8
+
+
+def test_budgets_are_settings_of_each_side() -> None:
+    settings = Settings(
+        source={
+            "host": "https://a.cloud.databricks.com",
+            "max_requests_per_second": 25,
+            "family_requests_per_second": {"permissions": 20, "jobs": 10},
+        },
+    )
+    assert settings.source.max_requests_per_second == 25
+    assert settings.source.family_requests_per_second.permissions == 20
+    assert settings.target.max_requests_per_second is None  # unpaced unless set
+    assert settings.listing_concurrency >= 1
+
+
+def test_the_dashboard_shows_requests_spent_against_the_budget() -> None:
+    """Operators read requests/s vs budget per workspace on one panel (deploy/grafana/dashboard.py)."""
+    dashboard = json.loads((Path(__file__).parents[1] / "deploy" / "grafana" / "dbsync.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p.get("title") == "Requests/s vs budget")
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert any("rate(dbsync_api_requests_total" in e and "by (workspace)" in e for e in exprs), exprs
+    assert any("dbsync_api_budget_requests_per_second" in e for e in exprs), exprs
+    assert panel["fieldConfig"]["defaults"]["unit"] == "reqps"
