@@ -12,6 +12,10 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
+from dbsync.errors import Permanent
+from dbsync.mapping import waiting_ref
+from dbsync.model import Applied
+from dbsync.principals import principal_on_target
 from dbsync.runcache import CacheKey
 
 T = TypeVar("T")
@@ -86,3 +90,31 @@ def _convert(annotation: Any, value: Any) -> Any:
     if isinstance(value, dict) and hasattr(annotation, "from_dict"):
         return annotation.from_dict(value)
     return value
+
+
+def run_as_missing(ctx: SyncContext, spec: dict[str, Any]) -> list[str]:
+    """A `run_as` principal the target lacks is left out of `spec` (a job or pipeline then runs as its owner)
+    and waited for.
+
+    run_as must name an active workspace principal; left out, the object runs as its creator. The target's SCIM
+    listing (once per run) says whether it has the principal before the write.
+    """
+    run_as = spec.get("run_as") or {}
+    field = "user_name" if run_as.get("user_name") else "service_principal_name"
+    name = run_as.get(field)
+    scim_type = "users" if field == "user_name" else "service_principals"
+    if not name or principal_on_target(ctx, scim_type, name):
+        return []
+    if ctx.settings.principals_missing == "fail":
+        raise Permanent(f"run_as {name} does not exist on the target: provision it there first")
+    del spec["run_as"]
+    return [waiting_ref(scim_type, name)]
+
+
+def applied_run_as(target_key: str, waiting: list[str], adopted: bool | None, *, what: str) -> Applied:
+    """What a job or pipeline write did: `partial`, with the reason, while its run_as principal is awaited."""
+    if not waiting:
+        return Applied(target_key, adopted=adopted)
+    name = waiting[0].split(":", 1)[1]
+    note = f"run_as {name} does not exist on the target; the {what} runs as its owner"
+    return Applied(target_key, note=note, waiting_on=waiting, adopted=adopted)

@@ -16,11 +16,9 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Upsert
-from dbsync.principals import principal_on_target
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, sdk_call
+from dbsync.replicators.common import TargetIndex, applied_run_as, deleted, run_as_missing, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
 
 BY_NAME = TargetIndex(
@@ -54,18 +52,18 @@ class PipelineReplicator(Replicator):
             pipeline_id, adopted = _found(ctx, name, resource.key)
         was_adopted = bool(adopted) or (change.prior is not None and change.prior.origin == "adopted")
         spec = standby_spec(ctx, resource.payload, resource.key, was_adopted)
-        waiting = _run_as_missing(ctx, spec)
+        waiting = run_as_missing(ctx, spec)
         pipelines = ctx.target.client.pipelines
         try:
             if pipeline_id is not None and _edited(ctx, pipeline_id, spec):
-                return _applied(pipeline_id, waiting, adopted)
+                return applied_run_as(pipeline_id, waiting, adopted, what="pipeline")
             pipeline_id = sdk_call(pipelines.create, spec).pipeline_id or ""
             BY_NAME.add(ctx, spec["name"], pipeline_id)
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_CONFLICT") and not isinstance(err, NotFound):
                 raise Permanent(f"the target rejected pipeline {spec.get('name')!r}: {err}") from err
             raise
-        return _applied(pipeline_id, waiting, adopted=False)
+        return applied_run_as(pipeline_id, waiting, adopted=False, what="pipeline")
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.pipelines.delete(change.target_key or ""))
@@ -95,28 +93,6 @@ def _edited(ctx: SyncContext, pipeline_id: str, spec: dict[str, Any]) -> bool:
             return False
         raise
     return True
-
-
-def _run_as_missing(ctx: SyncContext, spec: dict[str, Any]) -> list[str]:
-    """A run_as principal the target lacks is left out (the pipeline runs as its owner) and waited for."""
-    run_as = spec.get("run_as") or {}
-    field = "user_name" if run_as.get("user_name") else "service_principal_name"
-    name = run_as.get(field)
-    scim_type = "users" if field == "user_name" else "service_principals"
-    if not name or principal_on_target(ctx, scim_type, name):
-        return []
-    if ctx.settings.principals_missing == "fail":
-        raise Permanent(f"run_as {name} does not exist on the target: provision it there first")
-    del spec["run_as"]
-    return [waiting_ref(scim_type, name)]
-
-
-def _applied(pipeline_id: str, waiting: list[str], adopted: bool | None) -> Applied:
-    if not waiting:
-        return Applied(pipeline_id, adopted=adopted)
-    name = waiting[0].split(":", 1)[1]
-    note = f"run_as {name} does not exist on the target; the pipeline runs as its owner"
-    return Applied(pipeline_id, note=note, waiting_on=waiting, adopted=adopted)
 
 
 def replicator_for(kind: str) -> Replicator:

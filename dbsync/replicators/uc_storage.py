@@ -44,16 +44,7 @@ class StorageCredentialsReplicator(Replicator):
         check_blocked(change, adopting=found is not None and write_only)
         fields = ("comment", "read_only") if write_only else ("comment", "read_only", identity or "")
         body = _body(payload, fields)
-        if found is None:
-            info = sdk_call(api.create, body, name=name).as_dict()
-            adopted: bool | None = False
-        else:
-            info = sdk_call(api.update, body, name=name).as_dict() if differs(found, body) else found
-            adopted = True if change.target_key is None else None
-        owner = set_owner(
-            ctx, lambda o: api.update(name, owner=o), f"storage credential {name}", payload["owner"], info.get("owner")
-        )
-        return applied(name, adopted, owner)
+        return _write(ctx, change, api, body, found, f"storage credential {name}", payload["owner"])
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         api = ctx.target.client.storage_credentials
@@ -73,16 +64,7 @@ class ExternalLocationsReplicator(Replicator):
         found = existing(lambda: api.get(name))
         check_metastore(change, found, f"external location {name}")
         body = _body(payload, ("url", "credential_name", "comment", "read_only", "fallback"))
-        if found is None:
-            info = sdk_call(api.create, body, name=name).as_dict()
-            adopted: bool | None = False
-        else:
-            info = sdk_call(api.update, body, name=name).as_dict() if differs(found, body) else found
-            adopted = True if change.target_key is None else None
-        owner = set_owner(
-            ctx, lambda o: api.update(name, owner=o), f"external location {name}", payload["owner"], info.get("owner")
-        )
-        return applied(name, adopted, owner)
+        return _write(ctx, change, api, body, found, f"external location {name}", payload["owner"])
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         api = ctx.target.client.external_locations
@@ -90,6 +72,27 @@ class ExternalLocationsReplicator(Replicator):
 
     def preview(self, ctx: SyncContext, change: Upsert) -> str | None:
         return change.payload.get(BLOCKED)
+
+
+def _write(
+    ctx: SyncContext,
+    change: Upsert,
+    api: Any,
+    body: dict[str, Any],
+    found: dict[str, Any] | None,
+    what: str,
+    owner_wanted: str | None,
+) -> Applied:
+    """Create the securable, or update it when it differs from the one found; then its owner."""
+    name = change.key
+    if found is None:
+        info = sdk_call(api.create, body, name=name).as_dict()
+        adopted: bool | None = False
+    else:
+        info = sdk_call(api.update, body, name=name).as_dict() if differs(found, body) else found
+        adopted = True if change.target_key is None else None
+    owner = set_owner(ctx, lambda o: api.update(name, owner=o), what, owner_wanted, info.get("owner"))
+    return applied(name, adopted, owner)
 
 
 def replicator_for(kind: str) -> Replicator:
