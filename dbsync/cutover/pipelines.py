@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from databricks.sdk.errors import DatabricksError, NotFound
+from databricks.sdk.errors import NotFound
 
-from dbsync.cutover.common import job_rows, one_line, step_state
+from dbsync.cutover.switches import Switch
 from dbsync.model import Prior
 from dbsync.replicators.common import sdk_call
 
@@ -27,117 +27,45 @@ CONTINUOUS = "continuous"  # the pipelines watcher's source_meta key
 SOURCE_PIPELINE_ROW, TARGET_PIPELINE_ROW = "source_pipeline:", "target_pipeline:"
 
 
-def _spec(ws: Any, pipeline_id: str) -> dict[str, Any] | None:
-    """The live spec of a pipeline, None when it is gone."""
-    try:
-        return ws.client.pipelines.get(pipeline_id).as_dict().get("spec") or {}
-    except NotFound:
-        return None
+class ContinuousPipelines(Switch):
+    kind, noun = PIPELINES, "pipeline"
+    source_row, target_row = SOURCE_PIPELINE_ROW, TARGET_PIPELINE_ROW
+    off_state, on_state = "stopped", "started"
+    prior_detail = {CONTINUOUS: True}
 
-
-def set_continuous(ws: Any, book: Runbook, side: str, pipeline_id: str, spec: dict[str, Any], on: bool) -> None:
-    """PUT the pipeline's whole spec with `continuous` changed: every other setting kept."""
-    book.writer.pacers[side].wait()
-    sdk_call(ws.client.pipelines.update, {**spec, CONTINUOUS: on}, pipeline_id=pipeline_id)
-
-
-def _continuous_priors(book: Runbook) -> list[Prior]:
-    """Replicated pipelines the store last saw continuous on the source."""
-    return [p for p in book.store.priors(PIPELINES, payloads=False) if p.source_meta.get(CONTINUOUS)]
-
-
-def wanted(book: Runbook) -> list[Prior]:
-    """The pipelines whose copies must run on the new primary: those continuous on the source when it stopped."""
-    if step_state(book.rows, "pause_source") == "done":
-        stopped = job_rows(book.rows, SOURCE_PIPELINE_ROW)
-        return [p for p in book.store.priors(PIPELINES, payloads=False) if p.key in stopped]
-    return _continuous_priors(book)
-
-
-def stop_source(book: Runbook) -> tuple[int, list[str]]:
-    """pause_source: each continuous source pipeline switched to triggered; (stopped, failures)."""
-    stopped, failed = 0, []
-    for prior in _continuous_priors(book):
-        row = SOURCE_PIPELINE_ROW + prior.key
-        spec = _spec(book.ctx.source, prior.key)
-        if spec is None or (not spec.get(CONTINUOUS) and row not in book.rows):
-            continue  # gone, or triggered since the last sync: nothing of it runs
-        detail = {"name": spec.get("name") or prior.key, "prior": {CONTINUOUS: True}}
-        if row not in book.rows:
-            book.record(row, "pending", detail)  # the prior state is kept before the write
+    def live(self, ws: Any, key: str) -> dict[str, Any] | None:
+        """The live spec of a pipeline."""
         try:
-            if spec.get(CONTINUOUS):
-                set_continuous(book.ctx.source, book, "source", prior.key, spec, on=False)
-        except DatabricksError as err:
-            failed.append(f"source pipeline {prior.key} ({detail['name']}): {one_line(err)}")
-            continue
-        book.record(row, "stopped", book.rows[row]["detail"])
-        stopped += 1
-    return stopped, failed
+            return ws.client.pipelines.get(key).as_dict().get("spec") or {}
+        except NotFound:
+            return None
+
+    def is_on(self, live: dict[str, Any]) -> bool:
+        return bool(live.get(CONTINUOUS))
+
+    def turn(self, ws: Any, key: str, live: dict[str, Any], on: bool) -> None:
+        """PUT the pipeline's whole spec with `continuous` changed: every other setting kept."""
+        sdk_call(ws.client.pipelines.update, {**live, CONTINUOUS: on}, pipeline_id=key)
+
+    def was_on(self, prior: Prior) -> bool:
+        return bool(prior.source_meta.get(CONTINUOUS))
+
+    def name(self, book: Runbook, prior: Prior, live: dict[str, Any] | None) -> str:
+        if live is not None:
+            return str(live.get("name") or prior.key)
+        stored = book.store.prior(PIPELINES, prior.key)  # the dry run's priors are read without payloads
+        return str(((stored.payload if stored else None) or {}).get("name") or prior.key)
 
 
-def start_target(book: Runbook) -> tuple[int, list[str]]:
-    """unpause_target: the copy of each pipeline that ran on the source switched to continuous; (started, failures)."""
-    started, failed = 0, []
-    for prior in wanted(book):
-        if prior.target_key is None:
-            failed.append(f"pipeline {prior.key} was never replicated to the target")
-            continue
-        row = TARGET_PIPELINE_ROW + prior.target_key
-        spec = _spec(book.ctx.target, prior.target_key)
-        if spec is None:
-            failed.append(f"target pipeline {prior.target_key} (copy of {prior.key}) is missing")
-            continue
-        detail = {"name": spec.get("name") or prior.key, "source_key": prior.key}
-        if row not in book.rows:
-            book.record(row, "pending", detail)
-        try:
-            if not spec.get(CONTINUOUS):
-                set_continuous(book.ctx.target, book, "target", prior.target_key, spec, on=True)
-        except DatabricksError as err:
-            failed.append(f"target pipeline {prior.target_key} ({detail['name']}): {one_line(err)}")
-            continue
-        book.record(row, "started", detail)
-        started += 1
-    return started, failed
-
-
-def rollback(book: Runbook, missing: list[str]) -> tuple[int, list[str]]:
-    """The copies the cutover started switched back to triggered, then the source pipelines it stopped restored.
-
-    Returns (pipelines switched, failures); a pipeline gone from its workspace is added to `missing`.
-    """
-    done, failed = 0, []
-    for side, prefix, on in (("target", TARGET_PIPELINE_ROW, False), ("source", SOURCE_PIPELINE_ROW, True)):
-        if failed:
-            break  # a copy that may still run: its source pipeline must not start again
-        ws = book.ctx.target if side == "target" else book.ctx.source
-        for pipeline_id, row in job_rows(book.rows, prefix).items():
-            spec = _spec(ws, pipeline_id)
-            if spec is None:
-                missing.append(f"{side} pipeline {pipeline_id}")
-                continue
-            if bool(spec.get(CONTINUOUS)) == on:
-                continue
-            try:
-                set_continuous(ws, book, side, pipeline_id, spec, on=on)
-                done += 1
-            except DatabricksError as err:
-                failed.append(f"{side} pipeline {pipeline_id} ({row['detail'].get('name')}): {one_line(err)}")
-    return done, failed
+SWITCH = ContinuousPipelines()
+wanted, stop_source, start_target, rollback = SWITCH.wanted, SWITCH.stop_source, SWITCH.start_target, SWITCH.rollback
 
 
 def plan_text(book: Runbook, skip_source: bool) -> str:
     """The dry run's line: which continuous pipelines move from the source to the target."""
-    names = [p.key for p in wanted(book)]
-    if not names:
+    priors = wanted(book)
+    if not priors:
         return "no continuous pipeline to move"
     where = "started on the target" if skip_source else "stopped on the source and started on the target"
-    shown = ", ".join(_name(book, k) for k in names[:5]) + (" …" if len(names) > 5 else "")
-    return f"{len(names)} continuous pipeline(s) {where}: {shown}"
-
-
-def _name(book: Runbook, key: str) -> str:
-    prior = book.store.prior(PIPELINES, key)
-    payload = prior.payload if prior else None
-    return str((payload or {}).get("name") or key)
+    shown = ", ".join(SWITCH.name(book, p, None) for p in priors[:5]) + (" …" if len(priors) > 5 else "")
+    return f"{len(priors)} continuous pipeline(s) {where}: {shown}"
