@@ -1,0 +1,245 @@
+"""Steady state at scale: `dbsync serve` on a 100,000-object source under a request budget.
+
+Issue #16's goal: "a steady-state daemon under a 50 req/s budget keeps every object within its max_staleness,
+RSS ≤ 200 MB". Two `dbsync emulator` processes (the source seeded with `--seed-objects N`), an initial
+`dbsync sync --once` with no budget and no latency (at 50 req/s the initial sync alone would take over an
+hour: it is not the steady state), then `dbsync serve` on the same store with
+`source/target.max_requests_per_second` = the budget and `--latency-ms` added on both emulators, while a
+driver edits one notebook every `--edit-every` seconds. Every 30 s the benchmark scrapes the daemon's
+/metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and reads the
+daemon's RSS from /proc. At the end: each kind's largest staleness against its target, requests per second
+on each side from the emulators' own per-second counts (the driver's own requests taken out),
+429s, and the edits' change-to-target times.
+
+    python benchmarks/steady_state.py [--objects 100000] [--budget 50] [--minutes 75] [--latency-ms 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from databricks.sdk.service.workspace import ImportFormat, Language
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Emulator, dbsync_env, free_port, load, notebook_paths, run_dbsync, statuses
+
+RSS_GOAL_MB = 200
+SAMPLE_EVERY = 30.0
+SERIES = re.compile(r'^(dbsync_staleness(?:_target)?_seconds)\{kind="([^"]+)"\} (\S+)$')
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    current = re.search(r"VmRSS:\s+(\d+) kB", status)
+    peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return (int(current.group(1)) / 1024 if current else 0.0, int(peak.group(1)) / 1024 if peak else 0.0)
+
+
+def staleness(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """kind → (staleness seconds, target seconds) from one scrape."""
+    values: dict[str, dict[str, float]] = {}
+    for line in httpx.get(metrics_url, timeout=60).text.splitlines():
+        match = SERIES.match(line)
+        if match:
+            values.setdefault(match.group(2), {})[match.group(1)] = float(match.group(3))
+    return {
+        kind: (v.get("dbsync_staleness_seconds", 0.0), v.get("dbsync_staleness_target_seconds", 0.0))
+        for kind, v in values.items()
+    }
+
+
+class Editor(threading.Thread):
+    """Edits one source notebook every `every` seconds; measures when the target shows it."""
+
+    def __init__(self, source: Emulator, target: Emulator, paths: list[str], every: float, deadline: float) -> None:
+        super().__init__(daemon=True)
+        self.src, self.dst = source.client(), target.client()
+        self.paths, self.every, self.deadline = paths, every, deadline
+        self.lags: list[float] = []
+        self.missed = 0
+        self.stop = threading.Event()
+        # The driver's own requests by side and second, taken out of the emulators' per-second counts.
+        self.requests: dict[str, Counter[int]] = {"source": Counter(), "target": Counter()}
+
+    def _count(self, side: str) -> None:
+        self.requests[side][int(time.time())] += 1
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.wait(self.every):
+            path = self.paths[(i * 7919) % len(self.paths)]
+            marker = f"steady-{i}-{time.time()}".encode()
+            self._count("source")
+            self.src.workspace.import_(
+                path,
+                content=base64.b64encode(b"print('%s')\n" % marker).decode(),
+                format=ImportFormat.SOURCE,
+                language=Language.PYTHON,
+                overwrite=True,
+            )
+            threading.Thread(target=self._measure, args=(path, marker, time.monotonic()), daemon=True).start()
+            i += 1
+
+    def _measure(self, path: str, marker: bytes, edited: float) -> None:
+        while time.monotonic() - edited < self.deadline:
+            try:
+                self._count("target")
+                if marker in self.dst.workspace.download(path).read():
+                    self.lags.append(time.monotonic() - edited)
+                    return
+            except Exception:  # not there yet, or a transient error: look again
+                pass
+            time.sleep(10)
+        self.missed += 1
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def per_second(emulator: Emulator, driver: Counter[int]) -> tuple[float, int, int]:
+    """dbsync's (mean, highest) requests per second since the last stats reset (the driver's taken out), 429s."""
+    stats = emulator.stats()
+    counts = [n - driver.get(int(second), 0) for second, n in stats.get("per_second", {}).items()]
+    mean = statistics.fmean(counts) if counts else 0.0
+    return mean, max(counts, default=0), statuses(stats).get("429", 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=50.0, help="max_requests_per_second on each side")
+    parser.add_argument("--minutes", type=float, default=75.0, help="minutes of steady state (≥ max_staleness)")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="added to every request in steady state")
+    parser.add_argument("--edit-every", type=float, default=20.0, help="seconds between two notebook edits")
+    parser.add_argument(
+        "--workspace-interval",
+        type=float,
+        default=900.0,
+        help="kinds.{directories,notebooks,files}.interval (a full tree listing at 100k is ~7,000 requests)",
+    )
+    args = parser.parse_args()
+
+    source = Emulator("src-token", seed_objects=args.objects)
+    target = Emulator("tgt-token")
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db"
+        print(f"dbsync steady state: {args.objects:,} objects, {time.strftime('%Y-%m-%d %H:%M')} UTC, {load()}")
+        initial = run_dbsync("sync", "--once", env=dbsync_env(source, target, state))
+        print(
+            f"initial sync (no budget, no latency): exit {initial.returncode}, {initial.seconds:.0f} s, "
+            f"peak RSS {initial.peak_rss_mb:.0f} MB ({load()})"
+        )
+        paths = notebook_paths(source.client())
+        for emulator in (source, target):
+            emulator.faults(latency_ms=args.latency_ms)
+            emulator.reset_stats()
+        port = free_port()
+        intervals = {
+            f"DBSYNC_KINDS__{k}__INTERVAL": str(args.workspace_interval) for k in ("DIRECTORIES", "NOTEBOOKS", "FILES")
+        }
+        env = dbsync_env(
+            source,
+            target,
+            state,
+            DBSYNC_SOURCE__MAX_REQUESTS_PER_SECOND=str(args.budget),
+            DBSYNC_TARGET__MAX_REQUESTS_PER_SECOND=str(args.budget),
+            DBSYNC_SERVER__PORT=str(port),
+            **intervals,
+        )
+        log_path = Path(tmp) / "serve.log"
+        with log_path.open("w") as log:
+            daemon = subprocess.Popen([sys.executable, "-m", "dbsync.cli", "serve"], env=env, stderr=log)
+            editor = Editor(source, target, paths, args.edit_every, deadline=2 * args.workspace_interval + 600)
+            samples: list[tuple[float, dict[str, tuple[float, float]], float]] = []
+            started = time.monotonic()
+            try:
+                time.sleep(10)
+                editor.start()
+                while time.monotonic() - started < args.minutes * 60:
+                    if daemon.poll() is not None:
+                        raise SystemExit(f"the daemon exited with {daemon.returncode}: see {log_path}")
+                    try:
+                        samples.append(
+                            (
+                                time.monotonic() - started,
+                                staleness(f"http://127.0.0.1:{port}/metrics"),
+                                rss_mb(daemon.pid)[0],
+                            )
+                        )
+                    except httpx.HTTPError as err:
+                        print(f"  scrape failed: {err}")
+                    if len(samples) % 10 == 1:
+                        t, kinds, rss = samples[-1]
+                        worst = max(kinds.items(), key=lambda kv: kv[1][0] / (kv[1][1] or 1), default=("-", (0, 0)))
+                        print(
+                            f"  {t / 60:5.1f} min: RSS {rss:.0f} MB, "
+                            f"worst {worst[0]} {worst[1][0]:.0f}/{worst[1][1]:.0f} s ({load()})"
+                        )
+                    time.sleep(SAMPLE_EVERY)
+                editor.stop.set()
+                peak = rss_mb(daemon.pid)[1]
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=120)
+        report(args, samples, peak, editor, source, target)
+        print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
+    source.stop()
+    target.stop()
+
+
+def report(args, samples, peak, editor: Editor, source: Emulator, target: Emulator) -> None:
+    warm = [s for s in samples if s[0] >= 15 * 60]
+    kinds = sorted({k for _, ks, _ in samples for k in ks})
+    print(
+        f"\n== steady state: {args.minutes:.0f} min at {args.budget:.0f} req/s, "
+        f"{args.latency_ms:.0f} ms latency ({load()})"
+    )
+    print(f"{'kind':<28}{'target s':>9}{'max s':>8}{'max after 15 min':>18}{'samples over':>14}  within")
+    within_all = True
+    for kind in kinds:
+        series = [ks[kind] for _, ks, _ in samples if kind in ks]
+        later = [ks[kind] for _, ks, _ in warm if kind in ks]
+        target_s = max(t for _, t in series)
+        worst = max(s for s, _ in series)
+        worst_later = max((s for s, _ in later), default=float("nan"))
+        over = sum(1 for s, t in series if t and s > t)
+        ok = not later or worst_later <= target_s
+        within_all &= ok
+        print(f"{kind:<28}{target_s:>9.0f}{worst:>8.0f}{worst_later:>18.0f}{over:>14}  {'yes' if ok else 'NO'}")
+    for name, emulator in (("source", source), ("target", target)):
+        mean, highest, refused = per_second(emulator, editor.requests[name])
+        print(
+            f"{name}: {mean:.1f} requests/s on average, highest second {highest} "
+            f"(budget {args.budget:.0f}), {refused} x 429"
+        )
+    rss_series = [r for _, _, r in samples]
+    print(f"daemon RSS: {statistics.fmean(rss_series):.0f} MB mean, peak {peak:.0f} MB (goal ≤ {RSS_GOAL_MB})")
+    print(
+        f"edits: {len(editor.lags)} replicated, {editor.missed} missed; change-to-target p50 "
+        f"{percentile(editor.lags, 50):.0f} s, p99 {percentile(editor.lags, 99):.0f} s "
+        f"(workspace interval {args.workspace_interval:.0f} s)"
+    )
+    print(
+        f"every kind within its target after the first 15 min: {'yes' if within_all else 'NO'}; "
+        f"RSS goal: {'met' if peak <= RSS_GOAL_MB else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
