@@ -174,6 +174,49 @@ def _stamp(ws: Workspace, record: dict, created: bool = False) -> None:
     record["updated_at"], record["updated_by"] = now, ws.admin_user
 
 
+def _lookup(ws: Workspace, table: str, securable: str, name: str) -> dict:
+    """A top-level securable by name (names are case-insensitive), or its 404."""
+    record = ws.table(table).get(name.lower())
+    if record is None:
+        raise _missing(securable, name)
+    return record
+
+
+def _keep_new(ws: Workspace, table: str, record: dict, body: dict) -> dict:
+    """Store a securable just created: its comment when one was given, its created/updated stamps."""
+    if body.get("comment"):
+        record["comment"] = body["comment"]
+    _stamp(ws, record, created=True)
+    ws.table(table)[record["name"]] = record
+    return record
+
+
+def _patch(ws: Workspace, record: dict, body: dict, fields: tuple[str, ...] = (), maps: tuple[str, ...] = ()) -> None:
+    """What every securable's PATCH takes alike: no rename, an owner that exists, plain fields and maps given."""
+    _no_rename(body, record["name"])
+    if body.get("owner") is not None:
+        record["owner"] = _check_owner(ws, body["owner"])
+    for key in fields:
+        if body.get(key) is not None:
+            record[key] = body[key]
+    for key in maps:
+        if body.get(key) is not None:
+            record[key] = dict(body[key])
+
+
+def _list_table(ws: Workspace, req: Request, table: str, render: Any, key: str) -> dict:
+    """A top-level securable's listing: every record rendered, by name, paged as UC pages."""
+    records = ws.table(table)
+    return _list_page(req, [render(ws, records[n]) for n in sorted(records)], key)
+
+
+def _drop(ws: Workspace, table: str, securable: str, key: str) -> dict:
+    """Delete a securable and the grants on it."""
+    del ws.table(table)[key]
+    ws.table(GRANTS).pop((securable, key), None)
+    return {}
+
+
 def _list_page(req: Request, items: list[Any], key: str) -> dict:
     """UC list paging: no max_results → all; 0 → server page; > 0 → min(value, server page)."""
     size = req.int_arg("max_results")
@@ -283,19 +326,9 @@ def get_catalog(ws: Workspace, req: Request) -> dict:
 def update_catalog(ws: Workspace, req: Request) -> dict:
     record = _catalog(ws, req.path_params["name"])
     body = req.json
-    _no_rename(body, record["name"])
-    if body.get("owner") is not None:
-        record["owner"] = _check_owner(ws, body["owner"])
-    if body.get("comment") is not None:
-        record["comment"] = body["comment"]
-    if body.get("properties") is not None:
-        record["properties"] = dict(body["properties"])
-    if body.get("isolation_mode") is not None:
-        if body["isolation_mode"] not in ("OPEN", "ISOLATED"):
-            raise invalid("isolation_mode must be OPEN or ISOLATED")
-        record["isolation_mode"] = body["isolation_mode"]
-    if body.get("options") is not None:
-        record["options"] = dict(body["options"])
+    if body.get("isolation_mode") not in (None, "OPEN", "ISOLATED"):
+        raise invalid("isolation_mode must be OPEN or ISOLATED")
+    _patch(ws, record, body, fields=("comment", "isolation_mode"), maps=("properties", "options"))
     _stamp(ws, record)
     return render_catalog(ws, record)
 
@@ -413,14 +446,7 @@ def get_schema(ws: Workspace, req: Request) -> dict:
 @routes.patch(f"{P}/schemas/{{full_name}}")
 def update_schema(ws: Workspace, req: Request) -> dict:
     record = _schema(ws, req.path_params["full_name"])
-    body = req.json
-    _no_rename(body, record["name"])
-    if body.get("owner") is not None:
-        record["owner"] = _check_owner(ws, body["owner"])
-    if body.get("comment") is not None:
-        record["comment"] = body["comment"]
-    if body.get("properties") is not None:
-        record["properties"] = dict(body["properties"])
+    _patch(ws, record, req.json, fields=("comment",), maps=("properties",))
     _stamp(ws, record)
     return render_schema(ws, record)
 
@@ -439,10 +465,7 @@ def delete_schema(ws: Workspace, req: Request) -> dict:
 
 # -- storage credentials ------------------------------------------------------------------------------------
 def _credential(ws: Workspace, name: str) -> dict:
-    record = ws.table(CREDENTIALS).get(name.lower())
-    if record is None:
-        raise _missing("STORAGE_CREDENTIAL", name)
-    return record
+    return _lookup(ws, CREDENTIALS, "STORAGE_CREDENTIAL", name)
 
 
 def _identity(ws: Workspace, body: dict, name: str) -> tuple[str, dict]:
@@ -493,17 +516,12 @@ def create_credential(ws: Workspace, req: Request) -> dict:
         "identity_kind": kind,
         "identity": identity,
     }
-    if body.get("comment"):
-        record["comment"] = body["comment"]
-    _stamp(ws, record, created=True)
-    ws.table(CREDENTIALS)[name] = record
-    return render_credential(ws, record)
+    return render_credential(ws, _keep_new(ws, CREDENTIALS, record, body))
 
 
 @routes.get(f"{P}/storage-credentials")
 def list_credentials(ws: Workspace, req: Request) -> dict:
-    records = ws.table(CREDENTIALS)
-    return _list_page(req, [render_credential(ws, records[n]) for n in sorted(records)], "storage_credentials")
+    return _list_table(ws, req, CREDENTIALS, render_credential, "storage_credentials")
 
 
 @routes.get(f"{P}/storage-credentials/{{name}}")
@@ -515,12 +533,7 @@ def get_credential(ws: Workspace, req: Request) -> dict:
 def update_credential(ws: Workspace, req: Request) -> dict:
     record = _credential(ws, req.path_params["name"])
     body = req.json
-    _no_rename(body, record["name"])
-    if body.get("owner") is not None:
-        record["owner"] = _check_owner(ws, body["owner"])
-    for key in ("comment", "read_only"):
-        if body.get(key) is not None:
-            record[key] = body[key]
+    _patch(ws, record, body, fields=("comment", "read_only"))
     if any(body.get(k) is not None for k in CREDENTIAL_KINDS):
         record["identity_kind"], record["identity"] = _identity(ws, body, record["name"])
     _stamp(ws, record)
@@ -536,17 +549,12 @@ def delete_credential(ws: Workspace, req: Request) -> dict:
             f"Storage credential '{record['name']}' is used by external location(s) {', '.join(users)}: "
             "delete them first, or pass force=true"
         )
-    del ws.table(CREDENTIALS)[record["name"]]
-    ws.table(GRANTS).pop(("STORAGE_CREDENTIAL", record["name"]), None)
-    return {}
+    return _drop(ws, CREDENTIALS, "STORAGE_CREDENTIAL", record["name"])
 
 
 # -- external locations ------------------------------------------------------------------------------------
 def _location(ws: Workspace, name: str) -> dict:
-    record = ws.table(LOCATIONS).get(name.lower())
-    if record is None:
-        raise _missing("EXTERNAL_LOCATION", name)
-    return record
+    return _lookup(ws, LOCATIONS, "EXTERNAL_LOCATION", name)
 
 
 def _check_overlap(ws: Workspace, url: str, skip: str | None = None) -> None:
@@ -582,17 +590,12 @@ def create_location(ws: Workspace, req: Request) -> dict:
         "fallback": bool(body.get("fallback", False)),
         "isolation_mode": "ISOLATION_MODE_OPEN",
     }
-    if body.get("comment"):
-        record["comment"] = body["comment"]
-    _stamp(ws, record, created=True)
-    ws.table(LOCATIONS)[name] = record
-    return render_location(ws, record)
+    return render_location(ws, _keep_new(ws, LOCATIONS, record, body))
 
 
 @routes.get(f"{P}/external-locations")
 def list_locations(ws: Workspace, req: Request) -> dict:
-    records = ws.table(LOCATIONS)
-    return _list_page(req, [render_location(ws, records[n]) for n in sorted(records)], "external_locations")
+    return _list_table(ws, req, LOCATIONS, render_location, "external_locations")
 
 
 @routes.get(f"{P}/external-locations/{{name}}")
@@ -604,18 +607,13 @@ def get_location(ws: Workspace, req: Request) -> dict:
 def update_location(ws: Workspace, req: Request) -> dict:
     record = _location(ws, req.path_params["name"])
     body = req.json
-    _no_rename(body, record["name"])
-    if body.get("owner") is not None:
-        record["owner"] = _check_owner(ws, body["owner"])
+    _patch(ws, record, body, fields=("comment", "read_only", "fallback"))
     if body.get("url") is not None:
         url = _cloud_url(body["url"], "url")
         _check_overlap(ws, url, skip=record["name"])
         record["url"] = url
     if body.get("credential_name") is not None:
         record["credential_name"] = _credential(ws, str(body["credential_name"]))["name"]
-    for key in ("comment", "read_only", "fallback"):
-        if body.get(key) is not None:
-            record[key] = body[key]
     _stamp(ws, record)
     return render_location(ws, record)
 
@@ -623,9 +621,7 @@ def update_location(ws: Workspace, req: Request) -> dict:
 @routes.delete(f"{P}/external-locations/{{name}}")
 def delete_location(ws: Workspace, req: Request) -> dict:
     record = _location(ws, req.path_params["name"])
-    del ws.table(LOCATIONS)[record["name"]]
-    ws.table(GRANTS).pop(("EXTERNAL_LOCATION", record["name"]), None)
-    return {}
+    return _drop(ws, LOCATIONS, "EXTERNAL_LOCATION", record["name"])
 
 
 # -- functions -----------------------------------------------------------------------------------------
@@ -710,17 +706,12 @@ def update_function(ws: Workspace, req: Request) -> dict:
 @routes.delete(f"{P}/functions/{{name}}")
 def delete_function(ws: Workspace, req: Request) -> dict:
     record = _function(ws, req.path_params["name"])
-    del ws.table(FUNCTIONS)[record["full_name"]]
-    ws.table(GRANTS).pop(("FUNCTION", record["full_name"]), None)
-    return {}
+    return _drop(ws, FUNCTIONS, "FUNCTION", record["full_name"])
 
 
 # -- connections ------------------------------------------------------------------------------------------
 def _connection(ws: Workspace, name: str) -> dict:
-    record = ws.table(CONNECTIONS).get(name.lower())
-    if record is None:
-        raise _missing("CONNECTION", name)
-    return record
+    return _lookup(ws, CONNECTIONS, "CONNECTION", name)
 
 
 def _check_options(options: Any) -> dict:
@@ -758,17 +749,12 @@ def create_connection(ws: Workspace, req: Request) -> dict:
         "securable_type": "CONNECTION",
         "properties": dict(body.get("properties") or {}),
     }
-    if body.get("comment"):
-        record["comment"] = body["comment"]
-    _stamp(ws, record, created=True)
-    ws.table(CONNECTIONS)[name] = record
-    return render_connection(ws, record)
+    return render_connection(ws, _keep_new(ws, CONNECTIONS, record, body))
 
 
 @routes.get(f"{P}/connections")
 def list_connections(ws: Workspace, req: Request) -> dict:
-    records = ws.table(CONNECTIONS)
-    return _list_page(req, [render_connection(ws, records[n]) for n in sorted(records)], "connections")
+    return _list_table(ws, req, CONNECTIONS, render_connection, "connections")
 
 
 @routes.get(f"{P}/connections/{{name}}")
@@ -779,11 +765,9 @@ def get_connection(ws: Workspace, req: Request) -> dict:
 @routes.patch(f"{P}/connections/{{name}}")
 def update_connection(ws: Workspace, req: Request) -> dict:
     record = _connection(ws, req.path_params["name"])
-    body = req.json
-    _no_rename(body, record["name"])
-    record["options"] = _check_options(body.get("options"))  # required: secret options are sent again
-    if body.get("owner") is not None:
-        record["owner"] = _check_owner(ws, body["owner"])
+    options = _check_options(req.json.get("options"))  # required: secret options are sent again
+    _patch(ws, record, req.json)
+    record["options"] = options
     _stamp(ws, record)
     return render_connection(ws, record)
 
@@ -791,9 +775,7 @@ def update_connection(ws: Workspace, req: Request) -> dict:
 @routes.delete(f"{P}/connections/{{name}}")
 def delete_connection(ws: Workspace, req: Request) -> dict:
     record = _connection(ws, req.path_params["name"])
-    del ws.table(CONNECTIONS)[record["name"]]
-    ws.table(GRANTS).pop(("CONNECTION", record["name"]), None)
-    return {}
+    return _drop(ws, CONNECTIONS, "CONNECTION", record["name"])
 
 
 # -- grants ------------------------------------------------------------------------------------------------
