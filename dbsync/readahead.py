@@ -22,7 +22,9 @@ class ListingsAhead:
 
     A kind whose listing reads what earlier kinds recorded in this run (`declaration.listed_in_turn`) is listed
     in its turn. A failed listing fails when its turn comes, as the ListingError it would have raised then.
-    The stubs (key, name, version hint) of a listing read ahead are held until its turn.
+    The stubs (key, name, version hint) of a listing read ahead are held until its turn, so at most
+    `listing_concurrency` listings are read or held ahead at a time: when one is taken the next is started
+    (all of them at once held ~150 MB of stubs at 100,000 objects).
     """
 
     def __init__(self, ctx: SyncContext, selected: list[Kind]) -> None:
@@ -31,22 +33,34 @@ class ListingsAhead:
         self.early = [k for k in selected if not k.declaration.listed_in_turn] if workers > 1 else []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="list") if len(self.early) > 1 else None
         self.reads: dict[str, Future[list[Resource]]] = {}
+        self.waiting: list[Kind] = []  # kinds to read ahead, in their order, not started yet
 
     def __enter__(self) -> ListingsAhead:
         if self.pool is not None:
-            for kind in self.early:
-                self.reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.source)
+            self.waiting = list(self.early)
+            for _ in range(self.ctx.settings.listing_concurrency):
+                self._start_next()
         return self
+
+    def _start_next(self) -> None:
+        if self.waiting and self.pool is not None:
+            kind = self.waiting.pop(0)
+            self.reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.source)
 
     def listing(self, kind: Kind) -> Iterable[Resource]:
         """The kind's source listing: the one read ahead, else read now (a failure raises ListingError either way)."""
         read = self.reads.pop(kind.name, None)
-        return read.result() if read is not None else listing(kind.watcher, self.ctx, self.ctx.source)
+        if read is None:
+            self.waiting = [k for k in self.waiting if k.name != kind.name]  # its turn came first: read it now
+            return listing(kind.watcher, self.ctx, self.ctx.source)
+        self._start_next()  # one held listing taken: the window moves on by one
+        return read.result()
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)  # a stopped cycle drops the listings not started
         self.reads.clear()
+        self.waiting = []
 
 
 def _read(kind: Kind, ctx: SyncContext, ws: Any) -> list[Resource]:
