@@ -146,6 +146,10 @@ def test_a_query_owner_missing_on_the_target_is_recorded(pair: Pair) -> None:
     assert next(iter(dst.queries.list())).owner_user_name == "ana@example.com"
 
 
+# Dashboards are read by need by default (tests/test_revisit.py); this test reads every one every cycle.
+EVERY_CYCLE = {"dashboards": {"max_staleness": 0}}
+
+
 def test_dashboards_reach_the_target_and_follow_edits(pair: Pair) -> None:
     src, dst = pair.src, pair.dst
     warehouse = _warehouse(src)
@@ -157,7 +161,7 @@ def test_dashboards_reach_the_target_and_follow_edits(pair: Pair) -> None:
     src.lakeview.publish(created.dashboard_id or "", embed_credentials=False)
     src.lakeview.create(Dashboard(display_name="Draft", parent_path="/Shared/bi"))
 
-    reports = pair.sync(only=["sql_warehouses", "dashboards", "permissions"])
+    reports = pair.sync(only=["sql_warehouses", "dashboards", "permissions"], kinds=EVERY_CYCLE)
     assert reports["dashboards"].created == 2 and reports["dashboards"].errors == 0
     target_warehouse = next(iter(dst.warehouses.list())).id
     status = dst.workspace.get_status("/Shared/bi/Revenue.lvdash.json")
@@ -167,9 +171,9 @@ def test_dashboards_reach_the_target_and_follow_edits(pair: Pair) -> None:
     assert (published.warehouse_id, published.embed_credentials) == (target_warehouse, False)
 
     pair.reset_stats()
-    reports = pair.sync(only=["dashboards"])
+    reports = pair.sync(only=["dashboards"], kinds=EVERY_CYCLE)
     assert pair.target_writes() == 0 and reports["dashboards"].updated == 0
-    # The listing has no version: two reads per dashboard (draft, published), never a write.
+    # Read in full (max_staleness 0): two reads per dashboard (draft, published), never a write.
     assert _source_gets_by_id(pair, "/api/2.0/lakeview") == 4
 
     new_layout = json.dumps({"pages": [{"name": "p1", "displayName": "Revenue v2"}]})
@@ -177,7 +181,7 @@ def test_dashboards_reach_the_target_and_follow_edits(pair: Pair) -> None:
         created.dashboard_id or "", Dashboard(display_name="Revenue 2", serialized_dashboard=new_layout)
     )
     src.lakeview.unpublish(created.dashboard_id or "")
-    reports = pair.sync(only=["dashboards"])
+    reports = pair.sync(only=["dashboards"], kinds=EVERY_CYCLE)
     assert reports["dashboards"].updated == 1
     moved = dst.lakeview.get(target.dashboard_id or "")  # the same target dashboard, edited in place
     assert (moved.path, moved.serialized_dashboard) == ("/Shared/bi/Revenue 2.lvdash.json", new_layout)
@@ -185,6 +189,6 @@ def test_dashboards_reach_the_target_and_follow_edits(pair: Pair) -> None:
         dst.lakeview.get_published(target.dashboard_id or "")
 
     src.lakeview.trash(created.dashboard_id or "")
-    reports = pair.sync(only=["dashboards"])
+    reports = pair.sync(only=["dashboards"], kinds=EVERY_CYCLE)
     assert reports["dashboards"].deleted == 1
     assert [d.display_name for d in dst.lakeview.list()] == ["Draft"]
