@@ -82,3 +82,13 @@ def setup(level: str = "INFO", log_format: str = "auto") -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the host preflight: a line per request says nothing
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise; ours say more
+    logging.getLogger("apscheduler.scheduler").addFilter(_waiting_is_not_a_warning)
+
+
+def _waiting_is_not_a_warning(record: logging.LogRecord) -> bool:
+    """Cycles run one at a time: a group due while another runs waits for it (coalesced), which is by design.
+
+    APScheduler says so as a WARNING per group per interval ("skipped: maximum number of running instances
+    reached"), which at 100,000 objects was most of the daemon's log.
+    """
+    return "maximum number of running instances reached" not in record.getMessage()

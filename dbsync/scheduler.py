@@ -205,7 +205,15 @@ class Daemon:
         self.scheduler.start()
 
     def reconcile(self) -> None:
-        self._run(tuple(name for group in self.groups for name in group))
+        """Every group once, in dependency order, each its own cycle (as the interval jobs run them).
+
+        One cycle of every kind recorded no kind's outcome or freshness until the last kind ended: at 100,000
+        objects under a request budget that was ~30 minutes of every kind looking stale.
+        """
+        for group in self.groups:
+            if self.stop.is_set():
+                return
+            self._run(group)
         self.health.reconciled = True
 
     def run_group(self, group: tuple[str, ...]) -> None:

@@ -275,3 +275,31 @@ def test_report_page_escapes_names_and_links_to_the_objects() -> None:
     assert 'href="https://primary.example.com/#workspace/Shared/%3Cb%3Ex%3C/b%3E"' in page
     assert 'href="https://dr.example.com/jobs/1042">nightly &lt;etl&gt;</a>' in page  # drift: the edited target copy
     assert "Not ready for cutover" in page and "<script" not in page
+
+
+def test_the_first_reconcile_records_each_group_when_it_ends_not_when_every_kind_has(pair: Pair) -> None:
+    """`dbsync serve` starts with every kind once. Run as one cycle, no kind's outcome (nor its freshness) was
+    recorded until the last kind ended: at 100,000 objects under a request budget, every kind looked ~30 min
+    stale. Each group is its own cycle now, in dependency order: policies are recorded while jobs still list."""
+    import threading
+
+    from dbsync.registry import kind_names
+    from dbsync.scheduler import Daemon
+    from dbsync_emulator.seed import seed_workspace
+
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 20, seed=5)
+    ctx = pair.context(kinds={k: {"enabled": k in ("cluster_policies", "jobs")} for k in kind_names()})
+    daemon = Daemon(ctx)
+    pair.source.set_faults(latency_ms=3000, path_prefix="/api/2.2/jobs/list")
+    reconcile = threading.Thread(target=daemon.reconcile)
+    reconcile.start()
+    try:
+        deadline = time.monotonic() + 30
+        while ctx.store.last_success("cluster_policies") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ctx.store.last_success("cluster_policies") is not None
+        assert reconcile.is_alive() and ctx.store.last_success("jobs") is None  # jobs still listing
+    finally:
+        reconcile.join(timeout=60)
+    assert ctx.store.last_success("jobs") is not None and daemon.health.reconciled
