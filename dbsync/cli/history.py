@@ -13,11 +13,13 @@ from dbsync.cli.common import EXIT_FAILED, EXIT_OK, hold_store, kind_names, sett
 from dbsync.context import open_context
 from dbsync.errors import ConfigError
 from dbsync.registry import kind_names as all_kinds
-from dbsync.restore import RestoreStep, apply_restore, plan_as_of, plan_version
+from dbsync.restore import RestoreStep, apply_restore, plan_as_of, plan_version, version_actors
 from dbsync.restore_source import apply_source_restore, overwrites, plan_source_as_of, plan_source_version
 from dbsync.store import Store
 from dbsync.store.versions import Version, Versions
 from dbsync.update_guard import CONFIRMED
+
+UNKNOWN = "unknown"  # no audit row names who made the change: never guessed from the owner
 
 
 def _when(at: float) -> str:
@@ -60,20 +62,32 @@ def _versions(args: argparse.Namespace) -> Versions:
 def cmd_history(args: argparse.Namespace) -> int:
     kind, key = _target(args.object)
     found = _versions(args).history(kind, key)
+    who = _actors(args, found)
     if args.json:
-        print(json.dumps([_version_json(v) for v in found], indent=2))
+        print(json.dumps([_version_json(v, who[v.id]) for v in found], indent=2))
     else:
         print(f"{'version':>8}  {'replicated (UTC)':<20}  {'action':<8}  {'size':>9}  {'by':<24}  object")
         for v in found:
-            who = v.author or "-"
-            print(f"{v.id:>8}  {_when(v.at):<20}  {v.action:<8}  {v.size:>9}  {who:<24}  {v.kind}:{v.key}")
+            print(f"{v.id:>8}  {_when(v.at):<20}  {v.action:<8}  {v.size:>9}  {who[v.id]:<24}  {v.kind}:{v.key}")
     if not found:
         print(f"dbsync: no kept version of {args.object} (try KIND:KEY, e.g. notebooks:/Shared/etl)", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
 
-def _version_json(v: Version) -> dict[str, Any]:
+def _actors(args: argparse.Namespace, found: list[Version]) -> dict[int, str]:
+    """Who changed each version, from the source's audit log (audit_hints); `unknown` when it does not say."""
+    settings = settings_for(args, require_workspaces=False)
+    if not found or not settings.state_path.exists():
+        return {v.id: UNKNOWN for v in found}
+    store = Store(settings.state_path)
+    try:
+        return {vid: email or UNKNOWN for vid, email in version_actors(store, found).items()}
+    finally:
+        store.close()
+
+
+def _version_json(v: Version, by: str) -> dict[str, Any]:
     return {
         "version": v.id,
         "kind": v.kind,
@@ -82,7 +96,7 @@ def _version_json(v: Version) -> dict[str, Any]:
         "at": _when(v.at),
         "action": v.action,
         "size": v.size,
-        "by": v.author,
+        "by": by,
         "fingerprint": v.fingerprint,
     }
 
