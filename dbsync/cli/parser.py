@@ -250,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _history_parsers(sub: Any) -> None:
     history = sub.add_parser(
         "history",
-        help="the kept versions of one object: when each was replicated, its size, who owns it",
+        help="the kept versions of one object: when each was replicated, its size, who changed it",
         description="List every version of an object dbsync replicated (kept in <state_path>.versions), oldest "
-        "first. OBJECT is KIND:KEY (notebooks:/Shared/etl, jobs:123) or a path / target key in any kind.",
+        "first. OBJECT is KIND:KEY (notebooks:/Shared/etl, jobs:123) or a path / target key in any kind. `by` is "
+        "who made the change when the source's audit log says so (audit_hints), `unknown` otherwise.",
         epilog=HISTORY_EXIT_STATUS,
         formatter_class=RAW,
     )
