@@ -26,13 +26,14 @@ from dbsync.config import reversed_settings
 from dbsync.context import SyncContext
 from dbsync.errors import ConfigError, StoreError, one_line
 from dbsync.mapping import PrincipalMap, SourceForm
-from dbsync.model import Resource
+from dbsync.model import Resource, fingerprint
 from dbsync.registry import kind, kind_names
 from dbsync.restore import RestoreStep
 from dbsync.role import MARKER_PATH, PRIMARY, read_marker
 from dbsync.roles import StoreRole
 from dbsync.store.versions import Version, Versions
 from dbsync.update_guard import CONFIRMED
+from dbsync.watchers.base import listing
 
 ACTION = "restore-source"  # the events' action: `dbsync logs` / the report find each write by it
 
@@ -84,29 +85,39 @@ def plan_source_as_of(
 ) -> list[RestoreStep]:
     """Every kept source object as it was at `at`, optionally only some kinds and source keys matching `path`.
 
-    `write` when what dbsync last kept or saw of the source differs from the version then (an edit, a deletion,
-    an update the edit-storm guard holds), `keep` for an object created since (never deleted on the source),
-    `unchanged` otherwise. Judged from the store and the history, no API call: sync once after the bad edit.
+    `write` when the source holds something else now (or nothing), `keep` for an object created since (never
+    deleted on the source), `unchanged` otherwise. The source is listed once per kind written (as a cycle
+    lists it, no body read), so an edit dbsync has not replicated yet (one the edit-storm guard holds) counts.
     """
-    steps = []
-    for then, latest in versions.as_of(at, kinds):
-        if path and not fnmatch.fnmatchcase(latest.key, path):
-            continue
-        steps.append(_source_step(ctx, then, latest))
+    pairs = [
+        (t, latest) for t, latest in versions.as_of(at, kinds) if not path or fnmatch.fnmatchcase(latest.key, path)
+    ]
+    wanted = {t.kind for t, _ in pairs if t is not None and not t.deleted and kind(t.kind).replicator.restores_source}
+    now = {name: {r.key: r for r in listing(kind(name).watcher, ctx, ctx.source)} for name in sorted(wanted)}
+    steps = [_source_step(ctx, then, latest, now.get(latest.kind, {})) for then, latest in pairs]
     order = {name: i for i, name in enumerate(kind_names())}
     return sorted(steps, key=lambda s: (order.get(s.kind, 0), s.key))
 
 
-def _source_step(ctx: SyncContext, then: Version | None, latest: Version) -> RestoreStep:
+def _source_step(ctx: SyncContext, then: Version | None, latest: Version, listed: dict[str, Resource]) -> RestoreStep:
     if then is None or then.deleted:
         action = "unchanged" if latest.deleted else "keep"
         message = None if latest.deleted else "created after the restore time: never deleted on the source"
         return RestoreStep(latest.kind, latest.key, action, then, message=message)
-    prior = ctx.store.prior(latest.kind, latest.key)
-    seen_same = prior is not None and prior.status == "synced" and prior.fingerprint == then.fingerprint
-    if seen_same and not latest.deleted and latest.fingerprint == then.fingerprint:
+    if _as_it_was(ctx, then, listed.get(then.key)):
         return RestoreStep(latest.kind, latest.key, "unchanged", then)
     return _writable(RestoreStep(latest.kind, latest.key, "write", then))
+
+
+def _as_it_was(ctx: SyncContext, then: Version, now: Resource | None) -> bool:
+    """Whether the source object listed now is the version of then: by its listed payload when the listing has
+    one (jobs), else by the listing's version hint against the one dbsync last replicated as that version."""
+    if now is None:
+        return False
+    if now.payload is not None:
+        return now.fingerprint == fingerprint(ctx.versions.content(then)[0])
+    prior = ctx.store.prior(then.kind, then.key)
+    return prior is not None and prior.version_hint == now.version_hint and prior.fingerprint == then.fingerprint
 
 
 def _writable(step: RestoreStep) -> RestoreStep:

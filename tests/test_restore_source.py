@@ -22,6 +22,9 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import jobs
 from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
 
+from dbsync.config import MappingSettings, Settings, reversed_settings
+from dbsync.mapping import PrincipalMap, SourceForm
+from dbsync.model import ref
 from dbsync.restore_source import SourceFence
 from dbsync.role import WriteFenced
 from dbsync.roles import StoreRole
@@ -179,3 +182,47 @@ def test_the_source_fence_lets_only_the_planned_writes_through(pair: Pair) -> No
         ctx.store.close()
     names = {o.path for o in pair.src.workspace.list("/Shared")}
     assert "/Shared/planned" in names and "/Shared/unplanned" not in names and "/Shared/late" not in names
+
+
+def test_a_held_storm_of_junk_is_restored_on_the_source_and_the_standby_never_saw_it(pair: Pair) -> None:
+    """10 of 12 notebooks overwritten with junk: the edit-storm guard holds them (the standby keeps the good ones),
+    the plan counts the held updates as changed, and after the restore the next cycle has nothing to copy."""
+    src = pair.src
+    src.workspace.mkdirs(APP)
+    for i in range(12):
+        _write(src, f"{APP}/nb{i}", f"# good {i}\n" + "x = 1\n" * 20)
+    pair.sync(only=["directories", "notebooks"])
+    good = _state(src)["notebooks"]
+    moment = time.time()
+    for i in range(10):
+        _write(src, f"{APP}/nb{i}", "# junk\n")
+    held = pair.sync(only=["directories", "notebooks"])
+    assert held["notebooks"].held == 10 and _state(pair.dst)["notebooks"] == good
+
+    only = ("--kinds", "notebooks")
+    refused = _dbsync(pair, "restore", "--at", str(moment), "--to", "source", *only, "--apply")
+    assert refused.returncode == 2 and "overwrites 10 objects" in refused.stderr, refused.stdout + refused.stderr
+    applied = _dbsync(pair, "restore", "--at", str(moment), "--to", "source", *only, "--apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert _state(src)["notebooks"] == good
+
+    pair.reset_stats()
+    after = pair.sync(only=["directories", "notebooks"])
+    assert after["notebooks"].held == 0 and after["notebooks"].updated == 0
+    assert pair.target_writes() == 0 and _state(pair.dst)["notebooks"] == good
+
+
+def test_the_source_form_maps_principals_and_paths_back() -> None:
+    """A kept payload names the target's users (mapping.emails applied when read): the source gets its own back."""
+    forward = MappingSettings(emails={"@old.com": "@new.com"})
+    back = PrincipalMap(reversed_settings(Settings(mapping=forward)).mapping)
+    form = SourceForm(back)
+    kept = {
+        "tasks": [{"notebook_task": {"notebook_path": "/Users/ann@new.com/etl"}, "existing_cluster_id": ref("c", "1")}],
+        "environments": [{"spec": {"dependencies": ["/Workspace/Users/ann@new.com/req.txt"]}}],
+    }
+    assert form.payload(kept) == {
+        "tasks": [{"notebook_task": {"notebook_path": "/Users/ann@old.com/etl"}, "existing_cluster_id": "1"}],
+        "environments": [{"spec": {"dependencies": ["/Workspace/Users/ann@old.com/req.txt"]}}],
+    }
+    assert form.run_as({"user_name": "ann@new.com"}) == {"user_name": "ann@old.com"}
