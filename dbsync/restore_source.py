@@ -6,7 +6,8 @@ back in the source's own form (mapping.SourceForm): no dbsync tag, jobs keep the
 paused), the source's own ids, paths and users. Only writes: an object created after the chosen time is listed
 as `keep` and never deleted on the source (delete it by hand if it should go). A kind that cannot write the
 source is listed as `skip` (a skip is not a success: exit 1). The next sync cycle copies the restored source to
-the standby as any source change; the edit-storm guard is told the restored kinds' updates are confirmed.
+the standby as any source change (the edit-storm guard too: it is not pre-confirmed, a confirmation left unused
+would let a later storm through).
 
 The write fence: the source is the primary, which dbsync never writes. For this command only, the source is
 fenced by SourceFence, which lets a write through only inside `permit()` — around one planned object's write —
@@ -32,7 +33,6 @@ from dbsync.restore import RestoreStep
 from dbsync.role import MARKER_PATH, PRIMARY, read_marker
 from dbsync.roles import StoreRole
 from dbsync.store.versions import Version, Versions
-from dbsync.update_guard import CONFIRMED
 from dbsync.watchers.base import listing
 
 ACTION = "restore-source"  # the events' action: `dbsync logs` / the report find each write by it
@@ -156,7 +156,6 @@ def apply_source_restore(ctx: SyncContext, steps: list[RestoreStep]) -> list[Res
     fence = SourceFence(ctx.store.writer_flags)
     ctx.source.fence, ctx.target.fence = fence, _Shut()
     form = SourceForm(PrincipalMap(reversed_settings(ctx.settings).mapping))
-    restored: set[str] = set()
     for step in steps:
         if step.action == "skip":
             step.outcome = "skipped"
@@ -172,9 +171,6 @@ def apply_source_restore(ctx: SyncContext, steps: list[RestoreStep]) -> list[Res
             continue
         step.outcome = "restored"
         step.message = None if written == step.key else f"re-created as {written}"
-        restored.add(step.kind)
-    for name in restored:  # the next cycle copies the restore to the standby: the operator's own edit storm
-        ctx.store.set_meta(CONFIRMED + name, repr(time.time()))
     return steps
 
 
