@@ -19,6 +19,7 @@ from typing import Any
 
 from conftest import Pair
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 
@@ -90,3 +91,43 @@ def test_history_names_the_actor_from_the_audit_log_and_unknown_without_a_row(pa
     assert [v["by"] for v in versions] == ["unknown", "mallory@example.com", "eve@example.com"]
     assert late[2]["by"] == "unknown", "no row read yet: not guessed"
     assert [line[4] for line in _table(pair)] == ["unknown", "mallory@example.com", "eve@example.com"]
+
+
+def test_an_acl_version_names_who_changed_the_acl_not_who_edited_the_notebook(pair: Pair) -> None:
+    """changeWorkspaceAcl names the notebook by its workspace object id ("notebooks/<id>"): the ACL's version joins
+    it through the object id dbsync keeps; the notebook's own versions join importNotebook rows only."""
+    kinds = ["groups", "directories", "notebooks", "permissions"]
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        warehouse = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
+        settings = {
+            "metastore": {"source_warehouse_id": warehouse},
+            "audit_hints": {"interval": 10},
+            "identities": {"create_users": True},
+        }
+        pair.src.groups.create(display_name="readers")
+        pair.src.workspace.mkdirs("/Shared/app")
+        _write(pair.src, "# first\n")
+        pair.sync(only=kinds, **settings)
+        clock.tick(20)
+        workspace = pair.source.workspace
+        before, workspace.admin_user = workspace.admin_user, "grace@example.com"
+        try:
+            object_id = str(pair.src.workspace.get_status(NOTEBOOK).object_id)
+            acl = [iam.AccessControlRequest(group_name="readers", permission_level=iam.PermissionLevel.CAN_RUN)]
+            pair.src.permissions.set("notebooks", object_id, access_control_list=acl)
+        finally:
+            workspace.admin_user = before
+        clock.tick(20)
+        pair.sync(only=kinds, **settings)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "dbsync.cli", "history", f"permissions:notebooks:{NOTEBOOK}", "--json"],
+        capture_output=True,
+        text=True,
+        env=pair.env(),
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    acl_versions = json.loads(listed.stdout)
+    assert [v["by"] for v in acl_versions][-1] == "grace@example.com"
+    assert [v["by"] for v in _history(pair)] == ["unknown"], "the notebook itself was not edited by grace"
