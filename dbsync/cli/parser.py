@@ -278,7 +278,7 @@ def _history_parsers(sub: Any) -> None:
     restore.add_argument("--at", metavar="TIME", help="everything as it was at TIME (ISO 8601 UTC, or epoch seconds)")
     restore.add_argument("--path", metavar="GLOB", help="only objects whose key or target path matches GLOB")
     restore.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
-    restore.add_argument("--apply", action="store_true", help="write the plan to the target")
+    restore.add_argument("--apply", action="store_true", help="write the plan (to the target, or with --to source)")
     restore.add_argument("--pin", action="store_true", help="keep the restored copies until --unpin (with --apply)")
     restore.add_argument("--unpin", action="store_true", help="drop the pins (of --kinds): the source is copied again")
     restore.add_argument(
