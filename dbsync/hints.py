@@ -83,6 +83,7 @@ def read(ctx: SyncContext, now: float | None = None) -> set[str]:
         return set()
     try:
         named = _apply(ctx, rows, now)
+        _remember_actors(ctx, rows, now)
     except (KeyError, TypeError, ValueError) as err:  # a row shaped otherwise than documented: skipped, not fatal
         _unavailable(ctx, f"unexpected audit row: {one_line(err)}")
         named = set()
@@ -106,7 +107,7 @@ def _query(workspace_id: str | None, checkpoint: str) -> str:
     if workspace_id:
         where.insert(0, f"workspace_id = {literal(workspace_id)}")
     return (
-        "SELECT event_time, service_name, action_name, request_params FROM system.access.audit "
+        "SELECT event_time, service_name, action_name, request_params, user_identity FROM system.access.audit "
         f"WHERE {' AND '.join(where)} ORDER BY event_time LIMIT {ROW_LIMIT}"
     )
 
@@ -173,3 +174,35 @@ def _acl_keys(ctx: SyncContext, acl_kind: str, owners: Iterable[str], ids: list[
         if object_id.isdigit():
             keys += ctx.store.keys_with_object_id(acl_kind, int(object_id))
     return keys
+
+
+def _remember_actors(ctx: SyncContext, rows: list[Row], now: float) -> None:
+    """Keep who made each change (`user_identity.email`) for `dbsync history`; a row without an email names no one."""
+    entries = []
+    for row in rows:
+        email, at = _email(row.get("user_identity")), _epoch(row.get("event_time"))
+        if email is None or at is None:
+            continue
+        acl_type, ids = _named(row)
+        entries += [(object_id, acl_type is not None, at, email) for object_id in ids]
+    ctx.store.remember_actors(entries, now - ctx.settings.history.keep_days * 86400)
+
+
+def _email(identity: object) -> str | None:
+    """user_identity is a STRUCT<email, subject_name>: JSON text through the statement API, or a mapping."""
+    if isinstance(identity, str):
+        try:
+            identity = json.loads(identity)
+        except ValueError:
+            return None
+    email = identity.get("email") if isinstance(identity, dict) else None
+    return str(email) if email else None
+
+
+def _epoch(event_time: object) -> float | None:
+    """The row's event_time (`2026-12-05T09:00:00.000Z`) as epoch seconds, None when it is not a timestamp."""
+    try:
+        moment = dt.datetime.fromisoformat(str(event_time))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()

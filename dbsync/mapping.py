@@ -161,3 +161,34 @@ def _rewrite(entries: list[tuple[str, str]], value: str) -> str | None:
         if value == old or value.startswith(old + "/") or (old.endswith(":") and value.startswith(old)):
             return new + value[len(old) :]
     return None
+
+
+class SourceForm:
+    """A kept payload back in the source's own form (`dbsync restore --to source`): each Ref becomes the source
+    key it names, and principals and /Users/ paths follow the inverted mapping (`back`, e.g. the reverse
+    direction's PrincipalMap), so the source gets its own users back, not the target's."""
+
+    def __init__(self, back: PrincipalMap) -> None:
+        self.back = back
+
+    def payload(self, value: Any) -> Any:
+        """A copy of `value` with Refs unresolved to source keys and /Users/<email> paths mapped back."""
+        if is_ref(value):
+            return value[REF_MARKER][1]
+        if isinstance(value, dict):
+            return {k: self.payload(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.payload(v) for v in value]
+        if isinstance(value, str) and value.startswith("/Workspace/Users/"):
+            return "/Workspace" + self.back.path(value[len("/Workspace") :])
+        if isinstance(value, str):
+            return self.back.path(value)
+        return value
+
+    def run_as(self, run_as: dict[str, Any]) -> dict[str, Any]:
+        """A job's or pipeline's run_as, named as the source names the principal."""
+        if run_as.get("user_name"):
+            return {"user_name": self.back.user(run_as["user_name"])}
+        if run_as.get("service_principal_name"):
+            return {"service_principal_name": self.back.service_principal(run_as["service_principal_name"])}
+        return run_as

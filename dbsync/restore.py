@@ -18,7 +18,8 @@ from dbsync.context import SyncContext
 from dbsync.engine import replication_refusal
 from dbsync.errors import ConfigError, Kept, StoreError, one_line
 from dbsync.model import Delete, Resource, Upsert
-from dbsync.registry import kind, kind_names
+from dbsync.registry import kind, kind_names, kinds
+from dbsync.store import Store
 from dbsync.store.versions import Version, Versions
 from dbsync.update_guard import keep_deletion, keep_version
 
@@ -128,3 +129,31 @@ def _delete(ctx: SyncContext, step: RestoreStep) -> tuple[str, str | None]:
     keep_deletion(ctx, kept, step.key, prior.target_key)
     ctx.event(step.kind, step.key, "restore", "deleted", f"{step.kind} {step.key}: did not exist at the restore time")
     return "deleted", None
+
+
+def version_actors(store: Store, found: list[Version]) -> dict[int, str | None]:
+    """Who made each version's change: the latest audit row (kept by the audit-log hints) naming the object after
+    the object's version before and up to this one; None when no row says so (the owner is never a guess)."""
+    acl_kind = next((k.name for k in kinds() if k.declaration.writes_acls), None)
+    actors: dict[int, str | None] = {}
+    previous: dict[tuple[str, str], float] = {}
+    events: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for version in sorted(found, key=lambda v: v.id):
+        name = (version.kind, version.key)
+        if name not in events:
+            acl = version.kind == acl_kind
+            events[name] = store.actor_events(_audit_names(store, version, acl), acl)
+        after = previous.get(name)
+        inside = [email for at, email in events[name] if (after is None or at > after) and at <= version.at]
+        actors[version.id] = inside[-1] if inside else None
+        previous[name] = version.at
+    return actors
+
+
+def _audit_names(store: Store, version: Version, acl: bool) -> list[str]:
+    """How the audit log names the object: its key (a path, a job id); an ACL by its object's key and id."""
+    if not acl:
+        return [version.key]
+    prior = store.prior(version.kind, version.key)
+    object_id = prior.source_meta.get("object_id") if prior else None
+    return [version.key.partition(":")[2]] + ([str(object_id)] if object_id else [])

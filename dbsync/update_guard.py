@@ -149,7 +149,6 @@ def keep_version(ctx: SyncContext, kind: Kind, resource: Resource, target_key: s
             action=action,
             target_key=target_key,
             version_hint=resource.version_hint,
-            author=resource.source_meta.get("owner"),
             name=resource.name,
         )
     except (StoreError, OSError) as err:  # the replica is written; a history that cannot keep it is reported

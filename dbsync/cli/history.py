@@ -13,10 +13,13 @@ from dbsync.cli.common import EXIT_FAILED, EXIT_OK, hold_store, kind_names, sett
 from dbsync.context import open_context
 from dbsync.errors import ConfigError
 from dbsync.registry import kind_names as all_kinds
-from dbsync.restore import RestoreStep, apply_restore, plan_as_of, plan_version
+from dbsync.restore import RestoreStep, apply_restore, plan_as_of, plan_version, version_actors
+from dbsync.restore_source import apply_source_restore, overwrites, plan_source_as_of, plan_source_version
 from dbsync.store import Store
 from dbsync.store.versions import Version, Versions
 from dbsync.update_guard import CONFIRMED
+
+UNKNOWN = "unknown"  # no audit row names who made the change: never guessed from the owner
 
 
 def _when(at: float) -> str:
@@ -59,20 +62,32 @@ def _versions(args: argparse.Namespace) -> Versions:
 def cmd_history(args: argparse.Namespace) -> int:
     kind, key = _target(args.object)
     found = _versions(args).history(kind, key)
+    who = _actors(args, found)
     if args.json:
-        print(json.dumps([_version_json(v) for v in found], indent=2))
+        print(json.dumps([_version_json(v, who[v.id]) for v in found], indent=2))
     else:
         print(f"{'version':>8}  {'replicated (UTC)':<20}  {'action':<8}  {'size':>9}  {'by':<24}  object")
         for v in found:
-            who = v.author or "-"
-            print(f"{v.id:>8}  {_when(v.at):<20}  {v.action:<8}  {v.size:>9}  {who:<24}  {v.kind}:{v.key}")
+            print(f"{v.id:>8}  {_when(v.at):<20}  {v.action:<8}  {v.size:>9}  {who[v.id]:<24}  {v.kind}:{v.key}")
     if not found:
         print(f"dbsync: no kept version of {args.object} (try KIND:KEY, e.g. notebooks:/Shared/etl)", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
 
-def _version_json(v: Version) -> dict[str, Any]:
+def _actors(args: argparse.Namespace, found: list[Version]) -> dict[int, str]:
+    """Who changed each version, from the source's audit log (audit_hints); `unknown` when it does not say."""
+    settings = settings_for(args, require_workspaces=False)
+    if not found or not settings.state_path.exists():
+        return {v.id: UNKNOWN for v in found}
+    store = Store(settings.state_path)
+    try:
+        return {vid: email or UNKNOWN for vid, email in version_actors(store, found).items()}
+    finally:
+        store.close()
+
+
+def _version_json(v: Version, by: str) -> dict[str, Any]:
     return {
         "version": v.id,
         "kind": v.kind,
@@ -81,17 +96,14 @@ def _version_json(v: Version) -> dict[str, Any]:
         "at": _when(v.at),
         "action": v.action,
         "size": v.size,
-        "by": v.author,
+        "by": by,
         "fingerprint": v.fingerprint,
     }
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    if args.to != "target":
-        raise ConfigError(
-            "--to source is not supported yet: restore the target, then copy from it, or edit the source by hand "
-            "from `dbsync history` (the versions are in <state_path>.versions)"
-        )
+    if args.to == "source":
+        return _restore_source(args)
     if args.unpin:
         dropped = _versions(args).unpin(kind_names(args))
         print(f"{dropped} pin(s) dropped: the next cycle copies the source over those objects again")
@@ -115,6 +127,47 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return _print_steps(steps, args)
 
 
+def _restore_source(args: argparse.Namespace) -> int:
+    """`restore --to source`: plan (the default), or write back to the source with --apply (and --yes past
+    updates.min_count objects). The source is fenced open only for the planned objects (dbsync/restore_source.py)."""
+    if args.pin or args.unpin:
+        raise ConfigError("--pin/--unpin keep restored copies on the target: they do not apply to --to source")
+    if (args.version is None) == (args.at is None):
+        raise ConfigError("restore needs one of --version ID (from `dbsync history`) or --at TIME")
+    versions = _versions(args)
+    settings = settings_for(args)
+    lock = hold_store(settings, "restore") if args.apply else None
+    try:
+        # Not a writer of the target: no marker written, no target fence; apply_source_restore fences both sides.
+        ctx = open_context(settings, dry_run=not args.apply, writer=False)
+        try:
+            steps = _plan_source(ctx, versions, args)
+            count, limit = overwrites(steps), settings.updates.min_count
+            if args.apply and count >= limit and not args.yes:
+                _print_steps(steps, argparse.Namespace(**{**vars(args), "apply": False}))
+                raise ConfigError(
+                    f"the plan overwrites {count} objects on the source, the primary (updates.min_count is {limit}): "
+                    "check the plan above, then run again with --yes"
+                )
+            if args.apply:
+                apply_source_restore(ctx, steps)
+        finally:
+            ctx.store.close()
+    finally:
+        if lock is not None:
+            lock.release()
+    return _print_steps(steps, args)
+
+
+def _plan_source(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[RestoreStep]:
+    if args.version is not None:
+        version = versions.get(args.version)
+        if version is None:
+            raise ConfigError(f"--version {args.version}: no such version (`dbsync history PATH` lists them)")
+        return plan_source_version(ctx, version)
+    return plan_source_as_of(ctx, versions, parse_time(args.at), kind_names(args), args.path)
+
+
 def _plan(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[RestoreStep]:
     if args.version is not None:
         version = versions.get(args.version)
@@ -125,15 +178,20 @@ def _plan(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[Restor
 
 
 def _print_steps(steps: list[RestoreStep], args: argparse.Namespace) -> int:
-    changing = [s for s in steps if s.action != "unchanged"]
-    for s in changing:
+    listed = [s for s in steps if s.action != "unchanged"]
+    for s in listed:
         version = f"version {s.version.id} of {_when(s.version.at)}" if s.version and s.action == "write" else ""
-        outcome = f"  → {s.outcome}" + (f" ({s.message})" if s.message else "") if s.outcome else ""
+        outcome = f"  → {s.outcome}" if s.outcome else ""
+        outcome += f" ({s.message})" if s.message else ""
         print(f"{s.action:<7} {s.kind:<20} {s.key}  {version}{outcome}")
-    unchanged = len(steps) - len(changing)
+    changes = sum(1 for s in listed if s.action in ("write", "delete"))
+    where = " to the source" if args.to == "source" else ""
     verb = "applied" if args.apply else "planned (dry run: pass --apply to write)"
-    print(f"{len(changing)} change(s) {verb}, {unchanged} already as they were")
-    failed = [s for s in changing if s.outcome == "error"]
+    kept = sum(1 for s in listed if s.action == "keep")
+    skipped = sum(1 for s in listed if s.action == "skip")
+    extra = (f", {kept} created since kept" if kept else "") + (f", {skipped} skipped" if skipped else "")
+    print(f"{changes} change(s){where} {verb}, {len(steps) - len(listed)} already as they were{extra}")
+    failed = [s for s in listed if s.outcome in ("error", "skipped")]
     return EXIT_FAILED if failed else EXIT_OK
 
 

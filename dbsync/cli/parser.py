@@ -51,8 +51,9 @@ HISTORY_EXIT_STATUS = """exit status:
 
 RESTORE_EXIT_STATUS = """exit status:
   0  the plan was printed (--dry-run, the default), or every change applied (--apply), or the pins dropped
-  1  a change could not be applied (named in the output; the others were)
-  2  a configuration or store error: no history, no --version/--at, an unknown version, --to source"""
+  1  a change could not be applied, or (--to source) a kind it cannot write was skipped (named in the output)
+  2  a configuration or store error: no history, no --version/--at, an unknown version; --to source --apply
+     of updates.min_count objects or more without --yes, or a source that is no longer the primary"""
 
 CONFIRM_EXIT_STATUS = """exit status:
   0  the held updates of the named kinds are confirmed: the daemon's next cycle applies them
@@ -249,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _history_parsers(sub: Any) -> None:
     history = sub.add_parser(
         "history",
-        help="the kept versions of one object: when each was replicated, its size, who owns it",
+        help="the kept versions of one object: when each was replicated, its size, who changed it",
         description="List every version of an object dbsync replicated (kept in <state_path>.versions), oldest "
-        "first. OBJECT is KIND:KEY (notebooks:/Shared/etl, jobs:123) or a path / target key in any kind.",
+        "first. OBJECT is KIND:KEY (notebooks:/Shared/etl, jobs:123) or a path / target key in any kind. `by` is "
+        "who made the change when the source's audit log says so (audit_hints), `unknown` otherwise.",
         epilog=HISTORY_EXIT_STATUS,
         formatter_class=RAW,
     )
@@ -261,10 +263,12 @@ def _history_parsers(sub: Any) -> None:
 
     restore = sub.add_parser(
         "restore",
-        help="put kept versions back on the target: one version, or everything as of a time",
+        help="put kept versions back on the target (or --to source): one version, or everything as of a time",
         description="Plan (the default, --dry-run) or write (--apply) kept versions to the target through the "
         "kinds' replicators: references remapped, jobs paused on a standby, ACLs restored, only what dbsync "
-        "created deleted. --pin keeps the restored copies: later cycles report source changes as pending.",
+        "created deleted. --pin keeps the restored copies: later cycles report source changes as pending. --to source "
+        "writes the source's own form back to the source (a bad edit on the primary): only writes, never deletes; "
+        "the next cycle copies it to the standby.",
         epilog=RESTORE_EXIT_STATUS,
         formatter_class=RAW,
     )
@@ -274,11 +278,20 @@ def _history_parsers(sub: Any) -> None:
     restore.add_argument("--at", metavar="TIME", help="everything as it was at TIME (ISO 8601 UTC, or epoch seconds)")
     restore.add_argument("--path", metavar="GLOB", help="only objects whose key or target path matches GLOB")
     restore.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
-    restore.add_argument("--apply", action="store_true", help="write the plan to the target")
+    restore.add_argument("--apply", action="store_true", help="write the plan (to the target, or with --to source)")
     restore.add_argument("--pin", action="store_true", help="keep the restored copies until --unpin (with --apply)")
     restore.add_argument("--unpin", action="store_true", help="drop the pins (of --kinds): the source is copied again")
     restore.add_argument(
-        "--to", choices=["target", "source"], default="target", help="where to write (only target for now)"
+        "--to",
+        choices=["target", "source"],
+        default="target",
+        help="where to write: the target (default), or back to the source, the primary, in its own form (no dbsync "
+        "tags, jobs never paused, nothing deleted)",
+    )
+    restore.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --to source --apply: confirm a plan of updates.min_count objects or more",
     )
 
     confirm = sub.add_parser(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
+    from dbsync.mapping import SourceForm
 
 
 class Replicator(ABC):
@@ -39,3 +40,11 @@ class Replicator(ABC):
     def preview(self, ctx: SyncContext, change: Upsert) -> str | None:
         """For `dbsync plan`: why this change will not be written (a mount, a user it may not create), or None."""
         return None
+
+    # `dbsync restore --to source`: this kind can write a kept version back to the source (write_source).
+    restores_source: bool = False
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """Write a kept version back to the SOURCE in its own form: no dbsync tag, the source's own pause state,
+        principals and ids; an object gone from the source is re-created. Returns the source key written."""
+        raise NotImplementedError(f"{self.kind}: restore to the source is not supported")

@@ -1,4 +1,7 @@
-"""Jobs on the target: adopt by tag dbsync_source_job_id, create or reset, every trigger PAUSED on a standby."""
+"""Jobs on the target: adopt by tag dbsync_source_job_id, create or reset, every trigger PAUSED on a standby.
+
+`write_source` (`dbsync restore --to source`) is the one write to the source: the job itself, untagged, unpaused.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from databricks.sdk.service.jobs import JobSettings
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.mapping import SourceForm
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, applied_run_as, deleted, edited, run_as_missing, sdk_call
-from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS
+from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS, pause_states
 
 BY_TAG = TargetIndex(
     "jobs",
@@ -58,8 +62,37 @@ class JobReplicator(Replicator):
             raise
         return applied_run_as(job_id, waiting, adopted=False, what="job")
 
+    restores_source = True
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """Reset the source job (re-created when gone) with the kept settings: no dbsync tag, never paused by
+        dbsync (each trigger keeps the source job's pause state, or the last one dbsync saw when re-created)."""
+        settings = form.payload(resource.payload)
+        if settings.get("run_as"):
+            settings["run_as"] = form.run_as(settings["run_as"])
+        jobs = ctx.source.client.jobs
+        current = _source_pause(ctx, resource.key)
+        pause = current if current is not None else (prior.source_meta.get("pause") if prior else None) or {}
+        for field in TRIGGER_FIELDS:
+            if settings.get(field) is not None and pause.get(field):
+                settings[field]["pause_status"] = pause[field]
+        if current is not None and edited(lambda: jobs.reset(int(resource.key), JobSettings.from_dict(settings))):
+            return resource.key
+        return str(sdk_call(jobs.create, settings).job_id)
+
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))
+
+
+def _source_pause(ctx: SyncContext, job_id: str) -> dict[str, str] | None:
+    """The source job's pause state per trigger, or None when the job is gone from the source."""
+    try:
+        job = ctx.source.client.jobs.get(int(job_id))
+    except DatabricksError as err:
+        if is_gone(err):
+            return None
+        raise
+    return pause_states(job.settings.as_dict() if job.settings else {})
 
 
 def replicator_for(kind: str) -> Replicator:

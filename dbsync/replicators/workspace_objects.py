@@ -20,7 +20,8 @@ from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Languag
 
 from dbsync.context import SyncContext
 from dbsync.errors import Kept, Permanent, RetryLater
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.mapping import SourceForm
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
 
@@ -64,6 +65,25 @@ class WorkspaceObjectReplicator(Replicator):
             if err.error_code in ("INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED"):
                 raise Permanent(f"the target rejected {path}: {err}") from err
             raise
+
+    restores_source = True
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """The kept body back at the source path (the key; the payload's path is the target's), overwritten."""
+        path = resource.key
+        workspace = ctx.source.client.workspace
+        if self.kind == "directories":
+            workspace.mkdirs(path)
+            return path
+        language = resource.payload.get("language")
+        fmt, lang = (ImportFormat.SOURCE, Language(language)) if language else (ImportFormat.RAW, None)
+        content = base64.b64encode(resource.body or b"").decode()
+        try:
+            workspace.import_(path, content=content, format=fmt, language=lang, overwrite=True)
+        except NotFound:  # its folder was deleted too: made again, as it was
+            workspace.mkdirs(posixpath.dirname(path))
+            workspace.import_(path, content=content, format=fmt, language=lang, overwrite=True)
+        return path
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         path = change.target_key or change.key

@@ -21,6 +21,7 @@ import sqlite_utils
 from dbsync.errors import StoreError
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
 from dbsync.roles import StoreRole
+from dbsync.store.actors import Actors
 from dbsync.store.schema import (
     _MIGRATIONS,
     EVENT_RETENTION,
@@ -59,7 +60,7 @@ _PRIOR_COLUMNS = (
 )
 
 
-class Store(Visits):
+class Store(Visits, Actors):
     """The SQLite state of one source → target pair."""
 
     def __init__(self, path: str | Path) -> None:
