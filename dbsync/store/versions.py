@@ -1,8 +1,9 @@
 """The history of what was replicated: every version dbsync wrote to the target, kept to restore from.
 
-`<state_path>.versions/` holds `index.db` (SQLite: one row per version, one per blob, the restore pins) and
-`blobs/` (content-addressed, compressed: a notebook body or a payload stored once however many versions or
-paths share it). Nothing is opened or written until the first version is recorded, so a no-change cycle
+`<state_path>.versions/` holds `index.db` (SQLite: one row per version, one per blob with its compressed
+bytes, the restore pins): content-addressed, a notebook body or a payload is stored once however many versions
+or paths share it. An older dbsync kept the blobs as one file each under `blobs/`: those are still read and
+pruned, new ones go to the index. Nothing is opened or written until the first version is recorded, so a no-change cycle
 leaves the history untouched. Kinds that declare `versions=False` (secret values) never enter it.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from dbsync.errors import StoreError
 from dbsync.model import canonical_json
-from dbsync.store.blobs import Blobs, DirectoryBlobs, digest
+from dbsync.store.blobs import Blobs, DirectoryBlobs, SQLiteBlobs, digest
 
 DAY = 86400.0
 PRUNE_EVERY_SECONDS = 3600.0
@@ -33,6 +34,7 @@ _SCHEMA = (
     # refs: how many versions name the blob (its payload or its body); a blob at 0 is deleted by a prune.
     "CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, raw_bytes INTEGER NOT NULL, "
     "stored_bytes INTEGER NOT NULL, refs INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS blob_data (name TEXT PRIMARY KEY, data BLOB NOT NULL)",  # SQLiteBlobs
     "CREATE TABLE IF NOT EXISTS pins (kind TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT, at REAL NOT NULL, "
     "PRIMARY KEY (kind, key))",
 )
@@ -79,7 +81,8 @@ class Versions:
 
     def __init__(self, root: Path, blobs: Blobs | None = None) -> None:
         self.root = root
-        self.blobs: Blobs = blobs or DirectoryBlobs(root / "blobs")
+        older = DirectoryBlobs(root / "blobs") if (root / "blobs").is_dir() else None
+        self.blobs: Blobs = blobs or SQLiteBlobs(self._db, legacy=older)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._batching = 0  # > 0 inside batch(): writes join one transaction, committed when the batch ends
@@ -98,8 +101,11 @@ class Versions:
             return self._conn
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            new = not self.exists()
             conn = sqlite3.connect(str(self.root / "index.db"), check_same_thread=False, timeout=5)
             conn.isolation_level = None
+            if new:  # set before the first table (it rewrites the header when set again): a prune gives pages back
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # as the store: a crash loses at most the last versions
             for statement in _SCHEMA:
@@ -116,15 +122,20 @@ class Versions:
             return self._db().execute(sql, list(params)).fetchall()
 
     def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
+        with self._writing() as db:
+            for sql, params in statements:
+                db.execute(sql, params)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside a write transaction: committed at the end, or by the batch() around it."""
         with self._lock:
             db = self._db()
-            batched = self._batching > 0
             if not db.in_transaction:
                 db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    db.execute(sql, params)
-                if not batched:
+                yield db
+                if self._batching == 0:
                     db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -175,42 +186,26 @@ class Versions:
         last = self.latest(kind, key)
         if last is not None and not last.deleted and last.fingerprint == fingerprint:
             return False
-        writes = self._blob(fingerprint, text)
-        body_name = None
-        if body is not None:
-            body_name = digest(body)
-            writes += self._blob(body_name, body)
+        body_name = digest(body) if body is not None else None
         size = len(body) if body is not None else len(text)
-        writes.append(
-            (
-                f"INSERT INTO versions ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    kind,
-                    key,
-                    at or time.time(),
-                    action,
-                    fingerprint,
-                    body_name,
-                    size,
-                    version_hint,
-                    author,
-                    target_key,
-                    name,
-                ],
-            )
-        )
-        self._write(writes)
+        when = at or time.time()
+        row = [kind, key, when, action, fingerprint, body_name, size, version_hint, author, target_key, name]
+        with self._writing() as db:
+            self._blob(db, fingerprint, text)
+            if body is not None and body_name is not None:
+                self._blob(db, body_name, body)
+            db.execute(f"INSERT INTO versions ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         return True
 
-    def _blob(self, name: str, data: bytes) -> list[tuple[str, list[Any]]]:
-        """The writes that name blob `name` once more; its file is written first when new (a crash leaves an
-        unreferenced file, never a row without its blob). Identical content is stored once."""
-        count = ("UPDATE blobs SET refs = refs + 1 WHERE name = ?", [name])
-        if self._rows("SELECT 1 FROM blobs WHERE name = ?", [name]):
-            return [count]
+    def _blob(self, db: sqlite3.Connection, name: str, data: bytes) -> None:
+        """Name blob `name` once more; stored (in the same transaction as its row) only when new: identical
+        content is stored once."""
+        if db.execute("SELECT 1 FROM blobs WHERE name = ?", [name]).fetchone() is not None:
+            db.execute("UPDATE blobs SET refs = refs + 1 WHERE name = ?", [name])
+            return
         stored = self.blobs.put(name, data)
-        insert = "INSERT OR IGNORE INTO blobs (name, raw_bytes, stored_bytes) VALUES (?, ?, ?)"
-        return [(insert, [name, len(data), stored]), count]
+        insert = "INSERT INTO blobs (name, raw_bytes, stored_bytes, refs) VALUES (?, ?, ?, 1)"
+        db.execute(insert, [name, len(data), stored])
 
     def record_deleted(self, kind: str, key: str, target_key: str | None, at: float | None = None) -> bool:
         """The object was deleted from the target: a tombstone, so a restore as of a later time leaves it out."""
@@ -271,8 +266,9 @@ class Versions:
         """The payload and body (None for payload-only kinds) a version wrote."""
         if version.fingerprint is None:
             raise KeyError(f"{version.kind} {version.key} version {version.id} is a deletion: it has no content")
-        payload = json.loads(self.blobs.get(version.fingerprint))
-        return payload, (self.blobs.get(version.body) if version.body else None)
+        with self._lock:
+            payload = json.loads(self.blobs.get(version.fingerprint))
+            return payload, (self.blobs.get(version.body) if version.body else None)
 
     def stored_bytes(self) -> int:
         rows = self._rows("SELECT COALESCE(SUM(stored_bytes), 0) FROM blobs")
@@ -341,10 +337,19 @@ class Versions:
             if not superseded:
                 break  # only each object's latest version is left: max_bytes never drops those
             dropped += self._drop(superseded)
+        if dropped:
+            self._give_back_space()
         return dropped
 
+    def _give_back_space(self) -> None:
+        """Return the pages of deleted blobs to the file system (an index made before auto_vacuum reuses them)."""
+        with self._lock:
+            self._db().executescript("PRAGMA incremental_vacuum;")  # execute() would step it once: one page
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def _drop(self, ids: list[int]) -> int:
-        """Delete these versions, then the blobs no version names any more (rows, then files)."""
+        """Delete these versions, then the blobs no version names any more (their rows, then their bytes: a crash
+        in between leaves bytes nothing names, never a version without its blob)."""
         if not ids:
             return 0
         marks = ", ".join("?" * len(ids))
@@ -354,6 +359,7 @@ class Versions:
             self._write([(f"DELETE FROM versions WHERE id IN ({marks})", ids), *uncount])
             unused = [r[0] for r in self._rows("SELECT name FROM blobs WHERE refs <= 0")]
             self._write([("DELETE FROM blobs WHERE name = ?", [n]) for n in unused])
-        for name in unused:
-            self.blobs.delete(name)
+            with self._writing():
+                for name in unused:
+                    self.blobs.delete(name)
         return len(ids)
