@@ -78,6 +78,9 @@ def test_an_initial_sync_worth_of_versions_writes_a_bounded_number_of_files(tmp_
     # Was 1,000 blob files (a payload and a body per version), each a temporary file renamed: the CPU of the history.
     assert len(_files(root)) <= 4, f"one file per blob is back: {len(_files(root))} files for 500 versions"
     assert not (root / "blobs").exists()
+    index = sqlite3.connect(root / "index.db")
+    kinds = index.execute("SELECT DISTINCT typeof(fingerprint), length(fingerprint), typeof(body) FROM versions")
+    assert kinds.fetchall() == [("blob", 32, "blob")], "digests are kept as 32 bytes, not 64 hex characters"
 
 
 def test_packed_blobs_are_compressed_and_stored_once(tmp_path: Path) -> None:
@@ -98,6 +101,11 @@ def test_a_history_written_by_an_older_dbsync_is_read_restored_and_pruned(tmp_pa
     (old,) = versions.history("notebooks", "/Shared/old")
     assert versions.content(old) == (payload, body), "an old blob file is still read"
     assert [v.id for _, v in versions.as_of(now)] == [old.id]
+    index = sqlite3.connect(root / "index.db")
+    migrated = index.execute(
+        "SELECT typeof(fingerprint), typeof(body) FROM versions UNION SELECT typeof(name), 0 FROM blobs"
+    )
+    assert set(migrated.fetchall()) == {("blob", "blob"), ("blob", 0)}, "the old index's hex digests are migrated"
 
     new_body = b"print('written after the upgrade')\n" * 20
     versions.record("notebooks", "/Shared/old", {"path": "/Shared/old", "v": 2}, new_body, action="update", at=now)

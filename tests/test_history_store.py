@@ -47,7 +47,7 @@ def test_identical_bodies_are_stored_once_and_an_unchanged_version_is_not_kept_a
     assert bodies == [digest(body)], "one blob for three paths"
     assert versions.count() == 3
     index = sqlite3.connect(tmp_path / "h.versions" / "index.db")
-    (stored,) = index.execute("SELECT data FROM blob_data WHERE name = ?", [digest(body)]).fetchone()
+    (stored,) = index.execute("SELECT data FROM blob_data WHERE name = ?", [bytes.fromhex(digest(body))]).fetchone()
     assert zlib.decompress(stored) == body and len(stored) < len(body) / 5, "compressed"
     payload, got = versions.content(versions.history("notebooks", "/b")[0])
     assert got == body and payload["path"] == "/b"

@@ -101,11 +101,11 @@ class SQLiteBlobs:
 
     def put(self, name: str, data: bytes) -> int:
         packed = zlib.compress(data, LEVEL)
-        self._connect().execute("INSERT OR IGNORE INTO blob_data (name, data) VALUES (?, ?)", [name, packed])
+        self._connect().execute("INSERT OR IGNORE INTO blob_data (name, data) VALUES (?, ?)", [_key(name), packed])
         return len(packed)
 
     def get(self, name: str) -> bytes:
-        row = self._connect().execute("SELECT data FROM blob_data WHERE name = ?", [name]).fetchone()
+        row = self._connect().execute("SELECT data FROM blob_data WHERE name = ?", [_key(name)]).fetchone()
         if row is not None:
             return zlib.decompress(row[0])
         if self.legacy is not None:
@@ -113,11 +113,16 @@ class SQLiteBlobs:
         raise KeyError(f"version blob {name} is missing from the history's index: pruned, or the index was replaced")
 
     def delete(self, name: str) -> None:
-        self._connect().execute("DELETE FROM blob_data WHERE name = ?", [name])
+        self._connect().execute("DELETE FROM blob_data WHERE name = ?", [_key(name)])
         if self.legacy is not None:
             self.legacy.delete(name)
 
     def names(self) -> list[str]:
         rows = self._connect().execute("SELECT name FROM blob_data").fetchall()
         older = self.legacy.names() if self.legacy is not None else []
-        return sorted({r[0] for r in rows} | set(older))
+        return sorted({r[0].hex() for r in rows} | set(older))
+
+
+def _key(name: str) -> bytes:
+    """The row key of a blob: its digest's 32 bytes, not its 64 hex characters."""
+    return bytes.fromhex(name)

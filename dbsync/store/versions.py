@@ -39,6 +39,17 @@ _SCHEMA = (
     "PRIMARY KEY (kind, key))",
 )
 _COLUMNS = "id, kind, key, at, action, fingerprint, body, size, version_hint, author, target_key, name"
+# user_version 1: digests in the index are 32-byte blobs (an older index held 64-character hex: migrated on open).
+_DIGESTS_AS_BYTES = 1
+
+
+def _raw(name: str | None) -> bytes | None:
+    """A digest as the index stores it: 32 bytes, half its hex (the index is mostly digests)."""
+    return bytes.fromhex(name) if name is not None else None
+
+
+def _hex(value: bytes | str | None) -> str | None:
+    return value.hex() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class Version:
 
     @classmethod
     def _make_row(cls, row: tuple) -> Version:
-        return cls(*row)
+        """A version from an index row (its digests back to hex, the names the blobs go by)."""
+        return cls(*row[:5], _hex(row[5]), _hex(row[6]), *row[7:])
 
     @property
     def deleted(self) -> bool:
@@ -110,6 +122,7 @@ class Versions:
             conn.execute("PRAGMA synchronous=NORMAL")  # as the store: a crash loses at most the last versions
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _migrate(conn, new)
         except (sqlite3.DatabaseError, OSError) as err:
             raise StoreError(f"version history {self.root}: {err}; check state_path and its permissions") from None
         self._conn = conn
@@ -164,7 +177,7 @@ class Versions:
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM versions WHERE kind = ? AND key = ? ORDER BY id DESC LIMIT 1", [kind, key]
         )
-        return Version(*rows[0]) if rows else None
+        return Version._make_row(rows[0]) if rows else None
 
     def record(
         self,
@@ -189,7 +202,8 @@ class Versions:
         body_name = digest(body) if body is not None else None
         size = len(body) if body is not None else len(text)
         when = at or time.time()
-        row = [kind, key, when, action, fingerprint, body_name, size, version_hint, author, target_key, name]
+        digests = [_raw(fingerprint), _raw(body_name)]
+        row = [kind, key, when, action, *digests, size, version_hint, author, target_key, name]
         with self._writing() as db:
             self._blob(db, fingerprint, text)
             if body is not None and body_name is not None:
@@ -200,12 +214,12 @@ class Versions:
     def _blob(self, db: sqlite3.Connection, name: str, data: bytes) -> None:
         """Name blob `name` once more; stored (in the same transaction as its row) only when new: identical
         content is stored once."""
-        if db.execute("SELECT 1 FROM blobs WHERE name = ?", [name]).fetchone() is not None:
-            db.execute("UPDATE blobs SET refs = refs + 1 WHERE name = ?", [name])
+        if db.execute("SELECT 1 FROM blobs WHERE name = ?", [_raw(name)]).fetchone() is not None:
+            db.execute("UPDATE blobs SET refs = refs + 1 WHERE name = ?", [_raw(name)])
             return
         stored = self.blobs.put(name, data)
         insert = "INSERT INTO blobs (name, raw_bytes, stored_bytes, refs) VALUES (?, ?, ?, 1)"
-        db.execute(insert, [name, len(data), stored])
+        db.execute(insert, [_raw(name), len(data), stored])
 
     def record_deleted(self, kind: str, key: str, target_key: str | None, at: float | None = None) -> bool:
         """The object was deleted from the target: a tombstone, so a restore as of a later time leaves it out."""
@@ -230,11 +244,12 @@ class Versions:
             sql, params = "kind = ? AND key = ?", [kind, key]
         else:
             sql, params = "key = ? OR target_key = ?", [key, key]
-        return [Version(*r) for r in self._rows(f"SELECT {_COLUMNS} FROM versions WHERE {sql} ORDER BY id", params)]
+        rows = self._rows(f"SELECT {_COLUMNS} FROM versions WHERE {sql} ORDER BY id", params)
+        return [Version._make_row(r) for r in rows]
 
     def get(self, version_id: int) -> Version | None:
         rows = self._rows(f"SELECT {_COLUMNS} FROM versions WHERE id = ?", [version_id])
-        return Version(*rows[0]) if rows else None
+        return Version._make_row(rows[0]) if rows else None
 
     def as_of(self, at: float, kinds: Iterable[str] | None = None) -> Iterator[tuple[Version | None, Version]]:
         """(the version each object had at `at` or None, its latest version) for every object ever kept.
@@ -354,12 +369,32 @@ class Versions:
             return 0
         marks = ", ".join("?" * len(ids))
         with self._lock:
-            dropped = [Version(*r) for r in self._rows(f"SELECT {_COLUMNS} FROM versions WHERE id IN ({marks})", ids)]
-            uncount = [("UPDATE blobs SET refs = refs - 1 WHERE name = ?", [n]) for v in dropped for n in v.blob_names]
+            rows = self._rows(f"SELECT {_COLUMNS} FROM versions WHERE id IN ({marks})", ids)
+            dropped = [Version._make_row(r) for r in rows]
+            uncount = [
+                ("UPDATE blobs SET refs = refs - 1 WHERE name = ?", [_raw(n)]) for v in dropped for n in v.blob_names
+            ]
             self._write([(f"DELETE FROM versions WHERE id IN ({marks})", ids), *uncount])
             unused = [r[0] for r in self._rows("SELECT name FROM blobs WHERE refs <= 0")]
             self._write([("DELETE FROM blobs WHERE name = ?", [n]) for n in unused])
             with self._writing():
                 for name in unused:
-                    self.blobs.delete(name)
+                    self.blobs.delete(_hex(name) or "")
         return len(ids)
+
+
+def _migrate(conn: sqlite3.Connection, new: bool) -> None:
+    """An index written by an older dbsync (hex digests) gets 32-byte digests, once, in one transaction."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= _DIGESTS_AS_BYTES:
+        return
+    conn.create_function("unhex_digest", 1, bytes.fromhex, deterministic=True)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not new:
+            for table, column in (("versions", "fingerprint"), ("versions", "body"), ("blobs", "name")):
+                conn.execute(f"UPDATE {table} SET {column} = unhex_digest({column}) WHERE typeof({column}) = 'text'")
+        conn.execute(f"PRAGMA user_version = {_DIGESTS_AS_BYTES}")
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError:
+        conn.execute("ROLLBACK")  # the older index stays as it was, readable by the dbsync that wrote it
+        raise
