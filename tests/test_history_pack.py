@@ -134,3 +134,26 @@ def test_retention_gives_the_space_of_dropped_blobs_back(tmp_path: Path) -> None
     assert versions.stored_bytes() < 100_000
     versions.close()
     assert _disk_bytes(root) < full / 3, f"pruned blobs still take their space: {_disk_bytes(root)} of {full} bytes"
+
+
+def test_a_window_of_versions_is_kept_in_a_handful_of_statements(tmp_path: Path) -> None:
+    versions = Versions(tmp_path / "h.versions")
+    shared = b"print('one body on two paths')\n" * 30
+    versions.record("notebooks", "/kept", {"path": "/kept"}, shared, action="create")
+    statements: list[str] = []
+    versions._db().set_trace_callback(statements.append)
+    with versions.batch():  # what the engine's thread does for one window of outcomes
+        for n in range(30):
+            body = f"print({n})\n".encode() * 20
+            assert versions.record("notebooks", f"/n/{n}", {"path": f"/n/{n}"}, body, action="create")
+        versions.record("notebooks", "/kept", {"path": "/kept"}, shared, action="update")  # unchanged: not again
+        versions.record("notebooks", "/copy", {"path": "/copy"}, shared, action="create")
+    versions._db().set_trace_callback(None)
+    # Was ~6 statements a version (each gives the GIL away on the engine's thread): 180+ for this window.
+    assert len(statements) <= 10, f"{len(statements)} statements for one window: {statements[:12]}"
+    assert versions.count() == 32 and len(versions.history("notebooks", "/kept")) == 1
+    assert versions.content(versions.history("notebooks", "/copy")[0])[1] == shared
+    (refs,) = sqlite3.connect(tmp_path / "h.versions" / "index.db").execute(
+        "SELECT refs FROM blobs WHERE name = ?", [bytes.fromhex(digest(shared))]
+    )
+    assert refs == (2,), "the shared body is named by two versions"

@@ -104,6 +104,15 @@ class SQLiteBlobs:
         self._connect().execute("INSERT OR IGNORE INTO blob_data (name, data) VALUES (?, ?)", [_key(name), packed])
         return len(packed)
 
+    def put_many(self, blobs: dict[str, bytes]) -> dict[str, int]:
+        """`put` for many blobs in one statement (a window of versions): the compressed size of each."""
+        packed = {name: zlib.compress(data, LEVEL) for name, data in blobs.items()}
+        if packed:
+            values = ", ".join(["(?, ?)"] * len(packed))
+            rows = [v for name, data in packed.items() for v in (_key(name), data)]
+            self._connect().execute(f"INSERT OR IGNORE INTO blob_data (name, data) VALUES {values}", rows)
+        return {name: len(data) for name, data in packed.items()}
+
     def get(self, name: str) -> bytes:
         row = self._connect().execute("SELECT data FROM blob_data WHERE name = ?", [_key(name)]).fetchone()
         if row is not None:
