@@ -157,3 +157,16 @@ def test_a_window_of_versions_is_kept_in_a_handful_of_statements(tmp_path: Path)
         "SELECT refs FROM blobs WHERE name = ?", [bytes.fromhex(digest(shared))]
     )
     assert refs == (2,), "the shared body is named by two versions"
+
+
+def test_the_index_that_now_holds_the_bodies_is_private(tmp_path: Path) -> None:
+    root = tmp_path / "h.versions"
+    _old_history(root, at=0.0)
+    (root / "index.db").chmod(0o644)  # an older dbsync made its index 0644: the bodies were separate 0600 files
+    versions = Versions(root)
+    versions.record("notebooks", "/secret-sauce", {"path": "/secret-sauce"}, b"print('proprietary')\n", action="create")
+    assert (root / "index.db").stat().st_mode & 0o777 == 0o600
+    fresh = Versions(tmp_path / "new.versions")
+    fresh.record("notebooks", "/n", {"path": "/n"}, b"print(1)\n", action="create")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in _files(tmp_path / "new.versions")}
+    assert set(modes.values()) == {0o600}, modes

@@ -24,6 +24,7 @@ from typing import Any
 from dbsync.errors import StoreError
 from dbsync.model import canonical_json
 from dbsync.store.blobs import Blobs, DirectoryBlobs, SQLiteBlobs, digest
+from dbsync.store.schema import private_files, restrict
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
@@ -130,11 +131,13 @@ class Versions:
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             new = not self.exists()
-            conn = sqlite3.connect(str(self.root / "index.db"), check_same_thread=False, timeout=5)
-            conn.isolation_level = None
-            if new:  # set before the first table (it rewrites the header when set again): a prune gives pages back
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute("PRAGMA journal_mode=WAL")
+            with private_files():  # it holds notebook sources: 0600, as the store (its WAL and SHM take its mode)
+                conn = sqlite3.connect(str(self.root / "index.db"), check_same_thread=False, timeout=5)
+                conn.isolation_level = None
+                if new:  # set before the first table (it rewrites the header when set again): prunes give pages back
+                    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                conn.execute("PRAGMA journal_mode=WAL")
+            restrict(self.root / "index.db")  # an index made by an older dbsync was 0644 (its blobs were files 0600)
             conn.execute("PRAGMA synchronous=NORMAL")  # as the store: a crash loses at most the last versions
             for statement in _SCHEMA:
                 conn.execute(statement)
