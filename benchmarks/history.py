@@ -3,9 +3,9 @@
 Two `dbsync emulator` processes (the source seeded with `--seed-objects N`), `dbsync sync --once` as a
 subprocess: the initial sync, then `--cycles` cycles each preceded by a realistic edit of 1 % of the
 notebooks (a line appended to the body, so the edit-storm guard's shrink rule does not hold it). After each
-cycle: bytes on disk of `<state_path>.versions/` (index and blobs) next to the store's, versions and blobs
-kept, peak RSS of the dbsync process, and its wall time; then `dbsync history` and a dry-run restore of the
-whole workspace as of the first cycle, timed.
+cycle: bytes on disk of `<state_path>.versions/` next to the store's (of which blobs: their compressed bytes,
+kept as rows of the index database; index: the rest), versions and blobs kept, peak RSS of the dbsync process,
+and its wall time; then `dbsync history` and a dry-run restore of the whole workspace as of the first cycle, timed.
 
     python benchmarks/history.py [--objects 10000] [--cycles 20] [--fraction 0.01]
 """
@@ -59,12 +59,13 @@ def edit_notebooks(src: Emulator, paths: list[str], fraction: float, cycle: int)
 def measure(label: str, state: Path, run_seconds: float, rss_mb: float, exit_code: int) -> dict[str, float]:
     root = versions_path(state)
     versions = Versions(root)
+    blobs = versions.stored_bytes()  # the blobs are rows of the index database: their compressed bytes
     figures = {
         "seconds": run_seconds,
         "rss": rss_mb,
         "history MB": disk_bytes(root) / 1e6,
-        "index MB": (disk_bytes(root / "index.db") + disk_bytes(root / "index.db-wal")) / 1e6,
-        "blobs MB": disk_bytes(root / "blobs") / 1e6,
+        "index MB": (disk_bytes(root) - blobs) / 1e6,
+        "blobs MB": blobs / 1e6,
         "store MB": store_bytes(state) / 1e6,
         "versions": versions.count(),
         "blobs": len(versions.blobs.names()),

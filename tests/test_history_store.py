@@ -8,6 +8,7 @@ nothing there; secret values never enter it (the secrets kind declares `versions
 from __future__ import annotations
 
 import base64
+import sqlite3
 import zlib
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def test_identical_bodies_are_stored_once_and_an_unchanged_version_is_not_kept_a
     bodies = [n for n in versions.blobs.names() if n == digest(body)]
     assert bodies == [digest(body)], "one blob for three paths"
     assert versions.count() == 3
-    stored = (tmp_path / "h.versions" / "blobs" / digest(body)[:2] / f"{digest(body)}.z").read_bytes()
+    index = sqlite3.connect(tmp_path / "h.versions" / "index.db")
+    (stored,) = index.execute("SELECT data FROM blob_data WHERE name = ?", [bytes.fromhex(digest(body))]).fetchone()
     assert zlib.decompress(stored) == body and len(stored) < len(body) / 5, "compressed"
     payload, got = versions.content(versions.history("notebooks", "/b")[0])
     assert got == body and payload["path"] == "/b"
