@@ -7,8 +7,8 @@ warehouse waking up, a big tree) then no longer holds the listings of the kinds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from dbsync.context import SyncContext
@@ -25,17 +25,22 @@ class ListingsAhead:
     The stubs (key, name, version hint) of a listing read ahead are held until its turn.
     """
 
-    def __init__(self, ctx: SyncContext, selected: list[Kind]) -> None:
+    def __init__(self, ctx: SyncContext, selected: list[Kind], drift: bool = False) -> None:
         self.ctx = ctx
         workers = ctx.settings.listing_concurrency
         self.early = [k for k in selected if not k.declaration.listed_in_turn] if workers > 1 else []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="list") if len(self.early) > 1 else None
         self.reads: dict[str, Future[list[Resource]]] = {}
+        # The drift check's target listings too (after every source listing: those come first on the critical path)
+        self.drift = [k for k in self.early if k.watcher.drift_check] if drift else []
+        self.target_reads: dict[str, Future[list[Resource]]] = {}
 
     def __enter__(self) -> ListingsAhead:
         if self.pool is not None:
             for kind in self.early:
                 self.reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.source)
+            for kind in self.drift:
+                self.target_reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.target)
         return self
 
     def listing(self, kind: Kind) -> Iterable[Resource]:
@@ -43,12 +48,32 @@ class ListingsAhead:
         read = self.reads.pop(kind.name, None)
         return read.result() if read is not None else listing(kind.watcher, self.ctx, self.ctx.source)
 
+    def target_listing(self, kind: Kind, written: bool) -> Iterable[Resource] | None:
+        """The kind's target listing read ahead, for its drift check; None: list the target now.
+
+        Used only while nothing was written this cycle (by this kind or an earlier one). At the first write they
+        are all dropped, and this returns once those running have ended: a listing begun before the writes (or
+        one filling a cache that a listing now reads) never becomes the baseline of what dbsync wrote.
+        """
+        if written:
+            reads, self.target_reads = list(self.target_reads.values()), {}
+            wait([read for read in reads if not read.cancel()])
+            return None
+        read = self.target_reads.pop(kind.name, None)
+        return None if read is None else _result(read)
+
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)  # a stopped cycle drops the listings not started
         self.reads.clear()
+        self.target_reads.clear()
 
 
 def _read(kind: Kind, ctx: SyncContext, ws: Any) -> list[Resource]:
     """A whole listing, read on a listing thread: it ends normally or raises ListingError."""
     return list(listing(kind.watcher, ctx, ws))
+
+
+def _result(read: Future[list[Resource]]) -> Iterator[Resource]:
+    """A listing read ahead, raising its ListingError where it is consumed (inside the caller's handler)."""
+    yield from read.result()

@@ -19,6 +19,7 @@ from databricks.sdk.core import Config
 
 from dbsync import sdk
 from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.seed import seed_workspace
 from tests.conftest import Pair
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,3 +90,28 @@ def test_every_api_the_product_names_is_wired() -> None:
         }
     missing = sorted((used & api_names) - set(sdk.APIS) - {"config", "api_client"})
     assert not missing, f"add to dbsync/sdk.py APIS: {missing}"
+
+
+def test_a_no_change_cycle_reads_the_drift_checks_target_listings_ahead_and_still_sees_drift(pair: Pair) -> None:
+    """The drift check lists the target of each kind: on a no-change cycle those listings are read ahead with the
+    source listings, so a slow one (2 s for the target's policies) no longer holds the kinds after it; a hand
+    edit of a job on the target is still reported as drift in that same cycle."""
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 40, seed=5)
+    kinds = ["cluster_policies", "instance_pools", "jobs"]
+    pair.sync(only=kinds)
+    pair.sync(only=kinds)  # the first look after a write records each target object's baseline
+    target_job = next(iter(pair.dst.jobs.list(expand_tasks=True)))
+    assert target_job.settings is not None and target_job.job_id is not None
+    target_job.settings.name = "edited-by-hand-on-the-standby"
+    pair.dst.jobs.reset(target_job.job_id, target_job.settings)
+    pair.reset_stats()
+    pair.target.set_faults(latency_ms=2000, path_prefix="/api/2.0/policies/clusters/list")
+
+    reports = pair.sync(only=kinds, listing_concurrency=4)
+
+    order = list(pair.target.stats.document()["endpoints"])  # in the order their first request was answered
+    assert order.index("GET /api/2.2/jobs/list") < order.index("GET /api/2.0/policies/clusters/list"), order
+    assert reports["jobs"].drifted == 1 and reports["cluster_policies"].drifted == 0
+    assert all(r.outcome == "ok" and r.errors == 0 and r.created + r.updated == 0 for r in reports.values())
+    assert pair.target_writes() == 0
