@@ -14,7 +14,7 @@ from typing import Any
 from dbsync.context import SyncContext
 from dbsync.model import Resource
 from dbsync.registry import Kind
-from dbsync.watchers.base import listing
+from dbsync.watchers.base import Watcher, listing
 
 
 class ListingsAhead:
@@ -31,8 +31,8 @@ class ListingsAhead:
         self.early = [k for k in selected if not k.declaration.listed_in_turn] if workers > 1 else []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="list") if len(self.early) > 1 else None
         self.reads: dict[str, Future[list[Resource]]] = {}
-        # The drift check's target listings too (after every source listing: those come first on the critical path)
-        self.drift = [k for k in self.early if k.watcher.drift_check] if drift else []
+        # The drift check's target listings too, after every source listing (those are on the critical path)
+        self.drift = [k for k in self.early if k.watcher.drift_check and _refreshes(k)] if drift else []
         self.target_reads: dict[str, Future[list[Resource]]] = {}
 
     def __enter__(self) -> ListingsAhead:
@@ -77,3 +77,12 @@ def _read(kind: Kind, ctx: SyncContext, ws: Any) -> list[Resource]:
 def _result(read: Future[list[Resource]]) -> Iterator[Resource]:
     """A listing read ahead, raising its ListingError where it is consumed (inside the caller's handler)."""
     yield from read.result()
+
+
+def _refreshes(kind: Kind) -> bool:
+    """Whether the kind's watcher refreshes a target listing taken before its own writes (forget_target_listing).
+
+    A listing read ahead fills the run's caches at the cycle's start; a kind whose watcher keeps the default
+    (nothing to forget: it lists afresh) may cache a listing all the same, which would then predate its writes.
+    """
+    return type(kind.watcher).forget_target_listing is not Watcher.forget_target_listing

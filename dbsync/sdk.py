@@ -102,3 +102,17 @@ class LazyWorkspaceClient:
 
     def __repr__(self) -> str:
         return f"LazyWorkspaceClient(host='{self._config.host}', auth_type='{self._config.auth_type}', ...)"
+
+
+class Service:
+    """An SDK service module imported on first use: `catalog = Service("catalog")`, then `catalog.CreateFunction`.
+
+    Every kind's module is loaded by every run; a service module only the kinds of this run read (Unity Catalog,
+    MLflow, dashboards: 50-100 ms each to import) is then paid by the runs that use it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.module = f"databricks.sdk.service.{name}"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.module), name)
