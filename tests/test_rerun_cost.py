@@ -9,6 +9,7 @@ daemon's scheduler and status server loaded by commands that never serve.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
+from databricks.sdk.service.workspace import Language
 
 from dbsync import sdk
 from dbsync_emulator import EmulatorHandle
@@ -25,8 +27,12 @@ from tests.conftest import Pair
 REPO = Path(__file__).resolve().parent.parent
 # Daemon-only modules: the scheduler (apscheduler) and the status server.
 DAEMON_ONLY = ("apscheduler", "dbsync.scheduler", "dbsync.server", "dbsync.cli.serve")
-# Service modules of the SDK no head-to-head kind uses: loaded only by a full WorkspaceClient.
-UNUSED_SDK = ("databricks.sdk.service.cleanrooms", "databricks.sdk.service.marketplace", "databricks.sdk.service.apps")
+# Service modules of the SDK a sync of workspace objects and identities does not use: the first three only a full
+# WorkspaceClient loads, the others the kinds of Unity Catalog, MLflow, dashboards, serving, settings.
+UNUSED_SDK = tuple(
+    f"databricks.sdk.service.{name}"
+    for name in ("cleanrooms", "marketplace", "apps", "catalog", "ml", "dashboards", "serving", "settings")
+)
 
 _LOADED = """
 import json, sys
@@ -94,24 +100,48 @@ def test_every_api_the_product_names_is_wired() -> None:
 
 def test_a_no_change_cycle_reads_the_drift_checks_target_listings_ahead_and_still_sees_drift(pair: Pair) -> None:
     """The drift check lists the target of each kind: on a no-change cycle those listings are read ahead with the
-    source listings, so a slow one (2 s for the target's policies) no longer holds the kinds after it; a hand
-    edit of a job on the target is still reported as drift in that same cycle."""
+    source listings, so a slow target tree (0.3 s a directory) no longer holds the secret kinds behind it; a
+    notebook deleted by hand on the target is still reported as drift in that same cycle."""
     with pair.source.workspace.lock:
         seed_workspace(pair.source.workspace, 40, seed=5)
-    kinds = ["cluster_policies", "instance_pools", "jobs"]
+    kinds = ["directories", "notebooks", "secret_scopes", "secrets"]
     pair.sync(only=kinds)
     pair.sync(only=kinds)  # the first look after a write records each target object's baseline
-    target_job = next(iter(pair.dst.jobs.list(expand_tasks=True)))
-    assert target_job.settings is not None and target_job.job_id is not None
-    target_job.settings.name = "edited-by-hand-on-the-standby"
-    pair.dst.jobs.reset(target_job.job_id, target_job.settings)
+    notebook = next(
+        o.path for o in pair.dst.workspace.list("/Shared", recursive=True) if o.object_type.value == "NOTEBOOK"
+    )
+    pair.dst.workspace.delete(notebook)
     pair.reset_stats()
-    pair.target.set_faults(latency_ms=2000, path_prefix="/api/2.0/policies/clusters/list")
+    pair.target.set_faults(latency_ms=300, path_prefix="/api/2.0/workspace/list")
 
     reports = pair.sync(only=kinds, listing_concurrency=4)
 
     order = list(pair.target.stats.document()["endpoints"])  # in the order their first request was answered
-    assert order.index("GET /api/2.2/jobs/list") < order.index("GET /api/2.0/policies/clusters/list"), order
-    assert reports["jobs"].drifted == 1 and reports["cluster_policies"].drifted == 0
+    assert order.index("GET /api/2.0/secrets/list") < order.index("GET /api/2.0/workspace/list"), order
+    assert reports["notebooks"].drifted == 1 and reports["directories"].drifted == 0
+    assert reports["secrets"].listed > 0 and reports["secrets"].drifted == 0
     assert all(r.outcome == "ok" and r.errors == 0 and r.created + r.updated == 0 for r in reports.values())
     assert pair.target_writes() == 0
+
+
+def test_a_re_run_refreshes_the_notebooks_it_wrote_instead_of_listing_the_target_tree_again(pair: Pair) -> None:
+    """60 changed notebooks in a tree of more directories: their drift baselines come from 60 get-status calls,
+    not from a second walk of the target tree (one `list` per directory), and the next cycle sees no drift."""
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 1000, seed=5)
+    kinds = ["directories", "notebooks"]
+    pair.sync(only=kinds)
+    pair.sync(only=kinds)
+    paths = sorted(o.path for o in pair.src.workspace.list("/", recursive=True) if o.object_type.value == "NOTEBOOK")
+    for n, path in enumerate(paths[:60]):  # each its own content: one content everywhere is an edit storm
+        pair.src.workspace.upload(path, io.BytesIO(f"print({n})".encode()), language=Language.PYTHON, overwrite=True)
+    pair.reset_stats()
+
+    reports = pair.sync(only=kinds)
+
+    directories = reports["directories"].listed
+    assert reports["notebooks"].updated == 60 and directories > 60
+    lists = pair.target.stats.document()["endpoints"]["GET /api/2.0/workspace/list"]["count"]
+    assert lists <= directories + 1, f"the target tree was walked again: {lists} listings, {directories} directories"
+    again = pair.sync(only=kinds)
+    assert again["notebooks"].drifted == 0 and again["notebooks"].updated == 0
