@@ -78,6 +78,7 @@ class Engine:
         self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
         self.ahead = ListingsAhead(ctx, [])  # this cycle's source listings, read ahead of their turn (readahead.py)
+        self.wrote = False  # an apply was tried this cycle: the target listings read ahead are out of date
 
     @property
     def plan_only(self) -> bool:
@@ -101,7 +102,9 @@ class Engine:
         if not self.plan_only and not self.full_sweep:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         selected = self.selected_kinds(names)
-        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue their events
+        self.wrote = False
+        drift = self.check_drift and not self.plan_only
+        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected, drift) as self.ahead:  # workers queue events
             reports = self._cycle(selected)
         if not self.plan_only:
             history = self.ctx.settings.history
@@ -222,10 +225,12 @@ class Engine:
         The first look after a write records the baseline; a later difference (or the object gone
         from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
         """
+        ahead = self.ahead.target_listing(kind, written=self.wrote)
         if report.created or report.updated:
             kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
         try:
-            target_view = {r.key: r.version_hint for r in self._listing(kind, self.ctx.target)}
+            rows = ahead if ahead is not None else self._listing(kind, self.ctx.target)
+            target_view = {r.key: r.version_hint for r in rows}
         except ListingError as err:
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return
@@ -367,6 +372,7 @@ class Engine:
         if self.plan_only:
             report.planned.append(outcome.change)
             return
+        self.wrote = True
         applied = outcome.applied
         assert applied is not None
         store.record_applied(resource, applied, retry_in=_backoff(outcome.prior))
@@ -391,6 +397,7 @@ class Engine:
 
     def _record_failure(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
         resource = outcome.resource
+        self.wrote = True  # a failed apply may have written part of its change
         if outcome.status == "blocked":
             report.blocked += 1
             report.blocked_outcomes.append(outcome)

@@ -7,14 +7,14 @@ warehouse waking up, a big tree) then no longer holds the listings of the kinds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from dbsync.context import SyncContext
 from dbsync.model import Resource
 from dbsync.registry import Kind
-from dbsync.watchers.base import listing
+from dbsync.watchers.base import Watcher, listing
 
 
 class ListingsAhead:
@@ -23,46 +23,91 @@ class ListingsAhead:
     A kind whose listing reads what earlier kinds recorded in this run (`declaration.listed_in_turn`) is listed
     in its turn. A failed listing fails when its turn comes, as the ListingError it would have raised then.
     The stubs (key, name, version hint) of a listing read ahead are held until its turn, so at most
-    `listing_concurrency` listings are read or held ahead at a time: when one is taken the next is started
-    (all of them at once held ~150 MB of stubs at 100,000 objects).
+    `listing_concurrency` source listings (and as many of the drift check's target ones) are read or held
+    ahead at a time: when one is taken the next is started (all at once held ~150 MB at 100,000 objects).
     """
 
-    def __init__(self, ctx: SyncContext, selected: list[Kind]) -> None:
+    def __init__(self, ctx: SyncContext, selected: list[Kind], drift: bool = False) -> None:
         self.ctx = ctx
         workers = ctx.settings.listing_concurrency
         self.early = [k for k in selected if not k.declaration.listed_in_turn] if workers > 1 else []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="list") if len(self.early) > 1 else None
         self.reads: dict[str, Future[list[Resource]]] = {}
-        self.waiting: list[Kind] = []  # kinds to read ahead, in their order, not started yet
+        # The drift check's target listings too, after every source listing (those are on the critical path)
+        self.drift = [k for k in self.early if k.watcher.drift_check and _refreshes(k)] if drift else []
+        self.target_reads: dict[str, Future[list[Resource]]] = {}
+        self.waiting: list[tuple[Kind, str]] = []  # (kind, side) to read ahead, in their order, not started yet
 
     def __enter__(self) -> ListingsAhead:
         if self.pool is not None:
-            self.waiting = list(self.early)
-            for _ in range(self.ctx.settings.listing_concurrency):
-                self._start_next()
+            self.waiting = [(k, "source") for k in self.early] + [(k, "target") for k in self.drift]
+            self._fill()
         return self
 
-    def _start_next(self) -> None:
-        if self.waiting and self.pool is not None:
-            kind = self.waiting.pop(0)
-            self.reads[kind.name] = self.pool.submit(_read, kind, self.ctx, self.ctx.source)
+    def _fill(self) -> None:
+        """Start listings ahead until `listing_concurrency` of each side's are being read or held."""
+        window = self.ctx.settings.listing_concurrency
+        for kind, side in list(self.waiting):
+            reads, ws = (self.reads, self.ctx.source) if side == "source" else (self.target_reads, self.ctx.target)
+            if self.pool is not None and len(reads) < window:
+                self.waiting.remove((kind, side))
+                reads[kind.name] = self.pool.submit(_read, kind, self.ctx, ws)
+
+    def _not_ahead(self, kind: Kind, side: str) -> None:
+        """Its turn came before its read ahead started: it is read now, not ahead."""
+        self.waiting = [(k, s) for k, s in self.waiting if (k.name, s) != (kind.name, side)]
 
     def listing(self, kind: Kind) -> Iterable[Resource]:
         """The kind's source listing: the one read ahead, else read now (a failure raises ListingError either way)."""
         read = self.reads.pop(kind.name, None)
         if read is None:
-            self.waiting = [k for k in self.waiting if k.name != kind.name]  # its turn came first: read it now
+            self._not_ahead(kind, "source")
             return listing(kind.watcher, self.ctx, self.ctx.source)
-        self._start_next()  # one held listing taken: the window moves on by one
+        self._fill()  # one held listing taken: the window moves on by one
         return read.result()
+
+    def target_listing(self, kind: Kind, written: bool) -> Iterable[Resource] | None:
+        """The kind's target listing read ahead, for its drift check; None: list the target now.
+
+        Used only while nothing was written this cycle (by this kind or an earlier one). At the first write they
+        are all dropped, and this returns once those running have ended: a listing begun before the writes (or
+        one filling a cache that a listing now reads) never becomes the baseline of what dbsync wrote.
+        """
+        if written:
+            reads, self.target_reads = list(self.target_reads.values()), {}
+            self.waiting = [(k, side) for k, side in self.waiting if side == "source"]
+            wait([read for read in reads if not read.cancel()])
+            self._fill()
+            return None
+        read = self.target_reads.pop(kind.name, None)
+        if read is None:
+            self._not_ahead(kind, "target")
+            return None
+        self._fill()
+        return _result(read)
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)  # a stopped cycle drops the listings not started
         self.reads.clear()
+        self.target_reads.clear()
         self.waiting = []
 
 
 def _read(kind: Kind, ctx: SyncContext, ws: Any) -> list[Resource]:
     """A whole listing, read on a listing thread: it ends normally or raises ListingError."""
     return list(listing(kind.watcher, ctx, ws))
+
+
+def _result(read: Future[list[Resource]]) -> Iterator[Resource]:
+    """A listing read ahead, raising its ListingError where it is consumed (inside the caller's handler)."""
+    yield from read.result()
+
+
+def _refreshes(kind: Kind) -> bool:
+    """Whether the kind's watcher refreshes a target listing taken before its own writes (forget_target_listing).
+
+    A listing read ahead fills the run's caches at the cycle's start; a kind whose watcher keeps the default
+    (nothing to forget: it lists afresh) may cache a listing all the same, which would then predate its writes.
+    """
+    return type(kind.watcher).forget_target_listing is not Watcher.forget_target_listing

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import requests.adapters
-from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 
 from dbsync import metrics
@@ -23,6 +22,7 @@ from dbsync.config import WorkspaceSettings
 from dbsync.errors import ConfigError, ListingError
 from dbsync.pacing import RequestBudget
 from dbsync.role import WriteFenced
+from dbsync.sdk import LazyWorkspaceClient
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
 
@@ -138,7 +138,7 @@ class Workspace:
     """A side of the pair: its SDK client and the requests it has made."""
 
     side: str  # "source" | "target"
-    client: WorkspaceClient
+    client: LazyWorkspaceClient
     calls: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Asked before every request that can change the workspace (see dbsync/role.py); None: no fence.
@@ -224,7 +224,7 @@ def connect(
         # The SDK's message names the config it tried; the token is masked by the SDK.
         raise ConfigError(f"{side}: cannot configure the Databricks client: {err}") from None
     config.retry_timeout_seconds = retry_timeout_seconds  # the probe is done: every call gets the full budget
-    client = WorkspaceClient(config=config)
+    client = LazyWorkspaceClient(config)  # the APIs a run uses, not the SDK's ~60 service modules
     _mount_http_pool(client, concurrency)
     _read_environment_once(client)
     return Workspace(side, client, budget=request_budget(side, settings))
@@ -239,7 +239,7 @@ def request_budget(side: str, settings: WorkspaceSettings) -> RequestBudget | No
     return budget
 
 
-def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
+def _mount_http_pool(client: LazyWorkspaceClient, concurrency: int) -> None:
     # The SDK sizes its pool for https only; plain-http hosts (the emulator) get the same pool size.
     session = client.api_client._api_client._session
     size = max(20, concurrency * 2)
@@ -247,7 +247,7 @@ def _mount_http_pool(client: WorkspaceClient, concurrency: int) -> None:
         session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
 
 
-def _read_environment_once(client: WorkspaceClient) -> None:
+def _read_environment_once(client: LazyWorkspaceClient) -> None:
     """Proxies (HTTPS_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE) read once for the workspace's host.
 
     `requests` reads them, and looks for ~/.netrc, on every request: about a fifth of the client's CPU per

@@ -6,18 +6,15 @@ per area of commands (`replication`, `failover`, `emulated`), and `main` here. `
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from databricks.sdk.errors import DatabricksError
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, kind_names
-from dbsync.cli.emulated import cmd_demo, cmd_emulator
-from dbsync.cli.failover import cmd_cutover, cmd_reverse
-from dbsync.cli.history import cmd_confirm_updates, cmd_history, cmd_restore
 from dbsync.cli.output import plan_action, summary_table
 from dbsync.cli.parser import build_parser
-from dbsync.cli.replication import cmd_plan, cmd_serve, cmd_status, cmd_sync, cmd_validate
 from dbsync.errors import ConfigError, DbsyncError, StoreError, without_sdk_config
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "plan_action", "summary_table"]
@@ -29,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = COMMANDS[args.command]
+    handler = command_handler(args.command)
     try:
         kind_names(args)  # a typo in --kinds is named before any configuration or API call
         return handler(args)
@@ -48,17 +45,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# command -> (module of dbsync.cli, function). A command's module is imported when it runs: a `sync --once`
+# from cron does not load the daemon's scheduler and status server, nor the cutover's or history's commands.
 COMMANDS = {
-    "sync": cmd_sync,
-    "plan": cmd_plan,
-    "status": cmd_status,
-    "validate": cmd_validate,
-    "serve": cmd_serve,
-    "emulator": cmd_emulator,
-    "demo": cmd_demo,
-    "cutover": cmd_cutover,
-    "reverse": cmd_reverse,
-    "history": cmd_history,
-    "restore": cmd_restore,
-    "confirm-updates": cmd_confirm_updates,
+    "sync": ("replication", "cmd_sync"),
+    "plan": ("replication", "cmd_plan"),
+    "status": ("replication", "cmd_status"),
+    "validate": ("replication", "cmd_validate"),
+    "serve": ("serve", "cmd_serve"),
+    "emulator": ("emulated", "cmd_emulator"),
+    "demo": ("emulated", "cmd_demo"),
+    "cutover": ("failover", "cmd_cutover"),
+    "reverse": ("failover", "cmd_reverse"),
+    "history": ("history", "cmd_history"),
+    "restore": ("history", "cmd_restore"),
+    "confirm-updates": ("history", "cmd_confirm_updates"),
 }
+
+
+def command_handler(command: str) -> Callable[..., int]:
+    """The function that runs `command`, from its module in dbsync.cli (imported now, not at start-up)."""
+    module, function = COMMANDS[command]
+    handler: Callable[..., int] = getattr(importlib.import_module(f"dbsync.cli.{module}"), function)
+    return handler

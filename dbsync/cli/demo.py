@@ -13,9 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.compute import Library, PythonPyPiLibrary
 from databricks.sdk.service.sql import UpdateQueryRequestQuery
 from databricks.sdk.service.workspace import ImportFormat, Language
@@ -26,6 +25,9 @@ from dbsync.config import Settings, WorkspaceSettings
 from dbsync.context import SyncContext, open_context
 from dbsync.engine import Engine
 from dbsync.report import format_text, validate
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 SEED_OBJECTS = 400
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import NotFound
-from databricks.sdk.service.dashboards import Schedule
 
 from dbsync.cutover.switches import Switch
 from dbsync.model import Prior
+from dbsync.sdk import Service
 from dbsync.watchers.dashboard_schedules import NAME, PAUSE, schedule_body, split_key
+
+sdk_dashboards = Service("dashboards")  # imported when this kind first uses it (dbsync/sdk.py)
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -46,7 +48,9 @@ class UnpausedSchedules(Switch):
     def turn(self, ws: Any, key: str, live: dict[str, Any], on: bool) -> None:
         """PUT the schedule as it is live with `pause_status` changed (its etag guards a concurrent edit)."""
         status = UNPAUSED if on else PAUSED
-        body = Schedule.from_dict({**schedule_body(live), "pause_status": status, "etag": live.get("etag")})
+        body = sdk_dashboards.Schedule.from_dict(
+            {**schedule_body(live), "pause_status": status, "etag": live.get("etag")}
+        )
         ws.client.lakeview.update_schedule(*split_key(key), body)
 
     def was_on(self, prior: Prior) -> bool:

@@ -13,15 +13,6 @@ import contextlib
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.dashboards import (
-    CronSchedule,
-    Schedule,
-    SchedulePauseStatus,
-    Subscriber,
-    Subscription,
-    SubscriptionSubscriberDestination,
-    SubscriptionSubscriberUser,
-)
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
@@ -29,19 +20,21 @@ from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Upsert, fingerprint
 from dbsync.principals import INDEXES
 from dbsync.replicators.base import Replicator
+from dbsync.sdk import Service
 from dbsync.watchers.dashboard_schedules import PAGE_SIZE, schedule_body, schedule_key, split_key
 
-PAUSED = SchedulePauseStatus.PAUSED
+sdk_dashboards = Service("dashboards")  # imported when this kind first uses it (dbsync/sdk.py)
+PAUSED = "PAUSED"  # SchedulePauseStatus.PAUSED's value
 
 
-def standby_schedule(payload: dict[str, Any], etag: str | None = None) -> Schedule:
+def standby_schedule(payload: dict[str, Any], etag: str | None = None) -> sdk_dashboards.Schedule:
     """The schedule as written on a standby: the source's fields (refs resolved), PAUSED."""
     cron = payload["cron_schedule"]
-    return Schedule(
-        cron_schedule=CronSchedule(cron["quartz_cron_expression"], timezone_id=cron["timezone_id"]),
+    return sdk_dashboards.Schedule(
+        cron_schedule=sdk_dashboards.CronSchedule(cron["quartz_cron_expression"], timezone_id=cron["timezone_id"]),
         display_name=payload.get("display_name"),
         warehouse_id=payload.get("warehouse_id"),
-        pause_status=PAUSED,
+        pause_status=sdk_dashboards.SchedulePauseStatus(PAUSED),
         etag=etag,
     )
 
@@ -61,7 +54,7 @@ class DashboardScheduleReplicator(Replicator):
         try:
             if current is None:
                 current = lakeview.create_schedule(dashboard_id, standby_schedule(payload)).as_dict()
-            elif schedule_body(current) != schedule_body(payload) or current.get("pause_status") != PAUSED.value:
+            elif schedule_body(current) != schedule_body(payload) or current.get("pause_status") != PAUSED:
                 updated = lakeview.update_schedule(
                     dashboard_id, current["schedule_id"], standby_schedule(payload, current.get("etag"))
                 )
@@ -130,7 +123,9 @@ def _subscribe(
         wanted[fingerprint(target)] = target
     for identity, target in wanted.items():
         if identity not in existing:
-            lakeview.create_subscription(dashboard_id, schedule_id, Subscription(subscriber=_sdk_subscriber(target)))
+            lakeview.create_subscription(
+                dashboard_id, schedule_id, sdk_dashboards.Subscription(subscriber=_sdk_subscriber(target))
+            )
     for identity, subscription in existing.items():
         if remove_extra and identity not in wanted:
             with contextlib.suppress(NotFound):
@@ -138,11 +133,15 @@ def _subscribe(
     return waiting
 
 
-def _sdk_subscriber(target: dict[str, Any]) -> Subscriber:
+def _sdk_subscriber(target: dict[str, Any]) -> sdk_dashboards.Subscriber:
     if "destination_subscriber" in target:
         destination = target["destination_subscriber"]["destination_id"]
-        return Subscriber(destination_subscriber=SubscriptionSubscriberDestination(destination_id=destination))
-    return Subscriber(user_subscriber=SubscriptionSubscriberUser(user_id=target["user_subscriber"]["user_id"]))
+        return sdk_dashboards.Subscriber(
+            destination_subscriber=sdk_dashboards.SubscriptionSubscriberDestination(destination_id=destination)
+        )
+    return sdk_dashboards.Subscriber(
+        user_subscriber=sdk_dashboards.SubscriptionSubscriberUser(user_id=target["user_subscriber"]["user_id"])
+    )
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -14,13 +14,15 @@ import posixpath
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.dashboards import Dashboard
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.sdk import Service
 from dbsync.watchers.dashboards import published_state
+
+sdk_dashboards = Service("dashboards")  # imported when this kind first uses it (dbsync/sdk.py)
 
 EXTENSION = ".lvdash.json"
 
@@ -39,7 +41,7 @@ class DashboardReplicator(Replicator):
         current = self._current(ctx, change.target_key)
         known = current is not None  # the copy already recorded: its origin stays as recorded
         current = current or self._adopt(ctx, payload)
-        draft = Dashboard(
+        draft = sdk_dashboards.Dashboard(
             display_name=payload["display_name"],
             serialized_dashboard=payload["serialized_dashboard"],
             warehouse_id=payload.get("warehouse_id"),
@@ -64,7 +66,7 @@ class DashboardReplicator(Replicator):
         self._publish(ctx, dashboard_id, payload.get("published"), created)
         return Applied(dashboard_id, note=note, adopted=None if known else not created)
 
-    def _current(self, ctx: SyncContext, target_id: str | None) -> Dashboard | None:
+    def _current(self, ctx: SyncContext, target_id: str | None) -> sdk_dashboards.Dashboard | None:
         if not target_id:
             return None
         try:
@@ -73,7 +75,7 @@ class DashboardReplicator(Replicator):
             return None
         return current if current.lifecycle_state is None or current.lifecycle_state.value == "ACTIVE" else None
 
-    def _adopt(self, ctx: SyncContext, payload: dict[str, Any]) -> Dashboard | None:
+    def _adopt(self, ctx: SyncContext, payload: dict[str, Any]) -> sdk_dashboards.Dashboard | None:
         """The target dashboard at the source's path (the workspace object names its dashboard id)."""
         try:
             status = ctx.target.client.workspace.get_status(_path(payload["parent_path"], payload["display_name"]))
@@ -83,7 +85,9 @@ class DashboardReplicator(Replicator):
             return None
         return self._current(ctx, status.resource_id)
 
-    def _create(self, ctx: SyncContext, payload: dict[str, Any], draft: Dashboard) -> Dashboard:
+    def _create(
+        self, ctx: SyncContext, payload: dict[str, Any], draft: sdk_dashboards.Dashboard
+    ) -> sdk_dashboards.Dashboard:
         draft.parent_path = payload["parent_path"]
         try:
             return ctx.target.client.lakeview.create(draft)

@@ -21,22 +21,15 @@ from itertools import zip_longest
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.ml import (
-    Experiment,
-    ExperimentTag,
-    Metric,
-    ModelTag,
-    ModelVersionTag,
-    Param,
-    RunTag,
-    UpdateRunStatus,
-)
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
+from dbsync.sdk import Service
 from dbsync.watchers.mlflow_objects import SOURCE_RUN_TAG, run_document, user_tags
+
+sdk_ml = Service("ml")  # imported when this kind first uses it (dbsync/sdk.py)
 
 SOURCE_VERSION_TAG = "dbsync_source_version"
 MAX_PLACEHOLDERS = 50  # versions created and deleted to keep one version's number; beyond, numbers differ
@@ -71,7 +64,7 @@ class ExperimentReplicator(Replicator):
         return Applied(experiment_id, note="; ".join(notes) or None, adopted=adopted)
 
     @staticmethod
-    def _current(ctx: SyncContext, target_id: str | None) -> Experiment | None:
+    def _current(ctx: SyncContext, target_id: str | None) -> sdk_ml.Experiment | None:
         if not target_id:
             return None
         try:
@@ -81,7 +74,7 @@ class ExperimentReplicator(Replicator):
         return experiment if experiment and experiment.lifecycle_stage == "active" else None
 
     @staticmethod
-    def _adopt(ctx: SyncContext, name: str) -> Experiment | None:
+    def _adopt(ctx: SyncContext, name: str) -> sdk_ml.Experiment | None:
         experiments = ctx.target.client.experiments
         try:
             experiment = experiments.get_by_name(name).experiment
@@ -96,7 +89,7 @@ class ExperimentReplicator(Replicator):
     @staticmethod
     def _create(ctx: SyncContext, payload: dict[str, Any]) -> str:
         experiments = ctx.target.client.experiments
-        tags = [ExperimentTag(key=k, value=v) for k, v in payload["tags"].items()]
+        tags = [sdk_ml.ExperimentTag(key=k, value=v) for k, v in payload["tags"].items()]
 
         def create() -> str:
             created = experiments.create_experiment(
@@ -116,7 +109,7 @@ class ExperimentReplicator(Replicator):
             raise
 
     @staticmethod
-    def _update(ctx: SyncContext, current: Experiment, payload: dict[str, Any]) -> list[str]:
+    def _update(ctx: SyncContext, current: sdk_ml.Experiment, payload: dict[str, Any]) -> list[str]:
         experiments = ctx.target.client.experiments
         experiment_id = current.experiment_id or ""
         notes = []
@@ -178,22 +171,22 @@ class RunCopier:
                 experiment_id=self.experiment_id,
                 run_name=doc["run_name"],
                 start_time=doc["start_time"],
-                tags=[RunTag(key=SOURCE_RUN_TAG, value=source_id)],
+                tags=[sdk_ml.RunTag(key=SOURCE_RUN_TAG, value=source_id)],
             )
             run_id = created.run.info.run_id if created.run and created.run.info else ""
             target = (run_id or "", {"params": {}, "metrics": {}, "tags": {}, "status": "RUNNING"})
         run_id, have = target
         notes = []
-        params = [Param(key=k, value=v) for k, v in doc["params"].items() if k not in have["params"]]
+        params = [sdk_ml.Param(key=k, value=v) for k, v in doc["params"].items() if k not in have["params"]]
         changed = sorted(k for k, v in doc["params"].items() if k in have["params"] and have["params"][k] != v)
         if changed:
             notes.append(f"run {source_id}: params {', '.join(changed)} differ on the target (params are immutable)")
         metrics = [
-            Metric(key=k, value=m["value"], timestamp=m["timestamp"], step=m["step"])
+            sdk_ml.Metric(key=k, value=m["value"], timestamp=m["timestamp"], step=m["step"])
             for k, m in doc["metrics"].items()
             if have["metrics"].get(k) != m
         ]
-        tags = [RunTag(key=k, value=v) for k, v in doc["tags"].items() if have["tags"].get(k) != v]
+        tags = [sdk_ml.RunTag(key=k, value=v) for k, v in doc["tags"].items() if have["tags"].get(k) != v]
         batches = zip_longest(
             _chunks(params, BATCH), _chunks(tags, BATCH), _chunks(metrics, METRIC_BATCH), fillvalue=[]
         )
@@ -208,8 +201,8 @@ class RunCopier:
         return notes
 
 
-def _status(value: str) -> UpdateRunStatus | None:
-    return UpdateRunStatus(value) if value in UpdateRunStatus.__members__ else None
+def _status(value: str) -> sdk_ml.UpdateRunStatus | None:
+    return sdk_ml.UpdateRunStatus(value) if value in sdk_ml.UpdateRunStatus.__members__ else None
 
 
 # -- registered models -----------------------------------------------------------------------------------------
@@ -227,7 +220,7 @@ class RegisteredModelReplicator(Replicator):
             current = None
         try:
             if current is None:
-                tags = [ModelTag(key=k, value=v) for k, v in payload["tags"].items()]
+                tags = [sdk_ml.ModelTag(key=k, value=v) for k, v in payload["tags"].items()]
                 registry.create_model(name, description=payload["description"] or None, tags=tags or None)
             else:
                 self._update_model(ctx, name, current, payload)
@@ -293,8 +286,8 @@ class VersionCopier:
         return mapped, untagged
 
     def _create(self, number: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-        tags = [ModelVersionTag(key=SOURCE_VERSION_TAG, value=number)]
-        tags += [ModelVersionTag(key=k, value=v) for k, v in spec["tags"].items()]
+        tags = [sdk_ml.ModelVersionTag(key=SOURCE_VERSION_TAG, value=number)]
+        tags += [sdk_ml.ModelVersionTag(key=k, value=v) for k, v in spec["tags"].items()]
         for _ in range(MAX_PLACEHOLDERS + 1):
             created = self.registry.create_model_version(
                 self.name, spec["source"], description=spec["description"] or None, tags=tags

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.settings import Config
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted
+from dbsync.sdk import Service
 from dbsync.watchers.notification_destinations import PAGE_SIZE, read_secret
+
+sdk_settings = Service("settings")  # imported when this kind first uses it (dbsync/sdk.py)
 
 BY_NAME = TargetIndex(
     "notification_destinations:name",
@@ -28,12 +30,12 @@ BY_NAME = TargetIndex(
 )
 
 
-def _config(ctx: SyncContext, payload: dict[str, Any]) -> Config:
+def _config(ctx: SyncContext, payload: dict[str, Any]) -> sdk_settings.Config:
     """The request's config: the readable fields and each secret read from the values source."""
     nested = dict(payload["config"])
     for field in payload.get("secrets") or {}:
         nested[field] = read_secret(ctx, payload["display_name"], field).decode()
-    return Config.from_dict({payload["type"]: nested})
+    return sdk_settings.Config.from_dict({payload["type"]: nested})
 
 
 class NotificationDestinationReplicator(Replicator):

@@ -15,15 +15,17 @@ import copy
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound, ResourceConflict
-from databricks.sdk.service.serving import EndpointTag
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent, RetryLater
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import deleted, sdk_call
+from dbsync.sdk import Service
 from dbsync.tags import SOURCE_ID_TAG
-from dbsync.watchers.serving_endpoints import ENTITY_FIELDS, normalize_config
+from dbsync.watchers.serving_endpoints import ENTITY_CLASSES, normalize_config
+
+sdk_serving = Service("serving")  # imported when this kind first uses it (dbsync/sdk.py)
 
 # Served entities the service keeps warm whatever scale_to_zero says: left as the source has them.
 _PROVISIONED = (
@@ -38,7 +40,7 @@ _PROVISIONED = (
 def standby_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config with every entity that allows it scaled to zero (the standby serves nothing)."""
     out = copy.deepcopy(config)
-    for key in ENTITY_FIELDS:
+    for key in ENTITY_CLASSES:
         for entity in out.get(key) or []:
             if not entity.get("external_model") and not any(entity.get(f) for f in _PROVISIONED):
                 entity["scale_to_zero_enabled"] = True
@@ -95,7 +97,7 @@ def _update(ctx: SyncContext, payload: dict[str, Any], config: dict[str, Any], c
         sdk_call(api.update_config, config, name=name)
     wanted = {t["key"]: t.get("value") or "" for t in payload.get("tags", [])}
     present = {t["key"]: t.get("value") or "" for t in current.get("tags") or []}
-    add = [EndpointTag(key=k, value=v) for k, v in wanted.items() if present.get(k) != v]
+    add = [sdk_serving.EndpointTag(key=k, value=v) for k, v in wanted.items() if present.get(k) != v]
     # Only tags the source dropped go: dbsync's own tag stays, and the target keeps no other source.
     drop = [k for k in present if k not in wanted and not k.startswith("dbsync_")]
     if add or drop:
@@ -107,7 +109,7 @@ def _update(ctx: SyncContext, payload: dict[str, Any], config: dict[str, Any], c
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A config as both sides answer it: served entity names and defaults the service fills in included."""
     out = copy.deepcopy(config)
-    for key in ENTITY_FIELDS:
+    for key in ENTITY_CLASSES:
         for entity in out.get(key) or []:
             entity.setdefault("scale_to_zero_enabled", False)
             for field in ("entity_version", "model_version"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.catalog import ConnectionType, CreateFunction, VolumeType
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent
@@ -34,8 +33,11 @@ from dbsync.replicators.uc_common import (
     immutable,
     set_owner,
 )
+from dbsync.sdk import Service
 from dbsync.watchers.uc_catalogs import CONNECTIONS, definition, read_secret
 from dbsync.watchers.uc_common import BLOCKED
+
+sdk_catalog = Service("catalog")  # imported when this kind first uses it (dbsync/sdk.py)
 
 
 class _UcReplicator(Replicator):
@@ -59,7 +61,7 @@ class ConnectionsReplicator(_UcReplicator):
             if found is None:
                 info = api.create(
                     name,
-                    ConnectionType(payload["connection_type"]),
+                    sdk_catalog.ConnectionType(payload["connection_type"]),
                     options,
                     comment=payload["comment"] or None,
                     properties=payload["properties"] or None,
@@ -157,7 +159,7 @@ class VolumesReplicator(_UcReplicator):
                 payload["catalog_name"],
                 payload["schema_name"],
                 payload["name"],
-                VolumeType(payload["volume_type"]),
+                sdk_catalog.VolumeType(payload["volume_type"]),
                 comment=payload["comment"] or None,
                 storage_location=payload["storage_location"],
             ).as_dict()
@@ -214,7 +216,7 @@ class FunctionsReplicator(_UcReplicator):
     def _create(ctx: SyncContext, api: Any, payload: dict[str, Any], name: str) -> dict[str, Any]:
         info = payload["definition"]
         wait_for_schema(ctx, info["catalog_name"], info["schema_name"], f"function {name}")
-        return api.create(CreateFunction.from_dict(info)).as_dict()
+        return api.create(sdk_catalog.CreateFunction.from_dict(info)).as_dict()
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         api = ctx.target.client.functions

@@ -15,7 +15,6 @@ from collections import defaultdict
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.catalog import PermissionsChange, Privilege
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
@@ -24,7 +23,10 @@ from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.uc_common import PRINCIPAL_MISSING
+from dbsync.sdk import Service
 from dbsync.watchers.uc_grants import read_grants
+
+sdk_catalog = Service("catalog")  # imported when this kind first uses it (dbsync/sdk.py)
 
 
 def _changes(adds: set[tuple[str, str]], removes: set[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
@@ -48,15 +50,15 @@ def _removable(change: Upsert, extra: set[tuple[str, str]]) -> tuple[set[tuple[s
 
 def _patch(ctx: SyncContext, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]) -> None:
     body = [
-        PermissionsChange(principal=p, add=_privileges(c["add"]), remove=_privileges(c["remove"]))
+        sdk_catalog.PermissionsChange(principal=p, add=_privileges(c["add"]), remove=_privileges(c["remove"]))
         for p, c in changes.items()
     ]
     ctx.target.client.grants.update(securable, full_name, changes=body)
 
 
-def _privileges(names: list[str]) -> list[Privilege] | None:
+def _privileges(names: list[str]) -> list[sdk_catalog.Privilege] | None:
     try:
-        return [Privilege(n) for n in names] or None
+        return [sdk_catalog.Privilege(n) for n in names] or None
     except ValueError as err:  # never dropped silently: a grant would be lost
         raise Permanent(f"{err}: this databricks-sdk does not know the privilege; upgrade databricks-sdk") from None
 

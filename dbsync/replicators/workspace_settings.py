@@ -14,14 +14,16 @@ address while enforcement is on: that is an error naming the fix, never a retry 
 from __future__ import annotations
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.settings import ListType
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex
+from dbsync.sdk import Service
 from dbsync.watchers.workspace_settings import WORKSPACE_CONF, conf_values
+
+sdk_settings = Service("settings")  # imported when this kind first uses it (dbsync/sdk.py)
 
 LOCKOUT_FIX = (
     "add the address dbsync reaches the standby from to an allow list on the source, or exclude the "
@@ -75,7 +77,7 @@ class IpAccessListReplicator(Replicator):
         lists = ctx.target.client.ip_access_lists
         found = None if change.target_key else BY_LABEL.get(ctx, payload["label"])
         list_id = change.target_key or found
-        list_type = ListType(payload["list_type"])
+        list_type = sdk_settings.ListType(payload["list_type"])
         try:
             if list_id is not None and self._replace(ctx, list_id, payload, list_type):
                 return Applied(list_id, adopted=True if found else None)
@@ -95,7 +97,7 @@ class IpAccessListReplicator(Replicator):
         return Applied(list_id, adopted=False)
 
     @staticmethod
-    def _replace(ctx: SyncContext, list_id: str, payload: dict, list_type: ListType) -> bool:
+    def _replace(ctx: SyncContext, list_id: str, payload: dict, list_type: sdk_settings.ListType) -> bool:
         """Replace the whole list; False when it is gone from the target (it is created again)."""
         try:
             ctx.target.client.ip_access_lists.replace(

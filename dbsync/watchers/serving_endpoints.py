@@ -13,25 +13,33 @@ the AI gateway's rate limits are. ACLs go through `permissions` (type `serving-e
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.serving import ServedEntityInput, ServedModelInput
 
 from dbsync import planner
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
+from dbsync.sdk import Service
 from dbsync.tags import without_dbsync_tags
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
-ENTITY_FIELDS = {
-    "served_entities": frozenset(ServedEntityInput.__dataclass_fields__),
-    "served_models": frozenset(ServedModelInput.__dataclass_fields__),
-}
+sdk_serving = Service("serving")  # imported when this kind first uses it (dbsync/sdk.py)
+
+ENTITY_CLASSES = {"served_entities": "ServedEntityInput", "served_models": "ServedModelInput"}  # key -> SDK input
+
+
+@functools.cache
+def entity_fields(key: str) -> frozenset[str]:
+    """The fields the SDK's input class for `key` takes (read at the first call: the serving module loads then)."""
+    return frozenset(getattr(sdk_serving, ENTITY_CLASSES[key]).__dataclass_fields__)
+
+
 NAME_FIELD = {"served_entities": "entity_name", "served_models": "model_name"}
 ENDPOINT_FIELDS = ("description", "route_optimized", "budget_policy_id")
 ENDPOINT_ID = "endpoint_id"  # source_meta: the id the Permissions API knows the endpoint by
@@ -47,7 +55,7 @@ def _registry_model(ctx: SyncContext, entity: dict[str, Any], name_field: str) -
 
 
 def _entity(ctx: SyncContext, entity: dict[str, Any], key: str, refs: bool) -> dict[str, Any]:
-    out = {k: copy.deepcopy(v) for k, v in entity.items() if k in ENTITY_FIELDS[key] and v not in (None, {}, [])}
+    out = {k: copy.deepcopy(v) for k, v in entity.items() if k in entity_fields(key) and v not in (None, {}, [])}
     name_field = NAME_FIELD[key]
     if refs and _registry_model(ctx, out, name_field):
         out[name_field] = ref("registered_models", out[name_field])
@@ -62,7 +70,7 @@ def normalize_config(ctx: SyncContext, config: dict[str, Any], refs: bool = True
     With `refs`, a registry model is a Ref (the source's payload); without, as the workspace names it.
     """
     out: dict[str, Any] = {}
-    for key in ENTITY_FIELDS:
+    for key in ENTITY_CLASSES:
         if config.get(key):
             out[key] = [_entity(ctx, e, key, refs) for e in config[key]]
     for key in ("traffic_config", "auto_capture_config"):
@@ -88,7 +96,7 @@ def _stable(listed: dict[str, Any], with_config: bool) -> dict[str, Any]:
     if not with_config:
         out.pop("config", None)
         return out
-    for key in ENTITY_FIELDS:
+    for key in ENTITY_CLASSES:
         entities = (out.get("config") or {}).get(key)
         if entities:
             out["config"] = {key: [{k: v for k, v in e.items() if k != "state"} for e in entities]}

@@ -19,20 +19,22 @@ double those calls every cycle): a difference is found when the source changes, 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterable
 from typing import Any
-
-from databricks.sdk.service.catalog import CreateFunction
 
 from dbsync import secret_values
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import Blocked, DbsyncError
 from dbsync.model import ref
+from dbsync.sdk import Service
 from dbsync.secret_values import SecretValue, env_name, hmac_key, value_hmac
 from dbsync.watchers.uc_common import BLOCKED, UcWatcher, catalogs, mapped_url, owner_of, schemas
 from dbsync.workspace import Workspace
+
+sdk_catalog = Service("catalog")  # imported when this kind first uses it (dbsync/sdk.py)
 
 CONNECTIONS = "connections"
 SCOPE = CONNECTIONS  # the pseudo-scope of connection secrets in secrets.values_from
@@ -43,7 +45,12 @@ _TYPE_SECRETS = {
     "HTTP": "bearer_token",
     "GLUE": None,
 }
-FUNCTION_FIELDS = tuple(p for p in inspect.signature(CreateFunction).parameters)
+
+
+@functools.cache
+def function_fields() -> tuple[str, ...]:
+    """What `functions/create` takes (read at the first call: the SDK's catalog module loads then)."""
+    return tuple(p for p in inspect.signature(sdk_catalog.CreateFunction).parameters)
 
 
 def secret_options(connection_type: str, readable: dict[str, str]) -> list[str]:
@@ -185,7 +192,7 @@ class FunctionsWatcher(UcWatcher):
 
 def definition(raw: dict[str, Any]) -> dict[str, Any]:
     """A function as `functions/create` takes it (what the service made itself left out)."""
-    out = {k: raw[k] for k in FUNCTION_FIELDS if raw.get(k) is not None}
+    out = {k: raw[k] for k in function_fields() if raw.get(k) is not None}
     for field in ("name", "catalog_name", "schema_name"):
         out[field] = str(out.get(field) or "").lower()
     out.setdefault("input_params", {})

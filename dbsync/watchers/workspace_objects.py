@@ -34,7 +34,8 @@ SKIPPED_TYPES = ("REPO", "LIBRARY", "DASHBOARD")
 # Target ACL lookups answered by one get-status each; past this many in a run, one listing of the target
 # tree answers the rest (an initial sync: one `list` per directory instead of a `get-status` per object).
 ACL_LOOKUPS_BEFORE_LISTING = 50
-# The same trade for the drift baseline of this run's imports: a get-status each, or the tree listed again.
+# The same trade for the drift baseline of this run's imports: a get-status each (concurrently), or the tree
+# listed again when that takes fewer calls (one per directory).
 REFRESHES_BEFORE_LISTING = 50
 
 
@@ -160,6 +161,14 @@ def _list_dir(ws: Workspace, path: str) -> list[Entry]:
         raise ListingError(f"{ws.side}: cannot list {path}: {err}") from err
 
 
+def _status_if_there(ws: Workspace, path: str) -> ObjectInfo | None:
+    """The object's get-status, None when it is gone."""
+    try:
+        return ws.client.workspace.get_status(path)
+    except NotFound:
+        return None
+
+
 def _still_there(ws: Workspace, path: str) -> bool:
     """Whether a directory whose listing answered 404 exists all the same (one get-status, only after a 404)."""
     try:
@@ -210,15 +219,16 @@ class WorkspaceObjectWatcher(Watcher):
         written = written_paths(ctx, self.kind)
         if tree is None or not written:
             return
-        if len(written) > REFRESHES_BEFORE_LISTING:
+        directories = sum(1 for entry in tree if entry.object_type == "DIRECTORY")  # what a listing costs
+        if len(written) > max(REFRESHES_BEFORE_LISTING, directories):
             ctx.invalidate(TREE.part("target"))
             return
-        for path in written:
-            try:
-                status = ctx.target.client.workspace.get_status(path)
-            except NotFound:
-                ctx.invalidate(TREE.part("target"))  # gone since: a listing tells what is there
-                return
+        with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix="refresh-target") as pool:
+            statuses = list(pool.map(lambda path: _status_if_there(ctx.target, path), written))
+        if any(status is None for status in statuses):
+            ctx.invalidate(TREE.part("target"))  # gone since: a listing tells what is there
+            return
+        for status in statuses:
             tree.replace(_entry(status))
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:

@@ -1,0 +1,147 @@
+"""What a re-run pays before its first useful request: the modules a `dbsync` process loads.
+
+A `sync --once` from cron pays its start-up on every run; at 10,000 objects the start-up was a quarter of a
+re-run's wall time (BENCHMARKS.md "Re-run after trimming fixed costs"). Most of it was the databricks-sdk
+package loading all of its ~60 service modules (2,300 dataclasses) for one WorkspaceClient, and the
+daemon's scheduler and status server loaded by commands that never serve.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk.service.workspace import Language
+
+from dbsync import sdk
+from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.seed import seed_workspace
+from tests.conftest import Pair
+
+REPO = Path(__file__).resolve().parent.parent
+# Daemon-only modules: the scheduler (apscheduler) and the status server.
+DAEMON_ONLY = ("apscheduler", "dbsync.scheduler", "dbsync.server", "dbsync.cli.serve")
+# Service modules of the SDK a sync of workspace objects and identities does not use: the first three only a full
+# WorkspaceClient loads, the others the kinds of Unity Catalog, MLflow, dashboards, serving, settings.
+UNUSED_SDK = tuple(
+    f"databricks.sdk.service.{name}"
+    for name in ("cleanrooms", "marketplace", "apps", "catalog", "ml", "dashboards", "serving", "settings")
+)
+
+_LOADED = """
+import json, sys
+from dbsync.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as stop:
+    code = stop.code
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+sys.exit(code or 0)
+"""
+
+
+def _modules_after(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, set[str], str]:
+    """Run `dbsync <args>` in a fresh interpreter; its exit code, the modules it loaded, its stderr."""
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED, str(out), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    return proc.returncode, set(json.loads(out.read_text())), proc.stderr
+
+
+def test_help_loads_neither_the_daemon_nor_the_whole_sdk(tmp_path: Path) -> None:
+    code, loaded, err = _modules_after(["--help"], tmp_path)
+    assert code == 0, err
+    assert not [m for m in loaded if m.startswith(DAEMON_ONLY)]
+    assert not loaded & set(UNUSED_SDK)
+
+
+def test_sync_once_loads_neither_the_daemon_nor_the_whole_sdk_and_still_syncs(pair: Pair, tmp_path: Path) -> None:
+    pair.src.workspace.mkdirs("/Shared/team")
+    env = pair.env()
+    code, loaded, err = _modules_after(["sync", "--once", "--kinds", "directories,groups"], tmp_path, env)
+    assert code == 0, err
+    assert pair.dst.workspace.get_status("/Shared/team").path == "/Shared/team"
+    assert not [m for m in loaded if m.startswith(DAEMON_ONLY)]
+    assert not loaded & set(UNUSED_SDK)
+
+
+def test_the_lazy_client_builds_the_same_api_classes_as_the_sdk(emulator: EmulatorHandle) -> None:
+    """Each API dbsync reads from the client is the class the SDK's own WorkspaceClient would build."""
+    config = Config(host=emulator.url, token=emulator.token, auth_type="pat")
+    real, lazy = WorkspaceClient(config=config), sdk.LazyWorkspaceClient(config)
+    for name in sdk.APIS:
+        assert type(getattr(lazy, name)) is type(getattr(real, name)), name
+    assert lazy.workspace is lazy.workspace  # built once, like the SDK's
+    assert lazy.workspace._api is lazy.api_client
+
+
+def test_every_api_the_product_names_is_wired() -> None:
+    """A kind that reads `client.<api>` the lazy client does not know fails here, not in a user's sync."""
+    api_names = {n for n, v in vars(WorkspaceClient).items() if isinstance(v, property)}
+    used: set[str] = set()
+    for path in (REPO / "dbsync").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        # getattr(client, "users"): the identities kinds name their API in a string
+        used |= {
+            node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+    missing = sorted((used & api_names) - set(sdk.APIS) - {"config", "api_client"})
+    assert not missing, f"add to dbsync/sdk.py APIS: {missing}"
+
+
+def test_a_no_change_cycle_reads_the_drift_checks_target_listings_ahead_and_still_sees_drift(pair: Pair) -> None:
+    """The drift check lists the target of each kind: on a no-change cycle those listings are read ahead with the
+    source listings, so a slow target tree (0.3 s a directory) no longer holds the secret kinds behind it; a
+    notebook deleted by hand on the target is still reported as drift in that same cycle."""
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 40, seed=5)
+    kinds = ["directories", "notebooks", "secret_scopes", "secrets"]
+    pair.sync(only=kinds)
+    pair.sync(only=kinds)  # the first look after a write records each target object's baseline
+    notebook = next(
+        o.path for o in pair.dst.workspace.list("/Shared", recursive=True) if o.object_type.value == "NOTEBOOK"
+    )
+    pair.dst.workspace.delete(notebook)
+    pair.reset_stats()
+    pair.target.set_faults(latency_ms=300, path_prefix="/api/2.0/workspace/list")
+
+    reports = pair.sync(only=kinds, listing_concurrency=4)
+
+    order = list(pair.target.stats.document()["endpoints"])  # in the order their first request was answered
+    assert order.index("GET /api/2.0/secrets/list") < order.index("GET /api/2.0/workspace/list"), order
+    assert reports["notebooks"].drifted == 1 and reports["directories"].drifted == 0
+    assert reports["secrets"].listed > 0 and reports["secrets"].drifted == 0
+    assert all(r.outcome == "ok" and r.errors == 0 and r.created + r.updated == 0 for r in reports.values())
+    assert pair.target_writes() == 0
+
+
+def test_a_re_run_refreshes_the_notebooks_it_wrote_instead_of_listing_the_target_tree_again(pair: Pair) -> None:
+    """60 changed notebooks in a tree of more directories: their drift baselines come from 60 get-status calls,
+    not from a second walk of the target tree (one `list` per directory), and the next cycle sees no drift."""
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 1000, seed=5)
+    kinds = ["directories", "notebooks"]
+    pair.sync(only=kinds)
+    pair.sync(only=kinds)
+    paths = sorted(o.path for o in pair.src.workspace.list("/", recursive=True) if o.object_type.value == "NOTEBOOK")
+    for n, path in enumerate(paths[:60]):  # each its own content: one content everywhere is an edit storm
+        pair.src.workspace.upload(path, io.BytesIO(f"print({n})".encode()), language=Language.PYTHON, overwrite=True)
+    pair.reset_stats()
+
+    reports = pair.sync(only=kinds)
+
+    directories = reports["directories"].listed
+    assert reports["notebooks"].updated == 60 and directories > 60
+    lists = pair.target.stats.document()["endpoints"]["GET /api/2.0/workspace/list"]["count"]
+    assert lists <= directories + 1, f"the target tree was walked again: {lists} listings, {directories} directories"
+    again = pair.sync(only=kinds)
+    assert again["notebooks"].drifted == 0 and again["notebooks"].updated == 0
