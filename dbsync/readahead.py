@@ -24,7 +24,7 @@ class ListingsAhead:
     in its turn. A failed listing fails when its turn comes, as the ListingError it would have raised then.
     The stubs (key, name, version hint) of a listing read ahead are held until its turn, so at most
     `listing_concurrency` source listings (and as many of the drift check's target ones) are read or held
-    ahead at a time: when one is taken the next is started (all at once held ~150 MB at 100,000 objects).
+    ahead at a time: when one is taken the next is started (all of them at once: +38 MB peak RSS at 30,000 objects).
     """
 
     def __init__(self, ctx: SyncContext, selected: list[Kind], drift: bool = False) -> None:

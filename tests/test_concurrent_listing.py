@@ -66,7 +66,7 @@ def test_a_kind_listed_from_this_runs_records_is_listed_in_turn(pair: Pair) -> N
 def test_listings_read_ahead_are_a_window_not_the_whole_cycle(pair: Pair) -> None:
     """Listings read ahead are held until their turn: with `listing_concurrency` 2, while the first kind's
     listing is slow only the next two are read ahead (one held, one taking the slow one's place when its turn
-    came), not every kind of the cycle: at 100,000 objects holding them all cost ~150 MB of peak memory."""
+    came), not every kind of the cycle: holding them all cost 38 MB more peak RSS at 30,000 objects."""
     _seed(pair)
     pair.source.set_faults(latency_ms=1500, path_prefix="/api/2.0/policies/clusters/list")
 
