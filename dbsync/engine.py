@@ -101,8 +101,12 @@ class Engine:
         if not self.plan_only and not self.full_sweep:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         selected = self.selected_kinds(names)
-        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue their events
-            reports = self._cycle(selected)
+        self.ctx.by_need = not self.plan_only and not self.full_sweep
+        try:
+            with self.ctx.owning_events(), ListingsAhead(self.ctx, selected) as self.ahead:  # workers queue events
+                reports = self._cycle(selected)
+        finally:
+            self.ctx.by_need = False  # validate and plans on this context read everything
         if not self.plan_only:
             history = self.ctx.settings.history
             self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
@@ -490,7 +494,7 @@ class Engine:
             # Every source object was applied or recorded: new ones validation saw waiting have rows now.
             self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
-        revisit.record_freshness(self.ctx, kind, report.outcome == "ok" and report.not_due == 0, report.started_at)
+        revisit.record_freshness(self.ctx, kind, report.outcome == "ok", report.not_due, report.started_at)
         log.info(
             "cycle %s",
             kind.name,
