@@ -133,9 +133,9 @@ def test_a_notebook_deleted_in_a_directory_not_listed_is_deleted_only_once_it_is
 def test_an_audit_log_hint_makes_the_directory_due_at_once(pair: Pair) -> None:
     """importNotebook names the path: its directory is listed in the next cycle, not when its visit comes."""
     _seed(pair)
-    warehouse = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
-    hinted = {"metastore": {"source_warehouse_id": warehouse}, "audit_hints": {"interval": 10}}
-    with freeze_time("2026-12-05 00:00:00") as clock:
+    with freeze_time("2026-12-05 00:00:00") as clock:  # the warehouse starts on the emulator's (frozen) clock
+        warehouse = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
+        hinted = {"metastore": {"source_warehouse_id": warehouse}, "audit_hints": {"interval": 10}}
         _sync(pair, **hinted)  # the first read of the audit log sets its checkpoint
         clock.tick(CYCLE / 2)
         _upload(pair, f"{_dir(4)}/nb1", "print('hinted')\n")
