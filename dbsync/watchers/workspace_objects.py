@@ -21,7 +21,7 @@ from databricks.sdk.service.workspace import ExportFormat, ObjectInfo
 
 from dbsync.compact import IdIndex
 from dbsync.context import SyncContext
-from dbsync.declaration import Declaration, Freshness
+from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource
 from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
@@ -193,13 +193,10 @@ def _still_there(ws: Workspace, path: str) -> bool:
 
 
 # The three kinds walk one tree (the daemon runs them together: one walk per cycle) and open at one UI page.
-# Each directory is listed by need (tree_schedule.py): an unchanged one at least once per `max_staleness`.
+# With `kinds.<kind>.max_staleness` set, each directory is listed by need (tree_schedule.py); by default the
+# whole tree is listed every cycle, so an edit is replicated by the next `sync --once` whatever its directory.
 _TREE = Declaration(
-    interval=60,
-    shared_listing="workspace_tree",
-    link="{host}/#workspace{key}",
-    same_key_on_target=True,
-    freshness=Freshness(max_staleness=600),
+    interval=60, shared_listing="workspace_tree", link="{host}/#workspace{key}", same_key_on_target=True
 )
 # Folders every workspace has; they are not "extra" even when the source has none of their content.
 _DIRECTORIES = replace(_TREE, builtin_target_keys=frozenset({"/Users", "/Shared", "/Repos"}))
