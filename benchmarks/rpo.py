@@ -145,7 +145,8 @@ def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: floa
     rng = random.Random(7)
     levels: dict[str, int] = {}  # each ACL edit sets a level the notebook does not have
     hot = max(1, len(layout) // 10)
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     last_calls, next_sample, i = ctx.source.total_calls(), time.monotonic() + 1, 0
     while time.monotonic() < end:
         in_hot = rng.random() < 0.8
@@ -162,11 +163,13 @@ def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: floa
         run.driver[second] = run.driver.get(second, 0) + (1 if kind == "content" else 2)  # upload | status + set
         run.edits.append(Edit(kind, path, in_hot, at))
         i += 1
-        while time.monotonic() < next_sample:
-            time.sleep(min(every, max(0.0, next_sample - time.monotonic())))
-        calls = ctx.source.total_calls()
-        run.rates.append(calls - last_calls)
-        last_calls, next_sample = calls, next_sample + 1
+        next_edit = start + i * every  # one edit every `every` seconds; the daemon's calls sampled each second
+        while time.monotonic() < next_edit:
+            time.sleep(max(0.0, min(next_sample, next_edit) - time.monotonic()))
+            if time.monotonic() >= next_sample:
+                calls = ctx.source.total_calls()
+                run.rates.append(calls - last_calls)
+                last_calls, next_sample = calls, next_sample + 1
 
 
 def target_writes(dst: EmulatorHandle, dst_client: WorkspaceClient) -> dict[tuple[str, str], list[float]]:
