@@ -13,6 +13,14 @@ Scaled down from issue #16's scenario (10,000 notebooks, 100 ms latency, 15 min,
 shared 2-core machine: every duration is divided by --scale (default 10) and the object count is --notebooks.
 
     python benchmarks/rpo.py [--notebooks 1000] [--dirs 100] [--minutes 3] [--latency-ms 20] [--scale 10]
+
+`--full` runs the issue's scenario unscaled: 10,000 notebooks in 1,000 directories plus 100 jobs, all with ACLs,
+100 ms latency on both emulators, `source.max_requests_per_second: 10`, one edit every 2 s for 15 minutes, the
+workspace tree listed by need. The seed and the initial sync run before the edits with no budget and no latency
+(at 10 requests/s the initial sync alone would take ~35 min); the latency and the budget start with the daemon.
+The source's requests per second are the emulator's own per-second counts, minus the driver's edits.
+
+    python benchmarks/rpo.py --full [--only schedule|hints]
 """
 
 from __future__ import annotations
@@ -28,13 +36,14 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
-from databricks.sdk.service import iam
+from databricks.sdk.service import iam, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.config import Settings
@@ -65,21 +74,28 @@ class Run:
     label: str
     edits: list[Edit] = field(default_factory=list)
     rates: list[int] = field(default_factory=list)  # the daemon's source requests in each second of the run
+    driver: dict[int, int] = field(default_factory=dict)  # the driver's own source requests per wall-clock second
+    refused: int = 0  # 429s the source answered during the run
 
 
-def seed(src: WorkspaceClient, notebooks: int, dirs: int) -> list[list[str]]:
-    """Directories of notebooks, each notebook shared with `readers`; the paths per directory."""
+def seed(src: WorkspaceClient, notebooks: int, dirs: int, job_count: int = 0) -> list[list[str]]:
+    """Directories of notebooks, each notebook shared with `readers` (and jobs); the paths per directory."""
     src.groups.create(display_name="readers")
-    layout: list[list[str]] = []
-    for d in range(dirs):
-        folder = f"/Shared/rpo/d{d:03d}"
-        src.workspace.mkdirs(folder)
-        layout.append([])
-        for n in range(notebooks // dirs):
-            path = f"{folder}/nb{n:03d}"
+    layout = [[f"/Shared/rpo/d{d:03d}/nb{n:03d}" for n in range(notebooks // dirs)] for d in range(dirs)]
+
+    def one_dir(paths: list[str]) -> None:
+        src.workspace.mkdirs(paths[0].rsplit("/", 1)[0])
+        for path in paths:
             upload(src, path, "print(0)\n")
             grant(src, path, LEVELS[0])
-            layout[-1].append(path)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one_dir, layout))
+    for j in range(job_count):
+        task = jobs.Task(task_key="main", notebook_task=jobs.NotebookTask(notebook_path=layout[j % dirs][0]))
+        job_id = src.jobs.create(name=f"rpo-job-{j:03d}", tasks=[task]).job_id
+        acl = [iam.AccessControlRequest(group_name="readers", permission_level=iam.PermissionLevel.CAN_VIEW)]
+        src.permissions.set("jobs", str(job_id), access_control_list=acl)
     return layout
 
 
@@ -95,11 +111,14 @@ def grant(w: WorkspaceClient, path: str, level: iam.PermissionLevel) -> None:
     w.permissions.set("notebooks", object_id, access_control_list=acl)
 
 
-def settings(src: EmulatorHandle, dst: EmulatorHandle, state: Path, args: Any, warehouse: str | None) -> Settings:
+def settings(
+    src: EmulatorHandle, dst: EmulatorHandle, state: Path, args: Any, warehouse: str | None, budget: bool = True
+) -> Settings:
     scale = args.scale
-    kinds: dict[str, Any] = {name: {"enabled": name in KINDS} for name in kind_names()}
+    wanted = kinds_of(args)
+    kinds: dict[str, Any] = {name: {"enabled": name in wanted} for name in kind_names()}
     for name in ("directories", "notebooks", "files"):
-        kinds[name] = {"enabled": name in KINDS, "interval": 60 / scale}
+        kinds[name] = {"enabled": name in wanted, "interval": 60 / scale, "max_staleness": 600 / scale}
     kinds["permissions"] = {"interval": 300 / scale, "max_staleness": 3600 / scale}
     document: dict[str, Any] = {
         "source": {"host": src.url, "token": src.token},
@@ -112,7 +131,13 @@ def settings(src: EmulatorHandle, dst: EmulatorHandle, state: Path, args: Any, w
     }
     if warehouse:
         document["metastore"] = {"source_warehouse_id": warehouse}
+    if budget and args.budget:
+        document["source"]["max_requests_per_second"] = args.budget
     return Settings(**document)
+
+
+def kinds_of(args: Any) -> tuple[str, ...]:
+    return (*KINDS, "jobs") if args.jobs else KINDS
 
 
 def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: float, every: float, ctx: Any) -> None:
@@ -120,7 +145,8 @@ def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: floa
     rng = random.Random(7)
     levels: dict[str, int] = {}  # each ACL edit sets a level the notebook does not have
     hot = max(1, len(layout) // 10)
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     last_calls, next_sample, i = ctx.source.total_calls(), time.monotonic() + 1, 0
     while time.monotonic() < end:
         in_hot = rng.random() < 0.8
@@ -133,13 +159,17 @@ def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: floa
         else:
             levels[path] = (levels.get(path, 0) + 1) % len(LEVELS)
             grant(src, path, LEVELS[levels[path]])
+        second = int(at)
+        run.driver[second] = run.driver.get(second, 0) + (1 if kind == "content" else 2)  # upload | status + set
         run.edits.append(Edit(kind, path, in_hot, at))
         i += 1
-        while time.monotonic() < next_sample:
-            time.sleep(min(every, max(0.0, next_sample - time.monotonic())))
-        calls = ctx.source.total_calls()
-        run.rates.append(calls - last_calls)
-        last_calls, next_sample = calls, next_sample + 1
+        next_edit = start + i * every  # one edit every `every` seconds; the daemon's calls sampled each second
+        while time.monotonic() < next_edit:
+            time.sleep(max(0.0, min(next_sample, next_edit) - time.monotonic()))
+            if time.monotonic() >= next_sample:
+                calls = ctx.source.total_calls()
+                run.rates.append(calls - last_calls)
+                last_calls, next_sample = calls, next_sample + 1
 
 
 def target_writes(dst: EmulatorHandle, dst_client: WorkspaceClient) -> dict[tuple[str, str], list[float]]:
@@ -183,32 +213,53 @@ def percentile(values: list[float], p: float) -> float:
 
 def one_run(args: Any, hints: bool) -> None:
     label = "with audit-log hints" if hints else "schedule only (no hints)"
-    src = start_emulator(latency_ms=args.latency_ms, cluster_start_seconds=0.1, audit_delay_seconds=60 / args.scale)
-    dst = start_emulator(latency_ms=args.latency_ms, cluster_start_seconds=0.1, token="dapi-target-rpo")
+    seed_latency = 0.0 if args.fast_seed else args.latency_ms
+    src = start_emulator(latency_ms=seed_latency, cluster_start_seconds=0.1, audit_delay_seconds=60 / args.scale)
+    dst = start_emulator(latency_ms=seed_latency, cluster_start_seconds=0.1, token="dapi-target-rpo")
     try:
         src_client, dst_client = client(src), client(dst)
         started = time.monotonic()
-        layout = seed(src_client, args.notebooks, args.dirs)
+        layout = seed(src_client, args.notebooks, args.dirs, args.jobs)
         warehouse = None
         if hints:
             warehouse = src_client.warehouses.create(name="rpo", cluster_size="2X-Small", auto_stop_mins=0).response.id
         with tempfile.TemporaryDirectory() as tmp:
-            ctx = open_context(settings(src, dst, Path(tmp) / "rpo.db", args, warehouse))
-            Engine(ctx).cycle(list(KINDS))  # the initial sync, before the clock of the run starts
+            state = Path(tmp) / "rpo.db"
+            first = open_context(settings(src, dst, state, args, warehouse, budget=not args.fast_seed))
+            initial = Engine(first).cycle(list(kinds_of(args)))  # the initial sync, before the clock of the run
+            first.store.close()
             seeded = time.monotonic() - started
+            print(f"[{label}] seed + initial sync {seeded:.0f} s, errors {sum(r.errors for r in initial)}", flush=True)
+            if args.fast_seed:
+                src.set_faults(latency_ms=args.latency_ms)
+                dst.set_faults(latency_ms=args.latency_ms)
+            ctx = open_context(settings(src, dst, state, args, warehouse))
+            src.stats.reset()
             daemon = Daemon(ctx)
             daemon.start()
             run = Run(label)
             try:
                 drive(src_client, layout, run, args.minutes * 60, args.edit_every, ctx)
-                drain = 3600 / args.scale + 300 / args.scale + 15
+                drain = args.drain if args.drain is not None else 3600 / args.scale + 300 / args.scale + 15
                 time.sleep(drain)  # the last edits' revisits come due
             finally:
                 daemon.shutdown(timeout=60)
+            source_rates(run, src.stats.document())
         report(run, lags(run, target_writes(dst, dst_client)), args, seeded, drain)
     finally:
         src.stop()
         dst.stop()
+
+
+def source_rates(run: Run, stats: dict[str, Any]) -> None:
+    """The daemon's requests per second on the source: the emulator's per-second counts minus the driver's edits."""
+    per_second = {int(k): v for k, v in stats.get("per_second", {}).items()}
+    if not per_second:
+        return
+    seconds = range(min(per_second), max(per_second) + 1)
+    run.rates = [max(0, per_second.get(s, 0) - run.driver.get(s, 0)) for s in seconds]
+    statuses = [e.get("statuses", {}) for e in stats.get("endpoints", {}).values()]
+    run.refused = sum(int(s.get("429", 0)) for s in statuses)
 
 
 def report(run: Run, by_class: dict[str, list[float | None]], args: Any, seeded: float, drain: float) -> None:
@@ -227,8 +278,11 @@ def report(run: Run, by_class: dict[str, list[float | None]], args: Any, seeded:
     print(f"{'all':<14}{len(everything):>7}{percentile(everything, 50):>8.1f}{percentile(everything, 99):>8.1f}")
     rates = run.rates or [0]
     print(
-        f"daemon source requests/s: mean {sum(rates) / len(rates):.1f}, highest second {max(rates)}; "
-        f"max_staleness {max_staleness:.0f} s, permissions interval {300 / args.scale:.0f} s"
+        f"daemon source requests/s: mean {sum(rates) / len(rates):.1f}, highest second {max(rates)}, "
+        f"seconds above {args.budget or 'no'} budget: {sum(1 for r in rates if args.budget and r > args.budget)}, "
+        f"429s: {run.refused}; permissions max_staleness {max_staleness:.0f} s, workspace max_staleness "
+        f"{600 / args.scale:.0f} s, permissions interval {300 / args.scale:.0f} s; load {os.getloadavg()[0]:.1f}",
+        flush=True,
     )
 
 
@@ -241,7 +295,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=10.0, help="divide every interval and delay by this")
     parser.add_argument("--only", choices=("schedule", "hints"), help="run one of the two configurations")
+    parser.add_argument("--budget", type=float, help="source.max_requests_per_second")
+    parser.add_argument("--jobs", type=int, default=0, help="jobs (with ACLs) seeded and replicated too")
+    parser.add_argument("--drain", type=float, help="seconds after the last edit before the lags are read")
+    parser.add_argument("--fast-seed", action="store_true", help="seed and initial sync with no latency, no budget")
+    parser.add_argument("--full", action="store_true", help="the issue's scenario, unscaled (see above)")
     args = parser.parse_args()
+    if args.full:
+        args.notebooks, args.dirs, args.jobs, args.minutes, args.edit_every = 10_000, 1_000, 100, 15.0, 2.0
+        args.latency_ms, args.scale, args.budget, args.fast_seed = 100.0, 1.0, 10.0, True
+        args.drain = 90.0 if args.drain is None else args.drain
     logging.basicConfig(level=logging.ERROR)
     print(
         f"dbsync RPO benchmark: {args.notebooks} notebooks in {args.dirs} directories, {args.latency_ms:.0f} ms "

@@ -90,6 +90,8 @@ class SyncContext:
     dry_run: bool = False
     # Set when a daemon started while the source did not answer (the store knew the pair): why, for /cutover-readyz.
     source_unreachable: str | None = None
+    # Set by the engine during a cycle: listings read by need may take their unread parts from the store.
+    by_need: bool = False
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
     listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
     cache: RunCache = field(default_factory=RunCache, repr=False)

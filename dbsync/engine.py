@@ -104,8 +104,13 @@ class Engine:
         selected = self.selected_kinds(names)
         self.wrote = False
         drift = self.check_drift and not self.plan_only
-        with self.ctx.owning_events(), ListingsAhead(self.ctx, selected, drift) as self.ahead:  # workers queue events
-            reports = self._cycle(selected)
+        self.ctx.by_need = not self.plan_only and not self.full_sweep
+        try:
+            # the workers queue their events; listings are read ahead of their kinds' turns
+            with self.ctx.owning_events(), ListingsAhead(self.ctx, selected, drift) as self.ahead:
+                reports = self._cycle(selected)
+        finally:
+            self.ctx.by_need = False  # validate and plans on this context read everything
         if not self.plan_only:
             history = self.ctx.settings.history
             self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
@@ -497,7 +502,7 @@ class Engine:
             # Every source object was applied or recorded: new ones validation saw waiting have rows now.
             self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
-        revisit.record_freshness(self.ctx, kind, report.outcome == "ok" and report.not_due == 0, report.started_at)
+        revisit.record_freshness(self.ctx, kind, report.outcome == "ok", report.not_due, report.started_at)
         log.info(
             "cycle %s",
             kind.name,

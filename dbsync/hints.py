@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import posixpath
 import time
 from collections.abc import Iterable
 
@@ -146,8 +147,19 @@ def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
     for kind in holders:  # the objects themselves, for a kind read by need (dashboards with a max_staleness)
         ctx.store.hint_visits(kind, sorted(ids), now)
     named |= holders
+    named |= _hint_containers(ctx, sorted(ids), now)
     if named:
         log.info("audit-log hints: %d row(s) name %s", len(rows), ", ".join(sorted(named)))
+    return named
+
+
+def _hint_containers(ctx: SyncContext, ids: list[str], now: float) -> set[str]:
+    """A named path's directory is listed at once (a listing read by need); the kinds sharing that listing."""
+    parents = sorted({posixpath.dirname(i.rstrip("/")) or "/" for i in ids if i.startswith("/")})
+    named: set[str] = set()
+    for listing in {k.declaration.shared_listing for k in kinds() if k.declaration.shared_listing}:
+        if parents and ctx.store.hint_visits(listing, parents, now):
+            named |= {k.name for k in kinds() if k.declaration.shared_listing == listing}
     return named
 
 

@@ -21,6 +21,8 @@ SETTLED = ("synced", "drifted", "partial", "skipped")
 
 def not_due(ctx: SyncContext, kind: Kind, stub: Resource, prior: Prior | None) -> bool:
     """An unchanged object of a kind read by need, whose revisit has not come: left as last verified."""
+    if kind.watcher.as_last_seen(ctx, stub):  # its directory was not listed: as last verified, unless to retry
+        return prior is not None and prior.status in SETTLED
     if stub.version_hint is not None or prior is None or prior.status not in SETTLED:
         return False
     if ctx.settings.max_staleness(kind.name) <= 0:
@@ -37,9 +39,15 @@ def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> 
     ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
 
 
-def record_freshness(ctx: SyncContext, kind: Kind, read_in_full: bool, started_at: float) -> None:
-    """dbsync_staleness_seconds and its target; a complete cycle that skipped nothing verified the whole kind."""
-    if read_in_full:
+def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int, started_at: float) -> None:
+    """dbsync_staleness_seconds and its target; a complete cycle that skipped nothing verified the whole kind.
+
+    A listing read partly as last seen (the workspace tree by need) verified the kind as of its oldest part.
+    """
+    since = kind.watcher.listed_since(ctx)
+    if complete and since is not None:
+        ctx.store.record_full_read(kind.name, min(since, started_at), bound=True)
+    elif complete and not_due == 0:
         ctx.store.record_full_read(kind.name, started_at)
     metrics.set_oldest_verification(kind.name, ctx.store.oldest_verification(kind.name))
     target = ctx.settings.max_staleness(kind.name) or ctx.settings.interval(kind.name)

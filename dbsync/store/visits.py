@@ -64,9 +64,17 @@ class Visits:
                 count += cursor.rowcount
         return count
 
-    def record_full_read(self, kind: str, at: float) -> None:
-        """A cycle that started at `at` listed the kind completely and read every object due or not."""
-        self.set_meta(f"read_in_full:{kind}", repr(at))
+    def record_full_read(self, kind: str, at: float, bound: bool = False) -> None:
+        """A cycle that started at `at` listed the kind completely and read every object due or not.
+
+        `bound`: part of the listing was taken as last seen, read at `at`: no object is known fresher than that.
+        """
+        with self._transaction():
+            self.set_meta(f"read_in_full:{kind}", repr(at))
+            if bound:
+                self.set_meta(f"oldest_listing:{kind}", repr(at))
+            else:
+                self.db.execute("DELETE FROM meta WHERE key = ?", [f"oldest_listing:{kind}"])
 
     def oldest_verification(self, kind: str) -> float | None:
         """When the least recently read live object of the kind was read (None: never read in full, none recorded).
@@ -84,7 +92,47 @@ class Visits:
         )
         if row is None or not row[1]:
             return float(full) if full else None
-        return row[0]
+        bound = self.get_meta(f"oldest_listing:{kind}")
+        return min(row[0], float(bound)) if bound else row[0]
+
+    def listing_schedule(self, listing: str) -> dict[str, tuple[float, float]]:
+        """Container → (next listing due, last listed) of a listing read by need (the workspace tree's directories)."""
+        rows = self._rows("SELECT source_key, next_visit, verified_at FROM visits WHERE kind = ?", [listing])
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def listing_digests(self, listing: str) -> dict[str, str]:
+        """Container → digest of its last listing (what "its contents changed" is measured against)."""
+        prefix = f"digest:{listing}:"
+        rows = self._rows("SELECT key, value FROM meta WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"])
+        return {row[0][len(prefix) :]: row[1] for row in rows}
+
+    def last_seen(self, kinds: list[str]) -> list[tuple[str, str, str | None, str | None]]:
+        """(kind, key, version hint, source_meta JSON) of the live rows of these kinds: their listing as last seen."""
+        marks = ", ".join("?" * len(kinds))
+        return self._rows(
+            "SELECT kind, source_key, version_hint, source_meta_json FROM resources "
+            f"WHERE kind IN ({marks}) AND status != 'deleted'",
+            list(kinds),
+        )
+
+    def record_listings(
+        self,
+        listing: str,
+        listed: dict[str, tuple[bool, str]],
+        gone: Iterable[str],
+        now: float,
+        cycle: float,
+        cap: float,
+    ) -> None:
+        """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten."""
+        with self._transaction():
+            for key, (changed, digest) in listed.items():
+                self.record_visit(listing, key, changed, now, cycle, cap)
+                if changed:
+                    self.set_meta(f"digest:{listing}:{key}", digest)
+            for key in gone:
+                self.db.execute("DELETE FROM visits WHERE kind = ? AND source_key = ?", [listing, key])
+                self.db.execute("DELETE FROM meta WHERE key = ?", [f"digest:{listing}:{key}"])
 
     def keys_with_object_id(self, kind: str, object_id: int) -> list[str]:
         """Live rows of a kind whose source_meta names this workspace object id (an ACL row of a notebook)."""

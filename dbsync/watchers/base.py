@@ -51,6 +51,14 @@ class Watcher(ABC):
         """Free a listing shared with other kinds (`declaration.shared_listing`) once the last of them is done."""
         return None  # most kinds keep no listing beyond their own cycle
 
+    def as_last_seen(self, ctx: SyncContext, stub: Resource) -> bool:
+        """Whether this run's listing took the stub from the store, its container not read (listed by need)."""
+        return False  # most kinds read their whole listing every cycle
+
+    def listed_since(self, ctx: SyncContext) -> float | None:
+        """When the oldest part of this run's listing was read, when part was taken as last seen (None: none was)."""
+        return None
+
     def manual_actions(self, ctx: SyncContext) -> list[dict[str, str]]:
         """What a person must do for this kind ({kind, key, action}), beside readiness; none by default."""
         return []

@@ -27,6 +27,7 @@ from dbsync.model import Resource
 from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
 from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
+from dbsync.watchers.tree_schedule import TreeSchedule, max_staleness
 from dbsync.workspace import Workspace
 
 ARCHIVE_ROOT = "/dbsync-archive"
@@ -93,32 +94,35 @@ class Tree:
             yield Entry(path, kind, numbers[3 * i], numbers[3 * i + 1], numbers[3 * i + 2], language)
 
 
-def list_tree(ws: Workspace, concurrency: int, root: str = "/") -> Tree:
-    """Every object under `root` (root excluded); a directory that vanished mid-listing is skipped."""
+def list_tree(ws: Workspace, concurrency: int, root: str = "/", schedule: TreeSchedule | None = None) -> Tree:
+    """Every object under `root` (root excluded); a directory that vanished mid-listing is skipped.
+
+    With a `schedule`, only the due directories are listed; the others' entries are as the store last saw them.
+    """
     tree = Tree()
-    for entry in walk_tree(ws, concurrency, root):
+    for entry in walk_tree(ws, concurrency, root, schedule):
         tree.append(entry)
     return tree
 
 
-def _tree_or_failure(ws: Workspace, concurrency: int) -> Tree | Exception:
+def _tree_or_failure(ws: Workspace, concurrency: int, schedule: TreeSchedule | None) -> Tree | Exception:
     """The tree, or why it could not be listed: the failure is kept too, so the three kinds fail alike, on one walk."""
     try:
-        return list_tree(ws, concurrency)
+        return list_tree(ws, concurrency, schedule=schedule)
     except Exception as err:
         return err
 
 
-def walk_tree(ws: Workspace, concurrency: int, root: str = "/") -> Iterator[Entry]:
+def walk_tree(
+    ws: Workspace, concurrency: int, root: str = "/", schedule: TreeSchedule | None = None
+) -> Iterator[Entry]:
     """`list_tree` as a stream, one directory level at a time, for callers that keep only part of each entry."""
     level = [root]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"list-{ws.side}") as pool:
         while level:
             next_level: list[str] = []
-            for children in pool.map(lambda p: _list_dir(ws, p), level):
-                for entry in children:
-                    if entry.object_type in SKIPPED_TYPES or entry.path in (ARCHIVE_ROOT, MARKER_DIR):
-                        continue
+            for children in pool.map(lambda p: _children(ws, p, schedule), level):
+                for entry in filter(_kept, children):
                     yield entry
                     if entry.object_type == "DIRECTORY":
                         next_level.append(entry.path)
@@ -138,6 +142,7 @@ def _entry(o: ObjectInfo) -> Entry:
 
 WRITTEN: CacheKey[list[str]] = CacheKey("workspace:written")  # .part(kind)
 TREE: CacheKey[Tree | Exception] = CacheKey("workspace:tree")  # .part(side)
+SCHEDULE: CacheKey[TreeSchedule | None] = CacheKey("workspace:schedule")  # the source tree's, this run
 ACL_LOOKUPS: CacheKey[Iterator[int]] = CacheKey("workspace:acl-lookups")  # .part(side)
 OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
 
@@ -145,6 +150,22 @@ OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
 def written_paths(ctx: SyncContext, kind: str) -> list[str]:
     """Target paths this run wrote for `kind` (the replicator appends; the drift check reads their rows again)."""
     return ctx.cached(WRITTEN.part(kind), list)
+
+
+def _children(ws: Workspace, path: str, schedule: TreeSchedule | None) -> list[Entry]:
+    """A directory's entries: listed when it is due (or without a schedule), else as last seen."""
+    if schedule is None:
+        return _list_dir(ws, path)
+    if not schedule.due(path):
+        return [Entry(*row) for row in schedule.as_last_seen(path)]
+    entries = list(filter(_kept, _list_dir(ws, path)))
+    schedule.was_listed(path, entries)
+    return entries
+
+
+def _kept(entry: Entry) -> bool:
+    """Repos are their own kind; dbsync's archive and role marker are dbsync's own."""
+    return entry.object_type not in SKIPPED_TYPES and entry.path not in (ARCHIVE_ROOT, MARKER_DIR)
 
 
 def _list_dir(ws: Workspace, path: str) -> list[Entry]:
@@ -181,6 +202,8 @@ def _still_there(ws: Workspace, path: str) -> bool:
 
 
 # The three kinds walk one tree (the daemon runs them together: one walk per cycle) and open at one UI page.
+# With `kinds.<kind>.max_staleness` set, each directory is listed by need (tree_schedule.py); by default the
+# whole tree is listed every cycle, so an edit is replicated by the next `sync --once` whatever its directory.
 _TREE = Declaration(
     interval=60, shared_listing="workspace_tree", link="{host}/#workspace{key}", same_key_on_target=True
 )
@@ -200,15 +223,32 @@ class WorkspaceObjectWatcher(Watcher):
         self.declaration = _DIRECTORIES if kind == "directories" else _TREE
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
-        listing = ctx.cached(TREE.part(ws.side), lambda: _tree_or_failure(ws, ctx.settings.concurrency))
+        schedule = _schedule(ctx) if ws.side == "source" else None
+        listing = ctx.cached(TREE.part(ws.side), lambda: _tree_or_failure(ws, ctx.settings.concurrency, schedule))
         if isinstance(listing, Exception):
             raise listing
         return listing
 
     def release_listing(self, ctx: SyncContext) -> None:
-        """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay."""
+        """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay.
+
+        The source tree's directories listed this run get their next listing (their entries are recorded now).
+        """
+        schedule = ctx.peek(SCHEDULE)
+        if schedule is not None and isinstance(ctx.peek(TREE.part("source")), Tree):
+            schedule.record(ctx)
         for side in ("source", "target"):
             ctx.invalidate(TREE.part(side))
+
+    def as_last_seen(self, ctx: SyncContext, stub: Resource) -> bool:
+        """The object's directory was not listed this cycle: its entry is the store's, its status stands."""
+        schedule = ctx.peek(SCHEDULE)
+        return schedule is not None and schedule.not_listed(stub.key)
+
+    def listed_since(self, ctx: SyncContext) -> float | None:
+        """When the least recently listed directory of this run's tree was listed (None: all listed this run)."""
+        schedule = ctx.peek(SCHEDULE)
+        return schedule.oldest_listing() if schedule is not None else None
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
         """The target tree may have been listed by an earlier kind's drift check, before this kind's imports.
@@ -276,6 +316,14 @@ class WorkspaceObjectWatcher(Watcher):
             return str(ws.client.workspace.get_status(key).object_id)
         except NotFound:
             return None
+
+
+def _schedule(ctx: SyncContext) -> TreeSchedule | None:
+    """The source tree's listing schedule for this run: None when it is listed in full (validate, plans, a
+    cutover's final sync, or a `max_staleness` of 0)."""
+    if not ctx.by_need or max_staleness(ctx) <= 0:
+        return None
+    return ctx.cached(SCHEDULE, lambda: TreeSchedule(ctx))
 
 
 def object_ids(ctx: SyncContext, ws: Workspace) -> IdIndex:

@@ -1,0 +1,106 @@
+"""Which directories of the workspace tree a cycle lists: their revisit schedule, persisted in the store.
+
+One `workspace/list` per directory is the tree's whole cost. A directory whose listing changed when it was last
+listed is listed again next cycle, an unchanged one after twice its last interval, never later than the workspace
+kinds' `max_staleness` (dbsync/freshness.py). The root and directories never listed are always listed; an
+audit-log hint makes a directory due at once (dbsync/hints.py). The entries of a directory not listed come from
+the store as last seen: their version hints unchanged (nothing exported), their status as last verified, and
+never taken as deleted (only a directory listed this cycle decides that). Validate, plans and a cutover's final
+sync list everything (`SyncContext.by_need` is off for them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from dbsync.context import SyncContext
+
+LISTING = "workspace_tree"  # the visits kind of the tree's directories (the kinds' shared_listing)
+KINDS = {"directories": "DIRECTORY", "notebooks": "NOTEBOOK", "files": "FILE"}
+# (path, object_type, object_id, modified_at, size, language): a listing row, as workspace_objects.Entry.
+Row = tuple[str, str, int, int, int, str | None]
+
+
+class TreeSchedule:
+    """This cycle's view of the schedule: which directories are due, and the entries of the others as last seen."""
+
+    def __init__(self, ctx: SyncContext, root: str = "/") -> None:
+        store = ctx.store
+        self.root = root
+        self.now = time.time()
+        self.cycle = min(ctx.settings.interval(k) for k in KINDS)
+        self.cap = max_staleness(ctx)
+        self.schedule = store.listing_schedule(LISTING)
+        self.digests = store.listing_digests(LISTING)
+        self.seen = _by_parent(store.last_seen(list(KINDS)), self.schedule)
+        self.listed: dict[str, tuple[bool, str]] = {}  # directory listed this cycle → (changed, digest)
+        self.unlisted: dict[str, float] = {}  # directory taken as last seen → when it was last listed
+        self._lock = threading.Lock()  # directories are listed on the listing pool's threads
+
+    def due(self, path: str) -> bool:
+        """The root, a directory never listed, or one whose listing is due (or hinted)."""
+        known = self.schedule.get(path)
+        return path == self.root or known is None or known[0] <= self.now
+
+    def as_last_seen(self, path: str) -> list[Row]:
+        """The entries of a directory not listed this cycle, as the store last saw them."""
+        with self._lock:
+            self.unlisted[path] = self.schedule[path][1]
+        return self.seen.get(path, [])
+
+    def was_listed(self, path: str, rows: list[Row]) -> None:
+        """A directory listed now: changed when its listing differs from the last one."""
+        # A subdirectory's own times are not this directory's change: its listing tells its own.
+        mine = sorted(row[:2] if row[1] == "DIRECTORY" else row for row in rows)
+        digest = hashlib.blake2b(json.dumps(mine).encode(), digest_size=12).hexdigest()
+        with self._lock:
+            self.listed[path] = (self.digests.get(path) != digest, digest)
+
+    def oldest_listing(self) -> float:
+        """When the least recently listed directory of this cycle's tree was listed."""
+        return min(self.unlisted.values(), default=self.now)
+
+    def not_listed(self, key: str) -> bool:
+        """Whether the object's directory was taken as last seen this cycle."""
+        return posixpath.dirname(key) in self.unlisted
+
+    def record(self, ctx: SyncContext) -> None:
+        """Main thread, once the workspace kinds recorded their outcomes: the listed directories' next listing."""
+        walked = self.listed.keys() | self.unlisted.keys()
+        gone = [path for path in self.schedule if path not in walked]
+        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap)
+
+
+def max_staleness(ctx: SyncContext) -> float:
+    """The tree's cap: the tightest of the workspace kinds' (0: one of them wants the whole tree every cycle)."""
+    return min(ctx.settings.max_staleness(k) for k in KINDS)
+
+
+def _by_parent(rows: Iterable[tuple[str, str, str | None, str | None]], schedule: dict) -> dict[str, list[Row]]:
+    """The stored rows of the three kinds grouped by directory; directories only known to the schedule too."""
+    seen: dict[str, list[Row]] = defaultdict(list)
+    directories: set[str] = set()
+    for kind, key, hint, meta_json in rows:
+        meta = json.loads(meta_json) if meta_json else {}
+        object_id, modified_at, size = _numbers(hint, meta)
+        seen[posixpath.dirname(key)].append((key, KINDS[kind], object_id, modified_at, size, meta.get("language")))
+        if kind == "directories":
+            directories.add(key)
+    for path in schedule:  # a directory of a kind not replicated (directories disabled) is still descended into
+        if path not in directories and path != "/":
+            seen[posixpath.dirname(path)].append((path, "DIRECTORY", 0, 0, 0, None))
+    return seen
+
+
+def _numbers(hint: str | None, meta: dict) -> tuple[int, int, int]:
+    """(object_id, modified_at, size) from a notebook's or file's version hint; a directory's from its meta."""
+    parts = (hint or "").split(":")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1]), int(parts[2])
+    return int(meta.get("object_id") or 0), 0, 0

@@ -1,0 +1,169 @@
+"""The workspace tree is listed by need: each directory has a revisit schedule in the store, a cycle lists only the
+due directories (the root and new ones always), and the rest of the tree is taken as last seen, never as deleted.
+
+One `workspace/list` per directory is the only way to read the tree (Workspace API reference: GET
+/api/2.0/workspace/list lists one directory, not recursive); the list calls on the source are counted with the
+emulator's per-endpoint request counts.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from conftest import Pair, endpoint_count
+from databricks.sdk.errors import NotFound
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
+from freezegun import freeze_time
+
+from dbsync.report import validate
+
+LIST = "GET /api/2.0/workspace/list"
+EXPORT = "GET /api/2.0/workspace/export"
+KINDS = ["directories", "notebooks", "files"]
+DIRS = 10
+PER_DIR = 3
+CYCLE = 60.0  # the workspace kinds' interval
+WINDOW = 600.0  # their max_staleness in these tests: ten cycles
+BY_NEED = {"kinds": {k: {"max_staleness": WINDOW} for k in KINDS}}
+
+
+def _dir(i: int) -> str:
+    return f"/Shared/d{i:02d}"
+
+
+def _upload(pair: Pair, path: str, body: str) -> None:
+    pair.src.workspace.upload(
+        path, io.BytesIO(body.encode()), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True
+    )
+
+
+def _seed(pair: Pair) -> None:
+    for i in range(DIRS):
+        pair.src.workspace.mkdirs(_dir(i))
+        for n in range(PER_DIR):
+            _upload(pair, f"{_dir(i)}/nb{n}", "print(1)\n")
+
+
+def _sync(pair: Pair, **overrides: Any) -> int:
+    """One `sync --once` of the workspace kinds (a new process each time): how many directories it listed."""
+    pair.reset_stats()
+    reports = pair.sync(only=KINDS, **{**BY_NEED, **overrides})
+    assert all(r.errors == 0 for r in reports.values()), reports
+    return endpoint_count(pair.source, LIST)
+
+
+def _target_body(pair: Pair, path: str) -> str | None:
+    try:
+        text = pair.dst.workspace.download(path, format=ExportFormat.SOURCE).read().decode()
+    except NotFound:
+        return None
+    return text.removeprefix("# Databricks notebook source\n").strip()
+
+
+def test_a_no_change_cycle_lists_only_the_root_and_a_restart_keeps_the_schedule(pair: Pair) -> None:
+    """The first sync lists every directory; the next process, at once, lists the root only and exports nothing."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        every = _sync(pair)
+        assert every >= DIRS + 2  # the root, /Shared and its directories (and the built-in folders)
+        clock.tick(1)
+        assert _sync(pair) == 1  # a new process: the schedule is in the store; only the root is listed
+        assert endpoint_count(pair.source, EXPORT) == 0
+
+
+def test_each_directory_is_listed_within_max_staleness_a_slice_per_cycle(pair: Pair) -> None:
+    """A cold directory is listed again within `max_staleness`, the sweep spread over the window."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        every = _sync(pair)
+        _upload(pair, f"{_dir(7)}/nb1", "print('cold')\n")
+        slices = []
+        for _ in range(int(WINDOW / CYCLE)):
+            clock.tick(CYCLE)
+            slices.append(_sync(pair) - 1)  # besides the root
+        assert _target_body(pair, f"{_dir(7)}/nb1") == "print('cold')"
+        assert sum(slices) >= every - 1, slices  # every directory listed again within the window
+        assert max(slices) < every / 2, slices  # a slice per cycle, not the whole tree at once
+        ctx = pair.context(**BY_NEED)
+        oldest = ctx.store.oldest_verification("notebooks")
+        assert oldest is not None and clock.time_to_freeze.timestamp() - oldest <= WINDOW
+
+
+def test_an_edit_in_a_hot_directory_is_replicated_next_cycle_a_cold_one_waits(pair: Pair) -> None:
+    """A directory whose listing just changed is listed next cycle; an unchanged one only when its visit comes."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _sync(pair)
+        clock.tick(WINDOW)
+        _upload(pair, f"{_dir(3)}/nb0", "print(2)\n")
+        _sync(pair)  # everything due: d03 is seen changed, the others unchanged
+        assert _target_body(pair, f"{_dir(3)}/nb0") == "print(2)"
+
+        clock.tick(CYCLE)
+        _upload(pair, f"{_dir(3)}/nb0", "print(3)\n")  # hot
+        _upload(pair, f"{_dir(6)}/nb0", "print(3)\n")  # cold
+        listed = _sync(pair)
+        assert listed == 2, listed  # the root and d03
+        assert _target_body(pair, f"{_dir(3)}/nb0") == "print(3)"
+        assert _target_body(pair, f"{_dir(6)}/nb0") == "print(1)"  # not listed yet: not claimed either
+
+
+def test_a_notebook_deleted_in_a_directory_not_listed_is_deleted_only_once_it_is_listed(pair: Pair) -> None:
+    """Entries of a directory not listed this cycle are as last seen: deletion is decided from a real listing."""
+    _seed(pair)
+    gone = f"{_dir(5)}/nb2"
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _sync(pair)
+        clock.tick(1)
+        pair.src.workspace.delete(gone)
+        reports = pair.sync(only=KINDS, **BY_NEED)
+        assert reports["notebooks"].deleted == 0
+        assert _target_body(pair, gone) == "print(1)"
+        ctx = pair.context(**BY_NEED)
+        prior = ctx.store.prior("notebooks", gone)
+        assert prior is not None and prior.status == "synced"
+
+        clock.tick(WINDOW)
+        reports = pair.sync(only=KINDS, **BY_NEED)
+        assert reports["notebooks"].deleted == 1
+        assert _target_body(pair, gone) is None
+
+
+def test_an_audit_log_hint_makes_the_directory_due_at_once(pair: Pair) -> None:
+    """importNotebook names the path: its directory is listed in the next cycle, not when its visit comes."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:  # the warehouse starts on the emulator's (frozen) clock
+        warehouse = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
+        hinted = {"metastore": {"source_warehouse_id": warehouse}, "audit_hints": {"interval": 10}}
+        _sync(pair, **hinted)  # the first read of the audit log sets its checkpoint
+        clock.tick(CYCLE / 2)
+        _upload(pair, f"{_dir(4)}/nb1", "print('hinted')\n")
+        clock.tick(CYCLE / 2)
+        assert _sync(pair, **hinted) == 2  # the root and d04
+        assert _target_body(pair, f"{_dir(4)}/nb1") == "print('hinted')"
+
+
+def test_validate_lists_everything_and_an_unlisted_edit_is_pending(pair: Pair) -> None:
+    """Truth: an edit in a directory the daemon has not listed yet is `pending` in validate, never synced."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        every = _sync(pair)
+        clock.tick(1)
+        _upload(pair, f"{_dir(8)}/nb0", "print('unseen')\n")
+        assert _sync(pair) == 1
+        pair.reset_stats()
+        report = validate(pair.context(**BY_NEED), KINDS)
+        assert endpoint_count(pair.source, LIST) >= every
+        notebooks = next(k for k in report.kinds if k.kind == "notebooks")
+        assert notebooks.pending == 1 and not report.ready_for_cutover
+        ctx = pair.context(**BY_NEED)
+        assert ctx.store.oldest_verification("notebooks") == clock.time_to_freeze.timestamp() - 1
+
+
+def test_max_staleness_zero_lists_the_whole_tree_every_cycle(pair: Pair) -> None:
+    """`max_staleness: 0` keeps the full listing each cycle."""
+    _seed(pair)
+    every_cycle = {"kinds": {k: {"max_staleness": 0} for k in KINDS}}
+    every = _sync(pair, **every_cycle)
+    assert _sync(pair, **every_cycle) == every
