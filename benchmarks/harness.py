@@ -47,6 +47,14 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile of `values` (nearest rank); NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

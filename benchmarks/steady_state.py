@@ -34,7 +34,7 @@ import httpx
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator, dbsync_env, free_port, load, notebook_paths, run_dbsync, statuses
+from harness import Emulator, dbsync_env, free_port, load, notebook_paths, percentile, run_dbsync, statuses
 
 RSS_GOAL_MB = 200
 SAMPLE_EVERY = 30.0
@@ -105,13 +105,6 @@ class Editor(threading.Thread):
                 pass
             time.sleep(10)
         self.missed += 1
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def per_second(emulator: Emulator, driver: Counter[int]) -> tuple[float, int, int]:

@@ -116,7 +116,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     try:
         ctx = open_context(settings, dry_run=not args.apply)
         try:
-            steps = _plan(ctx, versions, args)
+            steps = _plan(ctx, versions, args, plan_version, plan_as_of)
             if args.apply:
                 apply_restore(ctx, steps, pin=args.pin)
         finally:
@@ -141,7 +141,7 @@ def _restore_source(args: argparse.Namespace) -> int:
         # Not a writer of the target: no marker written, no target fence; apply_source_restore fences both sides.
         ctx = open_context(settings, dry_run=not args.apply, writer=False)
         try:
-            steps = _plan_source(ctx, versions, args)
+            steps = _plan(ctx, versions, args, plan_source_version, plan_source_as_of)
             count, limit = overwrites(steps), settings.updates.min_count
             if args.apply and count >= limit and not args.yes:
                 _print_steps(steps, argparse.Namespace(**{**vars(args), "apply": False}))
@@ -159,22 +159,14 @@ def _restore_source(args: argparse.Namespace) -> int:
     return _print_steps(steps, args)
 
 
-def _plan_source(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[RestoreStep]:
+def _plan(ctx: Any, versions: Versions, args: argparse.Namespace, one: Any, as_of: Any) -> list[RestoreStep]:
+    """The steps of `--version ID` (planned by `one`), or of everything as of `--at` with --kinds / --path (`as_of`)."""
     if args.version is not None:
         version = versions.get(args.version)
         if version is None:
             raise ConfigError(f"--version {args.version}: no such version (`dbsync history PATH` lists them)")
-        return plan_source_version(ctx, version)
-    return plan_source_as_of(ctx, versions, parse_time(args.at), kind_names(args), args.path)
-
-
-def _plan(ctx: Any, versions: Versions, args: argparse.Namespace) -> list[RestoreStep]:
-    if args.version is not None:
-        version = versions.get(args.version)
-        if version is None:
-            raise ConfigError(f"--version {args.version}: no such version (`dbsync history PATH` lists them)")
-        return plan_version(ctx, version)
-    return plan_as_of(ctx, versions, parse_time(args.at), kind_names(args), args.path)
+        return one(ctx, version)
+    return as_of(ctx, versions, parse_time(args.at), kind_names(args), args.path)
 
 
 def _print_steps(steps: list[RestoreStep], args: argparse.Namespace) -> int:
