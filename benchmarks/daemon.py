@@ -29,7 +29,7 @@ from databricks.sdk.core import Config
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sync import free_port, start_emulator
+from harness import Emulator, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -137,9 +137,10 @@ def main() -> None:
     parser.add_argument("--jobs-interval", type=float, default=40.0)
     parser.add_argument("--edit-every", type=float, default=2.0, help="seconds between source edits")
     args = parser.parse_args()
-    src_port, tgt_port, port = free_port(), free_port(), free_port()
-    procs = [start_emulator(src_port, "src-token", args.objects, 0), start_emulator(tgt_port, "tgt-token", 0, 0)]
-    src_url, tgt_url = f"http://127.0.0.1:{src_port}", f"http://127.0.0.1:{tgt_port}"
+    port = free_port()
+    # Secret values are copied over secrets/get (the emulators allow it; a real workspace does not: see README).
+    emulators = [Emulator("src-token", seed_objects=args.objects), Emulator("tgt-token")]
+    src_url, tgt_url = emulators[0].url, emulators[1].url
     intervals = {"notebooks": args.notebook_interval, "jobs": args.jobs_interval}
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DBSYNC_", "DATABRICKS_"))} | {
@@ -150,6 +151,7 @@ def main() -> None:
             "DBSYNC_STATE_PATH": f"{tmp}/daemon.db",
             "DBSYNC_SERVER__PORT": str(port),
             "DBSYNC_IDENTITIES__CREATE_USERS": "true",
+            "DBSYNC_SECRETS__VALUES_FROM": "api",
             "DBSYNC_LOG_LEVEL": "WARNING",
             "DBSYNC_KINDS__NOTEBOOKS__INTERVAL": str(args.notebook_interval),
             "DBSYNC_KINDS__DIRECTORIES__INTERVAL": str(args.notebook_interval),
@@ -190,9 +192,8 @@ def main() -> None:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=10)
+            for emulator in emulators:
+                emulator.stop()
 
 
 def _ready(base: str) -> bool:
