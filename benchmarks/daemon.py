@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ from databricks.sdk.core import Config
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator, free_port
+from harness import Emulator, free_port, proc_rss_mb
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -41,11 +40,6 @@ def client(url: str, token: str) -> WorkspaceClient:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mb(pid: int) -> float:
-    match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024 if match else 0.0
 
 
 def api_calls(metrics_url: str) -> float:
@@ -177,7 +171,7 @@ def main() -> None:
             cpu1, calls1, t1 = cpu_seconds(daemon.pid), api_calls(base + "/metrics"), time.monotonic()
             print(
                 f"steady state: {t1 - t0:.0f} s, daemon CPU {100 * (cpu1 - cpu0) / (t1 - t0):.1f} % of one core, "
-                f"peak RSS {peak_rss_mb(daemon.pid):.0f} MB, API calls {60 * (calls1 - calls0) / (t1 - t0):.0f}/min"
+                f"peak RSS {proc_rss_mb(daemon.pid)[1]:.0f} MB, API calls {60 * (calls1 - calls0) / (t1 - t0):.0f}/min"
             )
             print(f"{'kind':<12}{'interval s':>11}{'edits':>7}{'p50 s':>8}{'p99 s':>8}{'goal p99':>10}{'missed':>8}")
             for kind, lags in driver.lags.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import signal
 import socket
 import subprocess
@@ -45,6 +46,14 @@ TREE_TYPES = ("DIRECTORY", "NOTEBOOK", "FILE")
 def load() -> str:
     """The 1-minute load average, printed next to every figure (the machine is shared)."""
     return f"load {os.getloadavg()[0]:.2f}"
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a running process in MB, from /proc (VmRSS, VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    current = re.search(r"VmRSS:\s+(\d+) kB", status)
+    peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return (int(current.group(1)) / 1024 if current else 0.0, int(peak.group(1)) / 1024 if peak else 0.0)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -34,19 +34,11 @@ import httpx
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator, dbsync_env, free_port, load, notebook_paths, percentile, run_dbsync, statuses
+from harness import Emulator, dbsync_env, free_port, load, notebook_paths, percentile, proc_rss_mb, run_dbsync, statuses
 
 RSS_GOAL_MB = 200
 SAMPLE_EVERY = 30.0
 SERIES = re.compile(r'^(dbsync_staleness(?:_target)?_seconds)\{kind="([^"]+)"\} (\S+)$')
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set size of a process, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    current = re.search(r"VmRSS:\s+(\d+) kB", status)
-    peak = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return (int(current.group(1)) / 1024 if current else 0.0, int(peak.group(1)) / 1024 if peak else 0.0)
 
 
 def staleness(metrics_url: str) -> dict[str, tuple[float, float]]:
@@ -175,7 +167,7 @@ def main() -> None:
                             (
                                 time.monotonic() - started,
                                 staleness(f"http://127.0.0.1:{port}/metrics"),
-                                rss_mb(daemon.pid)[0],
+                                proc_rss_mb(daemon.pid)[0],
                             )
                         )
                     except httpx.HTTPError as err:
@@ -189,7 +181,7 @@ def main() -> None:
                         )
                     time.sleep(SAMPLE_EVERY)
                 editor.stop.set()
-                peak = rss_mb(daemon.pid)[1]
+                peak = proc_rss_mb(daemon.pid)[1]
             finally:
                 daemon.terminate()
                 daemon.wait(timeout=120)
