@@ -241,9 +241,12 @@ class Engine:
             return
         heal = self.ctx.settings.drift == "heal"
         store = self.ctx.store
+        by_need = kind.watcher.target_listed_by_need(self.ctx)  # an object not listed now keeps its baseline
         with store.batch():  # the baselines of a whole kind in one transaction
             for prior in store.priors(kind.name, payloads=False):
                 if prior.status not in ("synced", "drifted") or prior.target_key is None:
+                    continue
+                if by_need and kind.watcher.as_last_seen(self.ctx, Resource(kind.name, prior.key)):
                     continue
                 seen = target_view.get(prior.target_key)
                 if prior.target_version is None and seen is not None:

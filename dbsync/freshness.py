@@ -1,22 +1,57 @@
 """When an object of a kind read by need is read again: pure schedule arithmetic, no I/O.
 
-The web-crawler refresh policy: an object whose content just changed is read again next cycle, an unchanged
-one after twice its last interval, never later than the kind's `max_staleness`. The first schedule of an object
+The web-crawler refresh policy: revisit each object in proportion to its observed change rate, never later
+than the kind's `max_staleness`. An object is read again next cycle after a change. Once two changes have
+been seen, the mean gap between its changes is known (a moving average) and it is read every
+gap ÷ READS_PER_CHANGE (at least one cycle): an object that changes every few minutes is read every cycle
+for as long as it keeps changing, and slows down as the time since its last change outgrows that gap. An
+object never seen to change twice doubles its interval while unchanged. The first schedule of an object
 spreads the sweep over the window (a phase from its key), so a kind is read a slice per cycle, not all at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+
+# Reads per expected change: at 24 the chance that an object changed since it was last read is about 4 %.
+# Doubling alone (the policy before) read a directory edited every 5 minutes 1, 2, 4 minutes after its last
+# change: edits waited minutes in the directories that change the most.
+READS_PER_CHANGE = 24.0
 
 
-def next_interval(previous: float | None, changed: bool, cycle: float, max_staleness: float) -> float:
-    """The object's new revisit interval: one cycle after a change, doubling while unchanged, capped."""
-    if previous is None:
+@dataclass(frozen=True)
+class Visit:
+    """What the schedule knows of an object: its interval, when it last changed, the mean gap between changes."""
+
+    interval: float | None = None  # None: never read (after a read, always set)
+    changed_at: float | None = None
+    change_gap: float | None = None
+
+
+def after_read(previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float) -> Visit:
+    """The schedule of an object read now (`changed`: its content differed from what was last seen)."""
+    gap, changed_at = previous.change_gap, previous.changed_at
+    if changed and previous.interval is not None:  # a first read sees the object, not a change of it
+        if changed_at is not None:
+            seen = now - changed_at
+            gap = seen if gap is None else (gap + seen) / 2
+        changed_at = now
+    return Visit(next_interval(previous, changed, now, cycle, max_staleness, gap), changed_at, gap)
+
+
+def next_interval(
+    previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float, gap: float | None
+) -> float:
+    """The object's new revisit interval: one cycle after a change, by its change rate when known, capped."""
+    if previous.interval is None:
         return max_staleness  # first read: cold until it is seen to change
     if changed:
         return min(cycle, max_staleness)
-    return min(max_staleness, max(cycle, previous * 2))
+    if gap is not None and previous.changed_at is not None:
+        expected = max(gap, now - previous.changed_at)  # a quiet spell longer than the gap: it cooled down
+        return min(max_staleness, max(cycle, expected / READS_PER_CHANGE))
+    return min(max_staleness, max(cycle, previous.interval * 2))
 
 
 def next_visit(now: float, key: str, interval: float, cycle: float, first: bool) -> float:

@@ -34,7 +34,7 @@ class ListingsAhead:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="list") if len(self.early) > 1 else None
         self.reads: dict[str, Future[list[Resource]]] = {}
         # The drift check's target listings too, after every source listing (those are on the critical path)
-        self.drift = [k for k in self.early if k.watcher.drift_check and _refreshes(k)] if drift else []
+        self.drift = [k for k in self.early if _drift_ahead(k, ctx)] if drift else []
         self.target_reads: dict[str, Future[list[Resource]]] = {}
         self.waiting: list[tuple[Kind, str]] = []  # (kind, side) to read ahead, in their order, not started yet
 
@@ -102,6 +102,11 @@ def _read(kind: Kind, ctx: SyncContext, ws: Any) -> list[Resource]:
 def _result(read: Future[list[Resource]]) -> Iterator[Resource]:
     """A listing read ahead, raising its ListingError where it is consumed (inside the caller's handler)."""
     yield from read.result()
+
+
+def _drift_ahead(kind: Kind, ctx: SyncContext) -> bool:
+    """Whether the kind's drift check takes a target listing that can be read at the cycle's start."""
+    return kind.watcher.drift_check and _refreshes(kind) and not kind.watcher.target_listed_by_need(ctx)
 
 
 def _refreshes(kind: Kind) -> bool:

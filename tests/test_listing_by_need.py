@@ -109,6 +109,60 @@ def test_an_edit_in_a_hot_directory_is_replicated_next_cycle_a_cold_one_waits(pa
         assert _target_body(pair, f"{_dir(6)}/nb0") == "print(1)"  # not listed yet: not claimed either
 
 
+def test_a_directory_that_keeps_changing_is_listed_every_cycle_while_it_does(pair: Pair) -> None:
+    """Seen changing every 5 minutes, a directory is listed every cycle, not 1, 2, 4 minutes after its last change.
+
+    Doubling the interval of an unchanged directory (the policy before) listed it at +1, +2 and +5 minutes after
+    a change, so an edit 3 minutes later waited 2 more; its change rate says it will change again soon.
+    """
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _sync(pair)
+        clock.tick(WINDOW)
+        _upload(pair, f"{_dir(3)}/nb0", "print('a')\n")
+        _sync(pair)  # the whole tree is due: d03 seen changed once (its change rate is not known yet)
+        for _ in range(5):  # its next change, 5 minutes later: the gap between its changes is now known
+            clock.tick(CYCLE)
+            if _ == 4:
+                _upload(pair, f"{_dir(3)}/nb0", "print('b')\n")
+            _sync(pair)
+        listed = []
+        for minute in range(3):
+            clock.tick(CYCLE)
+            if minute == 2:
+                _upload(pair, f"{_dir(3)}/nb0", "print('c')\n")
+            listed.append(_sync(pair))
+        assert listed == [2, 2, 2], listed  # the root and d03 each cycle; the cold directories are not due
+        assert _target_body(pair, f"{_dir(3)}/nb0") == "print('c')"
+
+
+def test_the_drift_check_lists_on_the_target_only_what_the_source_listed_and_finds_drift_when_it_does(
+    pair: Pair,
+) -> None:
+    """Listed by need, the drift check reads the target directories the source listed this cycle (not the whole
+    target tree every cycle); a hand edit on the target elsewhere is found when its directory comes due."""
+    _seed(pair)
+    edited = f"{_dir(2)}/nb1"
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        _sync(pair)
+        clock.tick(1)
+        _sync(pair)  # the drift baselines of the first sync's imports
+        pair.dst.workspace.upload(
+            edited, io.BytesIO(b"print('by hand')\n"), format=ImportFormat.SOURCE, language=Language.PYTHON,
+            overwrite=True,
+        )
+        clock.tick(1)
+        pair.reset_stats()
+        reports = pair.sync(only=KINDS, **BY_NEED)
+        assert endpoint_count(pair.target, LIST) == 1  # the root only, as on the source
+        assert reports["notebooks"].drifted == 0  # not listed this cycle: its baseline stands, no false "deleted"
+        clock.tick(WINDOW)
+        reports = pair.sync(only=KINDS, **BY_NEED)
+        assert reports["notebooks"].drifted == 1  # d02 due: the hand edit is found
+        ctx = pair.context(**BY_NEED)
+        assert ctx.store.prior("notebooks", edited).status == "drifted"
+
+
 def test_a_notebook_deleted_in_a_directory_not_listed_is_deleted_only_once_it_is_listed(pair: Pair) -> None:
     """Entries of a directory not listed this cycle are as last seen: deletion is decided from a real listing."""
     _seed(pair)

@@ -187,3 +187,20 @@ def test_dashboards_are_read_by_need_by_default_and_in_full_with_max_staleness_0
         assert reads() == 0  # the default: read again when due, within 30 minutes
     with freeze_time("2026-12-05 00:31:00"):
         assert reads() == 3
+
+
+def test_acl_writes_find_the_target_object_by_the_drift_checks_baseline_not_a_lookup(pair: Pair) -> None:
+    """A changed ACL goes on the target object whose id the drift check last saw: no get-status per ACL, no
+    target tree walk (which at 1,000 directories was a thousand listings in every cycle writing 50+ ACLs)."""
+    paths = _seed(pair)
+    pair.sync(only=KINDS, **BY_NEED)
+    pair.sync(only=KINDS, **BY_NEED)  # the drift baselines of the first sync's imports
+    changed = paths[:6]  # under the edit-storm guard's ratio
+    for path in changed:
+        _grant(pair, path, iam.PermissionLevel.CAN_RUN)
+    pair.reset_stats()
+    reports = pair.sync(only=["permissions"], kinds={"permissions": {"max_staleness": 0}})
+    assert reports["permissions"].updated == len(changed) and reports["permissions"].errors == 0
+    assert endpoint_count(pair.target, "GET /api/2.0/workspace/get-status") == 0
+    assert endpoint_count(pair.target, "GET /api/2.0/workspace/list") == 0
+    assert all(_target_level(pair, path) == "CAN_RUN" for path in changed)

@@ -35,7 +35,7 @@ class PermissionsReplicator(Replicator):
         resource = change.resource
         payload = resource.payload
         watcher = acl_kinds()[payload["object_kind"]]
-        object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], {})
+        object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], _target_meta(ctx, resource.key))
         if object_id is None:
             raise RetryLater(f"{payload['object_kind']} {payload['target_key']} is not on the target yet")
         entries = list(payload["access_control_list"])
@@ -68,6 +68,15 @@ class PermissionsReplicator(Replicator):
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """An object's ACL goes with the object; nothing to do."""
+
+
+def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
+    """What the store knows of the ACL's object on the target: the version the drift check last saw there."""
+    object_kind, source_key = key.split(":", 1)
+    prior = ctx.store.prior(object_kind, source_key)
+    if prior is None or prior.status != "synced" or not prior.target_version:
+        return {}
+    return {"target_version": prior.target_version}
 
 
 def _owner(acl: list[dict[str, Any]]) -> str | None:

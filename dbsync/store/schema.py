@@ -11,7 +11,7 @@ from typing import Any
 
 from dbsync.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -78,6 +78,12 @@ _MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (kind, source_key)
         )""",
         "CREATE INDEX IF NOT EXISTS visits_due ON visits (kind, next_visit)",
+    ],
+    # Each object's change rate (dbsync/freshness.py): when it last changed and the mean gap between its changes.
+    # Rows of schema 4 start with neither: their objects double their interval until two changes are seen.
+    5: [
+        "ALTER TABLE visits ADD COLUMN changed_at REAL",
+        "ALTER TABLE visits ADD COLUMN change_gap REAL",
     ],
 }
 

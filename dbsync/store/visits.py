@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dbsync.freshness import next_interval, next_visit
+from dbsync.freshness import Visit, after_read, next_visit
 
 
 class Visits:
@@ -39,17 +39,18 @@ class Visits:
         """The object was read now (`changed`: its content differed from the target's): schedule the next read."""
         with self._transaction():
             row = self.db.execute(
-                "SELECT revisit_interval FROM visits WHERE kind = ? AND source_key = ?", [kind, key]
+                "SELECT revisit_interval, changed_at, change_gap FROM visits WHERE kind = ? AND source_key = ?",
+                [kind, key],
             ).fetchone()
-            previous = row[0] if row else None
-            interval = next_interval(previous, changed, cycle, max_staleness)
-            due_at = next_visit(now, key, interval, cycle, first=row is None)
+            visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness)
+            due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None)
             self.db.execute(
-                "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval) "
-                "VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
+                "change_gap) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (kind, source_key) DO UPDATE SET verified_at = excluded.verified_at, "
-                "next_visit = excluded.next_visit, revisit_interval = excluded.revisit_interval",
-                [kind, key, now, due_at, interval],
+                "next_visit = excluded.next_visit, revisit_interval = excluded.revisit_interval, "
+                "changed_at = excluded.changed_at, change_gap = excluded.change_gap",
+                [kind, key, now, due_at, visit.interval, visit.changed_at, visit.change_gap],
             )
 
     def hint_visits(self, kind: str, keys: Iterable[str], now: float) -> int:

@@ -55,6 +55,13 @@ class Watcher(ABC):
         """Whether this run's listing took the stub from the store, its container not read (listed by need)."""
         return False  # most kinds read their whole listing every cycle
 
+    def target_listed_by_need(self, ctx: SyncContext) -> bool:
+        """Whether this run's target listing covers only the objects whose container the source listed now.
+
+        Then it is not read ahead of the source listing, and the drift check skips the objects `as_last_seen`.
+        """
+        return False  # most kinds list the whole target
+
     def listed_since(self, ctx: SyncContext) -> float | None:
         """When the oldest part of this run's listing was read, when part was taken as last seen (None: none was)."""
         return None

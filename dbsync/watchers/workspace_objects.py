@@ -113,6 +113,19 @@ def _tree_or_failure(ws: Workspace, concurrency: int, schedule: TreeSchedule | N
         return err
 
 
+def _directories_or_failure(ws: Workspace, concurrency: int, paths: list[str]) -> Tree | Exception:
+    """The entries of these directories only (one `workspace/list` each; one gone from `ws` has none)."""
+    tree = Tree()
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"list-{ws.side}") as pool:
+            for children in pool.map(lambda path: _list_dir(ws, path), paths):
+                for entry in filter(_kept, children):
+                    tree.append(entry)
+    except Exception as err:
+        return err
+    return tree
+
+
 def walk_tree(
     ws: Workspace, concurrency: int, root: str = "/", schedule: TreeSchedule | None = None
 ) -> Iterator[Entry]:
@@ -223,11 +236,24 @@ class WorkspaceObjectWatcher(Watcher):
         self.declaration = _DIRECTORIES if kind == "directories" else _TREE
 
     def tree(self, ctx: SyncContext, ws: Workspace) -> Tree:
-        schedule = _schedule(ctx) if ws.side == "source" else None
-        listing = ctx.cached(TREE.part(ws.side), lambda: _tree_or_failure(ws, ctx.settings.concurrency, schedule))
+        """This run's tree of `ws`. Listed by need, the target's is only the directories the source listed now."""
+        schedule = _schedule(ctx)
+        concurrency = ctx.settings.concurrency
+        if ws.side == "source" or schedule is None:
+            source_schedule = schedule if ws.side == "source" else None
+            listing = ctx.cached(TREE.part(ws.side), lambda: _tree_or_failure(ws, concurrency, source_schedule))
+        else:
+            self.tree(ctx, ctx.source)  # the drift check comes after the source walk: which directories it listed
+            paths = sorted({ctx.principals.path(path) for path in schedule.listed})
+            listing = ctx.cached(TREE.part(ws.side), lambda: _directories_or_failure(ws, concurrency, paths))
         if isinstance(listing, Exception):
             raise listing
         return listing
+
+    def target_listed_by_need(self, ctx: SyncContext) -> bool:
+        """Listed by need, the target's tree is the directories the source listed this run (the drift check's
+        view): it cannot be read ahead of the source walk, and an object elsewhere keeps its last baseline."""
+        return _schedule(ctx) is not None
 
     def release_listing(self, ctx: SyncContext) -> None:
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay.
@@ -307,6 +333,9 @@ class WorkspaceObjectWatcher(Watcher):
         """Workspace ACLs are keyed by object_id, which differs per workspace: resolve it by path."""
         if ws.side == "source" and meta.get("object_id"):
             return str(meta["object_id"])
+        seen = (meta.get("target_version") or "").split(":")  # "object_id:modified_at:size", as the drift check saw it
+        if ws.side == "target" and len(seen) == 3 and seen[0].isdigit() and seen[0] != "0":
+            return seen[0]
         # The permissions kind runs after every workspace write of the run, so a listing made now is current.
         if next(ctx.cached(ACL_LOOKUPS.part(ws.side), itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
             object_id = object_ids(ctx, ws).get(key)
