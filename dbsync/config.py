@@ -315,6 +315,9 @@ class Settings(BaseSettings):
     # How long the SDK keeps retrying one request on 429 / 503 / connection errors before giving up.
     retry_timeout_seconds: int = Field(default=120, ge=1)
     shutdown_timeout: float = Field(default=30, gt=0)
+    # `dbsync serve`: a cycle of a kind read by need (permissions, dashboards ...) reads its due objects for at
+    # most this long, then leaves the rest due and runs again after the kinds waiting for the worker.
+    time_slice_seconds: float = Field(default=60, gt=0)
     cutover: CutoverSettings = Field(default_factory=CutoverSettings)
     # reverse: after a cutover, replicate the new primary (target) back into the old one (source); see
     # `dbsync reverse`. The sides and the mapping are swapped once, by load_settings.

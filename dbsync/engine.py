@@ -64,6 +64,7 @@ class Engine:
         stop: threading.Event | None = None,
         check_drift: bool = True,
         full_sweep: bool = False,
+        time_slice: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.force_deletes = force_deletes
@@ -75,6 +76,9 @@ class Engine:
         self.stop = stop or threading.Event()  # set by SIGTERM: finish the changes in flight, then stop
         self.check_drift = check_drift
         self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
+        # The daemon's: a kind read by need reads its due objects for this long, then leaves the rest due (revisit.py)
+        self.time_slice = time_slice
+        self.sliced: set[str] = set()  # kinds that stopped at their time slice: the daemon runs them again soon
         self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
         self.ahead = ListingsAhead(ctx, [])  # this cycle's source listings, read ahead of their turn (readahead.py)
@@ -169,6 +173,7 @@ class Engine:
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
         self.pinned = self.ctx.versions.pinned_keys([kind.name])
+        deadline = time.monotonic() + self.time_slice if self.time_slice and not self.full_sweep else None
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
                 for stub in self.ahead.listing(kind):
@@ -183,6 +188,10 @@ class Engine:
                     prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
                     if not self.full_sweep and revisit.not_due(self.ctx, kind, stub, prior):
                         report.not_due += 1
+                        continue
+                    if revisit.beyond_slice(self.ctx, kind, stub, prior, deadline):
+                        report.not_due += 1  # still due: the daemon's next turn of the kind reads it
+                        self.sliced.add(kind.name)
                         continue
                     if not planner.needs_fetch(stub, prior, self._retry_due(prior)):
                         count_unchanged(report, prior)

@@ -1,11 +1,11 @@
 """When an object of a kind read by need is read again: pure schedule arithmetic, no I/O.
 
 The web-crawler refresh policy: revisit each object in proportion to its observed change rate, never later
-than the kind's `max_staleness`. An object is read again next cycle after a change. Once two changes have
-been seen, the mean gap between its changes is known (a moving average) and it is read every
-gap ÷ READS_PER_CHANGE (at least one cycle): an object that changes every few minutes is read every cycle
-for as long as it keeps changing, and slows down as the time since its last change outgrows that gap. An
-object never seen to change twice doubles its interval while unchanged. The first schedule of an object
+than the kind's `max_staleness`. An object is read again next cycle after a change, and from its first change
+on the mean gap between its changes is known (a moving average; the first gap is the time it was watched
+before it changed) and it is read every gap ÷ READS_PER_CHANGE (at least one cycle): an object that changes
+every few minutes is read every cycle for as long as it keeps changing, and slows down as the time since its
+last change outgrows that gap. An object never seen to change doubles its interval while unchanged. The first schedule of an object
 spreads the sweep over the window (a phase from its key), so a kind is read a slice per cycle, not all at once.
 """
 
@@ -25,15 +25,17 @@ class Visit:
     """What the schedule knows of an object: its interval, when it last changed, the mean gap between changes."""
 
     interval: float | None = None  # None: never read (after a read, always set)
-    changed_at: float | None = None
+    changed_at: float | None = None  # the last change seen (the first read until one is)
     change_gap: float | None = None
 
 
 def after_read(previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float) -> Visit:
     """The schedule of an object read now (`changed`: its content differed from what was last seen)."""
     gap, changed_at = previous.change_gap, previous.changed_at
-    if changed and previous.interval is not None:  # a first read sees the object, not a change of it
-        if changed_at is not None:
+    if previous.interval is None:
+        changed_at = now  # a first read sees the object, not a change of it: it is watched from now
+    elif changed:
+        if changed_at is not None:  # the first change's gap is the time it was watched: one change in that time
             seen = now - changed_at
             gap = seen if gap is None else (gap + seen) / 2
         changed_at = now

@@ -147,6 +147,7 @@ class Daemon:
         self.handed_over: str | None = None
         self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
         self.heartbeat = Heartbeat()
+        self._continuations = 0  # one-off jobs of groups that stopped at their time slice (ids must not repeat)
         self.closing = False  # set by shutdown(): /readyz turns 503 so the Service stops sending requests
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -224,7 +225,12 @@ class Daemon:
             self.heartbeat.beat()
             if self.stop.is_set():
                 return []
-            engine = Engine(self.ctx, retry_now=False, stop=_BeatingStop(self.stop, self.heartbeat))  # type: ignore[arg-type]
+            engine = Engine(
+                self.ctx,
+                retry_now=False,
+                stop=_BeatingStop(self.stop, self.heartbeat),  # type: ignore[arg-type]
+                time_slice=self.settings.time_slice_seconds,
+            )
             try:
                 reports = engine.cycle(list(names))
             except StoreError as err:
@@ -241,6 +247,7 @@ class Daemon:
             self.health.fenced = None if self.stop.is_set() else engine.fenced
             self._record_health(reports)
             self._run_soon(engine.hinted, names)
+            self._continue(engine.sliced)
             return reports
 
     def _run_soon(self, hinted: set[str], ran: tuple[str, ...]) -> None:
@@ -252,6 +259,25 @@ class Daemon:
                 self.scheduler.modify_job("+".join(group), next_run_time=_at(time.time()))
             except JobLookupError:
                 continue  # not scheduled (the reconcile still runs): it reads the hinted objects anyway
+
+    def _continue(self, sliced: set[str]) -> None:
+        """Groups that stopped at their time slice run again once the groups already waiting have had their turn.
+
+        A one-off job of its own (the group's interval job is still running: APScheduler would skip it), queued
+        on the single worker behind the jobs that came due meanwhile.
+        """
+        for group in self.groups:
+            if set(group) & sliced and not self.stop.is_set():
+                name = "+".join(group)
+                log.info(
+                    "%s: time slice of %.0f s used; its other due objects are read after the kinds waiting",
+                    name,
+                    self.settings.time_slice_seconds,
+                )
+                self._continuations += 1  # a new id: the job running now still counts as this id's instance
+                self.scheduler.add_job(
+                    self.run_group, args=[group], id=f"{name}:continued:{self._continuations}", name=f"{name} (continued)"
+                )
 
     def _record_health(self, reports: list[KindReport]) -> None:
         now = time.time()
@@ -365,7 +391,8 @@ class Daemon:
         return clean
 
     def jobs(self) -> list[dict[str, Any]]:
-        return [{"id": j.id, "next_run_time": j.next_run_time} for j in self.scheduler.get_jobs()]
+        # A job added before the scheduler started has no next_run_time yet.
+        return [{"id": j.id, "next_run_time": getattr(j, "next_run_time", None)} for j in self.scheduler.get_jobs()]
 
 
 def _who(request: str) -> str:

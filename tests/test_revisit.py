@@ -204,3 +204,32 @@ def test_acl_writes_find_the_target_object_by_the_drift_checks_baseline_not_a_lo
     assert endpoint_count(pair.target, "GET /api/2.0/workspace/get-status") == 0
     assert endpoint_count(pair.target, "GET /api/2.0/workspace/list") == 0
     assert all(_target_level(pair, path) == "CAN_RUN" for path in changed)
+
+
+def test_the_daemon_reads_due_acls_for_its_time_slice_then_continues_after_the_kinds_waiting(pair: Pair) -> None:
+    """A permissions cycle stops taking due ACLs at `time_slice_seconds` and the daemon queues its continuation
+    behind the groups waiting for the worker: at 100,000 objects under a budget, one permissions cycle read ACLs
+    for minutes while the 2-minute kinds (users, clusters, jobs) went 1,700 s stale behind it."""
+    from dbsync.engine import Engine
+    from dbsync.scheduler import Daemon
+
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00", tick=True) as clock:  # real seconds pass: the slice is measured
+        pair.sync(only=KINDS, **BY_NEED)
+        clock.tick(WINDOW)  # every ACL due
+        pair.source.set_faults(latency_ms=700, path_prefix="/api/2.0/permissions")
+        pair.reset_stats()
+        ctx = pair.context(time_slice_seconds=1, concurrency=1, **BY_NEED)  # 4 reads in flight at most
+        engine = Engine(ctx, retry_now=False, time_slice=1)
+        first = {r.kind: r for r in engine.cycle(KINDS)}["permissions"]
+        read_first = endpoint_count(pair.source, ACL_GET)
+        assert engine.sliced == {"permissions"} and 0 < read_first < NOTEBOOKS + 1
+        assert first.not_due == first.listed - read_first  # the rest still due, counted as not read (not unchanged)
+        assert ctx.store.oldest_verification("permissions") < clock.time_to_freeze.timestamp() - WINDOW / 2
+
+        daemon = Daemon(ctx)
+        daemon._run(("permissions",))  # the daemon's own cycle: sliced again, a continuation is queued
+        assert any(job["id"].startswith("permissions:continued:") for job in daemon.jobs())
+        pair.source.set_faults(latency_ms=0)
+        Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])
+        assert endpoint_count(pair.source, ACL_GET) == first.listed  # each ACL read once over the slices
