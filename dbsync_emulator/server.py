@@ -186,6 +186,9 @@ class Stats:
     total: int = 0
     # Requests by the wall-clock second they arrived in (the last MAX_SECONDS seconds): a client's pace.
     per_second: dict[int, int] = field(default_factory=dict)
+    # The part of `per_second` sent with a token other than the start-up one (a benchmark's own edits, made with
+    # a token it created, are told apart from the client under test, which uses the start-up token).
+    per_second_other_tokens: dict[int, int] = field(default_factory=dict)
     retry_after: RetryAfterLedger = field(default_factory=RetryAfterLedger)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -199,13 +202,15 @@ class Stats:
 
     MAX_SECONDS = 3600
 
-    def record(self, endpoint: str, status: int, arrived_at: float | None = None) -> None:
+    def record(self, endpoint: str, status: int, arrived_at: float | None = None, other_token: bool = False) -> None:
         with self.lock:
             self.total += 1
             second = int(time.time() if arrived_at is None else arrived_at)
-            self.per_second[second] = self.per_second.get(second, 0) + 1
-            if len(self.per_second) > self.MAX_SECONDS:
-                self.per_second.pop(next(iter(self.per_second)))
+            for counts, counted in ((self.per_second, True), (self.per_second_other_tokens, other_token)):
+                if counted:
+                    counts[second] = counts.get(second, 0) + 1
+                    if len(counts) > self.MAX_SECONDS:
+                        counts.pop(next(iter(counts)))
             entry = self.endpoints.get(endpoint)
             if entry is None:
                 entry = self.endpoints[endpoint] = {"count": 0, "statuses": {}}
@@ -219,6 +224,8 @@ class Stats:
             if self.per_second:
                 doc["per_second"] = {str(k): v for k, v in self.per_second.items()}
                 doc["max_per_second"] = max(self.per_second.values())
+            if self.per_second_other_tokens:
+                doc["per_second_other_tokens"] = {str(k): v for k, v in self.per_second_other_tokens.items()}
             if self.retry_after.sent:
                 doc["retry_after"] = self.retry_after.document()
             return doc
@@ -228,6 +235,7 @@ class Stats:
             self.endpoints.clear()
             self.total = 0
             self.per_second.clear()
+            self.per_second_other_tokens.clear()
             self.retry_after = RetryAfterLedger()
 
 
@@ -409,7 +417,8 @@ class _Handler(StreamRequestHandler):
             length = {"Content-Length": str(len(response.payload)), **response.headers}
             response = _Encoded(response.status, b"", response.content_type, length)
         if not path.startswith(ADMIN_PREFIX):  # stats describe the emulated API, not the test harness
-            self.server.stats.record(endpoint, response.status, arrived_at)
+            other = headers.get("authorization", "").partition(" ")[2].strip() != self.server.token
+            self.server.stats.record(endpoint, response.status, arrived_at, other_token=other)
             self.server.stats.observe_retry(method, target, raw_body, arrived, response.headers.get("Retry-After"))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s -> %d", self.client_address[0], method, target, response.status)
