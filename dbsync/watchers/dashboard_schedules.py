@@ -19,6 +19,7 @@ and the cutover reads each source schedule's live pause state, never this listin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
@@ -64,18 +65,38 @@ def schedule_body(schedule: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def schedules_of(ws: Workspace) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
-    """(dashboard, schedule, subscriptions) of every schedule of every active dashboard of `ws`."""
+Row = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]  # (dashboard, schedule, subscriptions)
+
+
+def schedules_of(ws: Workspace, concurrency: int = 1) -> Iterator[Row]:
+    """(dashboard, schedule, subscriptions) of every schedule of every active dashboard of `ws`.
+
+    The API lists schedules per dashboard: `concurrency` dashboards are read at a time, in listing order (one
+    after another, 2,500 dashboards at 100 ms a call took 534 s of a daemon's single worker).
+    """
     lakeview = ws.client.lakeview
-    for dashboard in lakeview.list(page_size=PAGE_SIZE):
+
+    def of_dashboard(dashboard: Any) -> list[Row]:
         dashboard_id = dashboard.dashboard_id or ""
         try:
             schedules = [s.as_dict() for s in lakeview.list_schedules(dashboard_id, page_size=PAGE_SIZE)]
-            for schedule in schedules:
-                subscriptions = lakeview.list_subscriptions(dashboard_id, schedule["schedule_id"], page_size=PAGE_SIZE)
-                yield dashboard.as_dict(), schedule, [s.as_dict() for s in subscriptions]
+            return [
+                (
+                    dashboard.as_dict(),
+                    schedule,
+                    [
+                        s.as_dict()
+                        for s in lakeview.list_subscriptions(dashboard_id, schedule["schedule_id"], page_size=PAGE_SIZE)
+                    ],
+                )
+                for schedule in schedules
+            ]
         except NotFound:
-            continue  # trashed between the listing and this read: its schedules went with it
+            return []  # trashed between the listing and this read: its schedules went with it
+
+    with ThreadPoolExecutor(concurrency, thread_name_prefix=f"schedules-{ws.side}") as pool:
+        for rows in pool.map(of_dashboard, lakeview.list(page_size=PAGE_SIZE)):
+            yield from rows
 
 
 class DashboardScheduleWatcher(Watcher):
@@ -84,7 +105,7 @@ class DashboardScheduleWatcher(Watcher):
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
-            for dashboard, schedule, subscriptions in schedules_of(ws):
+            for dashboard, schedule, subscriptions in schedules_of(ws, ctx.settings.concurrency):
                 key = schedule_key(dashboard["dashboard_id"], schedule["schedule_id"])
                 name = f"{dashboard.get('display_name', '')}: {schedule.get('display_name') or key}"
                 if ws.side != "source":  # the target's copy as it stands, for the drift check
