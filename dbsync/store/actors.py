@@ -1,19 +1,13 @@
 """Who changed what on the source (part of Store): the audit log's actor of each object, for `dbsync history`.
 
-The `actors` table is made by the first audit row kept (a store whose pair reads no audit log never has it), not
-by a schema migration: a read before then finds no actor.
+The `actors` table (schema 6) holds one row per audit event naming an object; a pair that reads no audit log
+leaves it empty, and `dbsync history` then names nobody.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-_TABLE = (
-    "CREATE TABLE IF NOT EXISTS actors (object TEXT NOT NULL, acl INTEGER NOT NULL, at REAL NOT NULL, "
-    "email TEXT NOT NULL, PRIMARY KEY (object, acl, at, email))"
-)
-
 
 class Actors:
     """Store methods over the `actors` table: one row per audit event naming an object (its id, key or path)."""
@@ -33,7 +27,6 @@ class Actors:
         if not rows:
             return 0
         with self._transaction():
-            self.db.execute(_TABLE)
             self.db.execute("DELETE FROM actors WHERE at < ?", [forget_before])
             for row in rows:
                 self.db.execute("INSERT OR REPLACE INTO actors (object, acl, at, email) VALUES (?, ?, ?, ?)", row)
@@ -42,7 +35,7 @@ class Actors:
     def actor_events(self, objects: Iterable[str], acl: bool) -> list[tuple[float, str]]:
         """(event time, email) of the rows naming any of `objects`, oldest first."""
         names = sorted(set(objects))
-        if not names or not self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'actors'"):
+        if not names:
             return []
         marks = ", ".join("?" * len(names))
         return [

@@ -11,7 +11,7 @@ from typing import Any
 
 from dbsync.errors import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -84,6 +84,12 @@ _MIGRATIONS: dict[int, list[str]] = {
     5: [
         "ALTER TABLE visits ADD COLUMN changed_at REAL",
         "ALTER TABLE visits ADD COLUMN change_gap REAL",
+    ],
+    # Who changed what on the source, from the audit log (store/actors.py), for `dbsync history`. Stores that
+    # made it on the first audit row kept (before this migration) already have it.
+    6: [
+        "CREATE TABLE IF NOT EXISTS actors (object TEXT NOT NULL, acl INTEGER NOT NULL, at REAL NOT NULL, "
+        "email TEXT NOT NULL, PRIMARY KEY (object, acl, at, email))",
     ],
 }
 
