@@ -1,12 +1,21 @@
 """When an object of a kind read by need is read again: pure schedule arithmetic, no I/O.
 
-The web-crawler refresh policy: revisit each object in proportion to its observed change rate, never later
-than the kind's `max_staleness`. An object is read again next cycle after a change, and from its first change
-on the mean gap between its changes is known (a moving average; the first gap is the time it was watched
-before it changed) and it is read every gap ÷ READS_PER_CHANGE (at least one cycle): an object that changes
-every few minutes is read every cycle for as long as it keeps changing, and slows down as the time since its
-last change outgrows that gap. An object never seen to change doubles its interval while unchanged. The first schedule of an object
-spreads the sweep over the window (a phase from its key), so a kind is read a slice per cycle, not all at once.
+The web-crawler refresh policy: an object is read again next cycle after a change, less often while it stays the
+same, never later than the kind's `max_staleness`. The first schedule of an object spreads the sweep over the
+window (a phase from its key), so a kind is read a slice per cycle, not all at once.
+
+How much less often depends on what is read:
+
+- **Containers** (a directory of the workspace tree, whose listing changes when any of its objects does) are
+  read by their observed change rate: from the first change on, the mean gap between changes is known (a moving
+  average; the first gap is how long it was watched before it changed) and the container is read every
+  gap ÷ CONTAINER_READS_PER_CHANGE, at least one cycle, slowing down as the time since its last change outgrows
+  that gap. A directory edited every few minutes is listed every cycle for as long as it keeps changing; halving
+  and doubling listed it 1, 2, 4 minutes after its last change, so edits there waited minutes.
+- **Single objects** (an ACL, a dashboard) double their interval while unchanged. Their changes are rare events,
+  and reads per change × changes per second is the cost: the RPO benchmark's 0.25 ACL edits a second at 24 reads
+  each would be 6 reads a second, most of a 10 requests/s budget; doubling costs about log2(max_staleness ÷
+  cycle) reads a change.
 """
 
 from __future__ import annotations
@@ -14,11 +23,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-# Reads per expected change: at 48 the chance that an object changed since it was last read is about 2 %, and a
-# directory edited every ~8 minutes is still listed every 30 s cycle after a 24-minute quiet spell.
-# Doubling alone (the policy before) read a directory edited every 5 minutes 1, 2, 4 minutes after its last
-# change: edits waited minutes in the directories that change the most.
-READS_PER_CHANGE = 48.0
+# Reads per expected change of a container: at 24 the chance it changed since it was last read is about 4 %.
+CONTAINER_READS_PER_CHANGE = 24.0
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,13 @@ class Visit:
     change_gap: float | None = None
 
 
-def after_read(previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float) -> Visit:
-    """The schedule of an object read now (`changed`: its content differed from what was last seen)."""
+def after_read(
+    previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float, by_rate: bool = False
+) -> Visit:
+    """The schedule of an object read now (`changed`: its content differed from what was last seen).
+
+    `by_rate`: a container, read by its change rate; otherwise its interval doubles while unchanged.
+    """
     gap, changed_at = previous.change_gap, previous.changed_at
     if previous.interval is None:
         changed_at = now  # a first read sees the object, not a change of it: it is watched from now
@@ -40,20 +51,21 @@ def after_read(previous: Visit, changed: bool, now: float, cycle: float, max_sta
             seen = now - changed_at
             gap = seen if gap is None else (gap + seen) / 2
         changed_at = now
-    return Visit(next_interval(previous, changed, now, cycle, max_staleness, gap), changed_at, gap)
+    rate_gap = gap if by_rate else None
+    return Visit(next_interval(previous, changed, now, cycle, max_staleness, rate_gap), changed_at, gap)
 
 
 def next_interval(
     previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float, gap: float | None
 ) -> float:
-    """The object's new revisit interval: one cycle after a change, by its change rate when known, capped."""
+    """The object's new revisit interval: one cycle after a change, by its change rate when given, capped."""
     if previous.interval is None:
         return max_staleness  # first read: cold until it is seen to change
     if changed:
         return min(cycle, max_staleness)
     if gap is not None and previous.changed_at is not None:
         expected = max(gap, now - previous.changed_at)  # a quiet spell longer than the gap: it cooled down
-        return min(max_staleness, max(cycle, expected / READS_PER_CHANGE))
+        return min(max_staleness, max(cycle, expected / CONTAINER_READS_PER_CHANGE))
     return min(max_staleness, max(cycle, previous.interval * 2))
 
 

@@ -35,14 +35,18 @@ class Visits:
         due_at, verified_at, parent_written = row
         return due_at <= now or (parent_written is not None and parent_written > verified_at)
 
-    def record_visit(self, kind: str, key: str, changed: bool, now: float, cycle: float, max_staleness: float) -> None:
-        """The object was read now (`changed`: its content differed from the target's): schedule the next read."""
+    def record_visit(
+        self, kind: str, key: str, changed: bool, now: float, cycle: float, max_staleness: float, by_rate: bool = False
+    ) -> None:
+        """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
+
+        `by_rate`: a container (a directory of a listing read by need), read by its observed change rate."""
         with self._transaction():
             row = self.db.execute(
                 "SELECT revisit_interval, changed_at, change_gap FROM visits WHERE kind = ? AND source_key = ?",
                 [kind, key],
             ).fetchone()
-            visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness)
+            visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate)
             due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None)
             self.db.execute(
                 "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
@@ -128,7 +132,7 @@ class Visits:
         """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten."""
         with self._transaction():
             for key, (changed, digest) in listed.items():
-                self.record_visit(listing, key, changed, now, cycle, cap)
+                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=True)
                 if changed:
                     self.set_meta(f"digest:{listing}:{key}", digest)
             for key in gone:
