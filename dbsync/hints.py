@@ -153,6 +153,13 @@ def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
     return named
 
 
+def due_now(ctx: SyncContext, kind: str, keys: list[str], now: float) -> None:
+    """Objects dbsync itself just wrote on the source (`restore --to source`): read at the next cycle, as an audit
+    row naming them would make them, not when their revisit comes (an ACL could wait an hour)."""
+    ctx.store.hint_visits(kind, keys, now)
+    _hint_containers(ctx, keys, now)
+
+
 def _hint_containers(ctx: SyncContext, ids: list[str], now: float) -> set[str]:
     """A named path's directory is listed at once (a listing read by need); the kinds sharing that listing."""
     parents = sorted({posixpath.dirname(i.rstrip("/")) or "/" for i in ids if i.startswith("/")})

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from dbsync import hints
 from dbsync.config import reversed_settings
 from dbsync.context import SyncContext
-from dbsync.errors import ConfigError, StoreError, one_line
+from dbsync.errors import ConfigError, DbsyncError, StoreError, one_line
 from dbsync.mapping import PrincipalMap, SourceForm
 from dbsync.model import Resource, fingerprint
 from dbsync.registry import kind, kind_names
@@ -111,9 +112,15 @@ def _source_step(ctx: SyncContext, then: Version | None, latest: Version, listed
 
 def _as_it_was(ctx: SyncContext, then: Version, now: Resource | None) -> bool:
     """Whether the source object listed now is the version of then: by its listed payload when the listing has
-    one (jobs), else by the listing's version hint against the one dbsync last replicated as that version."""
+    one (jobs); read now when the listing has no version either (an ACL: one GET, for the source's live entries,
+    not the ones dbsync last read); else by the listing's version hint against the one last replicated."""
     if now is None:
         return False
+    if now.payload is None and now.version_hint is None:
+        try:
+            now = kind(then.kind).watcher.fetch(ctx, ctx.source, now)
+        except DbsyncError:  # gone from the source since it was listed: not as it was
+            return False
     if now.payload is not None:
         return now.fingerprint == fingerprint(ctx.versions.content(then)[0])
     prior = ctx.store.prior(then.kind, then.key)
@@ -181,6 +188,7 @@ def _write(ctx: SyncContext, step: RestoreStep, form: SourceForm) -> str:
     prior = ctx.store.prior(step.kind, step.key)
     resource = Resource(step.kind, step.key, step.version.name or "", None, payload, body, {})
     written = kept.replicator.write_source(ctx, resource, prior, form)
+    hints.due_now(ctx, step.kind, sorted({step.key, written}), time.time())  # the next cycle reads it back
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(step.version.at))
     again = "" if written == step.key else f" (gone from the source: re-created as {written})"
     ctx.event(

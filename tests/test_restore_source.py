@@ -112,7 +112,7 @@ def test_restore_to_source_puts_the_source_back_and_the_next_cycle_follows(pair:
     assert f"write   notebooks            {APP}/nb4" in plan.stdout
     assert f"keep    notebooks            {APP}/added_later" in plan.stdout, "never deleted on the source"
     assert "to the source planned (dry run: pass --apply to write)" in plan.stdout
-    assert f"skip    permissions          notebooks:{APP}/nb4" in plan.stdout, "a kind it cannot write is named"
+    assert f"write   permissions          notebooks:{APP}/nb4" in plan.stdout, "its ACL, after the notebook"
     assert _state(pair.src) == bad
 
     only = ("--kinds", "notebooks,jobs")
@@ -226,3 +226,52 @@ def test_the_source_form_maps_principals_and_paths_back() -> None:
         "environments": [{"spec": {"dependencies": ["/Workspace/Users/ann@old.com/req.txt"]}}],
     }
     assert form.run_as({"user_name": "ann@new.com"}) == {"user_name": "ann@old.com"}
+
+
+def test_blanked_acls_are_restored_on_the_source_with_its_own_principals(pair: Pair) -> None:
+    """A rogue token removes every ACL entry from the app's notebooks; the next cycle copies that to the standby.
+    `restore --at T --to source --kinds permissions` reads each ACL live (the API has no version), plans the
+    blanked ones only, and PUTs the kept entries back on the source objects; the next cycle mends the standby."""
+    from databricks.sdk.service import iam
+
+    src = pair.src
+    src.groups.create(display_name="readers")
+    src.workspace.mkdirs(APP)
+    for i in range(3):
+        _write(src, f"{APP}/nb{i}", f"# good {i}\n")
+
+    def acl(w: WorkspaceClient, path: str) -> list[tuple[str, str]]:
+        object_id = str(w.workspace.get_status(path).object_id)
+        entries = w.permissions.get("notebooks", object_id).access_control_list or []
+        return sorted(
+            (e.group_name or e.user_name or "", p.permission_level.value)
+            for e in entries
+            for p in e.all_permissions or []
+            if not p.inherited and e.group_name != "admins"
+        )
+
+    def grant(path: str, entries: list[iam.AccessControlRequest]) -> None:
+        src.permissions.set("notebooks", str(src.workspace.get_status(path).object_id), access_control_list=entries)
+
+    for i in range(3):
+        grant(f"{APP}/nb{i}", [iam.AccessControlRequest(group_name="readers", permission_level=iam.PermissionLevel.CAN_RUN)])
+    pair.sync()
+    good = {i: acl(src, f"{APP}/nb{i}") for i in range(3)}
+    assert good[0] == [("readers", "CAN_RUN")] and acl(pair.dst, f"{APP}/nb0") == good[0]
+    moment = time.time()
+    for i in range(2):
+        grant(f"{APP}/nb{i}", [])
+    pair.sync(kinds={"permissions": {"max_staleness": 0}})  # every ACL read (by need, they wait their turn)
+    assert acl(pair.dst, f"{APP}/nb0") == [], "the bad change reached the standby"
+
+    plan = _dbsync(pair, "restore", "--at", str(moment), "--to", "source", "--kinds", "permissions")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"write   permissions          notebooks:{APP}/nb0" in plan.stdout
+    assert f"notebooks:{APP}/nb2" not in plan.stdout.replace("unchanged", ""), "read live: nb2 is as it was"
+    applied = _dbsync(pair, "restore", "--at", str(moment), "--to", "source", "--kinds", "permissions", "--apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "2 change(s) to the source applied" in applied.stdout
+    assert {i: acl(src, f"{APP}/nb{i}") for i in range(3)} == good
+
+    pair.sync()  # by need: the restored ACLs are due at once, not in an hour
+    assert {i: acl(pair.dst, f"{APP}/nb{i}") for i in range(3)} == good, "the next cycle mends the standby"

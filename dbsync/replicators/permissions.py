@@ -13,9 +13,9 @@ from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.iam import AccessControlRequest
 
 from dbsync.context import SyncContext
-from dbsync.errors import Permanent, RetryLater
-from dbsync.mapping import acl_waiting_ref
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.errors import Blocked, Permanent, RetryLater
+from dbsync.mapping import SourceForm, acl_waiting_ref
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
 
@@ -30,6 +30,7 @@ _FIELD = {
 class PermissionsReplicator(Replicator):
     kind = "permissions"
     unrecorded_origin = "created"  # its delete removes nothing dbsync did not write
+    restores_source = True
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
@@ -68,6 +69,24 @@ class PermissionsReplicator(Replicator):
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """An object's ACL goes with the object; nothing to do."""
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """The kept direct entries back on the SOURCE object (a PUT: entries added since go), principals named as
+        the source names them. The object is looked up by its key now (a restore may have just re-created it)."""
+        payload = resource.payload or {}
+        object_kind, source_key = resource.key.split(":", 1)
+        watcher = acl_kinds()[object_kind]
+        object_id = watcher.acl_object_id(ctx, ctx.source, source_key, {})
+        if object_id is None:
+            raise Blocked(f"{object_kind} {source_key} is not on the source: restore it too (or first)")
+        entries = []
+        for entry in payload.get("access_control_list") or []:
+            field = next(f for f in PRINCIPAL_FIELDS if entry.get(f))
+            entries.append({field: form.back.principal(field, entry[field]), "permission_level": entry["permission_level"]})
+        ctx.source.client.permissions.set(
+            watcher.acl_type or "", object_id, access_control_list=[AccessControlRequest.from_dict(e) for e in entries]
+        )
+        return resource.key
 
 
 def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
