@@ -13,7 +13,7 @@ How much less often depends on what is read:
   that gap. A directory edited every few minutes is listed every cycle for as long as it keeps changing; halving
   and doubling listed it 1, 2, 4 minutes after its last change, so edits there waited minutes.
 - **Single objects** (an ACL, a dashboard) double their interval while unchanged. Their changes are rare events,
-  and reads per change × changes per second is the cost: the RPO benchmark's 0.25 ACL edits a second at 24 reads
+  and reads per change times changes per second is the cost: the RPO benchmark's 0.25 ACL edits a second at 24 reads
   each would be 6 reads a second, most of a 10 requests/s budget; doubling costs about log2(max_staleness ÷
   cycle) reads a change.
 """

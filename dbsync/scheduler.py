@@ -276,7 +276,10 @@ class Daemon:
                 )
                 self._continuations += 1  # a new id: the job running now still counts as this id's instance
                 self.scheduler.add_job(
-                    self.run_group, args=[group], id=f"{name}:continued:{self._continuations}", name=f"{name} (continued)"
+                    self.run_group,
+                    args=[group],
+                    id=f"{name}:continued:{self._continuations}",
+                    name=f"{name} (continued)",
                 )
 
     def _record_health(self, reports: list[KindReport]) -> None:

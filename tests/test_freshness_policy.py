@@ -3,6 +3,8 @@ reads of a single object (an ACL) and of a container (a directory), under the bu
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from dbsync.freshness import Visit, after_read, next_visit
 
 CYCLE = 60.0
@@ -37,5 +39,5 @@ def test_a_directory_that_changed_is_listed_every_cycle_while_its_change_rate_sa
     (24 reads a change), then less often: its listing covers every notebook in it."""
     reads = _reads_after_one_change(by_rate=True)
     assert reads[:20] == [CYCLE * (i + 1) for i in range(20)]
-    gaps = [b - a for a, b in zip(reads, reads[1:])]
+    gaps = [b - a for a, b in pairwise(reads)]
     assert gaps[-1] > CYCLE and len(reads) < 3600 / CYCLE  # it cooled down within the hour

@@ -148,7 +148,10 @@ def test_the_drift_check_lists_on_the_target_only_what_the_source_listed_and_fin
         clock.tick(1)
         _sync(pair)  # the drift baselines of the first sync's imports
         pair.dst.workspace.upload(
-            edited, io.BytesIO(b"print('by hand')\n"), format=ImportFormat.SOURCE, language=Language.PYTHON,
+            edited,
+            io.BytesIO(b"print('by hand')\n"),
+            format=ImportFormat.SOURCE,
+            language=Language.PYTHON,
             overwrite=True,
         )
         clock.tick(1)

@@ -254,7 +254,10 @@ def test_blanked_acls_are_restored_on_the_source_with_its_own_principals(pair: P
         src.permissions.set("notebooks", str(src.workspace.get_status(path).object_id), access_control_list=entries)
 
     for i in range(3):
-        grant(f"{APP}/nb{i}", [iam.AccessControlRequest(group_name="readers", permission_level=iam.PermissionLevel.CAN_RUN)])
+        grant(
+            f"{APP}/nb{i}",
+            [iam.AccessControlRequest(group_name="readers", permission_level=iam.PermissionLevel.CAN_RUN)],
+        )
     pair.sync()
     good = {i: acl(src, f"{APP}/nb{i}") for i in range(3)}
     assert good[0] == [("readers", "CAN_RUN")] and acl(pair.dst, f"{APP}/nb0") == good[0]
@@ -275,3 +278,40 @@ def test_blanked_acls_are_restored_on_the_source_with_its_own_principals(pair: P
 
     pair.sync()  # by need: the restored ACLs are due at once, not in an hour
     assert {i: acl(pair.dst, f"{APP}/nb{i}") for i in range(3)} == good, "the next cycle mends the standby"
+
+
+def test_a_policy_and_a_pool_edited_on_the_source_are_put_back(pair: Pair) -> None:
+    """A cluster policy's definition and an instance pool's settings overwritten by a bad script: restore to the
+    source puts both back (a full replace of the policy; the pool keeps the source's own tags, none of dbsync's)."""
+    src = pair.src
+    good_definition = '{"spark_version": {"type": "fixed", "value": "15.4.x-scala2.12"}}'
+    policy = src.cluster_policies.create(name="etl-policy", definition=good_definition).policy_id or ""
+    pool = (
+        src.instance_pools.create(
+            instance_pool_name="etl-pool", node_type_id="i3.xlarge", min_idle_instances=1, custom_tags={"team": "data"}
+        ).instance_pool_id
+        or ""
+    )
+    pair.sync(only=["cluster_policies", "instance_pools"])
+    moment = time.time()
+    src.cluster_policies.edit(
+        policy_id=policy, name="etl-policy", definition='{"autotermination_minutes": {"type": "fixed", "value": 1}}'
+    )
+    src.instance_pools.edit(
+        instance_pool_id=pool, instance_pool_name="junk", node_type_id="i3.xlarge", min_idle_instances=0
+    )
+    pair.sync(only=["cluster_policies", "instance_pools"])
+
+    only = ("--kinds", "cluster_policies,instance_pools")
+    applied = _dbsync(pair, "restore", "--at", str(moment), "--to", "source", *only, "--apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "2 change(s) to the source applied" in applied.stdout
+    restored_policy = src.cluster_policies.get(policy)
+    assert restored_policy.name == "etl-policy"
+    assert "15.4.x-scala2.12" in (restored_policy.definition or "") and "autotermination" not in (
+        restored_policy.definition or ""
+    )
+    restored_pool = src.instance_pools.get(pool)
+    assert (restored_pool.instance_pool_name, restored_pool.min_idle_instances) == ("etl-pool", 1)
+    assert restored_pool.custom_tags == {"team": "data"}, "the source's own tags, no dbsync tag"
+    assert [p.instance_pool_name for p in src.instance_pools.list()] == ["etl-pool"], "edited, not duplicated"

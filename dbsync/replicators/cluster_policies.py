@@ -7,7 +7,8 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.mapping import SourceForm
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 
@@ -19,6 +20,7 @@ BY_NAME = TargetIndex(
 
 class ClusterPolicyReplicator(Replicator):
     kind = "cluster_policies"
+    restores_source = True
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
@@ -41,6 +43,14 @@ class ClusterPolicyReplicator(Replicator):
         if change.prior and change.prior.source_meta.get("is_default"):
             return  # built-in policies exist in every workspace and cannot be deleted
         deleted(lambda: ctx.target.client.cluster_policies.delete(change.target_key or ""))
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """The kept policy back on the source policy (a full replace), re-created when gone from the source."""
+        payload = form.payload(resource.payload)
+        policies = ctx.source.client.cluster_policies
+        if edited(lambda: sdk_call(policies.edit, payload, policy_id=resource.key)):
+            return resource.key
+        return sdk_call(policies.create, payload).policy_id or ""
 
 
 def replicator_for(kind: str) -> Replicator:

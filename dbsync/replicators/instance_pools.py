@@ -7,7 +7,8 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.mapping import SourceForm
+from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
@@ -24,6 +25,7 @@ BY_TAG = TargetIndex(
 
 class InstancePoolReplicator(Replicator):
     kind = "instance_pools"
+    restores_source = True
     unrecorded_origin = "created"  # before ownership was recorded, only dbsync's own tag was ever adopted
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
@@ -46,6 +48,14 @@ class InstancePoolReplicator(Replicator):
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.instance_pools.delete(change.target_key or ""))
+
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+        """The kept pool back on the source pool (its own tags: never dbsync's), re-created when gone."""
+        payload = form.payload(resource.payload)
+        pools = ctx.source.client.instance_pools
+        if edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=resource.key)):
+            return resource.key
+        return sdk_call(pools.create, payload).instance_pool_id or ""
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -82,7 +82,9 @@ class PermissionsReplicator(Replicator):
         entries = []
         for entry in payload.get("access_control_list") or []:
             field = next(f for f in PRINCIPAL_FIELDS if entry.get(f))
-            entries.append({field: form.back.principal(field, entry[field]), "permission_level": entry["permission_level"]})
+            entries.append(
+                {field: form.back.principal(field, entry[field]), "permission_level": entry["permission_level"]}
+            )
         ctx.source.client.permissions.set(
             watcher.acl_type or "", object_id, access_control_list=[AccessControlRequest.from_dict(e) for e in entries]
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+
 class Actors:
     """Store methods over the `actors` table: one row per audit event naming an object (its id, key or path)."""
 
