@@ -10,7 +10,7 @@ from dbsync.errors import Permanent
 from dbsync.mapping import SourceForm
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, edited_or_created, sdk_call
 
 BY_NAME = TargetIndex(
     "cluster_policies",
@@ -48,9 +48,11 @@ class ClusterPolicyReplicator(Replicator):
         """The kept policy back on the source policy (a full replace), re-created when gone from the source."""
         payload = form.payload(resource.payload)
         policies = ctx.source.client.cluster_policies
-        if edited(lambda: sdk_call(policies.edit, payload, policy_id=resource.key)):
-            return resource.key
-        return sdk_call(policies.create, payload).policy_id or ""
+        return edited_or_created(
+            resource.key,
+            lambda: sdk_call(policies.edit, payload, policy_id=resource.key),
+            lambda: sdk_call(policies.create, payload).policy_id or "",
+        )
 
 
 def replicator_for(kind: str) -> Replicator:

@@ -10,7 +10,7 @@ from dbsync.errors import Permanent
 from dbsync.mapping import SourceForm
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
+from dbsync.replicators.common import TargetIndex, deleted, edited, edited_or_created, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
 
 BY_TAG = TargetIndex(
@@ -53,9 +53,11 @@ class InstancePoolReplicator(Replicator):
         """The kept pool back on the source pool (its own tags: never dbsync's), re-created when gone."""
         payload = form.payload(resource.payload)
         pools = ctx.source.client.instance_pools
-        if edited(lambda: sdk_call(pools.edit, payload, instance_pool_id=resource.key)):
-            return resource.key
-        return sdk_call(pools.create, payload).instance_pool_id or ""
+        return edited_or_created(
+            resource.key,
+            lambda: sdk_call(pools.edit, payload, instance_pool_id=resource.key),
+            lambda: sdk_call(pools.create, payload).instance_pool_id or "",
+        )
 
 
 def replicator_for(kind: str) -> Replicator:
