@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dbsync.declaration import Declaration
@@ -55,6 +56,11 @@ class Watcher(ABC):
         """Whether this run's listing took the stub from the store, its container not read (listed by need)."""
         return False  # most kinds read their whole listing every cycle
 
+    def prefetch(self, ctx: SyncContext, ws: Workspace) -> bool:
+        """Read this run's listing of `ws` into the run's cache now (raising ListingError as `list` would), if the
+        watcher keeps one: True when `list` will then make its stubs from that cache, with no request."""
+        return False  # most kinds' listings are read ahead as stubs
+
     def target_listed_by_need(self, ctx: SyncContext) -> bool:
         """Whether this run's target listing covers only the objects whose container the source listed now.
 
@@ -103,8 +109,15 @@ def listing(watcher: Watcher, ctx: SyncContext, ws: Workspace) -> Iterator[Resou
     A listing either ends normally or fails as a whole: never a short listing, never a crash of the run.
     Config and store errors keep their meaning (they stop the run with their own message).
     """
-    try:
+    with listing_errors(watcher, ws):
         yield from watcher.list(ctx, ws)
+
+
+@contextmanager
+def listing_errors(watcher: Watcher, ws: Workspace) -> Iterator[None]:
+    """Any failure inside (an API error, a reset connection, an HTML page) as the kind's ListingError."""
+    try:
+        yield
     except (ListingError, ConfigError, StoreError):
         raise
     except Exception as err:

@@ -250,6 +250,11 @@ class WorkspaceObjectWatcher(Watcher):
             raise listing
         return listing
 
+    def prefetch(self, ctx: SyncContext, ws: Workspace) -> bool:
+        """The tree, walked now and kept in columns for the run (its failure too); stubs are made from it later."""
+        self.tree(ctx, ws)
+        return True
+
     def target_listed_by_need(self, ctx: SyncContext) -> bool:
         """Listed by need, the target's tree is the directories the source listed this run (the drift check's
         view): it cannot be read ahead of the source walk, and an object elsewhere keeps its last baseline."""
