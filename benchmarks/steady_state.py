@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -61,23 +60,18 @@ class Editor(threading.Thread):
 
     def __init__(self, source: Emulator, target: Emulator, paths: list[str], every: float, deadline: float) -> None:
         super().__init__(daemon=True)
-        self.src, self.dst = source.client(), target.client()
+        # Tokens of its own: the emulators count the driver's requests apart from dbsync's.
+        self.src, self.dst = source.driver_client(), target.driver_client()
         self.paths, self.every, self.deadline = paths, every, deadline
         self.lags: list[float] = []
         self.missed = 0
         self.stop = threading.Event()
-        # The driver's own requests by side and second, taken out of the emulators' per-second counts.
-        self.requests: dict[str, Counter[int]] = {"source": Counter(), "target": Counter()}
-
-    def _count(self, side: str) -> None:
-        self.requests[side][int(time.time())] += 1
 
     def run(self) -> None:
         i = 0
         while not self.stop.wait(self.every):
             path = self.paths[(i * 7919) % len(self.paths)]
             marker = f"steady-{i}-{time.time()}".encode()
-            self._count("source")
             self.src.workspace.import_(
                 path,
                 content=base64.b64encode(b"print('%s')\n" % marker).decode(),
@@ -91,7 +85,6 @@ class Editor(threading.Thread):
     def _measure(self, path: str, marker: bytes, edited: float) -> None:
         while time.monotonic() - edited < self.deadline:
             try:
-                self._count("target")
                 if marker in self.dst.workspace.download(path).read():
                     self.lags.append(time.monotonic() - edited)
                     return
@@ -101,10 +94,11 @@ class Editor(threading.Thread):
         self.missed += 1
 
 
-def per_second(emulator: Emulator, driver: Counter[int]) -> tuple[float, int, int]:
+def per_second(emulator: Emulator) -> tuple[float, int, int]:
     """dbsync's (mean, highest) requests per second since the last stats reset (the driver's taken out), 429s."""
     stats = emulator.stats()
-    counts = [n - driver.get(int(second), 0) for second, n in stats.get("per_second", {}).items()]
+    driver = stats.get("per_second_other_tokens", {})
+    counts = [n - driver.get(second, 0) for second, n in stats.get("per_second", {}).items()]
     mean = statistics.fmean(counts) if counts else 0.0
     return mean, max(counts, default=0), statuses(stats).get("429", 0)
 
@@ -244,7 +238,7 @@ def report(args, samples, peak, editor: Editor, source: Emulator, target: Emulat
             fired.append(kind)
         print(f"{kind:<28}{target_s:>9.0f}{worst:>8.0f}{over:>15.0f}%  {'YES' if fires else 'no'}")
     for name, emulator in (("source", source), ("target", target)):
-        mean, highest, refused = per_second(emulator, editor.requests[name])
+        mean, highest, refused = per_second(emulator)
         print(
             f"{name}: {mean:.1f} requests/s on average, highest second {highest} "
             f"(budget {args.budget:.0f}), {refused} x 429"
