@@ -90,23 +90,28 @@ def plan_source_as_of(
     deleted on the source), `unchanged` otherwise. The source is listed once per kind written (as a cycle
     lists it, no body read), so an edit dbsync has not replicated yet (one the edit-storm guard holds) counts.
     """
-    pairs = [
-        (t, latest) for t, latest in versions.as_of(at, kinds) if not path or fnmatch.fnmatchcase(latest.key, path)
-    ]
-    wanted = {t.kind for t, _ in pairs if t is not None and not t.deleted and kind(t.kind).replicator.restores_source}
-    now = {name: {r.key: r for r in listing(kind(name).watcher, ctx, ctx.source)} for name in sorted(wanted)}
-    steps = [_source_step(ctx, then, latest, now.get(latest.kind, {})) for then, latest in pairs]
+    steps: list[RestoreStep] = []
+    listed_kind, now = "", {}  # the versions come a kind at a time: one kind's source listing is held
+    for then, latest in versions.as_of(at, kinds):
+        if path and not fnmatch.fnmatchcase(latest.key, path):
+            continue
+        if latest.kind != listed_kind:
+            listed_kind, now = latest.kind, {}
+            if kind(latest.kind).replicator.restores_source:
+                now = {r.key: r for r in listing(kind(latest.kind).watcher, ctx, ctx.source)}
+        steps.append(_source_step(ctx, then, latest, now))
     order = {name: i for i, name in enumerate(kind_names())}
     return sorted(steps, key=lambda s: (order.get(s.kind, 0), s.key))
 
 
 def _source_step(ctx: SyncContext, then: Version | None, latest: Version, listed: dict[str, Resource]) -> RestoreStep:
     if then is None or then.deleted:
-        action = "unchanged" if latest.deleted else "keep"
-        message = None if latest.deleted else "created after the restore time: never deleted on the source"
-        return RestoreStep(latest.kind, latest.key, action, then, message=message)
+        if latest.deleted:
+            return RestoreStep(latest.kind, latest.key, "unchanged")
+        message = "created after the restore time: never deleted on the source"
+        return RestoreStep(latest.kind, latest.key, "keep", then, message=message)
     if _as_it_was(ctx, then, listed.get(then.key)):
-        return RestoreStep(latest.kind, latest.key, "unchanged", then)
+        return RestoreStep(latest.kind, latest.key, "unchanged")
     return _writable(RestoreStep(latest.kind, latest.key, "write", then))
 
 

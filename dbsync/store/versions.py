@@ -348,28 +348,32 @@ class Versions:
     def as_of(self, at: float, kinds: Iterable[str] | None = None) -> Iterator[tuple[Version | None, Version]]:
         """(the version each object had at `at` or None, its latest version) for every object ever kept.
 
-        Two grouped reads, not one per object: a restore of 100,000 objects plans in seconds.
+        Two grouped reads per kind, not one per object: a restore of 100,000 objects plans in seconds. One kind at
+        a time, so only one kind's versions of then are held (all kinds at once: 517 MB at 100,000 objects).
         """
         wanted = set(kinds) if kinds is not None else None
-        then = {
-            (v.kind, v.key): v
-            for v in map(
-                Version._make_row,
-                self._rows(
-                    f"SELECT {_COLUMNS} FROM versions WHERE id IN "
-                    "(SELECT MAX(id) FROM versions WHERE at <= ? GROUP BY kind, key)",
-                    [at],
-                ),
+        names = [row[0] for row in self._rows("SELECT DISTINCT kind FROM versions ORDER BY kind")]
+        for name in names:
+            if wanted is not None and name not in wanted:
+                continue
+            then = {
+                v.key: v
+                for v in map(
+                    Version._make_row,
+                    self._rows(
+                        f"SELECT {_COLUMNS} FROM versions WHERE id IN "
+                        "(SELECT MAX(id) FROM versions WHERE kind = ? AND at <= ? GROUP BY key)",
+                        [name, at],
+                    ),
+                )
+            }
+            rows = self._rows(
+                f"SELECT {_COLUMNS} FROM versions WHERE id IN "
+                "(SELECT MAX(id) FROM versions WHERE kind = ? GROUP BY key) ORDER BY key",
+                [name],
             )
-            if wanted is None or v.kind in wanted
-        }
-        rows = self._rows(
-            f"SELECT {_COLUMNS} FROM versions WHERE id IN (SELECT MAX(id) FROM versions GROUP BY kind, key) "
-            "ORDER BY kind, key"
-        )
-        for latest in map(Version._make_row, rows):
-            if wanted is None or latest.kind in wanted:
-                yield then.get((latest.kind, latest.key)), latest
+            for latest in map(Version._make_row, rows):
+                yield then.get(latest.key), latest
 
     def content(self, version: Version) -> tuple[dict[str, Any], bytes | None]:
         """The payload and body (None for payload-only kinds) a version wrote."""
