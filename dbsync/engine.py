@@ -65,6 +65,7 @@ class Engine:
         check_drift: bool = True,
         full_sweep: bool = False,
         time_slice: float | None = None,
+        read_hints: bool = True,
     ) -> None:
         self.ctx = ctx
         self.force_deletes = force_deletes
@@ -78,6 +79,7 @@ class Engine:
         self.full_sweep = full_sweep  # read every object, due or not (cutover's final sync)
         # The daemon's: a kind read by need reads its due objects for this long, then leaves the rest due (revisit.py)
         self.time_slice = time_slice
+        self.read_hints = read_hints  # the daemon reads the audit log on a thread of its own instead
         self.sliced: set[str] = set()  # kinds that stopped at their time slice: the daemon runs them again soon
         self.hinted: set[str] = set()  # kinds the audit-log hints of this cycle named (the daemon runs them soon)
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
@@ -103,7 +105,7 @@ class Engine:
         if refusal and not self.plan_only:
             raise StoreError(refusal)
         self.ctx.new_run()
-        if not self.plan_only and not self.full_sweep:
+        if self.read_hints and not self.plan_only and not self.full_sweep:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         selected = self.selected_kinds(names)
         self.wrote = False

@@ -14,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +144,9 @@ class Daemon:
         if ctx.source_unreachable:  # started during a source outage: no group is replicating until it lists again
             self.health.unreachable = dict.fromkeys(self.groups, ctx.source_unreachable)
         self._cycle_lock = threading.Lock()
+        # The audit-log read has its own thread and lock: a hint is read on time, not after the cycle in flight.
+        # Hand-over and shutdown take both locks, so no thread writes the store once it is released or closed.
+        self._hints_lock = threading.Lock()
         self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
         self.handed_over: str | None = None
         self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
@@ -150,7 +154,7 @@ class Daemon:
         self._continuations = 0  # one-off jobs of groups that stopped at their time slice (ids must not repeat)
         self.closing = False  # set by shutdown(): /readyz turns 503 so the Service stops sending requests
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=1), "hints": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -171,11 +175,17 @@ class Daemon:
             )
         if hints.enabled(self.ctx):  # the audit log is read on its own clock, not only when a cycle starts
             every = self.settings.audit_hints.interval
-            self.scheduler.add_job(self.poll_hints, IntervalTrigger(seconds=every), id="audit-hints", name="hints")
+            self.scheduler.add_job(
+                self.poll_hints, IntervalTrigger(seconds=every), id="audit-hints", name="hints", executor="hints"
+            )
 
     def poll_hints(self) -> None:
-        """Read the audit log between cycles; the groups of the kinds it names run next."""
-        with self._cycle_lock:
+        """Read the audit log on its own thread, while a cycle runs too; the groups of the kinds it names run next.
+
+        On the cycles' worker it waited for the cycle in flight (a 60 s slice of ACL reads), then queued the named
+        group behind every group that came due meanwhile.
+        """
+        with self._hints_lock:
             if self.stop.is_set() or replication_refusal(self.ctx.store.role):
                 return
             try:
@@ -230,6 +240,7 @@ class Daemon:
                 retry_now=False,
                 stop=_BeatingStop(self.stop, self.heartbeat),  # type: ignore[arg-type]
                 time_slice=self.settings.time_slice_seconds,
+                read_hints=False,  # poll_hints reads them, on its own thread
             )
             try:
                 reports = engine.cycle(list(names))
@@ -353,13 +364,11 @@ class Daemon:
         self.stop.set()
         if self.scheduler.running:
             self.scheduler.pause()
-        if not self._cycle_lock.acquire(timeout=self.settings.shutdown_timeout):
-            return  # the change in flight is still running: the next poll tries again
-        try:
+        with self._quiet(self.settings.shutdown_timeout) as quiet:
+            if not quiet:
+                return  # the change in flight is still running: the next poll tries again
             assert self.store_lock is not None
             self.store_lock.release()
-        finally:
-            self._cycle_lock.release()
         self.handed_over = f"not replicating: the store was handed over to `dbsync cutover` ({_who(request)})"
         log.warning(self.handed_over)
 
@@ -387,11 +396,28 @@ class Daemon:
         self.stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        clean = self._cycle_lock.acquire(timeout=timeout)
-        if clean:
-            self._cycle_lock.release()
-            self.ctx.store.close()
+        with self._quiet(timeout) as clean:
+            if clean:
+                self.ctx.store.close()
         return clean
+
+    @contextmanager
+    def _quiet(self, timeout: float) -> Iterator[bool]:
+        """Both the cycles' and the hints' locks held (True), or neither when one stayed busy for `timeout` s."""
+        deadline = time.monotonic() + timeout
+        if not self._cycle_lock.acquire(timeout=timeout):
+            yield False
+            return
+        try:
+            if not self._hints_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._hints_lock.release()
+        finally:
+            self._cycle_lock.release()
 
     def jobs(self) -> list[dict[str, Any]]:
         # A job added before the scheduler started has no next_run_time yet.

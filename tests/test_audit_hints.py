@@ -7,6 +7,7 @@ source SQL warehouse (`metastore.source_warehouse_id`).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -94,8 +95,9 @@ def test_a_missing_audit_table_leaves_the_change_to_the_schedule(pair: Pair) -> 
         assert _target_level(pair, paths[2]) == "CAN_MANAGE"
 
 
-def test_the_daemon_runs_the_hinted_kind_next_not_at_its_interval(pair: Pair) -> None:
-    """`dbsync serve`: a cycle that reads a hint for an ACL moves the permissions job to now (its interval is 300 s)."""
+def test_the_daemon_reads_a_hint_while_a_cycle_runs_and_moves_the_hinted_kind_to_now(pair: Pair) -> None:
+    """`dbsync serve`: the audit log is read on a thread of its own, while a cycle holds the worker (a 60 s slice
+    of ACL reads): the permissions job (interval 300 s) is moved to now without waiting for that cycle to end."""
     paths = _seed(pair)
     with freeze_time("2026-12-05 00:00:00") as clock:
         settings = _settings(pair)
@@ -103,12 +105,18 @@ def test_the_daemon_runs_the_hinted_kind_next_not_at_its_interval(pair: Pair) ->
         clock.tick(1)
         _grant(pair, paths[4], iam.PermissionLevel.CAN_EDIT)
         clock.tick(20)
-        ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
-        daemon = Daemon(ctx)
-        daemon.schedule()
-        assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() >= time.time() + 300
-        daemon.run_group(("groups",))
-        assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
+    # Real time from here: the hints thread's clock is not frozen (freezegun leaves threads alone).
+    ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
+    daemon = Daemon(ctx)
+    daemon.schedule()
+    assert daemon.scheduler.get_job("audit-hints").executor == "hints"
+    assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() >= time.time() + 290
+    with daemon._cycle_lock:  # a cycle in flight
+        reader = threading.Thread(target=daemon.poll_hints)
+        reader.start()
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "the hints read waited for the cycle"
+    assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
 
 
 def test_a_dashboard_read_by_need_is_read_when_the_audit_log_names_it(pair: Pair) -> None:
