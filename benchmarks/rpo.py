@@ -335,7 +335,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebooks", type=int, default=1000)
     parser.add_argument("--dirs", type=int, default=100)
-    parser.add_argument("--minutes", type=float, default=3.0, help="minutes of edits")
+    parser.add_argument("--minutes", type=float, help="minutes of edits (3; --full: 45)")
     parser.add_argument("--edit-every", type=float, default=1.0, help="seconds between two edits")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=10.0, help="divide every interval and delay by this")
@@ -353,12 +353,14 @@ def main() -> None:
     if args.full:
         # 45 minutes reported as three 15-minute windows: the first shows the daemon learning which directories
         # are hot (a directory is known to change only once it has been seen to), the last the steady state.
-        args.notebooks, args.dirs, args.jobs, args.minutes, args.edit_every = 10_000, 1_000, 100, 45.0, 2.0
-        args.windows = 3
+        args.notebooks, args.dirs, args.jobs, args.edit_every = 10_000, 1_000, 100, 2.0
+        if args.minutes is None:
+            args.minutes, args.windows = 45.0, 3
         args.latency_ms, args.scale, args.budget, args.fast_seed = 100.0, 1.0, 10.0, True
         args.drain = 90.0 if args.drain is None else args.drain
         # A 60 s RPO needs a cycle at least twice a minute; ACLs in 1-minute slices of the sweep; hints read often.
         args.tree_interval, args.acl_interval, args.hints_interval = 30.0, 60.0, 10.0
+    args.minutes = 3.0 if args.minutes is None else args.minutes
     logging.basicConfig(level=logging.ERROR)
     print(
         f"dbsync RPO benchmark: {args.notebooks} notebooks in {args.dirs} directories, {args.latency_ms:.0f} ms "
