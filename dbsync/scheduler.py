@@ -5,7 +5,9 @@ the store has one writer. Kinds still run on their own intervals (notebooks ever
 every ten), and dependencies need no coordination: a job whose new cluster is not replicated yet is
 `blocked` and goes through on its next cycle, after the clusters cycle has mapped the cluster.
 Kinds that share a listing (directories, notebooks, files share one workspace tree walk) form one
-group and run together at the shortest of their intervals.
+group and run together at the shortest of their intervals. A group that stopped at its time slice (a sweep
+read by need) is queued again behind the groups waiting. The audit-log hints are read on a second thread
+(`poll_hints`), which only marks objects due and moves the named groups' jobs to now.
 """
 
 from __future__ import annotations
