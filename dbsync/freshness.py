@@ -7,11 +7,13 @@ window (a phase from its key), so a kind is read a slice per cycle, not all at o
 How much less often depends on what is read:
 
 - **Containers** (a directory of the workspace tree, whose listing changes when any of its objects does) are
-  read by their observed change rate: from the first change on, the mean gap between changes is known (a moving
-  average; the first gap is how long it was watched before it changed) and the container is read every
-  gap ÷ CONTAINER_READS_PER_CHANGE, at least one cycle, slowing down as the time since its last change outgrows
-  that gap. A directory edited every few minutes is listed every cycle for as long as it keeps changing; halving
-  and doubling listed it 1, 2, 4 minutes after its last change, so edits there waited minutes.
+  read by their observed change rate: once two changes have been seen, the mean gap between changes is known (a
+  moving average) and the container is read every gap ÷ CONTAINER_READS_PER_CHANGE, at least one cycle, slowing
+  down as the time since its last change outgrows that gap. A directory edited every few minutes is listed every
+  cycle for as long as it keeps changing; doubling alone listed it 1, 2, 4 minutes after its last change, so
+  edits there waited minutes. After a single change it doubles: taking the time it had been watched as its first
+  gap made every directory touched once in the RPO benchmark's 45 minutes (hot or not) look hot for hours, and
+  their listings alone filled the 10 requests/s budget.
 - **Single objects** (an ACL, a dashboard) double their interval while unchanged. Their changes are rare events,
   and reads per change times changes per second is the cost: the RPO benchmark's 0.25 ACL edits a second at 24 reads
   each would be 6 reads a second, most of a 10 requests/s budget; doubling costs about log2(max_staleness ÷
@@ -44,10 +46,8 @@ def after_read(
     `by_rate`: a container, read by its change rate; otherwise its interval doubles while unchanged.
     """
     gap, changed_at = previous.change_gap, previous.changed_at
-    if previous.interval is None:
-        changed_at = now  # a first read sees the object, not a change of it: it is watched from now
-    elif changed:
-        if changed_at is not None:  # the first change's gap is the time it was watched: one change in that time
+    if changed and previous.interval is not None:  # a first read sees the object, not a change of it
+        if changed_at is not None:  # the gap since the change seen before: its rate is known from the second on
             seen = now - changed_at
             gap = seen if gap is None else (gap + seen) / 2
         changed_at = now
@@ -70,12 +70,15 @@ def next_interval(
 
 
 def next_visit(now: float, key: str, interval: float, cycle: float, first: bool) -> float:
-    """When the object is due: one cycle early, so the cycle that reads it comes within the interval.
+    """When the object is due: early enough that the cycle that reads it comes within the interval.
 
-    An interval of one cycle is due half a cycle from now: the next cycle reads it. (Due a whole cycle from `now`,
-    a cycle that started a few milliseconds early, as the daemon's do, found it not due: it waited a cycle more.)
+    The margin is two cycles (at most a third of the interval): the cycle that reads it may start late behind
+    another group and read it late in its walk, and what it finds must still reach the target within the interval
+    (one cycle early, cold directories' edits landed up to 624 s after them against a 600 s `max_staleness`). An
+    interval of one cycle is due half a cycle from now: the next cycle reads it (due a whole cycle from `now`, a
+    cycle that started a few milliseconds early, as the daemon's do, found it not due and it waited a cycle more).
     """
-    span = max(cycle / 2, interval - cycle)
+    span = max(cycle / 2, interval - min(2 * cycle, interval / 3))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window
     return now + span

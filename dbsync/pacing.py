@@ -4,6 +4,11 @@ Every request the SDK sends passes the workspace's transport (workspace.FencedAd
 from the workspace's bucket and one from its family's before sending, so no kind, retry or delete can bypass
 the budget. A bucket holds one token at most: requests leave at least 1/rate seconds apart, so no window of
 one second ever holds more than `rate` of them, and a workspace that allows the budget never answers 429.
+
+The buckets pace at HEADROOM of the configured budget. The service counts requests when they arrive, and
+requests that left evenly spaced do not arrive so: a thread held up for a few milliseconds (the GIL, the
+network) sends late and the next on time, and an 11th request lands in a second that held 10. At the full
+budget the RPO benchmark's emulator counted 11 in 5 seconds out of 2,800 against a budget of 10.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ def family_of(path: str) -> str | None:
     return None
 
 
+HEADROOM = 0.9  # the share of a configured budget dbsync paces at (see above)
+
+
 class RequestBudget:
     """One workspace side's buckets: the workspace-wide one (every request) and one per configured family."""
 
@@ -101,8 +109,11 @@ class RequestBudget:
         self.clock = clock
         self.sleep = sleep
         self._lock = threading.Lock()  # one lock for all the side's buckets: a slot is reserved in each at once
-        self.overall = TokenBucket(per_second, clock, sleep) if per_second else None
-        self.families = {name: TokenBucket(rate, clock, sleep) for name, rate in (families or {}).items() if rate}
+        self.overall = TokenBucket(per_second * HEADROOM, clock, sleep) if per_second else None
+        self.families = {
+            name: TokenBucket(rate * HEADROOM, clock, sleep) for name, rate in (families or {}).items() if rate
+        }
+        self.configured = {name: rate for name, rate in (families or {}).items() if rate}
 
     @property
     def paced(self) -> bool:
@@ -130,7 +141,7 @@ class RequestBudget:
 
     def export(self) -> None:
         """Publish the configured budgets (an unpaced side or family publishes no series)."""
-        if self.overall is not None:
-            metrics.API_BUDGET.labels(self.side).set(self.overall.rate)
-        for name, bucket in self.families.items():
-            metrics.API_FAMILY_BUDGET.labels(self.side, name).set(bucket.rate)
+        if self.per_second:
+            metrics.API_BUDGET.labels(self.side).set(self.per_second)
+        for name, rate in self.configured.items():
+            metrics.API_FAMILY_BUDGET.labels(self.side, name).set(rate)

@@ -144,7 +144,7 @@ def test_a_sync_under_a_budget_never_exceeds_it_per_second_and_meets_no_429(pair
         stats = side.stats.document()
         assert "429" not in _statuses(stats), _statuses(stats)
         counts = sorted(stats["per_second"].values(), reverse=True)
-        assert counts[0] <= 8 + 1, stats["per_second"]
+        assert counts[0] <= 8, stats["per_second"]  # paced at 90 %: arrival jitter stays under the budget
         assert stats["total"] > 24  # the run spanned several seconds: the bound was exercised
     assert REGISTRY.get_sample_value("dbsync_api_budget_requests_per_second", {"workspace": "source"}) == 8
 
