@@ -94,10 +94,8 @@ class PermissionsReplicator(Replicator):
 def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
     """What the store knows of the ACL's object on the target: the version the drift check last saw there."""
     object_kind, source_key = key.split(":", 1)
-    prior = ctx.store.prior(object_kind, source_key)
-    if prior is None or prior.status != "synced" or not prior.target_version:
-        return {}
-    return {"target_version": prior.target_version}
+    seen = ctx.store.verified_target_version(object_kind, source_key)  # one column, not the whole row
+    return {"target_version": seen} if seen else {}
 
 
 def _owner(acl: list[dict[str, Any]]) -> str | None:

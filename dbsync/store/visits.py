@@ -139,6 +139,14 @@ class Visits:
                 self.db.execute("DELETE FROM visits WHERE kind = ? AND source_key = ?", [listing, key])
                 self.db.execute("DELETE FROM meta WHERE key = ?", [f"digest:{listing}:{key}"])
 
+    def verified_target_version(self, kind: str, source_key: str) -> str | None:
+        """The target's version of a synced object as the drift check last saw it (None: not synced or not seen)."""
+        row = self._row(
+            "SELECT target_version FROM resources WHERE kind = ? AND source_key = ? AND status = 'synced'",
+            [kind, source_key],
+        )
+        return row[0] if row else None
+
     def keys_with_object_id(self, kind: str, object_id: int) -> list[str]:
         """Live rows of a kind whose source_meta names this workspace object id (an ACL row of a notebook)."""
         rows = self._rows(
