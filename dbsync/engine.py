@@ -178,7 +178,7 @@ class Engine:
         deadline = time.monotonic() + self.time_slice if self.time_slice and not self.full_sweep else None
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub in self.ahead.listing(kind):
+                for stub, known in planner.with_priors(store, kind.name, self.ahead.listing(kind)):
                     if self.stop.is_set() or self.fenced:
                         report.outcome = "interrupted"
                         report.message = self.fenced or "stopped before the listing ended"
@@ -187,7 +187,7 @@ class Engine:
                         continue
                     listed.add(stub.key)
                     report.listed += 1
-                    prior = self._due_if_arrived(kind, store.prior(kind.name, stub.key))
+                    prior = self._due_if_arrived(kind, known)
                     if not self.full_sweep and revisit.not_due(self.ctx, kind, stub, prior):
                         report.not_due += 1
                         continue

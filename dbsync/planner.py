@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from dbsync.config import DeleteSettings, KindSettings, UpdateSettings
 from dbsync.model import Delete, Prior, Resource, Upsert, canonical_json
@@ -140,3 +142,27 @@ def plan_updates(
 def _blanked(resource: Resource, prior: Prior, shrink_ratio: float) -> bool:
     before = content_size(prior.payload, None)
     return before > 0 and content_size(resource.payload, resource.body) <= before * shrink_ratio
+
+
+PRIOR_WINDOW = 256  # stubs whose priors are read in one query
+
+
+def with_priors(store: Any, kind: str, stubs: Iterable[Resource]) -> Iterator[tuple[Resource, Prior | None]]:
+    """Each stub with the store's prior, read PRIOR_WINDOW keys at a time.
+
+    A read per stub released and re-took the GIL each time behind eight busy worker threads: ~15 of the 45 s of a
+    10,000-object initial sync's main thread (cProfile) was spent in 18,639 one-row reads.
+    """
+    window: list[Resource] = []
+    for stub in stubs:
+        window.append(stub)
+        if len(window) == PRIOR_WINDOW:
+            yield from _paired(store, kind, window)
+            window = []
+    yield from _paired(store, kind, window)
+
+
+def _paired(store: Any, kind: str, window: list[Resource]) -> Iterator[tuple[Resource, Prior | None]]:
+    known = store.priors_of(kind, [stub.key for stub in window]) if window else {}
+    for stub in window:
+        yield stub, known.get(stub.key)
