@@ -254,3 +254,17 @@ def test_token_management_lists_all_and_creates_on_behalf_of(w: WorkspaceClient)
         w.token_management.get(obo.token_info.token_id)  # type: ignore[arg-type]
     with pytest.raises(NotFound):
         w.token_management.create_obo_token("00000000-0000-0000-0000-000000000000", lifetime_seconds=60)
+
+
+def test_stats_count_requests_of_other_tokens_apart(w: WorkspaceClient, emulator: EmulatorHandle) -> None:
+    """A benchmark's driver edits with a token it made: its requests are in `per_second_other_tokens` as well as
+    `per_second`, so the client under test (the start-up token) is measured by the emulator's own counts."""
+    made = w.tokens.create(comment="driver", lifetime_seconds=3600).token_value or ""
+    driver = WorkspaceClient(host=emulator.url, token=made, auth_type="pat")
+    emulator.stats.reset()
+    for _ in range(3):
+        driver.workspace.get_status("/")
+    w.workspace.get_status("/")
+    doc = emulator.stats.document()
+    assert sum(doc["per_second"].values()) == 4
+    assert sum(doc["per_second_other_tokens"].values()) == 3
