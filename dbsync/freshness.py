@@ -11,9 +11,12 @@ How much less often depends on what is read:
   moving average) and the container is read every gap ÷ CONTAINER_READS_PER_CHANGE, at least one cycle, slowing
   down as the time since its last change outgrows that gap. A directory edited every few minutes is listed every
   cycle for as long as it keeps changing; doubling alone listed it 1, 2, 4 minutes after its last change, so
-  edits there waited minutes. After a single change it doubles: taking the time it had been watched as its first
-  gap made every directory touched once in the RPO benchmark's 45 minutes (hot or not) look hot for hours, and
-  their listings alone filled the 10 requests/s budget.
+  edits there waited minutes. After a single change its gap is unknown, and the quiet spell since that change
+  stands in for it, read ONCE_CHANGED_READS_PER_SPELL times: every cycle at first, then every sixth of the spell,
+  up to `max_staleness`. Taking the time it had been watched before as its first gap made every directory touched
+  once in the RPO benchmark's 45 minutes (hot or not) look hot for hours, and their listings alone filled the 10
+  requests/s budget; doubling (as an ACL does) listed a hot directory 4 and 8 minutes apart between its first and
+  second change, and its second edit waited that long (p99 494 s).
 - **Single objects** (an ACL, a dashboard) double their interval while unchanged. Their changes are rare events,
   and reads per change times changes per second is the cost: the RPO benchmark's 0.25 ACL edits a second at 24 reads
   each would be 6 reads a second, most of a 10 requests/s budget; doubling costs about log2(max_staleness ÷
@@ -27,6 +30,10 @@ from dataclasses import dataclass
 
 # Reads per expected change of a container: at 24 the chance it changed since it was last read is about 4 %.
 CONTAINER_READS_PER_CHANGE = 24.0
+# Reads per quiet spell of a container seen to change once: the spell is its best guess of a gap, a weak one (cold
+# directories change once too), so fewer reads than a known rate earns. At a 30 s cycle and a 600 s
+# `max_staleness`, ~24 listings of the directory in the hour after its change, against ~5 doubling.
+ONCE_CHANGED_READS_PER_SPELL = 6.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class Visit:
     """What the schedule knows of an object: its interval, when it last changed, the mean gap between changes."""
 
     interval: float | None = None  # None: never read (after a read, always set)
-    changed_at: float | None = None  # the last change seen (the first read until one is)
+    changed_at: float | None = None  # the last change seen (None until one is)
     change_gap: float | None = None
 
 
@@ -51,21 +58,22 @@ def after_read(
             seen = now - changed_at
             gap = seen if gap is None else (gap + seen) / 2
         changed_at = now
-    rate_gap = gap if by_rate else None
-    return Visit(next_interval(previous, changed, now, cycle, max_staleness, rate_gap), changed_at, gap)
+    return Visit(next_interval(previous, changed, now, cycle, max_staleness, by_rate), changed_at, gap)
 
 
 def next_interval(
-    previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float, gap: float | None
+    previous: Visit, changed: bool, now: float, cycle: float, max_staleness: float, by_rate: bool = False
 ) -> float:
-    """The object's new revisit interval: one cycle after a change, by its change rate when given, capped."""
+    """The object's new revisit interval: one cycle after a change, by its change rate (a container), capped."""
     if previous.interval is None:
         return max_staleness  # first read: cold until it is seen to change
     if changed:
         return min(cycle, max_staleness)
-    if gap is not None and previous.changed_at is not None:
-        expected = max(gap, now - previous.changed_at)  # a quiet spell longer than the gap: it cooled down
-        return min(max_staleness, max(cycle, expected / CONTAINER_READS_PER_CHANGE))
+    if by_rate and previous.changed_at is not None:
+        spell = now - previous.changed_at  # a quiet spell longer than the gap: it cooled down
+        if previous.change_gap is not None:
+            return min(max_staleness, max(cycle, max(previous.change_gap, spell) / CONTAINER_READS_PER_CHANGE))
+        return min(max_staleness, max(cycle, spell / ONCE_CHANGED_READS_PER_SPELL))  # seen to change once
     return min(max_staleness, max(cycle, previous.interval * 2))
 
 
