@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -72,6 +72,10 @@ class History:
     def target_key(self, kind: str, source_key: str) -> str | None:
         return self._store.target_key(kind, source_key)
 
+    def named(self, kind: str) -> list[str]:
+        """Keys of the kind's objects an audit-log hint named since they were last read: a sweep reads them first."""
+        return self._store.named_visits(kind)
+
     def owned_target_keys(self, target_keys: list[str]) -> set[str]:
         """Target keys a live row dbsync did not adopt points at: what dbsync put on the target."""
         return self._store.owned_target_keys(target_keys)
@@ -112,6 +116,14 @@ class SyncContext:
     @classmethod
     def build(cls, settings: Settings, source: Workspace, target: Workspace, store: Store, **kw: Any) -> SyncContext:
         return cls(settings, source, target, store, IdMap(store), PrincipalMap(settings.mapping), **kw)
+
+    def sibling(self) -> SyncContext:
+        """For cycles on a second thread: the same workspaces (their request budgets and write fences), store and
+        version history (both lock their writes), with run state of its own (caches, listed keys, id map, events).
+        """
+        twin = replace(self, idmap=IdMap(self.store), listed={}, cache=RunCache(), events=EventQueue())
+        twin._versions = self.versions  # opens nothing: the history is opened on its first read or write
+        return twin
 
     def cached(self, key: CacheKey[T], factory: Callable[[], T]) -> T:
         """Compute `factory()` once per run for `key`, even when many threads ask at once."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from dbsync import metrics
+from dbsync.config import Settings
 from dbsync.context import SyncContext
 from dbsync.model import Prior, Resource
 from dbsync.registry import Kind
@@ -63,5 +64,9 @@ def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int,
     elif complete and not_due == 0:
         ctx.store.record_full_read(kind.name, started_at)
     metrics.set_oldest_verification(kind.name, ctx.store.oldest_verification(kind.name))
-    target = ctx.settings.max_staleness(kind.name) or ctx.settings.interval(kind.name)
-    metrics.STALENESS_TARGET.labels(kind.name).set(target)
+    publish_target(ctx.settings, kind.name)
+
+
+def publish_target(settings: Settings, kind: str) -> None:
+    """dbsync_staleness_target_seconds: the kind's `max_staleness`, or its interval when it is read every cycle."""
+    metrics.STALENESS_TARGET.labels(kind).set(settings.max_staleness(kind) or settings.interval(kind))

@@ -1,23 +1,30 @@
-"""`dbsync serve`: one APScheduler job per kind group, all cycles run one at a time.
+"""`dbsync serve`: one APScheduler job per kind group; the cycles of one worker run one at a time.
 
-Ordering design: every scheduled job runs on a single worker thread, so two cycles never overlap and
-the store has one writer. Kinds still run on their own intervals (notebooks every minute, identities
-every ten), and dependencies need no coordination: a job whose new cluster is not replicated yet is
-`blocked` and goes through on its next cycle, after the clusters cycle has mapped the cluster.
-Kinds that share a listing (directories, notebooks, files share one workspace tree walk) form one
-group and run together at the shortest of their intervals. A group that stopped at its time slice (a sweep
-read by need) is queued again behind the groups waiting. The audit-log hints are read on a second thread
-(`poll_hints`), which only marks objects due and moves the named groups' jobs to now.
+Ordering design: the groups' jobs run on one worker thread, so their cycles never overlap. Kinds still run on
+their own intervals (notebooks every minute, identities every ten), and dependencies need no coordination: a job
+whose new cluster is not replicated yet is `blocked` and goes through on its next cycle, after the clusters cycle
+has mapped the cluster. Kinds that share a listing (directories, notebooks, files share one workspace tree walk)
+form one group and run together at the shortest of their intervals. A group that stopped at its time slice (a
+sweep read by need) is queued again behind the groups waiting on its worker.
+
+Two threads besides, on purpose. A kind that declares `own_worker` (the object ACL sweep: one GET per object, a
+third of a budget for minutes at a time) runs its cycles on a second worker, beside the first, with a context of
+its own (caches, id map, events) over the same workspaces, request budgets and store: on one worker the sweep
+and the tree's cycles kept it ~100 % busy, and a group an audit-log hint named waited for both. It writes
+nothing another kind reads; the store serialises the two workers' writes (a transaction holds its lock). The
+audit-log hints are read on a third (`poll_hints`), which only marks objects due and moves the named groups'
+jobs to now. Hand-over and shutdown wait for every one of them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,16 +38,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dbsync import hints, metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
+from dbsync.declaration import CATALOGUE
 from dbsync.engine import Engine, replication_refusal
 from dbsync.errors import StoreError
 from dbsync.outcomes import KindReport
 from dbsync.registry import Kind, kinds
+from dbsync.revisit import publish_target
 from dbsync.roles import StoreRole
 from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
 STALE_INTERVALS = 3  # a group with no successful cycle for this many intervals makes /readyz fail
+CYCLES, SWEEPS = "default", "sweeps"  # the executors of the groups' cycles (worker_of)
 
 
 def kind_groups(settings: Settings, registry: tuple[Kind, ...] | None = None) -> list[tuple[str, ...]]:
@@ -61,6 +71,11 @@ def kind_groups(settings: Settings, registry: tuple[Kind, ...] | None = None) ->
 
 def group_interval(settings: Settings, group: tuple[str, ...]) -> float:
     return min(settings.interval(name) for name in group)
+
+
+def worker_of(group: tuple[str, ...]) -> str:
+    """The executor a group's cycles run on: "sweeps" when its kinds declare a worker of their own."""
+    return SWEEPS if all(CATALOGUE.declaration(name).own_worker for name in group) else CYCLES
 
 
 def jitter(interval: float) -> float:
@@ -85,13 +100,24 @@ class Heartbeat:
 class _BeatingStop:
     """The engine's view of the stop flag: it reads it per kind and per listed object, so a read is a beat."""
 
-    def __init__(self, stop: threading.Event, heartbeat: Heartbeat) -> None:
+    def __init__(self, stop: threading.Event, heartbeats: set[Heartbeat]) -> None:
         self._stop = stop
-        self._heartbeat = heartbeat
+        self._heartbeats = heartbeats
 
     def is_set(self) -> bool:
-        self._heartbeat.beat()
+        for heartbeat in self._heartbeats:
+            heartbeat.beat()
         return self._stop.is_set()
+
+
+@dataclass(eq=False)
+class Worker:
+    """One thread of cycles: its executor's name, the lock its cycle holds, its heartbeat, the context it runs on."""
+
+    executor: str
+    ctx: SyncContext
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
 
 def liveness_window(settings: Settings, groups: list[tuple[str, ...]]) -> float:
@@ -145,18 +171,24 @@ class Daemon:
         self.health = Health()
         if ctx.source_unreachable:  # started during a source outage: no group is replicating until it lists again
             self.health.unreachable = dict.fromkeys(self.groups, ctx.source_unreachable)
-        self._cycle_lock = threading.Lock()
+        self.workers = {CYCLES: Worker(CYCLES, ctx)}
+        if any(worker_of(group) == SWEEPS for group in self.groups):
+            self.workers[SWEEPS] = Worker(SWEEPS, ctx.sibling())  # its own caches: the cycles overlap
+        self._cycle_lock = self.workers[CYCLES].lock
+        self._state_lock = threading.Lock()  # over what the workers and the hints thread share: health, queues
+        self._running: set[tuple[str, ...]] = set()  # groups whose cycle runs now
+        self._again: set[tuple[str, ...]] = set()  # groups with a one-off run queued (_queue_again)
         # The audit-log read has its own thread and lock: a hint is read on time, not after the cycle in flight.
         # Hand-over and shutdown take both locks, so no thread writes the store once it is released or closed.
         self._hints_lock = threading.Lock()
         self.store_lock = store_lock  # held while replicating; handed to a `dbsync cutover` that asks for it
         self.handed_over: str | None = None
         self.generation = 0  # moves when a cycle changed the target: a cached report is stale then
-        self.heartbeat = Heartbeat()
-        self._continuations = 0  # one-off jobs of groups that stopped at their time slice (ids must not repeat)
+        self.heartbeat = self.workers[CYCLES].heartbeat
+        self._one_offs = itertools.count(1)  # one-off jobs of groups that stopped at their slice: ids never repeat
         self.closing = False  # set by shutdown(): /readyz turns 503 so the Service stops sending requests
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1), "hints": ThreadPoolExecutor(max_workers=1)},
+            executors={name: ThreadPoolExecutor(max_workers=1) for name in [*self.workers, "hints"]},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -174,6 +206,7 @@ class Daemon:
                 id="+".join(group),
                 name="+".join(group),
                 next_run_time=_at(now + interval),
+                executor=worker_of(group),
             )
         if hints.enabled(self.ctx):  # the audit log is read on its own clock, not only when a cycle starts
             every = self.settings.audit_hints.interval
@@ -214,6 +247,7 @@ class Daemon:
                 if last:
                     metrics.LAST_SUCCESS.labels(name).set(last)
                 metrics.set_oldest_verification(name, self.ctx.store.oldest_verification(name))
+                publish_target(self.settings, name)  # the staleness alert compares from the start, not the 1st cycle
         self.schedule()
         self.scheduler.start()
 
@@ -226,21 +260,26 @@ class Daemon:
         for group in self.groups:
             if self.stop.is_set():
                 return
-            self._run(group)
+            self._run(group, on=self.workers[CYCLES])
         self.health.reconciled = True
 
     def run_group(self, group: tuple[str, ...]) -> None:
         self._run(group)
 
-    def _run(self, names: tuple[str, ...]) -> list[KindReport]:
-        with self._cycle_lock:
-            self.heartbeat.beat()
+    def _run(self, names: tuple[str, ...], on: Worker | None = None) -> list[KindReport]:
+        """One cycle of a group, on its worker's lock and context; `on`: the worker whose thread runs it (the
+        reconcile runs every group on the first worker's thread), whose heartbeat it beats too."""
+        worker = self.workers[worker_of(names)]
+        beats = {worker.heartbeat, (on or worker).heartbeat}
+        with worker.lock, self._cycle_of(names):
+            for heartbeat in beats:
+                heartbeat.beat()
             if self.stop.is_set():
                 return []
             engine = Engine(
-                self.ctx,
+                worker.ctx,
                 retry_now=False,
-                stop=_BeatingStop(self.stop, self.heartbeat),  # type: ignore[arg-type]
+                stop=_BeatingStop(self.stop, beats),  # type: ignore[arg-type]
                 time_slice=self.settings.time_slice_seconds,
                 read_hints=False,  # poll_hints reads them, on its own thread
             )
@@ -263,10 +302,29 @@ class Daemon:
             self._continue(engine.sliced)
             return reports
 
+    @contextmanager
+    def _cycle_of(self, group: tuple[str, ...]) -> Iterator[None]:
+        with self._state_lock:
+            self._running.add(group)
+        try:
+            yield
+        finally:
+            with self._state_lock:
+                self._running.discard(group)
+
     def _run_soon(self, hinted: set[str], ran: tuple[str, ...]) -> None:
-        """Groups of the kinds the audit log named run next (after this cycle, one worker), not at their interval."""
+        """Groups of the kinds the audit log named run next on their worker, not at their interval.
+
+        A group whose cycle runs now (it reads what was named before it reaches it) runs again once it ends:
+        APScheduler skips a job whose run is still going, and the hint would have waited a whole interval.
+        """
         for group in self.groups:
             if not set(group) & hinted or set(group) <= set(ran):
+                continue
+            with self._state_lock:
+                running = group in self._running
+            if running:
+                self._queue_again(group)
                 continue
             try:
                 self.scheduler.modify_job("+".join(group), next_run_time=_at(time.time()))
@@ -274,28 +332,44 @@ class Daemon:
                 continue  # not scheduled (the reconcile still runs): it reads the hinted objects anyway
 
     def _continue(self, sliced: set[str]) -> None:
-        """Groups that stopped at their time slice run again once the groups already waiting have had their turn.
-
-        A one-off job of its own (the group's interval job is still running: APScheduler would skip it), queued
-        on the single worker behind the jobs that came due meanwhile.
-        """
+        """Groups that stopped at their time slice run again once the groups already waiting have had their turn."""
         for group in self.groups:
             if set(group) & sliced and not self.stop.is_set():
-                name = "+".join(group)
                 log.info(
                     "%s: time slice of %.0f s used; its other due objects are read after the kinds waiting",
-                    name,
+                    "+".join(group),
                     self.settings.time_slice_seconds,
                 )
-                self._continuations += 1  # a new id: the job running now still counts as this id's instance
-                self.scheduler.add_job(
-                    self.run_group,
-                    args=[group],
-                    id=f"{name}:continued:{self._continuations}",
-                    name=f"{name} (continued)",
-                )
+                self._queue_again(group)
+
+    def _queue_again(self, group: tuple[str, ...]) -> None:
+        """One more run of the group on its worker, behind the jobs already waiting there; one at a time.
+
+        A one-off job of its own: the group's interval job may be the one running (APScheduler would skip it).
+        """
+        with self._state_lock:
+            if group in self._again:
+                return
+            self._again.add(group)
+        name = "+".join(group)
+        self.scheduler.add_job(
+            self._run_again,
+            args=[group],
+            id=f"{name}:again:{next(self._one_offs)}",  # a new id: ids of finished jobs are not reused
+            name=f"{name} (again)",
+            executor=worker_of(group),
+        )
+
+    def _run_again(self, group: tuple[str, ...]) -> None:
+        with self._state_lock:
+            self._again.discard(group)
+        self._run(group)
 
     def _record_health(self, reports: list[KindReport]) -> None:
+        with self._state_lock:
+            self._record_health_of(reports)
+
+    def _record_health_of(self, reports: list[KindReport]) -> None:
         now = time.time()
         if any(r.created or r.updated or r.deleted or r.errors or r.blocked for r in reports):
             self.generation += 1
@@ -314,9 +388,10 @@ class Daemon:
     def _record_crash(self, names: tuple[str, ...], err: Exception) -> None:
         """/readyz names every group of a cycle that stopped on an unexpected error, until one succeeds."""
         message = f"the cycle failed: {type(err).__name__}: {str(err).strip()[:300]}"
-        for group in self.groups:
-            if set(group) & set(names):
-                self.health.unreachable[group] = message
+        with self._state_lock:
+            for group in self.groups:
+                if set(group) & set(names):
+                    self.health.unreachable[group] = message
 
     def readiness(self) -> list[str]:
         """Reasons the daemon is not ready (empty when ready); the store's role is read live."""
@@ -337,13 +412,20 @@ class Daemon:
         if not replicating:
             self.heartbeat.beat()
             return []
-        age, window = self.heartbeat.age(), liveness_window(self.settings, self.groups)
-        if age <= window:
-            return []
-        return [
-            f"the scheduler made no progress for {age:.0f} s (window {window:.0f} s): a cycle is stuck or the "
-            "scheduler thread stopped; the restart resumes from the store"
-        ]
+        window = liveness_window(self.settings, self.groups)
+        age = self.heartbeat.age()
+        if age > window:
+            return [
+                f"the scheduler made no progress for {age:.0f} s (window {window:.0f} s): a cycle is stuck or the "
+                "scheduler thread stopped; the restart resumes from the store"
+            ]
+        sweeps = self.workers.get(SWEEPS)  # idle between its cycles by design: judged only while one runs
+        if sweeps is not None and sweeps.lock.locked() and sweeps.heartbeat.age() > window:
+            return [
+                f"the sweeps' worker made no progress for {sweeps.heartbeat.age():.0f} s in a cycle (window "
+                f"{window:.0f} s): a cycle is stuck; the restart resumes from the store"
+            ]
+        return []
 
     # -- hand-off to `dbsync cutover` -------------------------------------------------------------
     def poll(self) -> None:
@@ -405,21 +487,15 @@ class Daemon:
 
     @contextmanager
     def _quiet(self, timeout: float) -> Iterator[bool]:
-        """Both the cycles' and the hints' locks held (True), or neither when one stayed busy for `timeout` s."""
+        """Every worker's and the hints' locks held (True), or none when one stayed busy for `timeout` s."""
         deadline = time.monotonic() + timeout
-        if not self._cycle_lock.acquire(timeout=timeout):
-            yield False
-            return
-        try:
-            if not self._hints_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                self._hints_lock.release()
-        finally:
-            self._cycle_lock.release()
+        with ExitStack() as held:
+            for lock in [*(worker.lock for worker in self.workers.values()), self._hints_lock]:
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    yield False
+                    return
+                held.callback(lock.release)
+            yield True
 
     def jobs(self) -> list[dict[str, Any]]:
         # A job added before the scheduler started has no next_run_time yet.

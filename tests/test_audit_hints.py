@@ -20,6 +20,7 @@ from test_revisit import ACL_GET, KINDS, _grant, _seed, _target_level
 from dbsync.hints import UNAVAILABLE
 from dbsync.registry import kind_names
 from dbsync.scheduler import Daemon
+from dbsync.watchers import permissions
 
 HOUR = 3600.0  # permissions' default max_staleness: nothing is due again within these tests unless hinted
 
@@ -119,6 +120,37 @@ def test_the_daemon_reads_a_hint_while_a_cycle_runs_and_moves_the_hinted_kind_to
     assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
 
 
+def test_the_acl_sweep_runs_beside_a_cycle_in_flight_and_hand_over_waits_for_it(pair: Pair) -> None:
+    """Permissions run on a worker of their own: a hinted ACL reaches the target while the tree's cycle holds the
+    first worker (on one worker the two kept it ~100 % busy and a hint waited for both); a hand-over to a cutover
+    still waits for the sweep in flight before it lets the store go."""
+    paths = _seed(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=KINDS, **settings)
+        clock.tick(1)
+        _grant(pair, paths[3], iam.PermissionLevel.CAN_EDIT)
+        clock.tick(20)
+    ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
+    daemon = Daemon(ctx)
+    daemon.schedule()
+    assert daemon.scheduler.get_job("permissions").executor == "sweeps"
+    assert {job.executor for job in daemon.scheduler.get_jobs() if job.id not in ("permissions", "audit-hints")} == {
+        "default"
+    }
+    daemon.poll_hints()  # marks the ACL due
+    with daemon._cycle_lock:  # the tree's cycle in flight on the first worker
+        sweep = threading.Thread(target=daemon.run_group, args=[("permissions",)])
+        sweep.start()
+        sweep.join(timeout=60)
+        assert not sweep.is_alive(), "the ACL sweep waited for the other worker's cycle"
+    assert _target_level(pair, paths[3]) == "CAN_EDIT"
+    with daemon.workers["sweeps"].lock, daemon._quiet(0.2) as quiet:  # a sweep in flight
+        assert not quiet
+    with daemon._quiet(5) as quiet:
+        assert quiet
+
+
 def test_a_dashboard_read_by_need_is_read_when_the_audit_log_names_it(pair: Pair) -> None:
     """A kind read by need (dashboards with a max_staleness) gets its hinted object read at once, not the others."""
     ids = [pair.src.lakeview.create(Dashboard(display_name=n, parent_path="/Shared")).dashboard_id for n in "abc"]
@@ -152,3 +184,43 @@ def test_the_daemon_reads_the_audit_log_on_its_own_clock(pair: Pair) -> None:
         assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
         daemon.run_group(("permissions",))
         assert _target_level(pair, paths[6]) == "CAN_RUN"
+
+
+def test_a_sweep_reads_the_acls_a_hint_named_first_and_those_named_meanwhile_at_its_next_look(
+    pair: Pair, monkeypatch: Any
+) -> None:
+    """The permissions sweep walks the objects in key order; an ACL the audit log named is read first, one named
+    while the sweep runs at the sweep's next look (not when it reaches the key: up to a whole time slice later),
+    and no ACL is read twice in one cycle (one named after the sweep passed it is the next cycle's first)."""
+    paths = _seed(pair)
+    settings = _settings(pair)
+    pair.sync(only=KINDS, **settings)
+    ctx = pair.context(**settings)
+    acl = [f"notebooks:{path}" for path in paths]
+    ctx.store.hint_visits("permissions", [acl[20]], time.time())
+    monkeypatch.setattr(permissions, "NAMED_EVERY", 4)
+    listing = permissions.PermissionsWatcher().list(ctx, ctx.source)
+    read = [next(listing).key]
+    assert read == [acl[20]]
+    read += [next(listing).key for _ in range(3)]
+    ctx.store.hint_visits("permissions", [acl[16], read[-1]], time.time())  # one ahead, one just passed
+    following = [next(listing).key for _ in range(4)]
+    assert acl[16] in following, following
+    read += following + [stub.key for stub in listing]
+    assert sorted(read) == sorted(set(read)) and set(acl) <= set(read)  # each once
+    assert ctx.store.named_visits("permissions") == sorted([acl[16], acl[20], read[3]])  # not read yet: still named
+
+
+def test_a_group_named_while_its_cycle_runs_runs_again_once_it_ends_not_an_interval_later(pair: Pair) -> None:
+    """APScheduler skips a job whose run is still going: a hint moving the permissions job to now during its cycle
+    was dropped, and an ACL named after the sweep passed it waited for the next interval. It is queued once."""
+    ctx = pair.context(**_settings(pair), kinds={k: {"enabled": k in KINDS} for k in kind_names()})
+    daemon = Daemon(ctx)
+    daemon.schedule()
+    with daemon._cycle_of(("permissions",)):  # its cycle runs
+        daemon._run_soon({"permissions"}, ())
+        daemon._run_soon({"permissions"}, ())  # the next hint before it ran again: still one
+    again = [job for job in daemon.scheduler.get_jobs() if job.id.startswith("permissions:again:")]
+    assert len(again) == 1 and again[0].executor == "sweeps"
+    daemon._run_soon({"permissions"}, ())  # not running: its interval job moves to now
+    assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()

@@ -158,6 +158,28 @@ def test_liveness_fails_within_its_window_when_the_scheduler_stalls_and_recovers
         server.server_close()
 
 
+def test_the_staleness_targets_are_published_when_the_daemon_starts_not_after_each_kinds_first_cycle(
+    pair: Pair,
+) -> None:
+    """The staleness alert compares dbsync_staleness_seconds with its target: at 100,000 objects a kind's first
+    cycle came 20 minutes after the start, and until then its target was 0 (the alert could not say a thing)."""
+    ctx = pair.context(kinds={"permissions": {"max_staleness": 1234}})
+    daemon = Daemon(ctx)
+    server = StatusServer(("127.0.0.1", 0), daemon, None)
+    server.start()
+    held = daemon._cycle_lock.acquire()  # no cycle runs: what /metrics says comes from the start alone
+    try:
+        daemon.start()
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        assert 'dbsync_staleness_target_seconds{kind="permissions"} 1234.0' in text
+    finally:
+        if held:
+            daemon._cycle_lock.release()
+        daemon.shutdown(timeout=30)
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_daemon_idle_by_design_is_alive_however_long_it_waits(pair: Pair) -> None:
     ctx = pair.context()
     ctx.store.set_meta("role", "cutover-complete")

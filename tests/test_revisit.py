@@ -229,7 +229,7 @@ def test_the_daemon_reads_due_acls_for_its_time_slice_then_continues_after_the_k
 
         daemon = Daemon(ctx)
         daemon._run(("permissions",))  # the daemon's own cycle: sliced again, a continuation is queued
-        assert any(job["id"].startswith("permissions:continued:") for job in daemon.jobs())
+        assert any(job["id"].startswith("permissions:again:") for job in daemon.jobs())
         pair.source.set_faults(latency_ms=0)
         Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])
         assert endpoint_count(pair.source, ACL_GET) == first.listed  # each ACL read once over the slices

@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from dbsync.freshness import Visit, after_read, next_visit
 
+# The next_visit of an object something named (an audit-log row, a restore that wrote it): read before the
+# objects whose scheduled time has come (a sweep reads the named first), and due whatever the clock says.
+NAMED = 0.0
+
 
 class Visits:
     """Store methods over the `visits` table: one row per object of a kind read by need."""
@@ -58,16 +62,25 @@ class Visits:
             )
 
     def hint_visits(self, kind: str, keys: Iterable[str], now: float) -> int:
-        """Objects something says changed (an audit-log row): due now, and hot again. How many were scheduled."""
+        """Objects something says changed (an audit-log row): named, read first. How many were scheduled.
+
+        `now` is kept for the callers' clock; a named object is due at any time (NAMED), until it is read.
+        """
         count = 0
         with self._transaction():
             for key in keys:
                 cursor = self.db.execute(
-                    "UPDATE visits SET next_visit = MIN(next_visit, ?) WHERE kind = ? AND source_key = ?",
-                    [now, kind, key],
+                    "UPDATE visits SET next_visit = ? WHERE kind = ? AND source_key = ?", [NAMED, kind, key]
                 )
                 count += cursor.rowcount
         return count
+
+    def named_visits(self, kind: str) -> list[str]:
+        """Keys of a kind's objects named since they were last read (hint_visits), in key order."""
+        rows = self._rows(
+            "SELECT source_key FROM visits WHERE kind = ? AND next_visit = ? ORDER BY source_key", [kind, NAMED]
+        )
+        return [row[0] for row in rows]
 
     def record_full_read(self, kind: str, at: float, bound: bool = False) -> None:
         """A cycle that started at `at` listed the kind completely and read every object due or not.

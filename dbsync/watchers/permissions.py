@@ -16,12 +16,13 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import RARELY_CHANGED, Declaration
 from dbsync.errors import Blocked, RetryLater
-from dbsync.model import Resource
+from dbsync.model import Prior, Resource
 from dbsync.registry import kinds
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+NAMED_EVERY = 64  # objects listed between two looks for ACLs an audit-log hint named meanwhile
 
 
 def direct_entries(ctx: SyncContext, acl: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -57,25 +58,52 @@ class PermissionsWatcher(Watcher):
         writes_acls=True,
         freshness=RARELY_CHANGED,
         listed_in_turn=True,
+        own_worker=True,  # the sweep (one GET per object) runs beside the tree's cycles, not between them
     )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        """Every replicated object's ACL in (object kind, key) order; the ACLs an audit-log hint named come first,
+        and those named while the sweep runs as soon as it looks (every NAMED_EVERY objects), not in their turn:
+        a hinted ACL waited for the sweep to reach its key, up to a whole time slice."""
+        order = {name: i for i, name in enumerate(acl_kinds())}
+        named: set[str] = set()  # yielded ahead of their turn: skipped when the sweep reaches them
+        position = (-1, "")
+        for i, (object_kind, prior) in enumerate(self._replicated(ctx)):
+            if i % NAMED_EVERY == 0:
+                yield from self._named(ctx, order, position, named)
+            position = (order[object_kind], prior.key)
+            if f"{object_kind}:{prior.key}" not in named:
+                yield self._stub(object_kind, prior)
+
+    def _replicated(self, ctx: SyncContext) -> Iterator[tuple[str, Prior]]:
         for object_kind in acl_kinds():
             listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
             for prior in ctx.history.priors(object_kind, payloads=False):
-                if prior.target_key is None or (listed is not None and prior.key not in listed):
-                    continue
-                yield Resource(
-                    self.kind,
-                    f"{object_kind}:{prior.key}",
-                    name=prior.key,
-                    version_hint=None,
-                    source_meta={
-                        "object_kind": object_kind,
-                        "target_key": prior.target_key,
-                        **prior.source_meta,
-                    },
-                )
+                if prior.target_key is not None and (listed is None or prior.key in listed):
+                    yield object_kind, prior
+
+    def _named(
+        self, ctx: SyncContext, order: dict[str, int], position: tuple[int, str], named: set[str]
+    ) -> Iterator[Resource]:
+        """Named ACLs the sweep has not reached (one it passed is read first in the next cycle: never twice)."""
+        for key in ctx.history.named(self.kind):
+            object_kind, _, source_key = key.partition(":")
+            if key in named or object_kind not in order or (order[object_kind], source_key) <= position:
+                continue
+            prior = ctx.history.prior(object_kind, source_key)
+            listed = ctx.listed.get(object_kind)
+            if prior is not None and prior.target_key is not None and (listed is None or source_key in listed):
+                named.add(key)
+                yield self._stub(object_kind, prior)
+
+    def _stub(self, object_kind: str, prior: Prior) -> Resource:
+        return Resource(
+            self.kind,
+            f"{object_kind}:{prior.key}",
+            name=prior.key,
+            version_hint=None,
+            source_meta={"object_kind": object_kind, "target_key": prior.target_key, **prior.source_meta},
+        )
 
     def parent(self, stub: Resource) -> tuple[str, str] | None:
         """The object the ACL is on: written since the ACL was last read, the ACL is read again at once."""
