@@ -96,20 +96,25 @@ def test_a_missing_audit_table_leaves_the_change_to_the_schedule(pair: Pair) -> 
         assert _target_level(pair, paths[2]) == "CAN_MANAGE"
 
 
-def test_the_daemon_reads_a_hint_while_a_cycle_runs_and_moves_the_hinted_kind_to_now(pair: Pair) -> None:
-    """`dbsync serve`: the audit log is read on a thread of its own, while a cycle holds the worker (a 60 s slice
-    of ACL reads): the permissions job (interval 300 s) is moved to now without waiting for that cycle to end."""
+def _daemon_after_a_grant(pair: Pair, notebook: int) -> tuple[Daemon, str]:
+    """A scheduled (not started) daemon over a replicated pair whose source has since granted CAN_EDIT on one
+    notebook; (the daemon, that notebook's path). Real time from here: the hints thread's clock is not frozen."""
     paths = _seed(pair)
     with freeze_time("2026-12-05 00:00:00") as clock:
         settings = _settings(pair)
         pair.sync(only=KINDS, **settings)
         clock.tick(1)
-        _grant(pair, paths[4], iam.PermissionLevel.CAN_EDIT)
+        _grant(pair, paths[notebook], iam.PermissionLevel.CAN_EDIT)
         clock.tick(20)
-    # Real time from here: the hints thread's clock is not frozen (freezegun leaves threads alone).
-    ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
-    daemon = Daemon(ctx)
+    daemon = Daemon(pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()}))
     daemon.schedule()
+    return daemon, paths[notebook]
+
+
+def test_the_daemon_reads_a_hint_while_a_cycle_runs_and_moves_the_hinted_kind_to_now(pair: Pair) -> None:
+    """`dbsync serve`: the audit log is read on a thread of its own, while a cycle holds the worker (a 60 s slice
+    of ACL reads): the permissions job (interval 300 s) is moved to now without waiting for that cycle to end."""
+    daemon, _ = _daemon_after_a_grant(pair, 4)
     assert daemon.scheduler.get_job("audit-hints").executor == "hints"
     assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() >= time.time() + 290
     with daemon._cycle_lock:  # a cycle in flight
@@ -124,16 +129,7 @@ def test_the_acl_sweep_runs_beside_a_cycle_in_flight_and_hand_over_waits_for_it(
     """Permissions run on a worker of their own: a hinted ACL reaches the target while the tree's cycle holds the
     first worker (on one worker the two kept it ~100 % busy and a hint waited for both); a hand-over to a cutover
     still waits for the sweep in flight before it lets the store go."""
-    paths = _seed(pair)
-    with freeze_time("2026-12-05 00:00:00") as clock:
-        settings = _settings(pair)
-        pair.sync(only=KINDS, **settings)
-        clock.tick(1)
-        _grant(pair, paths[3], iam.PermissionLevel.CAN_EDIT)
-        clock.tick(20)
-    ctx = pair.context(**settings, kinds={k: {"enabled": k in KINDS} for k in kind_names()})
-    daemon = Daemon(ctx)
-    daemon.schedule()
+    daemon, granted = _daemon_after_a_grant(pair, 3)
     assert daemon.scheduler.get_job("permissions").executor == "sweeps"
     assert {job.executor for job in daemon.scheduler.get_jobs() if job.id not in ("permissions", "audit-hints")} == {
         "default"
@@ -144,7 +140,7 @@ def test_the_acl_sweep_runs_beside_a_cycle_in_flight_and_hand_over_waits_for_it(
         sweep.start()
         sweep.join(timeout=60)
         assert not sweep.is_alive(), "the ACL sweep waited for the other worker's cycle"
-    assert _target_level(pair, paths[3]) == "CAN_EDIT"
+    assert _target_level(pair, granted) == "CAN_EDIT"
     with daemon.workers["sweeps"].lock, daemon._quiet(0.2) as quiet:  # a sweep in flight
         assert not quiet
     with daemon._quiet(5) as quiet:

@@ -163,21 +163,18 @@ def test_the_staleness_targets_are_published_when_the_daemon_starts_not_after_ea
 ) -> None:
     """The staleness alert compares dbsync_staleness_seconds with its target: at 100,000 objects a kind's first
     cycle came 20 minutes after the start, and until then its target was 0 (the alert could not say a thing)."""
-    ctx = pair.context(kinds={"permissions": {"max_staleness": 1234}})
-    daemon = Daemon(ctx)
+    daemon = Daemon(pair.context(kinds={"permissions": {"max_staleness": 1234}}))
     server = StatusServer(("127.0.0.1", 0), daemon, None)
     server.start()
-    held = daemon._cycle_lock.acquire()  # no cycle runs: what /metrics says comes from the start alone
     try:
-        daemon.start()
-        text = httpx.get(server.url + "/metrics", timeout=10).text
-        assert 'dbsync_staleness_target_seconds{kind="permissions"} 1234.0' in text
+        with daemon._cycle_lock:  # no cycle runs: what /metrics says comes from the start alone
+            daemon.start()
+            text = httpx.get(server.url + "/metrics", timeout=10).text
     finally:
-        if held:
-            daemon._cycle_lock.release()
         daemon.shutdown(timeout=30)
         server.shutdown()
         server.server_close()
+    assert 'dbsync_staleness_target_seconds{kind="permissions"} 1234.0' in text
 
 
 def test_a_daemon_idle_by_design_is_alive_however_long_it_waits(pair: Pair) -> None:
