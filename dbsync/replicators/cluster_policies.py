@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from databricks.sdk.errors import DatabricksError
+from typing import Any
 
-from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
-from dbsync.errors import Permanent
-from dbsync.mapping import SourceForm
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Delete, Resource
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, deleted, edited, edited_or_created, sdk_call
+from dbsync.replicators.common import TargetIndex
+from dbsync.replicators.in_place import EditedInPlace
 
 BY_NAME = TargetIndex(
     "cluster_policies",
@@ -18,41 +16,17 @@ BY_NAME = TargetIndex(
 )
 
 
-class ClusterPolicyReplicator(Replicator):
+class ClusterPolicyReplicator(EditedInPlace):
     kind = "cluster_policies"
-    restores_source = True
+    service, id_field, noun, index = "cluster_policies", "policy_id", "policy", BY_NAME
 
-    def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
-        resource = change.resource
-        payload = resource.payload
-        policies = ctx.target.client.cluster_policies
-        found = None if change.target_key else BY_NAME.get(ctx, payload["name"])
-        policy_id = change.target_key or found
-        try:
-            if policy_id is not None and edited(lambda: sdk_call(policies.edit, payload, policy_id=policy_id)):
-                return Applied(policy_id, adopted=True if found else None)
-            policy_id = sdk_call(policies.create, payload).policy_id or ""
-            BY_NAME.add(ctx, payload["name"], policy_id)
-        except DatabricksError as err:
-            if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
-                raise Permanent(f"the target rejected policy {payload['name']!r}: {err}") from err
-            raise
-        return Applied(policy_id, adopted=False)
+    def index_key(self, resource: Resource, payload: dict[str, Any]) -> str:
+        return payload["name"]  # adopted by name: a policy the DR team made with that name is used, not doubled
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         if change.prior and change.prior.source_meta.get("is_default"):
             return  # built-in policies exist in every workspace and cannot be deleted
-        deleted(lambda: ctx.target.client.cluster_policies.delete(change.target_key or ""))
-
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
-        """The kept policy back on the source policy (a full replace), re-created when gone from the source."""
-        payload = form.payload(resource.payload)
-        policies = ctx.source.client.cluster_policies
-        return edited_or_created(
-            resource.key,
-            lambda: sdk_call(policies.edit, payload, policy_id=resource.key),
-            lambda: sdk_call(policies.create, payload).policy_id or "",
-        )
+        super().delete(ctx, change)
 
 
 def replicator_for(kind: str) -> Replicator:

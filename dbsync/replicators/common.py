@@ -41,11 +41,6 @@ def edited(update: Callable[[], object]) -> bool:
         raise
 
 
-def edited_or_created(key: str, edit: Callable[[], object], create: Callable[[], str]) -> str:
-    """Edit the object `key` in place, or create it again when it is gone; the key written."""
-    return key if edited(edit) else create()
-
-
 class TargetIndex:
     """{natural key or dbsync tag → target id}, listed from the target once per run.
 

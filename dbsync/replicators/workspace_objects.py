@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
 from databricks.sdk.mixins.workspace import WorkspaceExt
-from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectInfo, ObjectType
 
 from dbsync.context import SyncContext
 from dbsync.errors import Kept, Permanent, RetryLater
@@ -103,7 +103,7 @@ class WorkspaceObjectReplicator(Replicator):
     @staticmethod
     def _inside(ctx: SyncContext, path: str) -> list[str]:
         """What a folder holds; Kept when any of it is not dbsync's, RetryLater while dbsync's own files remain."""
-        objects = list(ctx.target.client.workspace.list(path, recursive=True))
+        objects = _walk(ctx.target.client.workspace, path)
         if not objects:
             return []
         paths = [o.path or "" for o in objects]
@@ -158,3 +158,25 @@ def _write(workspace: WorkspaceExt, path: str, write: Callable[[bool], None], cr
 
 def replicator_for(kind: str) -> Replicator:
     return WorkspaceObjectReplicator(kind)
+
+
+def _walk(workspace: WorkspaceExt, path: str) -> list[ObjectInfo]:
+    """Everything below a folder, one listing per folder; NotFound only when the folder itself is gone.
+
+    The SDK's recursive listing raised NotFound when a subfolder went while it walked (dbsync deletes its own
+    empty subfolder at the same time, on another thread), and that read as "the folder is gone": the folder and
+    the DR team's notebook in it stayed, recorded as deleted, with no word that it was kept.
+    """
+    found: list[ObjectInfo] = []
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            listed = list(workspace.list(folder))
+        except NotFound:
+            if folder == path:
+                raise
+            continue  # a subfolder deleted meanwhile holds nothing to keep
+        found.extend(listed)
+        folders.extend(o.path or "" for o in listed if o.object_type == ObjectType.DIRECTORY)
+    return found
