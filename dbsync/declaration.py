@@ -60,7 +60,7 @@ class Declaration:
     # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
     versions: bool = True
     # The daemon runs its cycles on a worker of their own, beside the other kinds' cycles: a sweep that writes
-    # nothing another kind reads (object ACLs) and would hold the single worker for most of its time under a budget.
+    # nothing another kind reads (object ACLs) and would hold the first worker for most of its time under a budget.
     own_worker: bool = False
 
 

@@ -86,7 +86,7 @@ def setup(level: str = "INFO", log_format: str = "auto") -> None:
 
 
 def _waiting_is_not_a_warning(record: logging.LogRecord) -> bool:
-    """Cycles run one at a time: a group due while another runs waits for it (coalesced), which is by design.
+    """A worker runs its cycles one at a time: a group due while another runs waits for it (coalesced), by design.
 
     APScheduler says so as a WARNING per group per interval ("skipped: maximum number of running instances
     reached"), which at 100,000 objects was most of the daemon's log.
