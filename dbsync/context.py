@@ -66,11 +66,16 @@ class History:
     def prior(self, kind: str, key: str) -> Prior | None:
         return self._store.prior(kind, key)
 
-    def priors(self, kind: str, payloads: bool = True) -> Iterator[Prior]:
-        return self._store.priors(kind, payloads=payloads)
+    def priors(self, kind: str, payloads: bool = True, after: str = "") -> Iterator[Prior]:
+        """The kind's live rows in key order (those after the key `after`)."""
+        return self._store.priors(kind, payloads=payloads, after=after)
 
     def target_key(self, kind: str, source_key: str) -> str | None:
         return self._store.target_key(kind, source_key)
+
+    def sweep_resume(self, kind: str) -> str | None:
+        """The key the kind's last sweep stopped after at its time slice (None: start at the beginning)."""
+        return self._store.sweep_resume(kind)
 
     def named(self, kind: str) -> list[str]:
         """Keys of the kind's objects an audit-log hint named since they were last read: a sweep reads them first."""

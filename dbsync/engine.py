@@ -176,19 +176,26 @@ class Engine:
         store = self.ctx.store
         self.pinned = self.ctx.versions.pinned_keys([kind.name])
         deadline = time.monotonic() + self.time_slice if self.time_slice and not self.full_sweep else None
+        cut, last_key = False, None  # a sweep stopped listing at its slice (revisit.sweep_ends) after last_key
         try:
             with ThreadPoolExecutor(self.ctx.settings.concurrency, thread_name_prefix=f"sync-{kind.name}") as pool:
-                for stub, known in planner.with_priors(store, kind.name, self.ahead.listing(kind)):
+                due = revisit.DueCheck(self.ctx, kind)
+                for stub, known in planner.with_priors(store, kind.name, self.ahead.listing(kind), due.window):
                     if self.stop.is_set() or self.fenced:
                         report.outcome = "interrupted"
                         report.message = self.fenced or "stopped before the listing ended"
                         break
+                    if revisit.sweep_ends(kind, deadline):
+                        cut = True
+                        self.sliced.add(kind.name)
+                        break
+                    last_key = stub.key
                     if not planner.selected(kind_settings, stub.key):
                         continue
                     listed.add(stub.key)
                     report.listed += 1
                     prior = self._due_if_arrived(kind, known)
-                    if not self.full_sweep and revisit.not_due(self.ctx, kind, stub, prior):
+                    if not self.full_sweep and due.not_due(stub, prior):
                         report.not_due += 1
                         continue
                     if revisit.beyond_slice(self.ctx, kind, stub, prior, deadline):
@@ -217,6 +224,11 @@ class Engine:
             self.ctx.event(
                 kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
             )
+            return report
+        if not self.plan_only and kind.declaration.freshness is not None:
+            store.record_sweep_resume(kind.name, last_key if cut else None)  # the next turn goes on from there
+        if cut:  # the objects not listed were not read: not due as far as this cycle knows
+            report.not_due += max(0, store.live_count(kind.name) - report.listed)
             return report
         listed.freeze()
         self.ctx.listed[kind.name] = listed

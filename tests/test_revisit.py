@@ -222,9 +222,10 @@ def test_the_daemon_reads_due_acls_for_its_time_slice_then_continues_after_the_k
         ctx = pair.context(time_slice_seconds=1, concurrency=1, **BY_NEED)  # 4 reads in flight at most
         engine = Engine(ctx, retry_now=False, time_slice=1)
         first = {r.kind: r for r in engine.cycle(KINDS)}["permissions"]
-        read_first = endpoint_count(pair.source, ACL_GET)
+        read_first, acls = endpoint_count(pair.source, ACL_GET), ctx.store.live_count("permissions")
         assert engine.sliced == {"permissions"} and 0 < read_first < NOTEBOOKS + 1
-        assert first.not_due == first.listed - read_first  # the rest still due, counted as not read (not unchanged)
+        # The sweep stopped listing at its slice: the rest is still due, counted as not read (never as unchanged).
+        assert first.listed < acls and first.not_due == acls - read_first
         assert ctx.store.oldest_verification("permissions") < clock.time_to_freeze.timestamp() - WINDOW / 2
 
         daemon = Daemon(ctx)
@@ -232,4 +233,25 @@ def test_the_daemon_reads_due_acls_for_its_time_slice_then_continues_after_the_k
         assert any(job["id"].startswith("permissions:again:") for job in daemon.jobs())
         pair.source.set_faults(latency_ms=0)
         Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])
-        assert endpoint_count(pair.source, ACL_GET) == first.listed  # each ACL read once over the slices
+        assert endpoint_count(pair.source, ACL_GET) == acls  # each once: a slice goes on where the last stopped
+
+
+def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pair) -> None:
+    """A permissions cycle that stopped at its slice is followed by one that starts after the last ACL it looked at
+    and comes round to it: starting at the beginning each time re-walked the same first objects (a store read each)
+    and a slow sweep never reached the last keys. A cycle that listed to the end starts at the beginning again."""
+    from dbsync.watchers.permissions import PermissionsWatcher
+
+    _seed(pair)
+    pair.sync(only=KINDS, **BY_NEED)
+    ctx = pair.context(**BY_NEED)
+
+    def listing() -> list[str]:
+        return [stub.key for stub in PermissionsWatcher().list(ctx, ctx.source)]
+
+    keys = listing()
+    assert len(keys) == len(set(keys)) > NOTEBOOKS
+    ctx.store.record_sweep_resume("permissions", keys[10])
+    assert listing() == keys[11:] + keys[:11]
+    ctx.store.record_sweep_resume("permissions", None)
+    assert listing() == keys

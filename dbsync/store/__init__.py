@@ -189,14 +189,13 @@ class Store(Visits, Actors):
         found = (_prior(row) for row in self._rows(sql, [kind, *keys]))
         return {p.key: p for p in found if p is not None}
 
-    def priors(self, kind: str, page: int = 1000, payloads: bool = True) -> Iterator[Prior]:
+    def priors(self, kind: str, page: int = 1000, payloads: bool = True, after: str = "") -> Iterator[Prior]:
         """Every live (not deleted) resource of a kind, streamed a page at a time in key order.
 
         `payloads=False` leaves `payload` None: a page of 1,000 job settings decoded is several MB, and
         the callers that walk a whole kind for its keys and target ids never read it.
         """
         columns = _PRIOR_COLUMNS if payloads else _PRIOR_COLUMNS.replace("payload_json", "NULL")
-        after = ""
         while True:
             rows = self._rows(
                 f"SELECT {columns} FROM resources WHERE kind = ? AND status != 'deleted' "
@@ -229,6 +228,10 @@ class Store(Visits, Actors):
             if len(rows) < page:
                 return known, missing
             after = rows[-1][0]
+
+    def live_count(self, kind: str) -> int:
+        row = self._row("SELECT COUNT(*) FROM resources WHERE kind = ? AND status != 'deleted'", [kind])
+        return int(row[0]) if row else 0
 
     def target_key(self, kind: str, source_key: str) -> str | None:
         """The target id a source object was replicated to (the id map)."""

@@ -22,22 +22,28 @@ class Visits:
         def _transaction(self) -> Any: ...
         def get_meta(self, key: str) -> str | None: ...
         def set_meta(self, key: str, value: str) -> None: ...
+        def delete_meta(self, key: str) -> None: ...
 
         db: Any
 
-    def visit_due(self, kind: str, key: str, parent: tuple[str, str] | None, now: float) -> bool:
-        """Whether the object must be read now: never read, its time has come, or its parent was written since."""
-        parent_kind, parent_key = parent or ("", "")
-        row = self._row(
-            "SELECT v.next_visit, v.verified_at, "
-            "(SELECT last_synced_at FROM resources WHERE kind = ? AND source_key = ?) "
-            "FROM visits v WHERE v.kind = ? AND v.source_key = ?",
-            [parent_kind, parent_key, kind, key],
+    def visits_of(self, kind: str, keys: list[str]) -> dict[str, tuple[float, float]]:
+        """key → (next visit, last verified) of these objects of a kind read by need, in one read."""
+        marks = ", ".join("?" * len(keys))
+        rows = self._rows(
+            f"SELECT source_key, next_visit, verified_at FROM visits WHERE kind = ? AND source_key IN ({marks})",
+            [kind, *keys],
         )
-        if row is None:
-            return True
-        due_at, verified_at, parent_written = row
-        return due_at <= now or (parent_written is not None and parent_written > verified_at)
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def synced_at_of(self, kind: str, keys: list[str]) -> dict[str, float]:
+        """key → when dbsync last wrote the object to the target, for those it has written, in one read."""
+        marks = ", ".join("?" * len(keys))
+        rows = self._rows(
+            f"SELECT source_key, last_synced_at FROM resources WHERE kind = ? AND source_key IN ({marks}) "
+            "AND last_synced_at IS NOT NULL",
+            [kind, *keys],
+        )
+        return {row[0]: row[1] for row in rows}
 
     def record_visit(
         self, kind: str, key: str, changed: bool, now: float, cycle: float, max_staleness: float, by_rate: bool = False
@@ -74,6 +80,17 @@ class Visits:
                 )
                 count += cursor.rowcount
         return count
+
+    def sweep_resume(self, kind: str) -> str | None:
+        """The key the kind's last sweep stopped after at its time slice: the next starts there (None: at the start)."""
+        return self.get_meta(f"sweep_resume:{kind}")
+
+    def record_sweep_resume(self, kind: str, key: str | None) -> None:
+        """Where the sweep of `kind` stopped (a key), or None once a cycle listed it to the end."""
+        if key is not None:
+            self.set_meta(f"sweep_resume:{kind}", key)
+        elif self.sweep_resume(kind) is not None:
+            self.delete_meta(f"sweep_resume:{kind}")
 
     def named_visits(self, kind: str) -> list[str]:
         """Keys of a kind's objects named since they were last read (hint_visits), in key order."""

@@ -62,33 +62,40 @@ class PermissionsWatcher(Watcher):
     )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
-        """Every replicated object's ACL in (object kind, key) order; the ACLs an audit-log hint named come first,
-        and those named while the sweep runs as soon as it looks (every NAMED_EVERY objects), not in their turn:
-        a hinted ACL waited for the sweep to reach its key, up to a whole time slice."""
-        order = {name: i for i, name in enumerate(acl_kinds())}
+        """Every replicated object's ACL in (object kind, key) order, from where the last sweep stopped at its time
+        slice round to it (from the start, every cycle read the same first slice and never reached the rest).
+
+        The ACLs an audit-log hint named come first, and those named while the sweep runs as soon as it looks
+        (every NAMED_EVERY objects), not in their turn: a hinted ACL waited for the sweep to reach its key, up to
+        a whole time slice."""
+        order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
         named: set[str] = set()  # yielded ahead of their turn: skipped when the sweep reaches them
-        position = (-1, "")
-        for i, (object_kind, prior) in enumerate(self._replicated(ctx)):
+        position: tuple[int, str] | None = None  # the last object yielded in its turn, ranked
+        for i, (object_kind, prior) in enumerate(self._replicated(ctx, order)):
             if i % NAMED_EVERY == 0:
                 yield from self._named(ctx, order, position, named)
-            position = (order[object_kind], prior.key)
+            position = order.rank(object_kind, prior.key)
             if f"{object_kind}:{prior.key}" not in named:
                 yield self._stub(object_kind, prior)
 
-    def _replicated(self, ctx: SyncContext) -> Iterator[tuple[str, Prior]]:
-        for object_kind in acl_kinds():
+    def _replicated(self, ctx: SyncContext, order: _SweepOrder) -> Iterator[tuple[str, Prior]]:
+        for object_kind, after, until in order.segments():
             listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
-            for prior in ctx.history.priors(object_kind, payloads=False):
+            for prior in ctx.history.priors(object_kind, payloads=False, after=after):
+                if until is not None and prior.key > until:
+                    break
                 if prior.target_key is not None and (listed is None or prior.key in listed):
                     yield object_kind, prior
 
     def _named(
-        self, ctx: SyncContext, order: dict[str, int], position: tuple[int, str], named: set[str]
+        self, ctx: SyncContext, order: _SweepOrder, position: tuple[int, str] | None, named: set[str]
     ) -> Iterator[Resource]:
         """Named ACLs the sweep has not reached (one it passed is read first in the next cycle: never twice)."""
         for key in ctx.history.named(self.kind):
             object_kind, _, source_key = key.partition(":")
-            if key in named or object_kind not in order or (order[object_kind], source_key) <= position:
+            if key in named or object_kind not in order.kinds:
+                continue
+            if position is not None and order.rank(object_kind, source_key) <= position:
                 continue
             prior = ctx.history.prior(object_kind, source_key)
             listed = ctx.listed.get(object_kind)
@@ -141,3 +148,28 @@ class PermissionsWatcher(Watcher):
 
 def watcher_for(kind: str) -> PermissionsWatcher:
     return PermissionsWatcher()
+
+
+class _SweepOrder:
+    """The ACL sweep's order: (object kind, key), starting after the key the last sweep stopped at, round to it."""
+
+    def __init__(self, kinds: list[str], resume: str | None) -> None:
+        self.kinds = kinds
+        kind, _, key = (resume or "").partition(":")
+        self.start, self.resume_key = (kinds.index(kind), key) if kind in kinds else (0, None)
+
+    def segments(self) -> list[tuple[str, str, str | None]]:
+        """(object kind, list after this key, up to this key or None) in sweep order."""
+        n = len(self.kinds)
+        turn = [self.kinds[(self.start + i) % n] for i in range(n)]
+        if self.resume_key is None:
+            return [(kind, "", None) for kind in turn]
+        first = turn[0]
+        return [(first, self.resume_key, None), *((kind, "", None) for kind in turn[1:]), (first, "", self.resume_key)]
+
+    def rank(self, kind: str, key: str) -> tuple[int, str]:
+        """Where (kind, key) comes in the sweep: ranks compare as the sweep's order does."""
+        turn = (self.kinds.index(kind) - self.start) % len(self.kinds)
+        if turn == 0 and self.resume_key is not None and key <= self.resume_key:
+            turn = len(self.kinds)  # the resumed kind's keys before the resume point come last
+        return turn, key
