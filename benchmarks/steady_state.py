@@ -6,8 +6,11 @@ RSS ≤ 200 MB". Two `dbsync emulator` processes (the source seeded with `--seed
 hour: it is not the steady state), then `dbsync serve` on the same store with
 `source/target.max_requests_per_second` = the budget and `--latency-ms` added on both emulators, while a
 driver edits one notebook every `--edit-every` seconds. The workspace tree is listed by need (interval 120 s,
-`max_staleness` 900 s: a slice of the 7,000 directories per cycle, each within 15 minutes; the initial sync uses
-the same settings, so its listing is the schedule's first). Every 30 s the benchmark scrapes the daemon's
+`max_staleness` 1800 s: a slice of the 7,000 directories per cycle, each within 30 minutes; the initial sync uses
+the same settings, so its listing is the schedule's first); permissions every 60 s (the ACL sweep in slices on
+a worker of its own, its margin two cycles). After the initial sync it prints what that schedule asks of the
+budget (at 900 s for the tree, the tree and the ACL sweep alone need more than 90 % of 50 requests/s). Every 30 s
+the benchmark scrapes the daemon's
 /metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and reads the
 daemon's RSS from /proc. At the end: each kind's largest staleness against its target and whether the staleness alert
 (`DbsyncStalenessAboveTarget`: over target for 15 minutes in a row) would have fired, requests per second
@@ -23,6 +26,7 @@ import argparse
 import base64
 import json
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -119,9 +123,15 @@ def main() -> None:
     parser.add_argument(
         "--workspace-max-staleness",
         type=float,
-        default=900.0,
+        default=1800.0,
         help="kinds.{directories,notebooks,files}.max_staleness: the tree listed by need, a slice per cycle (0: "
-        "the whole tree every cycle)",
+        "the whole tree every cycle); at 900 s the tree and the ACL sweep alone need more than the budget",
+    )
+    parser.add_argument(
+        "--acl-interval",
+        type=float,
+        default=60.0,
+        help="kinds.permissions.interval: the sweep's slices (on a worker of their own) and its margin (2 cycles)",
     )
     parser.add_argument("--samples-json", metavar="FILE", help="write every scrape's staleness per kind here")
     args = parser.parse_args()
@@ -139,6 +149,7 @@ def main() -> None:
                 ("MAX_STALENESS", args.workspace_max_staleness),
             )
         }
+        tree["DBSYNC_KINDS__PERMISSIONS__INTERVAL"] = str(args.acl_interval)
         # The initial sync with the tree's settings: its listing is the schedule's first (each directory's visit
         # spread over the window), so the daemon's first cycle lists a slice, not the whole tree again.
         initial = run_dbsync("sync", "--once", env=dbsync_env(source, target, state, **tree))
@@ -146,6 +157,7 @@ def main() -> None:
             f"initial sync (no budget, no latency): exit {initial.returncode}, {initial.seconds:.0f} s, "
             f"peak RSS {initial.peak_rss_mb:.0f} MB ({load()})"
         )
+        print_needs(args, state)
         paths = notebook_paths(source.client())
         for emulator in (source, target):
             emulator.faults(latency_ms=args.latency_ms)
@@ -205,6 +217,23 @@ def main() -> None:
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
+
+
+def print_needs(args: argparse.Namespace, state: Path) -> None:
+    """What the revisit schedule asks of the source's budget in steady state, from the store after the initial sync:
+    each ACL read once per (max_staleness - its 2-cycle margin), each directory listed once per the tree's."""
+    store = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    acls = store.execute("SELECT COUNT(*) FROM resources WHERE kind = 'permissions'").fetchone()[0]
+    folders = store.execute("SELECT COUNT(*) FROM visits WHERE kind = 'workspace_tree'").fetchone()[0]
+    store.close()
+    acl_rate = acls / (3600 - min(2 * args.acl_interval, 3600 / 3))
+    tree, cycle = args.workspace_max_staleness, args.workspace_interval
+    tree_rate = folders / (tree - min(2 * cycle, tree / 3)) if tree else folders / cycle
+    print(
+        f"the schedule needs, on the source: {acl_rate:.1f} ACL reads/s ({acls:,} ACLs), {tree_rate:.1f} directory "
+        f"listings/s ({folders:,} directories), plus dashboards and the listed kinds, of {0.9 * args.budget:.0f} "
+        f"paced ({args.budget:.0f} x 90 %)"
+    )
 
 
 def alert_would_fire(series: list[tuple[float, float, float]], hold: float = 15 * 60) -> bool:
