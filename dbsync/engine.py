@@ -225,7 +225,7 @@ class Engine:
                 kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
             )
             return report
-        if not self.plan_only and kind.declaration.freshness is not None:
+        if not self.plan_only and kind.watcher.resumes_sweep:
             store.record_sweep_resume(kind.name, last_key if cut else None)  # the next turn goes on from there
         if cut:  # the objects not listed were not read: not due as far as this cycle knows
             report.not_due += max(0, store.live_count(kind.name) - report.listed)

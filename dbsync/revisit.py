@@ -66,13 +66,13 @@ class DueCheck:
 
 
 def sweep_ends(kind: Kind, deadline: float | None) -> bool:
-    """A sweep (a kind that declares its freshness: ACLs, dashboards) stops listing when its time slice is used up.
+    """A sweep whose listing resumes (the ACLs: `Watcher.resumes_sweep`) stops listing when its time slice is used up.
 
     The rest of its objects are the next turn's (the daemon queues one at once). Listing on to the end only to
     leave each object due cost a store query per object: at 100,000 ACLs, ~50 s of every 107 s cycle, holding the
     GIL from the cycle on the other worker. No deletes are planned from the part of a listing read.
     """
-    return deadline is not None and kind.declaration.freshness is not None and time.monotonic() >= deadline
+    return deadline is not None and kind.watcher.resumes_sweep and time.monotonic() >= deadline
 
 
 def beyond_slice(ctx: SyncContext, kind: Kind, stub: Resource, prior: Prior | None, deadline: float | None) -> bool:

@@ -52,6 +52,10 @@ class Watcher(ABC):
         """Free a listing shared with other kinds (`declaration.shared_listing`) once the last of them is done."""
         return None  # most kinds keep no listing beyond their own cycle
 
+    # Its listing starts after the key where the last cycle stopped at its time slice (`History.sweep_resume`), so
+    # the daemon may stop it there (revisit.sweep_ends); a listing that always starts at the beginning may not.
+    resumes_sweep = False
+
     def as_last_seen(self, ctx: SyncContext, stub: Resource) -> bool:
         """Whether this run's listing took the stub from the store, its container not read (listed by need)."""
         return False  # most kinds read their whole listing every cycle

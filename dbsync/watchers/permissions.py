@@ -47,6 +47,7 @@ def acl_kinds() -> dict[str, Watcher]:
 class PermissionsWatcher(Watcher):
     kind = "permissions"
     drift_check = False
+    resumes_sweep = True  # list() starts where the last slice stopped
     # One GET per object on the target (no listing): the report takes the store's word for what is there.
     # A key "<object kind>:<object key>" reverses through the object's own mapping; a plan shows the ACL of
     # each object created in the same run.
