@@ -56,6 +56,16 @@ def enabled(ctx: SyncContext) -> bool:
     return ctx.settings.audit_hints.enabled and bool(ctx.settings.metastore.source_warehouse_id)
 
 
+def active(ctx: SyncContext) -> bool:
+    """Hints are on and the last read of the audit log worked: a change is announced within its delivery delay.
+
+    The workspace tree is then revisited by doubling alone, not polled by each directory's change rate: the
+    polling cost most of a 10 requests/s budget (the RPO benchmark), and the hinted reads queued behind it.
+    A table that stops answering turns the polling back on at the next cycle.
+    """
+    return enabled(ctx) and ctx.store.get_meta(UNAVAILABLE) is None
+
+
 def read(ctx: SyncContext, now: float | None = None) -> set[str]:
     """Read the audit rows since the checkpoint and make the objects they name due now; the kinds they name.
 

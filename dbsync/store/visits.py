@@ -158,11 +158,14 @@ class Visits:
         now: float,
         cycle: float,
         cap: float,
+        by_rate: bool = True,
     ) -> None:
-        """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten."""
+        """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten.
+
+        `by_rate`: by each one's observed change rate (freshness.py); False: doubling while unchanged."""
         with self._transaction():
             for key, (changed, digest) in listed.items():
-                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=True)
+                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=by_rate)
                 if changed:
                     self.set_meta(f"digest:{listing}:{key}", digest)
             for key in gone:

@@ -72,9 +72,13 @@ class TreeSchedule:
 
     def record(self, ctx: SyncContext) -> None:
         """Main thread, once the workspace kinds recorded their outcomes: the listed directories' next listing."""
+        from dbsync import hints  # here: hints imports the registry, which imports this module
+
         walked = self.listed.keys() | self.unlisted.keys()
         gone = [path for path in self.schedule if path not in walked]
-        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap)
+        # Announced changes (the audit log) need no polling by change rate: doubling is the safety net's pace.
+        by_rate = not hints.active(ctx)
+        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap, by_rate)
 
 
 def max_staleness(ctx: SyncContext) -> float:
