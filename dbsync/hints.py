@@ -93,7 +93,7 @@ def read(ctx: SyncContext, now: float | None = None) -> set[str]:
     if not rows:
         return set()
     try:
-        named = _apply(ctx, rows, now)
+        named = _apply(ctx, rows)
         _remember_actors(ctx, rows, now)
     except (KeyError, TypeError, ValueError) as err:  # a row shaped otherwise than documented: skipped, not fatal
         _unavailable(ctx, f"unexpected audit row: {one_line(err)}")
@@ -138,7 +138,7 @@ def _unavailable(ctx: SyncContext, why: str) -> None:
     )
 
 
-def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
+def _apply(ctx: SyncContext, rows: list[Row]) -> set[str]:
     """Make the ACLs the rows name due now; the kinds named (the ACL kind, and the kinds holding the objects)."""
     acl_kind = next((k.name for k in kinds() if k.declaration.writes_acls), None)
     object_kinds = {k.name: k.watcher.acl_type for k in kinds() if k.watcher.acl_type}
@@ -151,31 +151,31 @@ def _apply(ctx: SyncContext, rows: list[Row], now: float) -> set[str]:
             continue
         owners = [k for k, t in object_kinds.items() if acl_type is None or t == acl_type]
         keys = _acl_keys(ctx, acl_kind, owners, row_ids)
-        if keys and ctx.store.hint_visits(acl_kind, keys, now):
+        if keys and ctx.store.hint_visits(acl_kind, keys):
             named.add(acl_kind)
     holders = ctx.store.kinds_holding(sorted(ids))
     for kind in holders:  # the objects themselves, for a kind read by need (dashboards with a max_staleness)
-        ctx.store.hint_visits(kind, sorted(ids), now)
+        ctx.store.hint_visits(kind, sorted(ids))
     named |= holders
-    named |= _hint_containers(ctx, sorted(ids), now)
+    named |= _hint_containers(ctx, sorted(ids))
     if named:
         log.info("audit-log hints: %d row(s) name %s", len(rows), ", ".join(sorted(named)))
     return named
 
 
-def due_now(ctx: SyncContext, kind: str, keys: list[str], now: float) -> None:
+def due_now(ctx: SyncContext, kind: str, keys: list[str]) -> None:
     """Objects dbsync itself just wrote on the source (`restore --to source`): read at the next cycle, as an audit
     row naming them would make them, not when their revisit comes (an ACL could wait an hour)."""
-    ctx.store.hint_visits(kind, keys, now)
-    _hint_containers(ctx, keys, now)
+    ctx.store.hint_visits(kind, keys)
+    _hint_containers(ctx, keys)
 
 
-def _hint_containers(ctx: SyncContext, ids: list[str], now: float) -> set[str]:
+def _hint_containers(ctx: SyncContext, ids: list[str]) -> set[str]:
     """A named path's directory is listed at once (a listing read by need); the kinds sharing that listing."""
     parents = sorted({posixpath.dirname(i.rstrip("/")) or "/" for i in ids if i.startswith("/")})
     named: set[str] = set()
     for listing in {k.declaration.shared_listing for k in kinds() if k.declaration.shared_listing}:
-        if parents and ctx.store.hint_visits(listing, parents, now):
+        if parents and ctx.store.hint_visits(listing, parents):
             named |= {k.name for k in kinds() if k.declaration.shared_listing == listing}
     return named
 

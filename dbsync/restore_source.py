@@ -193,7 +193,7 @@ def _write(ctx: SyncContext, step: RestoreStep, form: SourceForm) -> str:
     prior = ctx.store.prior(step.kind, step.key)
     resource = Resource(step.kind, step.key, step.version.name or "", None, payload, body, {})
     written = kept.replicator.write_source(ctx, resource, prior, form)
-    hints.due_now(ctx, step.kind, sorted({step.key, written}), time.time())  # the next cycle reads it back
+    hints.due_now(ctx, step.kind, sorted({step.key, written}))  # the next cycle reads it back
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(step.version.at))
     again = "" if written == step.key else f" (gone from the source: re-created as {written})"
     ctx.event(

@@ -413,18 +413,16 @@ class Daemon:
             self.heartbeat.beat()
             return []
         window = liveness_window(self.settings, self.groups)
-        age = self.heartbeat.age()
-        if age > window:
-            return [
-                f"the scheduler made no progress for {age:.0f} s (window {window:.0f} s): a cycle is stuck or the "
-                "scheduler thread stopped; the restart resumes from the store"
-            ]
-        sweeps = self.workers.get(SWEEPS)  # idle between its cycles by design: judged only while one runs
-        if sweeps is not None and sweeps.lock.locked() and sweeps.heartbeat.age() > window:
-            return [
-                f"the sweeps' worker made no progress for {sweeps.heartbeat.age():.0f} s in a cycle (window "
-                f"{window:.0f} s): a cycle is stuck; the restart resumes from the store"
-            ]
+        for worker in self.workers.values():
+            # The sweeps' worker is idle between its cycles by design: judged only while one of them runs.
+            judged = worker.executor == CYCLES or worker.lock.locked()
+            age = worker.heartbeat.age()
+            if judged and age > window:
+                return [
+                    f"the scheduler's {worker.executor} worker made no progress for {age:.0f} s (window "
+                    f"{window:.0f} s): a cycle is stuck or the scheduler thread stopped; the restart resumes from "
+                    "the store"
+                ]
         return []
 
     # -- hand-off to `dbsync cutover` -------------------------------------------------------------

@@ -193,13 +193,13 @@ def test_a_sweep_reads_the_acls_a_hint_named_first_and_those_named_meanwhile_at_
     pair.sync(only=KINDS, **settings)
     ctx = pair.context(**settings)
     acl = [f"notebooks:{path}" for path in paths]
-    ctx.store.hint_visits("permissions", [acl[20]], time.time())
+    ctx.store.hint_visits("permissions", [acl[20]])
     monkeypatch.setattr(permissions, "NAMED_EVERY", 4)
     listing = permissions.PermissionsWatcher().list(ctx, ctx.source)
     read = [next(listing).key]
     assert read == [acl[20]]
     read += [next(listing).key for _ in range(3)]
-    ctx.store.hint_visits("permissions", [acl[16], read[-1]], time.time())  # one ahead, one just passed
+    ctx.store.hint_visits("permissions", [acl[16], read[-1]])  # one ahead, one just passed
     following = [next(listing).key for _ in range(4)]
     assert acl[16] in following, following
     read += following + [stub.key for stub in listing]

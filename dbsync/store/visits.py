@@ -67,11 +67,9 @@ class Visits:
                 [kind, key, now, due_at, visit.interval, visit.changed_at, visit.change_gap],
             )
 
-    def hint_visits(self, kind: str, keys: Iterable[str], now: float) -> int:
-        """Objects something says changed (an audit-log row): named, read first. How many were scheduled.
-
-        `now` is kept for the callers' clock; a named object is due at any time (NAMED), until it is read.
-        """
+    def hint_visits(self, kind: str, keys: Iterable[str]) -> int:
+        """Objects something says changed (an audit-log row): named (due at any time, read first) until they are
+        read. How many were scheduled."""
         count = 0
         with self._transaction():
             for key in keys:
