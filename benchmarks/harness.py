@@ -82,18 +82,20 @@ class Emulator:
         rate_limit: float | None = None,
         latency_ms: float = 0.0,
         port: int | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
         self.token = token
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
+        self.options = options  # more `dbsync emulator` flags (e.g. --audit-delay-seconds 60), kept on restart
         self.start(seed_objects, seed, rate_limit, latency_ms)
 
     def start(self, seed_objects: int = 0, seed: int = 11, rate_limit: float | None = None, latency_ms=0.0) -> None:
         command = [sys.executable, "-m", "dbsync.cli", "emulator", "--port", str(self.port), "--token", self.token]
         command += ["--seed-objects", str(seed_objects), "--seed", str(seed), "--cluster-start-seconds", "0.5"]
         # Both tools copy secret values over secrets/get here (a real workspace refuses it: see README).
-        command += ["--allow-secrets-get"]
+        command += ["--allow-secrets-get", *self.options]
         if rate_limit:
             command += ["--rate-limit", str(rate_limit)]
         if latency_ms:

@@ -71,6 +71,9 @@ class KindSettings(_Strict):
     interval: float | None = Field(default=None, gt=0)
     # Seconds an unchanged object of a kind read by need may go unread (default: the kind's freshness; 0: every cycle).
     max_staleness: float | None = Field(default=None, ge=0)
+    # The shortest revisit interval of a kind read by need (default: its interval): a busy object is due two thirds
+    # of it after each read. A kind run often (due and hinted objects read soon) need not re-read it every cycle.
+    min_revisit: float | None = Field(default=None, gt=0)
     include: list[str] = Field(default_factory=list)  # globs on the source key (path, name)
     exclude: list[str] = Field(default_factory=list)
 
@@ -357,6 +360,10 @@ class Settings(BaseSettings):
 
     def interval(self, name: str) -> float:
         return self.kind(name).interval or _declaration(name).interval
+
+    def min_revisit(self, name: str) -> float:
+        """The shortest revisit interval of a kind read by need (freshness's cycle): `min_revisit` or the interval."""
+        return self.kind(name).min_revisit or self.interval(name)
 
     def max_staleness(self, name: str) -> float:
         """Seconds an unchanged object of the kind may go unread; 0 when every cycle reads every object."""

@@ -77,8 +77,9 @@ class History:
         """The key the kind's last sweep stopped after at its time slice (None: start at the beginning)."""
         return self._store.sweep_resume(kind)
 
-    def named(self, kind: str) -> list[str]:
-        """Keys of the kind's objects an audit-log hint named since they were last read: a sweep reads them first."""
+    def named(self, kind: str) -> list[tuple[str, float]]:
+        """(key, last verified) of the kind's objects an audit-log hint named since they were last read: a sweep
+        reads them first."""
         return self._store.named_visits(kind)
 
     def owned_target_keys(self, target_keys: list[str]) -> set[str]:

@@ -24,7 +24,7 @@ from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
-from dbsync.model import STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
+from dbsync.model import AGAIN, STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
 from dbsync.outcomes import KindReport, Progress, count_applied, count_unchanged
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
@@ -189,11 +189,13 @@ class Engine:
                         cut = True
                         self.sliced.add(kind.name)
                         break
-                    last_key = stub.key
+                    if not stub.out_of_turn:
+                        last_key = stub.key  # a named ACL read ahead of its turn does not move the resume point
                     if not planner.selected(kind_settings, stub.key):
                         continue
-                    listed.add(stub.key)
-                    report.listed += 1
+                    if stub.out_of_turn != AGAIN:  # named again after its read: listed and counted once
+                        listed.add(stub.key)
+                        report.listed += 1
                     prior = self._due_if_arrived(kind, known)
                     if not self.full_sweep and due.not_due(stub, prior):
                         report.not_due += 1

@@ -77,16 +77,20 @@ def next_interval(
     return min(max_staleness, max(cycle, previous.interval * 2))
 
 
-def next_visit(now: float, key: str, interval: float, cycle: float, first: bool) -> float:
+def next_visit(now: float, key: str, interval: float, cycle: float, first: bool, lead: float = 0.0) -> float:
     """When the object is due: early enough that the cycle that reads it comes within the interval.
 
-    The margin is two cycles (at most a third of the interval): the cycle that reads it may start late behind
-    another group and read it late in its walk, and what it finds must still reach the target within the interval
-    (one cycle early, cold directories' edits landed up to 624 s after them against a 600 s `max_staleness`). An
-    interval of one cycle is due half a cycle from now: the next cycle reads it (due a whole cycle from `now`, a
-    cycle that started a few milliseconds early, as the daemon's do, found it not due and it waited a cycle more).
+    The margin (at most a third of the interval) is what can pass between "due" and "on the target": the cycle
+    running when it comes due did not take it, the next starts up to a period later (the interval, or the running
+    cycle's length when cycles run back to back) and may read it at the end of its walk. `lead` is how long the
+    kind's recent cycles took at the longest (0: unknown); the margin is at least two cycles. With two cycles
+    alone, cold directories' edits landed up to 639 s after them against a 600 s `max_staleness` while tree
+    cycles took up to 62 s. An interval of one cycle is due half a cycle from now: the next cycle reads it (due a
+    whole cycle from `now`, a cycle that started a few milliseconds early, as the daemon's do, found it not due and
+    it waited a cycle more).
     """
-    span = max(cycle / 2, interval - min(2 * cycle, interval / 3))
+    margin = max(2 * cycle, max(cycle, lead) + lead)
+    span = max(cycle / 2, interval - min(margin, interval / 3))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window
     return now + span

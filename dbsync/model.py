@@ -13,6 +13,7 @@ REF_MARKER = "$ref"
 WAITING_ON = "waiting_on"
 # Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
 IN_SYNC = "synced"
+AHEAD, AGAIN = "ahead", "again"  # Resource.out_of_turn
 STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
 
 
@@ -51,6 +52,10 @@ class Resource:
     body: bytes | None = None
     # Facts about the source object that are not replicated but kept (e.g. a job's pause state).
     source_meta: dict[str, Any] = field(default_factory=dict)
+    # Yielded out of the listing's order (an ACL an audit-log hint named): AHEAD of its turn (skipped when the
+    # listing reaches it) or AGAIN (yielded before in this listing, named again after its read). Either does not
+    # move where a sliced sweep resumes; AGAIN is not counted twice.
+    out_of_turn: str | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -5,10 +5,13 @@ from the workspace's bucket and one from its family's before sending, so no kind
 the budget. A bucket holds one token at most: requests leave at least 1/rate seconds apart, so no window of
 one second ever holds more than `rate` of them, and a workspace that allows the budget never answers 429.
 
-The buckets pace at HEADROOM of the configured budget. The service counts requests when they arrive, and
-requests that left evenly spaced do not arrive so: a thread held up for a few milliseconds (the GIL, the
-network) sends late and the next on time, and an 11th request lands in a second that held 10. At the full
-budget the RPO benchmark's emulator counted 11 in 5 seconds out of 2,800 against a budget of 10.
+Spacing is kept between the times requests actually leave, not only between the slots they were given: a
+thread that wakes late from its wait (the machine busy, the GIL held) pushes the next request back, so a late
+one and an on-time one never leave closer than 1/rate (with slots alone, one thread oversleeping 110 ms put an
+11th request in a second against a budget of 10 in the RPO benchmark).
+
+The buckets pace at HEADROOM of the configured budget. The service counts requests when they arrive, and what
+happens between leaving and arriving (the network, the service's own queue) is not the client's to space.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class TokenBucket:
         self.clock = clock
         self.sleep = sleep
         self._next = clock()  # the earliest time the next request may leave
+        self._left = float("-inf")  # when the last request actually left
         self._lock = threading.Lock()
 
     def take(self) -> float:
@@ -59,6 +63,15 @@ class TokenBucket:
         """Give `slot` (not earlier than free_at()) to a request: the next one leaves 1/rate after it."""
         self._next = slot + 1.0 / self.rate
         return slot
+
+    def gate(self) -> float:
+        """The earliest time a request may actually leave: 1/rate after the last one did (read under the lock)."""
+        return self._left + 1.0 / self.rate
+
+    def leave(self, now: float) -> None:
+        """A request leaves now (under the caller's lock); a late one pushes the next slots back with it."""
+        self._left = now
+        self._next = max(self._next, now + 1.0 / self.rate)
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,8 @@ class RequestBudget:
         """Wait until the request to `path` fits every bucket it draws from; the seconds waited.
 
         One slot is reserved in all of them at once: waiting for the family and then for the workspace
-        would let two family requests leave closer together than the family's rate allows.
+        would let two family requests leave closer together than the family's rate allows. After the wait the
+        request passes each bucket's gate: if the one before it left late, it waits 1/rate after that one.
         """
         family = self.families.get(family_of(path) or "") if self.families else None
         buckets = [b for b in (family, self.overall) if b is not None]
@@ -134,10 +148,18 @@ class RequestBudget:
             slot = max(now, *(b.free_at() for b in buckets))
             for bucket in buckets:
                 bucket.reserve(slot)
-        wait = slot - now
-        if wait > 0:
-            self.sleep(wait)
-        return wait
+        waited = 0.0
+        while True:
+            if slot > now:
+                self.sleep(slot - now)
+                waited += slot - now
+            with self._lock:
+                now = self.clock()
+                slot = max(b.gate() for b in buckets)
+                if slot <= now + 1e-9:
+                    for bucket in buckets:
+                        bucket.leave(now)
+                    return waited
 
     def export(self) -> None:
         """Publish the configured budgets (an unpaced side or family publishes no series)."""

@@ -93,7 +93,7 @@ def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> 
     staleness = ctx.settings.max_staleness(kind.name)
     if staleness <= 0 or resource.version_hint is not None:
         return
-    cycle = ctx.settings.interval(kind.name)
+    cycle = ctx.settings.min_revisit(kind.name)
     ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
 
 

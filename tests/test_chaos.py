@@ -93,7 +93,9 @@ def test_kill_9_at_random_points_then_converges_without_duplicates(seeded_pair: 
     src, dst = seeded_pair.src, seeded_pair.dst
     assert _notebooks(src) == _notebooks(dst)
     assert _tree(src).keys() <= _tree(dst).keys()
-    job_tags = [(j.settings.tags or {}).get("dbsync_source_job_id") for j in dst.jobs.list()]
+    untagged = [j.as_dict() for j in dst.jobs.list() if not (j.settings.tags or {}).get("dbsync_source_job_id")]
+    assert untagged == []  # a job on the target without its source's id: one dbsync lost track of
+    job_tags = [j.settings.tags["dbsync_source_job_id"] for j in dst.jobs.list()]
     assert sorted(job_tags) == sorted(str(j.job_id) for j in src.jobs.list())  # each source job exactly once
     for listing in (dst.clusters.list(), dst.instance_pools.list()):
         tags = [(o.custom_tags or {}).get("dbsync_source_id") for o in listing]

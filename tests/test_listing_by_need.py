@@ -137,6 +137,31 @@ def test_a_directory_that_keeps_changing_is_listed_every_cycle_while_it_does(pai
         assert _target_body(pair, f"{_dir(3)}/nb0") == "print('c')"
 
 
+def test_min_revisit_lets_the_tree_run_often_without_listing_a_busy_directory_every_cycle(pair: Pair) -> None:
+    """With cycles every 20 s and `min_revisit: 60`, a directory that keeps changing is due two thirds of that after
+    each listing (40 s), so listed every other cycle, not every 20 s: running the kinds often makes hinted and newly
+    due directories quick, and a busy one still costs a listing per `min_revisit`, not one per cycle."""
+    _seed(pair)
+    fast = {"kinds": {k: {"max_staleness": WINDOW, "interval": 20.0, "min_revisit": CYCLE} for k in KINDS}}
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        everything = _sync(pair, **fast)
+        clock.tick(WINDOW)
+        listed = []
+        for step in range(9):  # d03 changes before every cycle
+            _upload(pair, f"{_dir(3)}/nb0", f"print({step})\n")
+            listed.append(_sync(pair, **fast))
+            clock.tick(20.0)
+        assert listed[0] == everything, listed  # everything was due after the window
+        assert listed[1:] == [1, 2, 1, 2, 1, 2, 1, 2], listed  # the root each cycle, d03 every other
+        assert _target_body(pair, f"{_dir(3)}/nb0") == "print(8)"
+        plain = {"kinds": {k: {"max_staleness": WINDOW, "interval": 20.0} for k in KINDS}}
+        clock.tick(20.0)  # the listing due under min_revisit comes
+        for step in range(3):
+            _upload(pair, f"{_dir(3)}/nb0", f"print({step})\n")
+            assert _sync(pair, **plain) == 2  # without it: the busy directory every cycle
+            clock.tick(20.0)
+
+
 def test_the_drift_check_lists_on_the_target_only_what_the_source_listed_and_finds_drift_when_it_does(
     pair: Pair,
 ) -> None:
@@ -263,3 +288,29 @@ def test_max_staleness_zero_lists_the_whole_tree_every_cycle(pair: Pair) -> None
     every_cycle = {"kinds": {k: {"max_staleness": 0} for k in KINDS}}
     every = _sync(pair, **every_cycle)
     assert _sync(pair, **every_cycle) == every
+
+
+def test_how_long_the_trees_cycles_took_of_late_sets_how_early_a_directory_is_due(pair: Pair) -> None:
+    """The tree's kinds run one after another: a directory is due early by their longest recent cycles added up
+    (freshness.next_visit), so the slowest cycle still lands a cold edit within `max_staleness`."""
+    store = Store(pair.state_path)
+    try:
+        with freeze_time("2026-12-05 00:00:00") as clock:
+            for kind, seconds in (("directories", 40.0), ("notebooks", 22.0), ("directories", 10.0), ("jobs", 300.0)):
+                cycle = store.start_cycle(kind)
+                clock.tick(seconds)
+                store.finish_cycle(cycle, {}, "ok")
+            store.start_cycle("notebooks")  # running: not counted
+            now = clock.time_to_freeze.timestamp()
+            assert store.longest_cycles(KINDS, now - 3600) == 62.0  # 40 + 22: jobs are not the tree's
+            clock.tick(7200)
+            assert store.longest_cycles(KINDS, now + 3600) == 0.0  # an hour later, none of late
+            for at in (now, now + CYCLE):  # a first listing, then one unchanged (the first's phase spreads the sweep)
+                store.record_listings("workspace_tree", {"/Shared/d00": (False, "x")}, [], at, CYCLE, WINDOW, lead=62.0)
+                store.record_listings("workspace_tree", {"/Shared/d01": (False, "x")}, [], at, CYCLE, WINDOW)
+            schedule = store.listing_schedule("workspace_tree")
+    finally:
+        store.close()
+    # Due a margin before the window ends: the next cycle starts up to max(interval, 62 s) late and takes 62 s.
+    assert schedule["/Shared/d00"][0] == now + CYCLE + WINDOW - (max(CYCLE, 62.0) + 62.0)
+    assert schedule["/Shared/d01"][0] == now + CYCLE + WINDOW - 2 * CYCLE  # no cycle of late: two cycles

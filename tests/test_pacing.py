@@ -8,6 +8,7 @@ workspace, so dbsync keeps under a budget instead of discovering the limit throu
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -90,6 +91,27 @@ def test_a_family_budget_paces_its_own_requests_and_still_draws_on_the_workspace
     assert family_of("/api/2.0/workspace/export?path=/a") == "workspace"
     assert family_of("/api/2.0/preview/scim/v2/Users") == "scim"
     assert family_of("/api/2.0/clusters/list") is None
+
+
+def test_a_request_that_leaves_late_pushes_the_next_back_so_none_bunch() -> None:
+    """A thread that wakes late from its wait (a busy machine, the GIL) must not leave close to the next one:
+    with slots alone, a request 60 ms late and the next on time left 40 ms apart under a budget of 10/s."""
+    clock = FakeClock()
+    late = {3}  # the 4th wait oversleeps by 60 ms
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + (0.06 if len(sent) in late else 0.0))
+        late.discard(len(sent))
+
+    budget = RequestBudget("source", 10 / 0.9, clock=clock, sleep=sleep)  # paced at 10/s after the headroom
+    sent: list[float] = []
+    for _ in range(30):
+        budget.take("/api/2.0/workspace/list")
+        sent.append(clock())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) == pytest.approx(0.1)  # the late one was followed 0.1 s after it actually left
+    assert _max_in_any_second(sent) == 10
+    assert sent[-1] - sent[0] == pytest.approx(2.9 + 0.06)  # only the oversleep itself is lost, no more
 
 
 def test_a_budget_must_be_positive() -> None:

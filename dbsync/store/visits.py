@@ -46,18 +46,27 @@ class Visits:
         return {row[0]: row[1] for row in rows}
 
     def record_visit(
-        self, kind: str, key: str, changed: bool, now: float, cycle: float, max_staleness: float, by_rate: bool = False
+        self,
+        kind: str,
+        key: str,
+        changed: bool,
+        now: float,
+        cycle: float,
+        max_staleness: float,
+        by_rate: bool = False,
+        lead: float = 0.0,
     ) -> None:
         """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
 
-        `by_rate`: a container (a directory of a listing read by need), read by its observed change rate."""
+        `by_rate`: a container (a directory of a listing read by need), read by its observed change rate. `lead`:
+        the longest its kind's recent cycles took (freshness.next_visit)."""
         with self._transaction():
             row = self.db.execute(
                 "SELECT revisit_interval, changed_at, change_gap FROM visits WHERE kind = ? AND source_key = ?",
                 [kind, key],
             ).fetchone()
             visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate)
-            due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None)
+            due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
             self.db.execute(
                 "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
                 "change_gap) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -79,6 +88,18 @@ class Visits:
                 count += cursor.rowcount
         return count
 
+    def longest_cycles(self, kinds: Iterable[str], since: float) -> float:
+        """The longest cycle of each of these kinds that finished since `since`, added up: how long a run of the
+        group that reads them one after another took at worst of late (0 when none finished)."""
+        kinds = list(kinds)
+        marks = ", ".join("?" * len(kinds))
+        rows = self._rows(
+            f"SELECT MAX(finished_at - started_at) FROM cycles WHERE kind IN ({marks}) AND started_at >= ? "
+            "AND finished_at IS NOT NULL GROUP BY kind",
+            [*kinds, since],
+        )
+        return float(sum(row[0] or 0.0 for row in rows))
+
     def sweep_resume(self, kind: str) -> str | None:
         """The key the kind's last sweep stopped after at its time slice: the next starts there (None: at the start)."""
         return self.get_meta(f"sweep_resume:{kind}")
@@ -90,12 +111,13 @@ class Visits:
         elif self.sweep_resume(kind) is not None:
             self.delete_meta(f"sweep_resume:{kind}")
 
-    def named_visits(self, kind: str) -> list[str]:
-        """Keys of a kind's objects named since they were last read (hint_visits), in key order."""
+    def named_visits(self, kind: str) -> list[tuple[str, float]]:
+        """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""
         rows = self._rows(
-            "SELECT source_key FROM visits WHERE kind = ? AND next_visit = ? ORDER BY source_key", [kind, NAMED]
+            "SELECT source_key, verified_at FROM visits WHERE kind = ? AND next_visit = ? ORDER BY source_key",
+            [kind, NAMED],
         )
-        return [row[0] for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     def record_full_read(self, kind: str, at: float, bound: bool = False) -> None:
         """A cycle that started at `at` listed the kind completely and read every object due or not.
@@ -157,13 +179,15 @@ class Visits:
         cycle: float,
         cap: float,
         by_rate: bool = True,
+        lead: float = 0.0,
     ) -> None:
         """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten.
 
-        `by_rate`: by each one's observed change rate (freshness.py); False: doubling while unchanged."""
+        `by_rate`: by each one's observed change rate (freshness.py); False: doubling while unchanged. `lead`: the
+        longest the kinds reading the listing took of late, together (freshness.next_visit)."""
         with self._transaction():
             for key, (changed, digest) in listed.items():
-                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=by_rate)
+                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=by_rate, lead=lead)
                 if changed:
                     self.set_meta(f"digest:{listing}:{key}", digest)
             for key in gone:

@@ -23,6 +23,7 @@ from dbsync.context import SyncContext
 
 LISTING = "workspace_tree"  # the visits kind of the tree's directories (the kinds' shared_listing)
 KINDS = {"directories": "DIRECTORY", "notebooks": "NOTEBOOK", "files": "FILE"}
+LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a directory is due (seconds back)
 # (path, object_type, object_id, modified_at, size, language): a listing row, as workspace_objects.Entry.
 Row = tuple[str, str, int, int, int, str | None]
 
@@ -34,8 +35,10 @@ class TreeSchedule:
         store = ctx.store
         self.root = root
         self.now = time.time()
-        self.cycle = min(ctx.settings.interval(k) for k in KINDS)
+        self.cycle = min(ctx.settings.min_revisit(k) for k in KINDS)  # the schedule's step (freshness.py)
         self.cap = max_staleness(ctx)
+        # How long the tree's kinds took of late, at the longest: a directory is due that much earlier (freshness).
+        self.lead = store.longest_cycles(KINDS, self.now - LEAD_WINDOW)
         self.schedule = store.listing_schedule(LISTING)
         self.digests = store.listing_digests(LISTING)
         self.seen = _by_parent(store.last_seen(list(KINDS)), self.schedule)
@@ -78,7 +81,7 @@ class TreeSchedule:
         gone = [path for path in self.schedule if path not in walked]
         # Announced changes (the audit log) need no polling by change rate: doubling is the safety net's pace.
         by_rate = not hints.active(ctx)
-        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap, by_rate)
+        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap, by_rate, self.lead)
 
 
 def max_staleness(ctx: SyncContext) -> float:
