@@ -59,9 +59,10 @@ class Declaration:
     listed_in_turn: bool = False
     # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
     versions: bool = True
-    # The daemon runs its cycles on a worker of their own, beside the other kinds' cycles: a sweep that writes
-    # nothing another kind reads (object ACLs) and would hold the first worker for most of its time under a budget.
-    own_worker: bool = False
+    # The daemon runs the kind's cycles on this worker, beside the other kinds' (None: the first worker, one cycle
+    # at a time): a long cycle whose results no kind on another worker reads in the same run (the ACL sweep, the
+    # workspace tree), which would otherwise hold every other kind behind it for most of its time under a budget.
+    worker: str | None = None
 
 
 class Catalogue:

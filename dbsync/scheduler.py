@@ -7,13 +7,15 @@ has mapped the cluster. Kinds that share a listing (directories, notebooks, file
 form one group and run together at the shortest of their intervals. A group that stopped at its time slice (a
 sweep read by need) is queued again behind the groups waiting on its worker.
 
-Two threads besides, on purpose. A kind that declares `own_worker` (the object ACL sweep: one GET per object, a
-third of a budget for minutes at a time) runs its cycles on a second worker, beside the first, with a context of
-its own (caches, id map, events) over the same workspaces, request budgets and store: on one worker the sweep
-and the tree's cycles kept it ~100 % busy, and a group an audit-log hint named waited for both. It writes
-nothing another kind reads; the store serialises the two workers' writes (a transaction holds its lock). The
-audit-log hints are read on a third (`poll_hints`), which only marks objects due and moves the named groups'
-jobs to now. Hand-over and shutdown wait for every one of them.
+More threads besides, on purpose. A kind that declares a `worker` runs its cycles on that worker, beside the
+first, with a context of its own (caches, id map, events) over the same workspaces, request budgets and store:
+the object ACL sweep ("sweeps": one GET per object, a third of a budget for minutes at a time) and the workspace
+tree ("tree": ~200 s a cycle at 100,000 objects under a budget). On one worker the sweep and the tree's cycles
+kept it ~100 % busy, a group an audit-log hint named waited for both, and the kinds listed whole every few
+minutes waited behind the tree (669-1,128 s stale against 120-300 s). They write nothing the other workers'
+kinds read by id in the same run; the store serialises the workers' writes (a transaction holds its lock). The
+audit-log hints are read on one more thread (`poll_hints`), which only marks objects due and moves the named
+groups' jobs to now. Hand-over and shutdown wait for every one of them.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from dbsync.store.lock import StoreLock
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
 STALE_INTERVALS = 3  # a group with no successful cycle for this many intervals makes /readyz fail
-CYCLES, SWEEPS = "default", "sweeps"  # the executors of the groups' cycles (worker_of)
+CYCLES = "default"  # the first worker's executor; the others are named by the kinds' declarations (worker_of)
 
 
 def kind_groups(settings: Settings, registry: tuple[Kind, ...] | None = None) -> list[tuple[str, ...]]:
@@ -74,8 +76,11 @@ def group_interval(settings: Settings, group: tuple[str, ...]) -> float:
 
 
 def worker_of(group: tuple[str, ...]) -> str:
-    """The executor a group's cycles run on: "sweeps" when its kinds declare a worker of their own."""
-    return SWEEPS if all(CATALOGUE.declaration(name).own_worker for name in group) else CYCLES
+    """The executor a group's cycles run on: the worker its kinds declare (all the same one), else the first."""
+    declared = {CATALOGUE.declaration(name).worker for name in group}
+    if len(declared) != 1:
+        return CYCLES
+    return declared.pop() or CYCLES
 
 
 def jitter(interval: float) -> float:
@@ -172,8 +177,9 @@ class Daemon:
         if ctx.source_unreachable:  # started during a source outage: no group is replicating until it lists again
             self.health.unreachable = dict.fromkeys(self.groups, ctx.source_unreachable)
         self.workers = {CYCLES: Worker(CYCLES, ctx)}
-        if any(worker_of(group) == SWEEPS for group in self.groups):
-            self.workers[SWEEPS] = Worker(SWEEPS, ctx.sibling())  # its own caches: the cycles overlap
+        for name in dict.fromkeys(worker_of(group) for group in self.groups):
+            if name not in self.workers:
+                self.workers[name] = Worker(name, ctx.sibling())  # its own caches: the cycles overlap
         self._cycle_lock = self.workers[CYCLES].lock
         self._state_lock = threading.Lock()  # over what the workers and the hints thread share: health, queues
         self._running: set[tuple[str, ...]] = set()  # groups whose cycle runs now
@@ -414,7 +420,7 @@ class Daemon:
             return []
         window = liveness_window(self.settings, self.groups)
         for worker in self.workers.values():
-            # The sweeps' worker is idle between its cycles by design: judged only while one of them runs.
+            # The other workers are idle between their cycles by design: judged only while one of them runs.
             judged = worker.executor == CYCLES or worker.lock.locked()
             age = worker.heartbeat.age()
             if judged and age > window:

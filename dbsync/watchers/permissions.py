@@ -60,7 +60,7 @@ class PermissionsWatcher(Watcher):
         writes_acls=True,
         freshness=RARELY_CHANGED,
         listed_in_turn=True,
-        own_worker=True,  # the sweep (one GET per object) runs beside the tree's cycles, not between them
+        worker="sweeps",  # the sweep (one GET per object) runs beside the tree's cycles, not between them
     )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
