@@ -22,9 +22,9 @@ from dbsync.errors import StoreError
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
+from dbsync.store.cycles import Cycles
 from dbsync.store.schema import (
     _MIGRATIONS,
-    EVENT_RETENTION,
     SCHEMA_VERSION,
     _explain,
     _json,
@@ -52,7 +52,7 @@ _PRIOR_COLUMNS = (
 )
 
 
-class Store(Visits, Actors):
+class Store(Visits, Cycles, Actors):
     """The SQLite state of one source → target pair."""
 
     def __init__(self, path: str | Path) -> None:
@@ -95,6 +95,15 @@ class Store(Visits, Actors):
         with self.lock:
             try:
                 return self.db.execute(sql, params or []).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise StoreError(_explain(self.path, err)) from None
+
+    def _stream(self, sql: str, params: list[Any] | None = None) -> Iterator[tuple]:
+        """A read row by row under the store lock, held until the caller has taken the last row: for reads of
+        every row of a kind, whose list would be held whole beside what the caller builds from it."""
+        with self.lock:
+            try:
+                yield from self.db.execute(sql, params or [])
             except sqlite3.DatabaseError as err:
                 raise StoreError(_explain(self.path, err)) from None
 
@@ -509,76 +518,6 @@ class Store(Visits, Actors):
         new = self.get_meta(f"pending_new_since:{kind}")
         times = [t for t in ((row[0] if row else None), float(new) if new else None) if t is not None]
         return min(times) if times else None
-
-    # -- cycles and events ----------------------------------------------------------------------
-    def start_cycle(self, kind: str) -> int:
-        with self._transaction():
-            cursor = self.db.execute("INSERT INTO cycles (kind, started_at) VALUES (?, ?)", [kind, time.time()])
-            return int(cursor.lastrowid or 0)
-
-    def finish_cycle(self, cycle_id: int, counts: dict[str, int], outcome: str) -> None:
-        with self._transaction():
-            self.db.execute(
-                "UPDATE cycles SET finished_at = ?, listed = ?, fetched = ?, created = ?, updated = ?, "
-                "deleted = ?, errors = ?, outcome = ? WHERE id = ?",
-                [
-                    time.time(),
-                    counts.get("listed", 0),
-                    counts.get("fetched", 0),
-                    counts.get("created", 0),
-                    counts.get("updated", 0),
-                    counts.get("deleted", 0),
-                    counts.get("errors", 0),
-                    outcome,
-                    cycle_id,
-                ],
-            )
-
-    def last_cycles(self) -> dict[str, dict[str, Any]]:
-        """The latest finished cycle per kind."""
-        rows = self._rows(
-            "SELECT kind, started_at, finished_at, listed, fetched, created, updated, deleted, errors, outcome "
-            "FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL GROUP BY kind)"
-        )
-        names = (
-            "kind",
-            "started_at",
-            "finished_at",
-            "listed",
-            "fetched",
-            "created",
-            "updated",
-            "deleted",
-            "errors",
-            "outcome",
-        )
-        return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
-
-    def last_success(self, kind: str) -> float | None:
-        row = self._row("SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind])
-        return row[0] if row else None
-
-    def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
-        """Append to the event log (bounded: the oldest events beyond the retention are pruned)."""
-        with self._transaction():
-            cursor = self.db.execute(
-                "INSERT INTO events (ts, kind, source_key, action, outcome, message) VALUES (?, ?, ?, ?, ?, ?)",
-                [time.time(), kind, key, action, outcome, message],
-            )
-            event_id = int(cursor.lastrowid or 0)
-            if event_id % 500 == 0:
-                self.db.execute("DELETE FROM events WHERE id <= ?", [event_id - EVENT_RETENTION])
-
-    def events(self, limit: int = 50, outcome: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT ts, kind, source_key, action, outcome, message FROM events"
-        params: list[Any] = []
-        if outcome:
-            sql += " WHERE outcome = ?"
-            params.append(outcome)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        names = ("ts", "kind", "source_key", "action", "outcome", "message")
-        return [dict(zip(names, r, strict=True)) for r in self._rows(sql, params)]
 
     # -- cutover steps --------------------------------------------------------------------------
     def cutover_steps(self) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dbsync.freshness import Visit, after_read, next_visit
@@ -19,6 +19,7 @@ class Visits:
 
         def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
         def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
+        def _stream(self, sql: str, params: list[Any] | None = None) -> Iterator[tuple]: ...
         def _transaction(self) -> Any: ...
         def get_meta(self, key: str) -> str | None: ...
         def set_meta(self, key: str, value: str) -> None: ...
@@ -88,18 +89,6 @@ class Visits:
                 count += cursor.rowcount
         return count
 
-    def longest_cycles(self, kinds: Iterable[str], since: float) -> float:
-        """The longest cycle of each of these kinds that finished since `since`, added up: how long a run of the
-        group that reads them one after another took at worst of late (0 when none finished)."""
-        kinds = list(kinds)
-        marks = ", ".join("?" * len(kinds))
-        rows = self._rows(
-            f"SELECT MAX(finished_at - started_at) FROM cycles WHERE kind IN ({marks}) AND started_at >= ? "
-            "AND finished_at IS NOT NULL GROUP BY kind",
-            [*kinds, since],
-        )
-        return float(sum(row[0] or 0.0 for row in rows))
-
     def sweep_resume(self, kind: str) -> str | None:
         """The key the kind's last sweep stopped after at its time slice: the next starts there (None: at the start)."""
         return self.get_meta(f"sweep_resume:{kind}")
@@ -161,10 +150,13 @@ class Visits:
         rows = self._rows("SELECT key, value FROM meta WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"])
         return {row[0][len(prefix) :]: row[1] for row in rows}
 
-    def last_seen(self, kinds: list[str]) -> list[tuple[str, str, str | None, str | None]]:
-        """(kind, key, version hint, source_meta JSON) of the live rows of these kinds: their listing as last seen."""
+    def last_seen(self, kinds: list[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(kind, key, version hint, source_meta JSON) of the live rows of these kinds: their listing as last seen.
+
+        Streamed under the store lock (take the rows at once): at 100,000 objects the list was ~40 MB held beside
+        the tree schedule built from it, the daemon's peak."""
         marks = ", ".join("?" * len(kinds))
-        return self._rows(
+        return self._stream(
             "SELECT kind, source_key, version_hint, source_meta_json FROM resources "
             f"WHERE kind IN ({marks}) AND status != 'deleted'",
             list(kinds),

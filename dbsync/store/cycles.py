@@ -1,0 +1,102 @@
+"""The store's record of cycles and events (part of Store): when each kind's cycles ran and how they ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from dbsync.store.schema import EVENT_RETENTION
+
+
+class Cycles:
+    """Store methods over the `cycles` and `events` tables."""
+
+    if TYPE_CHECKING:
+
+        def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
+        def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
+        def _transaction(self) -> Any: ...
+
+        db: Any
+
+    def start_cycle(self, kind: str) -> int:
+        with self._transaction():
+            cursor = self.db.execute("INSERT INTO cycles (kind, started_at) VALUES (?, ?)", [kind, time.time()])
+            return int(cursor.lastrowid or 0)
+
+    def finish_cycle(self, cycle_id: int, counts: dict[str, int], outcome: str) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE cycles SET finished_at = ?, listed = ?, fetched = ?, created = ?, updated = ?, "
+                "deleted = ?, errors = ?, outcome = ? WHERE id = ?",
+                [
+                    time.time(),
+                    counts.get("listed", 0),
+                    counts.get("fetched", 0),
+                    counts.get("created", 0),
+                    counts.get("updated", 0),
+                    counts.get("deleted", 0),
+                    counts.get("errors", 0),
+                    outcome,
+                    cycle_id,
+                ],
+            )
+
+    def last_cycles(self) -> dict[str, dict[str, Any]]:
+        """The latest finished cycle per kind."""
+        rows = self._rows(
+            "SELECT kind, started_at, finished_at, listed, fetched, created, updated, deleted, errors, outcome "
+            "FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles WHERE finished_at IS NOT NULL GROUP BY kind)"
+        )
+        names = (
+            "kind",
+            "started_at",
+            "finished_at",
+            "listed",
+            "fetched",
+            "created",
+            "updated",
+            "deleted",
+            "errors",
+            "outcome",
+        )
+        return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
+
+    def last_success(self, kind: str) -> float | None:
+        row = self._row("SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind])
+        return row[0] if row else None
+
+    def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
+        """Append to the event log (bounded: the oldest events beyond the retention are pruned)."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "INSERT INTO events (ts, kind, source_key, action, outcome, message) VALUES (?, ?, ?, ?, ?, ?)",
+                [time.time(), kind, key, action, outcome, message],
+            )
+            event_id = int(cursor.lastrowid or 0)
+            if event_id % 500 == 0:
+                self.db.execute("DELETE FROM events WHERE id <= ?", [event_id - EVENT_RETENTION])
+
+    def events(self, limit: int = 50, outcome: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT ts, kind, source_key, action, outcome, message FROM events"
+        params: list[Any] = []
+        if outcome:
+            sql += " WHERE outcome = ?"
+            params.append(outcome)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        names = ("ts", "kind", "source_key", "action", "outcome", "message")
+        return [dict(zip(names, r, strict=True)) for r in self._rows(sql, params)]
+
+    def longest_cycles(self, kinds: Iterable[str], since: float) -> float:
+        """The longest cycle of each of these kinds that finished since `since`, added up: how long a run of the
+        group that reads them one after another took at worst of late (0 when none finished)."""
+        kinds = list(kinds)
+        marks = ", ".join("?" * len(kinds))
+        rows = self._rows(
+            f"SELECT MAX(finished_at - started_at) FROM cycles WHERE kind IN ({marks}) AND started_at >= ? "
+            "AND finished_at IS NOT NULL GROUP BY kind",
+            [*kinds, since],
+        )
+        return float(sum(row[0] or 0.0 for row in rows))
