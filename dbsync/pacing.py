@@ -7,8 +7,8 @@ one second ever holds more than `rate` of them, and a workspace that allows the 
 
 Spacing is kept between the times requests actually leave, not only between the slots they were given: a
 thread that wakes late from its wait (the machine busy, the GIL held) pushes the next request back, so a late
-one and an on-time one never leave closer than 1/rate (with slots alone, one thread oversleeping 110 ms put an
-11th request in a second against a budget of 10 in the RPO benchmark).
+one and an on-time one never leave closer than 1/rate (with slots alone, one thread oversleeping 110 ms puts an
+11th request in a second against a budget of 10, paced at 9/s; the RPO benchmark counted 11 in 1-3 seconds).
 
 The buckets pace at HEADROOM of the configured budget. The service counts requests when they arrive, and what
 happens between leaving and arriving (the network, the service's own queue) is not the client's to space.
