@@ -46,7 +46,10 @@ class TokenBucket:
         self._lock = threading.Lock()
 
     def take(self) -> float:
-        """Wait for this request's slot; the seconds waited (0 when the budget had room)."""
+        """Wait for this request's slot; the seconds waited (0 when the budget had room).
+
+        Slots only: a late departure is not gated. The transport paces through RequestBudget.take, which also
+        keeps 1/rate between the times requests actually leave."""
         with self._lock:
             now = self.clock()
             slot = self.reserve(max(now, self._next))

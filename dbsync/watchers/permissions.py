@@ -72,7 +72,7 @@ class PermissionsWatcher(Watcher):
         a whole time slice. One named again after this sweep read it is read again at the next look (it waited
         for the next cycle: ACL-only edits reached the standby in p99 163 s with hints, goal 120 s)."""
         order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
-        ahead: dict[str, float] = {}  # key -> when it was yielded ahead of its turn: skipped when the sweep reaches it
+        ahead: dict[str, float] = {}  # key -> when it was last yielded out of turn: skipped when the sweep reaches it
         position: tuple[int, str] | None = None  # the last object yielded in its turn, ranked
         for i, (object_kind, prior) in enumerate(self._replicated(ctx, order)):
             if i % NAMED_EVERY == 0:
