@@ -102,6 +102,9 @@ class SyncContext:
     source_unreachable: str | None = None
     # Set by the engine during a cycle: listings read by need may take their unread parts from the store.
     by_need: bool = False
+    # Set by the engine during a daemon's cycle: how long a listing read by need lists before it leaves the rest
+    # of its due containers to the next cycle (the workspace tree's walk); None: it lists everything due.
+    time_slice: float | None = None
     # Source keys each kind listed in this run: kinds derived from others (permissions) skip the rest.
     listed: dict[str, Container[str]] = field(default_factory=dict, repr=False)
     cache: RunCache = field(default_factory=RunCache, repr=False)

@@ -111,12 +111,14 @@ class Engine:
         self.wrote = False
         drift = self.check_drift and not self.plan_only
         self.ctx.by_need = not self.plan_only and not self.full_sweep
+        self.ctx.time_slice = self.time_slice if self.ctx.by_need else None
         try:
             # the workers queue their events; listings are read ahead of their kinds' turns
             with self.ctx.owning_events(), ListingsAhead(self.ctx, selected, drift) as self.ahead:
                 reports = self._cycle(selected)
         finally:
             self.ctx.by_need = False  # validate and plans on this context read everything
+            self.ctx.time_slice = None
         if not self.plan_only:
             history = self.ctx.settings.history
             self.ctx.versions.prune_if_due(history.keep_days, history.max_bytes)
@@ -246,6 +248,8 @@ class Engine:
             return
         if following and following[0].declaration.shared_listing == listing:
             return
+        if kind.watcher.listing_cut(self.ctx):
+            self.sliced.add(kind.name)  # its walk stopped at the time slice: the daemon runs the group again soon
         kind.watcher.release_listing(self.ctx)
 
     # -- drift ----------------------------------------------------------------------------------

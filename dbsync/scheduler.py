@@ -341,11 +341,7 @@ class Daemon:
         """Groups that stopped at their time slice run again once the groups already waiting have had their turn."""
         for group in self.groups:
             if set(group) & sliced and not self.stop.is_set():
-                log.info(
-                    "%s: time slice of %.0f s used; its other due objects are read after the kinds waiting",
-                    "+".join(group),
-                    self.settings.time_slice_seconds,
-                )
+                log.info("%s: time slice used; its other due objects are read after the kinds waiting", "+".join(group))
                 self._queue_again(group)
 
     def _queue_again(self, group: tuple[str, ...]) -> None:

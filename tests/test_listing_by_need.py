@@ -16,6 +16,7 @@ from databricks.sdk.errors import NotFound
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 from freezegun import freeze_time
 
+from dbsync.engine import Engine
 from dbsync.report import validate
 from dbsync.store import Store
 
@@ -314,3 +315,66 @@ def test_how_long_the_trees_cycles_took_of_late_sets_how_early_a_directory_is_du
     # Due a margin before the window ends: the next cycle starts up to max(interval, 62 s) late and takes 62 s.
     assert schedule["/Shared/d00"][0] == now + CYCLE + WINDOW - (max(CYCLE, 62.0) + 62.0)
     assert schedule["/Shared/d01"][0] == now + CYCLE + WINDOW - 2 * CYCLE  # no cycle of late: two cycles
+
+
+def _sliced_cycle(pair: Pair, **overrides: Any) -> set[str]:
+    """One daemon cycle of the workspace kinds with a 1 s time slice, one listing at a time at 4 requests/s (a
+    walk of the 10 due directories takes ~3 s): the kinds that stopped at the slice (the daemon runs them again)."""
+    source = {"host": pair.source.url, "token": pair.source.token, "max_requests_per_second": 4}
+    ctx = pair.context(**{**BY_NEED, "concurrency": 1, "source": source, **overrides})
+    try:
+        engine = Engine(ctx, time_slice=1.0)
+        reports = engine.cycle(KINDS)
+    finally:
+        ctx.store.close()
+    assert all(r.errors == 0 for r in reports), reports
+    return engine.sliced
+
+
+def _by_due_time(pair: Pair) -> list[str]:
+    store = Store(pair.state_path)
+    try:
+        schedule = store.listing_schedule("workspace_tree")
+    finally:
+        store.close()
+    return sorted((path for path in schedule if path.startswith("/Shared/d")), key=lambda path: schedule[path][0])
+
+
+def test_a_cycle_lists_the_most_overdue_directories_for_its_time_slice_and_the_daemon_runs_it_again(
+    pair: Pair,
+) -> None:
+    """A change found in a listing is exported within the slice, not after a walk of every due directory; the
+    directories left due are listed by the next cycles, and none is skipped for good."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00", tick=True) as clock:
+        _sync(pair)
+        order = _by_due_time(pair)
+        first, last = order[0], order[-1]
+        clock.tick(WINDOW)  # every directory due
+        _upload(pair, f"{first}/nb0", "print('first')\n")
+        _upload(pair, f"{last}/nb0", "print('last')\n")
+        assert _sliced_cycle(pair)  # the daemon runs the tree kinds again
+        assert _target_body(pair, f"{first}/nb0") == "print('first')"  # the most overdue: listed in the slice
+        assert _target_body(pair, f"{last}/nb0") == "print(1)"  # due still: the next cycle's
+        for _ in range(8):
+            if not _sliced_cycle(pair):
+                break
+        assert _target_body(pair, f"{last}/nb0") == "print('last')"
+        assert pair.sync(only=KINDS, **BY_NEED)  # a cycle with nothing due left: only the root is listed
+        pair.reset_stats()
+        assert _sync(pair) == 1
+
+
+def test_a_hinted_directory_is_listed_first_whatever_else_is_due(pair: Pair) -> None:
+    """The audit log names the least overdue directory's edit: the slice lists it before the others due."""
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00", tick=True) as clock:
+        warehouse = pair.src.warehouses.create(name="audit", cluster_size="2X-Small", auto_stop_mins=0).response.id
+        hinted = {"metastore": {"source_warehouse_id": warehouse}, "audit_hints": {"interval": 10}}
+        _sync(pair, **hinted)
+        last = _by_due_time(pair)[-1]
+        clock.tick(WINDOW)
+        _upload(pair, f"{last}/nb0", "print('hinted')\n")
+        clock.tick(1)
+        assert _sliced_cycle(pair, **hinted)
+        assert _target_body(pair, f"{last}/nb0") == "print('hinted')"

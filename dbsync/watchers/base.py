@@ -52,6 +52,10 @@ class Watcher(ABC):
         """Free a listing shared with other kinds (`declaration.shared_listing`) once the last of them is done."""
         return None  # most kinds keep no listing beyond their own cycle
 
+    def listing_cut(self, ctx: SyncContext) -> bool:
+        """Whether this run's shared listing stopped at the time slice with containers still due (listed next run)."""
+        return False  # most kinds list what is due whole
+
     # Its listing starts after the key where the last cycle stopped at its time slice (`History.sweep_resume`), so
     # the daemon may stop it there (revisit.sweep_ends); a listing that always starts at the beginning may not.
     resumes_sweep = False

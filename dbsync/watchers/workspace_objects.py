@@ -8,11 +8,12 @@ so REPO objects are not descended into; /dbsync-archive holds dbsync's own archi
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import posixpath
 from array import array
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -129,17 +130,68 @@ def _directories_or_failure(ws: Workspace, concurrency: int, paths: list[str]) -
 def walk_tree(
     ws: Workspace, concurrency: int, root: str = "/", schedule: TreeSchedule | None = None
 ) -> Iterator[Entry]:
-    """`list_tree` as a stream, one directory level at a time, for callers that keep only part of each entry."""
+    """`list_tree` as a stream, for callers that keep only part of each entry. A directory's entry comes before
+    its children's."""
+    if schedule is not None:
+        yield from _walk_by_need(ws, concurrency, root, schedule)
+        return
     level = [root]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"list-{ws.side}") as pool:
         while level:
             next_level: list[str] = []
-            for children in pool.map(lambda p: _children(ws, p, schedule), level):
+            for children in pool.map(lambda p: _list_dir(ws, p), level):
                 for entry in filter(_kept, children):
                     yield entry
                     if entry.object_type == "DIRECTORY":
                         next_level.append(entry.path)
             level = next_level
+
+
+def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSchedule) -> Iterator[Entry]:
+    """The due directories listed most overdue first, whatever their depth; the others' entries as last seen.
+
+    A directory not due costs no request, so its subtree is walked at once (from the store) and its due
+    subdirectories join the queue. Breadth-first by level, a hinted directory waited behind every due directory
+    of the levels above it. Whether a queued directory is still due is asked when its turn comes (the schedule's
+    time slice may have ended since).
+    """
+    queue: list[tuple[float, str]] = []  # (urgency, path) of the due directories not listed yet
+    inflight: dict[Future[list[Entry]], str] = {}
+
+    def arrived(entries: Iterable[Entry]) -> Iterator[Entry]:
+        """Yield entries; a subdirectory is queued when due, else walked from the store now."""
+        stack = [iter(entries)]
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            yield entry
+            if entry.object_type != "DIRECTORY":
+                continue
+            if schedule.due(entry.path):
+                heapq.heappush(queue, (schedule.urgency(entry.path), entry.path))
+            else:
+                stack.append(iter([Entry(*row) for row in schedule.as_last_seen(entry.path)]))
+
+    def listed(path: str) -> list[Entry]:
+        entries = list(filter(_kept, _list_dir(ws, path)))
+        schedule.was_listed(path, entries)
+        return entries
+
+    heapq.heappush(queue, (schedule.urgency(root), root))
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"list-{ws.side}") as pool:
+        while queue or inflight:
+            while queue and len(inflight) < concurrency:
+                _, path = heapq.heappop(queue)
+                if schedule.due(path):
+                    inflight[pool.submit(listed, path)] = path
+                else:  # the slice ended while it waited: as last seen, still due
+                    yield from arrived(Entry(*row) for row in schedule.as_last_seen(path))
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                del inflight[future]
+                yield from arrived(future.result())
 
 
 def _entry(o: ObjectInfo) -> Entry:
@@ -163,17 +215,6 @@ OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
 def written_paths(ctx: SyncContext, kind: str) -> list[str]:
     """Target paths this run wrote for `kind` (the replicator appends; the drift check reads their rows again)."""
     return ctx.cached(WRITTEN.part(kind), list)
-
-
-def _children(ws: Workspace, path: str, schedule: TreeSchedule | None) -> list[Entry]:
-    """A directory's entries: listed when it is due (or without a schedule), else as last seen."""
-    if schedule is None:
-        return _list_dir(ws, path)
-    if not schedule.due(path):
-        return [Entry(*row) for row in schedule.as_last_seen(path)]
-    entries = list(filter(_kept, _list_dir(ws, path)))
-    schedule.was_listed(path, entries)
-    return entries
 
 
 def _kept(entry: Entry) -> bool:
@@ -276,6 +317,11 @@ class WorkspaceObjectWatcher(Watcher):
             schedule.record(ctx)
         for side in ("source", "target"):
             ctx.invalidate(TREE.part(side))
+
+    def listing_cut(self, ctx: SyncContext) -> bool:
+        """The walk used its time slice up with directories still due (they are the most overdue next cycle)."""
+        schedule = ctx.peek(SCHEDULE)
+        return schedule is not None and schedule.cut
 
     def as_last_seen(self, ctx: SyncContext, stub: Resource) -> bool:
         """The object's directory was not listed this cycle: its entry is the store's, its status stands."""
