@@ -156,11 +156,11 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
     time slice may have ended since).
     """
     queue: list[tuple[float, str]] = []  # (urgency, path) of the due directories not listed yet
-    inflight: dict[Future[list[Entry]], str] = {}
+    inflight: set[Future[list[Entry]]] = set()
 
     def arrived(entries: Iterable[Entry]) -> Iterator[Entry]:
         """Yield entries; a subdirectory is queued when due, else walked from the store now."""
-        stack = [iter(entries)]
+        stack = [iter(filter(_kept, entries))]
         while stack:
             entry = next(stack[-1], None)
             if entry is None:
@@ -172,7 +172,7 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
             if schedule.due(entry.path):
                 heapq.heappush(queue, (schedule.urgency(entry.path), entry.path))
             else:
-                stack.append(iter([Entry(*row) for row in schedule.as_last_seen(entry.path)]))
+                stack.append(iter(filter(_kept, [Entry(*row) for row in schedule.as_last_seen(entry.path)])))
 
     def listed(path: str) -> list[Entry]:
         entries = list(filter(_kept, _list_dir(ws, path)))
@@ -185,12 +185,12 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
             while queue and len(inflight) < concurrency:
                 _, path = heapq.heappop(queue)
                 if schedule.due(path):
-                    inflight[pool.submit(listed, path)] = path
+                    inflight.add(pool.submit(listed, path))
                 else:  # the slice ended while it waited: as last seen, still due
                     yield from arrived(Entry(*row) for row in schedule.as_last_seen(path))
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
-                del inflight[future]
+                inflight.discard(future)
                 yield from arrived(future.result())
 
 
