@@ -18,6 +18,7 @@ from freezegun import freeze_time
 
 from dbsync.engine import Engine
 from dbsync.report import validate
+from dbsync.scheduler import Daemon
 from dbsync.store import Store
 
 LIST = "GET /api/2.0/workspace/list"
@@ -363,6 +364,14 @@ def test_a_cycle_lists_the_most_overdue_directories_for_its_time_slice_and_the_d
         assert pair.sync(only=KINDS, **BY_NEED)  # a cycle with nothing due left: only the root is listed
         pair.reset_stats()
         assert _sync(pair) == 1
+
+        clock.tick(WINDOW)  # due again: the daemon's own cycle is cut at its slice and queues its continuation
+        source = {"host": pair.source.url, "token": pair.source.token, "max_requests_per_second": 4}
+        ctx = pair.context(**{**BY_NEED, "concurrency": 1, "source": source, "time_slice_seconds": 1})
+        daemon = Daemon(ctx)
+        (group,) = [group for group in daemon.groups if set(group) & set(KINDS)]
+        daemon._run(group)
+        assert any(job["id"].startswith(f"{'+'.join(group)}:again:") for job in daemon.jobs())
 
 
 def test_a_hinted_directory_is_listed_first_whatever_else_is_due(pair: Pair) -> None:
