@@ -158,6 +158,9 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
     queue: list[tuple[float, str]] = []  # (urgency, path) of the due directories not listed yet
     inflight: set[Future[list[Entry]]] = set()
 
+    def last_seen(path: str) -> Iterator[Entry]:
+        return (Entry(*row) for row in schedule.as_last_seen(path))
+
     def arrived(entries: Iterable[Entry]) -> Iterator[Entry]:
         """Yield entries; a subdirectory is queued when due, else walked from the store now."""
         stack = [iter(filter(_kept, entries))]
@@ -172,7 +175,7 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
             if schedule.due(entry.path):
                 heapq.heappush(queue, (schedule.urgency(entry.path), entry.path))
             else:
-                stack.append(iter(filter(_kept, [Entry(*row) for row in schedule.as_last_seen(entry.path)])))
+                stack.append(filter(_kept, last_seen(entry.path)))
 
     def listed(path: str) -> list[Entry]:
         entries = list(filter(_kept, _list_dir(ws, path)))
@@ -187,7 +190,7 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
                 if schedule.due(path):
                     inflight.add(pool.submit(listed, path))
                 else:  # the slice ended while it waited: as last seen, still due
-                    yield from arrived(Entry(*row) for row in schedule.as_last_seen(path))
+                    yield from arrived(last_seen(path))
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
                 inflight.discard(future)
