@@ -139,6 +139,38 @@ def test_a_directory_that_keeps_changing_is_listed_every_cycle_while_it_does(pai
         assert _target_body(pair, f"{_dir(3)}/nb0") == "print('c')"
 
 
+def test_two_edits_found_by_one_listing_are_two_changes_and_their_directory_is_listed_every_cycle(pair: Pair) -> None:
+    """A cold directory edited twice, five minutes apart, before its listing came: the listing dates both edits by
+    their notebooks' modification times, so its change rate is known at once and its next edit is listed next cycle.
+
+    Counted as one change (the policy before), it stayed on the one-change rule like a directory edited once, listed
+    every sixth of its quiet spell: 100 s and more ten minutes on (RPO run 9: p99 104-133 s for such edits).
+    """
+    with freeze_time("2026-12-05 00:00:00") as clock:  # the emulator's modification times on the same clock
+        _seed(pair)
+        _sync(pair)
+        clock.tick(WINDOW)
+        _sync(pair)  # every directory listed unchanged: cold, due a window on
+        clock.tick(10.0)
+        _upload(pair, f"{_dir(3)}/nb0", "print('a')\n")
+        clock.tick(300.0)
+        _upload(pair, f"{_dir(3)}/nb1", "print('a')\n")
+        _upload(pair, f"{_dir(5)}/nb0", "print('a')\n")  # edited once, at the same time as d03's second edit
+        clock.tick(WINDOW)
+        _sync(pair)  # both listed: d03 shows two changes 300 s apart, d05 one
+        listed = []
+        for _ in range(15):
+            clock.tick(CYCLE)
+            listed.append(_sync(pair))
+        assert min(listed) >= 2, listed  # the root and d03 every cycle for the quarter of an hour
+        assert _interval(pair, _dir(3)) == CYCLE
+        assert _interval(pair, _dir(5)) > CYCLE  # a single change: slowing down with its quiet spell
+        _upload(pair, f"{_dir(3)}/nb2", "print('b')\n")
+        clock.tick(CYCLE)
+        _sync(pair)
+        assert _target_body(pair, f"{_dir(3)}/nb2") == "print('b')"
+
+
 def test_min_revisit_lets_the_tree_run_often_without_listing_a_busy_directory_every_cycle(pair: Pair) -> None:
     """With cycles every 20 s and `min_revisit: 60`, a directory that keeps changing is due two thirds of that after
     each listing (40 s), so listed every other cycle, not every 20 s: running the kinds often makes hinted and newly
@@ -308,8 +340,10 @@ def test_how_long_the_trees_cycles_took_of_late_sets_how_early_a_directory_is_du
             clock.tick(7200)
             assert store.longest_cycles(KINDS, now + 3600) == 0.0  # an hour later, none of late
             for at in (now, now + CYCLE):  # a first listing, then one unchanged (the first's phase spreads the sweep)
-                store.record_listings("workspace_tree", {"/Shared/d00": (False, "x")}, [], at, CYCLE, WINDOW, lead=62.0)
-                store.record_listings("workspace_tree", {"/Shared/d01": (False, "x")}, [], at, CYCLE, WINDOW)
+                store.record_listings(
+                    "workspace_tree", {"/Shared/d00": (False, "x", ())}, [], at, CYCLE, WINDOW, lead=62.0
+                )
+                store.record_listings("workspace_tree", {"/Shared/d01": (False, "x", ())}, [], at, CYCLE, WINDOW)
             schedule = store.listing_schedule("workspace_tree")
     finally:
         store.close()

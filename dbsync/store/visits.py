@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dbsync.freshness import Visit, after_read, next_visit
@@ -56,17 +56,19 @@ class Visits:
         max_staleness: float,
         by_rate: bool = False,
         lead: float = 0.0,
+        times: Sequence[float] = (),
     ) -> None:
         """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
 
         `by_rate`: a container (a directory of a listing read by need), read by its observed change rate. `lead`:
-        the longest its kind's recent cycles took (freshness.next_visit)."""
+        the longest its kind's recent cycles took (freshness.next_visit). `times`: when the changes found were made
+        (freshness.after_read)."""
         with self._transaction():
             row = self.db.execute(
                 "SELECT revisit_interval, changed_at, change_gap FROM visits WHERE kind = ? AND source_key = ?",
                 [kind, key],
             ).fetchone()
-            visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate)
+            visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate, times)
             due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
             self.db.execute(
                 "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
@@ -165,7 +167,7 @@ class Visits:
     def record_listings(
         self,
         listing: str,
-        listed: dict[str, tuple[bool, str]],
+        listed: dict[str, tuple[bool, str, tuple[float, ...]]],
         gone: Iterable[str],
         now: float,
         cycle: float,
@@ -173,13 +175,14 @@ class Visits:
         by_rate: bool = True,
         lead: float = 0.0,
     ) -> None:
-        """Containers listed now (container → (changed, digest)) get their next listing; those gone are forgotten.
+        """Containers listed now (container → (changed, digest, when its changes were made)) get their next listing;
+        those gone are forgotten.
 
         `by_rate`: by each one's observed change rate (freshness.py); False: doubling while unchanged. `lead`: the
         longest the kinds reading the listing took of late, together (freshness.next_visit)."""
         with self._transaction():
-            for key, (changed, digest) in listed.items():
-                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=by_rate, lead=lead)
+            for key, (changed, digest, times) in listed.items():
+                self.record_visit(listing, key, changed, now, cycle, cap, by_rate=by_rate, lead=lead, times=times)
                 if changed:
                     self.set_meta(f"digest:{listing}:{key}", digest)
             for key in gone:

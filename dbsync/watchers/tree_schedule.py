@@ -52,7 +52,8 @@ class TreeSchedule:
         self.schedule = store.listing_schedule(LISTING)
         self.digests = store.listing_digests(LISTING)
         self.seen = _by_parent(store.last_seen(list(KINDS)), self.schedule)
-        self.listed: dict[str, tuple[bool, str]] = {}  # directory listed this cycle → (changed, digest)
+        # Directory listed this cycle → (changed, digest, when the changes found were made: freshness.after_read).
+        self.listed: dict[str, tuple[bool, str, tuple[float, ...]]] = {}
         self.unlisted: dict[str, float] = {}  # directory taken as last seen → when it was last listed
         self._lock = threading.Lock()  # directories are listed on the listing pool's threads
         self._urgency: dict[str, float] | None = None  # built when first asked for
@@ -92,8 +93,10 @@ class TreeSchedule:
         # A subdirectory's own times are not this directory's change: its listing tells its own.
         mine = sorted(row[:2] if row[1] == "DIRECTORY" else row for row in rows)
         digest = hashlib.blake2b(json.dumps(mine).encode(), digest_size=12).hexdigest()
+        changed = self.digests.get(path) != digest
+        times = _change_times(self.seen.get(path, []), rows, self.cycle) if changed else ()
         with self._lock:
-            self.listed[path] = (self.digests.get(path) != digest, digest)
+            self.listed[path] = (changed, digest, times)
 
     def oldest_listing(self) -> float:
         """When the least recently listed directory of this cycle's tree was listed."""
@@ -117,6 +120,25 @@ class TreeSchedule:
 def max_staleness(ctx: SyncContext) -> float:
     """The tree's cap: the tightest of the workspace kinds' (0: one of them wants the whole tree every cycle)."""
     return min(ctx.settings.max_staleness(k) for k in KINDS)
+
+
+def _change_times(before: list[Row], rows: list[Row], apart: float) -> tuple[float, ...]:
+    """When the changes a listing shows were made (seconds, oldest first): its notebooks' and files' modification
+    times newer than any it showed before, those less than `apart` after the one before taken as one change.
+
+    The source's clock only, compared with itself. What a listing cannot date (a deletion, a rename that kept its
+    time), or a directory that showed no object before, is a change at an unknown time; the caller counts one then.
+    A notebook written again after a failed export still shows its old time in the store, so its time may be
+    counted again with the next change of its directory.
+    """
+    newest = max((row[3] for row in before if row[1] != "DIRECTORY"), default=None)
+    if newest is None:  # nothing to date from (an empty directory, or its objects' kinds are not replicated)
+        return ()
+    times: list[float] = []
+    for stamp in sorted({row[3] for row in rows if row[1] != "DIRECTORY" and row[3] > newest}):
+        if not times or stamp / 1000 - times[-1] >= apart:
+            times.append(stamp / 1000)
+    return tuple(times)
 
 
 def _most_overdue_below(schedule: dict[str, tuple[float, float]]) -> dict[str, float]:
