@@ -303,3 +303,40 @@ def test_the_first_reconcile_records_each_group_when_it_ends_not_when_every_kind
     finally:
         reconcile.join(timeout=60)
     assert ctx.store.last_success("jobs") is not None and daemon.health.reconciled
+
+
+def test_a_dashboard_schedules_cycle_in_flight_does_not_hold_the_kinds_listed_whole(pair: Pair) -> None:
+    """The schedules' listing is a call per dashboard (~170 s a cycle at 2,500 dashboards under a budget): on the
+    first worker it held the jobs and clusters kinds, listed every 2 minutes, for that long (run 5 of the 100,000
+    object benchmark: 549-945 s stale). Dashboards and their schedules run on a worker of their own, one after the
+    other (a schedule names its dashboard by id), while the jobs' cycle goes through."""
+    import threading
+
+    from dbsync.registry import kind_names
+    from dbsync.scheduler import Daemon
+    from dbsync_emulator.seed import seed_workspace
+
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 20, seed=5)
+    enabled = ("dashboards", "dashboard_schedules", "cluster_policies", "jobs")
+    ctx = pair.context(kinds={k: {"enabled": k in enabled} for k in kind_names()})
+    daemon = Daemon(ctx)
+    daemon.schedule()
+    executors = {job.id: job.executor for job in daemon.scheduler.get_jobs()}
+    assert executors["dashboards"] == executors["dashboard_schedules"] != executors["jobs"]
+    pair.source.set_faults(latency_ms=2000, path_prefix="/api/2.0/lakeview/")
+    schedules = threading.Thread(target=daemon.run_group, args=[("dashboard_schedules",)])
+    schedules.start()
+    try:
+        held = daemon.workers[executors["dashboard_schedules"]].lock
+        deadline = time.monotonic() + 10
+        while not held.locked() and time.monotonic() < deadline:  # the schedules' cycle holds its worker
+            time.sleep(0.01)
+        daemon.run_group(("cluster_policies",))
+        daemon.run_group(("jobs",))
+        assert schedules.is_alive(), "the schedules' cycle ended before the jobs' cycle: nothing was shown"
+        assert ctx.store.last_success("jobs") is not None
+    finally:
+        pair.source.set_faults()
+        schedules.join(timeout=120)
+    assert ctx.store.last_success("dashboard_schedules") is not None

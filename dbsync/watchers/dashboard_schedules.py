@@ -101,7 +101,7 @@ def schedules_of(ws: Workspace, concurrency: int = 1) -> Iterator[Row]:
 
 class DashboardScheduleWatcher(Watcher):
     kind = "dashboard_schedules"
-    declaration = Declaration(interval=900)
+    declaration = Declaration(interval=900, worker="dashboards")  # after their dashboards, on their worker
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
