@@ -11,11 +11,9 @@ import hashlib
 import heapq
 import itertools
 import posixpath
-from array import array
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import NamedTuple
 
 from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.workspace import ExportFormat, ObjectInfo
@@ -28,7 +26,7 @@ from dbsync.model import Resource
 from dbsync.role import MARKER_DIR  # dbsync's role marker: never replicated, counted or deleted
 from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
-from dbsync.watchers.tree_schedule import TreeSchedule, max_staleness
+from dbsync.watchers.tree_schedule import Entry, Tree, TreeSchedule, max_staleness
 from dbsync.workspace import Workspace
 
 ARCHIVE_ROOT = "/dbsync-archive"
@@ -39,60 +37,6 @@ ACL_LOOKUPS_BEFORE_LISTING = 50
 # The same trade for the drift baseline of this run's imports: a get-status each (concurrently), or the tree
 # listed again when that takes fewer calls (one per directory).
 REFRESHES_BEFORE_LISTING = 50
-
-
-class Entry(NamedTuple):
-    """A listing row (a Tree keeps them in columns)."""
-
-    path: str
-    object_type: str
-    object_id: int
-    modified_at: int
-    size: int
-    language: str | None
-
-
-class Tree:
-    """A tree listing held in columns: a path, two one-byte codes and three machine integers per object.
-
-    Half the memory of a tuple per row, which matters at 100,000 objects: the source and the target
-    trees are both held while the three workspace kinds run.
-    """
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        self.codes = bytearray()  # object type and language per object, as indexes into `names`
-        self.numbers = array("q")  # object_id, modified_at, size per object
-        self.names: list[str | None] = [None]
-
-    def _code(self, name: str | None) -> int:
-        if name not in self.names:
-            self.names.append(name)  # a handful: object types and notebook languages
-        return self.names.index(name)
-
-    def append(self, entry: Entry) -> None:
-        self.paths.append(entry.path)
-        self.codes += bytes((self._code(entry.object_type), self._code(entry.language)))
-        self.numbers.extend((entry.object_id, entry.modified_at, entry.size))
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def replace(self, entry: Entry) -> None:
-        """Put `entry` in place of the row with its path (appended when the tree has none)."""
-        try:
-            i = self.paths.index(entry.path)
-        except ValueError:
-            self.append(entry)
-            return
-        self.codes[2 * i : 2 * i + 2] = bytes((self._code(entry.object_type), self._code(entry.language)))
-        self.numbers[3 * i : 3 * i + 3] = array("q", (entry.object_id, entry.modified_at, entry.size))
-
-    def __iter__(self) -> Iterator[Entry]:
-        names, codes, numbers = self.names, self.codes, self.numbers
-        for i, path in enumerate(self.paths):
-            kind, language = names[codes[2 * i]] or "", names[codes[2 * i + 1]]
-            yield Entry(path, kind, numbers[3 * i], numbers[3 * i + 1], numbers[3 * i + 2], language)
 
 
 def list_tree(ws: Workspace, concurrency: int, root: str = "/", schedule: TreeSchedule | None = None) -> Tree:
@@ -158,8 +102,8 @@ def _walk_by_need(ws: Workspace, concurrency: int, root: str, schedule: TreeSche
     queue: list[tuple[float, str]] = []  # (urgency, path) of the due directories not listed yet
     inflight: set[Future[list[Entry]]] = set()
 
-    def last_seen(path: str) -> Iterator[Entry]:
-        return (Entry(*row) for row in schedule.as_last_seen(path))
+    def last_seen(path: str) -> Iterable[Entry]:
+        return schedule.as_last_seen(path)
 
     def arrived(entries: Iterable[Entry]) -> Iterator[Entry]:
         """Yield entries; a subdirectory is queued when due, else walked from the store now."""
