@@ -17,6 +17,7 @@ import posixpath
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -62,6 +63,19 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cycle_times(state: Path, since: float) -> list[tuple[str, int, float, float]]:
+    """Per kind, the daemon's cycles from the store: how many, mean and longest seconds (where the time went)."""
+    conn = sqlite3.connect(state)
+    try:
+        return conn.execute(
+            "SELECT kind, COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at) FROM cycles "
+            "WHERE started_at >= ? AND finished_at IS NOT NULL GROUP BY kind ORDER BY kind",
+            [since],
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 def free_port() -> int:

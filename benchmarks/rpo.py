@@ -64,7 +64,7 @@ from dbsync.registry import kind_names
 from dbsync.scheduler import Daemon
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator
+from harness import Emulator, cycle_times
 
 KINDS = ("groups", "directories", "notebooks", "permissions")
 LEVELS = (iam.PermissionLevel.CAN_READ, iam.PermissionLevel.CAN_RUN, iam.PermissionLevel.CAN_EDIT)
@@ -286,21 +286,6 @@ def one_run(args: Any, hints: bool) -> None:
     finally:
         src.stop()
         dst.stop()
-
-
-def cycle_times(state: Path, since: float) -> list[tuple[str, int, float, float]]:
-    """Per kind, the daemon's cycles from the store: how many, mean and longest seconds (where the time went)."""
-    import sqlite3
-
-    conn = sqlite3.connect(state)
-    try:
-        return conn.execute(
-            "SELECT kind, COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at) FROM cycles "
-            "WHERE started_at >= ? AND finished_at IS NOT NULL GROUP BY kind ORDER BY kind",
-            [since],
-        ).fetchall()
-    finally:
-        conn.close()
 
 
 def source_rates(run: Run, stats: dict[str, Any]) -> None:

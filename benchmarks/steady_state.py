@@ -39,7 +39,18 @@ import httpx
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator, dbsync_env, free_port, load, notebook_paths, percentile, proc_rss_mb, run_dbsync, statuses
+from harness import (
+    Emulator,
+    cycle_times,
+    dbsync_env,
+    free_port,
+    load,
+    notebook_paths,
+    percentile,
+    proc_rss_mb,
+    run_dbsync,
+    statuses,
+)
 
 RSS_GOAL_MB = 200
 SAMPLE_EVERY = 30.0
@@ -214,6 +225,9 @@ def main() -> None:
                 daemon.terminate()
                 daemon.wait(timeout=120)
         report(args, samples, peak, editor, source, target)
+        print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, the first):")
+        for kind, count, mean, longest in cycle_times(state, time.time() - args.minutes * 60):
+            print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
