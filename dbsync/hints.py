@@ -171,11 +171,13 @@ def due_now(ctx: SyncContext, kind: str, keys: list[str]) -> None:
 
 
 def _hint_containers(ctx: SyncContext, ids: list[str]) -> set[str]:
-    """A named path's directory is listed at once (a listing read by need); the kinds sharing that listing."""
-    parents = sorted({posixpath.dirname(i.rstrip("/")) or "/" for i in ids if i.startswith("/")})
+    """Containers of a listing read by need are read at once: a named path's directory (the workspace tree), a
+    named id itself (a dashboard, whose schedules are listed per dashboard); the kinds sharing that listing."""
+    parents = {posixpath.dirname(i.rstrip("/")) or "/" for i in ids if i.startswith("/")}
+    containers = sorted(parents | {i for i in ids if not i.startswith("/")})
     named: set[str] = set()
     for listing in {k.declaration.shared_listing for k in kinds() if k.declaration.shared_listing}:
-        if parents and ctx.store.hint_visits(listing, parents):
+        if containers and ctx.store.hint_visits(listing, containers):
             named |= {k.name for k in kinds() if k.declaration.shared_listing == listing}
     return named
 

@@ -11,6 +11,7 @@ timezone and display name on the dashboard's copy.
 
 from __future__ import annotations
 
+import pytest
 from conftest import Pair
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import dashboards as lv
@@ -208,3 +209,70 @@ def test_a_subscriber_missing_on_the_target_is_left_out_and_added_once_it_exists
     reports = pair.sync(only=["dashboard_schedules"], **no_users)
     subscribers = [s.subscriber.as_dict() for s in pair.dst.lakeview.list_subscriptions(did, morning)]
     assert {"user_subscriber": {"user_id": int(ana.id or 0)}} in subscribers and len(subscribers) == 2
+
+
+LIST_SCHEDULES = "GET /api/2.0/lakeview/dashboards/{id}/schedules"
+
+
+@pytest.mark.parametrize("hinted", [False, True], ids=["revisit", "audit-hint"])
+def test_with_max_staleness_a_dashboards_schedules_are_read_by_need_and_none_is_lost(pair: Pair, hinted: bool) -> None:
+    """At 2,500 dashboards the schedules' listing is ~5,000 calls a cycle (a call per dashboard, one per schedule).
+    With `max_staleness` set, a dashboard whose schedules were read unchanged is not read again until its revisit
+    comes: its schedules stay as last seen, neither written nor deleted, and a change there reaches the standby
+    within `max_staleness`; an audit-log row naming the dashboard would make it due at once."""
+    from conftest import endpoint_count
+    from freezegun import freeze_time
+
+    from dbsync import hints
+
+    ids = _seed(pair)
+    by_need = {**MAPPING, "kinds": {"dashboard_schedules": {"max_staleness": 3600}}}
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        pair.sync(only=KINDS, **by_need)
+        clock.tick(3600)
+        pair.sync(only=["dashboard_schedules"], **by_need)  # due after the window: read, unchanged
+        clock.tick(900)
+        current = pair.src.lakeview.get_schedule(ids["dashboard"], ids["morning"])
+        pair.src.lakeview.update_schedule(
+            ids["dashboard"],
+            ids["morning"],
+            lv.Schedule(cron_schedule=_cron("0 30 7 * * ?"), display_name="morning", etag=current.etag),
+        )
+        pair.reset_stats()
+        report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]
+        assert endpoint_count(pair.source, LIST_SCHEDULES) == endpoint_count(pair.target, LIST_SCHEDULES) == 0
+        assert report.not_due == 2 and report.updated == report.deleted == report.errors == 0
+        did = _target_dashboard(pair.dst)
+        target = _schedules(pair.dst, did)
+        assert set(target) == {"morning", "evening"}, "nothing deleted from a dashboard not read"
+        assert target["morning"].cron_schedule.quartz_cron_expression == "0 0 8 * * ?"
+
+        if hinted:  # what an audit-log row naming the dashboard does (dbsync/hints.py)
+            hints.due_now(pair.context(**by_need), "dashboards", [ids["dashboard"]])
+        else:
+            clock.tick(3600)  # its revisit comes within max_staleness
+        report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]
+        assert report.updated == 1 and report.errors == 0
+        assert _schedules(pair.dst, did)["morning"].cron_schedule.quartz_cron_expression == "0 30 7 * * ?"
+
+        clock.tick(900)
+        pair.reset_stats()
+        report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]  # changed: next cycle
+        assert endpoint_count(pair.source, LIST_SCHEDULES) == 1 and report.updated == 0
+
+
+def test_by_need_a_schedule_that_waited_for_its_dashboard_goes_through_before_its_dashboard_is_due(pair: Pair) -> None:
+    """A schedule blocked on its dashboard's copy is not settled: taken as last seen (its dashboard not due), it is
+    read on its own (one GET) and written once the dashboard is on the standby, not an hour later."""
+    from freezegun import freeze_time
+
+    _seed(pair)
+    by_need = {**MAPPING, "kinds": {"dashboard_schedules": {"max_staleness": 3600}}}
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]
+        assert report.blocked == 2, report  # no dashboard copy yet
+        pair.sync(only=KINDS[:-1], **by_need)
+        clock.tick(60)  # far from the dashboard's revisit
+        report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]
+        assert report.created == 2 and report.errors == 0, report
+        assert _states(pair.dst, _target_dashboard(pair.dst)) == {"morning": "PAUSED", "evening": "PAUSED"}

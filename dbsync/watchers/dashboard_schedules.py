@@ -14,11 +14,25 @@ payload and meta: a no-change cycle reads, per dashboard, its schedules (one cal
 subscriptions (one call), and writes nothing. That listing costs a call per dashboard, so the kind runs
 every 15 minutes by default (2,500 dashboards every 5 minutes were 8 requests/s): a copy is paused anyway,
 and the cutover reads each source schedule's live pause state, never this listing's.
+
+With `kinds.dashboard_schedules.max_staleness` set, each dashboard's schedules are read by need
+(`ScheduleLists`), as the workspace tree's directories are: a dashboard whose schedules changed is read again
+next cycle, an unchanged one after twice its last interval, never later than `max_staleness`; an audit-log row
+naming the dashboard makes it due at once. At 2,500 dashboards, reading every one every 15 minutes was ~5,000 calls
+(5.6 requests/s, an eighth of a 50 requests/s budget the ACL sweep already fills). The schedules of a
+dashboard not read come from the store as last seen: their status stands, nothing is written from them, and
+none is deleted (a schedule is deleted only from its dashboard's listing, read that cycle). On the target only
+the dashboards read on the source are listed, for the drift check. Validate, plans and a cutover's final sync
+read every dashboard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +40,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
-from dbsync.errors import ListingError
+from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
@@ -37,6 +51,9 @@ PAGE_SIZE = 100
 PAUSE = "pause_status"  # source_meta key: the source schedule's PAUSED / UNPAUSED
 USER_NAMES: CacheKey[dict[str, str]] = CacheKey("dashboard_schedules:user-names")  # .part(side)
 NAME = "name"  # source_meta key: "<dashboard>: <schedule>", for the cutover's lines
+KIND = "dashboard_schedules"
+LISTINGS = "dashboard_schedule_lists"  # the visits kind (and shared_listing) of each dashboard's schedules listing
+LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a dashboard is due (seconds back)
 
 
 def schedule_key(dashboard_id: str, schedule_id: str) -> str:
@@ -65,62 +82,167 @@ def schedule_body(schedule: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-Row = tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]  # (dashboard, schedule, subscriptions)
+Schedules = list[tuple[dict[str, Any], list[dict[str, Any]]]]  # (schedule, its subscriptions) of one dashboard
 
 
-def schedules_of(ws: Workspace, concurrency: int = 1) -> Iterator[Row]:
-    """(dashboard, schedule, subscriptions) of every schedule of every active dashboard of `ws`.
+def schedules_of(
+    ws: Workspace, concurrency: int = 1, read: Callable[[str], bool] = lambda _: True
+) -> Iterator[tuple[dict[str, Any], Schedules | None]]:
+    """(dashboard, its schedules with their subscriptions) of every active dashboard of `ws`; None for a
+    dashboard `read` says not to read (by its id).
 
     The API lists schedules per dashboard: `concurrency` dashboards are read at a time, in listing order (one
     after another, 2,500 dashboards at 100 ms a call took 534 s of a daemon's single worker).
     """
     lakeview = ws.client.lakeview
 
-    def of_dashboard(dashboard: Any) -> list[Row]:
+    def of_dashboard(dashboard: Any) -> tuple[dict[str, Any], Schedules | None]:
         dashboard_id = dashboard.dashboard_id or ""
+        if not read(dashboard_id):
+            return dashboard.as_dict(), None
         try:
             schedules = [s.as_dict() for s in lakeview.list_schedules(dashboard_id, page_size=PAGE_SIZE)]
-            return [
-                (
-                    dashboard.as_dict(),
-                    schedule,
-                    [
-                        s.as_dict()
-                        for s in lakeview.list_subscriptions(dashboard_id, schedule["schedule_id"], page_size=PAGE_SIZE)
-                    ],
-                )
-                for schedule in schedules
+            return dashboard.as_dict(), [
+                (schedule, _subscriptions(ws, dashboard_id, schedule)) for schedule in schedules
             ]
         except NotFound:
-            return []  # trashed between the listing and this read: its schedules went with it
+            return dashboard.as_dict(), []  # trashed between the listing and this read: its schedules went with it
 
     with ThreadPoolExecutor(concurrency, thread_name_prefix=f"schedules-{ws.side}") as pool:
-        for rows in pool.map(of_dashboard, lakeview.list(page_size=PAGE_SIZE)):
-            yield from rows
+        yield from pool.map(of_dashboard, lakeview.list(page_size=PAGE_SIZE))
+
+
+def _subscriptions(ws: Workspace, dashboard_id: str, schedule: dict[str, Any]) -> list[dict[str, Any]]:
+    listing = ws.client.lakeview.list_subscriptions(dashboard_id, schedule["schedule_id"], page_size=PAGE_SIZE)
+    return [s.as_dict() for s in listing]
+
+
+class ScheduleLists:
+    """This cycle's view of which dashboards' schedules are read, and the schedules of the others as last seen.
+
+    The workspace tree's schedule (tree_schedule.py) with a dashboard for a directory: a dashboard's schedules
+    listing is read when due, and its revisit interval doubles while the listing stays the same (schedules change
+    rarely; freshness.py), one cycle after it changed.
+    """
+
+    def __init__(self, ctx: SyncContext) -> None:
+        store = ctx.store
+        self.now = time.time()
+        self.cycle = ctx.settings.min_revisit(KIND)
+        self.cap = ctx.settings.max_staleness(KIND)
+        self.lead = store.longest_cycles([KIND], self.now - LEAD_WINDOW)
+        self.schedule = store.listing_schedule(LISTINGS)
+        self.digests = store.listing_digests(LISTINGS)
+        self.seen: dict[str, list[Resource]] = defaultdict(list)
+        for _, key, hint, meta_json in store.last_seen([KIND]):
+            meta = json.loads(meta_json) if meta_json else {}
+            self.seen[split_key(key)[0]].append(Resource(KIND, key, meta.get(NAME) or key, hint, source_meta=meta))
+        self.listed: dict[str, tuple[bool, str, tuple[float, ...]]] = {}  # dashboard read now → (changed, digest)
+        self.unlisted: dict[str, float] = {}  # dashboard taken as last seen → when its schedules were last read
+
+    def due(self, dashboard_id: str) -> bool:
+        """A dashboard never read, or whose read is due (or named by the audit log)."""
+        known = self.schedule.get(dashboard_id)
+        return known is None or known[0] <= self.now
+
+    def was_listed(self, dashboard_id: str, hints: list[str | None]) -> None:
+        digest = hashlib.blake2b(json.dumps(sorted(h or "" for h in hints)).encode(), digest_size=12).hexdigest()
+        self.listed[dashboard_id] = (self.digests.get(dashboard_id) != digest, digest, ())
+
+    def as_last_seen(self, dashboard_id: str) -> list[Resource]:
+        self.unlisted[dashboard_id] = self.schedule[dashboard_id][1]
+        return self.seen.get(dashboard_id, [])
+
+    def not_listed(self, key: str) -> bool:
+        return split_key(key)[0] in self.unlisted
+
+    def record(self, ctx: SyncContext) -> None:
+        """Once the kind recorded its outcomes: the dashboards read now get their next read; those gone, forgotten."""
+        walked = self.listed.keys() | self.unlisted.keys()
+        gone = [key for key in self.schedule if key not in walked]
+        ctx.store.record_listings(LISTINGS, self.listed, gone, self.now, self.cycle, self.cap, False, self.lead)
+
+
+LISTS: CacheKey[ScheduleLists] = CacheKey("dashboard_schedules:lists")
+
+
+def _lists(ctx: SyncContext) -> ScheduleLists | None:
+    """This run's schedule of the source's schedules listings: None when every dashboard is read (validate, plans,
+    a cutover's final sync, or a `max_staleness` of 0)."""
+    if not ctx.by_need or ctx.settings.max_staleness(KIND) <= 0:
+        return None
+    return ctx.cached(LISTS, lambda: ScheduleLists(ctx))
 
 
 class DashboardScheduleWatcher(Watcher):
-    kind = "dashboard_schedules"
-    declaration = Declaration(interval=900, worker="dashboards")  # after their dashboards, on their worker
+    kind = KIND
+    # After their dashboards, on their worker. With `max_staleness` set, each dashboard's schedules read by need.
+    declaration = Declaration(interval=900, worker="dashboards", shared_listing=LISTINGS)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
+        lists = _lists(ctx)
+        if ws.side == "source":
+            read = lists.due if lists is not None else (lambda _: True)
+        else:  # the drift check looks only at the dashboards read on the source this cycle
+            mapped = {ctx.idmap.target_key("dashboards", d) for d in lists.listed} if lists is not None else None
+            read = (lambda d: d in mapped) if mapped is not None else (lambda _: True)
         try:
-            for dashboard, schedule, subscriptions in schedules_of(ws, ctx.settings.concurrency):
-                key = schedule_key(dashboard["dashboard_id"], schedule["schedule_id"])
-                name = f"{dashboard.get('display_name', '')}: {schedule.get('display_name') or key}"
-                if ws.side != "source":  # the target's copy as it stands, for the drift check
-                    raw = {**schedule_body(schedule), PAUSE: schedule.get(PAUSE), "subs": _raw_subs(subscriptions)}
-                    yield Resource(self.kind, key, name, fingerprint(raw))
+            for dashboard, schedules in schedules_of(ws, ctx.settings.concurrency, read):
+                dashboard_id = dashboard["dashboard_id"]
+                if schedules is None:
+                    if ws.side == "source" and lists is not None:
+                        yield from lists.as_last_seen(dashboard_id)
                     continue
-                payload = self._payload(ctx, ws, dashboard["dashboard_id"], schedule, subscriptions)
-                meta = {PAUSE: schedule.get(PAUSE) or "UNPAUSED", NAME: name}
-                hint = fingerprint({"payload": payload, "meta": meta})  # a pause change is recorded, not written
-                yield Resource(self.kind, key, name, hint, payload, source_meta=meta)
+                stubs = [self._stub(ctx, ws, dashboard, schedule, subs) for schedule, subs in schedules]
+                if ws.side == "source" and lists is not None:
+                    lists.was_listed(dashboard_id, [stub.version_hint for stub in stubs])
+                yield from stubs
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list dashboard schedules: {err}") from err
 
+    def _stub(
+        self, ctx: SyncContext, ws: Workspace, dashboard: dict[str, Any], schedule: dict[str, Any], subs: list[dict]
+    ) -> Resource:
+        key = schedule_key(dashboard["dashboard_id"], schedule["schedule_id"])
+        name = f"{dashboard.get('display_name', '')}: {schedule.get('display_name') or key}"
+        if ws.side != "source":  # the target's copy as it stands, for the drift check
+            raw = {**schedule_body(schedule), PAUSE: schedule.get(PAUSE), "subs": _raw_subs(subs)}
+            return Resource(self.kind, key, name, fingerprint(raw))
+        payload = self._payload(ctx, ws, dashboard["dashboard_id"], schedule, subs)
+        meta = {PAUSE: schedule.get(PAUSE) or "UNPAUSED", NAME: name}
+        hint = fingerprint({"payload": payload, "meta": meta})  # a pause change is recorded, not written
+        return Resource(self.kind, key, name, hint, payload, source_meta=meta)
+
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
-        return stub  # the listings carry every field
+        """The listings carry every field; a schedule taken as last seen that must go again is read on its own."""
+        if stub.payload is not None:
+            return stub
+        dashboard_id, schedule_id = split_key(stub.key)
+        try:
+            schedule = ws.client.lakeview.get_schedule(dashboard_id, schedule_id).as_dict()
+            subs = _subscriptions(ws, dashboard_id, schedule)
+        except NotFound:
+            raise RetryLater(f"dashboard schedule {stub.key} disappeared from the source while it was read") from None
+        dashboard = {"dashboard_id": dashboard_id, "display_name": str(stub.name).partition(": ")[0]}
+        return self._stub(ctx, ws, dashboard, schedule, subs)
+
+    def release_listing(self, ctx: SyncContext) -> None:
+        """After the kind's outcomes are recorded: the dashboards read now get their next read."""
+        lists = ctx.peek(LISTS)
+        if lists is not None:
+            lists.record(ctx)
+        ctx.invalidate(LISTS)
+
+    def as_last_seen(self, ctx: SyncContext, stub: Resource) -> bool:
+        lists = ctx.peek(LISTS)
+        return lists is not None and lists.not_listed(stub.key)
+
+    def target_listed_by_need(self, ctx: SyncContext) -> bool:
+        return _lists(ctx) is not None
+
+    def listed_since(self, ctx: SyncContext) -> float | None:
+        lists = ctx.peek(LISTS)
+        return min(lists.unlisted.values(), default=lists.now) if lists is not None else None
 
     def _payload(
         self, ctx: SyncContext, ws: Workspace, dashboard_id: str, schedule: dict[str, Any], subscriptions: list[dict]
