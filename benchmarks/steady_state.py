@@ -11,11 +11,12 @@ the same settings, so its listing is the schedule's first); permissions every 60
 a worker of its own, its margin two cycles); each dashboard's schedules by need within an hour
 (`--schedules-max-staleness`; a full read every 15 minutes was ~5,000 calls). After the initial sync it prints
 what that schedule asks of the budget (at 900 s for the tree, the tree and the ACL sweep alone need more than
-90 % of 50 requests/s). Every 30 s the benchmark scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and reads the
-daemon's RSS from /proc. At the end: each kind's largest staleness against its target and whether the staleness alert
-(`DbsyncStalenessAboveTarget`: over target for 15 minutes in a row) would have fired, requests per second
-on each side from the emulators' own per-second counts (the driver's own requests taken out),
-429s, and the edits' change-to-target times.
+90 % of 50 requests/s). Every 30 s the benchmark scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}`
+against `dbsync_staleness_target_seconds{kind}`, and reads the daemon's RSS from /proc. At the end: each kind's
+largest staleness against its target and whether the staleness alert (`DbsyncStalenessAboveTarget`: over target
+for 15 minutes in a row) would have fired, requests per second on each side from the emulators' own per-second
+counts (the driver's own requests taken out), 429s, the edits' change-to-target times, and the daemon's cycles
+per kind (how many, mean and longest seconds) from its store.
 
     python benchmarks/steady_state.py [--objects 100000] [--budget 50] [--minutes 75] [--latency-ms 100]
 """
