@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import re
 import sqlite3
@@ -202,7 +203,7 @@ def main() -> None:
                 deadline=args.workspace_max_staleness + 2 * args.workspace_interval + 600,
             )
             samples: list[tuple[float, dict[str, tuple[float, float]], float]] = []
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             try:
                 time.sleep(10)
                 editor.start()
@@ -234,8 +235,9 @@ def main() -> None:
                 daemon.wait(timeout=120)
         report(args, samples, peak, editor, source, target)
         print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, the first):")
-        for kind, count, mean, longest in cycle_times(state, time.time() - args.minutes * 60):
+        for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
+        print_rss_steps(state, samples, started_wall)
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
@@ -256,6 +258,25 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
         f"listings/s ({folders:,} directories), plus dashboards and the listed kinds, of {0.9 * args.budget:.0f} "
         f"paced ({args.budget:.0f} x 90 %)"
     )
+
+
+def print_rss_steps(state: Path, samples: list, started_wall: float, top: int = 6) -> None:
+    """The largest rises of the daemon's RSS between two scrapes, with the cycles that ran in between: where the
+    peak comes from (Python rarely gives memory back, so a rise is what a cycle held at its height)."""
+    store = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    cycles = store.execute(
+        "SELECT kind, started_at, finished_at FROM cycles WHERE started_at >= ? AND finished_at IS NOT NULL",
+        [started_wall],
+    ).fetchall()
+    store.close()
+    steps = []
+    for (t0, _, rss0), (t1, _, rss1) in itertools.pairwise(samples):
+        a, b = started_wall + t0, started_wall + t1
+        running = sorted({kind for kind, start, end in cycles if start < b and end > a})
+        steps.append((rss1 - rss0, t1 / 60, rss1, running))
+    print(f"largest RSS rises between two scrapes ({SAMPLE_EVERY:.0f} s apart), with the cycles that ran then:")
+    for rise, minute, rss, running in sorted(steps, reverse=True)[:top]:
+        print(f"  +{rise:5.1f} MB to {rss:5.0f} MB at {minute:5.1f} min: {', '.join(running) or '-'}")
 
 
 def alert_would_fire(series: list[tuple[float, float, float]], hold: float = 15 * 60) -> bool:
