@@ -78,6 +78,28 @@ class Edit:
     at: float  # wall clock of the edit
 
 
+class Listings(logging.Handler):
+    """When the daemon listed each directory (tree_schedule's debug line): splits an edit's lag into the wait for
+    its directory's listing and the time from that listing to the target."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.times: dict[str, list[tuple[float, bool]]] = {}  # directory → (when listed, whether it changed)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.args and isinstance(record.args, tuple):
+            self.times.setdefault(str(record.args[0]), []).append((record.created, bool(record.args[1])))
+
+    def around(self, directory: str, at: float) -> tuple[float | None, float | None]:
+        """(the listing before the one that found a change made at `at`, that one) of a directory: the first listing
+        after `at` that changed (one sent just before the edit and answered after it did not see it)."""
+        times = self.times.get(directory, [])
+        found = min((t for t, changed in times if changed and t >= at), default=None)
+        if found is None:
+            return None, None
+        return max((t for t, _ in times if t < found), default=None), found
+
+
 @dataclass
 class Run:
     label: str
@@ -86,6 +108,7 @@ class Run:
     refused: int = 0  # 429s the source answered during the run
     cycles: list[tuple[str, int, float, float]] = field(default_factory=list)  # kind, cycles, mean s, max s
     target_requests: int = 0
+    listings: Listings = field(default_factory=Listings)
 
 
 def seed(src: WorkspaceClient, notebooks: int, dirs: int, job_count: int = 0) -> list[list[str]]:
@@ -267,9 +290,13 @@ def one_run(args: Any, hints: bool) -> None:
             src.reset_stats()
             dst.reset_stats()
             run_started = time.time()
+            run = Run(label)
+            tree_log = logging.getLogger("dbsync.watchers.tree_schedule")
+            tree_log.addHandler(run.listings)
+            tree_log.setLevel(logging.DEBUG)
+            tree_log.propagate = False
             daemon = Daemon(ctx)
             daemon.start()
-            run = Run(label)
             # The driver edits with a token of its own: the emulator counts its requests apart from the daemon's.
             pat = src_client.tokens.create(comment="rpo driver", lifetime_seconds=86_400).token_value
             driver = WorkspaceClient(config=Config(host=src.url, token=pat, auth_type="pat"))
@@ -279,6 +306,7 @@ def one_run(args: Any, hints: bool) -> None:
                 time.sleep(drain)  # the last edits' revisits come due
             finally:
                 daemon.shutdown(timeout=60)
+                tree_log.removeHandler(run.listings)
             source_rates(run, src.stats())
             run.cycles = cycle_times(state, run_started)
             run.target_requests = sum(int(e.get("count", 0)) for e in dst.stats()["endpoints"].values())
@@ -310,7 +338,34 @@ def report(run: Run, writes: dict[tuple[str, str], list[float]], args: Any, seed
         if args.windows > 1:
             print(f"-- edits in minutes {window * span / 60:.0f}-{(window + 1) * span / 60:.0f} of the run")
         table(lags(edits, writes, run.edits))
+        slowest_learnt(edits, writes, run)
     summary(run, args)
+
+
+def slowest_learnt(edits: list[Edit], writes: dict[tuple[str, str], list[float]], run: Run, top: int = 4) -> None:
+    """The slowest learnt hot content edits, their lag split: the wait for their directory's next listing (and how
+    long after the one before it came), then from that listing to the target."""
+    history: dict[str, list[float]] = {}
+    for edit in run.edits:
+        if edit.kind == "content":
+            history.setdefault(posixpath.dirname(edit.path), []).append(_landed(edit, writes) or float("inf"))
+    rows = []
+    for edit in edits:
+        directory, landed = posixpath.dirname(edit.path), _landed(edit, writes)
+        if edit.kind != "content" or not edit.hot or landed is None:
+            continue
+        if sum(1 for t in history.get(directory, []) if t < edit.at) < 2:
+            continue
+        before, found = run.listings.around(directory, edit.at)
+        rows.append((landed - edit.at, edit, before, found, landed))
+    for lag, edit, before, found, landed in sorted(rows, key=lambda r: -r[0])[:top]:
+        if found is None or before is None:
+            print(f"   slowest learnt: {lag:5.1f} s {edit.path} (no listing recorded around it)")
+            continue
+        print(
+            f"   slowest learnt: {lag:5.1f} s {edit.path}: listed {found - edit.at:5.1f} s after the edit, "
+            f"{found - before:5.1f} s after its listing before; on the target {landed - found:5.1f} s after"
+        )
 
 
 def table(by_class: dict[str, list[float | None]]) -> None:

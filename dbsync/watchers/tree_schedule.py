@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 import threading
 import time
@@ -31,6 +32,7 @@ from dbsync.context import SyncContext
 
 LISTING = "workspace_tree"  # the visits kind of the tree's directories (the kinds' shared_listing)
 KINDS = {"directories": "DIRECTORY", "notebooks": "NOTEBOOK", "files": "FILE"}
+log = logging.getLogger(__name__)
 LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a directory is due (seconds back)
 
 
@@ -153,6 +155,7 @@ class TreeSchedule:
         times = _change_times(self.seen.get(path, ()), rows, self.cycle) if changed else ()
         with self._lock:
             self.listed[path] = (changed, digest, times)
+        log.debug("listed %s: changed %s, %d dated change(s)", path, changed, len(times))
 
     def oldest_listing(self) -> float:
         """When the least recently listed directory of this cycle's tree was listed."""
