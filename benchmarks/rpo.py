@@ -86,9 +86,18 @@ class Listings(logging.Handler):
         super().__init__(logging.DEBUG)
         self.times: dict[str, list[tuple[float, bool]]] = {}  # directory → (when listed, whether it changed)
 
+        self.rules: dict[str, list[tuple[float, str]]] = {}  # directory → (when, its schedule after that listing)
+
     def emit(self, record: logging.LogRecord) -> None:
-        if record.args and isinstance(record.args, tuple):
-            self.times.setdefault(str(record.args[0]), []).append((record.created, bool(record.args[1])))
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.name.endswith("tree_schedule") and args:
+            self.times.setdefault(str(args[0]), []).append((record.created, bool(args[1])))
+        elif len(args) == 5 and args[0] == "workspace_tree":  # the store's revisit of a directory (visits.py)
+            self.rules.setdefault(str(args[1]), []).append((record.created, f"every {args[3]:.0f} s, {args[4]}"))
+
+    def rule_before(self, directory: str, at: float) -> str:
+        """The directory's schedule as recorded last before `at` (the interval that brought the listing at `at`)."""
+        return max(((t, r) for t, r in self.rules.get(directory, []) if t < at), default=(0.0, "unknown"))[1]
 
     def around(self, directory: str, at: float) -> tuple[float | None, float | None]:
         """(the listing before the one that found a change made at `at`, that one) of a directory: the first listing
@@ -291,10 +300,11 @@ def one_run(args: Any, hints: bool) -> None:
             dst.reset_stats()
             run_started = time.time()
             run = Run(label)
-            tree_log = logging.getLogger("dbsync.watchers.tree_schedule")
-            tree_log.addHandler(run.listings)
-            tree_log.setLevel(logging.DEBUG)
-            tree_log.propagate = False
+            tree_logs = [logging.getLogger(f"dbsync.{name}") for name in ("watchers.tree_schedule", "store.visits")]
+            for tree_log in tree_logs:
+                tree_log.addHandler(run.listings)
+                tree_log.setLevel(logging.DEBUG)
+                tree_log.propagate = False
             daemon = Daemon(ctx)
             daemon.start()
             # The driver edits with a token of its own: the emulator counts its requests apart from the daemon's.
@@ -306,7 +316,8 @@ def one_run(args: Any, hints: bool) -> None:
                 time.sleep(drain)  # the last edits' revisits come due
             finally:
                 daemon.shutdown(timeout=60)
-                tree_log.removeHandler(run.listings)
+                for tree_log in tree_logs:
+                    tree_log.removeHandler(run.listings)
             source_rates(run, src.stats())
             run.cycles = cycle_times(state, run_started)
             run.target_requests = sum(int(e.get("count", 0)) for e in dst.stats()["endpoints"].values())
@@ -364,7 +375,8 @@ def slowest_learnt(edits: list[Edit], writes: dict[tuple[str, str], list[float]]
             continue
         print(
             f"   slowest learnt: {lag:5.1f} s {edit.path}: listed {found - edit.at:5.1f} s after the edit, "
-            f"{found - before:5.1f} s after its listing before; on the target {landed - found:5.1f} s after"
+            f"{found - before:5.1f} s after its listing before ({run.listings.rule_before(directory, found)}); "
+            f"on the target {landed - found:5.1f} s after"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from dbsync.freshness import Visit, after_read, next_visit
 # The next_visit of an object something named (an audit-log row, a restore that wrote it): read before the
 # objects whose scheduled time has come (a sweep reads the named first), and due whatever the clock says.
 NAMED = 0.0
+log = logging.getLogger(__name__)
 
 
 class Visits:
@@ -70,6 +72,9 @@ class Visits:
             ).fetchone()
             visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate, times)
             due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
+            log.debug(
+                "%s %s read (changed %s): every %.0f s, %s", kind, key, changed, visit.interval or 0.0, _rule(visit)
+            )
             self.db.execute(
                 "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
                 "change_gap) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -217,3 +222,10 @@ class Visits:
             )
             found.update(row[0] for row in rows)
         return found
+
+
+def _rule(visit: Visit) -> str:
+    """Which of freshness.py's rules set the interval, for the debug line (a benchmark splits its tail by it)."""
+    if visit.change_gap is not None:
+        return f"by its gap ({visit.change_gap:.0f} s)"
+    return "seen to change once" if visit.changed_at is not None else "never seen to change"
