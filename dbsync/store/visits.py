@@ -72,9 +72,10 @@ class Visits:
             ).fetchone()
             visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate, times)
             due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
-            log.debug(
-                "%s %s read (changed %s): every %.0f s, %s", kind, key, changed, visit.interval or 0.0, _rule(visit)
-            )
+            if log.isEnabledFor(logging.DEBUG):  # every ACL of a sweep passes here: no rule text unless asked
+                log.debug(
+                    "%s %s read (changed %s): every %.0f s, %s", kind, key, changed, visit.interval or 0, _rule(visit)
+                )
             self.db.execute(
                 "INSERT INTO visits (kind, source_key, verified_at, next_visit, revisit_interval, changed_at, "
                 "change_gap) VALUES (?, ?, ?, ?, ?, ?, ?) "
