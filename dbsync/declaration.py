@@ -63,6 +63,9 @@ class Declaration:
     # at a time): a long cycle whose results no kind on another worker reads in the same run (the ACL sweep, the
     # workspace tree), which would otherwise hold every other kind behind it for most of its time under a budget.
     worker: str | None = None
+    # Its reads in turn give way to every other request of the workspace's budget (pacing.giving_way), within a
+    # bound: a sweep nobody waits for (the ACL sweep); the reads an audit-log hint asked for do not.
+    gives_way: bool = False
 
 
 class Catalogue:

@@ -19,7 +19,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import hints, metrics, planner, revisit
+from dbsync import hints, metrics, pacing, planner, revisit
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -316,7 +316,8 @@ class Engine:
         """Worker: fetch the payload, decide, apply. Never raises: failures become outcomes."""
         resource = stub
         try:
-            resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
+            with pacing.giving_way(kind.watcher.declaration.gives_way and not stub.out_of_turn):
+                resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
             if change is not None and self.plan_only:
                 change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
+LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a group read whole runs again (seconds back)
 STALE_INTERVALS = 3  # a group with no successful cycle for this many intervals makes /readyz fail
 CYCLES = "default"  # the first worker's executor; the others are named by the kinds' declarations (worker_of)
 
@@ -290,6 +292,7 @@ class Daemon:
                 time_slice=self.settings.time_slice_seconds,
                 read_hints=False,  # poll_hints reads them, on its own thread
             )
+            started = time.time()
             try:
                 reports = engine.cycle(list(names))
             except StoreError as err:
@@ -305,9 +308,29 @@ class Daemon:
             # A refusal of the target's role marker is said by /readyz until a cycle writes again.
             self.health.fenced = None if self.stop.is_set() else engine.fenced
             self._record_health(reports)
+            self._end_within_interval(names, started)
             self._run_soon(engine.hinted, names)
             self._continue(engine.sliced)
             return reports
+
+    def _end_within_interval(self, group: tuple[str, ...], started: float) -> None:
+        """A group read whole every cycle runs next early enough that its cycle ends within the interval.
+
+        Its objects are as fresh as the start of its last complete cycle, so a cycle started an interval after
+        the last one left them stale by the interval and the cycle's length until it ended, plus the jitter: the
+        jobs kind (10,000 jobs, 49 s cycles against 120 s) was over its target half the time at 100,000 objects.
+        The next run comes the group's longest recent cycle (at most half the interval) and the jitter earlier; a
+        run already due sooner (an audit-log hint) stays.
+        """
+        if any(self.settings.max_staleness(name) for name in group):
+            return  # read by need: their schedule leads by their cycles' length itself (freshness.next_visit)
+        interval = group_interval(self.settings, group)
+        lead = min(interval / 2, self.ctx.store.longest_cycles(group, started - LEAD_WINDOW))
+        at = max(time.time(), started + interval - lead - random.uniform(0, jitter(interval)))
+        job = self.scheduler.get_job("+".join(group))
+        pending = getattr(job, "next_run_time", None)  # None: paused, or not started yet
+        if job is not None and pending is not None and _at(at) < pending:
+            self.scheduler.modify_job(job.id, next_run_time=_at(at))
 
     @contextmanager
     def _cycle_of(self, group: tuple[str, ...]) -> Iterator[None]:

@@ -20,7 +20,7 @@ from databricks.sdk.core import Config
 from dbsync import metrics
 from dbsync.config import WorkspaceSettings
 from dbsync.errors import ConfigError, ListingError
-from dbsync.pacing import RequestBudget
+from dbsync.pacing import RequestBudget, gives_way
 from dbsync.role import WriteFenced
 from dbsync.sdk import LazyWorkspaceClient
 
@@ -281,5 +281,5 @@ class FencedAdapter(requests.adapters.HTTPAdapter):
                 raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
         budget = self.workspace.budget if self.workspace is not None else None
         if budget is not None:
-            budget.take(request.path_url)
+            budget.take(request.path_url, gives_way())
         return super().send(request, *args, **kwargs)

@@ -340,3 +340,30 @@ def test_a_dashboard_schedules_cycle_in_flight_does_not_hold_the_kinds_listed_wh
         pair.source.set_faults()
         schedules.join(timeout=120)
     assert ctx.store.last_success("dashboard_schedules") is not None
+
+
+def test_a_kind_listed_whole_runs_again_early_enough_that_its_next_cycle_ends_within_its_interval(pair: Pair) -> None:
+    """A kind read whole is as fresh as the start of its last complete cycle. Run an interval after the last
+    start, it was stale by the interval plus its cycle's length (and the jitter) until that cycle ended: the jobs
+    kind, 49 s cycles against 120 s, was over its staleness target half the time at 100,000 objects. Its next run
+    comes its longest recent cycle earlier."""
+    from dbsync.registry import kind_names
+    from dbsync.scheduler import Daemon
+
+    ctx = pair.context(kinds={k: {"enabled": k == "jobs"} for k in kind_names()})
+    daemon = Daemon(ctx)
+    daemon.schedule()
+    daemon.scheduler.start(paused=True)  # next run times are computed, nothing runs by itself
+    pair.source.set_faults(latency_ms=1500, path_prefix="/api/2.2/jobs/list")
+    try:
+        started = time.time()
+        daemon.run_group(("jobs",))
+        took = time.time() - started
+        next_run = daemon.scheduler.get_job("jobs").next_run_time.timestamp()
+    finally:
+        pair.source.set_faults()
+        daemon.scheduler.shutdown(wait=False)
+    interval = group_interval(ctx.settings, ("jobs",))
+    assert took >= 1.5
+    # The next cycle, as long as this one, ends within the interval of this one's start (staleness <= interval).
+    assert time.time() - 1 <= next_run <= started + interval - took + 0.2, (next_run - started, took)

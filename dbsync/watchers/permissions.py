@@ -61,6 +61,7 @@ class PermissionsWatcher(Watcher):
         freshness=RARELY_CHANGED,
         listed_in_turn=True,
         worker="sweeps",  # the sweep (one GET per object) runs beside the tree's cycles, not between them
+        gives_way=True,  # ~70 % of a 50 requests/s budget at 100,000 objects: the others' requests go first
     )
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
