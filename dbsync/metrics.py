@@ -42,6 +42,11 @@ DELETE_GUARD_TRIPPED = Gauge(
 STALENESS = Gauge(
     "dbsync_staleness_seconds", "Age of the oldest object of a kind not read on the source since (0: none)", ["kind"]
 )
+REVISIT_NEED = Gauge(
+    "dbsync_revisit_need_requests_per_second",
+    "Source reads per second a kind read by need asks at the least: its objects once per max_staleness",
+    ["kind"],
+)
 STALENESS_TARGET = Gauge(
     "dbsync_staleness_target_seconds",
     "The kind's freshness target: its max_staleness, or its interval when every cycle reads every object",

@@ -8,13 +8,22 @@ audit-log hint named it (dbsync/hints.py); the others keep the status they were 
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from dbsync import metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
 from dbsync.model import Prior, Resource
+from dbsync.pacing import HEADROOM
 from dbsync.registry import Kind
+
+log = logging.getLogger(__name__)
+# The share of the paced source budget the schedule of the kinds read by need may ask before the daemon says it
+# cannot keep them: the kinds listed whole, writes and retries draw on the same budget.
+NEED_WARNING_SHARE = 2 / 3
 
 # Statuses whose last verification stands until the object's revisit is due (the others are retried or applied).
 SETTLED = ("synced", "drifted", "partial", "skipped")
@@ -114,3 +123,60 @@ def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int,
 def publish_target(settings: Settings, kind: str) -> None:
     """dbsync_staleness_target_seconds: the kind's `max_staleness`, or its interval when it is read every cycle."""
     metrics.STALENESS_TARGET.labels(kind).set(settings.max_staleness(kind) or settings.interval(kind))
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a kind read by need asks of the source in steady state: each object read once per `max_staleness`."""
+
+    kinds: tuple[str, ...]  # the kinds sharing the reads (the workspace tree's three)
+    reads: int  # objects, or containers listed by need (directories)
+    max_staleness: float
+
+    @property
+    def per_second(self) -> float:
+        return self.reads / self.max_staleness
+
+
+def schedule_need(ctx: SyncContext, selected: Iterable[Kind]) -> list[Need]:
+    """The reads per second the revisit schedule needs at the least, by kind (a shared listing counted once).
+
+    A lower bound: an object is read a margin before its `max_staleness` (freshness.next_visit), a changed one
+    again sooner, and a dashboard is more than one call.
+    """
+    by_listing: dict[str, list[Kind]] = {}
+    for kind in selected:
+        if ctx.settings.max_staleness(kind.name) > 0:
+            by_listing.setdefault(kind.watcher.declaration.shared_listing or kind.name, []).append(kind)
+    needs = []
+    for listing, group in by_listing.items():
+        names = tuple(k.name for k in group)
+        shared = group[0].watcher.declaration.shared_listing
+        reads = len(ctx.store.listing_schedule(listing)) if shared else ctx.store.live_count(names[0])
+        needs.append(Need(names, reads, min(ctx.settings.max_staleness(n) for n in names)))
+    return needs
+
+
+def check_schedule_need(ctx: SyncContext, selected: Iterable[Kind]) -> list[Need]:
+    """Publish dbsync_revisit_need_requests_per_second, and say so when the schedule asks more than the source's
+    budget can give beside the kinds listed whole: objects would pass their `max_staleness`, the budget winning."""
+    needs = schedule_need(ctx, selected)
+    for need in needs:
+        for name in need.kinds:
+            metrics.REVISIT_NEED.labels(name).set(need.per_second / len(need.kinds))
+    budget = ctx.settings.source.max_requests_per_second
+    total = sum(n.per_second for n in needs)
+    if budget and total > NEED_WARNING_SHARE * HEADROOM * budget:
+        parts = "; ".join(
+            f"{'+'.join(n.kinds)}: {n.reads:,} reads within {n.max_staleness:.0f} s, {n.per_second:.1f}/s"
+            for n in sorted(needs, key=lambda n: -n.per_second)
+        )
+        log.warning(
+            "the revisit schedule needs at least %.1f of the %.0f requests/s paced on the source (%s), before the "
+            "kinds listed whole, writes and retries: objects will pass their max_staleness. Raise "
+            "kinds.<kind>.max_staleness or source.max_requests_per_second",
+            total,
+            HEADROOM * budget,
+            parts,
+        )
+    return needs

@@ -47,7 +47,7 @@ from dbsync.engine import Engine, replication_refusal
 from dbsync.errors import StoreError
 from dbsync.outcomes import KindReport
 from dbsync.registry import Kind, kinds
-from dbsync.revisit import publish_target
+from dbsync.revisit import check_schedule_need, publish_target
 from dbsync.roles import StoreRole
 from dbsync.store.lock import StoreLock
 
@@ -257,6 +257,7 @@ class Daemon:
                     metrics.LAST_SUCCESS.labels(name).set(last)
                 metrics.set_oldest_verification(name, self.ctx.store.oldest_verification(name))
                 publish_target(self.settings, name)  # the staleness alert compares from the start, not the 1st cycle
+        self._check_need()
         self.schedule()
         self.scheduler.start()
 
@@ -271,6 +272,11 @@ class Daemon:
                 return
             self._run(group, on=self.workers[CYCLES])
         self.health.reconciled = True
+        self._check_need()  # a new store knows its objects now
+
+    def _check_need(self) -> None:
+        names = {name for group in self.groups for name in group}
+        check_schedule_need(self.ctx, [k for k in kinds() if k.name in names])
 
     def run_group(self, group: tuple[str, ...]) -> None:
         self._run(group)

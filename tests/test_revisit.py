@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
 from databricks.sdk.service.dashboards import Dashboard
@@ -255,3 +256,35 @@ def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pai
     assert listing() == keys[11:] + keys[:11]
     ctx.store.record_sweep_resume("permissions", None)
     assert listing() == keys
+
+
+def test_a_schedule_the_budget_cannot_keep_is_said_with_the_fix_and_its_need_is_exported(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At 100,000 objects the ACL sweep alone needs 32 of the 45 requests/s a 50/s budget paces: every object
+    cannot stay within its max_staleness, whatever the order of the reads. The daemon says so at start, with what
+    to raise, instead of letting the staleness alert find it an hour later."""
+    from dbsync.registry import kinds
+    from dbsync.revisit import check_schedule_need
+
+    _seed(pair)
+    pair.sync(only=KINDS, **BY_NEED)
+    selected = [k for k in kinds() if k.name in KINDS]
+    said: dict[float, list[str]] = {}
+    for budget in (1.0, 100.0):
+        caplog.clear()
+        source = {"host": pair.source.url, "token": pair.source.token, "max_requests_per_second": budget}
+        ctx = pair.context(kinds={"permissions": {"max_staleness": 10}}, source=source)
+        try:
+            needs = {need.kinds: need for need in check_schedule_need(ctx, selected)}
+        finally:
+            ctx.store.close()
+        said[budget] = [r.getMessage() for r in caplog.records if "revisit schedule needs" in r.getMessage()]
+    acls = needs[("permissions",)].reads
+    assert acls >= NOTEBOOKS  # each notebook's ACL and its directory's
+    # 1 request/s paces 0.9: the sweep's ~2.6 reads/s cannot be had. 100/s can give them.
+    assert len(said[1.0]) == 1 and "kinds.<kind>.max_staleness" in said[1.0][0], said
+    assert f"permissions: {acls:,} reads within 10 s" in said[1.0][0]
+    assert said[100.0] == []
+    need = REGISTRY.get_sample_value("dbsync_revisit_need_requests_per_second", {"kind": "permissions"})
+    assert need == pytest.approx(acls / 10)
