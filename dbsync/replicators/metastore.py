@@ -19,9 +19,7 @@ EXISTS`, so a crash between a create and its record never duplicates or fails th
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any
 
 from dbsync import planner
 from dbsync.context import SyncContext
@@ -46,6 +44,9 @@ from dbsync.watchers.metastore import (
     view_reads,
     with_name,
 )
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 _BUILTIN_SCHEMAS = {(HIVE_METASTORE, "default")}
 

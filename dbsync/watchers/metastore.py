@@ -34,12 +34,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from databricks.sdk.errors import DatabricksError
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
@@ -51,10 +49,13 @@ from dbsync.sql import SqlError, column, qualified, runner
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
+if TYPE_CHECKING:  # sqlglot is imported by the functions that parse: ~8 MB the daemon holds only with these kinds on
+    from sqlglot import exp
+
 DIALECT = "databricks"
 # Bump when normalized_ddl changes what it produces: stored fingerprints are then re-baselined.
 DDL_NORMALIZATION = 1
-FINGERPRINT_VERSION = f"sqlglot {sqlglot.__version__}; normalization {DDL_NORMALIZATION}"
+FINGERPRINT_VERSION = f"sqlglot {version('sqlglot')}; normalization {DDL_NORMALIZATION}"
 _IDENTIFIER = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 # The header of a SHOW CREATE TABLE answer: CREATE [OR REPLACE] [EXTERNAL] TABLE|VIEW [IF NOT EXISTS] a.b.c
 _CREATE_HEADER = re.compile(
@@ -146,6 +147,10 @@ def remember_on_target(ctx: SyncContext, catalog: str, schema: str, name: str | 
 # -- DDL: parse once, normalize, regenerate ----------------------------------------------------------
 def parse_create(ddl: str, key: str) -> exp.Create:
     """The CREATE TABLE / CREATE VIEW statement of a SHOW CREATE TABLE answer; Permanent when sqlglot cannot read it."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         tree = sqlglot.parse_one(ddl, read=DIALECT)
     except SqlglotError as err:
@@ -158,6 +163,8 @@ def parse_create(ddl: str, key: str) -> exp.Create:
 
 def with_name(tree: exp.Create, parts: list[str]) -> exp.Create:
     """A copy naming the object `catalog`.`schema`.`name` (SHOW CREATE TABLE may print spark_catalog or no catalog)."""
+    from sqlglot import exp
+
     copy = tree.copy()
     holder = copy.this if isinstance(copy.this, exp.Schema) else copy
     catalog, schema, name = parts
@@ -202,6 +209,8 @@ def is_view(tree: exp.Create) -> bool:
 
 def is_external(tree: exp.Create) -> bool:
     """A table with a LOCATION (or declared EXTERNAL): dropping it leaves its data where it is."""
+    from sqlglot import exp
+
     properties = tree.args.get("properties")
     items = properties.expressions if properties is not None else []
     return any(isinstance(p, (exp.LocationProperty, exp.ExternalProperty)) for p in items)
@@ -209,6 +218,8 @@ def is_external(tree: exp.Create) -> bool:
 
 def view_reads(tree: exp.Create, catalog: str, schema: str) -> list[str]:
     """Keys (catalog.schema.name) of the tables and views a view's query reads, resolved against its namespace."""
+    from sqlglot import exp
+
     query = tree.expression
     if query is None:
         return []
