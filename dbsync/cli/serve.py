@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
 import signal
 import threading
 
@@ -13,9 +15,29 @@ from dbsync.errors import ConfigError
 from dbsync.scheduler import Daemon
 from dbsync.server import StatusServer
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Two glibc malloc arenas for the daemon's threads, unless MALLOC_ARENA_MAX says otherwise; whether set.
+
+    glibc gives threads that allocate at the same time arenas of their own (up to 8 per core), and each keeps
+    what it freed. The daemon runs five workers, each with a pool of fetch threads, which allocate under the GIL
+    anyway. At 30,000 objects under a budget, two arenas took the daemon's RSS from 143 to 135 MB at its peak
+    (benchmarks/steady_state.py). Not glibc (musl has no per-thread arenas): nothing to do.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False  # the operator's choice
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
+    limit_malloc_arenas()  # before the workers' threads exist
     settings = settings_for(args)
     lock = hold_store(settings, "serve")  # held until exit; handed to a `dbsync cutover` that asks (Daemon.poll)
     try:
