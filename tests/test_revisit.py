@@ -8,6 +8,7 @@ counted with the emulator's per-endpoint request counts.
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import pytest
@@ -264,9 +265,11 @@ def test_a_schedule_the_budget_cannot_keep_is_said_with_the_fix_and_its_need_is_
     """At 100,000 objects the ACL sweep alone needs 32 of the 45 requests/s a 50/s budget paces: every object
     cannot stay within its max_staleness, whatever the order of the reads. The daemon says so at start, with what
     to raise, instead of letting the staleness alert find it an hour later."""
+    from dbsync import revisit
     from dbsync.registry import kinds
     from dbsync.revisit import check_schedule_need
 
+    caplog.set_level(logging.WARNING, logger=revisit.log.name)  # whatever level a CLI test left on the root
     _seed(pair)
     pair.sync(only=KINDS, **BY_NEED)
     selected = [k for k in kinds() if k.name in KINDS]
