@@ -39,6 +39,8 @@ CONTAINER_READS_PER_CHANGE = 24.0
 # directories change once too), so fewer reads than a known rate earns. At a 30 s cycle and a 600 s
 # `max_staleness`, ~24 listings of the directory in the hour after its change, against ~5 doubling.
 ONCE_CHANGED_READS_PER_SPELL = 6.0
+# The cycles whose length sets how early an object is due (next_visit's `lead`), seconds back.
+LEAD_WINDOW = 3600.0
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import CATALOGUE
 from dbsync.engine import Engine, replication_refusal
 from dbsync.errors import StoreError
+from dbsync.freshness import LEAD_WINDOW
 from dbsync.outcomes import KindReport
 from dbsync.registry import Kind, kinds
 from dbsync.revisit import check_schedule_need, publish_target
@@ -53,7 +54,6 @@ from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
-LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a group read whole runs again (seconds back)
 STALE_INTERVALS = 3  # a group with no successful cycle for this many intervals makes /readyz fail
 CYCLES = "default"  # the first worker's executor; the others are named by the kinds' declarations (worker_of)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ from dbsync.model import Resource, fingerprint, ref
 from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher
 from dbsync.watchers.identities import scim_records
+from dbsync.watchers.listed_by_need import ListedByNeed
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100
@@ -53,7 +53,6 @@ USER_NAMES: CacheKey[dict[str, str]] = CacheKey("dashboard_schedules:user-names"
 NAME = "name"  # source_meta key: "<dashboard>: <schedule>", for the cutover's lines
 KIND = "dashboard_schedules"
 LISTINGS = "dashboard_schedule_lists"  # the visits kind (and shared_listing) of each dashboard's schedules listing
-LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a dashboard is due (seconds back)
 
 
 def schedule_key(dashboard_id: str, schedule_id: str) -> str:
@@ -117,7 +116,7 @@ def _subscriptions(ws: Workspace, dashboard_id: str, schedule: dict[str, Any]) -
     return [s.as_dict() for s in listing]
 
 
-class ScheduleLists:
+class ScheduleLists(ListedByNeed):
     """This cycle's view of which dashboards' schedules are read, and the schedules of the others as last seen.
 
     The workspace tree's schedule (tree_schedule.py) with a dashboard for a directory: a dashboard's schedules
@@ -126,31 +125,23 @@ class ScheduleLists:
     """
 
     def __init__(self, ctx: SyncContext) -> None:
-        store = ctx.store
-        self.now = time.time()
-        self.cycle = ctx.settings.min_revisit(KIND)
-        self.cap = ctx.settings.max_staleness(KIND)
-        self.lead = store.longest_cycles([KIND], self.now - LEAD_WINDOW)
-        self.schedule = store.listing_schedule(LISTINGS)
-        self.digests = store.listing_digests(LISTINGS)
+        settings = ctx.settings
+        super().__init__(ctx, LISTINGS, [KIND], settings.min_revisit(KIND), settings.max_staleness(KIND))
         self.seen: dict[str, list[Resource]] = defaultdict(list)
-        for _, key, hint, meta_json in store.last_seen([KIND]):
+        for _, key, hint, meta_json in ctx.store.last_seen([KIND]):
             meta = json.loads(meta_json) if meta_json else {}
             self.seen[split_key(key)[0]].append(Resource(KIND, key, meta.get(NAME) or key, hint, source_meta=meta))
-        self.listed: dict[str, tuple[bool, str, tuple[float, ...]]] = {}  # dashboard read now → (changed, digest)
-        self.unlisted: dict[str, float] = {}  # dashboard taken as last seen → when its schedules were last read
 
     def due(self, dashboard_id: str) -> bool:
         """A dashboard never read, or whose read is due (or named by the audit log)."""
-        known = self.schedule.get(dashboard_id)
-        return known is None or known[0] <= self.now
+        return self.scheduled_due(dashboard_id)
 
     def was_listed(self, dashboard_id: str, hints: list[str | None]) -> None:
         digest = hashlib.blake2b(json.dumps(sorted(h or "" for h in hints)).encode(), digest_size=12).hexdigest()
-        self.listed[dashboard_id] = (self.digests.get(dashboard_id) != digest, digest, ())
+        self.mark_listed(dashboard_id, digest)
 
     def as_last_seen(self, dashboard_id: str) -> list[Resource]:
-        self.unlisted[dashboard_id] = self.schedule[dashboard_id][1]
+        self.mark_unlisted(dashboard_id)
         return self.seen.get(dashboard_id, [])
 
     def not_listed(self, key: str) -> bool:
@@ -158,9 +149,7 @@ class ScheduleLists:
 
     def record(self, ctx: SyncContext) -> None:
         """Once the kind recorded its outcomes: the dashboards read now get their next read; those gone, forgotten."""
-        walked = self.listed.keys() | self.unlisted.keys()
-        gone = [key for key in self.schedule if key not in walked]
-        ctx.store.record_listings(LISTINGS, self.listed, gone, self.now, self.cycle, self.cap, False, self.lead)
+        self.record_next(ctx, by_rate=False)
 
 
 LISTS: CacheKey[ScheduleLists] = CacheKey("dashboard_schedules:lists")
@@ -242,7 +231,7 @@ class DashboardScheduleWatcher(Watcher):
 
     def listed_since(self, ctx: SyncContext) -> float | None:
         lists = ctx.peek(LISTS)
-        return min(lists.unlisted.values(), default=lists.now) if lists is not None else None
+        return lists.oldest_listing() if lists is not None else None
 
     def _payload(
         self, ctx: SyncContext, ws: Workspace, dashboard_id: str, schedule: dict[str, Any], subscriptions: list[dict]

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import posixpath
-import threading
 import time
 from array import array
 from collections import defaultdict
@@ -29,11 +28,11 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from dbsync.context import SyncContext
+from dbsync.watchers.listed_by_need import ListedByNeed
 
 LISTING = "workspace_tree"  # the visits kind of the tree's directories (the kinds' shared_listing)
 KINDS = {"directories": "DIRECTORY", "notebooks": "NOTEBOOK", "files": "FILE"}
 log = logging.getLogger(__name__)
-LEAD_WINDOW = 3600.0  # the cycles whose length sets how early a directory is due (seconds back)
 
 
 class Entry(NamedTuple):
@@ -92,36 +91,25 @@ class Tree:
             yield Entry(path, kind, numbers[3 * i], numbers[3 * i + 1], numbers[3 * i + 2], language)
 
 
-class TreeSchedule:
+class TreeSchedule(ListedByNeed):
     """This cycle's view of the schedule: which directories are due, and the entries of the others as last seen."""
 
     def __init__(self, ctx: SyncContext, root: str = "/") -> None:
-        store = ctx.store
+        cycle = min(ctx.settings.min_revisit(k) for k in KINDS)  # the schedule's step (freshness.py)
+        super().__init__(ctx, LISTING, KINDS, cycle, max_staleness(ctx))
         self.root = root
-        self.now = time.time()
-        self.cycle = min(ctx.settings.min_revisit(k) for k in KINDS)  # the schedule's step (freshness.py)
         # The daemon's walk lists due directories for this long, then leaves the rest due (None: all of them).
         slice_ = min([ctx.time_slice, *(ctx.settings.interval(k) for k in KINDS)]) if ctx.time_slice else None
         self.ends = time.monotonic() + slice_ if slice_ else None
         self.cut = False  # a due directory was left for the next cycle: the slice was used up
-        self.cap = max_staleness(ctx)
-        # How long the tree's kinds took of late, at the longest: a directory is due that much earlier (freshness).
-        self.lead = store.longest_cycles(KINDS, self.now - LEAD_WINDOW)
-        self.schedule = store.listing_schedule(LISTING)
-        self.digests = store.listing_digests(LISTING)
-        self.seen = _by_parent(store.last_seen(list(KINDS)), self.schedule)
-        # Directory listed this cycle → (changed, digest, when the changes found were made: freshness.after_read).
-        self.listed: dict[str, tuple[bool, str, tuple[float, ...]]] = {}
-        self.unlisted: dict[str, float] = {}  # directory taken as last seen → when it was last listed
-        self._lock = threading.Lock()  # directories are listed on the listing pool's threads
+        self.seen = _by_parent(ctx.store.last_seen(list(KINDS)), self.schedule)
         self._urgency: dict[str, float] | None = None  # built when first asked for
 
     def due(self, path: str) -> bool:
         """The root, a directory never listed, or one whose listing is due (or hinted) while the slice lasts."""
-        known = self.schedule.get(path)
-        if path == self.root or known is None:
+        if path == self.root or path not in self.schedule:
             return True
-        if known[0] > self.now:
+        if not self.scheduled_due(path):
             return False
         if self.ends is not None and time.monotonic() >= self.ends:
             self.cut = True  # due, and listed first next cycle: it is the more overdue then
@@ -142,8 +130,7 @@ class TreeSchedule:
 
     def as_last_seen(self, path: str) -> Iterable[Entry]:
         """The entries of a directory not listed this cycle, as the store last saw them."""
-        with self._lock:
-            self.unlisted[path] = self.schedule[path][1]
+        self.mark_unlisted(path)
         return self.seen.get(path, ())
 
     def was_listed(self, path: str, rows: list[Entry]) -> None:
@@ -153,13 +140,8 @@ class TreeSchedule:
         digest = hashlib.blake2b(json.dumps(mine).encode(), digest_size=12).hexdigest()
         changed = self.digests.get(path) != digest
         times = _change_times(self.seen.get(path, ()), rows, self.cycle) if changed else ()
-        with self._lock:
-            self.listed[path] = (changed, digest, times)
+        self.mark_listed(path, digest, times)
         log.debug("listed %s: changed %s, %d dated change(s)", path, changed, len(times))
-
-    def oldest_listing(self) -> float:
-        """When the least recently listed directory of this cycle's tree was listed."""
-        return min(self.unlisted.values(), default=self.now)
 
     def not_listed(self, key: str) -> bool:
         """Whether the object's directory was taken as last seen this cycle."""
@@ -169,11 +151,8 @@ class TreeSchedule:
         """Main thread, once the workspace kinds recorded their outcomes: the listed directories' next listing."""
         from dbsync import hints  # here: hints imports the registry, which imports this module
 
-        walked = self.listed.keys() | self.unlisted.keys()
-        gone = [path for path in self.schedule if path not in walked]
         # Announced changes (the audit log) need no polling by change rate: doubling is the safety net's pace.
-        by_rate = not hints.active(ctx)
-        ctx.store.record_listings(LISTING, self.listed, gone, self.now, self.cycle, self.cap, by_rate, self.lead)
+        self.record_next(ctx, by_rate=not hints.active(ctx))
 
 
 def max_staleness(ctx: SyncContext) -> float:
