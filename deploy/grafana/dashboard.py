@@ -342,10 +342,16 @@ def _api(y: int) -> list[Builder]:
                     "{{workspace}} budget",
                     "B",
                 ),
+                _target(
+                    f"sum(dbsync_revisit_need_requests_per_second{{{TARGET}}})",
+                    "source reads the revisit schedule needs",
+                    "C",
+                ),
             ],
             "reqps",
             "Requests sent per second (retries included) against each workspace's max_requests_per_second; "
-            "no budget line: the side is unpaced.",
+            "no budget line: the side is unpaced. The schedule's need is what the kinds read by need ask of the "
+            "source at the least (each object once per max_staleness): near the budget, objects pass it.",
         ),
     ]
 
