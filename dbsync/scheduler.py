@@ -275,8 +275,12 @@ class Daemon:
         self._check_need()  # a new store knows its objects now
 
     def _check_need(self) -> None:
+        """Say when the kinds read by need ask more of the source budget than it can give (revisit.py)."""
         names = {name for group in self.groups for name in group}
-        check_schedule_need(self.ctx, [k for k in kinds() if k.name in names])
+        try:
+            check_schedule_need(self.ctx, [k for k in kinds() if k.name in names])
+        except Exception:  # advice only: it never stops the daemon from replicating
+            log.exception("checking what the revisit schedule needs of the budget failed")
 
     def run_group(self, group: tuple[str, ...]) -> None:
         self._run(group)
