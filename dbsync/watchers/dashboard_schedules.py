@@ -132,13 +132,9 @@ class ScheduleLists(ListedByNeed):
             meta = json.loads(meta_json) if meta_json else {}
             self.seen[split_key(key)[0]].append(Resource(KIND, key, meta.get(NAME) or key, hint, source_meta=meta))
 
-    def due(self, dashboard_id: str) -> bool:
-        """A dashboard never read, or whose read is due (or named by the audit log)."""
-        return self.scheduled_due(dashboard_id)
-
     def was_listed(self, dashboard_id: str, hints: list[str | None]) -> None:
         digest = hashlib.blake2b(json.dumps(sorted(h or "" for h in hints)).encode(), digest_size=12).hexdigest()
-        self.mark_listed(dashboard_id, digest)
+        self.mark_listed(dashboard_id, self.changed(dashboard_id, digest), digest)
 
     def as_last_seen(self, dashboard_id: str) -> list[Resource]:
         self.mark_unlisted(dashboard_id)

@@ -35,17 +35,19 @@ class ListedByNeed:
         self.unlisted: dict[str, float] = {}  # taken as last seen → when it was last listed
         self._lock = threading.Lock()  # containers may be listed on a pool's threads
 
-    def scheduled_due(self, key: str) -> bool:
+    def due(self, key: str) -> bool:
         """Never listed, or its next listing has come (an audit-log hint makes it come at once)."""
         known = self.schedule.get(key)
         return known is None or known[0] <= self.now
 
-    def mark_listed(self, key: str, digest: str, times: tuple[float, ...] = ()) -> bool:
-        """The container was listed now, its listing's digest `digest`; whether it changed since the last."""
-        changed = self.digests.get(key) != digest
+    def changed(self, key: str, digest: str) -> bool:
+        """Whether a listing of the container with this digest differs from its last."""
+        return self.digests.get(key) != digest
+
+    def mark_listed(self, key: str, changed: bool, digest: str, times: tuple[float, ...] = ()) -> None:
+        """The container was listed now (`changed`, its listing's digest, when its changes were made)."""
         with self._lock:
-            self.listed[key] = (changed, digest, times if changed else ())
-        return changed
+            self.listed[key] = (changed, digest, times)
 
     def mark_unlisted(self, key: str) -> None:
         """The container's objects are taken as last seen this cycle."""

@@ -109,7 +109,7 @@ class TreeSchedule(ListedByNeed):
         """The root, a directory never listed, or one whose listing is due (or hinted) while the slice lasts."""
         if path == self.root or path not in self.schedule:
             return True
-        if not self.scheduled_due(path):
+        if not super().due(path):
             return False
         if self.ends is not None and time.monotonic() >= self.ends:
             self.cut = True  # due, and listed first next cycle: it is the more overdue then
@@ -138,9 +138,9 @@ class TreeSchedule(ListedByNeed):
         # A subdirectory's own times are not this directory's change: its listing tells its own.
         mine = sorted(row[:2] if row[1] == "DIRECTORY" else row for row in rows)
         digest = hashlib.blake2b(json.dumps(mine).encode(), digest_size=12).hexdigest()
-        changed = self.digests.get(path) != digest
+        changed = self.changed(path, digest)
         times = _change_times(self.seen.get(path, ()), rows, self.cycle) if changed else ()
-        self.mark_listed(path, digest, times)
+        self.mark_listed(path, changed, digest, times)
         log.debug("listed %s: changed %s, %d dated change(s)", path, changed, len(times))
 
     def not_listed(self, key: str) -> bool:
