@@ -177,6 +177,7 @@ class Daemon:
         self.groups = kind_groups(self.settings)
         self.stop = threading.Event()
         self.health = Health()
+        self._need_known = False  # the budget-need check counted objects (at start, else after the reconcile)
         if ctx.source_unreachable:  # started during a source outage: no group is replicating until it lists again
             self.health.unreachable = dict.fromkeys(self.groups, ctx.source_unreachable)
         self.workers = {CYCLES: Worker(CYCLES, ctx)}
@@ -272,13 +273,15 @@ class Daemon:
                 return
             self._run(group, on=self.workers[CYCLES])
         self.health.reconciled = True
-        self._check_need()  # a new store knows its objects now
+        if not self._need_known:
+            self._check_need()  # a new store knows its objects now (a restart's was said at start)
 
     def _check_need(self) -> None:
         """Say when the kinds read by need ask more of the source budget than it can give (revisit.py)."""
         names = {name for group in self.groups for name in group}
         try:
-            check_schedule_need(self.ctx, [k for k in kinds() if k.name in names])
+            needs = check_schedule_need(self.ctx, [k for k in kinds() if k.name in names])
+            self._need_known = any(need.reads for need in needs)
         except Exception:  # advice only: it never stops the daemon from replicating
             log.exception("checking what the revisit schedule needs of the budget failed")
 
