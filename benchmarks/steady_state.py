@@ -234,6 +234,7 @@ def main() -> None:
                 daemon.terminate()
                 daemon.wait(timeout=120)
         report(args, samples, peak, editor, source, target)
+        print_endpoints(source, seconds=time.monotonic() - started)
         print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, the first):")
         for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
@@ -241,6 +242,16 @@ def main() -> None:
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
+
+
+def print_endpoints(source: Emulator, seconds: float, top: int = 14) -> None:
+    """Where the source's requests went: the busiest endpoints (method and route) in requests per second over the
+    daemon's run, from the emulator's own counters (the driver's notebook imports, one per --edit-every, included)."""
+    endpoints = sorted(((v["count"], k) for k, v in source.stats()["endpoints"].items()), reverse=True)
+    total = sum(count for count, _ in endpoints)
+    print(f"source requests by endpoint ({total / seconds:.1f}/s over {seconds / 60:.0f} min):")
+    for count, endpoint in endpoints[:top]:
+        print(f"  {count / seconds:6.2f}/s  {count:>8,}  {endpoint}")
 
 
 def print_needs(args: argparse.Namespace, state: Path) -> None:

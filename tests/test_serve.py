@@ -367,3 +367,35 @@ def test_a_kind_listed_whole_runs_again_early_enough_that_its_next_cycle_ends_wi
     assert took >= 1.5
     # The next cycle, as long as this one, ends within the interval of this one's start (staleness <= interval).
     assert time.time() - 1 <= next_run <= started + interval - took + 0.2, (next_run - started, took)
+
+
+def test_a_kind_listed_whole_runs_early_by_the_wait_for_its_worker_too(pair: Pair) -> None:
+    """A kind due while another kind's cycle holds their worker waits for it, and its objects age meanwhile: the
+    Unity Catalog kinds (0.3 s cycles) were over their target behind the jobs' 34 s cycles at 100,000 objects. Its
+    next run comes the other kind's recent cycle earlier too."""
+    from dbsync.registry import kind_names
+    from dbsync.scheduler import Daemon, worker_of
+
+    wanted = {"jobs", "cluster_policies"}
+    ctx = pair.context(kinds={k: {"enabled": k in wanted, "interval": 20} for k in kind_names()})
+    assert worker_of(("jobs",)) == worker_of(("cluster_policies",))
+    daemon = Daemon(ctx)
+    try:
+        pair.source.set_faults(latency_ms=3000, path_prefix="/api/2.0/policies/clusters/list")
+        held = time.time()
+        daemon.run_group(("cluster_policies",))  # the cycle a due jobs run would wait behind
+        held = time.time() - held
+        pair.source.set_faults()
+        daemon.schedule()
+        daemon.scheduler.start(paused=True)  # next run times are computed, nothing runs by itself
+        started = time.time()
+        daemon.run_group(("jobs",))
+        took = time.time() - started
+        next_run = daemon.scheduler.get_job("jobs").next_run_time.timestamp()
+    finally:
+        pair.source.set_faults()
+        if daemon.scheduler.running:
+            daemon.scheduler.shutdown(wait=False)
+    assert held >= 3 > 2 >= took  # the wait is longer than the jitter (at most 2 s at a 20 s interval)
+    # Were the jobs due behind a policies cycle like the last, their cycle would still end within the interval.
+    assert next_run <= started + 20 - took - held + 0.2, (next_run - started, took, held)

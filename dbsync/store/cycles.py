@@ -92,11 +92,15 @@ class Cycles:
     def longest_cycles(self, kinds: Iterable[str], since: float) -> float:
         """The longest cycle of each of these kinds that finished since `since`, added up: how long a run of the
         group that reads them one after another took at worst of late (0 when none finished)."""
+        return sum(self.longest_cycle_by_kind(kinds, since).values())
+
+    def longest_cycle_by_kind(self, kinds: Iterable[str], since: float) -> dict[str, float]:
+        """Each kind's longest cycle that finished since `since` (kinds with none are left out)."""
         kinds = list(kinds)
         marks = ", ".join("?" * len(kinds))
         rows = self._rows(
-            f"SELECT MAX(finished_at - started_at) FROM cycles WHERE kind IN ({marks}) AND started_at >= ? "
+            f"SELECT kind, MAX(finished_at - started_at) FROM cycles WHERE kind IN ({marks}) AND started_at >= ? "
             "AND finished_at IS NOT NULL GROUP BY kind",
             [*kinds, since],
         )
-        return float(sum(row[0] or 0.0 for row in rows))
+        return {kind: float(longest or 0.0) for kind, longest in rows}
