@@ -266,6 +266,9 @@ class Engine:
             rows = ahead if ahead is not None else self._listing(kind, self.ctx.target)
             target_view = {r.key: r.version_hint for r in rows}
         except ListingError as err:
+            if self.stop.is_set():  # the listing was cut off by the shutdown, not refused by the target
+                log.info("%s: drift check left for the next cycle: stopping", kind.name)
+                return
             self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
             return
         heal = self.ctx.settings.drift == "heal"

@@ -459,3 +459,30 @@ def test_a_new_fingerprint_version_rebaselines_without_a_request_to_the_target(m
     mp.forget_statements()
     mp.sync()
     assert mp.statements("target") == []
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+def test_a_drift_check_cut_off_by_the_stop_is_not_reported_as_the_target_refusing(pair: Pair, stopping: bool) -> None:
+    """A daemon stopped mid-cycle logged "cannot list the target: ... cannot schedule new futures after interpreter
+    shutdown" as a drift error: the stop cut the listing off, the target refused nothing. While stopping, the
+    check is left for the next cycle; a listing that fails otherwise is still an error."""
+    import threading
+
+    from dbsync.engine import Engine
+    from dbsync.outcomes import KindReport
+    from dbsync.registry import kind
+
+    pair.src.cluster_policies.create(name="drift-stop", definition=json.dumps({"spark_version": {"type": "unlimited"}}))
+    pair.sync(only=["cluster_policies"])
+    ctx = pair.context()
+    stop = threading.Event()
+    engine = Engine(ctx, stop=stop)
+    if stopping:
+        stop.set()
+    pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/policies/clusters/list")
+    try:
+        engine._detect_drift(kind("cluster_policies"), KindReport("cluster_policies"))
+    finally:
+        pair.target.set_faults()
+    errors = [e for e in ctx.store.events(limit=1000) if e["action"] == "drift" and e["outcome"] == "error"]
+    assert [e["message"].split(":")[1].strip() for e in errors] == ([] if stopping else ["cannot list the target"])
