@@ -9,6 +9,7 @@ audit-log hint named it (dbsync/hints.py); the others keep the status they were 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -157,6 +158,19 @@ def schedule_need(ctx: SyncContext, selected: Iterable[Kind]) -> list[Need]:
     return needs
 
 
+def _fixes(needs: list[Need], total: float, ceiling: float) -> str:
+    """The settings that make the schedule fit, each alone: the largest need's max_staleness, or the budget."""
+    largest = max(needs, key=lambda n: n.per_second)
+    others = total - largest.per_second
+    fixes = []
+    if others < ceiling:
+        at_least = math.ceil(largest.reads / (ceiling - others) / 60) * 60  # whole minutes
+        names = largest.kinds[0] if len(largest.kinds) == 1 else "{" + ",".join(largest.kinds) + "}"
+        fixes.append(f"kinds.{names}.max_staleness to {at_least:,} s or more")
+    fixes.append(f"source.max_requests_per_second to {math.ceil(total / (NEED_WARNING_SHARE * HEADROOM)):,} or more")
+    return ", or ".join(fixes)
+
+
 def check_schedule_need(ctx: SyncContext, selected: Iterable[Kind]) -> list[Need]:
     """Publish dbsync_revisit_need_requests_per_second, and say so when the schedule asks more than the source's
     budget can give beside the kinds listed whole: objects would pass their `max_staleness`, the budget winning."""
@@ -166,17 +180,18 @@ def check_schedule_need(ctx: SyncContext, selected: Iterable[Kind]) -> list[Need
             metrics.REVISIT_NEED.labels(name).set(need.per_second / len(need.kinds))
     budget = ctx.settings.source.max_requests_per_second
     total = sum(n.per_second for n in needs)
-    if budget and total > NEED_WARNING_SHARE * HEADROOM * budget:
+    ceiling = NEED_WARNING_SHARE * HEADROOM * budget if budget else 0.0
+    if budget and total > ceiling:
         parts = "; ".join(
             f"{'+'.join(n.kinds)}: {n.reads:,} reads within {n.max_staleness:.0f} s, {n.per_second:.1f}/s"
             for n in sorted(needs, key=lambda n: -n.per_second)
         )
         log.warning(
             "the revisit schedule needs at least %.1f of the %.0f requests/s paced on the source (%s), before the "
-            "kinds listed whole, writes and retries: objects will pass their max_staleness. Raise "
-            "kinds.<kind>.max_staleness or source.max_requests_per_second",
+            "kinds listed whole, writes and retries: objects will pass their max_staleness. Raise %s",
             total,
             HEADROOM * budget,
             parts,
+            _fixes(needs, total, ceiling),
         )
     return needs
