@@ -81,3 +81,33 @@ def test_a_new_store_has_the_current_schema(tmp_path: Path) -> None:
         assert "target_version" in columns and "target_fingerprint" not in columns
     finally:
         store.close()
+
+
+def test_a_kinds_cycles_older_than_a_day_are_dropped_but_its_last_success(tmp_path: Path) -> None:
+    """A daemon running for months kept every cycle: 3,000,000 rows made each read of the kinds' longest recent
+    cycles (after every cycle) take 2 s. A kind keeps a day of cycles, and its latest successful one however
+    old: a kind failing for two days still says when it last succeeded."""
+    import time
+
+    from dbsync.store.schema import CYCLE_RETENTION_SECONDS
+
+    store = Store(tmp_path / "state.db")
+    old = time.time() - CYCLE_RETENTION_SECONDS - 3600
+    with store._transaction():
+        for kind, outcome, at in [
+            ("jobs", "ok", old - 60),
+            ("jobs", "ok", old),  # the latest success: kept
+            ("jobs", "error", old + 60),
+            ("clusters", "ok", old),  # another kind's: left to that kind's next cycle
+        ]:
+            store.db.execute(
+                "INSERT INTO cycles (kind, started_at, finished_at, outcome) VALUES (?, ?, ?, ?)",
+                [kind, at, at + 1, outcome],
+            )
+    store.finish_cycle(store.start_cycle("jobs"), {}, "error")
+    rows = store.db.execute("SELECT kind, outcome, finished_at FROM cycles ORDER BY id").fetchall()
+    assert [(kind, outcome) for kind, outcome, _ in rows] == [("jobs", "ok"), ("clusters", "ok"), ("jobs", "error")]
+    assert store.last_success("jobs") == old + 1
+    store.finish_cycle(store.start_cycle("jobs"), {}, "ok")  # a new success: the old one may go
+    assert store.db.execute("SELECT COUNT(*) FROM cycles WHERE kind = 'jobs'").fetchone()[0] == 2
+    store.close()

@@ -13,6 +13,7 @@ from dbsync.errors import StoreError
 
 SCHEMA_VERSION = 6
 EVENT_RETENTION = 20_000  # events kept; older ones are pruned
+CYCLE_RETENTION_SECONDS = 86_400.0  # each kind's cycles kept (and its latest successful one, however old)
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
