@@ -21,7 +21,7 @@ from dbsync import metrics
 from dbsync.config import Settings
 from dbsync.engine import update_gauges
 from dbsync.model import Resource
-from dbsync.scheduler import Health, group_interval, kind_groups
+from dbsync.scheduler import Daemon, Health, group_interval, kind_groups
 from dbsync.store import Store
 
 AUTH = "serve-auth-token-123"
@@ -342,6 +342,19 @@ def test_a_dashboard_schedules_cycle_in_flight_does_not_hold_the_kinds_listed_wh
     assert ctx.store.last_success("dashboard_schedules") is not None
 
 
+def _jobs_cycle_and_its_next_run(pair: Pair, daemon: Daemon) -> tuple[float, float, float]:
+    """One jobs cycle of a daemon whose scheduler is paused: its start, its length, and the next run it set."""
+    daemon.schedule()
+    daemon.scheduler.start(paused=True)  # next run times are computed, nothing runs by itself
+    try:
+        started = time.time()
+        daemon.run_group(("jobs",))
+        return started, time.time() - started, daemon.scheduler.get_job("jobs").next_run_time.timestamp()
+    finally:
+        pair.source.set_faults()
+        daemon.scheduler.shutdown(wait=False)
+
+
 def test_a_kind_listed_whole_runs_again_early_enough_that_its_next_cycle_ends_within_its_interval(pair: Pair) -> None:
     """A kind read whole is as fresh as the start of its last complete cycle. Run an interval after the last
     start, it was stale by the interval plus its cycle's length (and the jitter) until that cycle ended: the jobs
@@ -351,18 +364,8 @@ def test_a_kind_listed_whole_runs_again_early_enough_that_its_next_cycle_ends_wi
     from dbsync.scheduler import Daemon
 
     ctx = pair.context(kinds={k: {"enabled": k == "jobs"} for k in kind_names()})
-    daemon = Daemon(ctx)
-    daemon.schedule()
-    daemon.scheduler.start(paused=True)  # next run times are computed, nothing runs by itself
     pair.source.set_faults(latency_ms=1500, path_prefix="/api/2.2/jobs/list")
-    try:
-        started = time.time()
-        daemon.run_group(("jobs",))
-        took = time.time() - started
-        next_run = daemon.scheduler.get_job("jobs").next_run_time.timestamp()
-    finally:
-        pair.source.set_faults()
-        daemon.scheduler.shutdown(wait=False)
+    started, took, next_run = _jobs_cycle_and_its_next_run(pair, Daemon(ctx))
     interval = group_interval(ctx.settings, ("jobs",))
     assert took >= 1.5
     # The next cycle, as long as this one, ends within the interval of this one's start (staleness <= interval).
@@ -380,22 +383,14 @@ def test_a_kind_listed_whole_runs_early_by_the_wait_for_its_worker_too(pair: Pai
     ctx = pair.context(kinds={k: {"enabled": k in wanted, "interval": 20} for k in kind_names()})
     assert worker_of(("jobs",)) == worker_of(("cluster_policies",))
     daemon = Daemon(ctx)
+    pair.source.set_faults(latency_ms=3000, path_prefix="/api/2.0/policies/clusters/list")
     try:
-        pair.source.set_faults(latency_ms=3000, path_prefix="/api/2.0/policies/clusters/list")
         held = time.time()
         daemon.run_group(("cluster_policies",))  # the cycle a due jobs run would wait behind
         held = time.time() - held
-        pair.source.set_faults()
-        daemon.schedule()
-        daemon.scheduler.start(paused=True)  # next run times are computed, nothing runs by itself
-        started = time.time()
-        daemon.run_group(("jobs",))
-        took = time.time() - started
-        next_run = daemon.scheduler.get_job("jobs").next_run_time.timestamp()
     finally:
         pair.source.set_faults()
-        if daemon.scheduler.running:
-            daemon.scheduler.shutdown(wait=False)
+    started, took, next_run = _jobs_cycle_and_its_next_run(pair, daemon)
     assert held >= 3 > 2 >= took  # the wait is longer than the jitter (at most 2 s at a 20 s interval)
     # Were the jobs due behind a policies cycle like the last, their cycle would still end within the interval.
     assert next_run <= started + 20 - took - held + 0.2, (next_run - started, took, held)
