@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dbsync.context import SyncContext
-from dbsync.engine import replication_refusal
 from dbsync.errors import ConfigError, Kept, StoreError, one_line
 from dbsync.model import Delete, Resource, Upsert
 from dbsync.registry import kind, kind_names, kinds
+from dbsync.roles import replication_refusal
 from dbsync.store import Store
 from dbsync.store.versions import Version, Versions
 from dbsync.update_guard import keep_deletion, keep_version

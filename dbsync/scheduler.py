@@ -43,13 +43,13 @@ from dbsync import hints, metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
 from dbsync.declaration import CATALOGUE
-from dbsync.engine import Engine, replication_refusal
+from dbsync.engine import Engine
 from dbsync.errors import StoreError
 from dbsync.freshness import LEAD_WINDOW
 from dbsync.outcomes import KindReport
 from dbsync.registry import Kind, kinds
 from dbsync.revisit import check_schedule_need, publish_target
-from dbsync.roles import StoreRole
+from dbsync.roles import StoreRole, replication_refusal
 from dbsync.store.lock import StoreLock
 
 log = logging.getLogger("dbsync.scheduler")

@@ -239,6 +239,28 @@ def test_a_sweep_reads_the_acls_a_hint_named_first_and_those_named_meanwhile_at_
     assert set(acl) - set(in_turn_keys) == {acl[16], acl[20]}  # those read ahead are skipped in their turn
 
 
+def test_a_sweep_looks_for_named_acls_every_few_seconds_however_few_objects_it_listed(
+    pair: Pair, monkeypatch: Any
+) -> None:
+    """A look every NAMED_EVERY objects listed came ~20 s apart when most of them were due: each is a read that
+    gives way to every other request, and the listing waits for the reads in flight. Hinted ACL edits reached
+    the standby in p99 160 s (goal 120 s). The sweep looks after NAMED_LOOK_SECONDS too."""
+    paths = _seed(pair)
+    settings = _settings(pair)
+    pair.sync(only=KINDS, **settings)
+    ctx = pair.context(**settings)
+    named = f"notebooks:{paths[20]}"
+    monkeypatch.setattr(permissions, "NAMED_EVERY", 1000)  # more objects than the sweep lists: only time counts
+    with freeze_time(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)) as clock:
+        listing = permissions.PermissionsWatcher().list(ctx, ctx.source)
+        assert [next(listing).out_of_turn for _ in range(2)] == [None, None]  # it looked first: nothing named
+        ctx.store.hint_visits("permissions", [named])
+        assert next(listing).out_of_turn is None  # the last look was under NAMED_LOOK_SECONDS ago
+        clock.tick(permissions.NAMED_LOOK_SECONDS)
+        stub = next(listing)
+    assert (stub.key, stub.out_of_turn) == (named, AHEAD)
+
+
 def test_a_group_named_while_its_cycle_runs_runs_again_once_it_ends_not_an_interval_later(pair: Pair) -> None:
     """APScheduler skips a job whose run is still going: a hint moving the permissions job to now during its cycle
     was dropped, and an ACL named after the sweep passed it waited for the next interval. It is queued once."""
@@ -252,3 +274,57 @@ def test_a_group_named_while_its_cycle_runs_runs_again_once_it_ends_not_an_inter
     assert len(again) == 1 and again[0].executor == "sweeps"
     daemon._run_soon({"permissions"}, ())  # not running: its interval job moves to now
     assert daemon.scheduler.get_job("permissions").next_run_time.timestamp() <= time.time()
+
+
+def test_an_acl_named_while_the_sweep_reads_is_not_queued_behind_the_sweeps_reads(pair: Pair, monkeypatch: Any) -> None:
+    """The sweep keeps 4 x concurrency reads in flight, each giving way to every other request of the budget; a
+    named ACL submitted to the same pool waited for those ahead of it. It has threads of its own: from its naming
+    to the standby takes the drain the listing is in (two reads here) and its own read, not the queue's four."""
+    from dbsync.engine import Engine
+
+    paths = _seed(pair)
+    by_need = {"identities": {"create_users": True}}  # permissions read by need (their default max_staleness)
+    pair.sync(only=KINDS, **by_need)
+    monkeypatch.setattr(permissions, "NAMED_LOOK_SECONDS", 0.0)  # a look at every object: only the queue is left
+    latency = 1.0
+    ctx = pair.context(concurrency=4, updates={"guard": False}, **by_need)  # written as read: only reads timed
+    named = paths[-1]  # the last in the sweep's order: its turn comes after the 16 reads first in flight
+    _grant(pair, named, iam.PermissionLevel.CAN_EDIT)
+    pair.source.set_faults(latency_ms=latency * 1000, path_prefix="/api/2.0/permissions/")
+    sweep = threading.Thread(target=lambda: Engine(ctx, read_hints=False, full_sweep=True).cycle(["permissions"]))
+    try:
+        sweep.start()
+        time.sleep(latency)  # the first 16 reads in flight, four at a time
+        ctx.store.hint_visits("permissions", [f"notebooks:{named}"])  # as the daemon's hints thread does
+        hinted = time.monotonic()
+        while _target_level(pair, named) != "CAN_EDIT" and time.monotonic() - hinted < 30:
+            time.sleep(0.05)
+        took = time.monotonic() - hinted
+    finally:
+        sweep.join(timeout=60)
+        pair.source.set_faults()
+    # Here: the listing waits out its drain (~1 read), then one read. Behind the sweep's queue: ~4 reads.
+    assert took < 3 * latency, took
+
+
+def test_a_sliced_sweep_ends_its_slice_once_it_holds_an_update_so_the_update_is_written_then(pair: Pair) -> None:
+    """An update the edit-storm guard holds is written when its cycle ends, and a sweep's cycle is a 60 s slice:
+    an ACL edit (named by the audit log, or found in turn) waited for the rest of it. The sweep ends its slice once
+    it holds one; what it did not reach is the next slice's (the daemon runs one at once)."""
+    from dbsync.engine import Engine
+
+    paths = _seed(pair)
+    by_need = {"identities": {"create_users": True}}
+    pair.sync(only=KINDS, **by_need)
+    ctx = pair.context(concurrency=4, **by_need)
+    with ctx.store._transaction():  # an hour later: every ACL due again
+        ctx.store.db.execute("UPDATE visits SET next_visit = 0 WHERE kind = 'permissions'")
+    due = ctx.store.live_count("permissions")
+    _grant(pair, paths[0], iam.PermissionLevel.CAN_EDIT)  # early in the sweep's order
+    engine = Engine(ctx, read_hints=False, time_slice=600)
+    (report,) = engine.cycle(["permissions"])
+    assert _target_level(pair, paths[0]) == "CAN_EDIT"
+    assert report.updated == 1 and report.fetched < due, (report, due)  # ended early
+    assert "permissions" in engine.sliced  # the rest comes next, at once
+    (rest,) = Engine(ctx, read_hints=False, time_slice=600).cycle(["permissions"])
+    assert rest.fetched == due - report.fetched and rest.updated == 0

@@ -24,6 +24,7 @@ from dbsync.workspace import Workspace
 
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
 NAMED_EVERY = 64  # objects listed between two looks for ACLs an audit-log hint named meanwhile
+NAMED_LOOK_SECONDS = 2.0  # or seconds, whichever comes first: 64 objects due take ~20 s of reads that give way
 
 
 def direct_entries(ctx: SyncContext, acl: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -69,14 +70,17 @@ class PermissionsWatcher(Watcher):
         slice round to it (from the start, every cycle read the same first slice and never reached the rest).
 
         The ACLs an audit-log hint named come first, and those named while the sweep runs as soon as it looks
-        (every NAMED_EVERY objects), not in their turn: a hinted ACL waited for the sweep to reach its key, up to
-        a whole time slice. One named again after this sweep read it is read again at the next look (it waited
-        for the next cycle: ACL-only edits reached the standby in p99 163 s with hints, goal 120 s)."""
+        (every NAMED_EVERY objects or NAMED_LOOK_SECONDS), not in their turn: a hinted ACL waited for the sweep
+        to reach its key, up to a whole time slice. One named again after this sweep read it is read again at the
+        next look (it waited for the next cycle: ACL-only edits reached the standby in p99 163 s with hints, goal
+        120 s)."""
         order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
         ahead: dict[str, float] = {}  # key -> when it was last yielded out of turn: skipped when the sweep reaches it
         position: tuple[int, str] | None = None  # the last object yielded in its turn, ranked
+        looked = time.monotonic()
         for i, (object_kind, prior) in enumerate(self._replicated(ctx, order)):
-            if i % NAMED_EVERY == 0:
+            if i % NAMED_EVERY == 0 or time.monotonic() - looked >= NAMED_LOOK_SECONDS:
+                looked = time.monotonic()
                 yield from self._named(ctx, order, position, ahead)
             position = order.rank(object_kind, prior.key)
             if f"{object_kind}:{prior.key}" not in ahead:
