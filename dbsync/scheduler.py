@@ -341,19 +341,20 @@ class Daemon:
         if any(self.settings.max_staleness(name) for name in group):
             return  # read by need: their schedule leads by their cycles' length itself (freshness.next_visit)
         interval = group_interval(self.settings, group)
-        since = started - LEAD_WINDOW
-        lead = min(interval / 2, self.ctx.store.longest_cycles(group, since) + self._longest_wait(group, since))
+        lead = min(interval / 2, self._cycle_and_wait(group, started - LEAD_WINDOW))
         at = max(time.time(), started + interval - lead - random.uniform(0, jitter(interval)))
         job = self.scheduler.get_job("+".join(group))
         pending = getattr(job, "next_run_time", None)  # None: paused, or not started yet
         if job is not None and pending is not None and _at(at) < pending:
             self.scheduler.modify_job(job.id, next_run_time=_at(at))
 
-    def _longest_wait(self, group: tuple[str, ...], since: float) -> float:
-        """The longest recent cycle of another group on this group's worker: what a due run may wait behind."""
+    def _cycle_and_wait(self, group: tuple[str, ...], since: float) -> float:
+        """The group's longest recent cycle, plus the longest recent cycle of another group on its worker (what a
+        due run may wait behind), from one read of the store."""
         others = [g for g in self.groups if g != group and worker_of(g) == worker_of(group)]
-        longest = self.ctx.store.longest_cycle_by_kind({k for g in others for k in g}, since)
-        return max((sum(longest.get(k, 0.0) for k in g) for g in others), default=0.0)
+        longest = self.ctx.store.longest_cycle_by_kind({*group, *(k for g in others for k in g)}, since)
+        wait = max((sum(longest.get(k, 0.0) for k in g) for g in others), default=0.0)
+        return sum(longest.get(k, 0.0) for k in group) + wait
 
     @contextmanager
     def _cycle_of(self, group: tuple[str, ...]) -> Iterator[None]:
