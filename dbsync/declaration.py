@@ -60,8 +60,9 @@ class Declaration:
     # Every replicated version is kept in the version history (`dbsync history`/`restore`); False for secret values.
     versions: bool = True
     # The daemon runs the kind's cycles on this worker, beside the other kinds' (None: the first worker, one cycle
-    # at a time): a long cycle whose results no kind on another worker reads in the same run (the ACL sweep, the
-    # workspace tree), which would otherwise hold every other kind behind it for most of its time under a budget.
+    # at a time): a long cycle (the ACL sweep, the workspace tree, the jobs) that would otherwise hold every other
+    # kind behind it for much of its time under a budget, and reads no other worker's listing of the run
+    # (`ctx.listed`); ids another worker maps are read from the store (one not mapped yet is `blocked`).
     worker: str | None = None
     # Its reads in turn give way to every other request of the workspace's budget (pacing.giving_way), within a
     # bound: a sweep nobody waits for (the ACL sweep); the reads an audit-log hint asked for do not.
