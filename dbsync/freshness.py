@@ -99,7 +99,9 @@ def next_interval(
     return min(max_staleness, max(cycle, previous.interval * 2))
 
 
-def next_visit(now: float, key: str, interval: float, cycle: float, first: bool, lead: float = 0.0) -> float:
+def next_visit(
+    now: float, key: str, interval: float, cycle: float, first: bool, lead: float = 0.0, in_order: bool = False
+) -> float:
     """When the object is due: early enough that the cycle that reads it comes within the interval.
 
     The margin (at most a third of the interval) is what can pass between "due" and "on the target": the cycle
@@ -110,8 +112,12 @@ def next_visit(now: float, key: str, interval: float, cycle: float, first: bool,
     cycles took up to 62 s. An interval of one cycle is due half a cycle from now: the next cycle reads it (due a
     whole cycle from `now`, a cycle that started a few milliseconds early, as the daemon's do, found it not due and
     it waited a cycle more).
+
+    `in_order`: the reads pass over the objects in the same order each time (the ACL sweep in key order, resumed
+    across its slices; `lead`: its last whole pass). One due just after a pass went by is read when the next pass
+    comes to the same place: a pass and the wait before it begins (a cycle) later, not a walk more.
     """
-    margin = max(2 * cycle, max(cycle, lead) + lead)
+    margin = max(2 * cycle, cycle + lead if in_order else max(cycle, lead) + lead)
     span = max(cycle / 2, interval - min(margin, interval / 3))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,19 +60,22 @@ class Visits:
         by_rate: bool = False,
         lead: float = 0.0,
         times: Sequence[float] = (),
+        in_order: bool = False,
     ) -> None:
         """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
 
         `by_rate`: a container (a directory of a listing read by need), read by its observed change rate. `lead`:
-        the longest its kind's recent cycles took (freshness.next_visit). `times`: when the changes found were made
-        (freshness.after_read)."""
+        the longest its kind's recent cycles took, or a sweep's last pass (`in_order`; freshness.next_visit).
+        `times`: when the changes found were made (freshness.after_read)."""
         with self._transaction():
             row = self.db.execute(
                 "SELECT revisit_interval, changed_at, change_gap FROM visits WHERE kind = ? AND source_key = ?",
                 [kind, key],
             ).fetchone()
             visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate, times)
-            due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
+            due_at = next_visit(
+                now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead, in_order=in_order
+            )
             if log.isEnabledFor(logging.DEBUG):  # every ACL of a sweep passes here: no rule text unless asked
                 log.debug(
                     "%s %s read (changed %s): every %.0f s, %s", kind, key, changed, visit.interval or 0, _rule(visit)
@@ -101,12 +105,34 @@ class Visits:
         """The key the kind's last sweep stopped after at its time slice: the next starts there (None: at the start)."""
         return self.get_meta(f"sweep_resume:{kind}")
 
-    def record_sweep_resume(self, kind: str, key: str | None) -> None:
-        """Where the sweep of `kind` stopped (a key), or None once a cycle listed it to the end."""
+    def record_sweep_resume(self, kind: str, key: str | None, started_at: float | None = None) -> float | None:
+        """Where the sweep of `kind` stopped (a key), or None once a cycle listed it to the end.
+
+        `started_at`: when the cycle began, for a sweep in slices (the daemon's; None for `sync --once`). A cycle
+        that began with no resume point began a pass over the whole listing, and the one that lists to the end
+        ends it: the pass's length, from its first cycle's start, is kept (`sweep_pass`) and returned.
+        """
+        began = self.sweep_resume(kind) is None
+        if began and started_at is not None:
+            self.set_meta(f"sweep_pass_began:{kind}", repr(started_at))
         if key is not None:
             self.set_meta(f"sweep_resume:{kind}", key)
-        elif self.sweep_resume(kind) is not None:
+            return None
+        if not began:
             self.delete_meta(f"sweep_resume:{kind}")
+        pass_began = self.get_meta(f"sweep_pass_began:{kind}")
+        if pass_began is not None:
+            self.delete_meta(f"sweep_pass_began:{kind}")
+        if started_at is None or pass_began is None:
+            return None  # a pass not paced by the daemon's slices says nothing of the next
+        length = max(0.0, time.time() - float(pass_began))
+        self.set_meta(f"sweep_pass:{kind}", repr(length))
+        return length
+
+    def sweep_pass(self, kind: str) -> float:
+        """How long the kind's last whole pass of the daemon's sweep took, over its slices (0: none yet)."""
+        value = self.get_meta(f"sweep_pass:{kind}")
+        return float(value) if value is not None else 0.0
 
     def named_visits(self, kind: str) -> list[tuple[str, float]]:
         """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""
