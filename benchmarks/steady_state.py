@@ -1,22 +1,21 @@
 """Steady state at scale: `dbsync serve` on a 100,000-object source under a request budget.
 
-Issue #16's goal: "a steady-state daemon under a 50 req/s budget keeps every object within its max_staleness,
-RSS ≤ 200 MB". Two `dbsync emulator` processes (the source seeded with `--seed-objects N`), an initial
-`dbsync sync --once` with no budget and no latency (at 50 req/s the initial sync alone would take over an
-hour: it is not the steady state), then `dbsync serve` on the same store with
-`source/target.max_requests_per_second` = the budget and `--latency-ms` added on both emulators, while a
-driver edits one notebook every `--edit-every` seconds. The workspace tree is listed by need (interval 120 s,
-`max_staleness` 1800 s: a slice of the 7,000 directories per cycle, each within 30 minutes; the initial sync uses
-the same settings, so its listing is the schedule's first); permissions every 60 s (the ACL sweep in slices on
-a worker of its own, its margin two cycles); each dashboard's schedules by need within an hour
-(`--schedules-max-staleness`; a full read every 15 minutes was ~5,000 calls). After the initial sync it prints
-what that schedule asks of the budget (at 900 s for the tree, the tree and the ACL sweep alone need more than
-90 % of 50 requests/s). Every 30 s the benchmark scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}`
-against `dbsync_staleness_target_seconds{kind}`, and reads the daemon's RSS from /proc. At the end: each kind's
-largest staleness against its target and whether the staleness alert (`DbsyncStalenessAboveTarget`: over target
-for 15 minutes in a row) would have fired, requests per second on each side from the emulators' own per-second
-counts (the driver's own requests taken out), 429s, the edits' change-to-target times, and the daemon's cycles
-per kind (how many, mean and longest seconds) from its store.
+Issue #16's goal: "a steady-state daemon under a 50 req/s budget keeps every object within its max_staleness, RSS ≤
+200 MB". Two `dbsync emulator` processes (the source seeded with `--seed-objects N`), an initial `dbsync sync
+--once` with no budget and no latency (at 50 req/s the initial sync alone would take over an hour: it is not the
+steady state), then `dbsync serve` on the same store with `source/target.max_requests_per_second` = the budget and
+`--latency-ms` added on both emulators, while a driver edits one notebook every `--edit-every` seconds. The
+workspace tree is listed by need (interval 120 s, `max_staleness` 1800 s: a slice of the 7,000 directories per
+cycle, each within 30 minutes; the initial sync uses the same settings, so its listing is the schedule's first);
+permissions every 60 s (the ACL sweep in slices on a worker of its own, its margin an interval and its last whole
+pass: printed at the end); each dashboard's schedules by need within an hour (`--schedules-max-staleness`; a full
+read every 15 minutes was ~5,000 calls). After the initial sync it prints what that schedule asks of the budget (at
+900 s for the tree, the tree and the ACL sweep alone need more than 90 % of 50 requests/s). Every 30 s the benchmark
+scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and
+reads the daemon's RSS from /proc. At the end: each kind's largest staleness against its target and whether the
+staleness alert (`DbsyncStalenessAboveTarget`: over target for 15 minutes in a row) would have fired, requests per
+second on each side from the emulators' own per-second counts (the driver's own requests taken out), 429s, the
+edits' change-to-target times, and the daemon's cycles per kind (how many, mean and longest seconds) from its store.
 
     python benchmarks/steady_state.py [--objects 100000] [--budget 50] [--minutes 75] [--latency-ms 100]
 """
@@ -243,10 +242,11 @@ def main() -> None:
                 daemon.wait(timeout=120)
         report(args, samples, peak, editor, source, target)
         print_endpoints(source, seconds=time.monotonic() - started)
-        print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, the first):")
+        print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, jobs, the first):")
         for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
         print_rss_steps(state, samples, started_wall)
+        print_sweep_passes(log_path)
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
@@ -264,7 +264,8 @@ def print_endpoints(source: Emulator, seconds: float, top: int = 14) -> None:
 
 def print_needs(args: argparse.Namespace, state: Path) -> None:
     """What the revisit schedule asks of the source's budget in steady state, from the store after the initial sync:
-    each ACL read once per (max_staleness - its 2-cycle margin), each directory listed once per the tree's."""
+    each ACL read once per (max_staleness - its margin: two cycles at the least, an interval and the sweep's last
+    pass in the daemon), each directory listed once per the tree's."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     acls = store.execute("SELECT COUNT(*) FROM resources WHERE kind = 'permissions'").fetchone()[0]
     folders = store.execute("SELECT COUNT(*) FROM visits WHERE kind = 'workspace_tree'").fetchone()[0]
@@ -277,6 +278,19 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
         f"listings/s ({folders:,} directories), plus dashboards and the listed kinds, of {0.9 * args.budget:.0f} "
         f"paced ({args.budget:.0f} x 90 %)"
     )
+
+
+def print_sweep_passes(log_path: Path) -> None:
+    """The ACL sweep's whole passes over its slices, from the daemon's log: each ACL is due that much (and an
+    interval) before its max_staleness, so a long pass is what the staleness margin pays for."""
+    passes = [float(m) for m in re.findall(r"a sweep pass over the whole listing ended, (\d+) s", log_path.read_text())]
+    if passes:
+        print(
+            f"ACL sweep passes: {len(passes)}, mean {statistics.mean(passes):.0f} s, longest {max(passes):.0f} s, "
+            f"last {passes[-1]:.0f} s"
+        )
+    else:
+        print("ACL sweep passes: none ended")
 
 
 def print_rss_steps(state: Path, samples: list, started_wall: float, top: int = 6) -> None:
