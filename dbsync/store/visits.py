@@ -110,7 +110,9 @@ class Visits:
 
         `started_at`: when the cycle began, for a sweep in slices (the daemon's; None for `sync --once`). A cycle
         that began with no resume point began a pass over the whole listing, and the one that lists to the end
-        ends it: the pass's length, from its first cycle's start, is kept (`sweep_pass`) and returned.
+        ends it: the pass's length, from its first cycle's start, is kept (`sweep_pass`) and returned. A pass the
+        daemon's stop interrupted counts the stop: the margin it makes is capped (freshness.next_visit, a third of
+        `max_staleness`), and the next pass sets it right.
         """
         began = self.sweep_resume(kind) is None
         if began and started_at is not None:
