@@ -210,6 +210,7 @@ def main() -> None:
                 deadline=args.workspace_max_staleness + 2 * args.workspace_interval + 600,
             )
             samples: list[tuple[float, dict[str, tuple[float, float]], float]] = []
+            passes: list[float] = []  # the ACL sweep's whole passes, as the store records each one's length
             started, started_wall = time.monotonic(), time.time()
             try:
                 time.sleep(10)
@@ -227,6 +228,8 @@ def main() -> None:
                         )
                     except httpx.HTTPError as err:
                         print(f"  scrape failed: {err}")
+                    if (length := sweep_pass(state)) is not None and (not passes or passes[-1] != length):
+                        passes.append(length)
                     if len(samples) % 10 == 1:
                         t, kinds, rss = samples[-1]
                         worst = max(kinds.items(), key=lambda kv: kv[1][0] / (kv[1][1] or 1), default=("-", (0, 0)))
@@ -246,7 +249,7 @@ def main() -> None:
         for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
         print_rss_steps(state, samples, started_wall)
-        print_sweep_passes(log_path)
+        print_sweep_passes(passes)
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
@@ -280,10 +283,19 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
     )
 
 
-def print_sweep_passes(log_path: Path) -> None:
-    """The ACL sweep's whole passes over its slices, from the daemon's log: each ACL is due that much (and an
-    interval) before its max_staleness, so a long pass is what the staleness margin pays for."""
-    passes = [float(m) for m in re.findall(r"a sweep pass over the whole listing ended, (\d+) s", log_path.read_text())]
+def sweep_pass(state: Path) -> float | None:
+    """The length of the ACL sweep's last whole pass, as the daemon's store holds it (None: no pass ended yet)."""
+    store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+    try:
+        row = store.execute("SELECT value FROM meta WHERE key = 'sweep_pass:permissions'").fetchone()
+    finally:
+        store.close()
+    return float(row[0]) if row else None
+
+
+def print_sweep_passes(passes: list[float]) -> None:
+    """The ACL sweep's whole passes over its slices (sampled every 30 s: a pass shorter than that may be missed):
+    each ACL is due that much (and an interval) before its max_staleness, so a long pass is what the margin pays."""
     if passes:
         print(
             f"ACL sweep passes: {len(passes)}, mean {statistics.mean(passes):.0f} s, longest {max(passes):.0f} s, "
