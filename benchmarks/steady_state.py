@@ -7,8 +7,8 @@ steady state), then `dbsync serve` on the same store with `source/target.max_req
 `--latency-ms` added on both emulators, while a driver edits one notebook every `--edit-every` seconds. The
 workspace tree is listed by need (interval 120 s, `max_staleness` 1800 s: a slice of the 7,000 directories per
 cycle, each within 30 minutes; the initial sync uses the same settings, so its listing is the schedule's first);
-permissions every 60 s (the ACL sweep in slices on a worker of its own, its margin an interval and its last whole
-pass: printed at the end); each dashboard's schedules by need within an hour (`--schedules-max-staleness`; a full
+permissions every 60 s (the ACL sweep in slices on a worker of its own, its margin its last whole pass:
+printed at the end); each dashboard's schedules by need within an hour (`--schedules-max-staleness`; a full
 read every 15 minutes was ~5,000 calls). After the initial sync it prints what that schedule asks of the budget (at
 900 s for the tree, the tree and the ACL sweep alone need more than 90 % of 50 requests/s). Every 30 s the benchmark
 scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and
@@ -267,8 +267,8 @@ def print_endpoints(source: Emulator, seconds: float, top: int = 14) -> None:
 
 def print_needs(args: argparse.Namespace, state: Path) -> None:
     """What the revisit schedule asks of the source's budget in steady state, from the store after the initial sync:
-    each ACL read once per (max_staleness - its margin: two cycles at the least, an interval and the sweep's last
-    pass in the daemon), each directory listed once per the tree's."""
+    each ACL read once per (max_staleness - its margin: two cycles at the least, the sweep's last pass in the
+    daemon), each directory listed once per the tree's."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     acls = store.execute("SELECT COUNT(*) FROM resources WHERE kind = 'permissions'").fetchone()[0]
     folders = store.execute("SELECT COUNT(*) FROM visits WHERE kind = 'workspace_tree'").fetchone()[0]
@@ -295,7 +295,7 @@ def sweep_pass(state: Path) -> float | None:
 
 def print_sweep_passes(passes: list[float]) -> None:
     """The ACL sweep's whole passes over its slices (sampled every 30 s: a pass shorter than that may be missed):
-    each ACL is due that much (and an interval) before its max_staleness, so a long pass is what the margin pays."""
+    each ACL is due that much before its max_staleness, so a long pass is what the margin pays for."""
     if passes:
         print(
             f"ACL sweep passes: {len(passes)}, mean {statistics.mean(passes):.0f} s, longest {max(passes):.0f} s, "

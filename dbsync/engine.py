@@ -177,9 +177,7 @@ class Engine:
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
         self.pinned = self.ctx.versions.pinned_keys([kind.name])
-        began, deadline = time.time(), None  # a sweep's time slice (a daemon's cycle) ends at its deadline
-        if self.time_slice and not self.full_sweep:
-            deadline = time.monotonic() + self.time_slice
+        deadline = time.monotonic() + self.time_slice if self.time_slice and not self.full_sweep else None
         cut, last_key = False, None  # a sweep stopped listing at its slice (revisit.sweep_ends) after last_key
         try:
             # Reads an audit-log hint named have threads of their own: behind the sweep's (4 x concurrency queued,
@@ -238,8 +236,8 @@ class Engine:
                 kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
             )
             return report
-        if not self.plan_only and kind.watcher.resumes_sweep:  # the next turn goes on from there
-            revisit.sweep_stopped(self.ctx, kind, last_key if cut else None, began if deadline else None)
+        if not self.plan_only and kind.watcher.resumes_sweep:
+            store.record_sweep_resume(kind.name, last_key if cut else None)  # the next turn goes on from there
         if cut:  # the objects not listed were not read: not due as far as this cycle knows
             report.not_due += max(0, store.live_count(kind.name) - report.listed)
             return report

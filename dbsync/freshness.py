@@ -113,11 +113,11 @@ def next_visit(
     whole cycle from `now`, a cycle that started a few milliseconds early, as the daemon's do, found it not due and
     it waited a cycle more).
 
-    `in_order`: the reads pass over the objects in the same order each time (the ACL sweep in key order, resumed
-    across its slices; `lead`: its last whole pass). One due just after a pass went by is read when the next pass
-    comes to the same place: a pass and the wait before it begins (a cycle) later, not a walk more.
+    `in_order`: the reads go round the objects in the same order (the ACL sweep in key order, resumed across its
+    slices; `lead`: its last whole pass, waits between slices included). One due just after the sweep went by is
+    read when it comes round to the same place: a pass later, not a period and a walk.
     """
-    margin = max(2 * cycle, cycle + lead if in_order else max(cycle, lead) + lead)
+    margin = max(2 * cycle, lead if in_order else max(cycle, lead) + lead)
     span = max(cycle / 2, interval - min(margin, interval / 3))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window

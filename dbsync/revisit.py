@@ -20,11 +20,8 @@ from dbsync.context import SyncContext
 from dbsync.model import Prior, Resource
 from dbsync.pacing import HEADROOM
 from dbsync.registry import Kind
-from dbsync.runcache import CacheKey
 
 log = logging.getLogger(__name__)
-# The length of the kind's last pass of its sweep, read once a run (revisit.visited runs for every object read).
-SWEEP_PASS: CacheKey[float] = CacheKey("revisit:sweep-pass")  # .part(kind)
 # The share of the paced source budget the schedule of the kinds read by need may ask before the daemon says it
 # cannot keep them: the kinds listed whole, writes and retries draw on the same budget.
 NEED_WARNING_SHARE = 2 / 3
@@ -110,27 +107,20 @@ def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> 
     """Schedule the next read of an object of a kind read by need (sooner when it changed).
 
     A sweep in slices (the ACLs) reads an object when its pass comes to it: one that comes due just after the
-    pass went by waits for the next pass to reach it, up to a pass and the interval before the next begins. Its
-    revisit is due that much earlier (the last pass's length, freshness.next_visit). With a margin of two 60 s
-    intervals alone, ACLs were read up to 183 s after they came due, 63 s past a 4,800 s `max_staleness`.
+    pass went by waits for the next pass to come round to it, a whole pass later. Its revisit is due that much
+    earlier (the last pass's length, from one time the sweep came to the start of its order to the next:
+    freshness.next_visit). With a margin of two 60 s intervals alone, ACLs were read up to 183 s after they came
+    due at 100,000 objects, 63 s past a 4,800 s `max_staleness`.
     """
     staleness = ctx.settings.max_staleness(kind.name)
     if staleness <= 0 or resource.version_hint is not None:
         return
     cycle = ctx.settings.min_revisit(kind.name)
     in_order = kind.watcher.resumes_sweep
-    lead = ctx.cached(SWEEP_PASS.part(kind.name), lambda: ctx.store.sweep_pass(kind.name)) if in_order else 0.0
+    lead = ctx.store.sweep_pass(kind.name) if in_order else 0.0
     ctx.store.record_visit(
         kind.name, resource.key, changed, time.time(), cycle, staleness, lead=lead, in_order=in_order
     )
-
-
-def sweep_stopped(ctx: SyncContext, kind: Kind, key: str | None, started_at: float | None) -> None:
-    """Where a sweep's cycle stopped (`key`; None: it listed to the end, a pass ended). `started_at`: the cycle's
-    start, when the daemon runs it in slices; a pass's length is logged when it ends."""
-    length = ctx.store.record_sweep_resume(kind.name, key, started_at)
-    if length is not None:
-        log.info("%s: a sweep pass over the whole listing ended, %.0f s after it began", kind.name, length)
 
 
 def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int, started_at: float) -> None:

@@ -241,38 +241,40 @@ def test_the_daemon_reads_due_acls_for_its_time_slice_then_continues_after_the_k
 def test_an_acl_is_due_earlier_by_the_length_of_the_last_pass_of_the_sweep(
     pair: Pair, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The daemon's sweep reads an ACL when its pass comes to it: one that comes due just after the pass went by
-    waits for the next pass to get there. With a margin of two intervals (2 x 60 s) alone, ACLs were read up to
-    183 s after they came due at 100,000 objects, 63 s past a 4,800 s max_staleness. Each revisit is due earlier
-    by the last whole pass's length (from its first slice to its last), so it is read within max_staleness."""
-    from dbsync import revisit
+    """The daemon's sweep goes round the ACLs in key order, a slice at a time: one that comes due just after the
+    sweep went by waits for it to come round. With a margin of two intervals (2 x 60 s) alone, ACLs were read up
+    to 183 s after they came due at 100,000 objects, 63 s past a 4,800 s max_staleness. Each revisit is due
+    earlier by the sweep's last whole pass (from one time it came to the start of its order to the next)."""
     from dbsync.engine import Engine
+    from dbsync.watchers import permissions
 
-    caplog.set_level(logging.INFO, logger=revisit.log.name)
+    caplog.set_level(logging.INFO, logger=permissions.log.name)
     _seed(pair)
     settings = {**BY_NEED, "kinds": {"permissions": {"max_staleness": WINDOW, "interval": 60}}}
     with freeze_time("2026-12-05 00:00:00", tick=True) as clock:
-        pair.sync(only=KINDS, **settings)  # `sync --once`: a pass not paced in slices, not measured
+        pair.sync(only=KINDS, **settings)  # `sync --once` reads everything at once: no pass of the daemon's
         clock.tick(WINDOW)  # every ACL due
         ctx = pair.context(concurrency=1, **settings)
+        assert ctx.store.sweep_pass("permissions") == 0
         pair.source.set_faults(latency_ms=300, path_prefix="/api/2.0/permissions")
         engine = Engine(ctx, retry_now=False, time_slice=1)
-        engine.cycle(KINDS)  # the daemon's first slice: a pass begins
+        engine.cycle(KINDS)  # the daemon's first slice: the sweep starts at the start of its order
         assert engine.sliced == {"permissions"}
         pair.source.set_faults()
         clock.tick(150)  # the slices of a long pass
-        Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])  # the pass ends
-        assert 145 <= ctx.store.sweep_pass("permissions") < 200
-        assert "permissions: a sweep pass over the whole listing ended" in caplog.text
+        Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])  # comes round to the start
+        assert 145 <= ctx.store.sweep_pass("permissions") < 170  # the frozen clock ticks with the real one
+        assert "permissions: the sweep came round to its start, 15" in caplog.text
 
-        clock.tick(WINDOW)  # every ACL due again, read in the next pass with the last pass's length as margin
+        clock.tick(150)
+        acls = [row[0] for row in ctx.store.db.execute("SELECT source_key FROM resources WHERE kind = 'permissions'")]
+        ctx.store.hint_visits("permissions", acls)  # every ACL due: read by the next pass
         Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])
     rows = ctx.store.db.execute("SELECT next_visit, verified_at FROM visits WHERE kind = 'permissions'").fetchall()
     spans = [due - verified for due, verified in rows]
-    assert len(spans) > NOTEBOOKS
-    # Two intervals alone: due 1,080 s after the read. With the pass: the next pass gets there an interval (the
-    # wait before it begins) and a pass later.
-    assert all(WINDOW - 60 - 200 <= span <= WINDOW - 60 - 145 for span in spans), sorted(spans)
+    assert len(spans) == len(acls) > NOTEBOOKS
+    # Two intervals alone: due 1,080 s after the read. With the pass: 150 s (and the test's own seconds) earlier.
+    assert all(WINDOW - 170 <= span <= WINDOW - 145 for span in spans), sorted(spans)
 
 
 def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pair) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,8 @@ class Visits:
         def delete_meta(self, key: str) -> None: ...
 
         db: Any
+        lock: Any
+        _passes: dict[str, float]
 
     def visits_of(self, kind: str, keys: list[str]) -> dict[str, tuple[float, float]]:
         """key → (next visit, last verified) of these objects of a kind read by need, in one read."""
@@ -105,36 +106,36 @@ class Visits:
         """The key the kind's last sweep stopped after at its time slice: the next starts there (None: at the start)."""
         return self.get_meta(f"sweep_resume:{kind}")
 
-    def record_sweep_resume(self, kind: str, key: str | None, started_at: float | None = None) -> float | None:
-        """Where the sweep of `kind` stopped (a key), or None once a cycle listed it to the end.
-
-        `started_at`: when the cycle began, for a sweep in slices (the daemon's; None for `sync --once`). A cycle
-        that began with no resume point began a pass over the whole listing, and the one that lists to the end
-        ends it: the pass's length, from its first cycle's start, is kept (`sweep_pass`) and returned. A pass the
-        daemon's stop interrupted counts the stop: the margin it makes is capped (freshness.next_visit, a third of
-        `max_staleness`), and the next pass sets it right.
-        """
-        began = self.sweep_resume(kind) is None
-        if began and started_at is not None:
-            self.set_meta(f"sweep_pass_began:{kind}", repr(started_at))
+    def record_sweep_resume(self, kind: str, key: str | None) -> None:
+        """Where the sweep of `kind` stopped (a key), or None once a cycle listed it to the end."""
         if key is not None:
             self.set_meta(f"sweep_resume:{kind}", key)
-            return None
-        if not began:
+        elif self.sweep_resume(kind) is not None:
             self.delete_meta(f"sweep_resume:{kind}")
-        pass_began = self.get_meta(f"sweep_pass_began:{kind}")
-        if pass_began is not None:
-            self.delete_meta(f"sweep_pass_began:{kind}")
-        if started_at is None or pass_began is None:
-            return None  # a pass not paced by the daemon's slices says nothing of the next
-        length = max(0.0, time.time() - float(pass_began))
+
+    def record_sweep_start(self, kind: str, now: float) -> float | None:
+        """The daemon's sweep of `kind` came to the start of its order now (it goes round it, slice after slice):
+        how long its last whole pass took, from the time before (None: the first). A pass that a stop of the
+        daemon interrupted counts the stop: the margin it makes is capped (a third of `max_staleness`,
+        freshness.next_visit) and the next pass sets it right."""
+        before = self.get_meta(f"sweep_start:{kind}")
+        self.set_meta(f"sweep_start:{kind}", repr(now))
+        if before is None:
+            return None
+        length = max(0.0, now - float(before))
         self.set_meta(f"sweep_pass:{kind}", repr(length))
+        with self.lock:
+            self._passes[kind] = length
         return length
 
     def sweep_pass(self, kind: str) -> float:
-        """How long the kind's last whole pass of the daemon's sweep took, over its slices (0: none yet)."""
-        value = self.get_meta(f"sweep_pass:{kind}")
-        return float(value) if value is not None else 0.0
+        """How long the daemon's sweep of `kind` took for its last whole pass (0: none yet). Read for every object
+        the sweep reads: kept in memory once read (this process is the store's one writer)."""
+        with self.lock:
+            if kind not in self._passes:
+                value = self.get_meta(f"sweep_pass:{kind}")
+                self._passes[kind] = float(value) if value is not None else 0.0
+            return self._passes[kind]
 
     def named_visits(self, kind: str) -> list[tuple[str, float]]:
         """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""

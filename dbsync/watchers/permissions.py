@@ -7,6 +7,7 @@ Inherited entries and the admins group are the service's, never replicated.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from dbsync.registry import kinds
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
+log = logging.getLogger(__name__)
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
 NAMED_EVERY = 64  # objects listed between two looks for ACLs an audit-log hint named meanwhile
 NAMED_LOOK_SECONDS = 2.0  # or seconds, whichever comes first: 64 objects due take ~20 s of reads that give way
@@ -89,12 +91,23 @@ class PermissionsWatcher(Watcher):
 
     def _replicated(self, ctx: SyncContext, order: _SweepOrder) -> Iterator[tuple[str, Prior]]:
         for object_kind, after, until in order.segments():
+            if ctx.time_slice and object_kind == order.kinds[0] and not after:
+                self._came_round(ctx)
             listed = ctx.listed.get(object_kind)  # None when the kind was not listed in this run
             for prior in ctx.history.priors(object_kind, payloads=False, after=after):
                 if until is not None and prior.key > until:
                     break
                 if prior.target_key is not None and (listed is None or prior.key in listed):
                     yield object_kind, prior
+
+    def _came_round(self, ctx: SyncContext) -> None:
+        """The daemon's sweep (in slices: `ctx.time_slice`) is at the start of its order again: a pass ended.
+
+        Its length is each ACL's margin (revisit.visited): one due just after the sweep went by waits for it to
+        come round. `sync --once`, plans and validate read everything at once and record nothing here."""
+        length = ctx.store.record_sweep_start(self.kind, time.time())
+        if length is not None:
+            log.info("%s: the sweep came round to its start, %.0f s after the last time", self.kind, length)
 
     def _named(
         self, ctx: SyncContext, order: _SweepOrder, position: tuple[int, str] | None, ahead: dict[str, float]
