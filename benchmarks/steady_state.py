@@ -210,7 +210,7 @@ def main() -> None:
                 deadline=args.workspace_max_staleness + 2 * args.workspace_interval + 600,
             )
             samples: list[tuple[float, dict[str, tuple[float, float]], float]] = []
-            passes: list[float] = []  # the ACL sweep's whole passes, as the store records each one's length
+            passes: dict[float, float] = {}  # the ACL sweep's whole passes: when each ended -> its length
             started, started_wall = time.monotonic(), time.time()
             try:
                 time.sleep(10)
@@ -228,8 +228,7 @@ def main() -> None:
                         )
                     except httpx.HTTPError as err:
                         print(f"  scrape failed: {err}")
-                    if (length := sweep_pass(state)) is not None and (not passes or passes[-1] != length):
-                        passes.append(length)
+                    passes.update(sweep_passes(state))
                     if len(samples) % 10 == 1:
                         t, kinds, rss = samples[-1]
                         worst = max(kinds.items(), key=lambda kv: kv[1][0] / (kv[1][1] or 1), default=("-", (0, 0)))
@@ -249,7 +248,7 @@ def main() -> None:
         for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
         print_rss_steps(state, samples, started_wall)
-        print_sweep_passes(passes)
+        print_sweep_passes([length for _, length in sorted(passes.items())])
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
@@ -283,14 +282,15 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
     )
 
 
-def sweep_pass(state: Path) -> float | None:
-    """The length of the ACL sweep's last whole pass, as the daemon's store holds it (None: no pass ended yet)."""
+def sweep_passes(state: Path) -> dict[float, float]:
+    """The ACL sweep's whole passes of the last hour (when each ended -> its length), as the daemon's store holds
+    them (the longest is each ACL's margin)."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
     try:
-        row = store.execute("SELECT value FROM meta WHERE key = 'sweep_pass:permissions'").fetchone()
+        row = store.execute("SELECT value FROM meta WHERE key = 'sweep_passes:permissions'").fetchone()
     finally:
         store.close()
-    return float(row[0]) if row else None
+    return {at: length for at, length in json.loads(row[0])} if row else {}
 
 
 def print_sweep_passes(passes: list[float]) -> None:

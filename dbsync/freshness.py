@@ -117,11 +117,15 @@ def next_visit(
     slices; `lead`: its last whole pass, waits between slices included). One due just after the sweep went by is
     read when it comes round to the same place: a pass later, not a period and a walk.
     """
-    margin = max(2 * cycle, lead if in_order else max(cycle, lead) + lead)
-    span = max(cycle / 2, interval - min(margin, interval / 3))
+    span = max(cycle / 2, interval - margin(interval, cycle, lead, in_order))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window
     return now + span
+
+
+def margin(interval: float, cycle: float, lead: float = 0.0, in_order: bool = False) -> float:
+    """How long before its interval ends an object is due (next_visit): at least two cycles, at most a third."""
+    return min(max(2 * cycle, lead if in_order else max(cycle, lead) + lead), interval / 3)
 
 
 def _phase(key: str) -> float:
