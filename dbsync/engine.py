@@ -237,7 +237,9 @@ class Engine:
             )
             return report
         if not self.plan_only and kind.watcher.resumes_sweep:
-            store.record_sweep_resume(kind.name, last_key if cut else None)  # the next turn goes on from there
+            # The next turn goes on from there, cut or not: a turn that came round to where it began and the next
+            # from the start of the order made a short round, counted as a pass (revisit.visited's margin).
+            store.record_sweep_resume(kind.name, last_key)
         if cut:  # the objects not listed were not read: not due as far as this cycle knows
             report.not_due += max(0, store.live_count(kind.name) - report.listed)
             return report

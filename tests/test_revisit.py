@@ -287,7 +287,10 @@ def _visits(ctx: Any) -> list[tuple[float, float]]:
 def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pair) -> None:
     """A permissions cycle that stopped at its slice is followed by one that starts after the last ACL it looked at
     and comes round to it: starting at the beginning each time re-walked the same first objects (a store read each)
-    and a slow sweep never reached the last keys. A cycle that listed to the end starts at the beginning again."""
+    and a slow sweep never reached the last keys. One that came round to where it began leaves the next there too:
+    starting again at the beginning made a short round of the sweep (67 s against 300-490 s at 100,000 ACLs),
+    taken as a pass, whose length is each ACL's margin."""
+    from dbsync.engine import Engine
     from dbsync.watchers.permissions import PermissionsWatcher
 
     _seed(pair)
@@ -300,6 +303,9 @@ def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pai
     keys = listing()
     assert len(keys) == len(set(keys)) > NOTEBOOKS
     ctx.store.record_sweep_resume("permissions", keys[10])
+    assert listing() == keys[11:] + keys[:11]
+    Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])  # the daemon's turn, round to keys[10]
+    assert ctx.store.sweep_resume("permissions") == keys[10]
     assert listing() == keys[11:] + keys[:11]
     ctx.store.record_sweep_resume("permissions", None)
     assert listing() == keys
