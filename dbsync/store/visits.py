@@ -27,6 +27,7 @@ class Visits:
         def get_meta(self, key: str) -> str | None: ...
         def set_meta(self, key: str, value: str) -> None: ...
         def delete_meta(self, key: str) -> None: ...
+        def _set_meta(self, key: str, value: str) -> None: ...
 
         db: Any
         lock: Any
@@ -122,30 +123,28 @@ class Visits:
         `in_order`): passes of 300-490 s followed one another at 100,000 ACLs. When that margin grows past the
         one the schedule was made with, every object not due yet is due earlier by the difference: the first
         round after an initial sync was scheduled before any pass was seen, with two cycles. A pass that a stop
-        of the daemon interrupted counts the stop; the margin is capped at a third of `max_staleness`.
+        of the daemon interrupted counts the stop; the margin is capped at a third of `max_staleness`. One
+        transaction: a kill between the schedule's move and the margin's record would move it twice.
         """
-        before = self.get_meta(f"sweep_start:{kind}")
-        self.set_meta(f"sweep_start:{kind}", repr(now))
-        if before is None:
-            return None
-        length = max(0.0, now - float(before))
-        recent = [p for p in json.loads(self.get_meta(f"sweep_passes:{kind}") or "[]") if p[0] > now - LEAD_WINDOW]
-        recent.append([now, length])
-        longest = max(p[1] for p in recent)
-        self.set_meta(f"sweep_passes:{kind}", json.dumps(recent))
-        self.set_meta(f"sweep_pass:{kind}", repr(longest))
-        with self.lock:
-            self._passes[kind] = longest
-        made_with = self.get_meta(f"sweep_margin:{kind}")
-        wanted = margin(max_staleness, cycle, longest, in_order=True)
-        before_margin = float(made_with) if made_with is not None else margin(max_staleness, cycle)
-        if wanted > before_margin:
-            with self._transaction():
+        with self._transaction():
+            before = self.get_meta(f"sweep_start:{kind}")
+            self._set_meta(f"sweep_start:{kind}", repr(now))
+            if before is None:
+                return None
+            length = max(0.0, now - float(before))
+            recent = [p for p in self._sweep_passes(kind) if p[0] > now - LEAD_WINDOW] + [[now, length]]
+            self._set_meta(f"sweep_passes:{kind}", json.dumps(recent))
+            longest = max(p[1] for p in recent)
+            made_with = self.get_meta(f"sweep_margin:{kind}")
+            wanted = margin(max_staleness, cycle, longest, in_order=True)
+            before_margin = float(made_with) if made_with is not None else margin(max_staleness, cycle)
+            if wanted > before_margin:
                 self.db.execute(
                     "UPDATE visits SET next_visit = MAX(?, next_visit - ?) WHERE kind = ? AND next_visit > ?",
                     [now, wanted - before_margin, kind, now],
                 )
-            self.set_meta(f"sweep_margin:{kind}", repr(wanted))
+                self._set_meta(f"sweep_margin:{kind}", repr(wanted))
+            self._passes[kind] = longest
         return length
 
     def sweep_pass(self, kind: str) -> float:
@@ -153,9 +152,12 @@ class Visits:
         every object the sweep reads: kept in memory once read (this process is the store's one writer)."""
         with self.lock:
             if kind not in self._passes:
-                value = self.get_meta(f"sweep_pass:{kind}")
-                self._passes[kind] = float(value) if value is not None else 0.0
+                self._passes[kind] = max((p[1] for p in self._sweep_passes(kind)), default=0.0)
             return self._passes[kind]
+
+    def _sweep_passes(self, kind: str) -> list[list[float]]:
+        """[when it ended, its length] of the sweep's passes of the last hour, as last recorded."""
+        return json.loads(self.get_meta(f"sweep_passes:{kind}") or "[]")
 
     def named_visits(self, kind: str) -> list[tuple[str, float]]:
         """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""
