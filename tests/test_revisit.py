@@ -284,6 +284,31 @@ def _visits(ctx: Any) -> list[tuple[float, float]]:
     return ctx.store.db.execute("SELECT next_visit, verified_at FROM visits WHERE kind = 'permissions'").fetchall()
 
 
+def test_an_acl_scheduled_while_the_passes_were_shorter_is_due_earlier_when_they_grow_back(tmp_path: Any) -> None:
+    """The margin is the longest pass of the last hour: once a 500 s pass is out of the hour, ACLs are read with
+    300 s. When a 500 s pass comes again, those are due 200 s earlier: kept at its highest (500 s), the recorded
+    margin said nothing had grown, and an ACL read a 500 s pass after it came due was 200 s past max_staleness."""
+    from dbsync.store import Store
+
+    store = Store(tmp_path / "state.db")
+    cycle, cap, now = 60.0, 4800.0, 1_800_000_000.0
+    store.record_sweep_start("permissions", now, cycle, cap)
+    for length in [500.0] + [300.0] * 13:  # a long pass, then short ones for more than an hour
+        now += length
+        store.record_sweep_start("permissions", now, cycle, cap)
+    assert store.sweep_pass("permissions") == 300.0
+    for _ in range(2):  # read twice: the second read schedules by the interval, not by the first sweep's phase
+        lead = store.sweep_pass("permissions")
+        store.record_visit("permissions", "notebooks:/a", False, now, cycle, cap, lead=lead, in_order=True)
+    ((due, verified),) = store.db.execute("SELECT next_visit, verified_at FROM visits").fetchall()
+    assert due - verified == cap - 300.0
+
+    store.record_sweep_start("permissions", now + 500.0, cycle, cap)  # a long pass again
+    ((due, verified),) = store.db.execute("SELECT next_visit, verified_at FROM visits").fetchall()
+    assert due - verified == cap - 500.0
+    store.close()
+
+
 def test_a_sweep_goes_on_from_where_its_last_slice_stopped_round_to_it(pair: Pair) -> None:
     """A permissions cycle that stopped at its slice is followed by one that starts after the last ACL it looked at
     and comes round to it: starting at the beginning each time re-walked the same first objects (a store read each)

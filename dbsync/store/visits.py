@@ -121,9 +121,12 @@ class Visits:
 
         Each object's margin is the longest pass of the last hour (`sweep_pass`, freshness.margin with
         `in_order`): passes of 300-490 s followed one another at 100,000 ACLs. When that margin grows past the
-        one the schedule was made with, every object not due yet is due earlier by the difference: the first
-        round after an initial sync was scheduled before any pass was seen, with two cycles. A pass that a stop
-        of the daemon interrupted counts the stop; the margin is capped at a third of `max_staleness`. One
+        one the last objects were scheduled with, every object not due yet is due earlier by the difference: the
+        first round after an initial sync was scheduled before any pass was seen, with two cycles. The margin
+        recorded is the one new visits take, lower too once a long pass is out of the hour: kept at its highest,
+        the objects scheduled with the lower one were not moved when it grew back (those scheduled with the
+        higher are then moved again, read early: a read more, never a late one). A pass that a stop of the
+        daemon interrupted counts the stop; the margin is capped at a third of `max_staleness`. One
         transaction: a kill between the schedule's move and the margin's record would move it twice.
         """
         with self._transaction():
@@ -143,6 +146,7 @@ class Visits:
                     "UPDATE visits SET next_visit = MAX(?, next_visit - ?) WHERE kind = ? AND next_visit > ?",
                     [now, wanted - before_margin, kind, now],
                 )
+            if wanted != before_margin:
                 self._set_meta(f"sweep_margin:{kind}", repr(wanted))
             self._passes[kind] = longest
         return length
