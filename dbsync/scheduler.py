@@ -55,6 +55,7 @@ from dbsync.registry import Kind, kinds
 from dbsync.revisit import check_schedule_need, publish_target
 from dbsync.roles import StoreRole, replication_refusal
 from dbsync.store.lock import StoreLock
+from dbsync.workspace import pool_size
 
 log = logging.getLogger("dbsync.scheduler")
 MAX_JITTER_SECONDS = 10.0
@@ -188,6 +189,8 @@ class Daemon:
         for name in dict.fromkeys(worker_of(group) for group in self.groups):
             if name not in self.workers:
                 self.workers[name] = Worker(name, ctx.sibling())  # its own caches: the cycles overlap
+        for side in (ctx.source, ctx.target):  # the workers' cycles share each side's connections
+            side.keep_connections(pool_size(self.settings.concurrency, cycles=len(self.workers)))
         self._cycle_lock = self.workers[CYCLES].lock
         self._state_lock = threading.Lock()  # over what the workers and the hints thread share: health, queues
         self._running: set[tuple[str, ...]] = set()  # groups whose cycle runs now

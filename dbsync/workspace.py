@@ -162,6 +162,13 @@ class Workspace:
             self.calls[(method, endpoint, response.status_code)] += 1
         metrics.API_REQUESTS.labels(self.side, method, endpoint, str(response.status_code)).inc()
 
+    def keep_connections(self, size: int) -> None:
+        """Keep up to `size` connections open (the daemon: its workers' cycles call at once); never fewer."""
+        if size > self.client.config.max_connections_per_pool:
+            self.client.config.max_connections_per_pool = size
+            for adapter in _mount_http_pool(self.client, size):
+                adapter.workspace = self
+
     @property
     def host(self) -> str:
         return self.client.config.host or ""
@@ -207,8 +214,8 @@ def connect(
     kwargs: dict[str, Any] = {
         "retry_timeout_seconds": probe_timeout_seconds or retry_timeout_seconds,
         "http_timeout_seconds": http_timeout_seconds,
-        "max_connection_pools": max(20, concurrency * 2),
-        "max_connections_per_pool": max(20, concurrency * 2),
+        "max_connection_pools": pool_size(concurrency),
+        "max_connections_per_pool": pool_size(concurrency),
     }
     if settings.profile:
         kwargs["profile"] = settings.profile
@@ -225,7 +232,7 @@ def connect(
         raise ConfigError(f"{side}: cannot configure the Databricks client: {err}") from None
     config.retry_timeout_seconds = retry_timeout_seconds  # the probe is done: every call gets the full budget
     client = LazyWorkspaceClient(config)  # the APIs a run uses, not the SDK's ~60 service modules
-    _mount_http_pool(client, concurrency)
+    _mount_http_pool(client, pool_size(concurrency))
     _read_environment_once(client)
     return Workspace(side, client, budget=request_budget(side, settings))
 
@@ -239,12 +246,26 @@ def request_budget(side: str, settings: WorkspaceSettings) -> RequestBudget | No
     return budget
 
 
-def _mount_http_pool(client: LazyWorkspaceClient, concurrency: int) -> None:
+def cycle_threads(concurrency: int) -> int:
+    """Threads of one cycle that may call a workspace at once: its pool of `concurrency`, a listing pool beside
+    it (the tree read ahead, secret scopes, dashboard schedules) and the two for reads an audit-log hint named."""
+    return 2 * concurrency + 2
+
+
+def pool_size(concurrency: int, cycles: int = 1) -> int:
+    """Connections kept open to a workspace for `cycles` cycles running at once (the daemon's workers)."""
+    return max(20, cycles * cycle_threads(concurrency))
+
+
+def _mount_http_pool(client: LazyWorkspaceClient, size: int) -> list[FencedAdapter]:
+    """Every request goes through a FencedAdapter keeping up to `size` connections open. A call beyond them opens
+    a connection that is thrown away after it, with a WARNING from urllib3 ("Connection pool is full")."""
     # The SDK sizes its pool for https only; plain-http hosts (the emulator) get the same pool size.
     session = client.api_client._api_client._session
-    size = max(20, concurrency * 2)
-    for scheme in ("http://", "https://"):
-        session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
+    adapters = [FencedAdapter(pool_connections=size, pool_maxsize=size) for _ in ("http://", "https://")]
+    for scheme, adapter in zip(("http://", "https://"), adapters, strict=True):
+        session.mount(scheme, adapter)
+    return adapters
 
 
 def _read_environment_once(client: LazyWorkspaceClient) -> None:

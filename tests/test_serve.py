@@ -427,3 +427,36 @@ def test_the_jobs_run_beside_the_first_workers_cycle_and_pick_up_the_clusters_it
     assert ctx.store.prior("jobs", job).status == "synced"
     [copy] = list(pair.dst.jobs.list(expand_tasks=True))
     assert copy.settings.tasks[0].existing_cluster_id == ctx.store.target_key("clusters", cluster)
+
+
+def test_the_daemons_workers_calling_at_once_keep_their_connections(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five workers, each a cycle with `concurrency` threads, share one HTTP pool per workspace. Sized for one
+    cycle (20), the requests beyond it opened connections that were thrown away after one call, each with a
+    WARNING ("Connection pool is full, discarding connection") in the daemon's log (the 100,000-object steady
+    state). The daemon sizes each side's pool for all its workers' threads."""
+    import logging
+    import threading
+
+    from dbsync.registry import kind_names
+
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    ctx = pair.context(concurrency=8, kinds={k: {"enabled": True} for k in kind_names()})
+    daemon = Daemon(ctx)
+    threads = len(daemon.workers) * ctx.settings.concurrency  # each worker's cycle pool, the least that runs at once
+    assert threads > 20
+    pair.source.set_faults(latency_ms=300)  # every call in flight at once
+    start = threading.Barrier(threads)
+
+    def call() -> None:
+        start.wait(timeout=30)
+        list(ctx.source.client.workspace.list("/"))
+
+    callers = [threading.Thread(target=call) for _ in range(threads)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=60)
+    pair.source.set_faults()
+    assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
