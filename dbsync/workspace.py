@@ -164,7 +164,7 @@ class Workspace:
 
     def keep_connections(self, size: int) -> None:
         """Keep up to `size` connections open (the daemon: its workers' cycles call at once); never fewer."""
-        if size > self.client.config.max_connections_per_pool:
+        if size > (self.client.config.max_connections_per_pool or 0):
             self.client.config.max_connections_per_pool = size
             for adapter in _mount_http_pool(self.client, size):
                 adapter.workspace = self
