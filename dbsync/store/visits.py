@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dbsync.freshness import LEAD_WINDOW, Visit, after_read, margin, next_visit
+from dbsync.freshness import LEAD_WINDOW, Visit, after_read, next_visit
 
 # The next_visit of an object something named (an audit-log row, a restore that wrote it): read before the
 # objects whose scheduled time has come (a sweep reads the named first), and due whatever the clock says.
@@ -115,19 +115,17 @@ class Visits:
         elif self.sweep_resume(kind) is not None:
             self.delete_meta(f"sweep_resume:{kind}")
 
-    def record_sweep_start(self, kind: str, now: float, cycle: float, max_staleness: float) -> float | None:
+    def record_sweep_start(self, kind: str, now: float) -> float | None:
         """The daemon's sweep of `kind` came to the start of its order now (it goes round it, slice after slice):
         how long its last whole pass took, from the time before (None: the first).
 
-        Each object's margin is the longest pass of the last hour (`sweep_pass`, freshness.margin with
-        `in_order`): passes of 300-490 s followed one another at 100,000 ACLs. When that margin grows past the
-        one the last objects were scheduled with, every object not due yet is due earlier by the difference: the
-        first round after an initial sync was scheduled before any pass was seen, with two cycles. The margin
-        recorded is the one new visits take, lower too once a long pass is out of the hour: kept at its highest,
-        the objects scheduled with the lower one were not moved when it grew back (those scheduled with the
-        higher are then moved again, read early: a read more, never a late one). A pass that a stop of the
-        daemon interrupted counts the stop; the margin is capped at a third of `max_staleness`. One
-        transaction: a kill between the schedule's move and the margin's record would move it twice.
+        The last pass is the margin of the objects read from now on (`sweep_pass`, freshness.margin with
+        `in_order`); the passes of the last hour are kept for the benchmarks. The objects already scheduled keep
+        their time: moving every one not due yet earlier when the margin grew (44e7284) made them due at once,
+        the burst made the next pass longer, its margin moved them again, and at 100,000 ACLs under a 50
+        requests/s budget the passes went 424, 875, 1,724, 2,220 s with 25,000 ACLs overdue (steady state run
+        10). A pass that a stop of the daemon interrupted counts the stop; the margin is capped at a third of
+        `max_staleness` (freshness.margin).
         """
         with self._transaction():
             before = self.get_meta(f"sweep_start:{kind}")
@@ -137,26 +135,15 @@ class Visits:
             length = max(0.0, now - float(before))
             recent = [p for p in self._sweep_passes(kind) if p[0] > now - LEAD_WINDOW] + [[now, length]]
             self._set_meta(f"sweep_passes:{kind}", json.dumps(recent))
-            longest = max(p[1] for p in recent)
-            made_with = self.get_meta(f"sweep_margin:{kind}")
-            wanted = margin(max_staleness, cycle, longest, in_order=True)
-            before_margin = float(made_with) if made_with is not None else margin(max_staleness, cycle)
-            if wanted > before_margin:
-                self.db.execute(
-                    "UPDATE visits SET next_visit = MAX(?, next_visit - ?) WHERE kind = ? AND next_visit > ?",
-                    [now, wanted - before_margin, kind, now],
-                )
-            if wanted != before_margin:
-                self._set_meta(f"sweep_margin:{kind}", repr(wanted))
-            self._passes[kind] = longest
+            self._passes[kind] = length
         return length
 
     def sweep_pass(self, kind: str) -> float:
-        """The longest of the daemon's whole passes of its sweep of `kind` in the last hour (0: none yet). Read for
-        every object the sweep reads: kept in memory once read (this process is the store's one writer)."""
+        """How long the daemon's last whole pass of its sweep of `kind` took (0: none yet). Read for every object
+        the sweep reads: kept in memory once read (this process is the store's one writer)."""
         with self.lock:
             if kind not in self._passes:
-                self._passes[kind] = max((p[1] for p in self._sweep_passes(kind)), default=0.0)
+                self._passes[kind] = next((p[1] for p in reversed(self._sweep_passes(kind))), 0.0)
             return self._passes[kind]
 
     def _sweep_passes(self, kind: str) -> list[list[float]]:

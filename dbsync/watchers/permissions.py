@@ -105,10 +105,7 @@ class PermissionsWatcher(Watcher):
 
         Its length is each ACL's margin (revisit.visited): one due just after the sweep went by waits for it to
         come round. `sync --once`, plans and validate read everything at once and record nothing here."""
-        settings = ctx.settings
-        length = ctx.store.record_sweep_start(
-            self.kind, time.time(), settings.min_revisit(self.kind), settings.max_staleness(self.kind)
-        )
+        length = ctx.store.record_sweep_start(self.kind, time.time())
         if length is not None:
             log.info("%s: the sweep came round to its start, %.0f s after the last time", self.kind, length)
 
