@@ -285,7 +285,7 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
 
 def sweep_passes(state: Path) -> dict[float, float]:
     """The ACL sweep's whole passes of the last hour (when each ended -> its length), as the daemon's store holds
-    them (the longest is each ACL's margin)."""
+    them (the last is the margin of the ACLs read next)."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
     try:
         row = store.execute("SELECT value FROM meta WHERE key = 'sweep_passes:permissions'").fetchone()
