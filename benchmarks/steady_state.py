@@ -284,14 +284,20 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
 
 
 def sweep_passes(state: Path) -> dict[float, float]:
-    """The ACL sweep's whole passes of the last hour (when each ended -> its length), as the daemon's store holds
-    them (the last is the margin of the ACLs read next)."""
+    """The ACL sweep's last whole pass (when it ended -> its length), as the daemon's store holds it (the margin of
+    the ACLs read next); sampled every 30 s, so a pass is recorded once, by when it ended."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
     try:
-        row = store.execute("SELECT value FROM meta WHERE key = 'sweep_passes:permissions'").fetchone()
+        rows = dict(
+            store.execute(
+                "SELECT key, value FROM meta WHERE key IN ('sweep_start:permissions', 'sweep_pass:permissions')"
+            ).fetchall()
+        )
     finally:
         store.close()
-    return {at: length for at, length in json.loads(row[0])} if row else {}
+    if "sweep_pass:permissions" not in rows:
+        return {}
+    return {float(rows["sweep_start:permissions"]): float(rows["sweep_pass:permissions"])}
 
 
 def print_sweep_passes(passes: list[float]) -> None:

@@ -150,8 +150,11 @@ class Workspace:
         session = self.client.api_client._api_client._session  # the SDK exposes no public hook
         session.hooks["response"].append(self._count)
         session.hooks["response"].append(PagingGuard(self.side))
+        self._fence_adapters()
 
-        for adapter in session.adapters.values():
+    def _fence_adapters(self) -> None:
+        """Every request of this side asks its fence and budget: the session's adapters know the Workspace."""
+        for adapter in self.client.api_client._api_client._session.adapters.values():
             if isinstance(adapter, FencedAdapter):
                 adapter.workspace = self
 
@@ -166,8 +169,8 @@ class Workspace:
         """Keep up to `size` connections open (the daemon: its workers' cycles call at once); never fewer."""
         if size > (self.client.config.max_connections_per_pool or 0):
             self.client.config.max_connections_per_pool = size
-            for adapter in _mount_http_pool(self.client, size):
-                adapter.workspace = self
+            _mount_http_pool(self.client, size)
+            self._fence_adapters()
 
     @property
     def host(self) -> str:
@@ -257,15 +260,13 @@ def pool_size(concurrency: int, cycles: int = 1) -> int:
     return max(20, cycles * cycle_threads(concurrency))
 
 
-def _mount_http_pool(client: LazyWorkspaceClient, size: int) -> list[FencedAdapter]:
+def _mount_http_pool(client: LazyWorkspaceClient, size: int) -> None:
     """Every request goes through a FencedAdapter keeping up to `size` connections open. A call beyond them opens
     a connection that is thrown away after it, with a WARNING from urllib3 ("Connection pool is full")."""
     # The SDK sizes its pool for https only; plain-http hosts (the emulator) get the same pool size.
     session = client.api_client._api_client._session
-    adapters = [FencedAdapter(pool_connections=size, pool_maxsize=size) for _ in ("http://", "https://")]
-    for scheme, adapter in zip(("http://", "https://"), adapters, strict=True):
-        session.mount(scheme, adapter)
-    return adapters
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, FencedAdapter(pool_connections=size, pool_maxsize=size))
 
 
 def _read_environment_once(client: LazyWorkspaceClient) -> None:

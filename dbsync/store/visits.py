@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dbsync.freshness import LEAD_WINDOW, Visit, after_read, next_visit
+from dbsync.freshness import Visit, after_read, next_visit
 
 # The next_visit of an object something named (an audit-log row, a restore that wrote it): read before the
 # objects whose scheduled time has come (a sweep reads the named first), and due whatever the clock says.
@@ -120,21 +119,19 @@ class Visits:
         how long its last whole pass took, from the time before (None: the first).
 
         The last pass is the margin of the objects read from now on (`sweep_pass`, freshness.margin with
-        `in_order`); the passes of the last hour are kept for the benchmarks. The objects already scheduled keep
-        their time: moving every one not due yet earlier when the margin grew (44e7284) made them due at once,
-        the burst made the next pass longer, its margin moved them again, and at 100,000 ACLs under a 50
-        requests/s budget the passes went 424, 875, 1,724, 2,220 s with 25,000 ACLs overdue (steady state run
-        10). A pass that a stop of the daemon interrupted counts the stop; the margin is capped at a third of
-        `max_staleness` (freshness.margin).
+        `in_order`); `sweep_start` is when it ended. The objects already scheduled keep their time: moving every
+        one not due yet earlier when the margin grew (44e7284) made them due at once, the burst made the next pass
+        longer, its margin moved them again, and at 100,000 ACLs under a 50 requests/s budget the passes went
+        424, 875, 1,724, 2,220 s with 25,000 ACLs overdue (steady state run 10). A pass that a stop of the daemon
+        interrupted counts the stop; the margin is capped at a third of `max_staleness` (freshness.margin).
         """
-        with self._transaction():
+        with self._transaction():  # the pass and its end together (the steady-state benchmark reads both)
             before = self.get_meta(f"sweep_start:{kind}")
             self._set_meta(f"sweep_start:{kind}", repr(now))
             if before is None:
                 return None
             length = max(0.0, now - float(before))
-            recent = [p for p in self._sweep_passes(kind) if p[0] > now - LEAD_WINDOW] + [[now, length]]
-            self._set_meta(f"sweep_passes:{kind}", json.dumps(recent))
+            self._set_meta(f"sweep_pass:{kind}", repr(length))
             self._passes[kind] = length
         return length
 
@@ -143,12 +140,9 @@ class Visits:
         the sweep reads: kept in memory once read (this process is the store's one writer)."""
         with self.lock:
             if kind not in self._passes:
-                self._passes[kind] = next((p[1] for p in reversed(self._sweep_passes(kind))), 0.0)
+                value = self.get_meta(f"sweep_pass:{kind}")
+                self._passes[kind] = float(value) if value is not None else 0.0
             return self._passes[kind]
-
-    def _sweep_passes(self, kind: str) -> list[list[float]]:
-        """[when it ended, its length] of the sweep's passes of the last hour, as last recorded."""
-        return json.loads(self.get_meta(f"sweep_passes:{kind}") or "[]")
 
     def named_visits(self, kind: str) -> list[tuple[str, float]]:
         """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""
