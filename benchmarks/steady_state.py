@@ -7,8 +7,9 @@ steady state), then `dbsync serve` on the same store with `source/target.max_req
 `--latency-ms` added on both emulators, while a driver edits one notebook every `--edit-every` seconds. The
 workspace tree is listed by need (interval 120 s, `max_staleness` 1800 s: a slice of the 7,000 directories per
 cycle, each within 30 minutes; the initial sync uses the same settings, so its listing is the schedule's first);
-permissions every 60 s (the ACL sweep in slices on a worker of its own, its margin its last whole pass:
-printed at the end); each dashboard's schedules by need within an hour (`--schedules-max-staleness`; a full
+permissions every 60 s (the ACL sweep in slices on a worker of its own, the overdue read first in each slice;
+its whole passes and how many ACLs were overdue, and by how long, sampled from the daemon's store, printed at the
+end); each dashboard's schedules by need within an hour (`--schedules-max-staleness`; a full
 read every 15 minutes was ~5,000 calls). After the initial sync it prints what that schedule asks of the budget (at
 900 s for the tree, the tree and the ACL sweep alone need more than 90 % of 50 requests/s). Every 30 s the benchmark
 scrapes the daemon's /metrics: `dbsync_staleness_seconds{kind}` against `dbsync_staleness_target_seconds{kind}`, and
@@ -212,6 +213,7 @@ def main() -> None:
             )
             samples: list[tuple[float, dict[str, tuple[float, float]], float]] = []
             passes: dict[float, float] = {}  # the ACL sweep's whole passes: when each ended -> its length
+            overdue: list[tuple[float, int, float]] = []  # (seconds in, ACLs overdue, the most overdue's wait)
             started, started_wall = time.monotonic(), time.time()
             try:
                 time.sleep(10)
@@ -230,6 +232,7 @@ def main() -> None:
                     except httpx.HTTPError as err:
                         print(f"  scrape failed: {err}")
                     passes.update(sweep_passes(state))
+                    overdue.append((time.monotonic() - started, *overdue_acls(state)))
                     if len(samples) % 10 == 1:
                         t, kinds, rss = samples[-1]
                         worst = max(kinds.items(), key=lambda kv: kv[1][0] / (kv[1][1] or 1), default=("-", (0, 0)))
@@ -250,6 +253,7 @@ def main() -> None:
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
         print_rss_steps(state, samples, started_wall)
         print_sweep_passes([length for _, length in sorted(passes.items())])
+        print_overdue(overdue)
         print(f"(daemon log: {sum(1 for _ in log_path.open())} lines; last: {log_path.read_text().splitlines()[-1:]})")
     source.stop()
     target.stop()
@@ -267,8 +271,7 @@ def print_endpoints(source: Emulator, seconds: float, top: int = 14) -> None:
 
 def print_needs(args: argparse.Namespace, state: Path) -> None:
     """What the revisit schedule asks of the source's budget in steady state, from the store after the initial sync:
-    each ACL read once per (max_staleness - its margin: two cycles at the least, the sweep's last pass in the
-    daemon), each directory listed once per the tree's."""
+    each ACL read once per (max_staleness - its margin: two cycles), each directory listed once per the tree's."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     acls = store.execute("SELECT COUNT(*) FROM resources WHERE kind = 'permissions'").fetchone()[0]
     folders = store.execute("SELECT COUNT(*) FROM visits WHERE kind = 'workspace_tree'").fetchone()[0]
@@ -284,8 +287,8 @@ def print_needs(args: argparse.Namespace, state: Path) -> None:
 
 
 def sweep_passes(state: Path) -> dict[float, float]:
-    """The ACL sweep's last whole pass (when it ended -> its length), as the daemon's store holds it (the margin of
-    the ACLs read next); sampled every 30 s, so a pass is recorded once, by when it ended."""
+    """The ACL sweep's last whole pass (when it ended -> its length), as the daemon's store holds it; sampled every
+    30 s, so a pass is recorded once, by when it ended."""
     store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
     try:
         rows = dict(
@@ -300,9 +303,38 @@ def sweep_passes(state: Path) -> dict[float, float]:
     return {float(rows["sweep_start:permissions"]): float(rows["sweep_pass:permissions"])}
 
 
+def overdue_acls(state: Path) -> tuple[int, float]:
+    """How many ACLs are past their revisit now, and how long the most overdue has been (0 when none): a sweep that
+    keeps up reads them within a slice or two."""
+    now = time.time()
+    store = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+    try:
+        count, oldest = store.execute(
+            "SELECT COUNT(*), MIN(next_visit) FROM visits WHERE kind = 'permissions' AND next_visit > 0 "
+            "AND next_visit <= ?",
+            [now],
+        ).fetchone()
+    finally:
+        store.close()
+    return count, (now - oldest) if oldest is not None else 0.0
+
+
+def print_overdue(overdue: list[tuple[float, int, float]]) -> None:
+    """ACLs past their revisit (due two intervals before their max_staleness), from minute 10 (the initial backlog)."""
+    late = [(count, wait) for t, count, wait in overdue if t >= BACKLOG_S]
+    if not late:
+        return
+    counts, waits = [c for c, _ in late], [w for _, w in late]
+    print(
+        f"ACLs overdue from minute {BACKLOG_S / 60:.0f} (samples every {SAMPLE_EVERY:.0f} s): mean "
+        f"{statistics.mean(counts):,.0f}, most {max(counts):,}; the most overdue waited at most {max(waits):.0f} s "
+        f"(mean {statistics.mean(waits):.0f} s)"
+    )
+
+
 def print_sweep_passes(passes: list[float]) -> None:
     """The ACL sweep's whole passes over its slices (sampled every 30 s: a pass shorter than that may be missed):
-    each ACL is due that much before its max_staleness, so a long pass is what the margin pays for."""
+    how long a walk round every ACL takes (the ACLs never read, those whose object was written, the deletes)."""
     if passes:
         print(
             f"ACL sweep passes: {len(passes)}, mean {statistics.mean(passes):.0f} s, longest {max(passes):.0f} s, "

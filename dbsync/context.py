@@ -82,6 +82,11 @@ class History:
         reads them first."""
         return self._store.named_visits(kind)
 
+    def overdue(self, kind: str, now: float, limit: int) -> list[str]:
+        """Keys of the kind's objects whose revisit came before `now`, most overdue first: a sweep's slice reads
+        them before it walks on."""
+        return self._store.overdue_visits(kind, now, limit)
+
     def owned_target_keys(self, target_keys: list[str]) -> set[str]:
         """Target keys a live row dbsync did not adopt points at: what dbsync put on the target."""
         return self._store.owned_target_keys(target_keys)

@@ -24,7 +24,7 @@ from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
 from dbsync.mapping import arrived
-from dbsync.model import AGAIN, STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
+from dbsync.model import AGAIN, NAMED_TURNS, STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
 from dbsync.outcomes import KindReport, Progress, count_applied, count_unchanged
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
@@ -199,7 +199,7 @@ class Engine:
                         self.sliced.add(kind.name)
                         break
                     if not stub.out_of_turn:
-                        last_key = stub.key  # a named ACL read ahead of its turn does not move the resume point
+                        last_key = stub.key  # an ACL read out of its turn does not move the resume point
                     if not planner.selected(kind_settings, stub.key):
                         continue
                     if stub.out_of_turn != AGAIN:  # named again after its read: listed and counted once
@@ -218,7 +218,8 @@ class Engine:
                         continue
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
-                    inflight.add((named if stub.out_of_turn else pool).submit(self._process, kind, stub, prior))
+                    threads = named if stub.out_of_turn in NAMED_TURNS else pool
+                    inflight.add(threads.submit(self._process, kind, stub, prior))
                     if len(inflight) >= limit:
                         inflight = self._drain(kind, report, inflight, keep=limit // 2)
                     self._tick(report)
@@ -328,7 +329,7 @@ class Engine:
         """Worker: fetch the payload, decide, apply. Never raises: failures become outcomes."""
         resource = stub
         try:
-            with pacing.giving_way(kind.watcher.declaration.gives_way and not stub.out_of_turn):
+            with pacing.giving_way(kind.watcher.declaration.gives_way and stub.out_of_turn not in NAMED_TURNS):
                 resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
             if change is not None and self.plan_only:

@@ -99,9 +99,7 @@ def next_interval(
     return min(max_staleness, max(cycle, previous.interval * 2))
 
 
-def next_visit(
-    now: float, key: str, interval: float, cycle: float, first: bool, lead: float = 0.0, in_order: bool = False
-) -> float:
+def next_visit(now: float, key: str, interval: float, cycle: float, first: bool, lead: float = 0.0) -> float:
     """When the object is due: early enough that the cycle that reads it comes within the interval.
 
     The margin (at most a third of the interval) is what can pass between "due" and "on the target": the cycle
@@ -113,19 +111,17 @@ def next_visit(
     whole cycle from `now`, a cycle that started a few milliseconds early, as the daemon's do, found it not due and
     it waited a cycle more).
 
-    `in_order`: the reads go round the objects in the same order (the ACL sweep in key order, resumed across its
-    slices; `lead`: its last whole pass, waits between slices included). One due just after the sweep went by is
-    read when it comes round to the same place: a pass later, not a period and a walk.
+    The ACL sweep in slices reads the overdue first (watchers/permissions.py): its `lead` is 0, two cycles.
     """
-    span = max(cycle / 2, interval - margin(interval, cycle, lead, in_order))
+    span = max(cycle / 2, interval - margin(interval, cycle, lead))
     if first:
         return now + max(cycle, span * _phase(key))  # the first sweep spread over the window
     return now + span
 
 
-def margin(interval: float, cycle: float, lead: float = 0.0, in_order: bool = False) -> float:
+def margin(interval: float, cycle: float, lead: float = 0.0) -> float:
     """How long before its interval ends an object is due (next_visit): at least two cycles, at most a third."""
-    return min(max(2 * cycle, lead if in_order else max(cycle, lead) + lead), interval / 3)
+    return min(max(2 * cycle, max(cycle, lead) + lead), interval / 3)
 
 
 def _phase(key: str) -> float:

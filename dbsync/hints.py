@@ -47,6 +47,7 @@ _ID_PARAMS = (
     "path",
     "notebookId",
     "dashboard_id",
+    "scope",  # a secret scope's ACL or secrets (putAcl, deleteAcl, putSecret): its ACLs are read by need
 )
 _SERVICES = ("notebook", "workspace", "jobs", "clusters", "instancePools", "clusterPolicies", "secrets", "dashboards")
 

@@ -13,7 +13,8 @@ REF_MARKER = "$ref"
 WAITING_ON = "waiting_on"
 # Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
 IN_SYNC = "synced"
-AHEAD, AGAIN = "ahead", "again"  # Resource.out_of_turn
+AHEAD, AGAIN, OVERDUE = "ahead", "again", "overdue"  # Resource.out_of_turn
+NAMED_TURNS = (AHEAD, AGAIN)  # out of turn because an audit-log hint named it: read on threads of their own
 STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
 
 
@@ -52,9 +53,10 @@ class Resource:
     body: bytes | None = None
     # Facts about the source object that are not replicated but kept (e.g. a job's pause state).
     source_meta: dict[str, Any] = field(default_factory=dict)
-    # Yielded out of the listing's order (an ACL an audit-log hint named): AHEAD of its turn (skipped when the
-    # listing reaches it) or AGAIN (yielded before in this listing, named again after its read). Either does not
-    # move where a sliced sweep resumes; AGAIN is not counted twice.
+    # Yielded out of the listing's order: an ACL an audit-log hint named, AHEAD of its turn (skipped when the
+    # listing reaches it) or AGAIN (yielded before in this listing, named again after its read); or an ACL whose
+    # revisit is OVERDUE, read most overdue first before the sweep walks on (skipped when it reaches it). None
+    # moves where a sliced sweep resumes; AGAIN is not counted twice; OVERDUE gives way as the sweep does.
     out_of_turn: str | None = None
 
     @property

@@ -106,21 +106,16 @@ def beyond_slice(ctx: SyncContext, kind: Kind, stub: Resource, prior: Prior | No
 def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> None:
     """Schedule the next read of an object of a kind read by need (sooner when it changed).
 
-    A sweep in slices (the ACLs) reads an object when its pass comes to it: one that comes due just after the
-    pass went by waits for the next pass to come round to it, a whole pass later. Its revisit is due that much
-    earlier (the last pass's length, from one time the sweep came to the start of its order to the next:
-    freshness.next_visit). With a margin of two 60 s intervals alone, ACLs were read up to 183 s after they came
-    due at 100,000 objects, 63 s past a 4,800 s `max_staleness`.
+    Due two cycles before its interval ends (freshness.next_visit): the daemon's sweep in slices (the ACLs) reads
+    the overdue first, most overdue first, in its next slice. Its last pass as the margin instead (one due just
+    after the walk went by waited for it to come round) fed on itself at 100,000 ACLs: the longer the pass, the
+    more reads the schedule asked (`ACLs ÷ (max_staleness - pass)`), and the longer the next pass.
     """
     staleness = ctx.settings.max_staleness(kind.name)
     if staleness <= 0 or resource.version_hint is not None:
         return
     cycle = ctx.settings.min_revisit(kind.name)
-    in_order = kind.watcher.resumes_sweep
-    lead = ctx.store.sweep_pass(kind.name) if in_order else 0.0
-    ctx.store.record_visit(
-        kind.name, resource.key, changed, time.time(), cycle, staleness, lead=lead, in_order=in_order
-    )
+    ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
 
 
 def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int, started_at: float) -> None:

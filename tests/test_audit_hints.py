@@ -15,6 +15,7 @@ from typing import Any
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
 from databricks.sdk.service.dashboards import Dashboard
+from databricks.sdk.service.workspace import AclPermission
 from freezegun import freeze_time
 from test_revisit import ACL_GET, KINDS, _grant, _seed, _target_level
 
@@ -178,6 +179,24 @@ def test_a_dashboard_read_by_need_is_read_when_the_audit_log_names_it(pair: Pair
         pair.sync(only=["dashboards"], **settings)
         assert endpoint_count(pair.source, dashboard_get) == 1
         assert {d.display_name for d in pair.dst.lakeview.list()} == {"a", "b2", "c"}
+
+
+def test_a_secret_scope_acl_change_in_the_audit_log_is_read_in_the_next_cycle(pair: Pair) -> None:
+    """Scope ACLs are read by need (an hour by default): the putAcl row names the scope, whose ACLs are read in the
+    next cycle; the other scopes' are not read."""
+    for scope in ("app", "other", "third"):
+        pair.src.secrets.create_scope(scope)
+    acl_list = "GET /api/2.0/secrets/acls/list"
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        settings = _settings(pair)
+        pair.sync(only=["secret_scopes"], **settings)
+        clock.tick(1)
+        pair.src.secrets.put_acl("app", "users", AclPermission.WRITE)
+        clock.tick(20)
+        pair.reset_stats()
+        pair.sync(only=["secret_scopes"], **settings)
+        assert endpoint_count(pair.source, acl_list) == 1
+        assert {a.principal: a.permission for a in pair.dst.secrets.list_acls("app")}["users"] == AclPermission.WRITE
 
 
 def test_the_daemon_reads_the_audit_log_on_its_own_clock(pair: Pair) -> None:

@@ -10,6 +10,7 @@ import pytest
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import AclPermission, AzureKeyVaultSecretScopeMetadata, ScopeBackendType
+from freezegun import freeze_time
 
 from dbsync.store import Store
 from dbsync.store.versions import Versions, versions_path
@@ -20,6 +21,7 @@ GET_VALUE = "GET /api/2.0/secrets/get"
 # These tests read values with secrets/get, which the emulator (like a real workspace) refuses unless told
 # otherwise: see tests/test_sync_secret_values.py for `values_from: cluster`, what works on a real source.
 API = {"values_from": "api"}
+HOUR = 3600.0  # secret_scopes' default max_staleness
 # Distinctive values: grepping for them proves they are nowhere they must not be.
 VALUE = "s3cr3t-Value-71c9e2"
 NEW_VALUE = "r0tated-Value-0d44ab"
@@ -148,31 +150,39 @@ def _seed_scopes(pair: Pair) -> None:
 
 
 def test_scopes_keys_values_and_acls_arrive_and_deletes_follow(pair: Pair) -> None:
+    """Scope ACLs are read by need (no version, one call per scope): a change arrives within the kind's
+    max_staleness (an hour by default; an audit-log row naming the scope makes it the next cycle,
+    test_audit_hints); keys, values and deletes in the next sync."""
     _seed_scopes(pair)
-    reports = pair.sync(only=["secret_scopes", "secrets"], secrets=API)
-    assert reports["secret_scopes"].errors == 0 and reports["secrets"].errors == 0
-    dst = pair.dst
-    assert _value(dst, "app", "db-password") == VALUE.encode()
-    assert _value(dst, "app", "blob") == BINARY
-    assert _value(dst, "other", "token") == b"other-value"
-    acls = _acls(dst, "app")
-    assert acls["users"] == "READ"
-    assert "only-on-source" not in acls
-    assert any("only-on-source" in e["message"] and e["outcome"] == "skipped" for e in _events(pair))
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        reports = pair.sync(only=["secret_scopes", "secrets"], secrets=API)
+        assert reports["secret_scopes"].errors == 0 and reports["secrets"].errors == 0
+        dst = pair.dst
+        assert _value(dst, "app", "db-password") == VALUE.encode()
+        assert _value(dst, "app", "blob") == BINARY
+        assert _value(dst, "other", "token") == b"other-value"
+        acls = _acls(dst, "app")
+        assert acls["users"] == "READ"
+        assert "only-on-source" not in acls
+        assert any("only-on-source" in e["message"] and e["outcome"] == "skipped" for e in _events(pair))
 
-    pair.src.secrets.put_acl("app", "users", AclPermission.WRITE)
-    pair.src.secrets.delete_secret("app", "blob")
-    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
-    assert _acls(dst, "app")["users"] == "WRITE"
-    assert [s.key for s in dst.secrets.list_secrets("app")] == ["db-password"]
+        pair.src.secrets.put_acl("app", "users", AclPermission.WRITE)
+        pair.src.secrets.delete_secret("app", "blob")
+        pair.sync(only=["secret_scopes", "secrets"], secrets=API)
+        assert [s.key for s in dst.secrets.list_secrets("app")] == ["db-password"]
+        assert _acls(dst, "app")["users"] == "READ"  # not due yet
+        clock.tick(HOUR)
+        pair.sync(only=["secret_scopes", "secrets"], secrets=API)
+        assert _acls(dst, "app")["users"] == "WRITE"
 
-    pair.src.secrets.delete_acl("app", "users")
-    pair.sync(only=["secret_scopes"], secrets=API)
-    assert "users" not in _acls(dst, "app")
+        pair.src.secrets.delete_acl("app", "users")
+        clock.tick(HOUR)
+        pair.sync(only=["secret_scopes"], secrets=API)
+        assert "users" not in _acls(dst, "app")
 
-    pair.src.secrets.delete_scope("other")
-    pair.sync(only=["secret_scopes", "secrets"], secrets=API)
-    assert sorted(s.name for s in dst.secrets.list_scopes()) == ["app"]
+        pair.src.secrets.delete_scope("other")
+        pair.sync(only=["secret_scopes", "secrets"], secrets=API)
+        assert sorted(s.name for s in dst.secrets.list_scopes()) == ["app"]
 
 
 def test_value_change_is_put_again_unchanged_is_not_and_the_value_is_never_kept(

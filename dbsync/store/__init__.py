@@ -59,7 +59,6 @@ class Store(Visits, Cycles, Actors):
         self.path = Path(path)
         self.lock = threading.RLock()
         self._readers = threading.local()  # per-thread read-only connections (writer_flags)
-        self._passes: dict[str, float] = {}  # the sweeps' last passes (Visits.sweep_pass), as this writer wrote them
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ class Visits:
 
         db: Any
         lock: Any
-        _passes: dict[str, float]
 
     def visits_of(self, kind: str, keys: list[str]) -> dict[str, tuple[float, float]]:
         """key → (next visit, last verified) of these objects of a kind read by need, in one read."""
@@ -62,12 +61,11 @@ class Visits:
         by_rate: bool = False,
         lead: float = 0.0,
         times: Sequence[float] = (),
-        in_order: bool = False,
     ) -> None:
         """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
 
         `by_rate`: a container (a directory of a listing read by need), read by its observed change rate. `lead`:
-        the longest its kind's recent cycles took, or a sweep's last pass (`in_order`; freshness.next_visit).
+        the longest its kind's recent cycles took (freshness.next_visit).
         `times`: when the changes found were made (freshness.after_read)."""
         with self._transaction():
             row = self.db.execute(
@@ -75,9 +73,7 @@ class Visits:
                 [kind, key],
             ).fetchone()
             visit = after_read(Visit(*row) if row else Visit(), changed, now, cycle, max_staleness, by_rate, times)
-            due_at = next_visit(
-                now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead, in_order=in_order
-            )
+            due_at = next_visit(now, key, visit.interval or max_staleness, cycle, first=row is None, lead=lead)
             if log.isEnabledFor(logging.DEBUG):  # every ACL of a sweep passes here: no rule text unless asked
                 log.debug(
                     "%s %s read (changed %s): every %.0f s, %s", kind, key, changed, visit.interval or 0, _rule(visit)
@@ -118,12 +114,11 @@ class Visits:
         """The daemon's sweep of `kind` came to the start of its order now (it goes round it, slice after slice):
         how long its last whole pass took, from the time before (None: the first).
 
-        The last pass is the margin of the objects read from now on (`sweep_pass`, freshness.margin with
-        `in_order`); `sweep_start` is when it ended. The objects already scheduled keep their time: moving every
-        one not due yet earlier when the margin grew (44e7284) made them due at once, the burst made the next pass
-        longer, its margin moved them again, and at 100,000 ACLs under a 50 requests/s budget the passes went
-        424, 875, 1,724, 2,220 s with 25,000 ACLs overdue (steady state run 10). A pass that a stop of the daemon
-        interrupted counts the stop; the margin is capped at a third of `max_staleness` (freshness.margin).
+        Kept for the operator and the steady-state benchmark (`sweep_start`: when the last pass ended,
+        `sweep_pass`: its length). It is no longer anyone's margin: a slice reads the overdue ACLs most overdue
+        first (watchers/permissions.py), so one that came due just after the walk went by does not wait for it to
+        come round. As the margin, the pass fed on itself: passes of 424, 875, 1,724, 2,220 s at 100,000 ACLs under
+        a 50 requests/s budget, 25,000 ACLs overdue (steady state run 10).
         """
         with self._transaction():  # the pass and its end together (the steady-state benchmark reads both)
             before = self.get_meta(f"sweep_start:{kind}")
@@ -132,17 +127,7 @@ class Visits:
                 return None
             length = max(0.0, now - float(before))
             self._set_meta(f"sweep_pass:{kind}", repr(length))
-            self._passes[kind] = length
         return length
-
-    def sweep_pass(self, kind: str) -> float:
-        """How long the daemon's last whole pass of its sweep of `kind` took (0: none yet). Read for every object
-        the sweep reads: kept in memory once read (this process is the store's one writer)."""
-        with self.lock:
-            if kind not in self._passes:
-                value = self.get_meta(f"sweep_pass:{kind}")
-                self._passes[kind] = float(value) if value is not None else 0.0
-            return self._passes[kind]
 
     def named_visits(self, kind: str) -> list[tuple[str, float]]:
         """(key, last verified) of a kind's objects named since they were last read (hint_visits), in key order."""
@@ -151,6 +136,16 @@ class Visits:
             [kind, NAMED],
         )
         return [(row[0], row[1]) for row in rows]
+
+    def overdue_visits(self, kind: str, now: float, limit: int) -> list[str]:
+        """Keys of a kind's objects whose revisit came before `now`, most overdue first (at most `limit`; the named,
+        due whatever the clock says, are not among them: named_visits)."""
+        rows = self._rows(
+            "SELECT source_key FROM visits WHERE kind = ? AND next_visit > ? AND next_visit <= ? "
+            "ORDER BY next_visit LIMIT ?",
+            [kind, NAMED, now, limit],
+        )
+        return [row[0] for row in rows]
 
     def record_full_read(self, kind: str, at: float, bound: bool = False) -> None:
         """A cycle that started at `at` listed the kind completely and read every object due or not.
