@@ -237,9 +237,10 @@ class Engine:
                 kind.name, None, "list", "error", f"{kind.name}: listing failed, no deletes this cycle: {err}"
             )
             return report
-        if not self.plan_only and kind.watcher.resumes_sweep:
+        if not self.plan_only and kind.watcher.resumes_sweep and (last_key is not None or not cut):
             # The next turn goes on from there, cut or not: a turn that came round to where it began and the next
-            # from the start of the order made a short round, counted as a pass (revisit.visited's margin).
+            # from the start of the order made a short round, counted as a pass (logged, Store.record_sweep_start).
+            # A slice cut before its walk moved (all of it overdue or named ACLs) keeps the resume point.
             store.record_sweep_resume(kind.name, last_key)
         if cut:  # the objects not listed were not read: not due as far as this cycle knows
             report.not_due += max(0, store.live_count(kind.name) - report.listed)

@@ -271,6 +271,25 @@ def test_the_daemons_sweep_reads_the_most_overdue_acls_first_and_each_once(pair:
     assert all(span == WINDOW - 120 for span in spans), sorted(spans)  # two intervals early, not a pass
 
 
+def test_a_slice_spent_on_overdue_acls_keeps_where_the_sweep_goes_on(pair: Pair) -> None:
+    """A slice whose time went on overdue ACLs before its walk moved leaves the walk's resume point as it was: the
+    next slice's walk goes on from there, not from the start of the order (re-walking the same first objects)."""
+    from dbsync.engine import Engine
+
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00", tick=True) as clock:
+        pair.sync(only=KINDS, **BY_NEED)
+        clock.tick(WINDOW)  # every ACL due: more than a window of the listing is overdue
+        ctx = pair.context(concurrency=1, **BY_NEED)
+        resume = "notebooks:/Shared/acl/nb10"
+        ctx.store.record_sweep_resume("permissions", resume)
+        pair.source.set_faults(latency_ms=700, path_prefix="/api/2.0/permissions")
+        engine = Engine(ctx, retry_now=False, time_slice=1)
+        engine.cycle(["permissions"])  # a read or two of the most overdue, then the slice is used
+        assert engine.sliced == {"permissions"}
+        assert ctx.store.sweep_resume("permissions") == resume
+
+
 def _visits_by_key(ctx: Any) -> list[tuple[str, float, float]]:
     """(key, next visit, last verified) of every ACL."""
     return ctx.store.db.execute(

@@ -114,8 +114,9 @@ class PermissionsWatcher(Watcher):
     def _came_round(self, ctx: SyncContext) -> None:
         """The daemon's sweep (in slices: `ctx.time_slice`) is at the start of its order again: a pass ended.
 
-        Its length is each ACL's margin (revisit.visited): one due just after the sweep went by waits for it to
-        come round. `sync --once`, plans and validate read everything at once and record nothing here."""
+        Its length is logged and kept (Store.record_sweep_start): how long the walk takes to find new ACLs and,
+        in a turn read within one slice, deleted ones. `sync --once`, plans and validate read everything at once
+        and record nothing here."""
         length = ctx.store.record_sweep_start(self.kind, time.time())
         if length is not None:
             log.info("%s: the sweep came round to its start, %.0f s after the last time", self.kind, length)
