@@ -7,6 +7,7 @@ Inherited entries and the admins group are the service's, never replicated.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ NAMED_LOOK_SECONDS = 2.0  # or seconds, whichever comes first: 64 objects due ta
 # The share of a daemon slice that reads overdue ACLs, most overdue first, before the sweep walks on in its order
 # (which finds the ACLs never read, those whose object was written, and in a whole turn the deleted ones).
 OVERDUE_SHARE = 0.5
+OVERDUE_EVERY = 16  # then one overdue ACL every this many objects of the walk, which reads only the due it passes
 OVERDUE_LOOKUP = 10_000  # overdue keys looked up at once: ~6 minutes of reads at a 50 requests/s budget
 
 
@@ -81,21 +83,40 @@ class PermissionsWatcher(Watcher):
         next look (it waited for the next cycle: ACL-only edits reached the standby in p99 163 s with hints, goal
         120 s).
 
-        In the daemon's slices the overdue ACLs come next, most overdue first, for up to OVERDUE_SHARE of the slice.
-        In key order alone an ACL that came due just after the sweep went by waited a whole pass for it to come
-        round: its margin was the pass, and the longer the pass, the more reads the schedule asked (at 100,000 ACLs
-        under a 50 requests/s budget, passes of 400-2,200 s and ACLs up to 767 s past their `max_staleness`)."""
+        In the daemon's slices the overdue ACLs come next, most overdue first, for up to OVERDUE_SHARE of the slice,
+        then one every OVERDUE_EVERY objects of the walk. In key order alone an ACL that came due just after the
+        sweep went by waited a whole pass for it to come round: its margin was the pass, and the longer the pass,
+        the more reads the schedule asked (at 100,000 ACLs under a 50 requests/s budget, passes of 400-2,200 s and
+        ACLs up to 767 s past their `max_staleness`). Without the overdue beside it, the walk (a few hundred objects
+        a second, 4 % of them due) left ~5 of the 45 paced requests/s unused while 4,000 ACLs were overdue."""
         order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
         ahead: dict[str, float] = {}  # key -> when it was last yielded out of turn: skipped when the sweep reaches it
-        if ctx.time_slice:
-            yield from self._overdue(ctx, order, ahead, time.monotonic() + ctx.time_slice * OVERDUE_SHARE)
+        overdue = iter(ctx.history.overdue(self.kind, time.time(), OVERDUE_LOOKUP) if ctx.time_slice else ())
         position: tuple[int, str] | None = None  # the last object yielded in its turn, ranked
         looked = time.monotonic()
+
+        def look(i: int) -> bool:  # time to look for named ACLs
+            nonlocal looked
+            if i % NAMED_EVERY and time.monotonic() - looked < NAMED_LOOK_SECONDS:
+                return False
+            looked = time.monotonic()
+            return True
+
+        until = time.monotonic() + (ctx.time_slice or 0) * OVERDUE_SHARE
+        for i in itertools.count():
+            if time.monotonic() >= until:
+                break
+            if look(i):
+                yield from self._named(ctx, order, position, ahead)
+            if (stub := self._next_overdue(ctx, order, overdue, ahead, position)) is None:
+                break
+            yield stub
         for i, (object_kind, prior) in enumerate(self._replicated(ctx, order)):
-            if i % NAMED_EVERY == 0 or time.monotonic() - looked >= NAMED_LOOK_SECONDS:
-                looked = time.monotonic()
+            if look(i):
                 yield from self._named(ctx, order, position, ahead)
             position = order.rank(object_kind, prior.key)
+            if i % OVERDUE_EVERY == 0 and (stub := self._next_overdue(ctx, order, overdue, ahead, position)):
+                yield stub
             if f"{object_kind}:{prior.key}" not in ahead:
                 yield self._stub(object_kind, prior)
         yield from self._named(ctx, order, position, ahead)  # named while the last objects were listed
@@ -145,26 +166,29 @@ class PermissionsWatcher(Watcher):
                 ahead[key] = time.time()
                 yield stub
 
-    def _overdue(
-        self, ctx: SyncContext, order: _SweepOrder, ahead: dict[str, float], until: float
-    ) -> Iterator[Resource]:
-        """The ACLs whose revisit is overdue, most overdue first, until the monotonic time `until` (looking for named
-        ones as the walk does); the walk skips them."""
-        looked = time.monotonic()
-        for i, key in enumerate(ctx.history.overdue(self.kind, time.time(), OVERDUE_LOOKUP)):
-            now = time.monotonic()
-            if now >= until:
-                return
-            if i % NAMED_EVERY == 0 or now - looked >= NAMED_LOOK_SECONDS:
-                looked = now
-                yield from self._named(ctx, order, None, ahead)
+    def _next_overdue(
+        self,
+        ctx: SyncContext,
+        order: _SweepOrder,
+        overdue: Iterator[str],
+        ahead: dict[str, float],
+        position: tuple[int, str] | None,
+    ) -> Resource | None:
+        """The next of the ACLs overdue when the slice began, most overdue first (None: no more); the walk skips it.
+        One the walk has passed in this slice was read in its turn."""
+        for key in overdue:
             object_kind, _, source_key = key.partition(":")
-            prior = self._replicated_prior(ctx, object_kind, source_key) if object_kind in order.kinds else None
-            if prior is not None and key not in ahead:
+            if key in ahead or object_kind not in order.kinds:
+                continue
+            if position is not None and order.rank(object_kind, source_key) <= position:
+                continue
+            prior = self._replicated_prior(ctx, object_kind, source_key)
+            if prior is not None:
                 stub = self._stub(object_kind, prior)
                 stub.out_of_turn = OVERDUE
                 ahead[key] = time.time()
-                yield stub
+                return stub
+        return None
 
     @staticmethod
     def _replicated_prior(ctx: SyncContext, object_kind: str, source_key: str) -> Prior | None:
