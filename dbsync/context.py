@@ -82,10 +82,10 @@ class History:
         reads them first."""
         return self._store.named_visits(kind)
 
-    def overdue(self, kind: str, now: float, limit: int) -> list[str]:
-        """Keys of the kind's objects whose revisit came before `now`, most overdue first: a sweep's slice reads
-        them before it walks on."""
-        return self._store.overdue_visits(kind, now, limit)
+    def overdue(self, kind: str, until: float, limit: int) -> list[tuple[str, float, float]]:
+        """(key, when due, revisit interval) of the kind's objects whose revisit comes before `until`, soonest first:
+        a sweep's slice reads the overdue before it walks on, and beside its walk those due soon."""
+        return self._store.overdue_visits(kind, until, limit)
 
     def owned_target_keys(self, target_keys: list[str]) -> set[str]:
         """Target keys a live row dbsync did not adopt points at: what dbsync put on the target."""

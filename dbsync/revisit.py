@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dbsync import metrics
 from dbsync.config import Settings
 from dbsync.context import SyncContext
-from dbsync.model import Prior, Resource
+from dbsync.model import OVERDUE, Prior, Resource
 from dbsync.pacing import HEADROOM
 from dbsync.registry import Kind
 
@@ -66,6 +66,8 @@ class DueCheck:
             return prior is not None and prior.status in SETTLED
         if stub.version_hint is not None or prior is None or prior.status not in SETTLED or not self.by_need:
             return False
+        if stub.out_of_turn == OVERDUE:
+            return False  # the sweep took it from the schedule: overdue, or due soon and read ahead (permissions.py)
         visit = self.visits.get(stub.key)
         if visit is None:
             return False  # never read

@@ -297,6 +297,48 @@ def test_the_walk_of_a_slice_reads_overdue_acls_beside_it_each_once(
     assert keys[0] == overdue[0] and due[keys[0]] == min(due.values())  # the most overdue, beside the first object
 
 
+def test_with_no_acl_overdue_the_walk_reads_those_due_soon_ahead_of_their_time(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once no ACL is overdue, the walk takes those due within a sixteenth of their interval, soonest first, and
+    they are read: a lead the other kinds' bursts of requests eat into before an ACL goes overdue (read just in
+    time, each burst left ACLs past their max_staleness at 100,000 objects). An ACL that changed of late (a short
+    interval, doubling) is not read ahead up its ladder."""
+    from dbsync.engine import Engine
+    from dbsync.model import OVERDUE
+    from dbsync.watchers import permissions
+
+    monkeypatch.setattr(permissions, "OVERDUE_EVERY", 1)
+    _seed(pair)
+    with freeze_time("2026-12-05 00:00:00"):
+        pair.sync(only=KINDS, **BY_NEED)
+        ctx = pair.context(**BY_NEED)
+        keys = sorted(key for key, _, _ in _visits_by_key(ctx))
+        now = ctx.store.db.execute("SELECT MAX(verified_at) FROM visits").fetchone()[0]
+        due = {key: now + 5 + 10 * n for n, key in enumerate(reversed(keys))}  # the last key soonest
+        changed = keys[-3]  # due in 25 s, but its interval is a cycle: read ahead 18.75 s at most
+        with ctx.store._transaction():
+            for key in keys:
+                ctx.store.db.execute(
+                    "UPDATE visits SET next_visit = ?, revisit_interval = ? WHERE kind = 'permissions' "
+                    "AND source_key = ?",
+                    [due[key], CYCLE if key == changed else WINDOW, key],
+                )
+        ahead = [key for key in sorted(keys, key=due.get) if due[key] <= now + WINDOW / 16 and key != changed]
+        assert len(ahead) == 7 and all(due[key] > now for key in keys)  # none overdue; seven due within 75 s
+
+        ctx.time_slice = 60
+        stubs = list(permissions.PermissionsWatcher().list(ctx, ctx.source))
+        assert [stub.key for stub in stubs if stub.out_of_turn == OVERDUE] == ahead  # soonest first
+        assert sorted(stub.key for stub in stubs) == keys  # each once
+
+        pair.reset_stats()
+        Engine(ctx, retry_now=False, time_slice=60).cycle(["permissions"])
+    assert endpoint_count(pair.source, ACL_GET) == len(ahead)  # read, not left as not due
+    read = {key for key, at, _ in _visits_by_key(ctx) if at != due[key]}
+    assert read == set(ahead)
+
+
 def test_a_slice_spent_on_overdue_acls_keeps_where_the_sweep_goes_on(pair: Pair) -> None:
     """A slice whose time went on overdue ACLs before its walk moved leaves the walk's resume point as it was: the
     next slice's walk goes on from there, not from the start of the order (re-walking the same first objects)."""

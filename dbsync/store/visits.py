@@ -137,15 +137,15 @@ class Visits:
         )
         return [(row[0], row[1]) for row in rows]
 
-    def overdue_visits(self, kind: str, now: float, limit: int) -> list[str]:
-        """Keys of a kind's objects whose revisit came before `now`, most overdue first (at most `limit`; the named,
-        due whatever the clock says, are not among them: named_visits)."""
+    def overdue_visits(self, kind: str, until: float, limit: int) -> list[tuple[str, float, float]]:
+        """(key, next visit, revisit interval) of a kind's objects whose revisit comes before `until`, soonest first
+        (at most `limit`; the named, due whatever the clock says, are not among them: named_visits)."""
         rows = self._rows(
-            "SELECT source_key FROM visits WHERE kind = ? AND next_visit > ? AND next_visit <= ? "
-            "ORDER BY next_visit LIMIT ?",
-            [kind, NAMED, now, limit],
+            "SELECT source_key, next_visit, revisit_interval FROM visits WHERE kind = ? AND next_visit > ? "
+            "AND next_visit <= ? ORDER BY next_visit LIMIT ?",
+            [kind, NAMED, until, limit],
         )
-        return [row[0] for row in rows]
+        return [(row[0], row[1], row[2] or 0.0) for row in rows]
 
     def record_full_read(self, kind: str, at: float, bound: bool = False) -> None:
         """A cycle that started at `at` listed the kind completely and read every object due or not.

@@ -33,6 +33,11 @@ NAMED_LOOK_SECONDS = 2.0  # or seconds, whichever comes first: 64 objects due ta
 OVERDUE_SHARE = 0.5
 OVERDUE_EVERY = 16  # then one overdue ACL every this many objects of the walk, which reads only the due it passes
 OVERDUE_LOOKUP = 10_000  # overdue keys looked up at once: ~6 minutes of reads at a 50 requests/s budget
+# Once none is overdue, the walk takes those due within this share of their revisit interval (soonest first) in the
+# overdue's place: read ahead while the budget has room, a lead the other kinds' bursts eat into before an ACL goes
+# overdue. At most 1/16 more reads (a cold ACL up to 300 s early at 4,800 s), only when nothing is overdue; an ACL
+# that changed of late (a short interval, doubling) is read hardly earlier, not up its ladder at once.
+READ_AHEAD_SHARE = 1 / 16
 
 
 def direct_entries(ctx: SyncContext, acl: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -88,10 +93,18 @@ class PermissionsWatcher(Watcher):
         sweep went by waited a whole pass for it to come round: its margin was the pass, and the longer the pass,
         the more reads the schedule asked (at 100,000 ACLs under a 50 requests/s budget, passes of 400-2,200 s and
         ACLs up to 767 s past their `max_staleness`). Without the overdue beside it, the walk (a few hundred objects
-        a second, 4 % of them due) left ~5 of the 45 paced requests/s unused while 4,000 ACLs were overdue."""
+        a second, 4 % of them due) left ~5 of the 45 paced requests/s unused while 4,000 ACLs were overdue. Once
+        none is overdue, the walk takes those due within READ_AHEAD_SHARE of their interval instead, soonest first:
+        with the ACLs read just in time, each burst of the other kinds' requests (a first round, the secrets'
+        listings every 10 minutes) left ACLs up to 300 s overdue, 65 s past their `max_staleness` (run 12)."""
         order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
         ahead: dict[str, float] = {}  # key -> when it was last yielded out of turn: skipped when the sweep reaches it
-        overdue = iter(ctx.history.overdue(self.kind, time.time(), OVERDUE_LOOKUP) if ctx.time_slice else ())
+        now = time.time()
+        until = now + ctx.settings.max_staleness(self.kind) * READ_AHEAD_SHARE  # the longest interval's read ahead
+        visits = ctx.history.overdue(self.kind, until, OVERDUE_LOOKUP) if ctx.time_slice else []
+        overdue = iter([key for key, due, _ in visits if due <= now])
+        soon = (key for key, due, every in visits if now < due <= now + every * READ_AHEAD_SHARE)
+        beside = itertools.chain(overdue, soon)  # the walk's: the overdue left, then the due soon
         position: tuple[int, str] | None = None  # the last object yielded in its turn, ranked
         looked = time.monotonic()
 
@@ -115,7 +128,7 @@ class PermissionsWatcher(Watcher):
             if look(i):
                 yield from self._named(ctx, order, position, ahead)
             position = order.rank(object_kind, prior.key)
-            if i % OVERDUE_EVERY == 0 and (stub := self._next_overdue(ctx, order, overdue, ahead, position)):
+            if i % OVERDUE_EVERY == 0 and (stub := self._next_overdue(ctx, order, beside, ahead, position)):
                 yield stub
             if f"{object_kind}:{prior.key}" not in ahead:
                 yield self._stub(object_kind, prior)
@@ -174,8 +187,8 @@ class PermissionsWatcher(Watcher):
         ahead: dict[str, float],
         position: tuple[int, str] | None,
     ) -> Resource | None:
-        """The next of the ACLs overdue when the slice began, most overdue first (None: no more); the walk skips it.
-        One the walk has passed in this slice was read in its turn."""
+        """The next of the ACLs overdue (or, beside the walk, due soon) when the slice began, most overdue first
+        (None: no more); the walk skips it. One the walk has passed in this slice was read in its turn."""
         for key in overdue:
             object_kind, _, source_key = key.partition(":")
             if key in ahead or object_kind not in order.kinds:
