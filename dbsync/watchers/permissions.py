@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -142,7 +142,7 @@ class PermissionsWatcher(Watcher):
             for prior in ctx.history.priors(object_kind, payloads=False, after=after):
                 if until is not None and prior.key > until:
                     break
-                if prior.target_key is not None and (listed is None or prior.key in listed):
+                if _on_target(prior, listed):
                     yield object_kind, prior
 
     def _came_round(self, ctx: SyncContext) -> None:
@@ -207,10 +207,7 @@ class PermissionsWatcher(Watcher):
     def _replicated_prior(ctx: SyncContext, object_kind: str, source_key: str) -> Prior | None:
         """The object's row when it is on the target and (when its kind was listed in this run) still listed."""
         prior = ctx.history.prior(object_kind, source_key)
-        listed = ctx.listed.get(object_kind)
-        if prior is None or prior.target_key is None or (listed is not None and source_key not in listed):
-            return None
-        return prior
+        return prior if prior is not None and _on_target(prior, ctx.listed.get(object_kind)) else None
 
     def _stub(self, object_kind: str, prior: Prior) -> Resource:
         return Resource(
@@ -253,6 +250,11 @@ class PermissionsWatcher(Watcher):
         resource.payload = {**payload, "target_key": target_key}
         resource.source_meta = {**resource.source_meta, "object_kind": object_kind, "target_key": target_key}
         return resource
+
+
+def _on_target(prior: Prior, listed: Container[str] | None) -> bool:
+    """The object is on the target and, when its kind was listed in this run (`listed`), still on the source."""
+    return prior.target_key is not None and (listed is None or prior.key in listed)
 
 
 def watcher_for(kind: str) -> PermissionsWatcher:
