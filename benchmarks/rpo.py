@@ -118,6 +118,7 @@ class Run:
     cycles: list[tuple[str, int, float, float]] = field(default_factory=list)  # kind, cycles, mean s, max s
     target_requests: int = 0
     listings: Listings = field(default_factory=Listings)
+    ended: float = 0.0  # when the daemon was stopped: how old the edits not landed were then
 
 
 def seed(src: WorkspaceClient, notebooks: int, dirs: int, job_count: int = 0) -> list[list[str]]:
@@ -315,6 +316,7 @@ def one_run(args: Any, hints: bool) -> None:
                 drain = args.drain if args.drain is not None else 3600 / args.scale + 300 / args.scale + 15
                 time.sleep(drain)  # the last edits' revisits come due
             finally:
+                run.ended = time.time()
                 daemon.shutdown(timeout=60)
                 for tree_log in tree_logs:
                     tree_log.removeHandler(run.listings)
@@ -349,8 +351,21 @@ def report(run: Run, writes: dict[tuple[str, str], list[float]], args: Any, seed
         if args.windows > 1:
             print(f"-- edits in minutes {window * span / 60:.0f}-{(window + 1) * span / 60:.0f} of the run")
         table(lags(edits, writes, run.edits))
+        not_landed(edits, writes, run.ended)
         slowest_learnt(edits, writes, run)
     summary(run, args)
+
+
+def not_landed(edits: list[Edit], writes: dict[tuple[str, str], list[float]], ended: float) -> None:
+    """The edits not on the target when the daemon stopped, by class, with the oldest's age then: over its kind's
+    `max_staleness` is a miss of the goal, younger is still in time."""
+    ages: dict[str, list[float]] = {}
+    for edit in edits:
+        if _landed(edit, writes) is None:
+            ages.setdefault(f"{edit.kind} {'hot' if edit.hot else 'cold'}", []).append(ended - edit.at)
+    if ages:
+        classes = ", ".join(f"{name} {len(v)} (oldest {max(v):.0f} s)" for name, v in sorted(ages.items()))
+        print(f"   not landed at the end: {classes}")
 
 
 def slowest_learnt(edits: list[Edit], writes: dict[tuple[str, str], list[float]], run: Run, top: int = 4) -> None:

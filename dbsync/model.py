@@ -55,8 +55,9 @@ class Resource:
     source_meta: dict[str, Any] = field(default_factory=dict)
     # Yielded out of the listing's order: an ACL an audit-log hint named, AHEAD of its turn (skipped when the
     # listing reaches it) or AGAIN (yielded before in this listing, named again after its read); or an ACL whose
-    # revisit is OVERDUE, read most overdue first before the sweep walks on (skipped when it reaches it). None
-    # moves where a sliced sweep resumes; AGAIN is not counted twice; OVERDUE gives way as the sweep does.
+    # revisit is OVERDUE (or, none overdue, due soon and read ahead), read most overdue first before and beside the
+    # sweep's walk (skipped when it reaches it; read whatever DueCheck's clock says). None moves where a sliced sweep
+    # resumes; AGAIN is not counted twice; OVERDUE gives way as the sweep does.
     out_of_turn: str | None = None
 
     @property
