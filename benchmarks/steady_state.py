@@ -54,6 +54,8 @@ from harness import (
     statuses,
 )
 
+from dbsync.pacing import HEADROOM
+
 RSS_GOAL_MB = 200
 SAMPLE_EVERY = 30.0
 BACKLOG_S = 600.0  # the first minutes of the daemon hold the initial sync's backlog: reported apart
@@ -112,13 +114,12 @@ class Editor(threading.Thread):
         self.missed += 1
 
 
-def per_second(emulator: Emulator) -> tuple[float, int, int]:
-    """dbsync's (mean, highest) requests per second since the last stats reset (the driver's taken out), 429s."""
+def per_second(emulator: Emulator) -> tuple[list[int], int]:
+    """dbsync's requests in each second since the last stats reset (the driver's taken out), and the 429s."""
     stats = emulator.stats()
     driver = stats.get("per_second_other_tokens", {})
     counts = [n - driver.get(second, 0) for second, n in stats.get("per_second", {}).items()]
-    mean = statistics.fmean(counts) if counts else 0.0
-    return mean, max(counts, default=0), statuses(stats).get("429", 0)
+    return counts, statuses(stats).get("429", 0)
 
 
 def main() -> None:
@@ -406,10 +407,13 @@ def report(args, samples, peak, editor: Editor, source: Emulator, target: Emulat
             f"{'YES' if fires else 'no'}"
         )
     for name, emulator in (("source", source), ("target", target)):
-        mean, highest, refused = per_second(emulator)
+        counts, refused = per_second(emulator)
+        paced = int(args.budget * HEADROOM)
         print(
-            f"{name}: {mean:.1f} requests/s on average, highest second {highest} "
-            f"(budget {args.budget:.0f}), {refused} x 429"
+            f"{name}: {statistics.fmean(counts or [0]):.1f} requests/s on average, highest second "
+            f"{max(counts, default=0)} (budget {args.budget:.0f}), seconds above the paced {paced}: "
+            f"{sum(n > paced for n in counts)}, above the budget: {sum(n > args.budget for n in counts)} "
+            f"(of {len(counts)}), {refused} x 429"
         )
     rss_series = [r for _, _, r in samples]
     print(f"daemon RSS: {statistics.fmean(rss_series):.0f} MB mean, peak {peak:.0f} MB (goal ≤ {RSS_GOAL_MB})")

@@ -18,6 +18,12 @@ others is waiting for one, and joins the queue after GIVE_WAY_PATIENCE seconds a
 budget at 100,000 objects (32 of 45 paced requests/s) and nobody waits for any one of its reads, while a kind
 listed every 2 minutes waited behind its queue for each page (jobs: 49 s a cycle, stale 50 % of the time).
 
+Requests late together (a pause of the whole process: a garbage collection, the GIL held by a listing's parse)
+catch up at CATCH_UP times the rate, not all at once: each leaves at least 1/(CATCH_UP x rate) after the one before.
+Let out in one burst, they reached the service together with the next second's and it counted 51 in a second
+against a budget of 50 paced at 45 (steady state, 100,000 objects, 90 minutes; 46-47 before late requests could
+leave closer than 1/rate, and after this floor).
+
 The buckets pace at HEADROOM of the configured budget. The service counts requests when they arrive, and what
 happens between leaving and arriving (the network, the service's own queue) is not the client's to space.
 """
@@ -39,6 +45,7 @@ Sleep = Callable[[float], None]
 # The longest a request that gives way waits for a free slot before it queues like any other: the sweep still
 # moves when the others fill the budget (8 threads a patience each: ~1.6 reads/s at the least).
 GIVE_WAY_PATIENCE = 5.0
+CATCH_UP = 2.0  # late requests leave at most this many times the rate, never in one burst (see above)
 _thread = threading.local()
 
 
@@ -101,15 +108,19 @@ class TokenBucket:
         return slot
 
     def gate(self) -> float:
-        """The earliest time a request may actually leave: once fewer than `rate` left in the second before it
-        (read under the lock)."""
-        if len(self._left) < (self._left.maxlen or 1):
+        """The earliest time a request may actually leave: once fewer than `rate` left in the second before it,
+        and 1/(CATCH_UP x rate) after the last one (read under the lock)."""
+        if not self._left:
             return float("-inf")
-        return self._left[0] + self._span
+        spaced = self._left[-1] + 1.0 / (CATCH_UP * self.rate)
+        if len(self._left) < (self._left.maxlen or 1):
+            return spaced
+        return max(self._left[0] + self._span, spaced)
 
     def leave(self, now: float) -> None:
         """A request leaves now (under the caller's lock). A late one does not push the next slots back: the one
-        after it may leave closer than 1/rate, as long as no second holds more than `rate`."""
+        after it may leave closer than 1/rate (down to 1/(CATCH_UP x rate)), as long as no second holds more than
+        `rate`."""
         self._left.append(now)
 
 
@@ -178,7 +189,7 @@ class RequestBudget:
 
         One slot is reserved in all of them at once: waiting for the family and then for the workspace
         would let two family requests leave closer together than the family's rate allows. After the wait the
-        request passes each bucket's gate: if the one before it left late, it waits 1/rate after that one.
+        request passes each bucket's gate (TokenBucket.gate: at most `rate` in a second, late ones not in a burst).
         `gives_way`: the request reserves only a slot free now (no request queued before it), waking when the
         queue's last slot has passed, and queues like the others once its patience is out.
         """

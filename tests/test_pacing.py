@@ -132,6 +132,29 @@ def test_requests_that_each_leave_a_little_late_still_use_the_whole_budget() -> 
     assert 450 / (sent[-1] - sent[0]) > 44.5  # paced at 45/s: ~38/s when each lateness pushed the next back
 
 
+def test_requests_late_together_catch_up_without_a_burst() -> None:
+    """Eight requests queued for their slots and the whole process paused 300 ms (a garbage collection, the GIL):
+    they leave half a slot apart, not at once. Let out in one burst they reached the service with the next second's
+    requests and it counted 51 in a second against a budget of 50 paced at 45 (steady state, 100,000 objects).
+    They still catch up: the slots after them are not pushed back."""
+    clock = FakeClock()
+    budget = RequestBudget("source", 10 / 0.9, clock=clock, sleep=clock.sleep)  # paced at 10/s: slots 100 ms apart
+    bucket = budget.overall
+    slots = [bucket.reserve(max(clock(), bucket.free_at())) for _ in range(8)]  # queued: 0, 0.1, ..., 0.7 s
+    clock.sleep(0.8)  # the pause: every slot has passed when the threads wake
+    left = []
+    for _ in slots:
+        if (gate := bucket.gate()) > clock():
+            clock.sleep(gate - clock())
+        bucket.leave(clock())
+        left.append(clock())
+    gaps = [b - a for a, b in itertools.pairwise(left)]
+    assert min(gaps) == pytest.approx(0.05)  # twice the rate at most (all 8 in the same instant before)
+    assert left[-1] - slots[-1] < 0.5  # caught up within the second: not spaced 1/rate after the late ones
+    budget.take("/api/2.0/workspace/list")
+    assert clock() - left[-1] == pytest.approx(0.05)  # the next, its slot long past, follows half a slot after
+
+
 def _race(budget: RequestBudget, others: int) -> tuple[list[str], float]:
     """Four threads send `others` requests between them, one asking first; a request that gives way asks once
     they all queue. The order they left in, and when the one giving way left (seconds from the start)."""
