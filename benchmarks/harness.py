@@ -155,6 +155,15 @@ class Emulator:
     def reset_stats(self) -> None:
         self.admin("POST", "stats/reset")
 
+    def per_second(self) -> tuple[list[int], int]:
+        """dbsync's requests in each second of the clock since the last stats reset, a second with none counted as
+        0 (the driver's token, `driver_client`, taken out), and the 429s over every endpoint."""
+        stats = self.stats()
+        counts = {int(k): v for k, v in stats.get("per_second", {}).items()}
+        driver = {int(k): v for k, v in stats.get("per_second_other_tokens", {}).items()}
+        seconds = range(min(counts), max(counts) + 1) if counts else range(0)
+        return [counts.get(s, 0) - driver.get(s, 0) for s in seconds], statuses(stats).get("429", 0)
+
     def client(self, retry_timeout_seconds: int = 600, token: str | None = None) -> WorkspaceClient:
         """A client with the start-up token (dbsync's), or `token`: the emulator counts requests made with another
         token apart (`per_second_other_tokens` in its stats), so a benchmark's own edits are told from dbsync's."""

@@ -320,26 +320,14 @@ def one_run(args: Any, hints: bool) -> None:
                 daemon.shutdown(timeout=60)
                 for tree_log in tree_logs:
                     tree_log.removeHandler(run.listings)
-            source_rates(run, src.stats())
+            rates, run.refused = src.per_second()
+            run.rates = rates or run.rates  # the emulator counts per second; else the sampled totals
             run.cycles = cycle_times(state, run_started)
             run.target_requests = sum(int(e.get("count", 0)) for e in dst.stats()["endpoints"].values())
         report(run, target_writes(dst, dst_client), args, seeded, drain)
     finally:
         src.stop()
         dst.stop()
-
-
-def source_rates(run: Run, stats: dict[str, Any]) -> None:
-    """The daemon's requests per second on the source: the emulator's per-second counts of the start-up token (the
-    daemon's; the driver edits with a token of its own)."""
-    per_second = {int(k): v for k, v in stats.get("per_second", {}).items()}
-    driver = {int(k): v for k, v in stats.get("per_second_other_tokens", {}).items()}
-    if not per_second:
-        return
-    seconds = range(min(per_second), max(per_second) + 1)
-    run.rates = [per_second.get(s, 0) - driver.get(s, 0) for s in seconds]
-    statuses = [e.get("statuses", {}) for e in stats.get("endpoints", {}).values()]
-    run.refused = sum(int(s.get("429", 0)) for s in statuses)
 
 
 def report(run: Run, writes: dict[tuple[str, str], list[float]], args: Any, seeded: float, drain: float) -> None:

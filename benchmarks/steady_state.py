@@ -51,7 +51,6 @@ from harness import (
     percentile,
     proc_rss_mb,
     run_dbsync,
-    statuses,
 )
 
 from dbsync.pacing import HEADROOM
@@ -112,14 +111,6 @@ class Editor(threading.Thread):
                 pass
             time.sleep(10)
         self.missed += 1
-
-
-def per_second(emulator: Emulator) -> tuple[list[int], int]:
-    """dbsync's requests in each second since the last stats reset (the driver's taken out), and the 429s."""
-    stats = emulator.stats()
-    driver = stats.get("per_second_other_tokens", {})
-    counts = [n - driver.get(second, 0) for second, n in stats.get("per_second", {}).items()]
-    return counts, statuses(stats).get("429", 0)
 
 
 def main() -> None:
@@ -407,7 +398,7 @@ def report(args, samples, peak, editor: Editor, source: Emulator, target: Emulat
             f"{'YES' if fires else 'no'}"
         )
     for name, emulator in (("source", source), ("target", target)):
-        counts, refused = per_second(emulator)
+        counts, refused = emulator.per_second()
         paced = int(args.budget * HEADROOM)
         print(
             f"{name}: {statistics.fmean(counts or [0]):.1f} requests/s on average, highest second "
