@@ -18,7 +18,6 @@ from dbsync.model import Resource, Upsert
 from dbsync.profiles import workspace_host
 from dbsync.registry import KIND_NAMES, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
-from dbsync.report_html import moment_page, render_page, source_down
 from dbsync.store import Store
 
 
@@ -146,6 +145,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _html_context(settings: Any) -> Any:
     """Both sides, or only the target when the source does not answer: the page then shows the outage."""
+    from dbsync.report_html import source_down  # the page's modules (jinja2) only for `validate --format html`
+
     host = workspace_host("source", settings.source)
     if not host or source_down(host) is None:  # no host: open_context says which setting is missing
         return open_context(settings, writer=False)
@@ -154,6 +155,8 @@ def _html_context(settings: Any) -> Any:
 
 def _validate_html(ctx: Any, names: list[str] | None) -> int:
     """The report page for this moment (standby, cutover, primary, rolled back), as /report.html shows it."""
+    from dbsync.report_html import moment_page, render_page
+
     page = moment_page(
         ctx.store,
         ctx.source.host,
