@@ -57,6 +57,12 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return (int(current.group(1)) / 1024 if current else 0.0, int(peak.group(1)) / 1024 if peak else 0.0)
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile of `values` (nearest rank); NaN when there are none."""
     if not values:

@@ -49,6 +49,7 @@ from harness import (
     load,
     notebook_paths,
     percentile,
+    proc_cpu_seconds,
     proc_rss_mb,
     run_dbsync,
 )
@@ -235,10 +236,13 @@ def main() -> None:
                     time.sleep(SAMPLE_EVERY)
                 editor.stop.set()
                 peak = proc_rss_mb(daemon.pid)[1]
+                cpu = proc_cpu_seconds(daemon.pid)  # start-up reconcile included (the initial sync ran before)
             finally:
                 daemon.terminate()
                 daemon.wait(timeout=120)
         report(args, samples, peak, editor, source, target)
+        ran = time.monotonic() - started
+        print(f"daemon CPU: {cpu:.0f} s in {ran / 60:.0f} minutes, {100 * cpu / ran:.1f} % of a core")
         print_endpoints(source, seconds=time.monotonic() - started)
         print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, jobs, the first):")
         for kind, count, mean, longest in cycle_times(state, started_wall):
