@@ -7,6 +7,7 @@ machine), the container image does not. Nothing else in `dbsync` imports it (an 
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import threading
 from types import ModuleType
@@ -58,6 +59,10 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     if args.allow_secrets_get:
         with handle.workspace.lock:
             handle.workspace.table("settings")["secrets_get_allowed"] = True
+    # The seeded workspace lives as long as the process: out of the collector's sight, a full collection no longer
+    # walks it (100,000 objects: 336 ms a collection before, ~0 after). Such a pause stamped the requests that came
+    # in meanwhile with the next second, as a service's edge never would: a client's pace looked bursty.
+    gc.freeze()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
