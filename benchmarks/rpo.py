@@ -185,14 +185,14 @@ def kinds_of(args: Any) -> tuple[str, ...]:
     return (*KINDS, "jobs") if args.jobs else KINDS
 
 
-def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: float, every: float, ctx: Any) -> None:
-    """Edits at a steady rate (80 % in the hot tenth of the directories); samples the daemon's source calls."""
+def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: float, every: float) -> None:
+    """Edits at a steady rate (80 % in the hot tenth of the directories)."""
     rng = random.Random(7)
     levels: dict[str, int] = {}  # each ACL edit sets a level the notebook does not have
     hot = max(1, len(layout) // 10)
     start = time.monotonic()
     end = start + seconds
-    last_calls, next_sample, i = ctx.source.total_calls(), time.monotonic() + 1, 0
+    i = 0
     while time.monotonic() < end:
         in_hot = rng.random() < 0.8
         folder = layout[rng.randrange(hot)] if in_hot else layout[rng.randrange(hot, len(layout))]
@@ -206,13 +206,7 @@ def drive(src: WorkspaceClient, layout: list[list[str]], run: Run, seconds: floa
             grant(src, path, LEVELS[levels[path]])
         run.edits.append(Edit(kind, path, in_hot, at))
         i += 1
-        next_edit = start + i * every  # one edit every `every` seconds; the daemon's calls sampled each second
-        while time.monotonic() < next_edit:
-            time.sleep(max(0.0, min(next_sample, next_edit) - time.monotonic()))
-            if time.monotonic() >= next_sample:
-                calls = ctx.source.total_calls()
-                run.rates.append(calls - last_calls)
-                last_calls, next_sample = calls, next_sample + 1
+        time.sleep(max(0.0, start + i * every - time.monotonic()))  # one edit every `every` seconds
 
 
 def target_writes(dst: Emulator, dst_client: WorkspaceClient) -> dict[tuple[str, str], list[float]]:
@@ -312,7 +306,7 @@ def one_run(args: Any, hints: bool) -> None:
             pat = src_client.tokens.create(comment="rpo driver", lifetime_seconds=86_400).token_value
             driver = WorkspaceClient(config=Config(host=src.url, token=pat, auth_type="pat"))
             try:
-                drive(driver, layout, run, args.minutes * 60, args.edit_every, ctx)
+                drive(driver, layout, run, args.minutes * 60, args.edit_every)
                 drain = args.drain if args.drain is not None else 3600 / args.scale + 300 / args.scale + 15
                 time.sleep(drain)  # the last edits' revisits come due
             finally:
@@ -320,8 +314,7 @@ def one_run(args: Any, hints: bool) -> None:
                 daemon.shutdown(timeout=60)
                 for tree_log in tree_logs:
                     tree_log.removeHandler(run.listings)
-            rates, run.refused = src.per_second()
-            run.rates = rates or run.rates  # the emulator counts per second; else the sampled totals
+            run.rates, run.refused = src.per_second()
             run.cycles = cycle_times(state, run_started)
             run.target_requests = sum(int(e.get("count", 0)) for e in dst.stats()["endpoints"].values())
         report(run, target_writes(dst, dst_client), args, seeded, drain)

@@ -243,7 +243,7 @@ def main() -> None:
         report(args, samples, peak, editor, source, target)
         ran = time.monotonic() - started
         print(f"daemon CPU: {cpu:.0f} s in {ran / 60:.0f} minutes, {100 * cpu / ran:.1f} % of a core")
-        print_endpoints(source, seconds=time.monotonic() - started)
+        print_endpoints(source, seconds=ran)
         print("daemon cycles (kind: count, mean s, longest s; the workers: tree, sweeps, dashboards, jobs, the first):")
         for kind, count, mean, longest in cycle_times(state, started_wall):
             print(f"  {kind:<28}{count:>5}{mean:>9.1f}{longest:>9.1f}")
