@@ -67,6 +67,9 @@ class WorkspaceSettings(_Strict):
 
 
 class KindSettings(_Strict):
+    # Frozen: a kind nobody configured shares one instance (`Settings.kind` is asked several times per object).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     enabled: bool = True
     interval: float | None = Field(default=None, gt=0)
     # Seconds an unchanged object of a kind read by need may go unread (default: the kind's freshness; 0: every cycle).
@@ -76,6 +79,9 @@ class KindSettings(_Strict):
     min_revisit: float | None = Field(default=None, gt=0)
     include: list[str] = Field(default_factory=list)  # globs on the source key (path, name)
     exclude: list[str] = Field(default_factory=list)
+
+
+_UNCONFIGURED = KindSettings()
 
 
 class AuditHintSettings(_Strict):
@@ -349,7 +355,7 @@ class Settings(BaseSettings):
         return (init_settings, _EnvSource(settings_cls))
 
     def kind(self, name: str) -> KindSettings:
-        configured = self.kinds.get(name) or KindSettings()
+        configured = self.kinds.get(name) or _UNCONFIGURED
         if (
             "enabled" not in configured.model_fields_set
             and not self.metastore.has_warehouse

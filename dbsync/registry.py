@@ -138,6 +138,7 @@ def _changed() -> None:
     global KIND_NAMES
     kinds.cache_clear()
     _by_name.cache_clear()
+    acl_watchers.cache_clear()
     _declarations.cache_clear()
     KIND_NAMES = tuple(k.name for k in kinds())
 
@@ -157,6 +158,12 @@ _DEFAULTS = Declaration()
 @cache
 def _by_name() -> dict[str, Kind]:
     return {k.name: k for k in kinds()}
+
+
+@cache
+def acl_watchers() -> dict[str, Watcher]:
+    """The watchers of the kinds whose objects have ACLs, by kind name (read on every ACL read and write)."""
+    return {k.name: k.watcher for k in kinds() if k.watcher.acl_type}
 
 
 @cache

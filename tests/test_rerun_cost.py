@@ -34,6 +34,7 @@ UNUSED_SDK = tuple(
     for name in ("cleanrooms", "marketplace", "apps", "catalog", "ml", "dashboards", "serving", "settings")
 )
 PAGE_ONLY = ("jinja2", "dbsync.report_html")  # the report page's: `serve` and `validate --format html`
+CUTOVER_ONLY = ("dbsync.cutover",)  # cutover, rollback, reverse, failback and the daemon's hand-over
 
 _LOADED = """
 import json, sys
@@ -70,7 +71,7 @@ def test_sync_once_loads_neither_the_daemon_nor_the_whole_sdk_and_still_syncs(pa
     code, loaded, err = _modules_after(["sync", "--once", "--kinds", "directories,groups"], tmp_path, env)
     assert code == 0, err
     assert pair.dst.workspace.get_status("/Shared/team").path == "/Shared/team"
-    assert not [m for m in loaded if m.startswith(DAEMON_ONLY + PAGE_ONLY)]
+    assert not [m for m in loaded if m.startswith(DAEMON_ONLY + PAGE_ONLY + CUTOVER_ONLY)]
     assert not loaded & set(UNUSED_SDK)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbsync import logs
-from dbsync.cutover import STEPS
 
 
 class Progress:
@@ -79,6 +78,8 @@ def plan_action(change: Any) -> str:
 def cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
     if event != "step":
         return
+    from dbsync.cutover import STEPS  # the cutover's modules load for the commands that cut over, not for `sync`
+
     number = f"{STEPS.index(name) + 1}/{len(STEPS)}"
     if detail["state"] == "running":
         print(f"[{number}] {name} …", file=sys.stderr, flush=True)

@@ -11,7 +11,6 @@ from typing import Any
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
 from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
 from dbsync.context import open_context
-from dbsync.cutover import open_cutover_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Resource, Upsert
@@ -145,6 +144,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _html_context(settings: Any) -> Any:
     """Both sides, or only the target when the source does not answer: the page then shows the outage."""
+    from dbsync.cutover import open_cutover_context
     from dbsync.report_html import source_down  # the page's modules (jinja2) only for `validate --format html`
 
     host = workspace_host("source", settings.source)

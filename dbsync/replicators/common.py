@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from enum import Enum
+from functools import cache
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -70,9 +71,17 @@ def sdk_call(method: Callable[..., T], payload: dict[str, Any], **extra: Any) ->
 
     Fields the method does not take are dropped (read-only fields of a GET answer).
     """
-    hints = get_type_hints(method)
+    hints = _hints(getattr(method, "__func__", method))
     kwargs = {name: _convert(hints[name], value) for name, value in {**payload, **extra}.items() if name in hints}
     return method(**kwargs)
+
+
+@cache
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The method's parameter types, resolved once per function: `get_type_hints` evaluates each of the SDK's string
+    annotations on every call (0.8 ms a `jobs.create`, 1.0 ms a `clusters.create`: a second of an initial sync's
+    CPU at 1,000 jobs and 200 clusters)."""
+    return get_type_hints(function)
 
 
 def _convert(annotation: Any, value: Any) -> Any:

@@ -16,8 +16,9 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent, RetryLater
 from dbsync.mapping import SourceForm, acl_waiting_ref
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.registry import acl_watchers
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.permissions import PRINCIPAL_FIELDS, acl_kinds
+from dbsync.watchers.permissions import PRINCIPAL_FIELDS
 
 _MISSING = re.compile(r"Principal: (UserName|GroupName|ServicePrincipalName)\((.+?)\) does not exist")
 _FIELD = {
@@ -35,7 +36,7 @@ class PermissionsReplicator(Replicator):
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
         payload = resource.payload
-        watcher = acl_kinds()[payload["object_kind"]]
+        watcher = acl_watchers()[payload["object_kind"]]
         object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], _target_meta(ctx, resource.key))
         if object_id is None:
             raise RetryLater(f"{payload['object_kind']} {payload['target_key']} is not on the target yet")
@@ -75,7 +76,7 @@ class PermissionsReplicator(Replicator):
         the source names them. The object is looked up by its key now (a restore may have just re-created it)."""
         payload = resource.payload or {}
         object_kind, source_key = resource.key.split(":", 1)
-        watcher = acl_kinds()[object_kind]
+        watcher = acl_watchers()[object_kind]
         object_id = watcher.acl_object_id(ctx, ctx.source, source_key, {})
         if object_id is None:
             raise Blocked(f"{object_kind} {source_key} is not on the source: restore it too (or first)")

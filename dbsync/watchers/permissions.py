@@ -20,7 +20,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import RARELY_CHANGED, Declaration
 from dbsync.errors import Blocked, RetryLater
 from dbsync.model import AGAIN, AHEAD, OVERDUE, Prior, Resource
-from dbsync.registry import kinds
+from dbsync.registry import acl_watchers
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
@@ -53,10 +53,6 @@ def direct_entries(ctx: SyncContext, acl: list[dict[str, Any]]) -> list[dict[str
             principal = ctx.principals.principal(kind, item[kind])
             entries.append({kind: principal, "permission_level": perm["permission_level"]})
     return sorted(entries, key=lambda e: (e["permission_level"], *(e.get(f, "") for f in PRINCIPAL_FIELDS)))
-
-
-def acl_kinds() -> dict[str, Watcher]:
-    return {k.name: k.watcher for k in kinds() if k.watcher.acl_type}
 
 
 class PermissionsWatcher(Watcher):
@@ -97,7 +93,7 @@ class PermissionsWatcher(Watcher):
         none is overdue, the walk takes those due within READ_AHEAD_SHARE of their interval instead, soonest first:
         with the ACLs read just in time, each burst of the other kinds' requests (a first round, the secrets'
         listings every 10 minutes) left ACLs up to 300 s overdue, 65 s past their `max_staleness` (run 12)."""
-        order = _SweepOrder(list(acl_kinds()), ctx.history.sweep_resume(self.kind))
+        order = _SweepOrder(list(acl_watchers()), ctx.history.sweep_resume(self.kind))
         ahead: dict[str, float] = {}  # key -> when it was last yielded out of turn: skipped when the sweep reaches it
         now = time.time()
         until = now + ctx.settings.max_staleness(self.kind) * READ_AHEAD_SHARE  # the longest interval's read ahead
@@ -224,7 +220,7 @@ class PermissionsWatcher(Watcher):
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         object_kind = stub.source_meta["object_kind"]
-        watcher = acl_kinds()[object_kind]
+        watcher = acl_watchers()[object_kind]
         source_key = stub.key.split(":", 1)[1]
         object_id = watcher.acl_object_id(ctx, ws, source_key, stub.source_meta)
         try:
