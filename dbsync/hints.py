@@ -21,7 +21,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import SyncContext
 from dbsync.errors import DbsyncError, one_line
-from dbsync.registry import kinds
+from dbsync.registry import acl_watchers, kinds
 from dbsync.sql import Row, literal, runner
 
 log = logging.getLogger("dbsync.hints")
@@ -142,7 +142,6 @@ def _unavailable(ctx: SyncContext, why: str) -> None:
 def _apply(ctx: SyncContext, rows: list[Row]) -> set[str]:
     """Make the ACLs the rows name due now; the kinds named (the ACL kind, and the kinds holding the objects)."""
     acl_kind = next((k.name for k in kinds() if k.declaration.writes_acls), None)
-    object_kinds = {k.name: k.watcher.acl_type for k in kinds() if k.watcher.acl_type}
     named: set[str] = set()
     ids: set[str] = set()
     for row in rows:
@@ -150,7 +149,7 @@ def _apply(ctx: SyncContext, rows: list[Row]) -> set[str]:
         ids.update(row_ids)
         if acl_kind is None:
             continue
-        owners = [k for k, t in object_kinds.items() if acl_type is None or t == acl_type]
+        owners = [k for k, w in acl_watchers().items() if acl_type is None or w.acl_type == acl_type]
         keys = _acl_keys(ctx, acl_kind, owners, row_ids)
         if keys and ctx.store.hint_visits(acl_kind, keys):
             named.add(acl_kind)
