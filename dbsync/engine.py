@@ -4,6 +4,8 @@ Workers only talk HTTP (fetch and apply); the calling thread owns the store: it 
 in its own transaction, and the events workers raise (queued on the context). Upserts run in dependency
 order, then deletes in reverse order, so a job goes before the cluster it used. Listings stream: at most
 `concurrency * 4` changes are in flight, and a notebook body lives from its export to its import only.
+After a kind's upserts (after its group's, for kinds sharing a listing) come its drift check (drift.py) and
+its planned deletes (_settle).
 """
 
 from __future__ import annotations
@@ -11,27 +13,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import hints, metrics, pacing, planner, revisit
+from dbsync import drift, hints, metrics, pacing, planner, revisit
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
+from dbsync.inflight import InFlight
 from dbsync.mapping import arrived
-from dbsync.model import AGAIN, NAMED_TURNS, STATUSES, WAITING_ON, Applied, Change, Delete, Prior, Resource
+from dbsync.model import (
+    AGAIN,
+    NAMED_TURNS,
+    STATUSES,
+    WAITING_ON,
+    Applied,
+    Change,
+    Delete,
+    Prior,
+    Resource,
+    canonical_json,
+)
 from dbsync.outcomes import KindReport, Progress, count_applied, count_unchanged
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import replication_refusal
 from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
-from dbsync.watchers.base import describe, listing
+from dbsync.watchers.base import describe
 
 log = logging.getLogger("dbsync.engine")
 MAX_BACKOFF_SECONDS = 3600.0
@@ -85,6 +99,7 @@ class Engine:
         self.fenced: str | None = None  # set by the first write the fence refused: the cycle stops there
         self.ahead = ListingsAhead(ctx, [])  # this cycle's source listings, read ahead of their turn (readahead.py)
         self.wrote = False  # an apply was tried this cycle: the target listings read ahead are out of date
+        self.settling: list[tuple[Kind, KindReport, KeySet]] = []  # listed whole, not yet drift-checked (_settle)
 
     @property
     def plan_only(self) -> bool:
@@ -109,6 +124,7 @@ class Engine:
             self.hinted = hints.read(self.ctx)  # objects the audit log names are due before the kinds list
         selected = self.selected_kinds(names)
         self.wrote = False
+        self.settling, self.pinned = [], set()
         drift = self.check_drift and not self.plan_only
         self.ctx.by_need = not self.plan_only and not self.full_sweep
         self.ctx.time_slice = self.time_slice if self.ctx.by_need else None
@@ -137,7 +153,10 @@ class Engine:
                 report = self._upserts(kind)
                 report.seconds, report.started_at = time.monotonic() - started, wall
                 reports.append((kind, report, cycle_id))
-                self._release_listing(kind, selected[position + 1 :])
+                if not _shares_listing(kind, selected[position + 1 :]):
+                    self._settle()
+                    self._release_listing(kind)
+            self._settle()  # a stop between two kinds of a group: those listed still plan their deletes
             for kind, report, cycle_id in reversed(reports):
                 started = time.monotonic()
                 self._deletes(kind, report)
@@ -164,19 +183,15 @@ class Engine:
             except Exception:  # the store itself may be what failed; the original error is raised
                 log.warning("cannot record the end of the %s cycle", name, exc_info=True)
 
-    def _listing(self, kind: Kind, ws: Any) -> Iterator[Resource]:
-        """The kind's listing of `ws`: it ends normally or raises ListingError, whatever went wrong."""
-        return listing(kind.watcher, self.ctx, ws)
-
     # -- upserts --------------------------------------------------------------------------------
     def _upserts(self, kind: Kind) -> KindReport:
         report = KindReport(kind.name)
         kind_settings = self.ctx.settings.kind(kind.name)
         listed = KeySet()  # 16 bytes a key: the permissions kind lists 100,000+
-        inflight: set[Future[_Outcome]] = set()
+        inflight: InFlight[_Outcome] = InFlight()
         limit = self.ctx.settings.concurrency * 4
         store = self.ctx.store
-        self.pinned = self.ctx.versions.pinned_keys([kind.name])
+        self.pinned |= self.ctx.versions.pinned_keys([kind.name])  # kept to its deletes, planned after its group
         deadline = time.monotonic() + self.time_slice if self.time_slice and not self.full_sweep else None
         cut, last_key = False, None  # a sweep stopped listing at its slice (revisit.sweep_ends) after last_key
         try:
@@ -219,9 +234,9 @@ class Engine:
                     if prior is not None and stub.version_hint is not None and not self.plan_only:
                         store.record_pending(kind.name, stub.key)  # the source changed: the lag clock starts
                     threads = named if stub.out_of_turn in NAMED_TURNS else pool
-                    inflight.add(threads.submit(self._process, kind, stub, prior))
-                    if len(inflight) >= limit:
-                        inflight = self._drain(kind, report, inflight, keep=limit // 2)
+                    inflight.submit(threads, self._process, kind, stub, prior)
+                    if inflight.count >= limit:
+                        self._drain(kind, report, inflight, keep=limit // 2)
                     self._tick(report)
                 self._drain(kind, report, inflight)  # changes in flight finish and are recorded
                 if report.outcome == "interrupted":
@@ -247,68 +262,36 @@ class Engine:
             return report
         listed.freeze()
         self.ctx.listed[kind.name] = listed
-        if self.check_drift and kind.watcher.drift_check and not self.plan_only:
-            self._detect_drift(kind, report)
-        self._plan_deletes(kind, report, listed)
+        self.settling.append((kind, report, listed))  # its drift check and deletes: _settle, after its group
         return report
 
-    def _release_listing(self, kind: Kind, following: list[Kind]) -> None:
+    def _settle(self) -> None:
+        """Drift checks and planned deletes of the kinds listed whole since the last settle, in their order.
+
+        Kinds sharing a listing (the workspace tree's three) settle together after the last of them is written,
+        against one target listing: checked each after its own writes, the target tree was listed again for each
+        kind that wrote (at an initial sync three listings of every directory instead of one).
+        """
+        settling, self.settling = self.settling, []
+        checked = [(k, r) for k, r, _ in settling if self.check_drift and k.watcher.drift_check and not self.plan_only]
+        ahead = {k.name: self.ahead.target_listing(k, written=self.wrote) for k, _ in checked}
+        for kind, report in checked:
+            if report.created or report.updated:
+                kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
+        for kind, report, listed in settling:
+            started = time.monotonic()
+            if kind.name in ahead:
+                drift.detect(self.ctx, kind, report, ahead[kind.name], self.stop)
+            self._plan_deletes(kind, report, listed)
+            report.seconds += time.monotonic() - started
+
+    def _release_listing(self, kind: Kind) -> None:
         """A listing shared by consecutive kinds (the workspace tree) is freed once the last of them is done."""
-        listing = kind.declaration.shared_listing
-        if listing is None:
-            return
-        if following and following[0].declaration.shared_listing == listing:
+        if kind.declaration.shared_listing is None:
             return
         if kind.watcher.listing_cut(self.ctx):
             self.sliced.add(kind.name)  # its walk stopped at the time slice: the daemon runs the group again soon
         kind.watcher.release_listing(self.ctx)
-
-    # -- drift ----------------------------------------------------------------------------------
-    def _detect_drift(self, kind: Kind, report: KindReport) -> None:
-        """Compare each replicated object's target version with the one seen after dbsync wrote it.
-
-        The first look after a write records the baseline; a later difference (or the object gone
-        from the target) is drift: counted, reported, and with `drift: heal` re-applied next cycle.
-        """
-        ahead = self.ahead.target_listing(kind, written=self.wrote)
-        if report.created or report.updated:
-            kind.watcher.forget_target_listing(self.ctx)  # a baseline must be read after this cycle's writes
-        try:
-            rows = ahead if ahead is not None else self._listing(kind, self.ctx.target)
-            target_view = {r.key: r.version_hint for r in rows}
-        except ListingError as err:
-            if self.stop.is_set():  # the listing was cut off by the shutdown, not refused by the target
-                log.info("%s: drift check left for the next cycle: stopping", kind.name)
-                return
-            self.ctx.event(kind.name, None, "drift", "error", f"{kind.name}: cannot list the target: {err}")
-            return
-        heal = self.ctx.settings.drift == "heal"
-        store = self.ctx.store
-        by_need = kind.watcher.target_listed_by_need(self.ctx)  # an object not listed now keeps its baseline
-        with store.batch():  # the baselines of a whole kind in one transaction
-            for prior in store.priors(kind.name, payloads=False):
-                if prior.status not in ("synced", "drifted") or prior.target_key is None:
-                    continue
-                if by_need and kind.watcher.as_last_seen(self.ctx, Resource(kind.name, prior.key)):
-                    continue
-                seen = target_view.get(prior.target_key)
-                if prior.target_version is None and seen is not None:
-                    store.record_target_version(kind.name, prior.key, seen)
-                    continue
-                if seen == prior.target_version or (prior.status == "drifted" and not heal):
-                    continue
-                report.drifted += 1
-                metrics.DRIFT_DETECTED.labels(kind.name).inc()
-                what = "was deleted" if seen is None else "was changed"
-                store.record_drift(kind.name, prior.key, heal)
-                self.ctx.event(
-                    kind.name,
-                    prior.key,
-                    "drift",
-                    "healing" if heal else "drifted",
-                    f"{kind.name} {prior.key}: the target copy {prior.target_key} {what} outside dbsync"
-                    + ("; it will be rewritten from the source" if heal else " (drift: report leaves it)"),
-                )
 
     def _due_if_arrived(self, kind: Kind, prior: Prior | None) -> Prior | None:
         """A partial or skipped object whose missing principal now exists on the target is applied again."""
@@ -360,17 +343,11 @@ class Engine:
         log.exception("unexpected error on %s %s", resource.kind, resource.key)
         return _Outcome(resource, prior, status="error", error=f"{type(err).__name__}: {err}", retry_in=backoff)
 
-    def _drain(
-        self, kind: Kind, report: KindReport, inflight: set[Future[_Outcome]], keep: int = 0
-    ) -> set[Future[_Outcome]]:
+    def _drain(self, kind: Kind, report: KindReport, inflight: InFlight[_Outcome], keep: int = 0) -> None:
         """Wait until at most `keep` changes are in flight (workers stay busy); record the finished in one go."""
-        done: set[Future[_Outcome]] = set()
-        pending = inflight
-        while len(pending) > keep:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            done |= finished
+        done = inflight.take(keep)
         if not done:
-            return pending
+            return
         store, versions = (
             (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
         )
@@ -378,7 +355,6 @@ class Engine:
             for future in done:
                 self._record(kind, report, future.result())
             self.ctx.record_events()
-        return set(pending)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
         """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
@@ -389,8 +365,10 @@ class Engine:
         if not blocked or self.plan_only or report.created == 0:
             return
         report.blocked -= len(blocked)
-        futures = {pool.submit(self._reapply, kind, o) for o in blocked}
-        self._drain(kind, report, futures)
+        again: InFlight[_Outcome] = InFlight()
+        for outcome in blocked:
+            again.submit(pool, self._reapply, kind, outcome)
+        self._drain(kind, report, again)
 
     def _reapply(self, kind: Kind, outcome: _Outcome) -> _Outcome:
         try:
@@ -427,7 +405,8 @@ class Engine:
         self.wrote = True
         applied = outcome.applied
         assert applied is not None
-        store.record_applied(resource, applied, retry_in=_backoff(outcome.prior))
+        text = canonical_json(resource.payload)  # one serialization: the row, its fingerprint, the version kept
+        store.record_applied(resource, applied, retry_in=_backoff(outcome.prior), canonical=text)
         moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
         if applied.target_key != resource.key or moved:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
@@ -443,7 +422,7 @@ class Engine:
         count_applied(report, action, applied)
         if not applied.skipped:
             metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
-            keep_version(self.ctx, kind, resource, applied.target_key, action)
+            keep_version(self.ctx, kind, resource, applied.target_key, action, text)
         if applied.note:
             self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
 
@@ -569,6 +548,12 @@ class Engine:
     def _tick(self, report: KindReport) -> None:
         if self.progress is not None:
             self.progress(report)
+
+
+def _shares_listing(kind: Kind, following: list[Kind]) -> bool:
+    """The next kind reads the same listing (the workspace tree): the group settles after the last of them."""
+    listing = kind.declaration.shared_listing
+    return listing is not None and bool(following) and following[0].declaration.shared_listing == listing
 
 
 def _backoff(prior: Prior | None) -> float:

@@ -34,7 +34,13 @@ def canonical_json(value: Any) -> str:
 
 def fingerprint(value: Any) -> str:
     """sha256 of the canonical JSON of a normalized payload."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    return text_fingerprint(canonical_json(value))
+
+
+def text_fingerprint(text: str) -> str:
+    """The fingerprint of a payload whose canonical JSON is `text` (serialized once for its row, fingerprint and
+    version: an initial sync records ~20,000 outcomes at 10,000 objects, on the engine's thread)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dbsync import metrics, planner
 from dbsync.context import SyncContext
 from dbsync.errors import StoreError
+from dbsync.inflight import InFlight
 from dbsync.model import Resource
 
 if TYPE_CHECKING:
@@ -73,8 +74,10 @@ def guarded_updates(engine: Engine, kind: Kind, report: KindReport, pool: Thread
         return
     metrics.UPDATE_GUARD_TRIPPED.labels(kind.name).set(0)
     report.fetched -= len(deferred)  # counted when held; each is counted again as its apply is recorded
-    futures: set[Future[Any]] = {pool.submit(_apply, engine, kind, o) for o in deferred}
-    engine._drain(kind, report, futures)
+    applying: InFlight[Any] = InFlight()
+    for outcome in deferred:
+        applying.submit(pool, _apply, engine, kind, outcome)
+    engine._drain(kind, report, applying)
 
 
 def _preview(ctx: SyncContext, kind: str, report: KindReport) -> None:
@@ -136,8 +139,12 @@ def _apply(engine: Engine, kind: Kind, outcome: Any) -> Any:
         return engine._failure(resource, outcome.prior, err)
 
 
-def keep_version(ctx: SyncContext, kind: Kind, resource: Resource, target_key: str | None, action: str) -> None:
-    """Keep what was just written in the version history (not for kinds that hold secret values)."""
+def keep_version(
+    ctx: SyncContext, kind: Kind, resource: Resource, target_key: str | None, action: str, canonical: str | None = None
+) -> None:
+    """Keep what was just written in the version history (not for kinds that hold secret values).
+
+    `canonical`: the payload's canonical JSON, when the caller has it."""
     if not kind.declaration.versions or not ctx.settings.history.enabled or resource.payload is None:
         return
     try:
@@ -150,6 +157,7 @@ def keep_version(ctx: SyncContext, kind: Kind, resource: Resource, target_key: s
             target_key=target_key,
             version_hint=resource.version_hint,
             name=resource.name,
+            canonical=canonical,
         )
     except (StoreError, OSError) as err:  # the replica is written; a history that cannot keep it is reported
         ctx.event(kind.name, resource.key, "history", "error", f"{kind.name} {resource.key}: not kept: {err}")

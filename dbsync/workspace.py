@@ -12,7 +12,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 import requests.adapters
 from databricks.sdk.core import Config
@@ -25,13 +25,14 @@ from dbsync.role import WriteFenced
 from dbsync.sdk import LazyWorkspaceClient
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
+_DIGIT = re.compile(r"\d")
 
 
 def endpoint_template(path: str) -> str:
     """/api/2.0/permissions/jobs/123 → /api/2.0/permissions/jobs/{id}: ids never become labels."""
     parts = path.split("/")
     for i, part in enumerate(parts):
-        if i >= 3 and any(c.isdigit() for c in part) and not _VERSION_SEGMENT.match(part):
+        if i >= 3 and _DIGIT.search(part) and not _VERSION_SEGMENT.match(part):
             parts[i] = "{id}"
     return "/".join(parts)
 
@@ -141,6 +142,7 @@ class Workspace:
     client: LazyWorkspaceClient
     calls: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _counters: dict[tuple[str, str, int], Any] = field(default_factory=dict, repr=False)  # dbsync_api_requests_total
     # Asked before every request that can change the workspace (see dbsync/role.py); None: no fence.
     fence: Any = None
     # Taken before every request (dbsync/pacing.py); None: unpaced.
@@ -159,11 +161,14 @@ class Workspace:
                 adapter.workspace = self
 
     def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        method = response.request.method
-        endpoint = endpoint_template(urlparse(response.request.url).path)
+        request = response.request
+        key = (request.method, endpoint_template(urlsplit(request.url).path), response.status_code)
         with self._lock:
-            self.calls[(method, endpoint, response.status_code)] += 1
-        metrics.API_REQUESTS.labels(self.side, method, endpoint, str(response.status_code)).inc()
+            self.calls[key] += 1
+            counter = self._counters.get(key)
+            if counter is None:  # `labels()` looks its child up under the metric's lock: once per endpoint and status
+                counter = self._counters[key] = metrics.API_REQUESTS.labels(self.side, key[0], key[1], str(key[2]))
+        counter.inc()
 
     def keep_connections(self, size: int) -> None:
         """Keep up to `size` connections open (the daemon: its workers' cycles call at once); never fewer."""

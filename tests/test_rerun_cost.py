@@ -147,3 +147,32 @@ def test_a_re_run_refreshes_the_notebooks_it_wrote_instead_of_listing_the_target
     assert lists <= directories + 1, f"the target tree was walked again: {lists} listings, {directories} directories"
     again = pair.sync(only=kinds)
     assert again["notebooks"].drifted == 0 and again["notebooks"].updated == 0
+
+
+def test_an_initial_sync_lists_the_target_tree_once_after_writing_the_three_workspace_kinds(pair: Pair) -> None:
+    """The drift baselines of directories, notebooks and files come from one walk of the target tree after all three
+    were written: checked each after its own writes, the tree was walked again or refreshed path by path for each
+    kind (at 2,000 objects three walks and 150 get-status calls, one walk thrown away as soon as the next kind
+    imported). Every baseline is taken: the next cycle writes nothing and sees no drift."""
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 300, seed=5)
+    kinds = ["directories", "notebooks", "files"]
+    pair.reset_stats()
+
+    reports = pair.sync(only=kinds)
+
+    directories = reports["directories"].listed
+    assert all(reports[k].created > 0 for k in kinds) and directories > 10
+    endpoints = pair.target.stats.document()["endpoints"]
+    lists = endpoints["GET /api/2.0/workspace/list"]["count"]
+    statuses = endpoints.get("GET /api/2.0/workspace/get-status", {}).get("count", 0)
+    # one walk read ahead before the first write (a no-change cycle's), one after the writes: +1 for the root
+    assert lists + statuses <= 2 * (directories + 1), f"{lists} listings, {statuses} get-status, {directories} dirs"
+    pair.reset_stats()
+    again = pair.sync(only=kinds)
+    assert all(again[k].drifted == 0 and again[k].created + again[k].updated == 0 for k in kinds)
+    assert pair.target_writes() == 0
+    drifted = pair.dst.workspace.list("/", recursive=True)
+    notebook = next(o.path for o in drifted if o.object_type.value == "NOTEBOOK")
+    pair.dst.workspace.delete(notebook)
+    assert pair.sync(only=kinds)["notebooks"].drifted == 1  # the baselines were taken: a deletion is drift

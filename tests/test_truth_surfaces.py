@@ -468,7 +468,7 @@ def test_a_drift_check_cut_off_by_the_stop_is_not_reported_as_the_target_refusin
     check is left for the next cycle; a listing that fails otherwise is still an error."""
     import threading
 
-    from dbsync.engine import Engine
+    from dbsync import drift
     from dbsync.outcomes import KindReport
     from dbsync.registry import kind
 
@@ -476,12 +476,11 @@ def test_a_drift_check_cut_off_by_the_stop_is_not_reported_as_the_target_refusin
     pair.sync(only=["cluster_policies"])
     ctx = pair.context()
     stop = threading.Event()
-    engine = Engine(ctx, stop=stop)
     if stopping:
         stop.set()
     pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/policies/clusters/list")
     try:
-        engine._detect_drift(kind("cluster_policies"), KindReport("cluster_policies"))
+        drift.detect(ctx, kind("cluster_policies"), KindReport("cluster_policies"), None, stop)
     finally:
         pair.target.set_faults()
     errors = [e for e in ctx.store.events(limit=1000) if e["action"] == "drift" and e["outcome"] == "error"]

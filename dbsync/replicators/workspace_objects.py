@@ -37,11 +37,11 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             ctx.target.client.workspace.mkdirs(path)
-            written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
+            written_paths(ctx).append(path)  # the drift baseline is read after this write
             return Applied(target_key=path)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
-        written_paths(ctx, self.kind).append(path)  # the drift baseline is read after this write
+        written_paths(ctx).append(path)  # the drift baseline is read after this write
         return Applied(target_key=path, adopted=found if creating else None)
 
     def _import(self, ctx: SyncContext, path: str, body: bytes, language: str | None, creating: bool) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import WAITING_ON, Applied, Prior, Resource, fingerprint
+from dbsync.model import WAITING_ON, Applied, Prior, Resource, canonical_json, fingerprint, text_fingerprint
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
 from dbsync.store.cycles import Cycles
@@ -265,15 +265,19 @@ class Store(Visits, Cycles, Actors):
                 ],
             )
 
-    def record_applied(self, resource: Resource, applied: Applied, retry_in: float = 0.0) -> None:
+    def record_applied(
+        self, resource: Resource, applied: Applied, retry_in: float = 0.0, canonical: str | None = None
+    ) -> None:
         """A create or update reached the target: fingerprints, target key, origin, status synced / partial / skipped.
 
         A partial or skipped object keeps the principals it waits for in its source_meta (WAITING_ON).
         With `applied.pending` (a step still to do, like stopping a created cluster) the target key and
         origin are recorded but the status is error, retried after `retry_in` seconds: a restart resumes
-        the step on the recorded object instead of creating another.
+        the step on the recorded object instead of creating another. `canonical`: the payload's canonical JSON,
+        when the caller has it (the engine: the same text goes into the version history).
         """
         now = time.time()
+        text = canonical if canonical is not None else canonical_json(resource.payload)
         attempts = 1 if applied.pending else 0
         meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
         version_hint = resource.version_hint if applied.version_hint is None else applied.version_hint
@@ -302,8 +306,8 @@ class Store(Visits, Cycles, Actors):
                     resource.key,
                     resource.name,
                     version_hint,
-                    resource.fingerprint,
-                    _json(resource.payload),
+                    text_fingerprint(text),
+                    text if resource.payload else None,  # canonical: sorted keys, no spaces (as _json writes)
                     _json(meta),
                     applied.target_key,
                     None,  # the target's own version is observed by the next drift check

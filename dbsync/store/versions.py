@@ -227,12 +227,14 @@ class Versions:
         author: str | None = None,
         name: str | None = None,
         at: float | None = None,
+        canonical: str | None = None,
     ) -> bool:
         """Keep one applied version; False (nothing written) when it is the one already kept last.
 
         Inside batch() the version is queued and True returned: it is kept (or found unchanged) when the batch ends.
+        `canonical`: the payload's canonical JSON, when the caller has it.
         """
-        text = canonical_json(payload).encode()
+        text = (canonical if canonical is not None else canonical_json(payload)).encode()
         fingerprint = digest(text)
         body_name = digest(body) if body is not None else None
         size = len(body) if body is not None else len(text)

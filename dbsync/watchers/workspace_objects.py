@@ -152,16 +152,16 @@ def _entry(o: ObjectInfo) -> Entry:
     )
 
 
-WRITTEN: CacheKey[list[str]] = CacheKey("workspace:written")  # .part(kind)
+WRITTEN: CacheKey[list[str]] = CacheKey("workspace:written")
 TREE: CacheKey[Tree | Exception] = CacheKey("workspace:tree")  # .part(side)
 SCHEDULE: CacheKey[TreeSchedule | None] = CacheKey("workspace:schedule")  # the source tree's, this run
 ACL_LOOKUPS: CacheKey[Iterator[int]] = CacheKey("workspace:acl-lookups")  # .part(side)
 OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
 
 
-def written_paths(ctx: SyncContext, kind: str) -> list[str]:
-    """Target paths this run wrote for `kind` (the replicator appends; the drift check reads their rows again)."""
-    return ctx.cached(WRITTEN.part(kind), list)
+def written_paths(ctx: SyncContext) -> list[str]:
+    """Target paths of the tree this run wrote since the drift check last took them (the replicator appends)."""
+    return ctx.cached(WRITTEN, list)
 
 
 def _kept(entry: Entry) -> bool:
@@ -281,12 +281,15 @@ class WorkspaceObjectWatcher(Watcher):
         return schedule.oldest_listing() if schedule is not None else None
 
     def forget_target_listing(self, ctx: SyncContext) -> None:
-        """The target tree may have been listed by an earlier kind's drift check, before this kind's imports.
+        """The target tree may have been listed (read ahead) before the three kinds' writes.
 
-        A few imports: their rows are read again (a get-status each); many: the tree is listed again.
+        A few writes: their rows are read again (a get-status each); many: the tree is listed again. The writes of
+        all three kinds are taken at the first call (the kinds settle together: Engine._settle), so a tree listed
+        again for the notebooks is not refreshed path by path for the directories too.
         """
         tree = ctx.peek(TREE.part("target"))
-        written = written_paths(ctx, self.kind)
+        paths = written_paths(ctx)
+        written, paths[:] = list(paths), []
         if tree is None or not written:
             return
         directories = sum(1 for entry in tree if entry.object_type == "DIRECTORY")  # what a listing costs
