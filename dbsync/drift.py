@@ -19,7 +19,7 @@ from dbsync.outcomes import KindReport
 from dbsync.registry import Kind
 from dbsync.watchers.base import listing
 
-log = logging.getLogger("dbsync.engine")
+log = logging.getLogger("dbsync.drift")
 
 
 def detect(
