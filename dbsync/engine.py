@@ -274,6 +274,9 @@ class Engine:
         """
         settling, self.settling = self.settling, []
         checked = [(k, r) for k, r, _ in settling if self.check_drift and k.watcher.drift_check and not self.plan_only]
+        if checked and self.stop.is_set():  # a walk of the target would hold the shutdown up: baselines next cycle
+            log.info("drift check of %s left for the next cycle: stopping", ", ".join(k.name for k, _ in checked))
+            checked = []
         ahead = {k.name: self.ahead.target_listing(k, written=self.wrote) for k, _ in checked}
         for kind, report in checked:
             if report.created or report.updated:

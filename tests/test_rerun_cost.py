@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
@@ -176,3 +177,33 @@ def test_an_initial_sync_lists_the_target_tree_once_after_writing_the_three_work
     notebook = next(o.path for o in drifted if o.object_type.value == "NOTEBOOK")
     pair.dst.workspace.delete(notebook)
     assert pair.sync(only=kinds)["notebooks"].drifted == 1  # the baselines were taken: a deletion is drift
+
+
+def test_a_stop_inside_the_tree_group_plans_the_deletes_without_walking_the_target_again(pair: Pair) -> None:
+    """SIGTERM while the notebooks are written: the directories' drift check (deferred to the end of the tree group)
+    does not walk the target tree before the process may exit; the baselines are taken by the next cycle, which
+    sees no drift and writes nothing it had not written."""
+    import threading
+
+    from dbsync.engine import Engine
+
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 300, seed=5)
+    kinds = ["directories", "notebooks", "files"]
+    stop = threading.Event()
+    ctx = pair.context()
+    pair.reset_stats()
+
+    def stop_at_the_notebooks(report: Any) -> None:
+        if report.kind == "notebooks":
+            stop.set()
+
+    reports = {r.kind: r for r in Engine(ctx, stop=stop, progress=stop_at_the_notebooks).cycle(kinds)}
+
+    assert reports["directories"].created > 10 and reports["notebooks"].outcome == "interrupted"
+    endpoints = pair.target.stats.document()["endpoints"]
+    lists = endpoints["GET /api/2.0/workspace/list"]["count"]  # the walk read ahead before the first write
+    statuses = endpoints.get("GET /api/2.0/workspace/get-status", {}).get("count", 0)
+    assert lists + statuses <= reports["directories"].listed + 1, f"read after the stop: {lists} lists, {statuses}"
+    again = pair.sync(only=kinds)
+    assert all(again[k].drifted == 0 for k in kinds) and again["directories"].created == 0
