@@ -25,14 +25,13 @@ from dbsync.role import WriteFenced
 from dbsync.sdk import LazyWorkspaceClient
 
 _VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
-_DIGIT = re.compile(r"\d")
 
 
 def endpoint_template(path: str) -> str:
     """/api/2.0/permissions/jobs/123 → /api/2.0/permissions/jobs/{id}: ids never become labels."""
     parts = path.split("/")
     for i, part in enumerate(parts):
-        if i >= 3 and _DIGIT.search(part) and not _VERSION_SEGMENT.match(part):
+        if i >= 3 and any(c.isdigit() for c in part) and not _VERSION_SEGMENT.match(part):
             parts[i] = "{id}"
     return "/".join(parts)
 
