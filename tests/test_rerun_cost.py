@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import posixpath
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,50 @@ def test_an_initial_sync_lists_the_target_tree_once_after_writing_the_three_work
     notebook = next(o.path for o in drifted if o.object_type.value == "NOTEBOOK")
     pair.dst.workspace.delete(notebook)
     assert pair.sync(only=kinds)["notebooks"].drifted == 1  # the baselines were taken: a deletion is drift
+
+
+def test_the_acl_kind_finds_target_object_ids_in_the_tree_the_drift_check_walked(pair: Pair) -> None:
+    """An initial sync of the tree and its ACLs walks the target tree once after the writes: the ACLs of directories
+    (whose drift baseline holds no object id) take their target object ids from that walk, not from a second walk
+    of every directory (plus 50 get-status first). Each ACL lands on its own object: what the target answers for a
+    directory and a notebook is what the source has."""
+    from databricks.sdk.service import iam
+
+    with pair.source.workspace.lock:
+        seed_workspace(pair.source.workspace, 300, seed=5)
+    src, dst = pair.src, pair.dst
+    notebook = next(o for o in src.workspace.list("/", recursive=True) if o.object_type.value == "NOTEBOOK")
+    folder = src.workspace.get_status(posixpath.dirname(notebook.path or ""))
+    for obj, kind, level in ((folder, "directories", "CAN_MANAGE"), (notebook, "notebooks", "CAN_RUN")):
+        src.permissions.set(
+            kind,
+            str(obj.object_id),
+            access_control_list=[
+                iam.AccessControlRequest(group_name="users", permission_level=iam.PermissionLevel(level))
+            ],
+        )
+    kinds = ["directories", "notebooks", "files", "permissions"]
+    pair.reset_stats()
+
+    reports = pair.sync(only=kinds)
+
+    assert not [r for r in reports.values() if r.errors or r.blocked], reports
+    directories = reports["directories"].listed
+    endpoints = pair.target.stats.document()["endpoints"]
+    lists = endpoints["GET /api/2.0/workspace/list"]["count"]
+    statuses = endpoints.get("GET /api/2.0/workspace/get-status", {}).get("count", 0)
+    # one walk read ahead before the first write, one after the writes: +1 for the root each
+    assert lists + statuses <= 2 * (directories + 1), f"{lists} listings, {statuses} get-status, {directories} dirs"
+
+    def levels(w: WorkspaceClient, kind: str, path: str) -> set[tuple[str, str]]:
+        acl = w.permissions.get(kind, str(w.workspace.get_status(path).object_id)).access_control_list or []
+        return {
+            (e.group_name or e.user_name or "", p.permission_level.value) for e in acl for p in e.all_permissions or []
+        }
+
+    for obj, kind in ((folder, "directories"), (notebook, "notebooks")):
+        assert ("users", "CAN_MANAGE" if kind == "directories" else "CAN_RUN") in levels(dst, kind, obj.path)
+        assert levels(dst, kind, obj.path) == levels(src, kind, obj.path)
 
 
 def test_a_stop_inside_the_tree_group_plans_the_deletes_without_walking_the_target_again(pair: Pair) -> None:

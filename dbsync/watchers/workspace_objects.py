@@ -257,11 +257,18 @@ class WorkspaceObjectWatcher(Watcher):
     def release_listing(self, ctx: SyncContext) -> None:
         """Called by the engine after the last workspace kind of a run: 100,000 entries need not stay.
 
-        The source tree's directories listed this run get their next listing (their entries are recorded now).
+        The source tree's directories listed this run get their next listing (their entries are recorded now); the
+        target's, listed whole after the writes, stays as its path → object id index (for the ACL kind).
         """
         schedule = ctx.peek(SCHEDULE)
         if schedule is not None and isinstance(ctx.peek(TREE.part("source")), Tree):
             schedule.record(ctx)
+        target = ctx.peek(TREE.part("target"))
+        if schedule is None and isinstance(target, Tree) and not ctx.peek(WRITTEN):
+            # Listed whole after the tree's writes (the drift check took them: none is left in WRITTEN) or with none
+            # written: the target's object ids for the ACLs. Walked again for them, an initial sync listed every
+            # directory of the target twice (and read 50 get-status first).
+            ctx.cached(OBJECT_IDS.part("target"), lambda: IdIndex((e.path, e.object_id) for e in target))
         for side in ("source", "target"):
             ctx.invalidate(TREE.part(side))
 
@@ -344,10 +351,12 @@ class WorkspaceObjectWatcher(Watcher):
         if ws.side == "target" and len(seen) == 3 and seen[0].isdigit() and seen[0] != "0":
             return seen[0]
         # The permissions kind runs after every workspace write of the run, so a listing made now is current.
-        if next(ctx.cached(ACL_LOOKUPS.part(ws.side), itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
-            object_id = object_ids(ctx, ws).get(key)
-            if object_id:
-                return str(object_id)
+        ids = ctx.peek(OBJECT_IDS.part(ws.side))  # kept from the tree's drift check (release_listing)
+        if ids is None and next(ctx.cached(ACL_LOOKUPS.part(ws.side), itertools.count)) >= ACL_LOOKUPS_BEFORE_LISTING:
+            ids = object_ids(ctx, ws)
+        object_id = ids.get(key) if ids is not None else None
+        if object_id:
+            return str(object_id)
         try:
             return str(ws.client.workspace.get_status(key).object_id)
         except NotFound:
