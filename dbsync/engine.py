@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -62,6 +62,16 @@ class _Outcome:
     retry_in: float = 0.0
     deferred: bool = False  # an update waiting for the edit-storm guard's decision
     refetch: bool = False  # its body was let go (too many held at once): fetched again if it is applied
+
+
+@dataclass
+class _Window:
+    """What a window of outcomes writes to the store when it ends (Engine._drain): one statement each, not one per
+    outcome (each statement on the engine's thread gives the GIL to the workers and waits to get it back)."""
+
+    reads: list[tuple[Resource, bool]] = field(default_factory=list)  # objects read: their next read (revisit)
+    applied: list[tuple[Resource, Applied, float, str | None]] = field(default_factory=list)  # record_applied_many
+    seen: list[Resource] = field(default_factory=list)  # read, unchanged: record_seen_many
 
 
 class Engine:
@@ -355,8 +365,13 @@ class Engine:
             (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
         )
         with store, versions:
+            window = _Window()
             for future in done:
-                self._record(kind, report, future.result())
+                self._record(kind, report, future.result(), window)
+            self.ctx.store.record_applied_many(window.applied)
+            self.ctx.store.record_seen_many(window.seen)
+            if window.reads:
+                revisit.visited(self.ctx, kind, window.reads)
             self.ctx.record_events()
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
@@ -382,9 +397,8 @@ class Engine:
         except Exception as err:
             return self._failure(outcome.resource, outcome.prior, err)
 
-    def _record(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
-        """Main thread: records one outcome, in the transaction of its window (_drain)."""
-        store = self.ctx.store
+    def _record(self, kind: Kind, report: KindReport, outcome: _Outcome, window: _Window) -> None:
+        """Main thread: records one outcome in the transaction of its window; its rows are written as it ends."""
         resource = outcome.resource
         if outcome.status is None and resource.payload is not None:
             report.fetched += 1
@@ -395,12 +409,12 @@ class Engine:
             hold_for_guard(report, outcome)
             return
         if resource.payload is not None and not self.plan_only:
-            revisit.visited(self.ctx, kind, resource, changed=outcome.change is not None)
+            window.reads.append((resource, outcome.change is not None))
         if outcome.change is None:
             count_unchanged(report, outcome.prior)
             if not self.plan_only:
                 _keep_waiting(resource, outcome.prior)
-                store.record_seen(resource)
+                window.seen.append(resource)
             return
         if self.plan_only:
             report.planned.append(outcome.change)
@@ -409,7 +423,7 @@ class Engine:
         applied = outcome.applied
         assert applied is not None
         text = canonical_json(resource.payload)  # one serialization: the row, its fingerprint, the version kept
-        store.record_applied(resource, applied, retry_in=_backoff(outcome.prior), canonical=text)
+        window.applied.append((resource, applied, _backoff(outcome.prior), text))
         moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
         if applied.target_key != resource.key or moved:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref

@@ -105,19 +105,22 @@ def beyond_slice(ctx: SyncContext, kind: Kind, stub: Resource, prior: Prior | No
     return ctx.settings.max_staleness(kind.name) > 0
 
 
-def visited(ctx: SyncContext, kind: Kind, resource: Resource, changed: bool) -> None:
-    """Schedule the next read of an object of a kind read by need (sooner when it changed).
+def visited(ctx: SyncContext, kind: Kind, reads: list[tuple[Resource, bool]]) -> None:
+    """Schedule the next read of objects of a kind read by need, each (object, changed): sooner when it changed.
 
     Due two cycles before its interval ends (freshness.next_visit): the daemon's sweep in slices (the ACLs) reads
     the overdue first, most overdue first, in its next slice. Its last pass as the margin instead (one due just
     after the walk went by waited for it to come round) fed on itself at 100,000 ACLs: the longer the pass, the
     more reads the schedule asked (`ACLs ÷ (max_staleness - pass)`), and the longer the next pass.
+    A window of outcomes at once (Engine._drain): one read and one write of the schedule, the settings read once.
     """
     staleness = ctx.settings.max_staleness(kind.name)
-    if staleness <= 0 or resource.version_hint is not None:
+    if staleness <= 0:
         return
-    cycle = ctx.settings.min_revisit(kind.name)
-    ctx.store.record_visit(kind.name, resource.key, changed, time.time(), cycle, staleness)
+    read = [(resource.key, changed, ()) for resource, changed in reads if resource.version_hint is None]
+    if read:
+        cycle = ctx.settings.min_revisit(kind.name)
+        ctx.store.record_visits(kind.name, read, time.time(), cycle, staleness)
 
 
 def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int, started_at: float) -> None:

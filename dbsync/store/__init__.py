@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,27 @@ _PRIOR_COLUMNS = (
     "kind, source_key, version_hint, fingerprint, target_key, target_version, status, attempts, "
     "payload_json, source_meta_json, origin"
 )
+
+
+# Applied: the lag clock stops (lag counts unsynced changes only); a step still to do (pending) keeps it running.
+_APPLIED = {
+    pending: f"""INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                   source_meta_json, target_key, target_version, status, last_error, attempts,
+                   retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (kind, source_key) DO UPDATE SET
+                   name = excluded.name, version_hint = excluded.version_hint,
+                   fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
+                   source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
+                   target_version = excluded.target_version, status = excluded.status,
+                   last_error = excluded.last_error,
+                   attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
+                   retry_at = excluded.retry_at,
+                   last_changed_at = {"resources.last_changed_at" if pending else "NULL"},
+                   last_synced_at = excluded.last_synced_at,
+                   origin = COALESCE(excluded.origin, resources.origin)"""
+    for pending in (False, True)
+}
 
 
 class Store(Visits, Cycles, Actors):
@@ -252,17 +273,18 @@ class Store(Visits, Cycles, Actors):
 
     def record_seen(self, resource: Resource) -> None:
         """The listing changed its version hint but the payload did not: nothing to write."""
+        self.record_seen_many([resource])
+
+    def record_seen_many(self, resources: Iterable[Resource]) -> None:
+        """record_seen of each: one statement for a window of them (none: the store is not opened for writing)."""
+        rows = [(r.version_hint, r.name, _json(r.source_meta), r.kind, r.key) for r in resources]
+        if not rows:
+            return
         with self._transaction():
-            self.db.execute(
+            self.db.conn.executemany(
                 "UPDATE resources SET version_hint = ?, name = ?, source_meta_json = ?, last_changed_at = NULL "
                 "WHERE kind = ? AND source_key = ?",
-                [
-                    resource.version_hint,
-                    resource.name,
-                    _json(resource.source_meta),
-                    resource.kind,
-                    resource.key,
-                ],
+                rows,
             )
 
     def record_applied(
@@ -276,36 +298,24 @@ class Store(Visits, Cycles, Actors):
         the step on the recorded object instead of creating another. `canonical`: the payload's canonical JSON,
         when the caller has it (the engine: the same text goes into the version history).
         """
+        self.record_applied_many([(resource, applied, retry_in, canonical)])
+
+    def record_applied_many(self, records: Iterable[tuple[Resource, Applied, float, str | None]]) -> None:
+        """record_applied of each (resource, applied, retry_in, canonical): one statement for a window of them (none:
+        the store is not opened for writing)."""
         now = time.time()
-        text = canonical if canonical is not None else canonical_json(resource.payload)
-        attempts = 1 if applied.pending else 0
-        meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
-        version_hint = resource.version_hint if applied.version_hint is None else applied.version_hint
-        if applied.waiting_on:
-            meta[WAITING_ON] = sorted(set(applied.waiting_on))
-        # Applied: the lag clock stops (lag counts unsynced changes only); a step still to do keeps it running.
-        with self._transaction():
-            self.db.execute(
-                f"""INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
-                       source_meta_json, target_key, target_version, status, last_error, attempts,
-                       retry_at, first_seen_at, last_changed_at, last_synced_at, origin)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (kind, source_key) DO UPDATE SET
-                       name = excluded.name, version_hint = excluded.version_hint,
-                       fingerprint = excluded.fingerprint, payload_json = excluded.payload_json,
-                       source_meta_json = excluded.source_meta_json, target_key = excluded.target_key,
-                       target_version = excluded.target_version, status = excluded.status,
-                       last_error = excluded.last_error,
-                       attempts = CASE WHEN excluded.attempts = 0 THEN 0 ELSE resources.attempts + 1 END,
-                       retry_at = excluded.retry_at,
-                       last_changed_at = {"resources.last_changed_at" if applied.pending else "NULL"},
-                       last_synced_at = excluded.last_synced_at,
-                       origin = COALESCE(excluded.origin, resources.origin)""",
+        rows: dict[bool, list[list[Any]]] = {False: [], True: []}  # by applied.pending: the lag clock's column
+        for resource, applied, retry_in, canonical in records:
+            text = canonical if canonical is not None else canonical_json(resource.payload)
+            meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
+            if applied.waiting_on:
+                meta[WAITING_ON] = sorted(set(applied.waiting_on))
+            rows[bool(applied.pending)].append(
                 [
                     resource.kind,
                     resource.key,
                     resource.name,
-                    version_hint,
+                    resource.version_hint if applied.version_hint is None else applied.version_hint,
                     text_fingerprint(text),
                     text if resource.payload else None,  # canonical: sorted keys, no spaces (as _json writes)
                     _json(meta),
@@ -313,14 +323,20 @@ class Store(Visits, Cycles, Actors):
                     None,  # the target's own version is observed by the next drift check
                     applied.status,
                     applied.pending or applied.note,
-                    attempts,
+                    1 if applied.pending else 0,
                     now + retry_in if applied.pending and retry_in else None,
                     now,
                     None,
                     now,
                     applied.origin,
-                ],
+                ]
             )
+        if not rows[False] and not rows[True]:
+            return
+        with self._transaction():
+            for pending, batch in rows.items():
+                if batch:
+                    self.db.conn.executemany(_APPLIED[pending], batch)
 
     def seed_reversed(self, kind: str, key: str, name: str, target_key: str, payload: dict[str, Any]) -> None:
         """A failback row that knows its target but not its content: pending, adopted, the lag clock running.
