@@ -49,6 +49,13 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests since boot (all CPUs, /proc/stat): on a VM, a run that lost some
+    ran slower through no fault of its own, so the head to head prints what each run lost."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def proc_rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident set size of a running process in MB, from /proc (VmRSS, VmHWM)."""
     status = Path(f"/proc/{pid}/status").read_text()

@@ -28,7 +28,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Emulator, Run, compare, dbsync_env, load, run_command, run_dbsync
+from harness import (
+    Emulator,
+    Run,
+    compare,
+    dbsync_env,
+    load,
+    proc_cpu_seconds,
+    run_command,
+    run_dbsync,
+    steal_seconds,
+)
 from scale import change_notebooks
 
 KINDS = (
@@ -49,10 +59,17 @@ def compile_bytecode() -> None:
     compileall.compile_dir(str(Path(dbsync.__file__).parent), quiet=1)
 
 
+def _serving_cpu(*emulators: Emulator) -> float:
+    """CPU seconds the emulators have used so far: they share the two cores with the tool measured."""
+    return sum(proc_cpu_seconds(e.proc.pid) for e in emulators if e.proc is not None)
+
+
 def measure(label: str, tool: str, run: Any, src: Emulator, dst: Emulator) -> dict[str, Any]:
     src.reset_stats()
     dst.reset_stats()
+    stolen, served = steal_seconds(), _serving_cpu(src, dst)
     result: Run = run()
+    stolen, served = steal_seconds() - stolen, _serving_cpu(src, dst) - served
     src_calls, dst_calls = src.stats()["total"], dst.stats()["total"]
     figures = {
         "seconds": result.seconds,
@@ -62,11 +79,14 @@ def measure(label: str, tool: str, run: Any, src: Emulator, dst: Emulator) -> di
         "target writes": dst.writes(),
         "rss": result.peak_rss_mb,
         "cpu": result.cpu_seconds,
+        "steal": stolen,
+        "emulators cpu": served,
         "exit": result.returncode,
     }
     print(
         f"  {label:<22}{tool:<10}{result.seconds:>9.1f}{src_calls:>11}{dst_calls:>11}{figures['target writes']:>12}"
-        f"{result.cpu_seconds:>8.1f}{result.peak_rss_mb:>9.0f}{result.returncode:>6}   {load()}",
+        f"{result.cpu_seconds:>8.1f}{result.peak_rss_mb:>9.0f}{result.returncode:>6}   {load()}, "
+        f"emulators {served:.0f} CPU s, steal {stolen:.1f} s",
         flush=True,
     )
     if result.returncode:
