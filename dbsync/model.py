@@ -73,6 +73,33 @@ class Resource:
         return fingerprint(self.payload)
 
 
+class StoredJSON(str):
+    """A payload as the store keeps it (canonical JSON text), given to a Prior to be decoded when first read."""
+
+
+class _DecodedWhenRead:
+    """Prior.payload: given as StoredJSON by the store, decoded on first read and kept.
+
+    A re-run pairs every listed object with its prior to compare version hints, and an unchanged object's payload is
+    never read: decoded in the store's read, the 20,000 payloads of a 10,000-object re-run with ACLs (the jobs'
+    settings, the ACLs' entries) were ~16 % of its CPU. A dataclass field whose default is this descriptor: the
+    default is what `__get__(None, ...)` returns (None)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return None
+        value = obj.__dict__[self.name]
+        if isinstance(value, StoredJSON):
+            value = obj.__dict__[self.name] = json.loads(value)  # two threads at once: both decode the same value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
 @dataclass
 class Prior:
     """What the store knows of a resource from earlier cycles."""
@@ -85,7 +112,7 @@ class Prior:
     target_version: str | None
     status: str
     attempts: int
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = _DecodedWhenRead()  # type: ignore[assignment]  # StoredJSON: decoded when read
     source_meta: dict[str, Any] = field(default_factory=dict)
     # "created" by dbsync, "adopted" (found on the target), None when the store did not record it.
     origin: str | None = None

@@ -19,7 +19,16 @@ from typing import Any
 import sqlite_utils
 
 from dbsync.errors import StoreError
-from dbsync.model import WAITING_ON, Applied, Prior, Resource, canonical_json, fingerprint, text_fingerprint
+from dbsync.model import (
+    WAITING_ON,
+    Applied,
+    Prior,
+    Resource,
+    StoredJSON,
+    canonical_json,
+    fingerprint,
+    text_fingerprint,
+)
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
 from dbsync.store.cycles import Cycles
@@ -42,7 +51,7 @@ def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     return Prior(
         kind=kind, key=key, version_hint=version_hint, fingerprint=fp, target_key=target_key,
         target_version=target_ver, status=status, attempts=attempts, origin=origin,
-        payload=json.loads(payload) if payload else None, source_meta=json.loads(meta) if meta else {},
+        payload=StoredJSON(payload) if payload else None, source_meta=json.loads(meta) if meta else {},
     )  # fmt: skip
 
 
