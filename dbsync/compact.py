@@ -36,7 +36,8 @@ class _Sorted:
     def freeze(self) -> None:
         """Sort now: done before other threads read it (a lookup sorts too, but only one thread may)."""
         if not self._sorted:
-            order = sorted(range(len(self._high)), key=lambda i: (self._high[i], self._low[i]))
+            # By the high half alone (_find scans the rare equal ones): a C key, not a lambda and a tuple per key.
+            order = sorted(range(len(self._high)), key=self._high.__getitem__)
             self._high = array("q", (self._high[i] for i in order))
             self._low = array("q", (self._low[i] for i in order))
             self._reorder(order)
