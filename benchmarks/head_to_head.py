@@ -131,6 +131,8 @@ def main() -> int:
         "--rounds", type=int, default=1, help="initial syncs of each tool, into new targets, taking turns going first"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     kinds = KINDS.replace(",permissions", "") if args.without_acls else KINDS
     print(
         f"head to head{' without ACLs' if args.without_acls else ''}: {args.objects} seeded objects, "
