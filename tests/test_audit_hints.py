@@ -248,7 +248,7 @@ def test_a_sweep_reads_the_acls_a_hint_named_first_and_those_named_meanwhile_at_
             [(acl[16], AHEAD), (passed, AGAIN)]
         )
         clock.tick(1)  # the engine records acl[20]'s read; then the audit log names it again
-        ctx.store.record_visit("permissions", acl[20], False, time.time(), 60, 3600)
+        ctx.store.record_visits("permissions", [(acl[20], False, ())], time.time(), 60, 3600)
         clock.tick(1)
         ctx.store.hint_visits("permissions", [acl[20]])
         rest = list(listing)

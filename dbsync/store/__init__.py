@@ -280,12 +280,9 @@ class Store(Visits, Cycles, Actors):
         )
         return row[0] if row else None
 
-    def record_seen(self, resource: Resource) -> None:
-        """The listing changed its version hint but the payload did not: nothing to write."""
-        self.record_seen_many([resource])
-
     def record_seen_many(self, resources: Iterable[Resource]) -> None:
-        """record_seen of each: one statement for a window of them (none: the store is not opened for writing)."""
+        """Read, their payload unchanged (the listing changed their version hint): the hint, name and meta are kept.
+        One statement for a window of them (none: the store is not opened for writing)."""
         rows = [(r.version_hint, r.name, _json(r.source_meta), r.kind, r.key) for r in resources]
         if not rows:
             return

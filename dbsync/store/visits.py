@@ -50,25 +50,6 @@ class Visits:
         )
         return {row[0]: row[1] for row in rows}
 
-    def record_visit(
-        self,
-        kind: str,
-        key: str,
-        changed: bool,
-        now: float,
-        cycle: float,
-        max_staleness: float,
-        by_rate: bool = False,
-        lead: float = 0.0,
-        times: Sequence[float] = (),
-    ) -> None:
-        """The object was read now (`changed`: its content differed): schedule the next read (freshness.py).
-
-        `by_rate`: a container (a directory of a listing read by need), read by its observed change rate. `lead`:
-        the longest its kind's recent cycles took (freshness.next_visit).
-        `times`: when the changes found were made (freshness.after_read)."""
-        self.record_visits(kind, [(key, changed, times)], now, cycle, max_staleness, by_rate=by_rate, lead=lead)
-
     def record_visits(
         self,
         kind: str,
@@ -79,8 +60,11 @@ class Visits:
         by_rate: bool = False,
         lead: float = 0.0,
     ) -> None:
-        """Objects read now, each (key, changed, when its changes were made): their next reads (record_visit).
+        """Objects read now, each (key, changed: its content differed, times: when the changes found were made,
+        freshness.after_read): schedule their next reads (freshness.py).
 
+        `by_rate`: containers (directories of a listing read by need), read by their observed change rate. `lead`:
+        the longest its kind's recent cycles took (freshness.next_visit).
         One read of their rows and one statement for a window of them: at 10,000 ACLs a SELECT and an INSERT per ACL
         each gave the GIL away to the workers and waited to get it back, on the thread that feeds the workers."""
         debug = log.isEnabledFor(logging.DEBUG)  # every ACL of a sweep passes here: no rule text unless asked

@@ -268,7 +268,7 @@ class WorkspaceObjectWatcher(Watcher):
             # Listed whole after the tree's writes (the drift check took them: none is left in WRITTEN) or with none
             # written: the target's object ids for the ACLs. Walked again for them, an initial sync listed every
             # directory of the target twice (and read 50 get-status first).
-            ctx.cached(OBJECT_IDS.part("target"), lambda: IdIndex((e.path, e.object_id) for e in target))
+            object_ids(ctx, ctx.target, target)
         for side in ("source", "target"):
             ctx.invalidate(TREE.part(side))
 
@@ -371,12 +371,11 @@ def _schedule(ctx: SyncContext) -> TreeSchedule | None:
     return ctx.cached(SCHEDULE, lambda: TreeSchedule(ctx))
 
 
-def object_ids(ctx: SyncContext, ws: Workspace) -> IdIndex:
-    """path → object_id of every object in `ws`, listed once per run when first asked for."""
-    return ctx.cached(
-        OBJECT_IDS.part(ws.side),
-        lambda: IdIndex((e.path, e.object_id) for e in walk_tree(ws, ctx.settings.concurrency)),
-    )
+def object_ids(ctx: SyncContext, ws: Workspace, tree: Iterable[Entry] | None = None) -> IdIndex:
+    """path → object_id of every object in `ws`, once per run: from `tree` (a whole listing of it made after the
+    run's writes), else listed when first asked for."""
+    entries = tree if tree is not None else walk_tree(ws, ctx.settings.concurrency)
+    return ctx.cached(OBJECT_IDS.part(ws.side), lambda: IdIndex((e.path, e.object_id) for e in entries))
 
 
 def watcher_for(kind: str) -> Watcher:
