@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from dbsync import metrics
 from dbsync.context import SyncContext
 from dbsync.errors import ListingError
 from dbsync.model import Resource
 from dbsync.outcomes import KindReport
+from dbsync.readahead import TargetView, target_view
 from dbsync.registry import Kind
 from dbsync.watchers.base import listing
 
@@ -23,15 +24,14 @@ log = logging.getLogger("dbsync.drift")
 
 
 def detect(
-    ctx: SyncContext, kind: Kind, report: KindReport, ahead: Iterable[Resource] | None, stop: threading.Event
+    ctx: SyncContext, kind: Kind, report: KindReport, ahead: Callable[[], TargetView] | None, stop: threading.Event
 ) -> None:
     """Compare each replicated object's target version with its baseline; record the baselines not taken yet.
 
-    `ahead`: the target listing read ahead while nothing was written yet (None: list the target now).
+    `ahead`: the view of the target listing read ahead while nothing was written yet (None: list the target now).
     """
     try:
-        rows = ahead if ahead is not None else listing(kind.watcher, ctx, ctx.target)
-        target_view = {r.key: r.version_hint for r in rows}
+        view = ahead() if ahead is not None else target_view(listing(kind.watcher, ctx, ctx.target))
     except ListingError as err:
         if stop.is_set():  # the listing was cut off by the shutdown, not refused by the target
             log.info("%s: drift check left for the next cycle: stopping", kind.name)
@@ -47,7 +47,7 @@ def detect(
                 continue
             if by_need and kind.watcher.as_last_seen(ctx, Resource(kind.name, prior.key)):
                 continue
-            seen = target_view.get(prior.target_key)
+            seen = view.get(prior.target_key)
             if prior.target_version is None and seen is not None:
                 store.record_target_version(kind.name, prior.key, seen)
                 continue

@@ -7,14 +7,17 @@ warehouse waking up, a big tree) then no longer holds the listings of the kinds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any
 
 from dbsync.context import SyncContext
 from dbsync.model import Resource
 from dbsync.registry import Kind
 from dbsync.watchers.base import Watcher, listing, listing_errors
+
+TargetView = dict[str, str | None]  # key -> version hint: what a drift check compares
 
 
 class ListingsAhead:
@@ -51,7 +54,7 @@ class ListingsAhead:
             reads, ws = (self.reads, self.ctx.source) if side == "source" else (self.target_reads, self.ctx.target)
             if self.pool is not None and len(reads) < window:
                 self.waiting.remove((kind, side))
-                reads[kind.name] = self.pool.submit(_read, kind, self.ctx, ws)
+                reads[kind.name] = self.pool.submit(_read if side == "source" else _read_target, kind, self.ctx, ws)
 
     def _not_ahead(self, kind: Kind, side: str) -> None:
         """Its turn came before its read ahead started: it is read now, not ahead."""
@@ -66,8 +69,9 @@ class ListingsAhead:
         self._fill()  # one held listing taken: the window moves on by one
         return read.result()
 
-    def target_listing(self, kind: Kind, written: bool) -> Iterable[Resource] | None:
-        """The kind's target listing read ahead, for its drift check; None: list the target now.
+    def target_listing(self, kind: Kind, written: bool) -> Callable[[], TargetView] | None:
+        """The kind's target listing read ahead, for its drift check (its view made when called, a failed listing
+        raising its ListingError there, inside the caller's handler); None: list the target now.
 
         Used only while nothing was written this cycle (by this kind or an earlier one). At the first write they
         are all dropped, and this returns once those running have ended: a listing begun before the writes (or
@@ -84,7 +88,7 @@ class ListingsAhead:
             self._not_ahead(kind, "target")
             return None
         self._fill()
-        return _result(read)
+        return partial(_view, read)
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
@@ -117,9 +121,24 @@ class _Later:
         return listing(self.kind.watcher, self.ctx, self.ws)
 
 
-def _result(read: Future[Iterable[Resource]]) -> Iterator[Resource]:
-    """A listing read ahead, raising its ListingError where it is consumed (inside the caller's handler)."""
-    yield from read.result()
+def _read_target(kind: Kind, ctx: SyncContext, ws: Any) -> Iterable[Resource] | TargetView:
+    """A drift check's target listing, read on a listing thread: only what the check compares is held (key ->
+    version hint, not every object's payload: jobs with their tasks), and made here, off the engine's thread."""
+    with listing_errors(kind.watcher, ws):
+        if kind.watcher.prefetch(ctx, ws):
+            return _Later(kind, ctx, ws)
+    return target_view(listing(kind.watcher, ctx, ws))
+
+
+def target_view(rows: Iterable[Resource]) -> TargetView:
+    """What a drift check compares of a target listing: each object's version hint by key."""
+    return {r.key: r.version_hint for r in rows}
+
+
+def _view(read: Future[Any]) -> TargetView:
+    """A target listing read ahead as its view, raising its ListingError where it is called."""
+    result = read.result()
+    return result if isinstance(result, dict) else target_view(result)
 
 
 def _drift_ahead(kind: Kind, ctx: SyncContext) -> bool:

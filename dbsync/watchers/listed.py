@@ -43,6 +43,11 @@ class ListedWatcher(Watcher):
         """(payload as written to the target, source_meta kept aside)."""
         raise NotImplementedError
 
+    def forget_target_listing(self, ctx: SyncContext) -> None:
+        """Nothing to forget: `items()` reads the workspace afresh and keeps nothing in the run's caches. Saying so
+        lets the drift check's target listing be read ahead (readahead.py): used only while the cycle has written
+        nothing, listed again after a write."""
+
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
             for key, name, raw in self.items(ws):
