@@ -38,7 +38,7 @@ class ListingsAhead:
         self.reads: dict[str, Future[Iterable[Resource]]] = {}
         # The drift check's target listings too, after every source listing (those are on the critical path)
         self.drift = [k for k in self.early if _drift_ahead(k, ctx)] if drift else []
-        self.target_reads: dict[str, Future[Iterable[Resource]]] = {}
+        self.target_reads: dict[str, Future[Iterable[Resource] | TargetView]] = {}
         self.waiting: list[tuple[Kind, str]] = []  # (kind, side) to read ahead, in their order, not started yet
 
     def __enter__(self) -> ListingsAhead:
@@ -54,7 +54,8 @@ class ListingsAhead:
             reads, ws = (self.reads, self.ctx.source) if side == "source" else (self.target_reads, self.ctx.target)
             if self.pool is not None and len(reads) < window:
                 self.waiting.remove((kind, side))
-                reads[kind.name] = self.pool.submit(_read if side == "source" else _read_target, kind, self.ctx, ws)
+                held = list if side == "source" else target_view  # the drift check compares only the hints
+                reads[kind.name] = self.pool.submit(_read, kind, self.ctx, ws, held)
 
     def _not_ahead(self, kind: Kind, side: str) -> None:
         """Its turn came before its read ahead started: it is read now, not ahead."""
@@ -98,8 +99,9 @@ class ListingsAhead:
         self.waiting = []
 
 
-def _read(kind: Kind, ctx: SyncContext, ws: Any) -> Iterable[Resource]:
-    """A whole listing, read on a listing thread: it ends normally or raises ListingError.
+def _read(kind: Kind, ctx: SyncContext, ws: Any, held: Callable[[Iterable[Resource]], Any] = list) -> Any:
+    """A whole listing, read on a listing thread: it ends normally or raises ListingError. `held`: what is kept of
+    it until its turn (the stubs; a drift check's target listing only its TargetView, not every object's payload).
 
     A watcher that keeps its listing in the run's cache (the workspace tree, in columns) only reads it here; its
     stubs are made when the kind's turn comes. Held as stubs, 60,000 notebooks read ahead on both sides were
@@ -108,7 +110,7 @@ def _read(kind: Kind, ctx: SyncContext, ws: Any) -> Iterable[Resource]:
     with listing_errors(kind.watcher, ws):
         if kind.watcher.prefetch(ctx, ws):
             return _Later(kind, ctx, ws)
-    return list(listing(kind.watcher, ctx, ws))
+    return held(listing(kind.watcher, ctx, ws))
 
 
 class _Later:
@@ -119,15 +121,6 @@ class _Later:
 
     def __iter__(self) -> Iterator[Resource]:
         return listing(self.kind.watcher, self.ctx, self.ws)
-
-
-def _read_target(kind: Kind, ctx: SyncContext, ws: Any) -> Iterable[Resource] | TargetView:
-    """A drift check's target listing, read on a listing thread: only what the check compares is held (key ->
-    version hint, not every object's payload: jobs with their tasks), and made here, off the engine's thread."""
-    with listing_errors(kind.watcher, ws):
-        if kind.watcher.prefetch(ctx, ws):
-            return _Later(kind, ctx, ws)
-    return target_view(listing(kind.watcher, ctx, ws))
 
 
 def target_view(rows: Iterable[Resource]) -> TargetView:
