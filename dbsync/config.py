@@ -32,7 +32,7 @@ from pydantic_settings import (
 )
 
 from dbsync.declaration import CATALOGUE, Declaration
-from dbsync.errors import ConfigError
+from dbsync.errors import ConfigError, yaml_error_position
 from dbsync.profiles import check_workspace
 
 DEFAULT_CONFIG = Path("dbsync.yaml")
@@ -397,7 +397,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        raise ConfigError(f"config file {path} is not valid YAML{yaml_error_position(err)}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(document).__name__}")
     return document

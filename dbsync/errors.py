@@ -22,6 +22,13 @@ def one_line(err: BaseException, limit: int = 500) -> str:
     return message.split(" Config: ")[0][:limit]
 
 
+def yaml_error_position(err: BaseException) -> str:
+    """Where a YAML document failed to parse (" (line 3, column 10)"), never the text around it: PyYAML's message
+    quotes the offending lines, and in a config or values file those hold tokens and secret values."""
+    mark = getattr(err, "problem_mark", None)  # its `problem` can quote a character of the value too
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+
 class DbsyncError(Exception):
     """Base class: a message a user can act on."""
 

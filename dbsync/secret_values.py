@@ -51,7 +51,7 @@ import yaml
 from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.compute import Language, ResultType
 
-from dbsync.errors import Blocked, Permanent, RetryLater
+from dbsync.errors import Blocked, Permanent, RetryLater, yaml_error_position
 from dbsync.runcache import CacheKey
 
 if TYPE_CHECKING:
@@ -455,10 +455,7 @@ def _load_document(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise SecretValueError(f"secrets.values_file {path} is not valid JSON (line {err.lineno})") from None
     except yaml.YAMLError as err:
-        # A YAML error quotes the offending line, which may hold a value: keep only its position.
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SecretValueError(f"secrets.values_file {path} is not valid YAML{where}") from None
+        raise SecretValueError(f"secrets.values_file {path} is not valid YAML{yaml_error_position(err)}") from None
     if not isinstance(document, dict):
         raise SecretValueError(f"secrets.values_file {path} must map scopes to {{key: value}} mappings")
     return document
