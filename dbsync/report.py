@@ -59,8 +59,8 @@ class KindValidation:
     @property
     def in_sync_percent(self) -> float | None:
         """Share of the source's objects created / updated / unchanged on the target; None when unknown."""
-        if self.listing_error:
-            return None
+        if self.listing_error or self.report_only:
+            return None  # a report-only kind is `manual` (or `unknown`, not looked at): no share of it is synced
         replicable = self.source_count - self.manual_count
         return 100.0 if replicable <= 0 else round(100.0 * self.in_sync / replicable, 1)
 
@@ -169,7 +169,7 @@ def validate_kind(
     priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
     copies: dict[str, list[str]] = {}
     try:
-        keys, changed = _source_versions(ctx, kind, priors, result, fetch_unversioned)
+        keys, changed, unreadable = _source_versions(ctx, kind, priors, result, fetch_unversioned)
         target_keys = _target_keys(ctx, kind, copies)
     except ListingError as err:
         result.listing_error = str(err)
@@ -183,7 +183,7 @@ def validate_kind(
     new, pending_known = 0, []
     for key in keys:
         prior = priors.get(key)
-        state = _state(kind, prior, key in changed, target_keys)
+        state = "unknown" if key in unreadable else _state(kind, prior, key in changed, target_keys)
         new += prior is None
         if state == "pending" and prior is not None:
             pending_known.append(prior)
@@ -249,14 +249,16 @@ def _source_versions(
     priors: dict[str, Prior],
     result: KindValidation,
     fetch_unversioned: bool,
-) -> tuple[list[str], set[str]]:
-    """(the source's keys, those whose live version differs from the one last replicated).
+) -> tuple[list[str], set[str], set[str]]:
+    """(the source's keys, those whose live version differs from the one last replicated, those whose live
+    content could not be read: `unknown`, neither in sync nor pending).
 
     The listing is streamed: only keys are kept, and the stubs of kinds without a version, to be fetched.
     """
     kind_settings = ctx.settings.kind(kind.name)
     keys: list[str] = []
     changed: set[str] = set()
+    unreadable: set[str] = set()
     unversioned: list[Resource] = []
     for stub in listing(kind.watcher, ctx, ctx.source):
         if not planner.selected(kind_settings, stub.key):
@@ -275,10 +277,10 @@ def _source_versions(
     with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix=f"validate-{kind.name}") as pool:
         for key, fingerprint in pool.map(lambda s: _live_fingerprint(ctx, kind, s), unversioned):
             if fingerprint is None:
-                result.unknown += 1
+                unreadable.add(key)
             elif fingerprint != priors[key].fingerprint:
                 changed.add(key)
-    return keys, changed
+    return keys, changed, unreadable
 
 
 # Statuses whose object the next cycle rewrites when the source changed: such a change is pending.
@@ -397,14 +399,14 @@ def _validate_stored(ctx: SyncContext, kind: Kind) -> KindValidation:
 def format_text(report: Report) -> str:
     lines = [
         f"{'kind':<20}{'source':>8}{'target':>8}{'in sync':>9}{'pending':>8}{'partial':>8}{'skipped':>8}"
-        f"{'missing':>8}{'extra':>7}{'drifted':>8}{'blocked':>8}{'errors':>7}{'lag s':>7}"
+        f"{'missing':>8}{'extra':>7}{'drifted':>8}{'blocked':>8}{'errors':>7}{'unknown':>8}{'lag s':>7}"
     ]
     for r in report.kinds:
         in_sync = r.in_sync_label
         lines.append(
             f"{r.kind:<20}{r.source_count:>8}{r.target_count:>8}{in_sync:>9}{r.pending:>8}{r.partial:>8}"
             f"{r.skipped:>8}{r.missing_count:>8}{r.extra_count:>7}{r.drifted_count:>8}{r.blocked:>8}{r.errors:>7}"
-            f"{r.lag_seconds:>7.0f}"
+            f"{r.unknown:>8}{r.lag_seconds:>7.0f}"
         )
     lines.append("")
     lines.append("ready for cutover: " + ("yes" if report.ready_for_cutover else "NO"))

@@ -343,6 +343,7 @@ def _rows(
                     k.drifted_count,
                     k.blocked,
                     k.errors,
+                    k.unknown,
                     f"{k.lag_seconds:.0f}",
                 ],
                 "last_verified_at": verified,
