@@ -213,12 +213,16 @@ def _on_target(kind: Kind, prior: Prior, target_keys: set[str]) -> bool:
 
 
 def _stored_state(kind: Kind, prior: Prior, target_keys: set[str]) -> str:
-    """Where one object stands as last synced, the source not contacted: in_sync, partial or missing."""
+    """Where one object stands as last synced, the source not contacted: the words `validate` uses.
+
+    Only an object dbsync wrote (in sync, or partial) can be missing from the target; one skipped on purpose or
+    still pending was never there, and says so (they were all "not on the target as last synced" once, so the
+    outage page and `cutover --skip-source` counted two users `validate` skipped as missing)."""
     state = _state(kind, prior, False, target_keys)
     if state == "partial" and _on_target(kind, prior, target_keys):
         return state  # on the target without some entries: the reasons say which
-    if state in ("drifted", "error", "blocked"):
-        return state  # counted once, by its status (add_store_status), not also as missing
+    if state in ("drifted", "error", "blocked", "skipped", "pending"):
+        return state  # drifted, error, blocked: counted once, by their status (add_store_status)
     return state if state == "in_sync" else "missing"
 
 
@@ -359,22 +363,30 @@ def _waiting_reasons(r: KindValidation) -> list[str]:
 
 
 def validate(ctx: SyncContext, names: list[str] | None = None, fetch_unversioned: bool = True) -> Report:
-    """Compare both live workspaces for each enabled kind; ready_for_cutover with the reasons it is not."""
+    """Compare both live workspaces for each enabled kind, or each kind named (enabled or not, as `sync --kinds` and
+    `plan --kinds` run it); ready_for_cutover with the reasons it is not. Nothing compared is never ready."""
     ctx.new_run()
-    selected = [k for k in kinds() if (names is None or k.name in names) and ctx.settings.kind(k.name).enabled]
+    wanted = set(names) if names else None
+    selected = [k for k in kinds() if k.name in wanted] if wanted else [k for k in kinds() if _enabled(ctx, k)]
     actions = {k.name: manual_actions(ctx, k) for k in selected}
     results = [validate_kind(ctx, k, actions[k.name], fetch_unversioned) for k in selected]
     reasons = not_ready_reasons(results)
+    if not selected:
+        reasons.append("no kind compared: every kind is disabled (kinds.<kind>.enabled)")
     if ctx.store.role != StoreRole.STANDBY:
         reasons.append(f"store role is {ctx.store.role}, not standby")
     every_action = [a for k in selected for a in actions[k.name]]
     return Report(time.time(), results, not reasons, reasons, every_action)
 
 
+def _enabled(ctx: SyncContext, kind: Kind) -> bool:
+    return ctx.settings.kind(kind.name).enabled
+
+
 def validate_from_store(ctx: SyncContext) -> Report:
     """Validation without the source: the store's last synced state against the live target."""
     ctx.new_run()
-    results = [_validate_stored(ctx, kind) for kind in kinds() if ctx.settings.kind(kind.name).enabled]
+    results = [_validate_stored(ctx, kind) for kind in kinds() if _enabled(ctx, kind)]
     reasons = not_ready_reasons(results, missing="not on the target as last synced", listing="cannot list the target")
     return Report(time.time(), results, not reasons, reasons)
 

@@ -104,16 +104,14 @@ def standby_page(
         manual=report.manual_actions,
     )
     unchecked = [k.kind for k in report.kinds if k.unchecked]
-    if report.ready_for_cutover and not (unchecked or report.manual_actions):
-        page.summary.append("The target holds everything the source has (kinds compared live, listed below).")
-    elif report.ready_for_cutover:
-        page.summary.append(
-            "The target holds everything dbsync replicates (kinds compared live, listed below); "
-            f"{len(report.manual_actions)} item(s) dbsync cannot copy need a person (listed below)."
-        )
+    by_store = [k.kind for k in report.kinds if not k.content_checked]
+    if report.ready_for_cutover:
+        page.summary.append(_ready_summary(report, by_store))
+        if by_store:  # the daemon's page does not read every ACL on each load: say what it took on trust
+            page.headline = "Ready for cutover, as last verified."
     if unchecked:
         page.summary.append(f'Not checked: {", ".join(unchecked)} (see "Needs manual action" for why and the fix).')
-    else:
+    if not report.ready_for_cutover:
         page.summary.append(f"{_objects(problems)} to fix before a cutover; each has its fix below.")
         page.summary.extend(r for r in report.reasons if r.startswith("store role"))
     if rolled_back_at is not None:
@@ -121,6 +119,26 @@ def standby_page(
         page.summary.insert(0, page.headline + " " + page.summary.pop(0))
         page.headline = f"Rolled back {_ago(report.generated_at - rolled_back_at)} ago: the target is a standby again."
     return page
+
+
+def _ready_summary(report: Report, by_store: list[str]) -> str:
+    """What "ready" rests on: every kind compared live, or some (objects without a version, such as ACLs) taken
+    from the store as last verified; `dbsync validate` reads those too. The page once said "compared live"
+    while a source ACL edit the daemon had not read yet was pending in `validate`."""
+    held = (
+        "The target holds everything the source has"
+        if not report.manual_actions
+        else "The target holds everything dbsync replicates"
+    )
+    if by_store:
+        compared = (
+            f"kinds compared live, but for {', '.join(by_store)}: compared with the store as each object was last "
+            "verified (see the table's last verified); run `dbsync validate` to read them live before a cutover"
+        )
+    else:
+        compared = "kinds compared live, listed below"
+    manual = f"; {len(report.manual_actions)} item(s) dbsync cannot copy need a person (listed below)"
+    return f"{held} ({compared}){manual if report.manual_actions else ''}."
 
 
 def outage_page(
