@@ -118,6 +118,23 @@ def test_two_concurrent_syncs_one_refuses_naming_the_holder_and_nothing_is_dupli
     assert all(n == 1 for n in scripts.values()), scripts
 
 
+def test_a_second_writer_reaching_the_store_by_another_path_is_refused(tmp_path: Path) -> None:
+    from dbsync.store.lock import StoreLock
+
+    store = tmp_path / "volume" / "state.db"
+    store.parent.mkdir()
+    store.touch()
+    (tmp_path / "current.db").symlink_to(store)  # e.g. a symlink an operator keeps to the live store
+    daemon = StoreLock(store, "serve")
+    daemon.acquire()
+    try:
+        other = StoreLock(tmp_path / "current.db", "sync --once")
+        assert not other.try_acquire(), "a symlink to the store took a lock of its own beside the daemon's"
+    finally:
+        daemon.release()
+    assert StoreLock(tmp_path / "current.db", "sync --once").try_acquire()
+
+
 def test_validate_reports_two_copies_of_one_source_job_as_not_ready(pair: Pair) -> None:
     _source_jobs(pair, 2)
     pair.sync(only=["jobs"])

@@ -1,4 +1,4 @@
-"""One writer per store: an exclusive `flock` on `<state_path>.lock`, held for the whole process.
+"""One writer per store: an exclusive `flock` on `<store file>.lock` (symlinks resolved), held for the whole process.
 
 The operating system drops the lock when the process ends, `kill -9` included, so a crash never leaves
 a stale lock to clean up. The holder writes who it is (pid, command, host, since) into the lock file, so
@@ -30,8 +30,11 @@ class StoreBusy(StoreError):
 
 
 def lock_path(state_path: str | Path) -> Path:
-    """`<state_path>.lock`: beside the store, on the same volume."""
-    return Path(f"{state_path}.lock")
+    """`<store file>.lock`: beside the store, on the same volume, named from the file the path resolves to.
+
+    Named from the path as written, a symlink to the store, a relative path or `dir/../state.db` gave a second
+    process a lock file of its own, and two writers on one store."""
+    return Path(f"{os.path.realpath(state_path)}.lock")
 
 
 def describe(holder: dict[str, Any]) -> str:
