@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from enum import Enum
 from functools import cache
@@ -64,6 +65,27 @@ class TargetIndex:
 
     def add(self, ctx: SyncContext, key: str, target_id: str) -> None:
         self._index(ctx)[key] = target_id
+
+
+CLAIMED: CacheKey[dict[str, str]] = CacheKey("claimed-target-keys")  # .part(kind): {target key: source key}
+_CLAIMING = threading.Lock()
+
+
+def claim(ctx: SyncContext, kind: str, target_key: str, source_key: str) -> bool:
+    """Take `target_key` as the copy of `source_key`; False when it is already another source object's copy.
+
+    For kinds adopted by a name the service lets two objects share (IP access list labels, global init script
+    names): two source lists labelled "office" once both landed on the copy made for the first, the second
+    replacing its addresses and the store mapping both to one list. The store's id map (read once per run) and
+    this run's creates and adoptions are the claims; the first to claim a target object keeps it.
+    """
+
+    def recorded() -> dict[str, str]:
+        return {p.target_key: p.key for p in ctx.store.priors(kind, payloads=False) if p.target_key}
+
+    claimed = ctx.cached(CLAIMED.part(kind), recorded)
+    with _CLAIMING:
+        return claimed.setdefault(target_key, source_key) == source_key
 
 
 def sdk_call(method: Callable[..., T], payload: dict[str, Any], **extra: Any) -> T:

@@ -6,9 +6,10 @@ Two changes that would lock dbsync out of the standby are refused with the reaso
 access tokens off while dbsync reaches the target with one, and the service's own refusal of IP access
 list enforcement that would block dbsync's address.
 
-ip_access_lists: adopted by label, created (then disabled if the source list is), replaced in full on
-change, deleted when gone from the source. The service refuses a list that would block the caller's
-address while enforcement is on: that is an error naming the fix, never a retry loop.
+ip_access_lists: adopted by label (never a list that is another source list's copy: labels need not be
+unique), created (then disabled if the source list is), replaced in full on change, deleted when gone from
+the source. The service refuses a list that would block the caller's address while enforcement is on: that
+is an error naming the fix, never a retry loop.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex
+from dbsync.replicators.common import claim
+from dbsync.runcache import CacheKey
 from dbsync.sdk import Service
 from dbsync.watchers.workspace_settings import WORKSPACE_CONF, conf_values
 
 sdk_settings = Service("settings")  # imported when this kind first uses it (dbsync/sdk.py)
+KIND = "ip_access_lists"
 
 LOCKOUT_FIX = (
     "add the address dbsync reaches the standby from to an allow list on the source, or exclude the "
@@ -62,30 +65,53 @@ class WorkspaceConfReplicator(Replicator):
         """A key dropped from the allow-list is left as it is on the target (there is no unset)."""
 
 
-BY_LABEL = TargetIndex(
-    "ip_access_lists",
-    lambda ctx: ((item.label or "", item.list_id or "") for item in ctx.target.client.ip_access_lists.list()),
-)
+TARGET_LISTS: CacheKey[list[sdk_settings.IpAccessListInfo]] = CacheKey("ip-access-lists:target")
+
+
+def _target_lists(ctx: SyncContext) -> list[sdk_settings.IpAccessListInfo]:
+    """The target's lists, read once per run; the lists this run creates are added."""
+    return ctx.cached(TARGET_LISTS, lambda: list(ctx.target.client.ip_access_lists.list()))
+
+
+def _same_content(target: sdk_settings.IpAccessListInfo, payload: dict) -> bool:
+    kind = target.list_type.value if target.list_type else None
+    return kind == payload["list_type"] and sorted(target.ip_addresses or []) == sorted(payload["ip_addresses"])
+
+
+def _adoptable(ctx: SyncContext, source_key: str, payload: dict) -> str | None:
+    """The target list this source list takes over, if any.
+
+    Labels need not be unique. The list of that label when the target has only one; when it has several, one
+    whose type and addresses already equal the source's (after a kill -9 between two creates and their record:
+    each source list finds its own copy). Never a list that is another source list's copy (`claim`).
+    """
+    labelled = [x for x in _target_lists(ctx) if x.label == payload["label"]]
+    candidates = labelled if len(labelled) == 1 else [x for x in labelled if _same_content(x, payload)]
+    return next((x.list_id for x in candidates if x.list_id and claim(ctx, KIND, x.list_id, source_key)), None)
 
 
 class IpAccessListReplicator(Replicator):
-    kind = "ip_access_lists"
+    kind = KIND
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
         payload = resource.payload
         lists = ctx.target.client.ip_access_lists
-        found = None if change.target_key else BY_LABEL.get(ctx, payload["label"])
+        found = None if change.target_key else _adoptable(ctx, resource.key, payload)
         list_id = change.target_key or found
         list_type = sdk_settings.ListType(payload["list_type"])
         try:
             if list_id is not None and self._replace(ctx, list_id, payload, list_type):
                 return Applied(list_id, adopted=True if found else None)
             created = lists.create(payload["label"], list_type, ip_addresses=payload["ip_addresses"])
-            list_id = created.ip_access_list.list_id if created.ip_access_list else ""
-            BY_LABEL.add(ctx, payload["label"], list_id or "")
+            copy = created.ip_access_list or sdk_settings.IpAccessListInfo()
+            list_id = copy.list_id or ""
+            claim(ctx, KIND, list_id, resource.key)  # never adopted by another source list of the same label
+            known = ctx.peek(TARGET_LISTS)  # read before this create: it is added (a later read has it)
+            if known is not None:
+                known.append(copy)
             if not payload["enabled"]:
-                lists.update(list_id or "", enabled=False)
+                lists.update(list_id, enabled=False)
         except DatabricksError as err:
             if err.error_code == "INVALID_STATE":
                 raise Permanent(

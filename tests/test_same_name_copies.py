@@ -1,0 +1,124 @@
+"""Source objects that share a name the service lets them share: IP access lists with one label, global init
+scripts with one name. Each gets its own copy on the target, never one copy for two, and a restart after a
+kill -9 between the creates and their record finds those copies again instead of making them twice.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from conftest import Pair, endpoint_count
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import settings
+
+from dbsync.engine import Engine
+from dbsync.store import Store
+
+SETUP = b"#!/bin/bash\necho setup\n"
+MARKER = b"# dbsync_source_id="
+
+
+def _lists(w: WorkspaceClient) -> list[tuple[str, list[str]]]:
+    return sorted((x.label or "", sorted(x.ip_addresses or [])) for x in w.ip_access_lists.list())
+
+
+def _bodies(w: WorkspaceClient) -> list[bytes]:
+    """Every global init script's body, in run order."""
+    api = w.global_init_scripts
+    return [base64.b64decode(api.get(s.script_id or "").script or "") for s in api.list()]
+
+
+def _body(w: WorkspaceClient, script_id: str) -> bytes:
+    return base64.b64decode(w.global_init_scripts.get(script_id).script or "")
+
+
+def _script(w: WorkspaceClient, name: str, body: bytes) -> str:
+    return w.global_init_scripts.create(name, base64.b64encode(body).decode(), enabled=True).script_id or ""
+
+
+def _copies(pair: Pair, kind: str) -> dict[str, str]:
+    """{source key: target key} as the store records it."""
+    store = Store(pair.state_path)
+    try:
+        return {p.key: p.target_key or "" for p in store.priors(kind, payloads=False)}
+    finally:
+        store.close()
+
+
+def _killed_before_the_record(pair: Pair, kinds: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle whose writes reach the target and whose process dies before it records them (kill -9).
+
+    `Store.record_applied_many` is where the engine records a window of applied changes: raising there leaves the
+    target written and the store not, exactly what a kill -9 between the two leaves. (tests/test_chaos.py kills a
+    real process, at random points; this one must die at this point.)
+    """
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("kill -9 between the target writes and their record")
+
+    ctx = pair.context()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "record_applied_many", killed)
+            with pytest.raises(KeyboardInterrupt):
+                Engine(ctx).cycle(kinds)
+    finally:
+        ctx.store.close()
+
+
+# -- IP access lists -------------------------------------------------------------------------------------------
+def test_two_source_lists_with_one_label_get_a_target_list_each(pair: Pair) -> None:
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["10.0.0.0/16"])
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["192.168.0.0/24"])
+
+    report = pair.sync(only=["ip_access_lists"], concurrency=1)["ip_access_lists"]
+
+    assert report.created == 2 and report.errors == 0, report
+    assert _lists(pair.dst) == [("office", ["10.0.0.0/16"]), ("office", ["192.168.0.0/24"])]
+    copies = _copies(pair, "ip_access_lists")
+    assert len(set(copies.values())) == 2, f"two source lists recorded on one target list: {copies}"
+    pair.reset_stats()
+    pair.sync(only=["ip_access_lists"])
+    assert pair.target_writes() == 0
+
+
+def test_a_new_source_list_never_takes_over_the_copy_of_another_with_its_label(pair: Pair) -> None:
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["10.0.0.0/16"])
+    pair.sync(only=["ip_access_lists"])
+
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["192.168.0.0/24"])
+    pair.sync(only=["ip_access_lists"])
+
+    assert _lists(pair.dst) == [("office", ["10.0.0.0/16"]), ("office", ["192.168.0.0/24"])]
+    assert len(set(_copies(pair, "ip_access_lists").values())) == 2
+
+
+def test_the_dr_teams_only_list_of_a_label_is_still_adopted(pair: Pair) -> None:
+    pair.dst.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["172.16.0.0/12"])
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["10.0.0.0/16"])
+
+    pair.sync(only=["ip_access_lists"])
+
+    assert _lists(pair.dst) == [("office", ["10.0.0.0/16"])]
+    store = Store(pair.state_path)
+    try:
+        assert [p.origin for p in store.priors("ip_access_lists")] == ["adopted"]  # never deleted by dbsync
+    finally:
+        store.close()
+
+
+def test_lists_sharing_a_label_are_not_created_twice_after_a_kill_before_their_record(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["10.0.0.0/16"])
+    pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["192.168.0.0/24"])
+    _killed_before_the_record(pair, ["ip_access_lists"], monkeypatch)
+    assert len(_lists(pair.dst)) == 2  # both reached the target, neither was recorded
+
+    pair.reset_stats()
+    report = pair.sync(only=["ip_access_lists"])["ip_access_lists"]
+
+    assert report.errors == 0 and endpoint_count(pair.target, "POST /api/2.0/ip-access-lists") == 0, report
+    assert _lists(pair.dst) == [("office", ["10.0.0.0/16"]), ("office", ["192.168.0.0/24"])]
+    assert len(set(_copies(pair, "ip_access_lists").values())) == 2
