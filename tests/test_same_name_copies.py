@@ -6,13 +6,19 @@ kill -9 between the creates and their record finds those copies again instead of
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from conftest import Pair, endpoint_count
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import settings
 
+from dbsync.config import reversed_settings
+from dbsync.context import open_context
+from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.engine import Engine
+from dbsync.report import validate
+from dbsync.reverse import seed_reverse_store
 from dbsync.store import Store
 
 SETUP = b"#!/bin/bash\necho setup\n"
@@ -122,3 +128,75 @@ def test_lists_sharing_a_label_are_not_created_twice_after_a_kill_before_their_r
     assert report.errors == 0 and endpoint_count(pair.target, "POST /api/2.0/ip-access-lists") == 0, report
     assert _lists(pair.dst) == [("office", ["10.0.0.0/16"]), ("office", ["192.168.0.0/24"])]
     assert len(set(_copies(pair, "ip_access_lists").values())) == 2
+
+
+# -- global init scripts ---------------------------------------------------------------------------------------
+def test_init_scripts_sharing_a_name_are_not_created_twice_after_a_kill_before_their_record(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _script(pair.src, "setup", SETUP)
+    _script(pair.src, "setup", b"#!/bin/bash\necho second setup")  # no final newline
+    _killed_before_the_record(pair, ["global_init_scripts"], monkeypatch)
+    assert len(list(pair.dst.global_init_scripts.list())) == 2  # both reached the target, neither was recorded
+
+    pair.reset_stats()
+    report = pair.sync(only=["global_init_scripts"])["global_init_scripts"]
+
+    assert report.errors == 0 and endpoint_count(pair.target, "POST /api/2.0/global-init-scripts") == 0, report
+    names = [s.name for s in pair.dst.global_init_scripts.list()]
+    assert names == ["setup", "setup"], "each script would run twice on every cluster start"
+    store = Store(pair.state_path)
+    try:  # dbsync's own copies, found by their marker: deleted with their source
+        assert [p.origin for p in store.priors("global_init_scripts")] == ["created", "created"]
+    finally:
+        store.close()
+
+
+def test_a_new_source_script_never_takes_over_the_copy_of_another_with_its_name(pair: Pair) -> None:
+    _script(pair.src, "setup", SETUP)
+    pair.sync(only=["global_init_scripts"])
+
+    _script(pair.src, "setup", b"echo later\n")
+    pair.sync(only=["global_init_scripts"])
+
+    assert sorted(body.split(b"\n" + MARKER)[0] for body in _bodies(pair.dst)) == sorted([b"echo later\n", SETUP])
+    assert len(set(_copies(pair, "global_init_scripts").values())) == 2
+
+
+def test_the_marker_is_never_content(pair: Pair, tmp_path: Path) -> None:
+    """The copy ends with dbsync's marker line; a comparison never sees it, and a failback never writes it back."""
+    script_id = _script(pair.src, "setup", SETUP)
+    hand_made = _script(pair.dst, "dr-only", b"echo dr\n")
+    pair.sync(only=["global_init_scripts"])
+
+    copy = _copies(pair, "global_init_scripts")[script_id]
+    assert _body(pair.dst, copy) == SETUP + b"\n" + MARKER + script_id.encode() + b"\n"
+    assert _body(pair.dst, hand_made) == b"echo dr\n"  # the DR team's script: untouched
+    pair.reset_stats()
+    pair.sync(only=["global_init_scripts"])
+    assert pair.target_writes() == 0
+    ctx = pair.context()
+    try:
+        assert validate(ctx, ["global_init_scripts"]).kinds[0].in_sync_percent == 100.0
+    finally:
+        ctx.store.close()
+
+    # Failback: after a cutover the new primary's copy is edited, and replicated back into the old primary's script.
+    cutover = open_cutover_context(pair.settings())
+    Runbook(cutover, force=True).run()
+    cutover.store.close()
+    forward = Store(pair.state_path)
+    try:
+        seed_reverse_store(forward, tmp_path / "reverse.db")
+    finally:
+        forward.close()
+    edited = b"#!/bin/bash\necho edited on the new primary\n"
+    marker_kept = edited + b"\n" + MARKER + script_id.encode() + b"\n"  # edited by hand, the marker line left as is
+    pair.dst.global_init_scripts.update(copy, "setup", base64.b64encode(marker_kept).decode())
+    back = open_context(reversed_settings(pair.settings(state_path=str(tmp_path / "reverse.db"), direction="reverse")))
+    try:
+        reports = Engine(back).cycle(["global_init_scripts"])
+    finally:
+        back.store.close()
+    assert not [r for r in reports if r.errors], reports
+    assert _body(pair.src, script_id) == edited  # the old primary's own script: the edit, and no marker either way

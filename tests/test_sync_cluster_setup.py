@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from conftest import Pair
 from databricks.sdk import WorkspaceClient
@@ -30,11 +31,12 @@ def _b64(text: str) -> str:
 
 
 def _scripts(w: WorkspaceClient) -> list[tuple[str, bool, str]]:
-    """(name, enabled, body) of every global init script, in run order."""
+    """(name, enabled, body) of every global init script, in run order; a copy's body without the line dbsync
+    adds to its copies (`# dbsync_source_id=<source script id>`, tests/test_same_name_copies.py)."""
     out = []
     for script in w.global_init_scripts.list():
         body = base64.b64decode(w.global_init_scripts.get(script.script_id).script).decode()
-        out.append((script.name, bool(script.enabled), body))
+        out.append((script.name, bool(script.enabled), re.sub(r"\n# dbsync_source_id=[^\n]+\n\Z", "", body)))
     return out
 
 

@@ -1,4 +1,10 @@
-"""Global init scripts on the target: adopted by name, created or patched, and kept in the source's order.
+"""Global init scripts on the target: found again by dbsync's marker, adopted by name, created or patched, and
+kept in the source's order.
+
+A copy dbsync makes ends with the marker line naming its source script (watchers/global_init_scripts.py):
+names need not be unique, so after a kill -9 between the creates of two scripts named `setup` and their
+record, only the marker tells the copies apart; without it both were created again, and every cluster start
+ran each script twice. A script found by name is the DR team's: it is adopted and never gets the marker.
 
 Positions are one shared order, so scripts are written one at a time. A new script goes right after
 the target copy of its nearest source predecessor; after every write the replicated scripts are put
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
@@ -17,25 +24,76 @@ from databricks.sdk.errors import DatabricksError
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
-from dbsync.model import Applied, Delete, Upsert
+from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, edited
+from dbsync.replicators.common import claim, edited
 from dbsync.runcache import CacheKey
+from dbsync.watchers.global_init_scripts import marked, unmarked
 
 KIND = "global_init_scripts"
 _PATH = "/api/2.0/global-init-scripts"
 _WRITE = threading.Lock()  # the positions of all scripts are one order: one writer at a time
 
 
-def _unique_names(ctx: SyncContext) -> dict[str, str]:
-    """{name: script_id} for names only one target script has (an ambiguous name is never adopted)."""
-    seen: dict[str, list[str]] = {}
-    for script in ctx.target.client.global_init_scripts.list():
-        seen.setdefault(script.name or "", []).append(script.script_id or "")
-    return {name: ids[0] for name, ids in seen.items() if len(ids) == 1}
+MAX_SCRIPT_BYTES = 64 * 1024  # the service refuses a larger body
 
 
-BY_NAME = TargetIndex("global_init_scripts", lambda ctx: _unique_names(ctx).items())
+@dataclass
+class _TargetScript:
+    script_id: str
+    name: str
+    source_key: str | None  # named by dbsync's marker line: the copy of that source script
+
+
+TARGET_SCRIPTS: CacheKey[list[_TargetScript]] = CacheKey("global-init-scripts:target")
+
+
+def _target_scripts(ctx: SyncContext) -> list[_TargetScript]:
+    """Every target script with the source id its marker names, read once per run, and only when a source
+    script has no recorded copy (one GET a script: the listing has no bodies). This run's creates are added."""
+
+    def read() -> list[_TargetScript]:
+        api = ctx.target.client.global_init_scripts
+        found = []
+        for listed in api.list():
+            try:
+                script = api.get(listed.script_id or "")
+            except DatabricksError as err:
+                if is_gone(err):
+                    continue  # deleted since the listing
+                raise
+            _, source_key = unmarked(base64.b64decode(script.script or ""))
+            found.append(_TargetScript(listed.script_id or "", listed.name or "", source_key))
+        return found
+
+    return ctx.cached(TARGET_SCRIPTS, read)
+
+
+def _found(ctx: SyncContext, source_key: str, name: str) -> tuple[str | None, bool | None]:
+    """(target script, adopted) for a source script without a recorded copy; (None, None) when it is created.
+
+    dbsync's own copy by its marker first (adopted False: dbsync made it); else the one target script of that
+    name, unless it is dbsync's copy of another source script or another source script took it (`claim`).
+    """
+    scripts = _target_scripts(ctx)
+    for script in scripts:
+        if script.source_key == source_key and claim(ctx, KIND, script.script_id, source_key):
+            return script.script_id, False
+    named = [s for s in scripts if s.name == name]
+    if len(named) == 1 and named[0].source_key is None and claim(ctx, KIND, named[0].script_id, source_key):
+        return named[0].script_id, True
+    return None, None
+
+
+def _fields(resource: Resource, ours: bool) -> dict[str, Any]:
+    """The create / PATCH body; the marker only on dbsync's own copy, and only when it fits the size limit
+    (without it, such a copy is found again by its name when that is unique)."""
+    assert resource.body is not None  # a fetched script carries its body
+    payload = resource.payload or {}
+    body = marked(resource.body, resource.key) if ours else resource.body
+    if len(body) > MAX_SCRIPT_BYTES:
+        body = resource.body
+    return {"name": payload["name"], "script": base64.b64encode(body).decode(), "enabled": payload["enabled"]}
 
 
 SOURCE_ORDER: CacheKey[list[str]] = CacheKey("global-init-scripts:source-order")
@@ -114,38 +172,33 @@ class GlobalInitScriptReplicator(Replicator):
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
-        assert resource.body is not None  # a fetched script carries its body
-        payload = resource.payload
-        fields: dict[str, Any] = {
-            "name": payload["name"],
-            "script": base64.b64encode(resource.body).decode(),
-            "enabled": payload["enabled"],
-        }
+        name = resource.payload["name"]
         scripts = ctx.target.client.global_init_scripts
         with _WRITE:
-            found = None if change.target_key else self._adoptable(ctx, payload["name"])
-            script_id = change.target_key or found
-            adopted = True if found else None  # one the target had is never deleted by dbsync
+            script_id, adopted = change.target_key, None  # a recorded copy keeps its recorded origin
+            if script_id is None:
+                script_id, adopted = _found(ctx, resource.key, name)
+            ours = adopted is False or (
+                adopted is None and change.prior is not None and change.prior.origin == "created"
+            )
             try:
                 if script_id is None or not (
-                    _only_moved(change) or edited(lambda: scripts.update(script_id, **fields))
+                    _only_moved(change) or edited(lambda: scripts.update(script_id, **_fields(resource, ours)))
                 ):
                     position = _insert_position(ctx, resource.key)
-                    script_id = scripts.create(position=position, **fields).script_id or ""
+                    script_id = scripts.create(position=position, **_fields(resource, ours=True)).script_id or ""
                     adopted = False
+                    claim(ctx, KIND, script_id, resource.key)
+                    known = ctx.peek(TARGET_SCRIPTS)  # read before this create: it is added (a later read has it)
+                    if known is not None:
+                        known.append(_TargetScript(script_id, name, resource.key))
                 _placed(ctx)[resource.key] = script_id
                 _reorder(ctx)
             except DatabricksError as err:
                 if err.error_code == "INVALID_PARAMETER_VALUE" and not is_gone(err):
-                    raise Permanent(f"the target rejected global init script {payload['name']!r}: {err}") from err
+                    raise Permanent(f"the target rejected global init script {name!r}: {err}") from err
                 raise
         return Applied(script_id, adopted=adopted)
-
-    @staticmethod
-    def _adoptable(ctx: SyncContext, name: str) -> str | None:
-        """The target script of that name, unless another source script took it in this run (same names)."""
-        script_id = BY_NAME.get(ctx, name)
-        return None if script_id in _placed(ctx).values() else script_id
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         try:
