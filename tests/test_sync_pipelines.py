@@ -212,3 +212,29 @@ def test_the_owner_set_by_the_permissions_kind_is_not_drift(pair: Pair) -> None:
 
     reports = pair.sync(only=["pipelines", "permissions"])
     assert reports["pipelines"].drifted == 0
+
+
+def test_two_source_pipelines_of_one_name_never_share_a_copy(pair: Pair) -> None:
+    """The source allows a name twice (`allow_duplicate_names`); the target copy of one is never overwritten by
+    the other (it was: the second found the first's copy by name and took it over). The second is an error."""
+    _notebook(pair.src, NOTEBOOK)
+    first = _pipeline(pair.src, "orders", continuous=False)
+    second = _pipeline(pair.src, "orders", continuous=False, allow_duplicate_names=True)
+    pair.src.pipelines.update(
+        second, name="orders", configuration={"source": "s3://raw/second"}, allow_duplicate_names=True
+    )
+
+    report = pair.sync(only=["pipelines"], concurrency=1, **MAPPING)["pipelines"]
+
+    assert report.errors == 1, report
+    (copy,) = [p for p in pair.dst.pipelines.list_pipelines() if p.name == "orders"]
+    spec = pair.dst.pipelines.get(copy.pipeline_id or "").spec
+    assert spec is not None and spec.tags is not None
+    source = {first: "s3://raw/orders", second: "s3://raw/second"}
+    assert spec.configuration == {"source": source[spec.tags["dbsync_source_id"]]}  # its own source's spec
+    store = Store(pair.state_path)
+    try:
+        targets = [p.target_key for p in store.priors("pipelines") if p.target_key]
+    finally:
+        store.close()
+    assert targets == [copy.pipeline_id]

@@ -18,7 +18,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import TargetIndex, applied_run_as, deleted, run_as_missing, sdk_call
+from dbsync.replicators.common import TargetIndex, applied_run_as, claim, deleted, run_as_missing, sdk_call
 from dbsync.tags import SOURCE_ID_TAG
 
 BY_NAME = TargetIndex(
@@ -79,6 +79,12 @@ def _found(ctx: SyncContext, name: str, source_key: str) -> tuple[str | None, bo
     except NotFound:
         return None, None
     tags = (spec.tags if spec else None) or {}
+    copy_of = tags.get(SOURCE_ID_TAG) or tags.get(ADOPTED_TAG)
+    if (copy_of and copy_of != source_key) or not claim(ctx, "pipelines", pipeline_id, source_key):
+        # Another source pipeline's copy: the source allows two pipelines one name (`allow_duplicate_names`),
+        # and the second once took over the first's copy. It is created instead (the service then refuses the
+        # name: an error saying so, never an overwrite).
+        return None, None
     return pipeline_id, tags.get(SOURCE_ID_TAG) != source_key
 
 
