@@ -25,6 +25,7 @@ class Request:
     path_params: dict[str, str] = field(default_factory=dict)
     _json: Any = None
     form: dict[str, Any] | None = None  # multipart/form-data fields (file parts as bytes)
+    fault: str | None = None  # a fault rule's action the handler itself plays (`schema_not_found`)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """One query-string value (the first), or `default`."""

@@ -38,7 +38,8 @@ ADMIN_PREFIX = "/_emulator/"
 _ALIASES = (("/api/2.0/preview/permissions/", "/api/2.0/permissions/"),)
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: evenly spread deterministic faults
 RESET = 0  # the status of an answer that is never sent: the connection is reset instead
-RULE_ACTIONS = ("not_found", "reset", "html", "loop_token", "repeat_page")
+RULE_ACTIONS = ("not_found", "reset", "html", "loop_token", "repeat_page", "skip_object", "schema_not_found")
+STATEMENTS_PATH = "/api/2.0/sql/statements"
 _REPEAT_MARK = "~again"  # appended to page tokens by `repeat_page`, stripped before the handler sees them
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login required</body></html>"
 
@@ -54,6 +55,12 @@ class FaultRule:
     html         200 with an HTML page (a login proxy or a load balancer's error page)
     loop_token   a page requested with `page_token` answers that same token as `next_page_token`
     repeat_page  a page requested with a token answers a new token that leads to the same page again
+    skip_object  the page answers without its object at `position` (0: the first): what a client of offset paging
+                 (SCIM's startIndex, the jobs page token) gets when an object is deleted between two page requests:
+                 the next page starts one later, and an object that still exists is never listed
+    schema_not_found  a SQL statement (POST /api/2.0/sql/statements) fails with SCHEMA_NOT_FOUND, as a metastore
+                 hiccup answers for a schema that exists
+    `statement`, when set, matches only SQL statements that start with it (case and spacing as sent).
     """
 
     action: str
@@ -61,6 +68,8 @@ class FaultRule:
     method: str | None = None
     query: dict[str, str] = field(default_factory=dict)
     times: int | None = None
+    statement: str | None = None
+    position: int = 0
 
     def __post_init__(self) -> None:
         if self.action not in RULE_ACTIONS:
@@ -70,10 +79,12 @@ class FaultRule:
         pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in self.path.split("/"))
         self._pattern = re.compile(pattern + ("$" if "{" in self.path else ""))
 
-    def matches(self, method: str, path: str, query: dict[str, list[str]]) -> bool:
+    def matches(self, method: str, path: str, query: dict[str, list[str]], statement: str | None = None) -> bool:
         if self.method and self.method.upper() != method:
             return False
         if not self._pattern.match(path):
+            return False
+        if self.statement is not None and not (statement or "").startswith(self.statement):
             return False
         return all(query.get(name, [None])[0] == value for name, value in self.query.items())
 
@@ -273,13 +284,15 @@ class EmulatorServer(ThreadingHTTPServer):
             self.faults_injected += 1
             return True
 
-    def take_rule(self, method: str, path: str, query: dict[str, list[str]]) -> FaultRule | None:
+    def take_rule(
+        self, method: str, path: str, query: dict[str, list[str]], statement: str | None = None
+    ) -> FaultRule | None:
         """The first fault rule matching this request, counting it against the rule's `times`."""
         if not self.faults.rules:
             return None
         with self.connections_lock:
             for rule in self.faults.rules:
-                if rule.times == 0 or not rule.matches(method, path, query):
+                if rule.times == 0 or not rule.matches(method, path, query, statement):
                     continue
                 if rule.times is not None:
                     rule.times -= 1
@@ -449,9 +462,11 @@ class _Handler(StreamRequestHandler):
             if admin:
                 return endpoint, _encode(_as_response(route.handler(srv, req)))
             _throttle(srv, path)
-            rule = srv.take_rule(method, path, req.query)
+            rule = srv.take_rule(method, path, req.query, _statement_text(srv, method, path, req))
             if rule is not None and rule.action in ("not_found", "reset", "html"):
                 return endpoint, _rule_answer(rule, method, path, query_string)
+            if rule is not None and rule.action == "schema_not_found":
+                req.fault = rule.action  # the statement is queued and fails as it runs (apis/sql.py)
             token = _page_token(req, rule)
             ws = srv.workspace
             # Encoding under the lock lets handlers return live state without copying it.
@@ -615,8 +630,28 @@ def _page_token(req: Request, rule: FaultRule | None) -> str | None:
     return token
 
 
+def _statement_text(srv: EmulatorServer, method: str, path: str, req: Request) -> str | None:
+    """The SQL text of a statement request, read only when a fault rule may match on it."""
+    if method != "POST" or path != STATEMENTS_PATH or not any(r.statement for r in srv.faults.rules):
+        return None
+    try:
+        return str(req.json.get("statement") or "")
+    except ApiError:
+        return None
+
+
 def _paging_fault(rule: FaultRule, token: str | None, response: Response) -> Response:
-    """loop_token: the page answers its own token as the next one; repeat_page: a new token to the same page."""
+    """loop_token: the page answers its own token as the next one; repeat_page: a new token to the same page;
+    skip_object: the object at the rule's `position` of the page's objects (`Resources`, `jobs`, ...) is left out."""
+    if rule.action == "skip_object":
+        body = response.body if isinstance(response.body, dict) else {}
+        field = next((k for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)), None)
+        if field is None:
+            return response
+        kept = [item for i, item in enumerate(body[field]) if i != rule.position]
+        return Response(response.status, {**body, field: kept}, headers=response.headers)
+    if rule.action not in ("loop_token", "repeat_page"):
+        return response
     if not token or not isinstance(response.body, dict):
         return response  # the first page is answered as it is: the loop starts on the second
     if rule.action == "loop_token":

@@ -128,6 +128,11 @@ def _not_found_schema(written: str) -> SqlError:
     )
 
 
+def schema_not_found(written: str) -> SqlError:
+    """The SCHEMA_NOT_FOUND error of a schema named `written` (also what a `schema_not_found` fault rule answers)."""
+    return _not_found_schema(written)
+
+
 def _not_found_catalog(name: str) -> SqlError:
     return SqlError(
         "NO_SUCH_CATALOG_EXCEPTION",

@@ -20,10 +20,12 @@ import requests
 from conftest import Pair, endpoint_count, sdk_client
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service import compute, jobs
+from databricks.sdk.service.sql import StatementState
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.scheduler import Daemon
 from dbsync_emulator import EmulatorHandle
+from dbsync_emulator.apis.sql import create_warehouse
 
 JOBS_LIST = "/api/2.2/jobs/list"
 WORKSPACE_LIST = "/api/2.0/workspace/list"
@@ -95,6 +97,27 @@ def test_emulator_repeat_page_rule_answers_new_tokens_to_the_same_page(emulator:
     third = w.api_client.do("GET", JOBS_LIST, query={"limit": 10, "page_token": second["next_page_token"]})
     assert len({first["next_page_token"], second["next_page_token"], third["next_page_token"]}) == 3
     assert [j["job_id"] for j in third["jobs"]] == [j["job_id"] for j in second["jobs"]]
+
+
+def test_emulator_skip_object_rule_leaves_one_object_out_of_a_page(emulator: EmulatorHandle, w: Any) -> None:
+    _make_jobs(w, 5)
+    whole = [j.settings.name for j in w.jobs.list() if j.settings]
+    emulator.set_faults(rules=[_rule("skip_object", JOBS_LIST, position=1, times=1)])
+    assert [j.settings.name for j in w.jobs.list() if j.settings] == whole[:1] + whole[2:]
+    assert [j.settings.name for j in w.jobs.list() if j.settings] == whole  # the rule was for one page
+
+
+def test_emulator_schema_not_found_rule_fails_one_statement(emulator: EmulatorHandle, w: Any) -> None:
+    with emulator.workspace.lock:
+        warehouse = create_warehouse(emulator.workspace, {"name": "wh", "cluster_size": "2X-Small"})
+    statement = "SHOW TABLES IN `hive_metastore`.`default`"
+    rule = {"action": "schema_not_found", "path": "/api/2.0/sql/statements", "statement": statement, "times": 1}
+    emulator.set_faults(rules=[rule])
+    run = w.statement_execution.execute_statement
+    assert run(statement="SHOW SCHEMAS", warehouse_id=warehouse).status.state == StatementState.SUCCEEDED
+    failed = run(statement=statement, warehouse_id=warehouse).status
+    assert failed.state == StatementState.FAILED and "[SCHEMA_NOT_FOUND]" in (failed.error.message or "")
+    assert run(statement=statement, warehouse_id=warehouse).status.state == StatementState.SUCCEEDED
 
 
 def test_emulator_rejects_an_unknown_fault_action(emulator: EmulatorHandle) -> None:

@@ -514,6 +514,8 @@ def _run(ws: Workspace, record: dict, warehouse: dict) -> None:
             sqlengine.execute(ws, f"USE CATALOG `{catalog.replace('`', '``')}`", session)
         if schema:
             sqlengine.execute(ws, f"USE SCHEMA `{schema.replace('`', '``')}`", session)
+        if record.get("fault") == "schema_not_found":
+            raise sqlengine.schema_not_found(record["statement"].split()[-1])
         result = sqlengine.execute(ws, record["statement"], session, record.get("parameters"))
     except sqlengine.SqlError as err:
         record["state"] = "FAILED"
@@ -640,8 +642,11 @@ def _forget_old_statements(ws: Workspace) -> None:
             break
 
 
-def submit_statement(ws: Workspace, body: dict) -> dict:
-    """POST /sql/statements: validate, queue on the warehouse (starting it if stopped), run when it can."""
+def submit_statement(ws: Workspace, body: dict, fault: str | None = None) -> dict:
+    """POST /sql/statements: validate, queue on the warehouse (starting it if stopped), run when it can.
+
+    `fault` (a `schema_not_found` fault rule) makes the statement fail as it runs, with SCHEMA_NOT_FOUND.
+    """
     _check_request(body)
     wait = _wait_seconds(body.get("wait_timeout") or "10s")
     warehouse = _load(ws, body["warehouse_id"])
@@ -660,6 +665,8 @@ def submit_statement(ws: Workspace, body: dict) -> dict:
         "state": "PENDING",
         "submitted_ms": ws.now_ms(),
     }
+    if fault:
+        record["fault"] = fault
     ws.table(STATEMENTS)[record["statement_id"]] = record
     _queue(ws, warehouse["id"]).append(record["statement_id"])
     _settle(ws, warehouse["id"])
@@ -687,7 +694,7 @@ def _statement(ws: Workspace, statement_id: str) -> dict:
 
 @routes.post("/api/2.0/sql/statements")
 def execute_statement(ws: Workspace, req: Request) -> dict:
-    return submit_statement(ws, req.json)
+    return submit_statement(ws, req.json, req.fault)
 
 
 @routes.get("/api/2.0/sql/statements/{statement_id}")
