@@ -21,7 +21,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import drift, hints, metrics, pacing, planner, revisit
+from dbsync import deletes, drift, hints, metrics, pacing, planner, revisit
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -467,10 +467,9 @@ class Engine:
 
     # -- deletes --------------------------------------------------------------------------------
     def _plan_deletes(self, kind: Kind, report: KindReport, listed: KeySet) -> None:
-        kind_settings = self.ctx.settings.kind(kind.name)
         known, missing = self.ctx.store.live_keys_not_in(kind.name, listed)
         # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
-        priors = (self.ctx.store.prior(kind.name, k) for k in missing if planner.selected(kind_settings, k))
+        priors = (self.ctx.store.prior(kind.name, k) for k in missing if deletes.in_scope(self.ctx, kind, k))
         gone = [p for p in priors if p is not None and (kind.name, p.key) not in self.pinned]
         report.pending += sum(1 for k in missing if (kind.name, k) in self.pinned)  # a pinned restore stays
         plan = planner.plan_deletes(
@@ -489,7 +488,7 @@ class Engine:
                     f"{kind.name}: delete guard tripped, {len(gone)} deletes held: {plan.reason}. "
                     "Check the source; run `dbsync sync --once --force-deletes` if they are intended.",
                 )
-        report.pending_deletes = plan.deletes
+        report.pending_deletes = deletes.confirmed(self.ctx, kind, plan.deletes)  # each one gone from the source
 
     def _deletes(self, kind: Kind, report: KindReport) -> None:
         changes, report.pending_deletes = report.pending_deletes, []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from databricks.sdk.errors import NotFound
 
 from dbsync.declaration import Declaration
 from dbsync.errors import ConfigError, DbsyncError, ListingError, StoreError, one_line
@@ -103,6 +105,27 @@ class Watcher(ABC):
         """
         return key
 
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """Whether the object `key`, missing from this cycle's whole listing of `ws`, is there all the same.
+
+        Asked once for each delete the planner let through, just before it is made (dbsync/deletes.py): a listing
+        read page by page by offset (SCIM's startIndex, the jobs listing) skips an object when another one is
+        deleted between two of its pages, and the delete guard lets one such delete through. A kind with a cheap
+        read of one object (a GET, one SQL statement) answers with it: True when the object answers, and when the
+        read fails otherwise than "not found" (cannot tell: the delete waits). False by default: the listing is
+        trusted, as for kinds whose listing is one answer, or confirms its 404s itself (the workspace tree's
+        `_still_there`, the secret scopes' `_scope_still_there`), or whose objects have no cheap read.
+        """
+        return False
+
+    def in_scope(self, ctx: SyncContext, key: str) -> bool:
+        """Whether this kind's own settings still cover `key` (beside the include / exclude globs).
+
+        A key the configuration no longer covers (a catalog taken out of `metastore.catalogs`) is out of scope:
+        not listed any more, and never a delete, since it was not deleted on the source. True by default.
+        """
+        return True
+
     def restored(self, ctx: SyncContext, resource: Resource) -> Resource:
         """A kept version about to be written again by `dbsync restore`: what names the target as it is now.
 
@@ -130,6 +153,17 @@ def listing_errors(watcher: Watcher, ws: Workspace) -> Iterator[None]:
         raise
     except Exception as err:
         raise ListingError(f"{ws.side}: cannot list {watcher.kind}: {describe(err)}") from err
+
+
+def answers(read: Callable[[], object]) -> bool:
+    """Whether one read of an object finds it: False only on "not found"; any other failure cannot tell (True)."""
+    try:
+        read()
+    except NotFound:
+        return False
+    except Exception:  # a 5xx, a reset connection, a refused statement: not a proof the object is gone
+        return True
+    return True
 
 
 def describe(err: BaseException) -> str:

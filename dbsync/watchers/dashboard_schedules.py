@@ -42,7 +42,7 @@ from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.runcache import CacheKey
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.watchers.identities import scim_records
 from dbsync.watchers.listed_by_need import ListedByNeed
 from dbsync.workspace import Workspace
@@ -101,19 +101,51 @@ def schedules_of(
             return dashboard.as_dict(), None
         try:
             schedules = [s.as_dict() for s in lakeview.list_schedules(dashboard_id, page_size=PAGE_SIZE)]
-            return dashboard.as_dict(), [
-                (schedule, _subscriptions(ws, dashboard_id, schedule)) for schedule in schedules
-            ]
-        except NotFound:
-            return dashboard.as_dict(), []  # trashed between the listing and this read: its schedules went with it
+        except NotFound as err:
+            if not _dashboard_still_there(ws, dashboard_id):
+                return dashboard.as_dict(), []  # trashed between the listing and this read: its schedules went with it
+            raise ListingError(
+                f"{ws.side}: listing the schedules of dashboard {dashboard_id} answered 'not found' ({err}) though the "
+                "dashboard still exists: a service fault, not a dashboard without schedules; it is listed again next "
+                "cycle"
+            ) from err
+        with_subscriptions = [(schedule, _subscriptions(ws, dashboard_id, schedule)) for schedule in schedules]
+        return dashboard.as_dict(), [(schedule, subs) for schedule, subs in with_subscriptions if subs is not None]
 
     with ThreadPoolExecutor(concurrency, thread_name_prefix=f"schedules-{ws.side}") as pool:
         yield from pool.map(of_dashboard, lakeview.list(page_size=PAGE_SIZE))
 
 
-def _subscriptions(ws: Workspace, dashboard_id: str, schedule: dict[str, Any]) -> list[dict[str, Any]]:
-    listing = ws.client.lakeview.list_subscriptions(dashboard_id, schedule["schedule_id"], page_size=PAGE_SIZE)
-    return [s.as_dict() for s in listing]
+def _subscriptions(ws: Workspace, dashboard_id: str, schedule: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A schedule's subscriptions; None when the schedule was deleted since its dashboard's schedules were listed.
+
+    A 404 for a schedule that still exists is a failed listing, never "no schedules": read as gone, it took the
+    whole dashboard's schedules with it and their target copies were deleted.
+    """
+    schedule_id = schedule["schedule_id"]
+    try:
+        return [
+            s.as_dict() for s in ws.client.lakeview.list_subscriptions(dashboard_id, schedule_id, page_size=PAGE_SIZE)
+        ]
+    except NotFound as err:
+        if not answers(lambda: ws.client.lakeview.get_schedule(dashboard_id, schedule_id)):
+            return None
+        raise ListingError(
+            f"{ws.side}: listing the subscriptions of dashboard schedule {schedule_key(dashboard_id, schedule_id)} "
+            f"answered 'not found' ({err}) though the schedule still exists: a service fault; it is listed again next "
+            "cycle"
+        ) from err
+
+
+def _dashboard_still_there(ws: Workspace, dashboard_id: str) -> bool:
+    """Whether a dashboard whose schedules listing answered 404 is still active (one GET, only after a 404)."""
+    try:
+        state = ws.client.lakeview.get(dashboard_id).lifecycle_state
+    except NotFound:
+        return False
+    except Exception:  # cannot tell: treat it as there, so the listing fails rather than comes back short
+        return True
+    return state is None or state.value != "TRASHED"
 
 
 class ScheduleLists(ListedByNeed):
@@ -207,9 +239,17 @@ class DashboardScheduleWatcher(Watcher):
             schedule = ws.client.lakeview.get_schedule(dashboard_id, schedule_id).as_dict()
             subs = _subscriptions(ws, dashboard_id, schedule)
         except NotFound:
-            raise RetryLater(f"dashboard schedule {stub.key} disappeared from the source while it was read") from None
+            subs = None
+        if subs is None:
+            raise RetryLater(f"dashboard schedule {stub.key} disappeared from the source while it was read")
         dashboard = {"dashboard_id": dashboard_id, "display_name": str(stub.name).partition(": ")[0]}
         return self._stub(ctx, ws, dashboard, schedule, subs)
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One GET of the schedule (404 once its dashboard is trashed): the schedules listing pages by token, and a
+        dashboard's listing that answered wrongly must not delete the copies of schedules the source still has."""
+        dashboard_id, schedule_id = split_key(key)
+        return answers(lambda: ws.client.lakeview.get_schedule(dashboard_id, schedule_id))
 
     def release_listing(self, ctx: SyncContext) -> None:
         """After the kind's outcomes are recorded: the dashboards read now get their next read."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from databricks.sdk.errors import DatabricksError
+from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync import planner
 from dbsync.context import SyncContext
@@ -29,7 +29,7 @@ from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.principals import INDEXES, NAME_FIELD, SCIM_PAGE
 from dbsync.runcache import CacheKey
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 ADMINS, USERS_GROUP = "admins", "users"
@@ -42,6 +42,7 @@ ATTRIBUTES = {
 }
 
 
+SCIM_REF = {"Users": "users", "ServicePrincipals": "service_principals", "Groups": "groups"}  # a member's $ref
 SCIM_LISTING: CacheKey[list[dict[str, Any]]] = CacheKey("scim:listing")  # .part(side, scim_type)
 SKIPPED: CacheKey[set[str]] = CacheKey("scim:skipped")  # .part(kind)
 
@@ -141,6 +142,20 @@ class ScimWatcher(Watcher):
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         return stub
 
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One SCIM filter by name: the listing pages by offset (startIndex), so a principal deleted on the source
+        between two pages made the first one of the next page look deleted too."""
+        return answers(lambda: _by_name(ws, self.scim_type, key))
+
+
+def _by_name(ws: Workspace, scim_type: str, name: str) -> None:
+    """Raises NotFound when `ws` has no principal of that type and name (SCIM answers an empty list)."""
+    field = NAME_FIELD[scim_type]
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    api = getattr(ws.client, scim_type)
+    if not any(True for _ in api.list(attributes=f"id,{field}", filter=f'{field} eq "{quoted}"')):
+        raise NotFound(f"no {scim_type} {name}")
+
 
 class UserWatcher(ScimWatcher):
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -201,10 +216,10 @@ class GroupMembersWatcher(ScimWatcher):
                 continue
             if name != ADMINS and not planner.selected(group_settings, name):
                 continue  # a group left out of `groups` is not dbsync's to fill either
-            payload = {
-                "displayName": ctx.principals.group(name),
-                "members": self._members(ctx, raw.get("members") or [], names),
-            }
+            members = raw.get("members") or []
+            if ws.side == "source" and self._lost_unnamed(ctx, name, members, names):
+                self._look_up(ws, members, names)
+            payload = {"displayName": ctx.principals.group(name), "members": self._members(ctx, members, names)}
             present = present_members(ctx, payload["members"]) if name in skipped else None
             yield Resource(self.kind, name, name, members_hint(payload, present), payload)
 
@@ -217,6 +232,41 @@ class GroupMembersWatcher(ScimWatcher):
                 if record.get("id") and record.get(field):
                     out[str(record["id"])] = (scim_type, str(record[field]))
         return out
+
+    def _lost_unnamed(
+        self, ctx: SyncContext, group: str, members: list[dict[str, Any]], names: dict[str, tuple[str, str]]
+    ) -> bool:
+        """Whether the group names members the listings did not name while a member it had before is not named.
+
+        The principal listings page by offset (startIndex): a user deleted on the source between two pages makes
+        the next page start one later, and the user it skips dropped out of every group's members, so the target's
+        groups (adopted ones too) lost a member the source still had. A partial listing is not a removal: such a
+        group's unnamed members are read one by one (`_look_up`). Only then: a member that is no workspace
+        principal stays unnamed every cycle, and reading it every cycle would cost a GET for nothing.
+        """
+        if all(str(m.get("value")) in names for m in members):
+            return False
+        prior = ctx.history.prior(self.kind, group)
+        before = {(m["type"], m["source"]) for m in ((prior.payload or {}).get("members") or [])} if prior else set()
+        named = {names[str(m.get("value"))] for m in members if str(m.get("value")) in names}
+        return bool(before - named)
+
+    @staticmethod
+    def _look_up(ws: Workspace, members: list[dict[str, Any]], names: dict[str, tuple[str, str]]) -> None:
+        """The members `names` lacks, read by id (one SCIM GET each) into it; one that answers 404 stays unnamed."""
+        for member in members:
+            member_id = str(member.get("value") or "")
+            if not member_id or member_id in names:
+                continue
+            prefix = str(member.get("$ref") or "").partition("/")[0]
+            for scim_type in [SCIM_REF[prefix]] if prefix in SCIM_REF else list(NAME_FIELD):
+                try:
+                    record = getattr(ws.client, scim_type).get(member_id).as_dict()
+                except NotFound:
+                    continue  # any other failure fails the listing: a membership is never decided half-read
+                if record.get(NAME_FIELD[scim_type]):
+                    names[member_id] = (scim_type, str(record[NAME_FIELD[scim_type]]))
+                    break
 
     @staticmethod
     def _members(

@@ -22,6 +22,7 @@ from dbsync.errors import Permanent
 from dbsync.model import Resource, is_ref, ref
 from dbsync.runcache import CacheKey
 from dbsync.tags import without_dbsync_tags
+from dbsync.watchers.base import answers
 from dbsync.watchers.clusters import normalize_cluster_spec
 from dbsync.watchers.listed import ListedWatcher
 from dbsync.workspace import Workspace
@@ -175,6 +176,11 @@ class JobWatcher(ListedWatcher):
                 settings.get("name", ""),
                 {"settings": settings, "creator": job.creator_user_name},
             )
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One jobs/get: the listing's page token is an offset, so a job deleted on the source while a page was read
+        made the first job of the next page look deleted too."""
+        return answers(lambda: ws.client.jobs.get(int(key)))
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         settings = raw["settings"]

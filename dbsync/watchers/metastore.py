@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-from databricks.sdk.errors import DatabricksError
+from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
@@ -46,7 +46,7 @@ from dbsync.mapping import StorageMap
 from dbsync.model import Resource
 from dbsync.runcache import CacheKey
 from dbsync.sql import SqlError, column, qualified, runner
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 if TYPE_CHECKING:  # sqlglot is imported by the functions that parse: ~8 MB the daemon holds only with these kinds on
@@ -109,7 +109,12 @@ def schema_names(ctx: SyncContext, ws: Workspace, catalog: str) -> dict[str, str
 
 
 def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dict[str, str]:
-    """{name: "table" | "view"} of a schema in `ws` (SHOW TABLES, minus SHOW VIEWS); a missing schema is empty."""
+    """{name: "table" | "view"} of a schema in `ws` (SHOW TABLES, minus SHOW VIEWS); a missing schema is empty.
+
+    On the source, "missing" is checked: SHOW SCHEMAS listed the schema a moment before, and a SCHEMA_NOT_FOUND
+    for one that still exists (a metastore hiccup), read as empty, dropped its external tables and views on the
+    target. One DESCRIBE SCHEMA tells a real concurrent DROP SCHEMA apart; otherwise the listing fails.
+    """
 
     def load() -> dict[str, str]:
         run = runner(ctx, ws)
@@ -118,9 +123,14 @@ def relations(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> dic
             tables = run.query(f"SHOW TABLES IN {where}")
             views = run.query(f"SHOW VIEWS IN {where}")
         except SqlError as err:
-            if not_there(err):
+            if not not_there(err):
+                raise
+            if ws.side == "target" or not answers(lambda: _described(ctx, ws, catalog, schema)):
                 return {}
-            raise
+            raise ListingError(
+                f"{ws.side}: SHOW TABLES IN {where} answered 'not found' ({err}) though the schema still exists: a "
+                "metastore fault, not an empty schema; it is listed again next cycle"
+            ) from None
         permanent = [r for r in tables if (column(r, "isTemporary", 2) or "false").lower() != "true"]
         view_names = {(column(r, "viewName", 1) or "").lower() for r in views}
         out = {}
@@ -283,6 +293,12 @@ def describe_schema(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) 
     }
 
 
+def _described(ctx: SyncContext, ws: Workspace, catalog: str, schema: str) -> None:
+    """Raises NotFound when DESCRIBE SCHEMA says the schema is not there (for `answers`)."""
+    if describe_schema(ctx, ws, catalog, schema) is None:
+        raise NotFound(f"schema {key_of(catalog, schema)} is not there")
+
+
 # -- the watchers -------------------------------------------------------------------------------------
 def check_warehouses(ctx: SyncContext) -> None:
     """Both sides need a warehouse: one listing error naming the missing setting, not an error per object."""
@@ -308,6 +324,11 @@ class _MetastoreWatcher(Watcher):
     def _list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         raise NotImplementedError
 
+    def in_scope(self, ctx: SyncContext, key: str) -> bool:
+        """Only the catalogs of `metastore.catalogs` are listed: one taken out of it is no longer replicated, and
+        what was replicated from it stays on the target (it was not dropped on the source)."""
+        return split_key(key)[0] in ctx.settings.metastore.catalogs
+
 
 class SchemasWatcher(_MetastoreWatcher):
     kind = "schemas"
@@ -318,6 +339,11 @@ class SchemasWatcher(_MetastoreWatcher):
                 # No version in SHOW SCHEMAS: every schema is described (fetched) every cycle.
                 meta = {"parts": [catalog, schema]}
                 yield Resource(self.kind, key_of(catalog, schema), schema, None, source_meta=meta)
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One DESCRIBE SCHEMA on the source before a DROP SCHEMA on the target."""
+        catalog, schema = split_key(key)
+        return answers(lambda: _described(ctx, ws, catalog, schema))
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         catalog, schema = stub.source_meta["parts"]
@@ -383,6 +409,15 @@ class RelationsWatcher(_MetastoreWatcher):
             if payload != prior.payload:
                 ctx.store.record_fingerprint(self.kind, prior.key, payload)
         ctx.store.set_meta(version_key, FINGERPRINT_VERSION)
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One SHOW CREATE TABLE on the source before a DROP on the target: there, and still a table (or a view)."""
+        parts = split_key(key)
+        try:
+            ddl = show_create(ctx, ws, parts)
+            return ddl is not None and is_view(parse_create(ddl, key)) == (self.what == "view")
+        except Exception:  # the warehouse or the parser cannot say: the drop waits
+            return True
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         parts = stub.source_meta["parts"]
