@@ -24,16 +24,83 @@ from dbsync.pacing import RequestBudget, gives_way
 from dbsync.role import WriteFenced
 from dbsync.sdk import LazyWorkspaceClient
 
-_VERSION_SEGMENT = re.compile(r"^(v\d+|\d+\.\d+)$")
+_VERSION = re.compile(r"^\d+\.\d+$")  # /api/2.0/, /api/2.1/: the API version, right after /api/
+
+
+def _words(*lines: str) -> frozenset[str]:
+    return frozenset(word for line in lines for word in line.split())
+
+
+# The REST API's own words: the fixed path segments of every endpoint dbsync (and the SDK under it) calls, as the
+# emulator serves them (tests/test_endpoint_labels.py walks its routes). An endpoint label keeps these and nothing
+# else: any other segment is an object's id or name and becomes `{id}`. The rule this replaced made `{id}` only of
+# segments with a digit, and `dbsync_api_requests_total` carried `/unity-catalog/catalogs/payroll`; a word missing
+# from this table makes a label less precise, never a name in it.
+API_WORDS = _words(
+    "api preview v1 v2 oidc token .well-known oauth-authorization-server",
+    "create get list update edit reset delete put add remove rename move restore search start stop restart cancel",
+    "cancel-all change-owner close destroy events execute export import install uninstall pin unpin resize read",
+    "repair run-now submit status test permanent-delete published result config tags rate-limits ai-gateway",
+    "commands contexts clusters list-node-types list-zones spark-versions policies policy-families instance-pools",
+    "instance-profiles libraries all-cluster-statuses cluster-status global-init-scripts dbfs add-block mkdirs fs",
+    "files directories workspace get-status workspace-conf jobs runs get-output git-credentials repos pipelines",
+    "updates secrets scopes acls groups add-member remove-member list-members list-parents scim Groups Users",
+    "ServicePrincipals Me token-management tokens on-behalf-of ip-access-lists notification-destinations",
+    "permissions permissionLevels effective-permissions sql warehouses endpoints statements chunks queries alerts",
+    "visualizations history data_sources lakeview dashboards schedules subscriptions serving-endpoints",
+    "mlflow databricks experiments get-by-name set-experiment-tag set-tag delete-tag log-batch log-metric",
+    "log-parameter metrics get-history registered-models get-latest-versions model-versions get-download-uri",
+    "transition-stage comments registry-webhooks",
+    "unity-catalog catalogs schemas volumes functions connections storage-credentials external-locations",
+)
+# Collections whose next segment is always one object's id or name, even a name that is one of the API's words (a
+# catalog called `list`): `/catalogs/list` is the catalog `list`, `/catalogs/{id}` in the label.
+NAMED_NEXT = _words(
+    "catalogs schemas volumes functions connections storage-credentials external-locations",
+    "git-credentials global-init-scripts ip-access-lists notification-destinations policy-families repos tokens",
+    "pipelines updates warehouses endpoints statements chunks queries alerts serving-endpoints",
+    "dashboards schedules subscriptions Groups Users ServicePrincipals",
+)
+# `/permissions/<object type>/<id>`: the object types of the Permissions API (`sql/warehouses`, `authorization/tokens`
+# in two words) and the securable types of Unity Catalog's grants (in either case); then the object's id or name.
+PERMISSION_TYPES = _words(
+    "alerts cluster-policies clusters dashboards directories experiments files instance-pools jobs notebooks",
+    "passwords pipelines queries registered-models repos serving-endpoints tokens warehouses",
+    "CATALOG CONNECTION EXTERNAL_LOCATION FUNCTION METASTORE SCHEMA STORAGE_CREDENTIAL TABLE VOLUME",
+)
+TYPE_PREFIXES = frozenset({"sql", "authorization"})
+# `/fs/files/Volumes/main/raw/a.csv`: after these, the rest of the path is one file's path, `{path}` however deep.
+PATH_TAILS = ("fs/files", "fs/directories")
 
 
 def endpoint_template(path: str) -> str:
-    """/api/2.0/permissions/jobs/123 → /api/2.0/permissions/jobs/{id}: ids never become labels."""
-    parts = path.split("/")
-    for i, part in enumerate(parts):
-        if i >= 3 and any(c.isdigit() for c in part) and not _VERSION_SEGMENT.match(part):
-            parts[i] = "{id}"
-    return "/".join(parts)
+    """/api/2.1/unity-catalog/catalogs/payroll → /api/2.1/unity-catalog/catalogs/{id}: the label of a request.
+
+    Only the API's own words stay (API_WORDS); an object's id or name, whatever it looks like, is `{id}` (a run of
+    them one), and a file's path `{path}`: a label never names an object, and there are as many labels as
+    endpoints, not as objects.
+    """
+    template: list[str] = []
+    expect = "word"  # the next segment: a "word" of the API, a "name" (an object's), or a permission's object "type"
+    for i, part in enumerate(path.split("/")):
+        if expect == "type" and (part in TYPE_PREFIXES or part in PERMISSION_TYPES or part.upper() in PERMISSION_TYPES):
+            template.append(part)
+            expect = "type" if part in TYPE_PREFIXES else "name"
+            continue
+        word = expect == "word" and (part in API_WORDS or part == "" or (i == 2 and bool(_VERSION.match(part))))
+        if word:
+            template.append(part)
+        elif template[-1] != "{id}":
+            template.append("{id}")
+        if word and "/".join(template[-2:]) in PATH_TAILS:
+            return "/".join(template) + "/{path}"
+        if word and part in NAMED_NEXT:
+            expect = "name"
+        elif word and part.endswith("permissions"):  # permissions, effective-permissions
+            expect = "type"
+        else:
+            expect = "word"
+    return "/".join(template)
 
 
 # Query parameters that move a listing to its next page: page tokens, and SCIM's startIndex.
