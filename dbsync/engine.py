@@ -39,7 +39,7 @@ from dbsync.model import (
     Resource,
     canonical_json,
 )
-from dbsync.outcomes import KindReport, Progress, count_applied, count_unchanged
+from dbsync.outcomes import KindReport, Progress, count_applied, count_failure, count_unchanged
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
@@ -446,14 +446,7 @@ class Engine:
     def _record_failure(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
         resource = outcome.resource
         self.wrote = True  # a failed apply may have written part of its change
-        if outcome.status == "blocked":
-            report.blocked += 1
-            report.blocked_outcomes.append(outcome)
-        elif outcome.status == "pending":
-            report.pending += 1
-        else:
-            report.errors += 1
-            metrics.SYNC_ERRORS.labels(kind.name).inc()
+        count_failure(report, outcome, self.plan_only)  # a plan names it (outcomes.py)
         if self.plan_only:
             return
         self.ctx.store.record_failure(resource, outcome.status or "error", outcome.error or "", outcome.retry_in)

@@ -6,7 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbsync import metrics
 from dbsync.model import Applied, Change, Delete, Prior
+
+
+@dataclass(frozen=True)
+class Unwritten:
+    """`dbsync plan`: an object the sync would not write, `blocked` (waiting on something) or in `error`, and why."""
+
+    kind: str
+    key: str
+    action: str
+    reason: str
 
 
 @dataclass
@@ -34,6 +45,7 @@ class KindReport:
     outcome: str = "ok"
     message: str | None = None
     planned: list[Change] = field(default_factory=list)
+    unwritten: list[Unwritten] = field(default_factory=list)  # a plan's blocked and failed objects
     pending_deletes: list[Delete] = field(default_factory=list, repr=False)
     # Outcomes blocked on a reference; retried once after the kind's other changes are applied.
     blocked_outcomes: list[Any] = field(default_factory=list, repr=False)
@@ -70,3 +82,22 @@ def count_unchanged(report: KindReport, prior: Prior | None) -> None:
         setattr(report, status, getattr(report, status) + 1)
     else:
         report.unchanged += 1
+
+
+def count_failure(report: KindReport, outcome: Any, plan_only: bool) -> None:
+    """A change that failed (`error`), waits (`blocked`) or is pinned (`pending`), counted.
+
+    A plan names each one as well: it used to count them and print nothing, so `plan` showed the scope alone and
+    exited 0 where `sync --once` then said `secrets blocked 1` and exited 1.
+    """
+    if outcome.status == "blocked":
+        report.blocked += 1
+        report.blocked_outcomes.append(outcome)
+    elif outcome.status == "pending":
+        report.pending += 1
+    else:
+        report.errors += 1
+        metrics.SYNC_ERRORS.labels(report.kind).inc()
+    if plan_only:
+        status = outcome.status or "error"
+        report.unwritten.append(Unwritten(report.kind, outcome.resource.key, status, outcome.error or ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,11 +64,46 @@ def report_json(r: Any) -> dict[str, Any]:
     return doc
 
 
-def plan_json(action: str, change: Any) -> dict[str, Any]:
-    doc = {"action": action, "kind": change.kind, "key": change.key}
-    if change.skip_reason:
-        doc["reason"] = change.skip_reason
+PlanRow = tuple[str, str, str | None, str | None]  # action, kind, key (None: the kind as a whole), reason
+
+
+def plan_rows(planned: Sequence[Any], reports: Sequence[Any]) -> list[PlanRow]:
+    """Every line of a plan: the changes (`skip` with its reason), then what the sync would leave `blocked` or in
+    `error`, then each kind the plan cannot speak for in full: `unknown` when its listing failed (a plan of nothing
+    is not "nothing to do"), `held` when a guard would hold its deletes or updates."""
+    rows: list[PlanRow] = [(plan_action(c), c.kind, c.key, c.skip_reason) for c in planned]
+    rows += [(u.action, u.kind, u.key, u.reason) for r in reports for u in r.unwritten]
+    rows += [
+        ("unknown" if r.outcome == "listing_failed" else "held", r.kind, None, r.message) for r in reports if r.message
+    ]
+    return rows
+
+
+def plan_json(row: PlanRow) -> dict[str, Any]:
+    action, kind, key, reason = row
+    doc = {"action": action, "kind": kind, "key": key}
+    if reason:
+        doc["reason"] = reason
     return doc
+
+
+def plan_text(rows: Sequence[PlanRow]) -> str:
+    """One line per object, `! kind: why` per kind, and the counts; what is not written or not listed is named."""
+    lines = [
+        f"{a:<7} {kind:<20} {key}" + (f"  ({reason})" if reason else "")
+        for a, kind, key, reason in rows
+        if key is not None
+    ]
+    lines += [f"! {kind}: {reason}" for _, kind, key, reason in rows if key is None]
+    count = Counter(action for action, *_ in rows)
+    actions = ("create", "update", "delete", "skip")
+    summary = f"{sum(count[a] for a in actions)} change(s): " + ", ".join(f"{count[a]} {a}" for a in actions)
+    if count["blocked"] or count["error"]:
+        summary += f"; not written: {count['blocked']} blocked, {count['error']} error"
+    unknown = [kind for action, kind, *_ in rows if action == "unknown"]
+    if unknown:
+        summary += f"; not listed: {', '.join(unknown)} (their changes are unknown)"
+    return "\n".join([*lines, summary])
 
 
 def plan_action(change: Any) -> str:

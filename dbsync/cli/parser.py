@@ -16,7 +16,8 @@ SYNC_EXIT_STATUS = """exit status:
 
 PLAN_EXIT_STATUS = """exit status:
   0  the plan was printed (changes or none)
-  1  the Databricks API refused a request
+  1  the Databricks API refused a request: a listing failed (`unknown`), or an object would be blocked or fail
+     (`blocked`, `error`), as `sync --once` would exit 1 (each named in the plan)
   2  a configuration or store error, or an unknown --kinds name"""
 
 STATUS_EXIT_STATUS = """exit status:
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plan",
         help="show what the next sync would change, without writing",
         description="List and fetch the source and show the creates, updates and deletes a "
-        "sync would make. Nothing is written to the target or the store.",
+        "sync would make, and what it would leave blocked or fail on. Nothing is written to the target or the store.",
         epilog=PLAN_EXIT_STATUS,
         formatter_class=RAW,
     )

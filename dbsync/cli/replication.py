@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
-from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_action, plan_json, report_json, summary_table
+from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_json, plan_rows, plan_text, report_json, summary_table
 from dbsync.context import open_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
@@ -67,23 +67,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         ctx.store.close()
     planned = [c for r in reports for c in r.planned]
     planned += _planned_acls(settings, planned, {r.kind for r in reports})
-    changes = [(plan_action(c), c) for c in planned]
-    if args.json:
-        print(json.dumps([plan_json(a, c) for a, c in changes], indent=2))
-    else:
-        for action, c in changes:
-            print(f"{action:<7} {c.kind:<20} {c.key}" + (f"  ({c.skip_reason})" if c.skip_reason else ""))
-        held = [r for r in reports if r.message]
-        for r in held:
-            print(f"! {r.kind}: {r.message}")
-        print(
-            f"{len(changes)} change(s): "
-            + ", ".join(
-                f"{sum(1 for a, _ in changes if a == wanted)} {wanted}"
-                for wanted in ("create", "update", "delete", "skip")
-            )
-        )
-    return EXIT_OK
+    rows = plan_rows(planned, reports)
+    print(json.dumps([plan_json(row) for row in rows], indent=2) if args.json else plan_text(rows))
+    # As `sync --once` would: a listing that failed, an object blocked or in error (they are named in the plan).
+    failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
