@@ -11,6 +11,10 @@ Action = Literal["create", "update", "delete"]
 REF_MARKER = "$ref"
 # source_meta key of the principals a partial or skipped object waits for ("users:a@x.com", see mapping.py).
 WAITING_ON = "waiting_on"
+# source_meta key of the entries dbsync itself added to a target object it shares with the DR team (the grants of a
+# catalog, the entries of a secret scope's ACL): only these are ever removed there (dbsync/replicators/added.py).
+# Written by an applied outcome only: the store keeps it through a read that changed nothing and a failed apply.
+ADDED = "added_by_dbsync"
 # Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
 IN_SYNC = "synced"
 AHEAD, AGAIN, OVERDUE = "ahead", "again", "overdue"  # Resource.out_of_turn

@@ -1,8 +1,9 @@
 """Unity Catalog grants on the target: one PATCH of the differences (`changes: [{principal, add, remove}]`).
 
-The target's direct grants are read (GET), what the source does not have is removed and what it lacks added,
-so on a securable dbsync created the grants follow the source exactly. On one it adopted, a grant the target
-had that the source lacks is kept (noted): only grants dbsync added before are removed there.
+The target's direct grants are read (GET), what the source lacks is added, and of what the source does not have
+only the grants dbsync added (recorded: replicators/added.py) are removed. A grant the target had before dbsync
+touched the securable (the DR team's own `sales` catalog, adopted) or was given there by hand since is kept (noted),
+whatever the source grants or revokes.
 
 A principal the target lacks makes the service refuse the whole PATCH (404 PRINCIPAL_DOES_NOT_EXIST): the
 changes are then sent one principal at a time, the missing ones skipped and recorded (`principals_missing:
@@ -21,6 +22,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
+from dbsync.replicators.added import added_before, added_meta
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.uc_common import PRINCIPAL_MISSING
 from dbsync.sdk import Service
@@ -39,13 +41,9 @@ def _changes(adds: set[tuple[str, str]], removes: set[tuple[str, str]]) -> dict[
     return dict(out)
 
 
-def _removable(change: Upsert, extra: set[tuple[str, str]]) -> tuple[set[tuple[str, str]], int]:
-    """(grants to remove, how many are kept): on an adopted securable only those dbsync added before go."""
-    if not change.payload.get("adopted"):
-        return extra, 0
-    previous = (change.prior.payload or {}) if change.prior else {}
-    ours = {(p, privilege) for p, privilege in previous.get("grants") or []}
-    return extra & ours, len(extra - ours)
+def _ours(change: Upsert) -> set[tuple[str, str]]:
+    """The grants dbsync added to this securable (an older row: the previous payload's, on a securable it created)."""
+    return added_before(change, not change.payload.get("adopted"), lambda payload: map(tuple, payload["grants"]))
 
 
 def _patch(ctx: SyncContext, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]) -> None:
@@ -77,22 +75,33 @@ class UcGrantsReplicator(Replicator):
                 raise Blocked(f"waiting for {securable.lower()} {full_name} to be on the target") from None
             raise
         wanted = {(p, privilege) for p, privilege in payload["grants"]}
-        removes, kept = _removable(change, current - wanted)
-        note = f"kept {kept} grant(s) the adopted {securable.lower()} had on the target" if kept else None
-        changes = _changes(wanted - current, removes)
-        if not changes:
-            return Applied(change.key, note=note)
-        try:
-            _patch(ctx, securable, full_name, changes)
-            return Applied(change.key, note=note)
-        except DatabricksError as err:
-            if err.error_code != PRINCIPAL_MISSING:
-                raise
-        return self._one_by_one(ctx, change.key, securable, full_name, changes)
+        ours = _ours(change)
+        extra = current - wanted
+        kept = len(extra - ours)
+        note = f"kept {kept} grant(s) on the target that dbsync did not add" if kept else None
+        changes = _changes(wanted - current, extra & ours)
+        done = changes
+        skipped: list[str] = []
+        if changes:
+            try:
+                _patch(ctx, securable, full_name, changes)
+            except DatabricksError as err:
+                if err.error_code != PRINCIPAL_MISSING:
+                    raise
+                skipped = self._one_by_one(ctx, securable, full_name, changes)
+                done = {p: c for p, c in changes.items() if p not in skipped}
+                if skipped:
+                    missing = f"skipped principals missing on the target: {', '.join(skipped)}"
+                    note = f"{note}; {missing}" if note else missing
+        added = {(p, privilege) for p, c in done.items() for privilege in c["add"]}
+        removed = {(p, privilege) for p, c in done.items() for privilege in c["remove"]}
+        meta = added_meta(((ours & current) - removed) | added)
+        return Applied(change.key, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped], meta=meta)
 
     def _one_by_one(
-        self, ctx: SyncContext, key: str, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]
-    ) -> Applied:
+        self, ctx: SyncContext, securable: str, full_name: str, changes: dict[str, dict[str, list[str]]]
+    ) -> list[str]:
+        """Each principal's change on its own: the principals skipped because the target lacks them."""
         skipped = []
         for principal, change in changes.items():
             try:
@@ -103,8 +112,7 @@ class UcGrantsReplicator(Replicator):
                 if ctx.settings.principals_missing == "fail":
                     raise Permanent(f"principal {principal} does not exist on the target") from None
                 skipped.append(principal)
-        note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(key, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped])
+        return skipped
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Grants go with their securable (deleted by its own kind) or stay with one dbsync keeps: nothing to do."""

@@ -20,6 +20,7 @@ import sqlite_utils
 
 from dbsync.errors import StoreError
 from dbsync.model import (
+    ADDED,
     WAITING_ON,
     Applied,
     Prior,
@@ -59,6 +60,17 @@ _PRIOR_COLUMNS = (
     "kind, source_key, version_hint, fingerprint, target_key, target_version, status, attempts, "
     "payload_json, source_meta_json, origin"
 )
+
+
+def _keeping_added(new: str) -> str:
+    """SQL of the source_meta `new` (a parameter or column) with the row's ADDED kept: a read that changed nothing
+    and a failed apply know nothing of what dbsync added, and forgetting it would leave a grant dbsync added on the
+    target after the source revoked it (only an applied outcome rewrites it)."""
+    kept = f"json_extract(resources.source_meta_json, '$.{ADDED}')"
+    return (
+        f"CASE WHEN json_type(resources.source_meta_json, '$.{ADDED}') IS NULL THEN {new} "
+        f"ELSE json_set(COALESCE({new}, '{{}}'), '$.{ADDED}', json({kept})) END"
+    )
 
 
 # Applied: the lag clock stops (lag counts unsynced changes only); a step still to do (pending) keeps it running.
@@ -283,13 +295,15 @@ class Store(Visits, Cycles, Actors):
     def record_seen_many(self, resources: Iterable[Resource]) -> None:
         """Read, their payload unchanged (the listing changed their version hint): the hint, name and meta are kept.
         One statement for a window of them (none: the store is not opened for writing)."""
-        rows = [(r.version_hint, r.name, _json(r.source_meta), r.kind, r.key) for r in resources]
+        rows = [
+            (r.version_hint, r.name, meta, meta, r.kind, r.key) for r in resources for meta in [_json(r.source_meta)]
+        ]
         if not rows:
             return
         with self._transaction():
             self.db.conn.executemany(
-                "UPDATE resources SET version_hint = ?, name = ?, source_meta_json = ?, last_changed_at = NULL "
-                "WHERE kind = ? AND source_key = ?",
+                f"UPDATE resources SET version_hint = ?, name = ?, source_meta_json = {_keeping_added('?')}, "
+                "last_changed_at = NULL WHERE kind = ? AND source_key = ?",
                 rows,
             )
 
@@ -372,13 +386,13 @@ class Store(Visits, Cycles, Actors):
         fingerprint = resource.fingerprint if resource.payload is not None else None
         with self._transaction():
             self.db.execute(
-                """INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
+                f"""INSERT INTO resources (kind, source_key, name, version_hint, fingerprint, payload_json,
                        source_meta_json, status, last_error, attempts, retry_at, first_seen_at, last_changed_at)
                    VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, 1, ?, ?, ?)
                    ON CONFLICT (kind, source_key) DO UPDATE SET
                        name = excluded.name, fingerprint = COALESCE(excluded.fingerprint, resources.fingerprint),
                        payload_json = COALESCE(excluded.payload_json, resources.payload_json),
-                       source_meta_json = excluded.source_meta_json,
+                       source_meta_json = {_keeping_added("excluded.source_meta_json")},
                        status = excluded.status, last_error = excluded.last_error,
                        attempts = resources.attempts + 1, retry_at = excluded.retry_at,
                        last_changed_at = COALESCE(resources.last_changed_at, excluded.last_changed_at)""",

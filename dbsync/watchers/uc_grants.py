@@ -13,8 +13,9 @@ A separate kind rather than part of each securable's payload: the grants need a 
 target's principal lacks leaves only the grant `partial` (never the securable), and the securable kinds keep
 their no-change cycle at the listing calls.
 
-On a securable dbsync adopted (the DR team's own `main`, a credential made by hand), a grant the target had
-that the source lacks is kept: only grants dbsync itself added (the previous payload's) are ever removed there.
+On any securable, a grant the target had that the source lacks is kept unless dbsync itself added it (recorded
+with the grants' row: dbsync/replicators/added.py): the DR team's grants on its own `main` or on a credential made
+by hand, found there when dbsync adopted it, are never removed.
 
 The payload also carries the fingerprint of the securable's own payload: a function or catalog created again on
 the target (which drops its grants) gets its grants compared again.
