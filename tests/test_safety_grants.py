@@ -18,10 +18,12 @@ import sqlite3
 from conftest import Pair
 from databricks.sdk.service import catalog as uc
 from freezegun import freeze_time
+from test_sync_metastore import MetastorePair, mp  # noqa: F401  (the fixture)
 
 from dbsync.model import ADDED
 
 UC_KINDS = ["catalogs", "uc_grants"]
+METASTORE = ["schemas", "tables", "views", "table_acls"]
 SALES_GRANTS = "/api/2.1/unity-catalog/permissions/CATALOG/sales"
 HOUR = 3600.0  # longer than any retry backoff of these tests
 
@@ -109,3 +111,39 @@ def test_a_store_from_before_the_record_keeps_removing_on_created_catalogs_only(
 
     assert _grants(dst, "sales") == set()
     assert _grants(dst, "ops") == {("analysts", "USE_CATALOG")}
+
+
+# -- table ACLs -----------------------------------------------------------------------------------
+def test_the_dr_teams_grants_on_any_file_and_its_own_catalog_survive_every_sync(mp: MetastorePair) -> None:  # noqa: F811
+    mp.src.run("CREATE SCHEMA finance")
+    mp.src.run("GRANT SELECT ON ANY FILE TO auditors")  # the source's twin of the DR team's grant
+    mp.src.run("GRANT MODIFY ON ANY FILE TO analysts")
+    mp.dst.run("GRANT SELECT ON ANY FILE TO auditors")  # the DR team's, made before dbsync ever ran
+    mp.dst.run("GRANT USAGE ON CATALOG hive_metastore TO auditors")
+    reports = mp.sync(only=METASTORE)
+    assert reports["table_acls"].errors == 0
+    assert mp.dst.grants("ANY FILE") == {("auditors", "SELECT"), ("analysts", "MODIFY")}
+    assert mp.dst.grants("CATALOG hive_metastore") == {("auditors", "USAGE")}
+
+    mp.src.run("REVOKE SELECT ON ANY FILE FROM auditors")
+    mp.src.run("REVOKE MODIFY ON ANY FILE FROM analysts")
+    mp.forget_statements()
+    mp.sync(only=METASTORE)
+
+    assert mp.writes() == ["REVOKE MODIFY ON ANY FILE FROM `analysts`"]  # the one dbsync granted
+    assert mp.dst.grants("ANY FILE") == {("auditors", "SELECT")}
+    assert mp.dst.grants("CATALOG hive_metastore") == {("auditors", "USAGE")}
+
+
+def test_revoking_dbsyncs_grant_puts_back_the_dr_teams_denial_it_lifted(mp: MetastorePair) -> None:  # noqa: F811
+    """REVOKE lifts a grant and a denial of the privilege alike: the DR team's DENY is denied again."""
+    mp.src.run("CREATE TABLE ledger (id BIGINT)")
+    mp.src.run("GRANT SELECT ON TABLE ledger TO `alice@example.com`")
+    mp.sync(only=METASTORE)
+    mp.dst.run("DENY SELECT ON TABLE ledger TO `alice@example.com`")  # the DR team, on the standby
+
+    mp.src.run("REVOKE SELECT ON TABLE ledger FROM `alice@example.com`")
+    mp.sync(only=METASTORE)
+
+    assert ("alice@example.com", "DENIED_SELECT") in mp.dst.grants("TABLE ledger")
+    assert ("alice@example.com", "SELECT") not in mp.dst.grants("TABLE ledger")

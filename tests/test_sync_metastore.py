@@ -274,12 +274,13 @@ def test_grants_are_made_equal_by_their_differences_only(mp: MetastorePair) -> N
     assert sorted(mp.writes()) == sorted(
         [
             "REVOKE MODIFY ON TABLE `hive_metastore`.`finance`.`ledger` FROM `analysts`",
-            "REVOKE SELECT ON TABLE `hive_metastore`.`finance`.`ledger` FROM `auditors`",
             "GRANT READ_METADATA ON TABLE `hive_metastore`.`finance`.`ledger` TO `auditors`",
             "DENY MODIFY ON TABLE `hive_metastore`.`finance`.`ledger` TO `alice@example.com`",
         ]
     )
-    assert mp.dst.grants("TABLE finance.ledger") == mp.src.grants("TABLE finance.ledger")
+    # The grant made by hand on the standby is not dbsync's: kept (test_safety_grants.py).
+    hand = {("auditors", "SELECT")}
+    assert mp.dst.grants("TABLE finance.ledger") == mp.src.grants("TABLE finance.ledger") | hand
 
 
 def test_a_principal_missing_on_the_target_is_skipped_and_reported(mp: MetastorePair) -> None:

@@ -1,11 +1,14 @@
 """Table ACLs on the target: the difference between the source's grants and the target's, nothing more.
 
-`SHOW GRANTS` on the target, then REVOKE what the source does not have (REVOKE lifts a grant and a
-denial of the privilege alike), GRANT / DENY what the target lacks (one statement per principal and
-verb), and `ALTER … OWNER TO` when the owner differs. A grant set already equal costs the one
-SHOW GRANTS. A principal the target lacks (absent from its SCIM, or refused by the service with
-PRINCIPAL_DOES_NOT_EXIST) is skipped and recorded (`principals_missing: skip`) or fails the change
-(`fail`); the owner then stays what it is on the target, and the note says who that is.
+`SHOW GRANTS` on the target, then GRANT / DENY what the target lacks (one statement per principal and verb),
+REVOKE what the source does not have but only where dbsync granted it (recorded: replicators/added.py), and
+`ALTER … OWNER TO` when the owner differs. A grant the target had before dbsync ran (the DR team's `SELECT ON ANY
+FILE` to its auditors, a grant on the target's own `hive_metastore` catalog or on a table dbsync adopted) or was
+given there by hand since is kept, whatever the source does: the first sync REVOKEd those before. REVOKE lifts a
+grant and a denial of the privilege alike, so what it lifted that was not meant to go is granted or denied again.
+A grant set already equal costs the one SHOW GRANTS. A principal the target lacks (absent from its SCIM, or
+refused by the service with PRINCIPAL_DOES_NOT_EXIST) is skipped and recorded (`principals_missing: skip`) or
+fails the change (`fail`); the owner then stays what it is on the target, and the note says who that is.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
+from dbsync.replicators.added import added_before, added_meta
 from dbsync.replicators.base import Replicator
 from dbsync.sql import SqlError, quote, runner
 from dbsync.watchers.table_acls import DENIED, OWN, read_grants, securable_sql
@@ -49,7 +53,8 @@ class TableAclsReplicator(Replicator):
         plan = _Plan(ctx, securable_sql(securable, parts), set(payload["absent"]))
         current = _fold(g for g in current_rows if g[1] != OWN)
         wanted = _fold((p, a) for p, a in payload["grants"] if p.casefold() not in absent)
-        plan.differences(current, wanted)
+        created = bool(change.resource.source_meta.get("created"))
+        ours = plan.differences(current, wanted, added_before(change, created, lambda old: _fold(old["grants"])))
         current_owner = next((p for p, a in current_rows if a == OWN), None)
         owner = payload["owner"]
         if securable in _OWNED and owner and owner.casefold() != (current_owner or "").casefold():
@@ -60,7 +65,7 @@ class TableAclsReplicator(Replicator):
             else:
                 plan.run(f"ALTER {securable_sql(securable, parts)} OWNER TO {quote(owner)}", owner)
         waiting = [waiting_ref(ANY, p) for p in sorted(plan.skipped)]
-        return Applied(change.key, note=plan.note(), waiting_on=waiting)
+        return Applied(change.key, note=plan.note(), waiting_on=waiting, meta=added_meta(ours))
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """Grants go with their object (dropped by the metastore kinds) or stay with a catalog; nothing to do."""
@@ -75,33 +80,55 @@ class _Plan:
         self.skipped = skipped
         self.notes: list[str] = []
 
-    def differences(self, current: dict[tuple[str, str], str], wanted: dict[tuple[str, str], str]) -> None:
+    def differences(
+        self, current: dict[tuple[str, str], str], wanted: dict[tuple[str, str], str], ours: set[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """REVOKE what dbsync granted (`ours`) that the source no longer has, then GRANT / DENY what the target lacks
+        and what a REVOKE lifted that is not to go (the DR team's denial beside dbsync's grant of the privilege).
+        Returns the grants that are dbsync's on the target after it."""
         revokes: dict[str, list[str]] = defaultdict(list)
+        kept = 0
         for folded, action in sorted(set(current) - set(wanted)):
+            if (folded, action) not in ours:
+                kept += 1  # not dbsync's: the DR team's, found on the target or granted there by hand
+                continue
             privilege = _base(action)
             if privilege not in revokes[current[(folded, action)]]:
                 revokes[current[(folded, action)]].append(privilege)
-        lifted = {(p.casefold(), a) for p, privileges in revokes.items() for a in privileges}
-        # REVOKE removes a grant and a denial of the privilege alike: what it lifted may need putting back.
-        remaining = {g for g in current if (g[0], _base(g[1])) not in lifted}
+        if kept:
+            self.notes.append(f"kept {kept} grant(s) on the target that dbsync did not add")
+        lifted = set()
         for principal, privileges in sorted(revokes.items()):
-            self.run(f"REVOKE {', '.join(privileges)} ON {self.target} FROM {quote(principal)}", principal)
-        additions: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for folded, action in sorted(set(wanted) - remaining):
+            if self.run(f"REVOKE {', '.join(privileges)} ON {self.target} FROM {quote(principal)}", principal):
+                lifted |= {(principal.casefold(), privilege) for privilege in privileges}
+        remaining = {g for g in current if (g[0], _base(g[1])) not in lifted}
+        restored = {g: current[g] for g in current if g not in remaining and g not in ours}  # lifted, not dbsync's
+        spelled = {**restored, **wanted}
+        additions: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        for folded, action in sorted(set(spelled) - remaining):
             verb = "DENY" if action.startswith(DENIED) else "GRANT"
-            additions[(wanted[(folded, action)], verb)].append(_base(action))
-        for (principal, verb), privileges in sorted(additions.items()):
-            self.run(f"{verb} {', '.join(privileges)} ON {self.target} TO {quote(principal)}", principal)
+            additions[(spelled[(folded, action)], verb)].append((folded, action))
+        granted = set()
+        for (principal, verb), grants in sorted(additions.items()):
+            if self.run(
+                f"{verb} {', '.join(_base(a) for _, a in grants)} ON {self.target} TO {quote(principal)}", principal
+            ):
+                granted.update(grants)
+        # dbsync's: what it had granted and is still there, and what it granted now that the target lacked.
+        return (ours & remaining) | {g for g in granted if g in ours or g not in current}
 
-    def run(self, statement: str, principal: str) -> None:
+    def run(self, statement: str, principal: str) -> bool:
+        """Run one statement: False when the target lacks the principal (skipped and recorded)."""
         try:
             runner(self.ctx, self.ctx.target).execute(statement)
+            return True
         except SqlError as err:
             if not err.is_class("PRINCIPAL_DOES_NOT_EXIST"):
                 raise
             if self.ctx.settings.principals_missing == "fail":
                 raise Permanent(f"principal {principal} does not exist on the target: {err}") from None
             self.skipped.add(principal)
+            return False
 
     def note(self) -> str | None:
         notes = list(self.notes)

@@ -137,10 +137,14 @@ class TableAclsWatcher(Watcher):
                     continue
                 # The definition now on the target: a table recreated there (grants dropped) reads as a change.
                 definition = prior.fingerprint if prior.status == "synced" else None
-                yield self._stub(f"{securable.lower()}:{prior.key}", securable, split_key(prior.key), definition)
+                key, parts = f"{securable.lower()}:{prior.key}", split_key(prior.key)
+                yield self._stub(key, securable, parts, definition, created=prior.origin == "created")
 
-    def _stub(self, key: str, securable: str, parts: list[str], definition: str | None = None) -> Resource:
-        meta = {"securable": securable, "parts": parts, "definition": definition}
+    def _stub(
+        self, key: str, securable: str, parts: list[str], definition: str | None = None, created: bool = False
+    ) -> Resource:
+        """`created`: dbsync created the securable on the target (a catalog, ANY FILE, ANONYMOUS FUNCTION: never)."""
+        meta = {"securable": securable, "parts": parts, "definition": definition, "created": created}
         return Resource(self.kind, key, key.split(":", 1)[-1], None, source_meta=meta)
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
