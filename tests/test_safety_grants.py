@@ -17,6 +17,7 @@ import sqlite3
 
 from conftest import Pair
 from databricks.sdk.service import catalog as uc
+from databricks.sdk.service.workspace import AclPermission
 from freezegun import freeze_time
 from test_sync_metastore import MetastorePair, mp  # noqa: F401  (the fixture)
 
@@ -25,7 +26,7 @@ from dbsync.model import ADDED
 UC_KINDS = ["catalogs", "uc_grants"]
 METASTORE = ["schemas", "tables", "views", "table_acls"]
 SALES_GRANTS = "/api/2.1/unity-catalog/permissions/CATALOG/sales"
-HOUR = 3600.0  # longer than any retry backoff of these tests
+HOUR = 3600.0  # longer than any retry backoff of these tests, and secret_scopes' max_staleness
 
 
 def _grants(w, name: str) -> set[tuple[str, str]]:
@@ -147,3 +148,32 @@ def test_revoking_dbsyncs_grant_puts_back_the_dr_teams_denial_it_lifted(mp: Meta
 
     assert ("alice@example.com", "DENIED_SELECT") in mp.dst.grants("TABLE ledger")
     assert ("alice@example.com", "SELECT") not in mp.dst.grants("TABLE ledger")
+
+
+# -- secret scope ACLs ----------------------------------------------------------------------------
+def _acls(w, scope: str) -> dict[str, str]:
+    return {a.principal: a.permission.value for a in w.secrets.list_acls(scope)}
+
+
+def test_an_adopted_scope_keeps_the_dr_teams_acl_entries(pair: Pair) -> None:
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        w.groups.create(display_name="etl")
+        w.groups.create(display_name="dr-admins")
+        w.secrets.create_scope("app")
+    src.secrets.put_acl("app", "users", AclPermission.READ)
+    src.secrets.put_acl("app", "etl", AclPermission.WRITE)
+    dst.secrets.put_acl("app", "users", AclPermission.READ)  # the DR team's twin of the source's entry
+    dst.secrets.put_acl("app", "dr-admins", AclPermission.MANAGE)  # the DR team's own
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=["secret_scopes"])["secret_scopes"].errors == 0
+        assert _acls(dst, "app")["etl"] == "WRITE"
+
+        src.secrets.delete_acl("app", "users")
+        src.secrets.delete_acl("app", "etl")
+        clock.tick(HOUR)  # scope ACLs are read by need: this one is due again within max_staleness
+        assert pair.sync(only=["secret_scopes"])["secret_scopes"].updated == 1
+
+    acls = _acls(dst, "app")
+    assert "etl" not in acls  # dbsync put it: it goes with the source's
+    assert acls["users"] == "READ" and acls["dr-admins"] == "MANAGE"

@@ -1,10 +1,12 @@
 """Secret scopes, their ACLs and secret values on the target.
 
-Scopes: adopt the scope of the same name or create it, then make the target ACL match the source's:
-put what differs, delete what the source does not have (except the caller's own MANAGE, which keeps
-dbsync able to manage the scope). A principal the target lacks is skipped and recorded
-(principals_missing: skip) or fails the change (fail). Secrets: `put` overwrites, so create and update
-are one call; it is made only when the value's keyed hash changed. Nothing here ever formats a value.
+Scopes: adopt the scope of the same name or create it, then bring the target ACL to the source's: put what
+differs, and delete what the source does not have only where dbsync put the entry (recorded: replicators/added.py;
+never the caller's own MANAGE, which keeps dbsync able to manage the scope). An entry the scope had before dbsync
+adopted it (the DR team's admins on its own scope) or was given there by hand since is kept. A principal the
+target lacks is skipped and recorded (principals_missing: skip) or fails the change (fail). Secrets: `put`
+overwrites, so create and update are one call; it is made only when the value's keyed hash changed. Nothing here
+ever formats a value.
 
 Ownership: a scope or key that was on the target before dbsync wrote it is adopted and never deleted;
 a scope dbsync created is deleted only once it holds no key dbsync did not write (a DR-only key keeps it).
@@ -24,6 +26,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
+from dbsync.replicators.added import added_before, added_meta
 from dbsync.replicators.base import Replicator
 from dbsync.runcache import CacheKey
 from dbsync.watchers.secrets import KEY_VAULT, SECRET_SCOPES
@@ -50,9 +53,16 @@ class SecretScopeReplicator(Replicator):
         adopted = None
         if change.target_key is None:  # a Key Vault scope is made on the target by hand: adopted
             adopted = payload["backend_type"] == KEY_VAULT or not self._create(ctx, scope, payload["backend_type"])
-        skipped = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"])
-        note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        return Applied(scope, note=note, waiting_on=[waiting_ref(ANY, p) for p in skipped], adopted=adopted)
+        created = adopted is False or (
+            adopted is None and change.prior is not None and change.prior.origin == "created"
+        )
+        ours = added_before(change, created, lambda old: (e["principal"] for e in old["acls"]))
+        skipped, ours, kept = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"], ours)
+        notes = [f"kept the ACL entries dbsync did not add: {', '.join(kept)}"] if kept else []
+        if skipped:
+            notes.append(f"skipped principals missing on the target: {', '.join(skipped)}")
+        waiting = [waiting_ref(ANY, p) for p in skipped]
+        return Applied(scope, note="; ".join(notes) or None, waiting_on=waiting, adopted=adopted, meta=added_meta(ours))
 
     @staticmethod
     def _create(ctx: SyncContext, scope: str, backend: str) -> bool:
@@ -83,17 +93,21 @@ class SecretScopeReplicator(Replicator):
             self._create(ctx, scope, backend)
             return read()
 
-    def _set_acls(self, ctx: SyncContext, scope: str, backend: str, wanted: list[dict[str, str]]) -> list[str]:
-        """Make the scope's ACL the source's; the principals skipped because the target lacks them."""
+    def _set_acls(
+        self, ctx: SyncContext, scope: str, backend: str, wanted: list[dict[str, str]], ours: set[str]
+    ) -> tuple[list[str], set[str], list[str]]:
+        """Bring the scope's ACL to the source's, deleting only entries dbsync put (`ours`): (the principals skipped
+        because the target lacks them, the entries dbsync put that are there now, the entries kept that it did not)."""
         secrets = ctx.target.client.secrets
         current = self._current_acls(ctx, scope, backend)
         desired = {e["principal"]: e["permission"] for e in wanted}
-        skipped = []
+        skipped, put = [], set()
         for principal, permission in desired.items():
             if current.get(principal) == permission:
                 continue
             try:
                 secrets.put_acl(scope, principal, AclPermission(permission))
+                put.add(principal)
             except DatabricksError as err:
                 if not _missing_principal(err, principal):
                     raise
@@ -102,12 +116,13 @@ class SecretScopeReplicator(Replicator):
                 skipped.append(principal)
         extra = current.keys() - desired.keys()
         caller = self._caller(ctx) if extra else ""
-        for principal in sorted(extra):
-            if principal == caller:
-                continue  # removing its own MANAGE could lock dbsync out of the scope
+        extra.discard(caller)  # removing its own MANAGE could lock dbsync out of the scope
+        for principal in sorted(extra & ours):
             with contextlib.suppress(NotFound):  # already gone
                 secrets.delete_acl(scope, principal)
-        return skipped
+        # An entry dbsync put where the principal had none is its own; one it changed stays whose it was.
+        still = ((ours & current.keys()) - (extra & ours)) | {p for p in put if p not in current}
+        return skipped, still, sorted(extra - ours)
 
     @staticmethod
     def _caller(ctx: SyncContext) -> str:
