@@ -15,6 +15,10 @@ WAITING_ON = "waiting_on"
 # catalog, the entries of a secret scope's ACL): only these are ever removed there (dbsync/replicators/added.py).
 # Written by an applied outcome only: the store keeps it through a read that changed nothing and a failed apply.
 ADDED = "added_by_dbsync"
+# source_meta key of an update the edit-storm guard holds: the status its target copy had before (synced, partial or
+# skipped). The row is `pending` while held (its source change is not on the target, as `validate` says), and the
+# next cycles still treat the update as a guarded one (update_guard.guards), not as a retry.
+HELD_FROM = "held_from"
 # Store statuses: synced (created / updated / unchanged), partial, skipped, pending, blocked, error, drifted.
 IN_SYNC = "synced"
 AHEAD, AGAIN, OVERDUE = "ahead", "again", "overdue"  # Resource.out_of_turn
@@ -120,6 +124,14 @@ class Prior:
     source_meta: dict[str, Any] = field(default_factory=dict)
     # "created" by dbsync, "adopted" (found on the target), None when the store did not record it.
     origin: str | None = None
+
+    @property
+    def copy_status(self) -> str:
+        """The status of the copy on the target: a held update's is the one it had before the hold (its row is
+        `pending`: the source's change is not there), any other object's is its status."""
+        if self.status == "pending" and self.source_meta.get(HELD_FROM):
+            return str(self.source_meta[HELD_FROM])
+        return self.status
 
 
 @dataclass

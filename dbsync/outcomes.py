@@ -77,7 +77,7 @@ def count_unchanged(report: KindReport, prior: Prior | None) -> None:
 
     A drifted object stays unchanged here: `drifted` counts the edits detected in this cycle (the alert's series).
     """
-    status = prior.status if prior is not None else "synced"
+    status = prior.copy_status if prior is not None else "synced"
     if status in ("skipped", "partial"):
         setattr(report, status, getattr(report, status) + 1)
     else:

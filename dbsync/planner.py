@@ -37,7 +37,7 @@ def decide(resource: Resource, prior: Prior | None) -> Upsert | None:
     """The write a fetched resource needs; None when the target already holds this fingerprint."""
     if prior is None or prior.target_key is None:
         return Upsert(resource, prior)
-    if prior.status in ("synced", "drifted", "partial", "skipped") and prior.fingerprint == resource.fingerprint:
+    if prior.copy_status in ("synced", "drifted", "partial", "skipped") and prior.fingerprint == resource.fingerprint:
         # A drifted target (drift: report) is left as it is until the source changes; a partial or skipped
         # one until the principal it waits for exists (the engine marks it pending then).
         return None

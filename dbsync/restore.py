@@ -68,7 +68,8 @@ def _step(ctx: SyncContext, kind_name: str, key: str, then: Version | None) -> R
         if prior is not None and prior.target_key:
             return RestoreStep(kind_name, key, "delete", then)
         return RestoreStep(kind_name, key, "unchanged")
-    if prior is not None and prior.target_key and prior.fingerprint == then.fingerprint and prior.status == "synced":
+    same = prior is not None and prior.target_key and prior.fingerprint == then.fingerprint
+    if same and prior is not None and prior.copy_status == "synced":
         return RestoreStep(kind_name, key, "unchanged")  # no version held: the plan only counts these
     return RestoreStep(kind_name, key, "write", then)
 

@@ -41,9 +41,11 @@ GUARDED_STATUSES = ("synced", "partial", "skipped")
 
 
 def guards(ctx: SyncContext, change: Any) -> bool:
-    """Whether this change waits for the edit-storm guard: an update of an object that was in step."""
+    """Whether this change waits for the edit-storm guard: an update of an object that was in step (or one the guard
+    holds already: `pending`, its copy as it was)."""
     prior = change.prior
-    return bool(ctx.settings.updates.guard and change.action == "update" and prior and prior.status in GUARDED_STATUSES)
+    guarded = prior is not None and prior.copy_status in GUARDED_STATUSES
+    return bool(ctx.settings.updates.guard and change.action == "update" and guarded)
 
 
 def hold_for_guard(report: KindReport, outcome: Any) -> None:
@@ -108,8 +110,9 @@ def _hold(ctx: SyncContext, kind: str, report: KindReport, deferred: list[Any], 
     report.outcome = "update_guard"
     report.message = f"updates held: {reason}"
     metrics.UPDATE_GUARD_TRIPPED.labels(kind).set(1)
-    for outcome in deferred:
-        ctx.store.record_pending(kind, outcome.resource.key)  # the lag clock runs while they are held
+    # Pending, not synced: `status`, dbsync_resources and /report say what `validate` says (they were counted
+    # synced for days while nobody confirmed); the lag clock runs while they are held.
+    ctx.store.record_held(kind, [outcome.resource.key for outcome in deferred])
     ctx.event(
         kind,
         None,

@@ -3,17 +3,20 @@
 Someone's script rewrites 60 % of the notebooks with junk: the next cycle holds every update (0 target writes),
 `dbsync_update_guard_tripped{kind}` is 1 and the `DbsyncUpdateGuardTripped` alert fires (checked with promtool
 on the value the engine exported), an event says what to do; `sync --once --force-updates`, or
-`dbsync confirm-updates` for the daemon's next cycle, lets the updates through.
+`dbsync confirm-updates` for the daemon's next cycle, lets the updates through. While held, the updates are
+`pending` wherever dbsync counts (`status`, `dbsync_resources`, `validate`): the standby does not have them.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import Pair
 from databricks.sdk.service.workspace import ImportFormat, Language
@@ -24,6 +27,7 @@ from dbsync import planner
 from dbsync.cli import main
 from dbsync.config import UpdateSettings
 from dbsync.model import Prior, Resource
+from dbsync.report import validate
 from dbsync.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,11 +44,15 @@ def _write(pair: Pair, path: str, text: str) -> None:
     )
 
 
+def _good(i: int) -> str:
+    return f"# step {i}\n" + f"df = spark.table('raw.events_{i}')\n" * 40
+
+
 def _synced_notebooks(pair: Pair) -> list[str]:
     pair.src.workspace.mkdirs("/Shared/etl")
     paths = [f"/Shared/etl/step_{i:02d}" for i in range(COUNT)]
     for i, path in enumerate(paths):
-        _write(pair, path, f"# step {i}\n" + f"df = spark.table('raw.events_{i}')\n" * 40)
+        _write(pair, path, _good(i))
     assert pair.sync(only=TREE)["notebooks"].created == COUNT
     return paths
 
@@ -172,6 +180,69 @@ def test_a_few_edits_go_through_but_blanked_bodies_are_held(pair: Pair) -> None:
     report = pair.sync(only=TREE, updates={"min_count": 3})["notebooks"]
     assert report.held == 3 and "lost 90%+ of their content" in (report.message or "")
     assert pair.target_writes() == 0
+
+
+def _status_counts(capsys: pytest.CaptureFixture[str], pair: Pair) -> dict[str, int]:
+    """`dbsync status --json`'s notebook counts."""
+    capsys.readouterr()
+    assert main(["status", "--json", "--state-path", str(pair.state_path)]) == 0
+    return json.loads(capsys.readouterr().out)["counts"]["notebooks"]
+
+
+def _resources_metric(status: str) -> float | None:
+    return REGISTRY.get_sample_value("dbsync_resources", {"kind": "notebooks", "status": status})
+
+
+def test_held_updates_are_pending_in_status_metrics_and_validate_until_applied(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _synced_notebooks(pair)
+    good = {p: _target_body(pair, p) for p in paths[:12]}
+    for path in paths[:12]:
+        _write(pair, path, "x")
+    assert pair.sync(only=TREE)["notebooks"].held == 12
+
+    assert _status_counts(capsys, pair) == {"synced": 8, "pending": 12}, "held is not on the standby: pending"
+    assert (_resources_metric("synced"), _resources_metric("pending")) == (8, 12)
+    assert REGISTRY.get_sample_value("dbsync_replication_lag_seconds", {"kind": "notebooks"}) > 0
+    ctx = pair.context()
+    try:
+        live = {k.kind: k for k in validate(ctx, TREE).kinds}["notebooks"]
+    finally:
+        ctx.store.close()
+    assert (live.pending, live.in_sync) == (12, 8), "validate and status say the same"
+
+    pair.reset_stats()
+    again = pair.sync(only=TREE)["notebooks"]
+    assert (again.held, again.created, again.updated) == (12, 0, 0), "still guarded updates, not retries or creates"
+    assert pair.target_writes() == 0 and _status_counts(capsys, pair) == {"synced": 8, "pending": 12}
+
+    assert main(["confirm-updates", "--kinds", "notebooks", "--state-path", str(pair.state_path)]) == 0
+    assert pair.sync(only=TREE)["notebooks"].updated == 12
+    assert all(_target_body(pair, p) != good[p] for p in paths[:12])
+    assert _status_counts(capsys, pair) == {"synced": 20}
+    assert (_resources_metric("synced"), _resources_metric("pending")) == (20, 0)
+    assert REGISTRY.get_sample_value("dbsync_replication_lag_seconds", {"kind": "notebooks"}) == 0
+
+
+def test_a_storm_undone_on_the_source_is_in_sync_again_without_a_write(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _synced_notebooks(pair)
+    for path in paths[:12]:
+        _write(pair, path, "x")
+    assert pair.sync(only=TREE)["notebooks"].held == 12
+    for i, path in enumerate(paths[:12]):
+        _write(pair, path, _good(i))  # the script's author puts the notebooks back
+    pair.reset_stats()
+
+    report = pair.sync(only=TREE)["notebooks"]
+
+    assert (report.held, report.updated, report.unchanged, report.outcome) == (0, 0, COUNT, "ok")
+    assert pair.target_writes() == 0
+    assert _status_counts(capsys, pair) == {"synced": 20}
+    assert REGISTRY.get_sample_value("dbsync_update_guard_tripped", {"kind": "notebooks"}) == 0
+    assert REGISTRY.get_sample_value("dbsync_replication_lag_seconds", {"kind": "notebooks"}) == 0
 
 
 def _update(key: str, sha: str, size: int, before: int) -> tuple[Resource, Prior]:

@@ -158,7 +158,7 @@ def _reorder(ctx: SyncContext) -> None:
 def _only_moved(change: Upsert) -> bool:
     """The source script only changed place: its name, content and state on the target are already right."""
     prior = change.prior
-    if prior is None or prior.status != "synced" or not prior.payload:
+    if prior is None or prior.copy_status != "synced" or not prior.payload:
         return False
     return _without_position(prior.payload) == _without_position(change.payload)
 

@@ -21,6 +21,7 @@ import sqlite_utils
 from dbsync.errors import StoreError
 from dbsync.model import (
     ADDED,
+    HELD_FROM,
     WAITING_ON,
     Applied,
     Prior,
@@ -71,6 +72,12 @@ def _keeping_added(new: str) -> str:
         f"CASE WHEN json_type(resources.source_meta_json, '$.{ADDED}') IS NULL THEN {new} "
         f"ELSE json_set(COALESCE({new}, '{{}}'), '$.{ADDED}', json({kept})) END"
     )
+
+
+def _meta_json(meta: dict[str, Any]) -> str | None:
+    """A resource's source_meta as its row keeps it: a hold's mark (HELD_FROM) is the store's, set by record_held
+    alone (a watcher that copies its prior's meta forward must not carry it into a row that is no longer held)."""
+    return _json({k: v for k, v in meta.items() if k != HELD_FROM})
 
 
 # Applied: the lag clock stops (lag counts unsynced changes only); a step still to do (pending) keeps it running.
@@ -296,14 +303,18 @@ class Store(Visits, Cycles, Actors):
         """Read, their payload unchanged (the listing changed their version hint): the hint, name and meta are kept.
         One statement for a window of them (none: the store is not opened for writing)."""
         rows = [
-            (r.version_hint, r.name, meta, meta, r.kind, r.key) for r in resources for meta in [_json(r.source_meta)]
+            (r.version_hint, r.name, meta, meta, r.kind, r.key)
+            for r in resources
+            for meta in [_meta_json(r.source_meta)]
         ]
         if not rows:
             return
-        with self._transaction():
+        with self._transaction():  # an update the guard held, undone on the source: its copy's status again
             self.db.conn.executemany(
                 f"UPDATE resources SET version_hint = ?, name = ?, source_meta_json = {_keeping_added('?')}, "
-                "last_changed_at = NULL WHERE kind = ? AND source_key = ?",
+                "last_changed_at = NULL, "
+                f"status = IIF(status = 'pending', COALESCE(json_extract(source_meta_json, '$.{HELD_FROM}'), status), "
+                "status) WHERE kind = ? AND source_key = ?",
                 rows,
             )
 
@@ -327,7 +338,7 @@ class Store(Visits, Cycles, Actors):
         rows: dict[bool, list[list[Any]]] = {False: [], True: []}  # by applied.pending: the lag clock's column
         for resource, applied, retry_in, canonical in records:
             text = canonical if canonical is not None else canonical_json(resource.payload)
-            meta = {k: v for k, v in resource.source_meta.items() if k != WAITING_ON} | applied.meta
+            meta = {k: v for k, v in resource.source_meta.items() if k not in (WAITING_ON, HELD_FROM)} | applied.meta
             if applied.waiting_on:
                 meta[WAITING_ON] = sorted(set(applied.waiting_on))
             rows[bool(applied.pending)].append(
@@ -402,7 +413,7 @@ class Store(Visits, Cycles, Actors):
                     resource.name,
                     fingerprint,
                     _json(resource.payload),
-                    _json(resource.source_meta),
+                    _meta_json(resource.source_meta),
                     status,
                     error,
                     now + retry_in if retry_in else None,
@@ -417,6 +428,20 @@ class Store(Visits, Cycles, Actors):
             self.db.execute(
                 "UPDATE resources SET last_changed_at = COALESCE(last_changed_at, ?) WHERE kind = ? AND source_key = ?",
                 [time.time(), kind, key],
+            )
+
+    def record_held(self, kind: str, keys: Iterable[str]) -> None:
+        """Updates the edit-storm guard holds: `pending` (their source change is not on the target) until applied,
+        the status of their copy kept in source_meta (HELD_FROM: the next cycle's guard still counts them), the lag
+        clock running from the first hold. An update held again keeps what it was held from."""
+        held = f"json_extract(source_meta_json, '$.{HELD_FROM}')"
+        with self._transaction():
+            self.db.conn.executemany(
+                "UPDATE resources SET status = 'pending', last_changed_at = COALESCE(last_changed_at, ?), "
+                f"source_meta_json = IIF(status = 'pending', source_meta_json, json_set(COALESCE(source_meta_json, "
+                f"'{{}}'), '$.{HELD_FROM}', status)) WHERE kind = ? AND source_key = ? "
+                f"AND (status IN ('synced', 'partial', 'skipped') OR (status = 'pending' AND {held} IS NOT NULL))",
+                [(time.time(), kind, key) for key in keys],
             )
 
     def record_pending_seen(self, kind: str, key: str, version_hint: str | None, fingerprint: str | None) -> None:

@@ -105,7 +105,7 @@ def skipped_keys(ctx: SyncContext, kind: str) -> set[str]:
         lambda: {
             p.key
             for p in ctx.history.priors(kind, payloads=False)
-            if p.status in ("skipped", "partial") or (p.status == "synced" and p.target_key is None)
+            if p.copy_status in ("skipped", "partial") or (p.copy_status == "synced" and p.target_key is None)
         },
     )
 

@@ -400,7 +400,7 @@ class RelationsWatcher(_MetastoreWatcher):
             return
         for prior in ctx.history.priors(self.kind):
             source_text = prior.source_meta.get("ddl")
-            if prior.status != "synced" or prior.payload is None or not source_text:
+            if prior.copy_status != "synced" or prior.payload is None or not source_text:
                 continue  # replicated before the source text was kept: the replicator compares with the target
             try:
                 payload = {**prior.payload, "ddl": normalized_ddl(source_text, prior.source_meta["parts"])}

@@ -136,7 +136,7 @@ class TableAclsWatcher(Watcher):
                 if prior.target_key is None or (listed is not None and prior.key not in listed):
                     continue
                 # The definition now on the target: a table recreated there (grants dropped) reads as a change.
-                definition = prior.fingerprint if prior.status == "synced" else None
+                definition = prior.fingerprint if prior.copy_status == "synced" else None
                 key, parts = f"{securable.lower()}:{prior.key}", split_key(prior.key)
                 yield self._stub(key, securable, parts, definition, created=prior.origin == "created")
 
