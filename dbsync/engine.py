@@ -39,7 +39,7 @@ from dbsync.model import (
     Resource,
     canonical_json,
 )
-from dbsync.outcomes import KindReport, Progress, count_applied, count_failure, count_unchanged
+from dbsync.outcomes import KindReport, Progress, count_applied, count_failure, count_unchanged, cycle_succeeded
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
@@ -531,7 +531,7 @@ class Engine:
         outcome = report.outcome if report.outcome != "ok" or report.errors == 0 else "errors"
         self.ctx.store.finish_cycle(cycle_id, report.counts(), outcome)
         metrics.CYCLE_DURATION.labels(kind.name).observe(report.seconds)
-        if report.outcome != "listing_failed":
+        if cycle_succeeded(outcome):
             metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
         if report.outcome == "ok":
             # Every source object was applied or recorded: new ones validation saw waiting have rows now.

@@ -24,6 +24,19 @@ IN_SYNC = "synced"
 AHEAD, AGAIN, OVERDUE = "ahead", "again", "overdue"  # Resource.out_of_turn
 NAMED_TURNS = (AHEAD, AGAIN)  # out of turn because an audit-log hint named it: read on threads of their own
 STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
+# How a kind's cycle ended (KindReport.outcome, the cycles table): ok, `errors` (stored for an ok cycle with failed
+# changes), update_guard / delete_guard (changes held), listing_failed, interrupted (stopped before its listing
+# ended: a shutdown, a write the fence refused), error (the run crashed). A successful cycle read the whole kind
+# and replicated what it was allowed to: one with failed objects or held changes still did (those have their own
+# counts and alerts). The one definition behind dbsync_last_success_timestamp_seconds (the running daemon's and,
+# after a restart, the store's), the daemon's health and the report's "last verified": the engine's metric counted
+# `errors` cycles and interrupted ones while the store counted `ok` alone, so the metric jumped back on a restart.
+SUCCESSFUL_OUTCOMES = ("ok", "errors", "update_guard", "delete_guard")
+
+
+def cycle_succeeded(outcome: str | None) -> bool:
+    """Whether a cycle that ended with this outcome read and replicated its kind (SUCCESSFUL_OUTCOMES)."""
+    return outcome in SUCCESSFUL_OUTCOMES
 
 
 def ref(kind: str, source_key: str) -> dict[str, Any]:

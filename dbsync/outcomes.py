@@ -9,6 +9,10 @@ from typing import Any
 from dbsync import metrics
 from dbsync.model import Applied, Change, Delete, Prior
 
+# Which outcomes are a successful cycle: defined with the vocabulary in model.py, where the store (which reads past
+# cycles for last_success) can import it too; here for the engine and the daemon, beside the report it judges.
+from dbsync.model import cycle_succeeded as cycle_succeeded
+
 
 @dataclass(frozen=True)
 class Unwritten:

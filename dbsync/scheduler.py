@@ -50,7 +50,7 @@ from dbsync.declaration import CATALOGUE
 from dbsync.engine import Engine
 from dbsync.errors import StoreError
 from dbsync.freshness import LEAD_WINDOW
-from dbsync.outcomes import KindReport
+from dbsync.outcomes import KindReport, cycle_succeeded
 from dbsync.registry import Kind, kinds
 from dbsync.revisit import check_schedule_need, publish_target
 from dbsync.roles import StoreRole, replication_refusal
@@ -438,7 +438,7 @@ class Daemon:
             failed = [r for r in group_reports if r.outcome == "listing_failed"]
             if failed:
                 self.health.unreachable[group] = failed[0].message or "listing failed"
-            elif all(r.outcome != "interrupted" for r in group_reports):
+            elif all(cycle_succeeded(r.outcome) for r in group_reports):
                 self.health.unreachable.pop(group, None)
                 self.health.last_ok[group] = now
 

@@ -6,7 +6,11 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from dbsync.model import SUCCESSFUL_OUTCOMES
 from dbsync.store.schema import CYCLE_RETENTION_SECONDS, EVENT_RETENTION
+
+# The outcomes of a successful cycle (model.cycle_succeeded), as SQL.
+_SUCCEEDED = "outcome IN (" + ", ".join(f"'{o}'" for o in SUCCESSFUL_OUTCOMES) + ")"
 
 
 class Cycles:
@@ -48,7 +52,7 @@ class Cycles:
             )
             self.db.execute(
                 "DELETE FROM cycles WHERE kind = (SELECT kind FROM cycles WHERE id = :id) AND id < :id "
-                "AND started_at < :before AND id != IFNULL((SELECT MAX(id) FROM cycles WHERE outcome = 'ok' "
+                f"AND started_at < :before AND id != IFNULL((SELECT MAX(id) FROM cycles WHERE {_SUCCEEDED} "
                 "AND kind = (SELECT kind FROM cycles WHERE id = :id)), 0)",
                 {"id": cycle_id, "before": time.time() - CYCLE_RETENTION_SECONDS},
             )
@@ -74,7 +78,9 @@ class Cycles:
         return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
 
     def last_success(self, kind: str) -> float | None:
-        row = self._row("SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND outcome = 'ok'", [kind])
+        """When the kind's last successful cycle (model.cycle_succeeded) ended: what the running daemon exports as
+        dbsync_last_success_timestamp_seconds, and a restarted one before its first cycle (None: never)."""
+        row = self._row(f"SELECT MAX(finished_at) FROM cycles WHERE kind = ? AND {_SUCCEEDED}", [kind])
         return row[0] if row else None
 
     def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
