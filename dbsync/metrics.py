@@ -40,7 +40,9 @@ DELETE_GUARD_TRIPPED = Gauge(
     "dbsync_delete_guard_tripped", "1 while a kind's deletes are held by the delete guard", ["kind"]
 )
 STALENESS = Gauge(
-    "dbsync_staleness_seconds", "Age of the oldest object of a kind not read on the source since (0: none)", ["kind"]
+    "dbsync_staleness_seconds",
+    "Age of the oldest object of a kind not read on the source since (never read: since dbsync watches the kind)",
+    ["kind"],
 )
 REVISIT_NEED = Gauge(
     "dbsync_revisit_need_requests_per_second",
@@ -64,7 +66,10 @@ ACTIONS = ("create", "update", "delete")
 
 
 def set_oldest_verification(kind: str, at: float | None) -> None:
-    """dbsync_staleness_seconds{kind} grows from `at` (when the least recently read object was read) at each scrape."""
+    """dbsync_staleness_seconds{kind} grows from `at` (when the least recently read object was read) at each scrape.
+
+    `at` None (a kind not watched yet: Store.oldest_verification) is 0 until its first cycle or the daemon's start
+    records the watch; a kind watched but never read grows from then on."""
     child = STALENESS.labels(kind)
     if at is None:
         child.set(0)

@@ -128,6 +128,7 @@ def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int,
 
     A listing read partly as last seen (the workspace tree by need) verified the kind as of its oldest part.
     """
+    ctx.store.record_watching(kind.name, started_at or time.time())  # a kind never read is stale from its first try
     since = kind.watcher.listed_since(ctx)
     if complete and since is not None:
         ctx.store.record_full_read(kind.name, min(since, started_at), bound=True)

@@ -263,6 +263,7 @@ class Daemon:
                 last = self.ctx.store.last_success(name)
                 if last:
                     metrics.LAST_SUCCESS.labels(name).set(last)
+                self.ctx.store.record_watching(name, time.time())  # a kind never read is stale from here on
                 metrics.set_oldest_verification(name, self.ctx.store.oldest_verification(name))
                 publish_target(self.settings, name)  # the staleness alert compares from the start, not the 1st cycle
         self._check_need()

@@ -181,12 +181,22 @@ class Visits:
             else:
                 self.db.execute("DELETE FROM meta WHERE key = ?", [f"oldest_listing:{kind}"])
 
+    def record_watching(self, kind: str, since: float) -> None:
+        """dbsync watches the kind from `since` on (its first cycle's start, or the daemon's start): recorded once,
+        kept across restarts. What nothing has read yet is as old as that (oldest_verification)."""
+        key = f"watched_since:{kind}"
+        if self.get_meta(key) is None:  # one read a cycle; a write only the first time
+            with self._transaction():
+                self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [key, repr(since)])
+
     def oldest_verification(self, kind: str) -> float | None:
-        """When the least recently read live object of the kind was read (None: never read in full, none recorded).
+        """When the least recently read live object of the kind was read (None: never watched).
 
         An object was read at its last visit or at the start of the last cycle that read the whole kind,
-        whichever is later; an object with neither was last read when it was written.
-        """
+        whichever is later; an object with neither was last read when it was written. A kind never read in full
+        and with no object recorded (its listing has failed since dbsync began watching it) is as old as the
+        watch: it was None, exported as 0 (fresh), and no alert ever fired for it (the last-success one has no
+        series before a first success)."""
         full = self.get_meta(f"read_in_full:{kind}")
         floor = float(full) if full else 0.0
         row = self._row(
@@ -196,7 +206,8 @@ class Visits:
             [floor, kind],
         )
         if row is None or not row[1]:
-            return float(full) if full else None
+            watched = full or self.get_meta(f"watched_since:{kind}")
+            return float(watched) if watched else None
         bound = self.get_meta(f"oldest_listing:{kind}")
         return min(row[0], float(bound)) if bound else row[0]
 
