@@ -20,7 +20,6 @@ import sqlite_utils
 
 from dbsync.errors import StoreError
 from dbsync.model import (
-    ADDED,
     HELD_FROM,
     WAITING_ON,
     Applied,
@@ -34,6 +33,7 @@ from dbsync.model import (
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
 from dbsync.store.cycles import Cycles
+from dbsync.store.meta import _keeping_added, _meta_json
 from dbsync.store.schema import (
     _MIGRATIONS,
     SCHEMA_VERSION,
@@ -61,23 +61,6 @@ _PRIOR_COLUMNS = (
     "kind, source_key, version_hint, fingerprint, target_key, target_version, status, attempts, "
     "payload_json, source_meta_json, origin"
 )
-
-
-def _keeping_added(new: str) -> str:
-    """SQL of the source_meta `new` (a parameter or column) with the row's ADDED kept: a read that changed nothing
-    and a failed apply know nothing of what dbsync added, and forgetting it would leave a grant dbsync added on the
-    target after the source revoked it (only an applied outcome rewrites it)."""
-    kept = f"json_extract(resources.source_meta_json, '$.{ADDED}')"
-    return (
-        f"CASE WHEN json_type(resources.source_meta_json, '$.{ADDED}') IS NULL THEN {new} "
-        f"ELSE json_set(COALESCE({new}, '{{}}'), '$.{ADDED}', json({kept})) END"
-    )
-
-
-def _meta_json(meta: dict[str, Any]) -> str | None:
-    """A resource's source_meta as its row keeps it: a hold's mark (HELD_FROM) is the store's, set by record_held
-    alone (a watcher that copies its prior's meta forward must not carry it into a row that is no longer held)."""
-    return _json({k: v for k, v in meta.items() if k != HELD_FROM})
 
 
 # Applied: the lag clock stops (lag counts unsynced changes only); a step still to do (pending) keeps it running.
