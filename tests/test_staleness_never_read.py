@@ -35,6 +35,7 @@ def _until_dispatched(daemon: Daemon, job: str) -> None:
 
 def test_a_kind_whose_listing_never_succeeded_grows_stale_from_its_first_try_across_a_restart(pair: Pair) -> None:
     pair.source.set_faults(rate_500=1.0, path_prefix="/api/2.0/instance-profiles/list")
+    exported = _sample("dbsync_last_success_timestamp_seconds")  # the process's registry: an earlier test's pair
     first_try = time.time()
     assert pair.sync(only=[KIND], retry_timeout_seconds=2)[KIND].outcome == "listing_failed"
 
@@ -42,7 +43,7 @@ def test_a_kind_whose_listing_never_succeeded_grows_stale_from_its_first_try_acr
     target = _sample("dbsync_staleness_target_seconds")
     with freeze_time(datetime.now(UTC) + timedelta(hours=2)):
         assert _sample("dbsync_staleness_seconds") > target, "two hours unread: over its target, the alert fires"
-    assert _sample("dbsync_last_success_timestamp_seconds") is None
+    assert _sample("dbsync_last_success_timestamp_seconds") == exported, "a failed listing is no success"
 
     time.sleep(1.5)
     daemon = Daemon(pair.context(retry_timeout_seconds=2))  # `dbsync serve` started later on the same store

@@ -115,6 +115,7 @@ def test_sixty_percent_junk_is_held_the_alert_fires_and_a_forced_cycle_applies_i
         timeout=300,
     )
     assert "! notebooks: the edit-storm guard would hold these 12 updates: 12 of 20 notebooks (60%)" in plan.stdout
+    assert plan.returncode == 1, "a plan whose updates a guard would hold exits 1, as the sync does"
     report = pair.sync(only=TREE)["notebooks"]
 
     assert (report.held, report.updated, report.outcome) == (len(junk), 0, "update_guard")

@@ -17,7 +17,8 @@ SYNC_EXIT_STATUS = """exit status:
 PLAN_EXIT_STATUS = """exit status:
   0  the plan was printed (changes or none)
   1  the Databricks API refused a request: a listing failed (`unknown`), or an object would be blocked or fail
-     (`blocked`, `error`), as `sync --once` would exit 1 (each named in the plan)
+     (`blocked`, `error`); or a guard would hold deletes or updates (`held`): as `sync --once` would exit 1
+     (each named in the plan)
   2  a configuration or store error, or an unknown --kinds name"""
 
 STATUS_EXIT_STATUS = """exit status:

@@ -69,9 +69,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     planned += _planned_acls(settings, planned, {r.kind for r in reports})
     rows = plan_rows(planned, reports)
     print(json.dumps([plan_json(row) for row in rows], indent=2) if args.json else plan_text(rows))
-    # As `sync --once` would: a listing that failed, an object blocked or in error (they are named in the plan).
+    # As `sync --once` would: a listing that failed, an object blocked or in error, a guard that would hold deletes
+    # or updates (each is named in the plan: a cron job running plans must not read "exit 0" as "in step").
     failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
-    return EXIT_FAILED if failed else EXIT_OK
+    held = any(action == "held" for action, *_ in rows)
+    return EXIT_FAILED if failed or held else EXIT_OK
 
 
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
