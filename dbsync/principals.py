@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 # {lower-cased name → (SCIM id, name)} of the target's principals of one SCIM type: .part(scim_type)
 SCIM_INDEX: CacheKey[dict[str, tuple[str, str]]] = CacheKey("scim:target-index")
+# Lower-cased names the target answered no principal for when asked directly (ScimIndex.confirm): .part(scim_type)
+SCIM_ABSENT: CacheKey[set[str]] = CacheKey("scim:target-absent")
 # SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
 SCIM_PAGE = 1000
 NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
@@ -59,6 +61,26 @@ class ScimIndex:
                 return record.id, str(found)
         return None
 
+    def confirm(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
+        """The index's answer; for a name it lacks, the target asked directly (one SCIM GET, once a run per name).
+
+        The index is read page by page by offset (startIndex): a principal deleted on the target between two pages
+        makes the next page start one later, and the principal it skips is missing from the index though the
+        target has it. Read as absent, that removed a user from a target group (adopted ones too), revoked its
+        grants, or wrote a job without its run_as. Callers about to act on an absence ask this instead of `get`;
+        the per-cycle checks ("has a principal arrived?") keep to the index, which costs no request.
+        """
+        found = self.get(ctx, name)
+        if found is not None:
+            return found
+        absent = ctx.cached(SCIM_ABSENT.part(self.scim_type), set)
+        if name.lower() in absent:
+            return None
+        found = self.lookup(ctx, name)
+        if found is None:
+            absent.add(name.lower())
+        return found
+
 
 # Shared by the watchers (is a skipped principal there now?) and the replicators (adoption, members).
 INDEXES = {scim_type: ScimIndex(scim_type) for scim_type in NAME_FIELD}
@@ -70,3 +92,12 @@ def principal_on_target(ctx: SyncContext, scim_type: str, name: str) -> bool:
         return INDEXES[scim_type].get(ctx, name) is not None
     types = ("users",) if "@" in name else ("groups", "service_principals")
     return any(INDEXES[t].get(ctx, name) is not None for t in types)
+
+
+def principal_confirmed(ctx: SyncContext, scim_type: str, name: str) -> bool:
+    """`principal_on_target`, with a name the index lacks asked for directly (ScimIndex.confirm): before a write
+    that would leave the principal out (a membership removed, a grant revoked, a job without its run_as)."""
+    if principal_on_target(ctx, scim_type, name):
+        return True
+    types = [scim_type] if scim_type in INDEXES else (["users"] if "@" in name else ["groups", "service_principals"])
+    return any(INDEXES[t].confirm(ctx, name) is not None for t in types)

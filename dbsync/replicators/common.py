@@ -17,7 +17,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied
-from dbsync.principals import principal_on_target
+from dbsync.principals import principal_confirmed
 from dbsync.runcache import CacheKey
 
 T = TypeVar("T")
@@ -128,13 +128,14 @@ def run_as_missing(ctx: SyncContext, spec: dict[str, Any]) -> list[str]:
     and waited for.
 
     run_as must name an active workspace principal; left out, the object runs as its creator. The target's SCIM
-    listing (once per run) says whether it has the principal before the write.
+    listing (once per run) says whether it has the principal before the write, and a name it lacks is asked for
+    directly: the listing pages by offset and may skip one the target has.
     """
     run_as = spec.get("run_as") or {}
     field = "user_name" if run_as.get("user_name") else "service_principal_name"
     name = run_as.get(field)
     scim_type = "users" if field == "user_name" else "service_principals"
-    if not name or principal_on_target(ctx, scim_type, name):
+    if not name or principal_confirmed(ctx, scim_type, name):
         return []
     if ctx.settings.principals_missing == "fail":
         raise Permanent(f"run_as {name} does not exist on the target: provision it there first")

@@ -98,10 +98,11 @@ def _found(ctx: SyncContext, dashboard_id: str, payload: dict[str, Any]) -> dict
 
 
 def _target_subscriber(ctx: SyncContext, subscriber: dict[str, Any]) -> dict[str, Any] | None:
-    """The subscriber as the target's API names it; None for a user the target lacks."""
+    """The subscriber as the target's API names it; None for a user the target lacks (asked by name when the
+    target's users index lacks it: that index pages by offset, and a subscriber left out is unsubscribed)."""
     if subscriber.get("destination_id"):
         return {"destination_subscriber": {"destination_id": subscriber["destination_id"]}}
-    found = INDEXES["users"].get(ctx, subscriber["user_name"])
+    found = INDEXES["users"].confirm(ctx, subscriber["user_name"])
     return {"user_subscriber": {"user_id": int(found[0])}} if found else None
 
 

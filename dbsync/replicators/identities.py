@@ -108,7 +108,8 @@ class ScimReplicator(Replicator):
         hint = principal_hint(change.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None)
         payload = ctx.idmap.resolve(change.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
-        found = self.index.get(ctx, name)
+        # Before one is skipped as missing, the target is asked by name: its index pages by offset and may skip it.
+        found = self.index.get(ctx, name) if self.may_create(ctx) else self.index.confirm(ctx, name)
         if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
             return Applied(
                 found[1], adopted=None if created else True, version_hint=hint, meta={CREATED: True} if created else {}
@@ -225,7 +226,7 @@ class GroupMembersReplicator(Replicator):
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         payload = change.payload
-        group = INDEXES["groups"].get(ctx, payload["displayName"])
+        group = INDEXES["groups"].confirm(ctx, payload["displayName"])
         if group is None:
             raise Blocked(
                 f"group {payload['displayName']} is not on the target (the groups kind creates it unless "
@@ -256,10 +257,14 @@ class GroupMembersReplicator(Replicator):
 
     @staticmethod
     def _resolve(ctx: SyncContext, members: list[dict[str, str]]) -> tuple[list[str], list[str], list[str]]:
-        """(target SCIM ids, names missing, their waiting refs); Blocked when a member's own sync is pending."""
+        """(target SCIM ids, names missing, their waiting refs); Blocked when a member's own sync is pending.
+
+        A member the target's index lacks is asked for by name before it counts as missing (ScimIndex.confirm):
+        the index pages by offset and may have skipped it, and a member missing from `wanted` is removed.
+        """
         wanted, missing, waiting = [], [], []
         for member in members:
-            found = INDEXES[member["type"]].get(ctx, member["name"])
+            found = INDEXES[member["type"]].confirm(ctx, member["name"])
             if found is not None:
                 wanted.append(found[0])
                 continue
