@@ -20,6 +20,7 @@ from sql_objects import make_warehouse
 from test_sync_metastore import MetastorePair, mp  # noqa: F401
 
 from dbsync import principals
+from dbsync.watchers import identities
 
 USERS = "/api/2.0/preview/scim/v2/Users"
 NAMES = [f"u{i}@example.com" for i in range(4)]
@@ -35,6 +36,12 @@ def _shifted_users_page() -> dict[str, Any]:
 def small_target_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """dbsync's index of the target's principals reads two a page (a real workspace pages by 1,000)."""
     monkeypatch.setattr(principals, "SCIM_PAGE", 2)
+
+
+@pytest.fixture
+def small_source_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source's SCIM listings read two principals a page."""
+    monkeypatch.setattr(identities, "SCIM_PAGE", 2)
 
 
 def _user_ids(w: Any) -> dict[str, str]:
@@ -146,6 +153,20 @@ def _target_subscribers(pair: Pair) -> set[str]:
         for s in dst.lakeview.list_subscriptions(dashboard_id, schedule.schedule_id or "")
         if s.subscriber and s.subscriber.user_subscriber
     }
+
+
+def test_a_subscriber_the_source_users_listing_skipped_stays_subscribed_on_the_target(
+    pair: Pair, small_source_listing: None
+) -> None:
+    _schedule_with_subscribers(pair)
+    subscribed = _target_subscribers(pair)
+    assert set(NAMES) <= subscribed
+
+    pair.source.set_faults(rules=[_shifted_users_page()])  # the source's users: admin, u0 | u2, u3 | ...
+    report = pair.sync(only=SCHEDULE_KINDS)["dashboard_schedules"]
+
+    assert _target_subscribers(pair) == subscribed
+    assert report.errors == 0 and report.updated == 0  # the schedule did not change
 
 
 def test_a_subscriber_the_targets_index_skipped_stays_subscribed_on_the_target(

@@ -275,24 +275,67 @@ class DashboardScheduleWatcher(Watcher):
         payload = {"dashboard_id": ref("dashboards", dashboard_id), **schedule_body(schedule)}
         if payload.get("warehouse_id"):
             payload["warehouse_id"] = ref("sql_warehouses", payload["warehouse_id"])
-        subscribers = [self._subscriber(ctx, ws, s.get("subscriber") or {}) for s in subscriptions]
+        raw = [s.get("subscriber") or {} for s in subscriptions]
+        names = ctx.cached(USER_NAMES.part(ws.side), lambda: _user_names(ctx, ws))
+        if ws.side == "source":
+            _name_lost_subscribers(ctx, ws, schedule_key(dashboard_id, schedule["schedule_id"]), raw, names)
+        subscribers = [self._subscriber(ctx, s, names) for s in raw]
         payload["subscribers"] = sorted((s for s in subscribers if s), key=fingerprint)
         return payload
 
     @staticmethod
-    def _subscriber(ctx: SyncContext, ws: Workspace, subscriber: dict[str, Any]) -> dict[str, Any] | None:
+    def _subscriber(ctx: SyncContext, subscriber: dict[str, Any], names: dict[str, str]) -> dict[str, Any] | None:
         """A destination as a Ref, a user by its (mapped) name; None for a user the source no longer has."""
         destination = (subscriber.get("destination_subscriber") or {}).get("destination_id")
         if destination:
             return {"destination_id": ref("notification_destinations", destination)}
-        user_id = str((subscriber.get("user_subscriber") or {}).get("user_id") or "")
-        name = ctx.cached(USER_NAMES.part(ws.side), lambda: _user_names(ctx, ws)).get(user_id)
+        name = names.get(_user_id(subscriber))
         return {"user_name": ctx.principals.user(name)} if name else None
+
+
+def _user_id(subscriber: dict[str, Any]) -> str:
+    """The SCIM id of a user subscriber ("" for a destination)."""
+    return str((subscriber.get("user_subscriber") or {}).get("user_id") or "")
 
 
 def _user_names(ctx: SyncContext, ws: Workspace) -> dict[str, str]:
     """SCIM user id → userName of `ws` (from the users listing, read once per run)."""
     return {str(u.get("id")): str(u.get("userName")) for u in scim_records(ctx, ws, "users") if u.get("userName")}
+
+
+def _name_lost_subscribers(
+    ctx: SyncContext, ws: Workspace, key: str, raw: list[dict[str, Any]], names: dict[str, str]
+) -> None:
+    """The user subscribers the users listing did not name read by id into `names`, when the schedule had a user
+    subscriber last cycle that is not named now.
+
+    The users listing pages by offset (SCIM's startIndex): a user deleted on the source between two pages makes the
+    next page start one later, and the user it skips dropped out of every schedule's subscribers, so the next write
+    unsubscribed them on the target. A short listing is not an unsubscription. The ids are read only then: a
+    subscription whose user is gone stays unnamed every cycle, and reading it every cycle would cost a GET for nothing.
+    """
+    unnamed = [i for i in map(_user_id, raw) if i and i not in names]
+    prior = ctx.history.prior(KIND, key) if unnamed else None
+    if prior is None:
+        return
+    before = {s["user_name"] for s in (prior.payload or {}).get("subscribers") or [] if s.get("user_name")}
+    named = {ctx.principals.user(names[i]) for i in map(_user_id, raw) if i in names}
+    if before - named:
+        _look_up(ws, unnamed, names)
+
+
+def _look_up(ws: Workspace, user_ids: list[str], names: dict[str, str]) -> None:
+    """The users `names` lacks, read by id (one SCIM GET each) into it; one that answers 404 stays unnamed.
+
+    Any other failure fails the listing: a schedule's subscribers are never decided half-read.
+    """
+    for user_id in user_ids:
+        try:
+            user_name = ws.client.users.get(user_id).user_name
+        except NotFound:
+            continue
+        if user_name:
+            names[user_id] = user_name
 
 
 def _raw_subs(subscriptions: list[dict[str, Any]]) -> list[str]:
