@@ -16,6 +16,7 @@ import pytest
 from conftest import Pair
 from databricks.sdk.service import compute, iam, jobs
 from databricks.sdk.service import dashboards as lv
+from databricks.sdk.service import pipelines as dlt
 from sql_objects import make_warehouse
 from test_sync_metastore import MetastorePair, mp  # noqa: F401
 
@@ -226,3 +227,39 @@ def test_a_catalog_taken_out_of_the_config_keeps_its_copies_on_the_target(mp: Me
     assert {k: r.deleted for k, r in second.items()} == {k: 0 for k in METASTORE_KINDS}
     assert "eu" in {r[0] for r in mp.dst.run("SHOW SCHEMAS IN sales")}
     assert {r[1] for r in mp.dst.run("SHOW TABLES IN sales.eu")} == {"orders", "v"}
+
+
+# -- kinds whose listing pages by token (an offset): clusters, pipelines, SQL warehouses ------------
+def _make_cluster(w: Any, i: int) -> None:
+    w.clusters.create(cluster_name=f"c{i}", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
+
+
+def _make_pipeline(w: Any, i: int) -> None:
+    w.pipelines.create(name=f"p{i}", libraries=[dlt.PipelineLibrary(notebook=dlt.NotebookLibrary(path="/x"))])
+
+
+LISTED_BY_TOKEN = {
+    "clusters": ("/api/2.1/clusters/list", _make_cluster, lambda w: [c.cluster_name for c in w.clusters.list()]),
+    "pipelines": ("/api/2.0/pipelines", _make_pipeline, lambda w: [p.name for p in w.pipelines.list_pipelines()]),
+    "sql_warehouses": (
+        "/api/2.0/sql/warehouses",
+        lambda w, i: make_warehouse(w, f"wh{i}"),
+        lambda w: [x.name for x in w.warehouses.list()],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LISTED_BY_TOKEN))
+def test_an_object_a_shifted_page_skipped_is_kept_on_the_target(pair: Pair, kind: str) -> None:
+    path, make, names = LISTED_BY_TOKEN[kind]
+    for i in range(6):
+        make(pair.src, i)
+    assert pair.sync(only=[kind])[kind].created == 6
+    before = sorted(names(pair.dst))
+
+    pair.source.set_faults(rules=[{"action": "skip_object", "method": "GET", "path": path, "times": 1}])
+    report = pair.sync(only=[kind])[kind]
+
+    assert sorted(names(pair.dst)) == before
+    assert report.deleted == 0 and report.errors == 0
+    assert len(_kept_events(pair, kind)) == 1

@@ -6,11 +6,13 @@ executors, times and default tags never enter it, so a cluster starting or stopp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from databricks.sdk.service.compute import ClustersAPI
+from databricks.sdk.service.compute import ClustersAPI, State
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.model import ref
@@ -20,6 +22,8 @@ from dbsync.workspace import Workspace
 
 FIELDS = writable_fields(ClustersAPI.create) - {"clone_from"}
 INTERACTIVE_SOURCES = ("UI", "API")
+# The service lists a terminated cluster for 30 days (unless pinned), and answers clusters/get for it a while longer.
+LISTED_AFTER_TERMINATION_MS = 30 * 24 * 3600 * 1000
 _REFS = {
     "policy_id": "cluster_policies",
     "instance_pool_id": "instance_pools",
@@ -58,6 +62,21 @@ class ClusterWatcher(ListedWatcher):
             if source not in INTERACTIVE_SOURCES:
                 continue
             yield cluster.cluster_id or "", cluster.cluster_name or "", cluster.as_dict()
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One clusters/get: the listing pages by token (an offset), so a cluster deleted on the source while a page
+        was read made the first cluster of the next page look deleted too. Gone: a 404, the 400 "Cluster … does not
+        exist" a permanently deleted cluster answers, or a cluster terminated longer than the listing keeps one (it
+        left the listing by design; clusters/get still answers it for a while)."""
+        try:
+            cluster = ws.client.clusters.get(key)
+        except Exception as err:  # anything but "gone" cannot tell: the delete waits
+            return not is_gone(err)
+        ended = cluster.terminated_time or 0
+        aged_out = (
+            cluster.state == State.TERMINATED and ended and time.time() * 1000 - ended > LISTED_AFTER_TERMINATION_MS
+        )
+        return not aged_out
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         # Only stable facts go to source_meta: the version hint covers it, and a state change is no change.

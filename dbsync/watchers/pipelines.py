@@ -26,7 +26,7 @@ from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.tags import without_dbsync_tags
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.watchers.jobs import workspace_path
 from dbsync.workspace import Workspace
 
@@ -117,6 +117,11 @@ class PipelineWatcher(Watcher):
                 yield Resource(self.kind, listed.get("pipeline_id", ""), listed.get("name", ""), hint)
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list pipelines: {err}") from err
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One pipelines/get: the listing pages by token (an offset), so a pipeline deleted on the source while a page
+        was read made the first pipeline of the next page look deleted too."""
+        return answers(lambda: ws.client.pipelines.get(key))
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from databricks.sdk.service.sql import WarehousesAPI
+from databricks.sdk.service.sql import State, WarehousesAPI
 
+from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
@@ -32,6 +33,16 @@ class WarehouseWatcher(ListedWatcher):
     def items(self, ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for warehouse in ws.client.warehouses.list():
             yield warehouse.id or "", warehouse.name or "", warehouse.as_dict()
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One warehouses/get: the listing pages by token (an offset) when the service answers more than one page,
+        so a warehouse deleted on the source while a page was read made the first of the next page look deleted too.
+        Gone: a 404, or a warehouse the service still answers as DELETED / DELETING."""
+        try:
+            state = ws.client.warehouses.get(key).state
+        except Exception as err:  # anything but "gone" cannot tell: the delete waits
+            return not is_gone(err)
+        return state not in (State.DELETED, State.DELETING)
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         payload = keep(raw, FIELDS)
