@@ -1,4 +1,11 @@
-"""Object ACLs on the target: PUT the direct entries on the mapped target object.
+"""Object ACLs on the target: the direct entries on the mapped target object.
+
+On an object dbsync created, one PUT of the source's entries (it replaces every direct entry: the hot path, one
+request an ACL). On an object it adopted (a notebook found at the same path, the target's own `/Shared`, whose ACL
+also guards dbsync's role marker, a dashboard or warehouse found by name) the ACL is the DR team's too: a PUT
+wiped their entries at the first sync. There the target's entries are read, what the source has is added by PATCH
+(it adds or changes entries, removing none), and only the entries dbsync added (recorded: replicators/added.py)
+are removed when the source drops them, by a PUT of the rest (the API has no per-entry delete).
 
 A principal the target does not know is dropped from the request and recorded (principals_missing:
 skip), never a failed cycle; with principals_missing: fail the change is an error instead.
@@ -7,19 +14,22 @@ skip), never a failed cycle; with principals_missing: fail the change is an erro
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.iam import AccessControlRequest
+from databricks.sdk.service.iam import AccessControlRequest, ObjectPermissions
 
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent, RetryLater
 from dbsync.mapping import SourceForm, acl_waiting_ref
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
-from dbsync.registry import acl_watchers
+from dbsync.registry import acl_watchers, kind
+from dbsync.replicators.added import added_before, added_meta
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.permissions import PRINCIPAL_FIELDS
+from dbsync.watchers.permissions import OBJECT_ORIGIN, PRINCIPAL_FIELDS
 
+OWNER = "IS_OWNER"
 _MISSING = re.compile(r"Principal: (UserName|GroupName|ServicePrincipalName)\((.+?)\) does not exist")
 _FIELD = {
     "UserName": "user_name",
@@ -40,26 +50,16 @@ class PermissionsReplicator(Replicator):
         object_id = watcher.acl_object_id(ctx, ctx.target, payload["target_key"], _target_meta(ctx, resource.key))
         if object_id is None:
             raise RetryLater(f"{payload['object_kind']} {payload['target_key']} is not on the target yet")
-        entries = list(payload["access_control_list"])
+        acl_type = watcher.acl_type or ""
+        if _adopted(ctx, resource):
+            return self._shared(ctx, change, acl_type, object_id)
         skipped: list[str] = []
         waiting: list[str] = []
-        while True:
-            try:
-                result = ctx.target.client.permissions.set(
-                    watcher.acl_type or "",
-                    object_id,
-                    access_control_list=[AccessControlRequest.from_dict(e) for e in entries],
-                )
-                break
-            except DatabricksError as err:
-                missing = _missing_principal(err)
-                if missing is None:
-                    raise
-                if ctx.settings.principals_missing == "fail":
-                    raise Permanent(f"principal {missing[1]} does not exist on the target") from err
-                entries = [e for e in entries if e.get(missing[0]) != missing[1]]
-                skipped.append(missing[1])
-                waiting.append(acl_waiting_ref(*missing))
+
+        def put(entries: list[dict[str, Any]]) -> ObjectPermissions:
+            return ctx.target.client.permissions.set(acl_type, object_id, access_control_list=_requests(entries))
+
+        result = _skipping_missing(ctx, put, list(payload["access_control_list"]), skipped, waiting)
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
         lost_owner = _owner(payload["access_control_list"])
         if lost_owner and lost_owner in skipped:
@@ -67,6 +67,45 @@ class PermissionsReplicator(Replicator):
             kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
             note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
         return Applied(change.key, note=note, waiting_on=waiting)
+
+    def _shared(self, ctx: SyncContext, change: Upsert, acl_type: str, object_id: str) -> Applied:
+        """An adopted object's ACL: add by PATCH, remove only what dbsync added (a PUT of the rest); keep the others.
+
+        One GET first (what the target has: what dbsync did not add), then a PATCH when the source has an entry the
+        target lacks and a PUT only when an entry dbsync added must go; nothing more when the two agree. As for a
+        secret scope's ACL, a principal is dbsync's when it had no entry before dbsync gave it one; a principal of
+        the DR team's whose level the source changes stays theirs (a PATCH sets one level per principal). The owner
+        (IS_OWNER) of an object dbsync did not create is the DR team's: left as it is, said once in the note."""
+        permissions = ctx.target.client.permissions
+        wanted = {_entry(e) for e in change.payload["access_control_list"]}
+        owner = {e for e in wanted if e[2] == OWNER}
+        wanted -= owner
+        ours = added_before(change, False, lambda payload: ())
+        if not wanted and not ours and not owner:
+            return Applied(change.key, meta=added_meta(()))  # nothing to add, nothing of dbsync's to remove
+        before = _direct(permissions.get(acl_type, object_id))
+        skipped: list[str] = []
+        waiting: list[str] = []
+        now = before
+        if add := wanted - before:
+
+            def patch(entries: list[dict[str, Any]]) -> ObjectPermissions:
+                return permissions.update(acl_type, object_id, access_control_list=_requests(entries))
+
+            now = _direct(_skipping_missing(ctx, patch, [_request(e) for e in sorted(add)], skipped, waiting))
+        if remove := (_principals(now) - _principals(wanted)) & ours:
+            rest = [_request(e) for e in sorted(now) if e[:2] not in remove]
+            now = _direct(permissions.set(acl_type, object_id, access_control_list=_requests(rest)))
+        notes = []
+        if owner - now:
+            notes.append(f"owner left as the target's (dbsync did not create this object), not {owner.pop()[1]}")
+        if kept := len(now - wanted - {e for e in now if e[2] == OWNER}):
+            notes.append(f"kept {kept} ACL entr{'y' if kept == 1 else 'ies'} on the target that dbsync did not add")
+        if skipped:
+            notes.append(f"skipped principals missing on the target: {', '.join(skipped)}")
+        given = _principals(add) - _principals(before)  # entries put where the principal had none
+        meta = added_meta((ours | given) & _principals(now))
+        return Applied(change.key, note="; ".join(notes) or None, waiting_on=waiting, meta=meta)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """An object's ACL goes with the object; nothing to do."""
@@ -99,13 +138,91 @@ def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
     return {"target_version": seen} if seen else {}
 
 
+def _adopted(ctx: SyncContext, resource: Resource) -> bool:
+    """Whether the ACL's object is one dbsync adopted (or cannot tell it created): the DR team's entries stay there.
+
+    The watcher's stub carries the object row's origin; a restored ACL's meta may not, and the store has it. A row
+    with no recorded origin follows its kind's `unrecorded_origin` (a folder is "created": mkdirs cannot tell), but
+    the folders every workspace has (`/Shared`, `/Users`, `/Repos`) are always the target's own."""
+    object_kind, source_key = resource.key.split(":", 1)
+    meta = resource.source_meta
+    if OBJECT_ORIGIN in meta:
+        origin = meta[OBJECT_ORIGIN]
+    else:
+        prior = ctx.history.prior(object_kind, source_key)
+        origin = prior.origin if prior is not None else None
+    if origin is not None:
+        return origin != "created"
+    target_key = str(resource.payload.get("target_key") if resource.payload else "")
+    declared = kind(object_kind)
+    if target_key in declared.declaration.builtin_target_keys:
+        return True
+    return declared.replicator.unrecorded_origin != "created"
+
+
+def _skipping_missing(
+    ctx: SyncContext,
+    send: Callable[[list[dict[str, Any]]], ObjectPermissions],
+    entries: list[dict[str, Any]],
+    skipped: list[str],
+    waiting: list[str],
+) -> ObjectPermissions:
+    """`send(entries)`, again without each principal the target says does not exist (recorded in `skipped` and
+    `waiting`), or Permanent with principals_missing: fail."""
+    while True:
+        try:
+            return send(entries)
+        except DatabricksError as err:
+            missing = _missing_principal(err)
+            if missing is None:
+                raise
+            if ctx.settings.principals_missing == "fail":
+                raise Permanent(f"principal {missing[1]} does not exist on the target") from err
+            entries = [e for e in entries if e.get(missing[0]) != missing[1]]
+            skipped.append(missing[1])
+            waiting.append(acl_waiting_ref(*missing))
+
+
+def _requests(entries: list[dict[str, Any]]) -> list[AccessControlRequest]:
+    return [AccessControlRequest.from_dict(e) for e in entries]
+
+
+def _entry(entry: dict[str, Any]) -> tuple[str, str, str]:
+    """A request entry as (principal field, principal, level): how entries are compared and recorded."""
+    field = next(f for f in PRINCIPAL_FIELDS if entry.get(f))
+    return field, entry[field], entry["permission_level"]
+
+
+def _request(entry: tuple[str, str, str]) -> dict[str, Any]:
+    field, principal, level = entry
+    return {field: principal, "permission_level": level}
+
+
+def _principals(entries: set[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    return {(field, principal) for field, principal, _ in entries}
+
+
+def _direct(acl: ObjectPermissions) -> set[tuple[str, str, str]]:
+    """The target's direct entries as (field, principal, level), the admins group's left out (the service's: a
+    request naming it is refused), inherited ones too (a parent's, not this object's)."""
+    entries = set()
+    for item in acl.as_dict().get("access_control_list") or []:
+        field = next((f for f in PRINCIPAL_FIELDS if item.get(f)), None)
+        if field is None or (field == "group_name" and item[field] == "admins"):
+            continue
+        for perm in item.get("all_permissions") or []:
+            if not perm.get("inherited"):
+                entries.add((field, item[field], perm["permission_level"]))
+    return entries
+
+
 def _owner(acl: list[dict[str, Any]]) -> str | None:
     """The IS_OWNER principal of request entries, or of the direct entries of a PUT / GET answer."""
     for entry in acl:
         levels = [entry.get("permission_level")] + [
             p.get("permission_level") for p in entry.get("all_permissions") or [] if not p.get("inherited")
         ]
-        if "IS_OWNER" in levels:
+        if OWNER in levels:
             return entry_principal(entry)
     return None
 

@@ -19,13 +19,16 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.declaration import RARELY_CHANGED, Declaration
 from dbsync.errors import Blocked, RetryLater
-from dbsync.model import AGAIN, AHEAD, OVERDUE, Prior, Resource
+from dbsync.model import ADDED, AGAIN, AHEAD, OVERDUE, Prior, Resource
 from dbsync.registry import acl_watchers
 from dbsync.watchers.base import Watcher
 from dbsync.workspace import Workspace
 
 log = logging.getLogger(__name__)
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+# source_meta key of an ACL: its object's origin on the target (created, adopted, None: not recorded). On an object
+# dbsync adopted the ACL is the DR team's too, and only what dbsync added goes (replicators/permissions.py).
+OBJECT_ORIGIN = "object_origin"
 NAMED_EVERY = 64  # objects listed between two looks for ACLs an audit-log hint named meanwhile
 NAMED_LOOK_SECONDS = 2.0  # or seconds, whichever comes first: 64 objects due take ~20 s of reads that give way
 # The share of a daemon slice that reads overdue ACLs, most overdue first, before the sweep walks on in its order
@@ -211,7 +214,12 @@ class PermissionsWatcher(Watcher):
             f"{object_kind}:{prior.key}",
             name=prior.key,
             version_hint=None,
-            source_meta={"object_kind": object_kind, "target_key": prior.target_key, **prior.source_meta},
+            source_meta={
+                "object_kind": object_kind,
+                "target_key": prior.target_key,
+                **{k: v for k, v in prior.source_meta.items() if k != ADDED},  # what dbsync added to the ACL is its own
+                OBJECT_ORIGIN: prior.origin,
+            },
         )
 
     def parent(self, stub: Resource) -> tuple[str, str] | None:
