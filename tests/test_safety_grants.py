@@ -154,6 +154,31 @@ def test_revoking_dbsyncs_grant_puts_back_the_dr_teams_denial_it_lifted(mp: Meta
     assert ("alice@example.com", "SELECT") not in mp.dst.grants("TABLE ledger")
 
 
+def test_the_owner_of_a_securable_dbsync_did_not_create_stays_the_dr_teams(mp: MetastorePair) -> None:  # noqa: F811
+    """ALTER … OWNER TO only where dbsync created the securable: the target's own hive_metastore and a schema found
+    there keep their owner; a table dbsync created gets the source's."""
+    for statement in (
+        "ALTER CATALOG hive_metastore OWNER TO `alice@example.com`",
+        "CREATE SCHEMA finance",
+        "ALTER SCHEMA finance OWNER TO `alice@example.com`",
+        "CREATE TABLE finance.ledger (id BIGINT)",
+        "ALTER TABLE finance.ledger OWNER TO `alice@example.com`",
+    ):
+        mp.src.run(statement)
+    mp.dst.run("ALTER CATALOG hive_metastore OWNER TO auditors")  # the DR team's, before dbsync ran
+    mp.dst.run("CREATE SCHEMA finance")  # adopted
+    mp.dst.run("ALTER SCHEMA finance OWNER TO auditors")
+    mp.forget_statements()
+
+    reports = mp.sync(only=METASTORE)
+
+    assert reports["table_acls"].errors == 0
+    assert ("auditors", "OWN") in mp.dst.grants("CATALOG hive_metastore")
+    assert ("auditors", "OWN") in mp.dst.grants("SCHEMA finance")
+    assert ("alice@example.com", "OWN") in mp.dst.grants("TABLE finance.ledger")
+    assert not [w for w in mp.writes() if "OWNER" in w and "ledger" not in w]
+
+
 # -- secret scope ACLs ----------------------------------------------------------------------------
 def _acls(w, scope: str) -> dict[str, str]:
     return {a.principal: a.permission.value for a in w.secrets.list_acls(scope)}

@@ -2,10 +2,12 @@
 
 `SHOW GRANTS` on the target, then GRANT / DENY what the target lacks (one statement per principal and verb),
 REVOKE what the source does not have but only where dbsync granted it (recorded: replicators/added.py), and
-`ALTER … OWNER TO` when the owner differs. A grant the target had before dbsync ran (the DR team's `SELECT ON ANY
-FILE` to its auditors, a grant on the target's own `hive_metastore` catalog or on a table dbsync adopted) or was
-given there by hand since is kept, whatever the source does: the first sync REVOKEd those before. REVOKE lifts a
-grant and a denial of the privilege alike, so what it lifted that was not meant to go is granted or denied again.
+`ALTER … OWNER TO` when the owner differs, only on a securable dbsync created: the owner of the target's own
+`hive_metastore` or of a schema or table dbsync adopted is the DR team's, left as it is (noted). A grant the
+target had before dbsync ran (the DR team's `SELECT ON ANY FILE` to its auditors, a grant on the target's own
+`hive_metastore` catalog or on a table dbsync adopted) or was given there by hand since is kept, whatever the
+source does: the first sync REVOKEd those before. REVOKE lifts a grant and a denial of the privilege alike, so
+what it lifted that was not meant to go is granted or denied again.
 A grant set already equal costs the one SHOW GRANTS. A principal the target lacks (absent from its SCIM, or
 refused by the service with PRINCIPAL_DOES_NOT_EXIST) is skipped and recorded (`principals_missing: skip`) or
 fails the change (`fail`); the owner then stays what it is on the target, and the note says who that is.
@@ -62,7 +64,9 @@ class TableAclsReplicator(Replicator):
         current_owner = next((p for p, a in current_rows if a == OWN), None)
         owner = payload["owner"]
         if securable in _OWNED and owner and owner.casefold() != (current_owner or "").casefold():
-            if owner.casefold() in absent:
+            if not created:  # the target's own catalog, an adopted schema or table: its owner is the DR team's
+                plan.notes.append(f"owner left as the target's ({current_owner or 'none'}): dbsync did not create it")
+            elif owner.casefold() in absent:
                 plan.notes.append(
                     f"owner {owner} does not exist on the target; owner kept as {current_owner or 'none'}"
                 )
