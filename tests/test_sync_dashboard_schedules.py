@@ -276,3 +276,31 @@ def test_by_need_a_schedule_that_waited_for_its_dashboard_goes_through_before_it
         report = pair.sync(only=["dashboard_schedules"], **by_need)["dashboard_schedules"]
         assert report.created == 2 and report.errors == 0, report
         assert _states(pair.dst, _target_dashboard(pair.dst)) == {"morning": "PAUSED", "evening": "PAUSED"}
+
+
+def test_a_subscriber_added_on_the_standby_to_dbsyncs_schedule_stays_when_the_source_changes(pair: Pair) -> None:
+    """dbsync removes only the subscribers it added: one the DR team subscribed on the standby stays through an
+    update (a cron change, a subscriber dropped on the source)."""
+    ids = _seed(pair)
+    assert pair.sync(only=KINDS, **MAPPING)["dashboard_schedules"].errors == 0
+    dst = pair.dst
+    did = _target_dashboard(dst)
+    morning = _schedules(dst, did)["morning"].schedule_id or ""
+    oncall = dst.users.create(user_name="oncall@new.example")  # the DR team's, on the standby only
+    mine = lv.Subscriber(user_subscriber=lv.SubscriptionSubscriberUser(user_id=int(oncall.id or 0)))
+    dst.lakeview.create_subscription(did, morning, lv.Subscription(subscriber=mine))
+
+    src = pair.src
+    current = src.lakeview.get_schedule(ids["dashboard"], ids["morning"])
+    src.lakeview.update_schedule(
+        ids["dashboard"],
+        ids["morning"],
+        lv.Schedule(cron_schedule=_cron("0 30 7 * * ?"), display_name="morning", etag=current.etag),
+    )
+    for subscription in src.lakeview.list_subscriptions(ids["dashboard"], ids["morning"]):
+        src.lakeview.delete_subscription(ids["dashboard"], ids["morning"], subscription.subscription_id or "")
+    reports = pair.sync(only=["dashboard_schedules"], **MAPPING)
+
+    assert reports["dashboard_schedules"].updated == 1 and reports["dashboard_schedules"].errors == 0
+    subscribers = [s.subscriber.as_dict() for s in dst.lakeview.list_subscriptions(did, morning)]
+    assert subscribers == [{"user_subscriber": {"user_id": int(oncall.id or 0)}}]  # ana and ops were dbsync's

@@ -2,9 +2,10 @@
 
 A schedule has no tags, so a create first looks on the dashboard's copy for a schedule with the same cron,
 timezone and display name and adopts it (a lost store never duplicates one; an adopted schedule is never
-deleted and keeps subscribers dbsync did not add). Every write says PAUSED: a standby sends no snapshot,
-and `dbsync cutover` unpauses the copies of the schedules that ran on the source. A user subscriber the
-target lacks is left out and waited for (the schedule is `partial`).
+deleted). Of the subscribers the source no longer has, only those dbsync added (recorded: replicators/added.py)
+are removed, on its own schedules too: one someone subscribed on the standby stays. Every write says PAUSED: a
+standby sends no snapshot, and `dbsync cutover` unpauses the copies of the schedules that ran on the source. A
+user subscriber the target lacks is left out and waited for (the schedule is `partial`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from databricks.sdk.errors import DatabricksError, NotFound
 
 from dbsync.context import SyncContext
-from dbsync.errors import Permanent
+from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Upsert, fingerprint
 from dbsync.principals import INDEXES
+from dbsync.replicators.added import added_before, added_meta
 from dbsync.replicators.base import Replicator
 from dbsync.sdk import Service
 from dbsync.watchers.dashboard_schedules import PAGE_SIZE, schedule_body, schedule_key, split_key
@@ -64,12 +66,14 @@ class DashboardScheduleReplicator(Replicator):
                 raise Permanent(f"the target rejected dashboard schedule {change.resource.name!r}: {err}") from err
             raise
         own = adopted is False or (adopted is None and (change.prior is None or change.prior.origin != "adopted"))
-        waiting = _subscribe(ctx, dashboard_id, current["schedule_id"], payload["subscribers"], remove_extra=own)
+        ours = added_before(change, own, lambda old: _identities(ctx, old))
+        waiting, ours = _subscribe(ctx, dashboard_id, current["schedule_id"], payload["subscribers"], ours)
         key = schedule_key(dashboard_id, current["schedule_id"])
+        meta = added_meta(ours)
         if not waiting:
-            return Applied(key, adopted=adopted)
+            return Applied(key, adopted=adopted, meta=meta)
         note = f"subscriber {waiting[0].split(':', 1)[1]} does not exist on the target: left out until it does"
-        return Applied(key, note=note, waiting_on=waiting, adopted=adopted)
+        return Applied(key, note=note, waiting_on=waiting, adopted=adopted, meta=meta)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         dashboard_id, schedule_id = split_key(change.target_key or "")
@@ -107,9 +111,10 @@ def _target_subscriber(ctx: SyncContext, subscriber: dict[str, Any]) -> dict[str
 
 
 def _subscribe(
-    ctx: SyncContext, dashboard_id: str, schedule_id: str, subscribers: list[dict[str, Any]], remove_extra: bool
-) -> list[str]:
-    """Add the missing subscribers (and remove the others from dbsync's own schedules); the users waited for."""
+    ctx: SyncContext, dashboard_id: str, schedule_id: str, subscribers: list[dict[str, Any]], ours: set[str]
+) -> tuple[list[str], set[str]]:
+    """Add the missing subscribers and remove those dbsync added (`ours`) that the source dropped: (the users waited
+    for, the subscribers dbsync added that are there now). A subscriber someone added on the target stays."""
     lakeview = ctx.target.client.lakeview
     existing = {
         fingerprint(s.subscriber.as_dict() if s.subscriber else {}): s
@@ -122,16 +127,31 @@ def _subscribe(
             waiting.append(waiting_ref("users", subscriber["user_name"]))
             continue
         wanted[fingerprint(target)] = target
+    added = set()
     for identity, target in wanted.items():
         if identity not in existing:
             lakeview.create_subscription(
                 dashboard_id, schedule_id, sdk_dashboards.Subscription(subscriber=_sdk_subscriber(target))
             )
+            added.add(identity)
+    removed = set()
     for identity, subscription in existing.items():
-        if remove_extra and identity not in wanted:
+        if identity in ours and identity not in wanted:
             with contextlib.suppress(NotFound):
                 lakeview.delete_subscription(dashboard_id, schedule_id, subscription.subscription_id or "")
-    return waiting
+            removed.add(identity)
+    return waiting, ((ours & existing.keys()) - removed) | added
+
+
+def _identities(ctx: SyncContext, payload: dict[str, Any]) -> set[str]:
+    """The target subscribers of an older row's payload (a store from before the record, on dbsync's own schedule:
+    what it copied last stands for what it added); none when a destination it names is no longer mapped."""
+    try:
+        resolved = ctx.idmap.resolve(payload)
+    except Blocked:
+        return set()
+    targets = (_target_subscriber(ctx, s) for s in resolved.get("subscribers") or [])
+    return {fingerprint(t) for t in targets if t is not None}
 
 
 def _sdk_subscriber(target: dict[str, Any]) -> sdk_dashboards.Subscriber:
