@@ -150,6 +150,32 @@ class Pair:
         self.target.stats.reset()
 
 
+def run_cli(
+    pair: Pair,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """`dbsync <argv>` in-process with the pair's environment (and `env`): (exit code, stdout, stderr)."""
+    import logging
+
+    from dbsync.cli import main
+
+    for name, value in {**pair.env(), **(env or {})}.items():
+        if name.startswith("DBSYNC_"):
+            monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        code = main(list(argv))
+    finally:  # `main` logs to the captured stderr; later tests must not write to it once it is closed
+        root.handlers[:], root.level = handlers, level
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def _target_token() -> str:
     return "dapi-target-token-" + "9" * 8
 

@@ -9,32 +9,17 @@ plan names each of them and exits 1 as the sync would (README "Commands": exit 1
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
-from conftest import Pair
+from conftest import Pair, run_cli
 from databricks.sdk.service import jobs, pipelines
-
-from dbsync.cli import main
 
 SECRET_VALUE = "hunter2-not-for-logs"
 
 
 def _cli(pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple:
-    """`dbsync <argv>` in-process with the pair's environment: (exit code, stdout, stderr)."""
-    for name, value in pair.env().items():
-        if name.startswith("DBSYNC_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DBSYNC_RETRY_TIMEOUT_SECONDS", "2")  # a refused request is not waited on for a minute
-    capsys.readouterr()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        code = main(list(argv))
-    finally:  # `main` logs to the captured stderr; later tests must not write to it once it is closed
-        root.handlers[:], root.level = handlers, level
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    """`dbsync <argv>` in-process; a refused request is not waited on for a minute."""
+    return run_cli(pair, monkeypatch, capsys, *argv, env={"DBSYNC_RETRY_TIMEOUT_SECONDS": "2"})
 
 
 def _job(pair: Pair) -> None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from typing import Any
 
 import pytest
-from conftest import Pair
+from conftest import Pair, run_cli
 from databricks.sdk.service import iam, jobs, workspace
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 from prometheus_client import REGISTRY
 
-from dbsync.cli import main
 from dbsync.engine import update_gauges
 from dbsync.report import validate
 
@@ -32,17 +30,8 @@ KINDS = "groups,service_principals,users,group_members,notebooks,directories,job
 
 def _cli(pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple:
     """Run `dbsync <argv>` in-process with the pair's environment: (exit code, stdout)."""
-    for name, value in pair.env().items():
-        if name.startswith("DBSYNC_"):
-            monkeypatch.setenv(name, value)
-    capsys.readouterr()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        code = main(list(argv))
-    finally:  # `main` logs to the captured stderr; later tests must not write to it once it is closed
-        root.handlers[:], root.level = handlers, level
-    return code, capsys.readouterr().out
+    code, out, _ = run_cli(pair, monkeypatch, capsys, *argv)
+    return code, out
 
 
 def _json(pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple:

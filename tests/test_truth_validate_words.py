@@ -7,13 +7,11 @@ when the source is down too; a page computed from the store says so; a kind name
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
-from conftest import Pair
+from conftest import Pair, run_cli
 from databricks.sdk.service import iam, jobs
 
-from dbsync.cli import main
 from dbsync.report import KindValidation, Report, format_text, validate, validate_from_store
 from dbsync.report_html import render_page, standby_page
 
@@ -110,20 +108,11 @@ def test_validate_compares_a_kind_it_is_named_even_when_disabled_as_plan_and_syn
         tasks=[jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))],
         environments=[jobs.JobEnvironment(environment_key="e")],
     )
-    for name, value in pair.env().items():
-        if name.startswith("DBSYNC_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DBSYNC_KINDS__JOBS__ENABLED", "false")
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        capsys.readouterr()
-        plan_code = main(["plan", "--kinds", "jobs", "--json"])
-        plan = json.loads(capsys.readouterr().out)
-        code = main(["validate", "--kinds", "jobs", "--format", "json"])
-        report = json.loads(capsys.readouterr().out)
-    finally:
-        root.handlers[:], root.level = handlers, level
+    disabled = {"DBSYNC_KINDS__JOBS__ENABLED": "false"}
+    plan_code, out, _ = run_cli(pair, monkeypatch, capsys, "plan", "--kinds", "jobs", "--json", env=disabled)
+    plan = json.loads(out)
+    code, out, _ = run_cli(pair, monkeypatch, capsys, "validate", "--kinds", "jobs", "--format", "json", env=disabled)
+    report = json.loads(out)
 
     assert plan_code == 0 and [c["action"] for c in plan] == ["create"]
     assert code == 1 and not report["ready_for_cutover"]
