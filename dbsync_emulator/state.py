@@ -49,6 +49,9 @@ class Workspace:
         # system.access.audit: present, and how long after an event its row becomes readable (see audit.py).
         self.audit_table = True
         self.audit_delay_seconds = 0.0
+        # SCIM: a service principal's applicationId is the workspace's own choice, whatever a POST asks for
+        # (AWS and GCP workspaces; Azure takes the Entra ID application's).
+        self.scim_assigns_application_ids = False
         self.timing = timing or Timing(seed=seed)
         self.lock = threading.RLock()
         self.random = random.Random(seed)

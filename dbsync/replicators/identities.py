@@ -27,13 +27,14 @@ from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.principals import INDEXES
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import edited
+from dbsync.replicators.common import claim, edited
 from dbsync.watchers.identities import (
     ADMINS,
     listing_key,
     members_hint,
     present_members,
     principal_hint,
+    scim_records,
     values,
 )
 
@@ -108,14 +109,17 @@ class ScimReplicator(Replicator):
         hint = principal_hint(change.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None)
         payload = ctx.idmap.resolve(change.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
-        # Before one is skipped as missing, the target is asked by name: its index pages by offset and may skip it.
-        found = self.index.get(ctx, name) if self.may_create(ctx) else self.index.confirm(ctx, name)
+        found = self._recorded_copy(ctx, change, name)
         if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
             return Applied(
                 found[1], adopted=None if created else True, version_hint=hint, meta={CREATED: True} if created else {}
             )
         if found is not None:
-            self.index.forget(ctx, name)  # deleted by hand on the target since the index was read
+            self.index.forget(ctx, found[1])  # deleted by hand on the target since the index was read
+        elif self.may_create(ctx):
+            found = self._unrecorded_copy(ctx, resource, payload)
+            if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
+                return Applied(found[1], adopted=True, version_hint=hint)
         applied = self._create(ctx, resource, payload, name)
         if applied.version_hint is None:
             applied.version_hint = hint
@@ -132,6 +136,55 @@ class ScimReplicator(Replicator):
             f"{NOUN[self.kind]} {name} is not on the target and identities.create_{self.kind} is false: "
             "provision it through the target's IdP"
         )
+
+    def _recorded_copy(self, ctx: SyncContext, change: Upsert, name: str) -> tuple[str, str] | None:
+        """(SCIM id, target name) of the principal by its name, else by the name the store recorded for its copy.
+
+        An AWS or GCP workspace gives a new service principal its own applicationId: the copy is found by that
+        recorded name, not the source's. Looked up by the source's only, every edit of a principal after its
+        first copy created another one on the target.
+        """
+        # Before one is skipped as missing, the target is asked by name: its index pages by offset and may skip it.
+        found = self.index.get(ctx, name) if self.may_create(ctx) else self.index.confirm(ctx, name)
+        recorded = change.target_key
+        if found is None and recorded and recorded.lower() != name.lower():
+            found = self.index.confirm(ctx, recorded)
+        return found
+
+    def _unrecorded_copy(self, ctx: SyncContext, resource: Resource, payload: dict[str, Any]) -> tuple[str, str] | None:
+        """A service principal copy the store has no record of, found by its display name; None for other kinds.
+
+        A copy with a service-chosen applicationId is not found by the source's after a `kill -9` between its
+        create and its record, or a lost store: each run created one more. It is taken only when nothing else
+        can be meant: exactly one source and exactly one target principal have that display name, the target's
+        applicationId is no source principal's (that is the source one's own copy, or the same principal), and no
+        other source principal's recorded copy is it (`claim`). It is adopted, not counted as created: the target
+        might have had it before (a leak if it was dbsync's, never a deleted principal of the DR team). Never on
+        Azure: the service takes the given applicationId there, so a copy dbsync made carries the source's, and one
+        of the same display name but another applicationId is another Entra ID application.
+        """
+        display_name = payload.get("displayName")
+        if self.kind != "service_principals" or not display_name or ctx.target.client.config.is_azure:
+            return None
+        source = scim_records(ctx, ctx.source, self.kind)
+        if sum(1 for record in source if record.get("displayName") == display_name) != 1:
+            return None
+        quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        api = self.api(ctx)
+        matches = [
+            record.as_dict()
+            for record in api.list(attributes="id,applicationId,displayName", filter=f'displayName eq "{quoted}"')
+        ]
+        if len(matches) != 1 or matches[0].get("displayName") != display_name:
+            return None
+        scim_id, app_id = matches[0].get("id"), str(matches[0].get("applicationId") or "")
+        source_ids = {str(record.get("applicationId") or "").lower() for record in source}
+        if not scim_id or not app_id or app_id.lower() in source_ids:
+            return None
+        if not claim(ctx, self.kind, app_id, resource.key):
+            return None
+        self.index.add(ctx, app_id, scim_id)
+        return scim_id, app_id
 
     def _update(self, ctx: SyncContext, scim_id: str, payload: dict[str, Any]) -> None:
         current = self.api(ctx).get(scim_id).as_dict()

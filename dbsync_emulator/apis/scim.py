@@ -725,7 +725,7 @@ def _create(ws: Workspace, kind: str, body: dict) -> dict:
     if kind == "Groups":
         record = _insert_group(ws, body)
     else:
-        if kind == "ServicePrincipals" and not body.get("applicationId"):
+        if kind == "ServicePrincipals" and (ws.scim_assigns_application_ids or not body.get("applicationId")):
             body = {**body, "applicationId": _new_application_id(ws)}
         name_field = _NAME_FIELD[kind]
         name = _check_name(ws, kind, body.get(name_field))
