@@ -8,9 +8,9 @@ status that differ are logged (log-batch), and a run gone from the source is del
 
 Registered models: adopted by name, description and tags made equal. Versions keep their numbers: a
 missing version n is created, and versions the source deleted (numbers the target would otherwise give)
-are created and deleted again, so `models:/<name>/<n>` means the same version on both sides. Each target
-version carries `dbsync_source_version`; its description, tags and stage follow the source. Versions
-point at the source's artifact URI: artifacts are not copied.
+are created (as placeholders tagged `dbsync_placeholder`) and deleted again, so `models:/<name>/<n>` means the
+same version on both sides. Each target version copy carries `dbsync_source_version`; its description, tags
+and stage follow the source. Versions point at the source's artifact URI: artifacts are not copied.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from dbsync.watchers.mlflow_objects import SOURCE_RUN_TAG, run_document, user_ta
 sdk_ml = Service("ml")  # imported when this kind first uses it (dbsync/sdk.py)
 
 SOURCE_VERSION_TAG = "dbsync_source_version"
+PLACEHOLDER_TAG = "dbsync_placeholder"  # a version made only to use up a number; its value: the number it was for
+RENUMBERED_TAG = "dbsync_renumbered"  # a copy kept below its source number: the placeholders ran out
 MAX_PLACEHOLDERS = 50  # versions created and deleted to keep one version's number; beyond, numbers differ
 BATCH = 100  # log-batch: at most 100 params and 100 tags per call ...
 METRIC_BATCH = 800  # ... and 1000 items in all
@@ -250,14 +252,24 @@ class RegisteredModelReplicator(Replicator):
 
 
 class VersionCopier:
-    """Makes a target model's versions match the source's, number for number."""
+    """Makes a target model's versions match the source's, number for number.
+
+    A source version deleted leaves a gap in its numbers; the target's next create would take the gap's number,
+    so a placeholder version is created there and deleted. Placeholders carry their own tag, never the source
+    version's: a run that died between a placeholder's create and its delete once left it tagged as the real
+    version, and every later cycle took it for that version (its number and artifact wrong, the real one never
+    made).
+    """
 
     def __init__(self, ctx: SyncContext, name: str) -> None:
         self.registry = ctx.target.client.model_registry
         self.name = name
+        self.highest = 0  # the highest version number seen on the target: its next create's is above it
 
     def copy(self, versions: dict[str, dict[str, Any]]) -> list[str]:
-        mapped, untagged = self._target_versions()
+        mapped, untagged, leftovers = self._target_versions()
+        for leftover, wanted in leftovers:
+            self._settle(leftover, wanted, versions, mapped)
         notes: list[str] = []
         for number in sorted(versions, key=int):
             if number not in mapped and number in untagged:
@@ -272,36 +284,79 @@ class VersionCopier:
                 self.registry.delete_model_version(self.name, version["version"])
         return notes
 
-    def _target_versions(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """({source version → target version} for dbsync's versions, {number → version} for the others)."""
+    def _target_versions(
+        self,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+        """({source version → target version} for dbsync's copies, {number → version} for the others, and dbsync's
+        leftover placeholders with the source number each was made for)."""
         quoted = self.name.replace("'", "''")
-        mapped, untagged = {}, {}
+        mapped, untagged, leftovers = {}, {}, []
         for version in self.registry.search_model_versions(filter=f"name='{quoted}'"):
             raw = version.as_dict()
+            number = int(raw["version"])
+            self.highest = max(self.highest, number)
             tags = {t["key"]: t.get("value") for t in raw.get("tags") or []}
-            if tags.get(SOURCE_VERSION_TAG):
-                mapped[tags[SOURCE_VERSION_TAG]] = raw
+            source_number = tags.get(SOURCE_VERSION_TAG)
+            if source_number and (number >= int(source_number) or RENUMBERED_TAG in tags):
+                mapped[source_number] = raw
+                if PLACEHOLDER_TAG in tags:  # promoted by a run that died before removing the placeholder tag
+                    self.registry.delete_model_version_tag(self.name, str(number), PLACEHOLDER_TAG)
+            elif source_number:
+                # Below its source number and not one kept there on purpose: a placeholder an older dbsync tagged
+                # with the real version's number before it knew the number it got.
+                leftovers.append((raw, source_number))
+            elif tags.get(PLACEHOLDER_TAG):
+                leftovers.append((raw, str(tags[PLACEHOLDER_TAG])))
             else:
-                untagged[str(raw["version"])] = raw
-        return mapped, untagged
+                untagged[str(number)] = raw
+        return mapped, untagged, leftovers
+
+    def _settle(
+        self, leftover: dict[str, Any], wanted: str, versions: dict[str, Any], mapped: dict[str, dict[str, Any]]
+    ) -> None:
+        """A placeholder an earlier run left (it died before deleting it): what that run would have done with it.
+
+        One that reached its source number was to become that version's copy; any other is deleted: it is
+        dbsync's own, made only to use up a number.
+        """
+        if int(leftover["version"]) >= int(wanted) and wanted in versions and wanted not in mapped:
+            mapped[wanted] = self._promote(leftover, wanted)
+        else:
+            self.registry.delete_model_version(self.name, str(leftover["version"]))
 
     def _create(self, number: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-        tags = [sdk_ml.ModelVersionTag(key=SOURCE_VERSION_TAG, value=number)]
-        tags += [sdk_ml.ModelVersionTag(key=k, value=v) for k, v in spec["tags"].items()]
-        for _ in range(MAX_PLACEHOLDERS + 1):
-            created = self.registry.create_model_version(
-                self.name, spec["source"], description=spec["description"] or None, tags=tags
-            ).model_version
-            assert created is not None
-            raw = created.as_dict()
-            if int(raw["version"]) >= int(number):
+        for _ in range(MAX_PLACEHOLDERS):
+            if self.highest + 1 >= int(number):
                 break
             # A number the source skipped (its version was deleted): burn it, so the numbers stay equal.
-            self.registry.delete_model_version(self.name, raw["version"])
-        note = None
-        if raw["version"] != number:
-            note = f"version {number} is version {raw['version']} on the target (the target numbers were ahead)"
-        return raw, note
+            placeholder = self._create_version(
+                spec["source"], [sdk_ml.ModelVersionTag(key=PLACEHOLDER_TAG, value=number)]
+            )
+            if int(placeholder["version"]) >= int(number):  # the target had deleted versions of its own
+                return self._promote(placeholder, number), _renumbered(number, placeholder)
+            self.registry.delete_model_version(self.name, placeholder["version"])
+        tags = [sdk_ml.ModelVersionTag(key=SOURCE_VERSION_TAG, value=number)]
+        if self.highest + 1 < int(number):  # the placeholders ran out: this copy stays below its number
+            tags.append(sdk_ml.ModelVersionTag(key=RENUMBERED_TAG, value="true"))
+        tags += [sdk_ml.ModelVersionTag(key=k, value=v) for k, v in spec["tags"].items()]
+        raw = self._create_version(spec["source"], tags, spec["description"] or None)
+        return raw, _renumbered(number, raw)
+
+    def _create_version(
+        self, source: str, tags: list[sdk_ml.ModelVersionTag], description: str | None = None
+    ) -> dict[str, Any]:
+        created = self.registry.create_model_version(self.name, source, description=description, tags=tags)
+        assert created.model_version is not None
+        raw = created.model_version.as_dict()
+        self.highest = max(self.highest, int(raw["version"]))
+        return raw
+
+    def _promote(self, placeholder: dict[str, Any], number: str) -> dict[str, Any]:
+        """A placeholder that got the source's number (or passed it) becomes that version's copy."""
+        version = str(placeholder["version"])
+        self.registry.set_model_version_tag(self.name, version, SOURCE_VERSION_TAG, number)
+        self.registry.delete_model_version_tag(self.name, version, PLACEHOLDER_TAG)
+        return placeholder
 
     def _update(self, target: dict[str, Any], spec: dict[str, Any]) -> None:
         version = str(target["version"])
@@ -315,6 +370,12 @@ class VersionCopier:
             self.registry.delete_model_version_tag(self.name, version, key)
         if (target.get("current_stage") or "None") != spec["stage"]:
             self.registry.transition_stage(self.name, version, spec["stage"], archive_existing_versions=False)
+
+
+def _renumbered(number: str, version: dict[str, Any]) -> str | None:
+    if str(version["version"]) == number:
+        return None
+    return f"version {number} is version {version['version']} on the target (the target numbers were ahead)"
 
 
 def replicator_for(kind: str) -> Replicator:
