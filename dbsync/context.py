@@ -13,6 +13,7 @@ import httpx
 from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
 from dbsync.config import Settings
+from dbsync.declaration import CATALOGUE
 from dbsync.errors import ConfigError, one_line
 from dbsync.mapping import IdMap, PrincipalMap
 from dbsync.model import Prior
@@ -124,7 +125,8 @@ class SyncContext:
     def versions(self) -> Versions:
         """Every version replicated (`<state_path>.versions/`): not `history`, the kinds' view of the store."""
         if self._versions is None:
-            self._versions = Versions.for_state(self.settings.state_path)  # opened on first use: nothing written
+            unkept = [name for name in CATALOGUE.names() if not CATALOGUE.declaration(name).versions]
+            self._versions = Versions.for_state(self.settings.state_path, unkept)  # opened on first use
         return self._versions
 
     @classmethod

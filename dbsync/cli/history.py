@@ -12,6 +12,7 @@ from typing import Any
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, hold_store, kind_names, settings_for
 from dbsync.context import open_context
 from dbsync.errors import ConfigError
+from dbsync.registry import declaration
 from dbsync.registry import kind_names as all_kinds
 from dbsync.restore import RestoreStep, apply_restore, plan_as_of, plan_version, version_actors
 from dbsync.restore_source import apply_source_restore, overwrites, plan_source_as_of, plan_source_version
@@ -59,8 +60,19 @@ def _versions(args: argparse.Namespace) -> Versions:
     return versions
 
 
+def _unkept(kinds: list[str] | None) -> list[str]:
+    """Of `kinds`, those that keep no version: secret values and global init script bodies may hold credentials."""
+    return [name for name in kinds or [] if not declaration(name).versions]
+
+
+UNKEPT = "dbsync: {kinds} keep no versions (their contents may hold credentials): there is none to list or restore"
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     kind, key = _target(args.object)
+    if _unkept([kind] if kind else None):
+        print(UNKEPT.format(kinds=kind), file=sys.stderr)
+        return EXIT_FAILED
     found = _versions(args).history(kind, key)
     who = _actors(args, found)
     if args.json:
@@ -161,6 +173,9 @@ def _restore_source(args: argparse.Namespace) -> int:
 
 def _plan(ctx: Any, versions: Versions, args: argparse.Namespace, one: Any, as_of: Any) -> list[RestoreStep]:
     """The steps of `--version ID` (planned by `one`), or of everything as of `--at` with --kinds / --path (`as_of`)."""
+    unkept = _unkept(kind_names(args))
+    if unkept:  # not silently nothing: these kinds are left as they are
+        print(UNKEPT.format(kinds=", ".join(unkept)), file=sys.stderr)
     if args.version is not None:
         version = versions.get(args.version)
         if version is None:

@@ -107,8 +107,11 @@ def versions_path(state_path: str | Path) -> Path:
 class Versions:
     """The version history of one store: record, look up, prune, pin. Opened on first use."""
 
-    def __init__(self, root: Path, blobs: Blobs | None = None) -> None:
+    def __init__(self, root: Path, blobs: Blobs | None = None, unkept: Iterable[str] = ()) -> None:
         self.root = root
+        # Kinds that keep no versions (secret values, init script bodies): `prune_if_due` drops any an earlier
+        # dbsync kept (global init scripts' bodies, which may embed credentials, were kept in plain text).
+        self.unkept = tuple(unkept)
         older = DirectoryBlobs(root / "blobs") if (root / "blobs").is_dir() else None
         self.blobs: Blobs = blobs or SQLiteBlobs(self._db, legacy=older)
         self._conn: sqlite3.Connection | None = None
@@ -118,8 +121,8 @@ class Versions:
         self._pruned_at = 0.0
 
     @classmethod
-    def for_state(cls, state_path: str | Path) -> Versions:
-        return cls(versions_path(state_path))
+    def for_state(cls, state_path: str | Path, unkept: Iterable[str] = ()) -> Versions:
+        return cls(versions_path(state_path), unkept=unkept)
 
     # -- connection -----------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -423,12 +426,16 @@ class Versions:
         if now - self._pruned_at < PRUNE_EVERY_SECONDS or not self.exists():
             return 0
         self._pruned_at = now
-        return self.prune(keep_days, max_bytes, now)
+        return self.prune(keep_days, max_bytes, now, self.unkept)
 
-    def prune(self, keep_days: float, max_bytes: int, now: float | None = None) -> int:
-        """Drop versions older than `keep_days` (each object keeps the one it had at the cutoff), then the oldest
-        superseded versions while the blobs exceed `max_bytes`; then the blobs no version names. Writes nothing
-        when there is nothing to drop."""
+    def prune(self, keep_days: float, max_bytes: int, now: float | None = None, unkept: Iterable[str] = ()) -> int:
+        """Drop every version of the `unkept` kinds (kept by a dbsync from before the kind declared it keeps none:
+        global init scripts, whose bodies may embed credentials), versions older than `keep_days` (each object
+        keeps the one it had at the cutoff), then the oldest superseded versions while the blobs exceed
+        `max_bytes`; then the blobs no version names. Writes nothing when there is nothing to drop."""
+        unkept = list(unkept)
+        marks = ", ".join("?" * len(unkept))
+        dropped = self._drop([r[0] for r in self._rows(f"SELECT id FROM versions WHERE kind IN ({marks})", unkept)])
         cutoff = (now or time.time()) - keep_days * DAY
         old = [
             r[0]
@@ -440,7 +447,7 @@ class Versions:
                 [cutoff, cutoff, cutoff],
             )
         ]
-        dropped = self._drop(old)
+        dropped += self._drop(old)
         while self.stored_bytes() > max_bytes:
             superseded = [
                 r[0]

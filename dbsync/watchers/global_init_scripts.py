@@ -59,7 +59,9 @@ def listing_facts(script: dict[str, Any], side: str) -> dict[str, Any]:
 
 class GlobalInitScriptWatcher(Watcher):
     kind = "global_init_scripts"
-    declaration = Declaration(interval=300)
+    # The body never enters the version history: an init script may embed credentials (an earlier history kept
+    # them in plain text; the first prune of a run drops those versions).
+    declaration = Declaration(interval=300, versions=False)
 
     def list(self, ctx: SyncContext, ws: Workspace) -> Iterator[Resource]:
         try:
