@@ -84,6 +84,19 @@ class SecretValue(bytes):
 
     __str__ = __repr__
 
+    def text(self, scope: str, key: str) -> str:
+        """The value as text, for a field that takes a string (a connection's password, a webhook URL).
+
+        A values file's `{base64: ...}` may give any bytes: decoded as they were, a byte that is not UTF-8 raised a
+        UnicodeDecodeError whose message quotes it and its position, into the log and the store's event, each cycle.
+        """
+        try:
+            return self.decode()
+        except UnicodeDecodeError:
+            raise SecretValueError(
+                f"secret value {scope}/{key} is not UTF-8 text, and this field takes text: give it as a string"
+            ) from None
+
 
 class SecretValueError(Permanent):
     """A value that cannot be read; the message names where it was looked for, never what it is."""

@@ -17,7 +17,7 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted
 from dbsync.sdk import Service
-from dbsync.watchers.notification_destinations import PAGE_SIZE, read_secret
+from dbsync.watchers.notification_destinations import PAGE_SIZE, SCOPE, read_secret, secret_key
 
 sdk_settings = Service("settings")  # imported when this kind first uses it (dbsync/sdk.py)
 
@@ -34,7 +34,9 @@ def _config(ctx: SyncContext, payload: dict[str, Any]) -> sdk_settings.Config:
     """The request's config: the readable fields and each secret read from the values source."""
     nested = dict(payload["config"])
     for field in payload.get("secrets") or {}:
-        nested[field] = read_secret(ctx, payload["display_name"], field).decode()
+        nested[field] = read_secret(ctx, payload["display_name"], field).text(
+            SCOPE, secret_key(payload["display_name"], field)
+        )
     return sdk_settings.Config.from_dict({payload["type"]: nested})
 
 

@@ -34,7 +34,7 @@ from dbsync.replicators.uc_common import (
     set_owner,
 )
 from dbsync.sdk import Service
-from dbsync.watchers.uc_catalogs import CONNECTIONS, definition, read_secret
+from dbsync.watchers.uc_catalogs import CONNECTIONS, SCOPE, definition, read_secret, secret_key
 from dbsync.watchers.uc_common import BLOCKED
 
 sdk_catalog = Service("catalog")  # imported when this kind first uses it (dbsync/sdk.py)
@@ -56,7 +56,7 @@ class ConnectionsReplicator(_UcReplicator):
         check_metastore(change, found, f"connection {name}")
         options = dict(payload["options"])
         for option in payload["secrets"]:
-            options[option] = read_secret(ctx, name, option).decode()
+            options[option] = read_secret(ctx, name, option).text(SCOPE, secret_key(name, option))
         try:
             if found is None:
                 info = api.create(
