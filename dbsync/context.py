@@ -18,7 +18,7 @@ from dbsync.errors import ConfigError, one_line
 from dbsync.mapping import IdMap, PrincipalMap
 from dbsync.model import Prior
 from dbsync.profiles import workspace_host
-from dbsync.role import WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
+from dbsync.role import MARKER_PATH, WriteFence, check_marker, ensure_markers, marker_refusal, read_marker
 from dbsync.runcache import CacheKey, RunCache
 from dbsync.store import Store
 from dbsync.store.versions import Versions
@@ -306,9 +306,11 @@ def open_context(
 def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) -> None:
     """Fence every write to the target; a store bound just now (new or lost) first reads the target's marker.
 
-    A fresh store refuses at once, in one line, a target whose marker says it is a primary; it writes the
-    pair's missing markers before its first write. A store that knows its pair costs no call here: the
-    fence reads the target's marker before its first write (and every MARKER_TTL_SECONDS of writing).
+    A fresh store refuses at once, in one line, a target whose marker says it is a primary. Every fence
+    writes the pair's missing markers before its first write (one read of each, once per process): a
+    store first bound by `plan` or `validate` has no fresh writer, and its pair would stay unmarked. A
+    store that knows its pair costs no call here: the fence reads the target's marker before its first
+    write (and every MARKER_TTL_SECONDS of writing).
     """
 
     if fresh:
@@ -317,11 +319,29 @@ def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) 
     def marker_check() -> str | None:
         try:
             return marker_refusal(read_marker(ctx.target), source_id, target_id)
-        except Exception as err:  # an unreadable marker is not a refusal: the write itself will say what failed
-            log.warning("cannot re-read the target's role marker: %s", err)
-            return None
+        except Exception as err:
+            # Refused, not allowed: a store copy taken before a cutover wrote into the new primary while
+            # its marker's GET answered 500. A missing marker (404) is read as None above and may write.
+            why = one_line(err) if isinstance(err, ConfigError) else f"cannot read {MARKER_PATH}: {one_line(err)}"
+            log.warning("%s", why)
+            return f"{why}; nothing is written to a target whose role is unknown (the next cycle reads it again)"
 
     def first_write() -> None:
         ensure_markers(ctx.source, ctx.target, source_id, target_id)
 
-    ctx.target.fence = WriteFence(ctx.store.writer_flags, marker_check, first_write if fresh else None)
+    ctx.target.fence = WriteFence(ctx.store.writer_flags, marker_check, first_write)
+
+
+@contextmanager
+def target_fenced(ctx: SyncContext) -> Iterator[None]:
+    """The normal target fence around one block of a command that otherwise writes unfenced (the cutover's
+    final sync): a replication cycle never writes into a target whose marker says it is not our standby."""
+
+    previous = ctx.target.fence
+    source_id = ctx.store.get_meta("source_workspace_id") or ""
+    target_id = ctx.store.get_meta("target_workspace_id") or ""
+    fence_target(ctx, source_id, target_id, fresh=False)
+    try:
+        yield
+    finally:
+        ctx.target.fence = previous

@@ -4,14 +4,14 @@ The role marker is a small JSON workspace file, `/Shared/.dbsync/role.json`, tha
 workspace of a pair. A workspace file because every workspace has `/Shared` and the Workspace API
 (no cluster, no DBFS root, which newer workspaces may not have), it survives restarts and lost stores,
 an admin can read it in the UI, and the tree listing of the workspace kinds skips `/Shared/.dbsync`,
-so the marker is never replicated, counted as extra or deleted. It is written at the first bind of a
-store (when missing), by `dbsync cutover` (the target → `promoting`, then `primary`; the source →
+so the marker is never replicated, counted as extra or deleted. It is written before the first write of
+each replicating process (when missing), by `dbsync cutover` (the target → `promoting`, then `primary`; the source →
 `standby` when it answers), by `--rollback` (back to standby / primary) and read before writing.
 
 The write fence is checked before every request that can change the target (anything but GET): it
 refuses once the store's role is not `standby`, once a cutover asked this process to hand over the
-store, or when the target's marker says it is not a standby of this source (re-read at most every
-MARKER_TTL_SECONDS while writes happen, so a no-change cycle costs no call).
+store, when the target's marker says it is not a standby of this source, or when the marker cannot be
+read (re-read at most every MARKER_TTL_SECONDS while writes happen, so a no-change cycle costs no call).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def check_marker(target: Any, source_id: str, target_id: str) -> dict[str, Any] 
 
 
 def ensure_markers(source: Any, target: Any, source_id: str, target_id: str) -> None:
-    """Before the first write of a process: write the markers a pair is missing (its first bind).
+    """Before the first write of a process: write the markers a pair is missing (its first write, whoever bound it).
 
     Made at the first write, not at open, so a run that writes nothing (no change, a broken store)
     writes nothing. The source's marker is best effort: a replication that may only read it still runs.

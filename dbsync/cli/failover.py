@@ -88,7 +88,9 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
     lock = take_over_store(settings, "cutover --rollback")
     try:
         # The source is needed only to restore jobs the cutover paused there.
-        ctx = open_cutover_context(settings, need_source=bool(source_jobs) and not args.skip_source, force=True)
+        ctx = open_cutover_context(
+            settings, need_source=bool(source_jobs) and not args.skip_source, force=True, rollback=True
+        )
         try:
             result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
         finally:

@@ -14,20 +14,23 @@ from dbsync.context import SyncContext, check_auth, open_context, preflight, pro
 from dbsync.errors import ConfigError, DbsyncError
 from dbsync.profiles import workspace_host
 from dbsync.registry import kinds
-from dbsync.role import RoleRefused, marker_refusal, read_marker
+from dbsync.role import PRIMARY, PROMOTING, RoleRefused, marker_refusal, read_marker
 from dbsync.roles import StoreRole
 from dbsync.store import Store
 from dbsync.workspace import connect
 
 
-def open_cutover_context(settings: Settings, need_source: bool = True, force: bool = False) -> SyncContext:
+def open_cutover_context(
+    settings: Settings, need_source: bool = True, force: bool = False, rollback: bool = False
+) -> SyncContext:
     """Connect both sides, or only the target when the source is down (`--skip-source`).
 
     Without the source, its workspace id is the one the store was bound to, and its client is
     built with a one-second retry budget: nothing may wait minutes on a dead host. A source that
     answers is refused for `--skip-source` unless `force`: its jobs would keep running beside the
-    new primary's. A store that never cut over is refused against a target whose role marker says
-    it is already a primary (a lost or fresh store would pause its jobs).
+    new primary's. A store that did not promote the target is refused against a target whose role
+    marker says it is a primary or being promoted (a lost store, or an old copy, would pause its jobs;
+    `rollback`: would mark it a standby again).
     """
     if need_source:
         try:
@@ -43,7 +46,7 @@ def open_cutover_context(settings: Settings, need_source: bool = True, force: bo
             _refuse_live_source(settings)
         ctx = _open_without_source(settings)
     try:
-        _check_target_marker(ctx)
+        _check_target_marker(ctx, rollback)
     except BaseException:
         ctx.store.close()
         raise
@@ -63,15 +66,36 @@ def _refuse_live_source(settings: Settings) -> None:
         )
 
 
-def _check_target_marker(ctx: SyncContext) -> None:
-    """A store that never began a cutover must not cut over a target that is already someone's primary."""
-    if ctx.store.role != StoreRole.STANDBY or ctx.store.cutover_steps():
-        return  # resuming: the marker is ours
+def _check_target_marker(ctx: SyncContext, rollback: bool = False) -> None:
+    """Only the store whose cutover promoted the target may go on with it (resume it, roll it back).
+
+    Its marker is ours when it says promoting or primary for this pair and the store's role is past
+    standby. Rows in the store's cutover record are not enough: a refused attempt leaves them with the
+    role still standby, and a copy of such a store synced into the new primary and demoted it.
+    """
     source_id = ctx.store.get_meta("source_workspace_id") or ""
     target_id = ctx.store.get_meta("target_workspace_id") or ""
-    refusal = marker_refusal(read_marker(ctx.target), source_id, target_id)
+    marker = read_marker(ctx.target)
+    promoted = marker is not None and marker.get("role") in (PRIMARY, PROMOTING)
+    if promoted and _names_pair(marker, source_id, target_id) and ctx.store.role != StoreRole.STANDBY:
+        return  # resuming or rolling back this store's own cutover
+    if rollback and promoted:
+        raise RoleRefused(
+            f"the target workspace {target_id} is marked {marker.get('role')} since {marker.get('at', '?')} by a "
+            f"cutover this store did not complete (its role is {ctx.store.role}): rolling back with it would "
+            "mark the new primary a standby. Run `dbsync cutover --rollback` with the store of the cutover that "
+            "promoted it (its `dbsync status` says `role: cutover-complete`); this one is an older copy or "
+            "holds only an attempt that did not promote it"
+        )
+    refusal = marker_refusal(marker, source_id, target_id)
     if refusal:
         raise RoleRefused(refusal)
+
+
+def _names_pair(marker: dict, source_id: str, target_id: str) -> bool:
+    """The marker was written for this source → target pair (its peer is our source)."""
+    peer, own = str(marker.get("peer_workspace_id") or ""), str(marker.get("workspace_id") or "")
+    return peer == source_id and own in ("", target_id)
 
 
 def _open_without_source(settings: Settings) -> SyncContext:

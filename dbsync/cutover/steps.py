@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import DatabricksError
 
+from dbsync.context import target_fenced
 from dbsync.cutover import endpoints, pipelines, plan, render, schedules
 from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
 from dbsync.cutover.pair import last_sync_age
@@ -31,8 +32,12 @@ def final_sync(book: Runbook) -> Result:
         age = last_sync_age(book.ctx)
         when = render.age_text(age)
         return "skipped", {"summary": f"--skip-source: cutting over to the last sync ({when})", "age": age}
-    reports = Engine(book.ctx, full_sweep=True).cycle()  # every object read, due or not
+    engine = Engine(book.ctx, full_sweep=True)  # every object read, due or not
+    with target_fenced(book.ctx):  # a replication cycle like any other: never into a target not our standby
+        reports = engine.cycle()
     kinds = {r.kind: {**r.counts(), "blocked": r.blocked, "outcome": r.outcome} for r in reports}
+    if engine.fenced:
+        return "failed", {"summary": f"the final sync was refused: {engine.fenced}", "kinds": kinds}
     changed = sum(r.created + r.updated + r.deleted for r in reports)
     errors = sum(r.errors + r.blocked for r in reports)
     return "done", {"summary": f"{changed} change(s) replicated, {errors} failed or blocked", "kinds": kinds}
