@@ -307,7 +307,7 @@ def fence_target(ctx: SyncContext, source_id: str, target_id: str, fresh: bool) 
     """Fence every write to the target; a store bound just now (new or lost) first reads the target's marker.
 
     A fresh store refuses at once, in one line, a target whose marker says it is a primary. Every fence
-    writes the pair's missing markers before its first write (one read of each, once per process): a
+    writes the pair's missing markers before its first write (one read of the target's, once per process): a
     store first bound by `plan` or `validate` has no fresh writer, and its pair would stay unmarked. A
     store that knows its pair costs no call here: the fence reads the target's marker before its first
     write (and every MARKER_TTL_SECONDS of writing).

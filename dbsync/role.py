@@ -116,13 +116,17 @@ def check_marker(target: Any, source_id: str, target_id: str) -> dict[str, Any] 
 
 
 def ensure_markers(source: Any, target: Any, source_id: str, target_id: str) -> None:
-    """Before the first write of a process: write the markers a pair is missing (its first write, whoever bound it).
+    """Before the first write of a process: write the markers of a pair that has none (its first write,
+    whoever bound the store: `plan` or `validate` may have bound it first).
 
     Made at the first write, not at open, so a run that writes nothing (no change, a broken store)
-    writes nothing. The source's marker is best effort: a replication that may only read it still runs.
+    writes nothing. One read of the target's marker per process; the source is read only when the
+    target has no marker (the two are written together), so a later run costs the source nothing. The
+    source's marker is best effort: a replication that may only read it still runs.
     """
-    if read_marker(target) is None:
-        write_marker(target, STANDBY, target_id, source_id, "sync")
+    if read_marker(target) is not None:
+        return
+    write_marker(target, STANDBY, target_id, source_id, "sync")
     try:
         if read_marker(source) is None:
             write_marker(source, PRIMARY, source_id, target_id, "sync")
