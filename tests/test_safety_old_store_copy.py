@@ -10,6 +10,7 @@ emulators over HTTP and checks what the operator sees: the new primary's jobs, i
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import shutil
@@ -25,6 +26,7 @@ from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.cutover import CutoverError, Runbook, open_cutover_context
 from dbsync.role import MARKER_PATH
+from dbsync.roles import StoreRole
 
 TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))]
 ENVIRONMENTS = [jobs.JobEnvironment(environment_key="e")]
@@ -193,3 +195,31 @@ def test_the_cutovers_final_sync_is_fenced_like_any_sync(pair: Pair, cli: Cli) -
         ctx.store.close()
     assert pair.target_writes() == 0
     assert not list(pair.dst.jobs.list())
+
+
+def test_a_cutover_killed_between_marking_the_target_and_saving_its_role_resumes(
+    pair: Pair, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 3 marks the target promoting, then saves the store's role: a kill -9 between the two leaves a standby
+    store whose own marker says promoting. The same store's cutover, run again, must go on (not refuse itself)."""
+    _hourly_job(pair)
+    assert cli("sync", "--once")[0] == 0
+    set_role = Runbook.set_role
+
+    def killed(book: Runbook, role: str) -> None:
+        if role == StoreRole.CUTOVER_IN_PROGRESS:
+            book._write_markers(role)
+            raise KeyboardInterrupt  # the process dies: the marker is written, the store's role is not
+        set_role(book, role)
+
+    monkeypatch.setattr(Runbook, "set_role", killed)
+    with contextlib.suppress(KeyboardInterrupt):
+        cli("cutover", "--yes")
+    monkeypatch.setattr(Runbook, "set_role", set_role)
+    assert _marker(pair.dst)["role"] == "promoting"
+
+    code, out, err = cli("cutover", "--yes")
+
+    assert code == 0, out + err
+    assert _marker(pair.dst)["role"] == "primary" and _marker(pair.src)["role"] == "standby"
+    assert _schedules(pair.src) == {"hourly": "PAUSED"} and _schedules(pair.dst) == {"hourly": "UNPAUSED"}

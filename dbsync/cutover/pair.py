@@ -77,7 +77,7 @@ def _check_target_marker(ctx: SyncContext, rollback: bool = False) -> None:
     target_id = ctx.store.get_meta("target_workspace_id") or ""
     marker = read_marker(ctx.target)
     promoted = marker is not None and marker.get("role") in (PRIMARY, PROMOTING)
-    if promoted and _names_pair(marker, source_id, target_id) and ctx.store.role != StoreRole.STANDBY:
+    if promoted and _names_pair(marker, source_id, target_id) and _promoting(ctx):
         return  # resuming or rolling back this store's own cutover
     if rollback and promoted:
         raise RoleRefused(
@@ -90,6 +90,15 @@ def _check_target_marker(ctx: SyncContext, rollback: bool = False) -> None:
     refusal = marker_refusal(marker, source_id, target_id)
     if refusal:
         raise RoleRefused(refusal)
+
+
+def _promoting(ctx: SyncContext) -> bool:
+    """This store promoted the target: its role is past standby, or its own cutover began step 3, which marks the
+    target promoting before it saves the store's role (a kill -9 between the two left the store standby, and the
+    cutover that wrote the marker could then neither resume nor roll back). A refused attempt never reaches step 3.
+    """
+    step = ctx.store.cutover_steps().get("pause_source") or {}
+    return ctx.store.role != StoreRole.STANDBY or step.get("state", "pending") not in ("pending", "skipped")
 
 
 def _names_pair(marker: dict, source_id: str, target_id: str) -> bool:
