@@ -10,7 +10,7 @@ from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, confirm, settings_for, take_over_store
 from dbsync.cli.output import cutover_progress
-from dbsync.cutover import SOURCE_ROW, TARGET_ROW, Runbook, format_report, open_cutover_context
+from dbsync.cutover import SOURCE_ROW, TARGET_ROW, Runbook, format_report, open_cutover_context, rollback_needs_source
 from dbsync.errors import ConfigError
 from dbsync.reverse import default_reverse_path, next_steps, seed_reverse_store
 from dbsync.roles import StoreRole
@@ -87,12 +87,12 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
         return EXIT_FAILED
     lock = take_over_store(settings, "cutover --rollback")
     try:
-        # The source is needed only to restore jobs the cutover paused there.
-        ctx = open_cutover_context(
-            settings, need_source=bool(source_jobs) and not args.skip_source, force=True, rollback=True
-        )
+        # The source must answer to restore what the cutover stopped there (jobs, pipelines, schedules);
+        # without that it is still written to (its marker back to primary) unless --skip-source says it is down.
+        need_source = rollback_needs_source(rows) and not args.skip_source
+        ctx = open_cutover_context(settings, need_source=need_source, force=True, rollback=True)
         try:
-            result = Runbook(ctx, skip_source=args.skip_source or not source_jobs).rollback()
+            result = Runbook(ctx, skip_source=args.skip_source).rollback()
         finally:
             ctx.store.close()
     finally:

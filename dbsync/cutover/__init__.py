@@ -44,6 +44,7 @@ from dbsync.cutover.common import (
 )
 from dbsync.cutover.pair import last_sync_age, open_cutover_context
 from dbsync.cutover.render import format_report, states_text
+from dbsync.cutover.rollback import needs_source as rollback_needs_source
 from dbsync.cutover.runbook import Runbook
 from dbsync.cutover.writer import Pacer, set_pause
 
@@ -63,6 +64,7 @@ __all__ = [
     "last_sync_age",
     "list_jobs",
     "open_cutover_context",
+    "rollback_needs_source",
     "set_pause",
     "states_text",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbsync.cutover import endpoints, pipelines, schedules
-from dbsync.cutover.common import JOBS, RUN_ROW, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs
+from dbsync.cutover.common import JOBS, RUN_ROW, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, step_state
 from dbsync.cutover.plan import Restorer, repause_items
 from dbsync.roles import StoreRole
 
@@ -26,14 +26,18 @@ def rollback(book: Runbook) -> dict[str, Any]:
     result: dict[str, Any] = {"target_repaused": 0, "source_restored": 0, "missing": []}
     if not book.rows and book.store.role == StoreRole.STANDBY:
         return {**result, "nothing_to_do": True}
-    paused_elsewhere = book.job_rows(pipelines.SOURCE_PIPELINE_ROW) or book.job_rows(schedules.SOURCE_SCHEDULE_ROW)
-    if (source_rows or paused_elsewhere) and book.skip_source:
+    if needs_source(book.rows) and book.skip_source:
         raise CutoverError(
             "source jobs, pipelines or dashboard schedules were paused by the cutover and must be restored: the "
             "rollback needs the source; run it again without --skip-source once the source answers"
         )
+    marked = source_marked(book.rows)
     book.record(RUN_ROW, "rollback", {**book.detail(RUN_ROW), "rollback_at": time.time()})
     book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
+    if not book.skip_source:
+        # Before anything of the old primary runs again: a reverse replication (`dbsync reverse`) whose
+        # target it is reads its marker, and one still saying standby let it pause the restored jobs.
+        book.mark_source_primary(required=marked)
     target_live = list_jobs(book.ctx.target)
     source_live = list_jobs(book.ctx.source) if source_rows else {}
     repause = repause_items(target_rows, target_live, result["missing"])
@@ -60,6 +64,24 @@ def rollback(book: Runbook) -> dict[str, Any]:
     book.store.set_meta("rolled_back_at", str(time.time()))  # the report page says "rolled back" for a day
     book.ctx.event(None, None, "cutover", "ok", "cutover rolled back: the target is a standby again")
     return result
+
+
+def needs_source(rows: dict[str, Any]) -> bool:
+    """Whether the record holds anything the cutover stopped on the source: jobs, pipelines, schedules.
+
+    Counting the jobs alone opened the rollback of a cutover that stopped only a pipeline without the
+    source, and the rollback then refused: it needed the source.
+    """
+    prefixes = (SOURCE_ROW, pipelines.SWITCH.source_row, schedules.SWITCH.source_row)
+    return any(row.startswith(prefixes) for row in rows)
+
+
+def source_marked(rows: dict[str, Any]) -> bool:
+    """Whether the cutover may have marked the source standby: its pause_source ran, or the record is gone.
+
+    A record cleared by a rollback killed before its last write says nothing: the marker may be standby.
+    """
+    return not rows or step_state(rows, "pause_source") not in ("pending", "skipped")
 
 
 def _target_key_of(book: Runbook) -> Callable[[str], str | None]:

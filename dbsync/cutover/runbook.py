@@ -106,10 +106,13 @@ class Runbook:
         return next((s for s in STEPS if self.state(s) not in DONE_STATES), None)
 
     def source_is_back(self) -> bool:
-        """A --skip-source cutover is complete and this run may reach the source: its jobs must not start again."""
-        return (
-            not self.skip_source and self.state("pause_source") == "skipped" and self.state("mark_complete") == "done"
-        )
+        """A --skip-source cutover (complete or not) and this run may reach the source: its jobs must stop.
+
+        Not only once mark_complete is done: a --skip-source run killed in unpause_target, resumed
+        without --skip-source once the source answered (what the refusal of --skip-source says to do),
+        finished without ever pausing the source, whose jobs then ran beside the new primary's.
+        """
+        return not self.skip_source and self.state("pause_source") == "skipped"
 
     def set_role(self, role: str) -> None:
         """The store's role, and the role markers on the workspaces (the target's first: it must not fail)."""
@@ -123,12 +126,32 @@ class Runbook:
         target_role, source_role = {
             StoreRole.CUTOVER_IN_PROGRESS: (PROMOTING, None),
             StoreRole.CUTOVER_COMPLETE: (PRIMARY, STANDBY),
-            StoreRole.STANDBY: (STANDBY, PRIMARY),
+            StoreRole.STANDBY: (STANDBY, None),  # the rollback marked the source primary first (mark_source_primary)
         }[role]
         by = "cutover --rollback" if self.state(RUN_ROW) == "rollback" else "cutover"
         write_marker(self.ctx.target, target_role, target_id, source_id, by)
         if source_role is not None and not self.skip_source:
             self.source_marker(source_role, source_id, target_id, by)
+
+    def mark_source_primary(self, required: bool) -> None:
+        """A rollback's write of the source's marker `primary`; when `required` the rollback stops without it.
+
+        Not required only when the cutover never reached the source (its marker is as the pair's first
+        write left it): a --skip-source cutover rolled back while the source is still down.
+        """
+        source_id = self.store.get_meta("source_workspace_id") or ""
+        target_id = self.store.get_meta("target_workspace_id") or ""
+        try:
+            write_marker(self.ctx.source, PRIMARY, source_id, target_id, "cutover --rollback")
+        except (DatabricksError, DbsyncError, OSError) as err:
+            if not required:
+                log.warning("cannot write the role marker of the source: %s", one_line(err))
+                return
+            raise CutoverError(
+                f"cannot write the role marker of the source ({one_line(err)}): it would stay `standby` and a "
+                "reverse replication would write into the primary. Run `dbsync cutover --rollback` again once the "
+                "source answers (with --skip-source if it is down for good: its marker is then left as it is)"
+            ) from None
 
     def source_marker(self, role: str, source_id: str, target_id: str, by: str) -> None:
         try:
@@ -155,7 +178,8 @@ class Runbook:
             },
         )
         if self.source_is_back():
-            # Only the source is written: the new primary is left exactly as its team has it now.
+            # pause_source runs before the steps left (mark_complete marks the source standby only
+            # after it); a complete cutover's new primary is left exactly as its team has it now.
             self.record("pause_source", "pending", {"late": True})
             self.record("report", "pending", None)
         for name in STEPS:
