@@ -21,9 +21,11 @@ from dbsync.cli import main
 from dbsync.config import reversed_settings
 from dbsync.context import open_context
 from dbsync.cutover import SOURCE_ROW, TARGET_ROW, CutoverRefused, Runbook, open_cutover_context
+from dbsync.cutover.runbook import STEP_FUNCTIONS
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError, DbsyncError
 from dbsync.reverse import seed_reverse_store
+from dbsync.role import read_marker
 from dbsync.store import Store
 
 TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/x"))]
@@ -215,7 +217,9 @@ def test_an_interrupted_cutover_resumes_to_the_same_result(synced: Pair, stop_at
     ctx.store.close()
 
 
-def test_skip_source_cuts_over_to_the_last_sync_with_the_source_down(synced: Pair) -> None:
+def test_skip_source_cuts_over_to_the_last_sync_with_the_source_down(
+    synced: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pair = synced
     pair.source.stop()
     settings = pair.settings(**READY)
@@ -223,7 +227,13 @@ def test_skip_source_cuts_over_to_the_last_sync_with_the_source_down(synced: Pai
         open_cutover_context(settings)
 
     ctx = open_cutover_context(settings, need_source=False)
+    seen: list[Any] = []  # the target's marker as step 4 begins to unpause its jobs
+    unpause = STEP_FUNCTIONS["unpause_target"]
+    monkeypatch.setitem(
+        STEP_FUNCTIONS, "unpause_target", lambda book: (seen.append(read_marker(book.ctx.target)), unpause(book))[1]
+    )
     document = Runbook(ctx, skip_source=True).run()
+    assert seen[0]["role"] == "promoting", "marked before its jobs run: no other store's daemon may pause them again"
     assert _running(_states(pair.dst)) == SOURCE_UNPAUSED
     states = {s["step"]: s["state"] for s in document["steps"]}
     assert states["final_sync"] == states["pause_source"] == "skipped"

@@ -61,6 +61,10 @@ def validate_target(book: Runbook) -> Result:
 def pause_source(book: Runbook) -> Result:
     """3. Pause each unpaused source job, unpausing its target copy as each is paused; cancel active runs if asked."""
     if book.skip_source:
+        # The target is being promoted all the same: marked so before step 4 unpauses its jobs, or another store's
+        # daemon would still take it for a standby and could pause them again.
+        if book.store.role == StoreRole.STANDBY:
+            book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
         summary = "--skip-source: source jobs were not paused (the source is unreachable)"
         return "skipped", {"summary": summary}
     late = book.store.role == StoreRole.CUTOVER_COMPLETE  # the source came back after a --skip-source cutover
