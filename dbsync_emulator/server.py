@@ -400,25 +400,44 @@ class _Handler(StreamRequestHandler):
         headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS):
             line = self.rfile.readline(_MAX_LINE + 1)
-            if line in (b"\r\n", b"\n", b""):
+            if not line:  # the client went away before the end of its headers: nothing to serve
+                raise ConnectionError("connection closed in the request's headers")
+            if line in (b"\r\n", b"\n"):
                 return headers
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         return None
 
     def _read_body(self, headers: dict[str, str]) -> bytes:
+        """The whole body, or ConnectionError when the client went away before sending it all.
+
+        A request cut short is never served: read as the bytes that came, a `jobs/create` whose client was killed
+        after its headers made a job of `{}` ("Untitled"), which the service, never receiving the request, does not.
+        """
         if headers.get("transfer-encoding", "").lower() == "chunked":
             chunks = []
             while True:
-                size = int(self.rfile.readline(_MAX_LINE + 1).split(b";", 1)[0].strip() or b"0", 16)
+                size = int(self._read_line().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    while self._read_line() not in (b"\r\n", b"\n"):
                         pass  # trailers
                     return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(_MAX_LINE + 1)
+                chunks.append(self._read_exactly(size))
+                self._read_line()
         length = int(headers.get("content-length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self._read_exactly(length) if length > 0 else b""
+
+    def _read_line(self) -> bytes:
+        line = self.rfile.readline(_MAX_LINE + 1)
+        if not line:
+            raise ConnectionError("connection closed in the request's body")
+        return line
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise ConnectionError("connection closed in the request's body")
+        return data
 
     # -- the request pipeline -------------------------------------------------------------------
     def _serve(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> _Encoded:

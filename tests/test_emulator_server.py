@@ -165,6 +165,29 @@ def test_bad_body_framing_is_a_400_and_closes_the_connection(emulator: EmulatorH
     assert closed == b""
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"Content-Length: 60\r\n\r\n",  # killed after its headers
+        b'Content-Length: 60\r\n\r\n{"name": "nightly", "tags"',  # killed mid-body
+        b"Transfer-Encoding: chunked\r\n\r\n10\r\n",  # killed mid-chunk
+        b"Content-Type: application/json\r\n",  # killed in its headers
+    ],
+)
+def test_a_request_its_client_never_finished_sending_is_never_served(emulator: EmulatorHandle, sent: bytes) -> None:
+    """A kill -9 while a create was on the wire: the service never got the request, so nothing is created (the
+    emulator once served the bytes that came: a jobs/create of `{}` made an "Untitled" job)."""
+    host, port = emulator.url.removeprefix("http://").split(":")
+    auth = f"Authorization: Bearer {emulator.token}\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /api/2.2/jobs/create HTTP/1.1\r\n" + auth + sent)
+        sock.shutdown(socket.SHUT_WR)  # the client is gone
+        answer = sock.recv(4096)
+
+    assert answer == b""
+    assert list(sdk_client(emulator).jobs.list()) == []
+
+
 # -- injected faults and the rate limit ------------------------------------------------------------
 @pytest.mark.parametrize(("fault", "status"), [("rate_429", 429), ("rate_503", 503)])
 def test_sdk_retries_injected_throttling_after_retry_after(emulator: EmulatorHandle, fault: str, status: int) -> None:
