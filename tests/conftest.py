@@ -176,6 +176,29 @@ def run_cli(
     return code, out.out, out.err
 
 
+def killed_before_the_record(pair: Pair, kinds: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle whose writes reach the target and whose process dies before it records them (kill -9).
+
+    `Store.record_applied_many` is where the engine records a window of applied changes: raising there leaves the
+    target written and the store not, exactly what a kill -9 between the two leaves. (tests/test_chaos.py kills a
+    real process, at random points; this one must die at this point.)
+    """
+
+    from dbsync.store import Store
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("kill -9 between the target writes and their record")
+
+    ctx = pair.context()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "record_applied_many", killed)
+            with pytest.raises(KeyboardInterrupt):
+                Engine(ctx).cycle(kinds)
+    finally:
+        ctx.store.close()
+
+
 def _target_token() -> str:
     return "dapi-target-token-" + "9" * 8
 

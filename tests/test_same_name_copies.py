@@ -9,7 +9,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from conftest import Pair, endpoint_count
+from conftest import Pair, endpoint_count, killed_before_the_record
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import settings
 
@@ -50,27 +50,6 @@ def _copies(pair: Pair, kind: str) -> dict[str, str]:
         return {p.key: p.target_key or "" for p in store.priors(kind, payloads=False)}
     finally:
         store.close()
-
-
-def _killed_before_the_record(pair: Pair, kinds: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cycle whose writes reach the target and whose process dies before it records them (kill -9).
-
-    `Store.record_applied_many` is where the engine records a window of applied changes: raising there leaves the
-    target written and the store not, exactly what a kill -9 between the two leaves. (tests/test_chaos.py kills a
-    real process, at random points; this one must die at this point.)
-    """
-
-    def killed(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt("kill -9 between the target writes and their record")
-
-    ctx = pair.context()
-    try:
-        with monkeypatch.context() as patch:
-            patch.setattr(Store, "record_applied_many", killed)
-            with pytest.raises(KeyboardInterrupt):
-                Engine(ctx).cycle(kinds)
-    finally:
-        ctx.store.close()
 
 
 # -- IP access lists -------------------------------------------------------------------------------------------
@@ -119,7 +98,7 @@ def test_lists_sharing_a_label_are_not_created_twice_after_a_kill_before_their_r
 ) -> None:
     pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["10.0.0.0/16"])
     pair.src.ip_access_lists.create("office", settings.ListType.ALLOW, ip_addresses=["192.168.0.0/24"])
-    _killed_before_the_record(pair, ["ip_access_lists"], monkeypatch)
+    killed_before_the_record(pair, ["ip_access_lists"], monkeypatch)
     assert len(_lists(pair.dst)) == 2  # both reached the target, neither was recorded
 
     pair.reset_stats()
@@ -136,7 +115,7 @@ def test_init_scripts_sharing_a_name_are_not_created_twice_after_a_kill_before_t
 ) -> None:
     _script(pair.src, "setup", SETUP)
     _script(pair.src, "setup", b"#!/bin/bash\necho second setup")  # no final newline
-    _killed_before_the_record(pair, ["global_init_scripts"], monkeypatch)
+    killed_before_the_record(pair, ["global_init_scripts"], monkeypatch)
     assert len(list(pair.dst.global_init_scripts.list())) == 2  # both reached the target, neither was recorded
 
     pair.reset_stats()

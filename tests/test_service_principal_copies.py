@@ -8,10 +8,7 @@ principal on each side.
 from __future__ import annotations
 
 import pytest
-from conftest import Pair
-
-from dbsync.engine import Engine
-from dbsync.store import Store
+from conftest import Pair, killed_before_the_record
 
 SP_KINDS = ["service_principals"]
 APP_ID = "6e1a3c1e-0000-4000-8000-000000000002"
@@ -66,17 +63,7 @@ def test_a_kill_between_the_create_and_its_record_leaves_one_copy(
     pair = aws_pair
     pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
 
-    def killed(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt("kill -9 between the target writes and their record")
-
-    ctx = pair.context()
-    try:
-        with monkeypatch.context() as patch:
-            patch.setattr(Store, "record_applied_many", killed)
-            with pytest.raises(KeyboardInterrupt):
-                Engine(ctx).cycle(SP_KINDS)
-    finally:
-        ctx.store.close()
+    killed_before_the_record(pair, SP_KINDS, monkeypatch)
     assert len(_target_principals(pair)) == 1
 
     report = pair.sync(only=SP_KINDS)["service_principals"]
