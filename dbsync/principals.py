@@ -6,7 +6,7 @@ run_as, SQL grants) and the mapping (has a principal a partial object waits for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbsync.runcache import CacheKey
 
@@ -20,6 +20,18 @@ SCIM_ABSENT: CacheKey[set[str]] = CacheKey("scim:target-absent")
 # SCIM page size: the SDK starts at index 1, asks for `count` per page and stops on an empty page.
 SCIM_PAGE = 1000
 NAME_FIELD = {"users": "userName", "service_principals": "applicationId", "groups": "displayName"}
+
+
+def by_name(client: Any, scim_type: str, name: str) -> tuple[str, str] | None:
+    """(SCIM id, the name as spelled there) of the principal of that type and name in a workspace, asked directly
+    (one SCIM filter); None when it has none. `client`: the workspace's SDK client."""
+    field = NAME_FIELD[scim_type]
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    for record in getattr(client, scim_type).list(attributes=f"id,{field}", filter=f'{field} eq "{quoted}"'):
+        found = record.as_dict().get(field)
+        if record.id and found:
+            return record.id, str(found)
+    return None
 
 
 class ScimIndex:
@@ -52,14 +64,10 @@ class ScimIndex:
 
     def lookup(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
         """Ask the target directly (after a 409: someone created it since the index was read)."""
-        api = getattr(ctx.target.client, self.scim_type)
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        for record in api.list(attributes=f"id,{self.field}", filter=f'{self.field} eq "{quoted}"'):
-            found = record.as_dict().get(self.field)
-            if record.id and found:
-                self.add(ctx, str(found), record.id)
-                return record.id, str(found)
-        return None
+        found = by_name(ctx.target.client, self.scim_type, name)
+        if found is not None:
+            self.add(ctx, found[1], found[0])
+        return found
 
     def confirm(self, ctx: SyncContext, name: str) -> tuple[str, str] | None:
         """The index's answer; for a name it lacks, the target asked directly (one SCIM GET, once a run per name).

@@ -27,7 +27,7 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError
 from dbsync.model import Resource, fingerprint, ref
-from dbsync.principals import INDEXES, NAME_FIELD, SCIM_PAGE
+from dbsync.principals import INDEXES, NAME_FIELD, SCIM_PAGE, by_name
 from dbsync.runcache import CacheKey
 from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
@@ -145,16 +145,13 @@ class ScimWatcher(Watcher):
     def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
         """One SCIM filter by name: the listing pages by offset (startIndex), so a principal deleted on the source
         between two pages made the first one of the next page look deleted too."""
-        return answers(lambda: _by_name(ws, self.scim_type, key))
+        return answers(lambda: _found(by_name(ws.client, self.scim_type, key), f"no {self.scim_type} {key}"))
 
 
-def _by_name(ws: Workspace, scim_type: str, name: str) -> None:
-    """Raises NotFound when `ws` has no principal of that type and name (SCIM answers an empty list)."""
-    field = NAME_FIELD[scim_type]
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    api = getattr(ws.client, scim_type)
-    if not any(True for _ in api.list(attributes=f"id,{field}", filter=f'{field} eq "{quoted}"')):
-        raise NotFound(f"no {scim_type} {name}")
+def _found(principal: tuple[str, str] | None, absent: str) -> tuple[str, str]:
+    if principal is None:
+        raise NotFound(absent)  # SCIM answers a filter that matches nothing with an empty list
+    return principal
 
 
 class UserWatcher(ScimWatcher):
