@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from databricks.sdk.errors import NotFound
 
@@ -16,6 +16,8 @@ from dbsync.model import Resource
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
     from dbsync.workspace import Workspace
+
+T = TypeVar("T")
 
 
 class Watcher(ABC):
@@ -155,15 +157,17 @@ def listing_errors(watcher: Watcher, ws: Workspace) -> Iterator[None]:
         raise ListingError(f"{ws.side}: cannot list {watcher.kind}: {describe(err)}") from err
 
 
-def answers(read: Callable[[], object]) -> bool:
-    """Whether one read of an object finds it: False only on "not found"; any other failure cannot tell (True)."""
+def answers(read: Callable[[], T], gone: Callable[[T], bool] | None = None) -> bool:
+    """Whether one read of an object finds it: False on "not found", and when `gone` says the answer is an object the
+    service keeps after its delete (a query in the trash, an experiment in lifecycle stage "deleted"); any other
+    failure cannot tell (True)."""
     try:
-        read()
+        found = read()
     except NotFound:
         return False
     except Exception:  # a 5xx, a reset connection, a refused statement: not a proof the object is gone
         return True
-    return True
+    return gone is None or not gone(found)
 
 
 def describe(err: BaseException) -> str:

@@ -21,10 +21,12 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration, Freshness
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
-from dbsync.watchers.base import Watcher
+from dbsync.sdk import Service
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100
+sdk_dashboards = Service("dashboards")  # imported when this kind first uses it (dbsync/sdk.py)
 
 
 def published_state(ws: Workspace, dashboard_id: str) -> dict[str, Any] | None:
@@ -53,6 +55,15 @@ class DashboardWatcher(Watcher):
                 yield Resource(self.kind, listed["dashboard_id"], listed.get("display_name", ""), hint)
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list dashboards: {err}") from err
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One GET of the draft: the listing pages by token (an offset), so a dashboard trashed while a page was read
+        made the first of the next page look deleted too. Gone: a 404, or a dashboard the service still answers in
+        lifecycle state TRASHED (a delete moves it to the trash; GET answers it until it is purged)."""
+        return answers(
+            lambda: ws.client.lakeview.get(key),
+            lambda got: got.lifecycle_state == sdk_dashboards.LifecycleState.TRASHED,
+        )
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         try:

@@ -27,12 +27,13 @@ from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 KEPT_SYSTEM_TAGS = ("mlflow.note.content",)  # the experiment / run description, written by users
 SOURCE_RUN_TAG = "dbsync_source_run_id"
 DEFAULT_ARTIFACTS = "dbfs:/databricks/mlflow-tracking/"
+DELETED_STAGE = "deleted"  # an experiment's lifecycle_stage from its delete until it is purged (or restored)
 # Run tags the service writes itself (who ran it, from where): not copied, the target run is dbsync's.
 RUN_SYSTEM_TAG_PREFIXES = (
     "mlflow.user",
@@ -114,6 +115,15 @@ class ExperimentWatcher(Watcher):
             payload["runs"] = {run_id: fingerprint(doc) for run_id, doc in read_runs(ws, experiment_id).items()}
         return Resource(self.kind, experiment_id, raw["name"], fingerprint(payload), payload)
 
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One experiments/get: the listing pages by token (an offset), so an experiment deleted while a page was read
+        made the first of the next page look deleted too. Gone: a 404 (purged), or an experiment the service still
+        answers in lifecycle stage "deleted" (a delete keeps it, restorable, until it is purged)."""
+        return answers(
+            lambda: ws.client.experiments.get_experiment(key).experiment,
+            lambda got: got is not None and got.lifecycle_stage == DELETED_STAGE,
+        )
+
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         """The listing made the payload; with runs, their data travels in the body (never stored)."""
         if stub.payload and "runs" in stub.payload:
@@ -159,6 +169,11 @@ class RegisteredModelWatcher(Watcher):
                 "stage": raw.get("current_stage") or "None",
             }
         return out
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One registered-models/get: the search pages by token (an offset), so a model deleted while a page was read
+        made the first of the next page look deleted too. Gone: a 404 (a deleted model is not kept)."""
+        return answers(lambda: ws.client.model_registry.get_model(key))
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         return stub

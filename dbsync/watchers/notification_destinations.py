@@ -26,7 +26,7 @@ from dbsync.declaration import Declaration
 from dbsync.errors import Blocked, ListingError, RetryLater
 from dbsync.model import Resource, fingerprint
 from dbsync.secret_values import SecretValue, env_name, hmac_key, value_hmac
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100
@@ -82,6 +82,11 @@ class NotificationDestinationWatcher(Watcher):
                 yield Resource(self.kind, listed.get("id", ""), listed.get("display_name", ""), hint)
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list notification destinations: {err}") from err
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One GET: the listing pages by token (an offset), so a destination deleted while a page was read made the
+        first of the next page look deleted too. Gone: a 404 (a deleted destination is not kept)."""
+        return answers(lambda: ws.client.notification_destinations.get(key))
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         try:

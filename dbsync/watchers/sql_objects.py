@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery
+from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery, LifecycleState
 
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
 from dbsync.model import Resource, fingerprint, ref
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100  # the service's maximum
@@ -87,6 +87,12 @@ class SqlObjectWatcher(Watcher):
                 yield Resource(self.kind, listed["id"], listed.get("display_name", ""), fingerprint(listed))
         except DatabricksError as err:
             raise ListingError(f"{ws.side}: cannot list {self.kind}: {err}") from err
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One GET: the listing pages by token (an offset, 100 a page), so a query or alert moved to the trash while a
+        page was read made the first of the next page look deleted too. Gone: a 404, or an object the service still
+        answers in lifecycle state TRASHED (a delete moves it to the trash; GET answers it until it is purged)."""
+        return answers(lambda: self._api(ws).get(key), lambda got: got.lifecycle_state == LifecycleState.TRASHED)
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:
         try:

@@ -88,6 +88,9 @@ class ConnectionsWatcher(UcWatcher):
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
         return (info.as_dict() for info in ws.client.connections.list())
 
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.connections.get(key)
+
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         name = str(raw.get("name") or "").lower()
         kind = str(raw.get("connection_type") or "")
@@ -124,6 +127,9 @@ class CatalogsWatcher(UcWatcher):
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
         return catalogs(ctx, ws)
 
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.catalogs.get(key)
+
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         name = str(raw.get("name") or "").lower()
         root, blocked = mapped_url(ctx, f"catalog {name}'s storage root", raw.get("storage_root"))
@@ -157,6 +163,9 @@ class VolumesWatcher(UcWatcher):
             for info in ws.client.volumes.list(catalog_name=catalog, schema_name=schema):
                 yield info.as_dict()
 
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.volumes.read(key)
+
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         full_name = self.key(raw)
         volume_type = str(raw.get("volume_type") or "MANAGED")
@@ -185,6 +194,9 @@ class FunctionsWatcher(UcWatcher):
         for catalog, schema in schemas(ctx, ws):
             for info in ws.client.functions.list(catalog_name=catalog, schema_name=schema):
                 yield info.as_dict()
+
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.functions.get(key)
 
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         return {"definition": definition(raw), "owner": owner_of(ctx, raw), BLOCKED: None}

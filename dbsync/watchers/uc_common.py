@@ -24,7 +24,7 @@ from dbsync.errors import ListingError
 from dbsync.mapping import StorageMap
 from dbsync.model import Resource, fingerprint
 from dbsync.runcache import CacheKey
-from dbsync.watchers.base import Watcher
+from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 # Payload key of the reason a securable cannot be written yet (an unmapped URL, a secret the API never returns).
@@ -105,6 +105,16 @@ class UcWatcher(Watcher):
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
         """Every securable of the kind in `ws`, as the API answers it."""
         raise NotImplementedError
+
+    def read_one(self, ws: Workspace, key: str) -> object:
+        """One GET of the securable named `key` in `ws` (what `still_there` asks)."""
+        raise NotImplementedError
+
+    def still_there(self, ctx: SyncContext, ws: Workspace, key: str) -> bool:
+        """One GET of the securable: Unity Catalog listings page by token (`max_results`, `page_token`), so one dropped
+        while a page was read made the first of the next page look deleted too. Gone: a 404 (`<TYPE>_DOES_NOT_EXIST`;
+        a dropped securable is not kept)."""
+        return answers(lambda: self.read_one(ws, key))
 
     def key(self, raw: dict[str, Any]) -> str:
         return str(raw.get("full_name") or raw.get("name") or "").lower()

@@ -51,6 +51,9 @@ class StorageCredentialsWatcher(UcWatcher):
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
         return (info.as_dict() for info in ws.client.storage_credentials.list())
 
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.storage_credentials.get(key)
+
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         name = str(raw.get("name") or "").lower()
         payload: dict[str, Any] = {
@@ -89,6 +92,9 @@ class ExternalLocationsWatcher(UcWatcher):
 
     def raw_items(self, ctx: SyncContext, ws: Workspace) -> Iterable[dict[str, Any]]:
         return (info.as_dict() for info in ws.client.external_locations.list())
+
+    def read_one(self, ws: Workspace, key: str) -> object:
+        return ws.client.external_locations.get(key)
 
     def normalize(self, ctx: SyncContext, ws: Workspace, raw: dict[str, Any]) -> dict[str, Any]:
         name = str(raw.get("name") or "").lower()
