@@ -27,6 +27,10 @@ from dbsync.workspace import Workspace, connect
 
 T = TypeVar("T")
 log = logging.getLogger("dbsync")
+# Event outcomes logged as warnings: a failure, a hold, an object written in part or not at all, and an object synced
+# with a note for a person (the engine records a synced object only then: a mapping to add, a library that failed on
+# the source, a move the API cannot make). Those notes were all recorded `skipped` before, and logged as warnings.
+WARNED_OUTCOMES = ("error", "held", "partial", "skipped", "synced")
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ class SyncContext:
 
     def event(self, kind: str | None, key: str | None, action: str, outcome: str, message: str) -> None:
         """Log an event as one structured line and record it in the store (queued when raised on a worker)."""
-        level = logging.WARNING if outcome in ("error", "skipped", "held") else logging.INFO
+        level = logging.WARNING if outcome in WARNED_OUTCOMES else logging.INFO
         log.log(level, message, extra={"kind": kind, "key": key, "action": action, "outcome": outcome})
         event = Event(kind, key, action, outcome, message)
         owner = self.events.owner

@@ -429,19 +429,19 @@ class Engine:
             # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
             # names it, and caching 100,000 of them per run would cost tens of MB.
             self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
-        action = outcome.change.action
+        action, what = outcome.change.action, f"{kind.name} {resource.key}"
         if applied.pending:
             # Reached the target, with a step still to do: recorded (no second create), counted as an error.
             report.errors += 1
             metrics.SYNC_ERRORS.labels(kind.name).inc()
-            self.ctx.event(kind.name, resource.key, action, "error", f"{kind.name} {resource.key}: {applied.pending}")
+            self.ctx.event(kind.name, resource.key, action, "error", f"{what}: {applied.pending}")
             return
         count_applied(report, action, applied)
         if not applied.skipped:
             metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
             keep_version(self.ctx, kind, resource, applied.target_key, action, text)
-        if applied.note:
-            self.ctx.event(kind.name, resource.key, action, "skipped", f"{kind.name} {resource.key}: {applied.note}")
+        if applied.note:  # in the store's word (Applied.status): partial, skipped, or synced with a note for a person
+            self.ctx.event(kind.name, resource.key, action, applied.status, f"{what}: {applied.note}")
 
     def _record_failure(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
         resource = outcome.resource

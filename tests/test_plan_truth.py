@@ -9,10 +9,15 @@ plan names each of them and exits 1 as the sync would (README "Commands": exit 1
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from conftest import Pair, run_cli
 from databricks.sdk.service import jobs, pipelines
+
+from dbsync.cli.output import plan_json, plan_rows, plan_text
+from dbsync.cli.replication import plan_exit_code
+from dbsync.engine import Engine
 
 SECRET_VALUE = "hunter2-not-for-logs"
 
@@ -46,6 +51,29 @@ def test_a_failed_listing_is_unknown_in_the_plan_and_exits_1(
     assert code == 1
     assert "! jobs: listing failed" in out
     assert out.splitlines()[-1].endswith("; not listed: jobs (their changes are unknown)"), out
+    assert pair.target_writes() == 0
+
+
+def test_a_listing_stopped_before_its_end_is_unknown_in_the_plan_and_exits_1(pair: Pair) -> None:
+    """A plan whose listing a stop cut short (SIGTERM's flag) read part of the source: the kind is `unknown`, not
+    `held` (which promised the sync would hold something), and the plan exits 1 as the sync does.
+
+    Built with the functions `dbsync plan` prints and exits with: the command sets no stop of its own, so the stop is
+    set here, as `dbsync serve` does on SIGTERM, after the first listed object.
+    """
+    for _ in range(3):
+        _job(pair)
+    stop = threading.Event()
+    ctx = pair.context(dry_run=True)
+    (report,) = Engine(ctx, stop=stop, progress=lambda _: stop.set()).cycle(["jobs"])
+
+    rows = plan_rows(report.planned, [report])
+    assert report.outcome == "interrupted" and len(report.planned) < 3  # the listing did not reach its end
+    assert [plan_json(row) for row in rows if row[2] is None] == [
+        {"action": "unknown", "kind": "jobs", "key": None, "reason": "stopped before the listing ended"}
+    ]
+    assert plan_text(rows).splitlines()[-1].endswith("; not listed: jobs (their changes are unknown)")
+    assert plan_exit_code([report], rows) == 1
     assert pair.target_writes() == 0
 
 

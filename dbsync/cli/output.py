@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbsync import logs
+from dbsync.model import cycle_succeeded
 
 
 class Progress:
@@ -69,14 +70,18 @@ PlanRow = tuple[str, str, str | None, str | None]  # action, kind, key (None: th
 
 def plan_rows(planned: Sequence[Any], reports: Sequence[Any]) -> list[PlanRow]:
     """Every line of a plan: the changes (`skip` with its reason), then what the sync would leave `blocked` or in
-    `error`, then each kind the plan cannot speak for in full: `unknown` when its listing failed (a plan of nothing
-    is not "nothing to do"), `held` when a guard would hold its deletes or updates."""
+    `error`, then each kind the plan cannot speak for in full: `unknown` when its listing failed or was stopped
+    before its end (a plan of part of the source is not "nothing else to do"), `held` when a guard would hold its
+    deletes or updates. A stopped listing was `held`, a word that promised the sync would hold something."""
     rows: list[PlanRow] = [(plan_action(c), c.kind, c.key, c.skip_reason) for c in planned]
     rows += [(u.action, u.kind, u.key, u.reason) for r in reports for u in r.unwritten]
-    rows += [
-        ("unknown" if r.outcome == "listing_failed" else "held", r.kind, None, r.message) for r in reports if r.message
-    ]
+    rows += [(kind_row(r), r.kind, None, r.message) for r in reports if r.message]
     return rows
+
+
+def kind_row(report: Any) -> str:
+    """A plan's word for a kind it names: `held` when its whole listing was read (cycle_succeeded), else `unknown`."""
+    return "held" if cycle_succeeded(report.outcome) else "unknown"
 
 
 def plan_json(row: PlanRow) -> dict[str, Any]:

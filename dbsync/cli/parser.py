@@ -10,15 +10,15 @@ from dbsync.registry import kind_names
 
 SYNC_EXIT_STATUS = """exit status:
   0  every selected kind is in step with the source
-  1  not in sync: a change failed or is blocked, a listing failed, the delete guard held deletes, the
+  1  not in sync: a change failed or is blocked, a listing failed or stopped, the delete guard held deletes, the
      edit-storm guard held updates, or a `restore --pin` left source changes pending (each kind named on stderr)
   2  a configuration or store error, an unknown --kinds name, or the store held by another process"""
 
 PLAN_EXIT_STATUS = """exit status:
   0  the plan was printed (changes or none)
   1  the Databricks API refused a request: a listing failed (`unknown`), or an object would be blocked or fail
-     (`blocked`, `error`); or a guard would hold deletes or updates (`held`): as `sync --once` would exit 1
-     (each named in the plan)
+     (`blocked`, `error`); a listing was stopped before its end (`unknown`); or a guard would hold deletes or
+     updates (`held`): as `sync --once` would exit 1 (each named in the plan)
   2  a configuration or store error, or an unknown --kinds name"""
 
 STATUS_EXIT_STATUS = """exit status:

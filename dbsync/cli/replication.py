@@ -13,7 +13,7 @@ from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_json, plan_rows, pl
 from dbsync.context import open_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
-from dbsync.model import Resource, Upsert
+from dbsync.model import Resource, Upsert, cycle_succeeded
 from dbsync.profiles import workspace_host
 from dbsync.registry import KIND_NAMES, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
@@ -41,7 +41,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(json.dumps([report_json(r) for r in reports], indent=2))
     else:
         print(summary_table(reports))
-    failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
+    failed = not_in_step(reports)
     held = [r for r in reports if r.outcome == "delete_guard"]
     for report in held:  # a cron job must see that the target is not in step with the source
         print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
@@ -69,11 +69,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     planned += _planned_acls(settings, planned, {r.kind for r in reports})
     rows = plan_rows(planned, reports)
     print(json.dumps([plan_json(row) for row in rows], indent=2) if args.json else plan_text(rows))
-    # As `sync --once` would: a listing that failed, an object blocked or in error, a guard that would hold deletes
-    # or updates (each is named in the plan: a cron job running plans must not read "exit 0" as "in step").
-    failed = any(r.errors or r.blocked or r.outcome == "listing_failed" for r in reports)
+    return plan_exit_code(reports, rows)
+
+
+def plan_exit_code(reports: list[Any], rows: list[Any]) -> int:
+    """As `sync --once` would: a listing that failed or was stopped, an object blocked or in error, a guard that would
+    hold deletes or updates (each is named in the plan: a cron job running plans must not read "exit 0" as "in
+    step")."""
     held = any(action == "held" for action, *_ in rows)
-    return EXIT_FAILED if failed or held else EXIT_OK
+    return EXIT_FAILED if not_in_step(reports) or held else EXIT_OK
+
+
+def not_in_step(reports: list[Any]) -> bool:
+    """A change failed or is blocked, or a kind's listing was not read to its end (it failed, or a stop or the write
+    fence cut it short): what the source holds is not on the target, or not known. `sync --once` and `plan` exit 1."""
+    return any(r.errors or r.blocked or not cycle_succeeded(r.outcome) for r in reports)
 
 
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:
