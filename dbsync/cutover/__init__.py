@@ -13,7 +13,8 @@ writes are recorded before they are made — `source_job:<id>` with the job's pr
 pause_source unpauses each job's target copy as soon as the source job is recorded paused: the two
 workspaces have their own rate limits, so the writes of both sides overlap, and per job the target
 still starts only after the source stopped. unpause_target then does what is left (a resumed run,
-`--skip-source`). Writes are paced at `cutover.max_writes_per_second` per workspace.
+`--skip-source`, a job created or edited on the source after the final sync, which pause_source
+replicates once its source is paused). Writes are paced at `cutover.max_writes_per_second` per workspace.
 
 The store's role is `cutover-in-progress` from the first write and `cutover-complete` at the end, when
 `dbsync serve` stops replicating into the new primary; `dbsync_cutover_state` follows.
@@ -22,6 +23,7 @@ The package, one concern a module:
 
   runbook.py   the step machine: `Runbook` (plan, run, rollback), records and role markers
   steps.py     what each step does
+  late_jobs.py jobs created or edited after the final sync, replicated once step 3 paused them
   plan.py      pure pause / unpause / rollback planning (no I/O, like dbsync/planner.py)
   writer.py    the paced two-sided writer (a Pacer per workspace, bounded thread pools)
   render.py    the plan's lines, the report document and its text

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import target_fenced
-from dbsync.cutover import endpoints, pipelines, plan, render, schedules
+from dbsync.cutover import endpoints, late_jobs, pipelines, plan, render, schedules
 from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
 from dbsync.cutover.pair import last_sync_age
 from dbsync.engine import Engine
@@ -76,6 +76,8 @@ def pause_source(book: Runbook) -> Result:
     # have their own rate limits, and a job never runs on both sides. unpause_target does the rest.
     follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
+    # Jobs created or edited since the final sync, written now that their source is paused; step 4 unpauses them.
+    replicated, late_failures = late_jobs.replicate(book) if not late else (0, [])
     stopped, pipeline_failures = pipelines.stop_source(book)  # continuous pipelines, switched to triggered
     schedules_paused, schedule_failures = schedules.stop_source(book)  # unpaused dashboard schedules
     failed += pipeline_failures + schedule_failures
@@ -90,7 +92,7 @@ def pause_source(book: Runbook) -> Result:
         f"{paused} job(s) paused (their {unpaused} target copies unpaused as each was), "
         f"{counts['already_paused']} already paused, {counts['no_trigger']} without schedule or trigger, "
         f"{counts['excluded']} excluded by kinds.jobs; {stopped} continuous pipeline(s) stopped, "
-        f"{schedules_paused} dashboard schedule(s) paused"
+        f"{schedules_paused} dashboard schedule(s) paused; {late_jobs.summary(replicated, late_failures)}"
     )
     if runs:
         summary += (
@@ -101,9 +103,12 @@ def pause_source(book: Runbook) -> Result:
     detail = {**counts, "paused": paused, "active_runs": len(runs), "cancelled_runs": cancelled}
     detail["pipelines_stopped"] = stopped
     detail["dashboard_schedules_paused"] = schedules_paused
-    if failed:
-        what = f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"
-        return "failed", {**detail, "failed": failed[:SAMPLE], "summary": what}
+    detail["late_jobs_replicated"], detail["late_jobs_failed"] = replicated, late_failures[:SAMPLE]
+    stuck = [] if book.force else late_failures  # --force cuts over past them, as past validation: named above
+    if failed or stuck:
+        what = [f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"] if failed else []
+        what += [late_jobs.failure_summary(stuck)] if stuck else []
+        return "failed", {**detail, "failed": (failed + stuck)[:SAMPLE], "summary": "; ".join(what)}
     return "done", {**detail, "summary": summary}
 
 

@@ -1,0 +1,162 @@
+"""Source jobs created or edited after the cutover's final sync: replicated once the source is paused, then run.
+
+Step 3 pauses every unpaused source job. A job created after step 1's final sync had no copy on the target,
+so step 4 had nothing to unpause and after the cutover it ran nowhere (only the report said "missing on the
+target"); a job edited since ran on the target with its old schedule. Each test edits the source the way
+a user does, between two steps of a real cutover (the runbook's progress hook), and looks at both sides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from conftest import Pair
+from databricks.sdk.service import jobs
+from databricks.sdk.service.workspace import ImportFormat
+from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
+
+from dbsync.cutover import SOURCE_ROW, CutoverError, Runbook, open_cutover_context
+from dbsync.role import MARKER_PATH
+
+ON = jobs.PauseStatus.UNPAUSED
+LATE_CRON, EDITED_CRON = "0 15 2 * * ?", "0 30 6 * * ?"
+
+
+def _settings(w: Any, name: str) -> dict[str, Any]:
+    """A job's settings as the workspace shows them, found by name."""
+    return next(j for j in w.jobs.list(expand_tasks=True) if j.settings.name == name).settings.as_dict()
+
+
+def _after_validation(edit: Any) -> Any:
+    """A progress hook that edits the source once, after the final sync and validation, before step 3 pauses it."""
+    done: list[bool] = []
+
+    def progress(event: str, name: str, detail: dict) -> None:
+        if event == "step" and name == "validate" and detail["state"] == "done" and not done:
+            done.append(True)
+            edit()
+
+    return progress
+
+
+@pytest.fixture
+def nightly(pair: Pair) -> Pair:
+    """One unpaused scheduled source job, replicated (paused) to the target."""
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)
+    return pair
+
+
+def test_a_job_created_after_the_final_sync_runs_on_the_target_after_the_cutover(nightly: Pair) -> None:
+    pair = nightly
+    source_before: dict[str, dict[str, str]] = {}
+
+    def create_late_job() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=LATE_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=schedule)
+        source_before.update(_states(pair.src))
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, progress=_after_validation(create_late_job)).run()
+
+    assert _running(_states(pair.dst)) == {"nightly", "late"}, "the late job runs on the new primary"
+    assert _running(_states(pair.src)) == set()
+    copy = _settings(pair.dst, "late")
+    assert copy["schedule"]["quartz_cron_expression"] == LATE_CRON
+    assert [t["notebook_task"]["notebook_path"] for t in copy["tasks"]] == ["/x"]
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "1 late job(s) replicated" in step3["summary"]
+    step4 = next(s for s in document["steps"] if s["step"] == "unpause_target")
+    assert "missing on the target" not in step4["summary"]
+    late = next(j for j in document["jobs"] if j["name"] == "late")
+    assert late["source_after"] == {"schedule": "PAUSED"} and late["target_after"] == {"schedule": "UNPAUSED"}
+
+    Runbook(ctx).rollback()
+    assert _states(pair.src) == source_before, "the late job runs on the source again"
+    assert _running(_states(pair.dst)) == set(), "its copy is a paused standby copy again"
+    ctx.store.close()
+
+
+def test_a_schedule_edited_after_the_final_sync_is_the_one_the_target_runs(nightly: Pair) -> None:
+    pair = nightly
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+
+    def edit_schedule() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, progress=_after_validation(edit_schedule)).run()
+
+    copy = _settings(pair.dst, "nightly")
+    assert copy["schedule"] == {"quartz_cron_expression": EDITED_CRON, "timezone_id": "UTC", "pause_status": "UNPAUSED"}
+    assert _states(pair.src)["nightly"] == {"schedule": "PAUSED"}
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "1 late job(s) replicated" in step3["summary"]
+    ctx.store.close()
+
+
+def _create_job_on_a_new_cluster(pair: Pair) -> None:
+    """A scheduled source job on an interactive cluster, both made after the final sync: the job waits on it."""
+    cluster = pair.src.clusters.create(
+        cluster_name="late cluster", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1
+    ).response
+    task = jobs.Task(
+        task_key="t", existing_cluster_id=cluster.cluster_id, notebook_task=jobs.NotebookTask(notebook_path="/x")
+    )
+    pair.src.jobs.create(name="on a new cluster", tasks=[task], schedule=_cron(ON))
+
+
+def test_a_late_job_that_cannot_be_replicated_stops_the_cutover_before_it_runs_nowhere(nightly: Pair) -> None:
+    pair = nightly
+    ctx = open_cutover_context(pair.settings(**READY))
+    with pytest.raises(CutoverError, match="on a new cluster") as failed:
+        Runbook(ctx, progress=_after_validation(lambda: _create_job_on_a_new_cluster(pair))).run()
+    assert "--rollback" in str(failed.value)
+    assert ctx.store.cutover_steps()["pause_source"]["state"] == "failed"
+    assert "on a new cluster" not in _states(pair.dst)
+
+    Runbook(ctx).rollback()
+    assert _running(_states(pair.src)) == {"nightly", "on a new cluster"}
+    assert _running(_states(pair.dst)) == set()
+    ctx.store.close()
+
+
+def test_force_cuts_over_without_a_late_job_it_cannot_replicate_and_names_it(nightly: Pair) -> None:
+    pair = nightly
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True, progress=_after_validation(lambda: _create_job_on_a_new_cluster(pair))).run()
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert step3["state"] == "done"
+    assert "0 late job(s) replicated" in step3["summary"] and "1 not, e.g." in step3["summary"]
+    assert "on a new cluster" in step3["summary"] and "they run nowhere" in step3["summary"]
+    assert _running(_states(pair.dst)) == {"nightly"}
+    ctx.store.close()
+
+
+def test_late_jobs_are_never_written_into_a_target_promoted_by_another_cutover_meanwhile(nightly: Pair) -> None:
+    pair = nightly
+    marked: list[bool] = []
+
+    def create_late_job() -> None:
+        pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+
+    def progress(event: str, name: str, detail: dict) -> None:
+        after_validation(event, name, detail)
+        if event == "job" and name.startswith(SOURCE_ROW) and not marked:
+            marked.append(True)  # step 3 marked the target promoting; someone else's cutover marks it primary
+            other = {"dbsync_role_marker": 1, "role": "primary", "workspace_id": "", "peer_workspace_id": "4242"}
+            content = base64.b64encode(json.dumps(other).encode()).decode()
+            pair.dst.workspace.import_(MARKER_PATH, content=content, format=ImportFormat.RAW, overwrite=True)
+
+    after_validation = _after_validation(create_late_job)
+    ctx = open_cutover_context(pair.settings(**READY))
+    with pytest.raises(CutoverError, match="late"):
+        Runbook(ctx, progress=progress).run()
+    assert "late" not in _states(pair.dst)
+    failed = ctx.store.cutover_steps()["pause_source"]["detail"]["failed"]
+    assert any("'primary', not promoting by this cutover" in message for message in failed), failed
+    ctx.store.close()
