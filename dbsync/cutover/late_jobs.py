@@ -93,11 +93,15 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bo
     ctx.store.record_applied(resource, applied)
     if applied.target_key != resource.key:
         ctx.idmap.remember(JOBS, resource.key, applied.target_key)
+    if applied.pending:  # on the target with a step still to do (recorded: no second create): not runnable yet
+        raise DbsyncError(applied.pending)
     metrics.CHANGES_APPLIED.labels(JOBS, change.action).inc()
     keep_version(ctx, jobs, resource, applied.target_key, change.action)
     why = "created" if change.action == "create" else "changed"
     message = f"{JOBS} {resource.key}: {why} on the source after the final sync, replicated after it was paused"
-    ctx.event(JOBS, resource.key, change.action, "ok", message + (f" ({applied.note})" if applied.note else ""))
+    # In the store's word, as the engine's events (Applied.status): synced, or partial with the note saying what not.
+    note = f" ({applied.note})" if applied.note else ""
+    ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
     return True
 
 
