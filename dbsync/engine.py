@@ -329,12 +329,13 @@ class Engine:
             with pacing.giving_way(kind.watcher.declaration.gives_way and stub.out_of_turn not in NAMED_TURNS):
                 resource = kind.watcher.fetch(self.ctx, self.ctx.source, stub)
             change = planner.decide(resource, prior)
-            if change is not None and self.plan_only:
-                change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written
-            if change is None or self.plan_only:
-                return _Outcome(resource, prior, change)
-            if (kind.name, resource.key) in self.pinned:
+            if change is None:
+                return _Outcome(resource, prior)
+            if (kind.name, resource.key) in self.pinned:  # in a plan too (it used to list them as writes)
                 return _Outcome(resource, prior, status="pending", error=PINNED)
+            if self.plan_only:
+                change.skip_reason = kind.replicator.preview(self.ctx, change)  # why it will not be written
+                return _Outcome(resource, prior, change)
             if guards(self.ctx, change) and not self.force_updates:
                 return _Outcome(resource, prior, change, deferred=True)  # applied after the guard's look
             return _Outcome(resource, prior, change, kind.replicator.apply(self.ctx, change))
@@ -464,7 +465,10 @@ class Engine:
         # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
         priors = (self.ctx.store.prior(kind.name, k) for k in missing if deletes.in_scope(self.ctx, kind, k))
         gone = [p for p in priors if p is not None and (kind.name, p.key) not in self.pinned]
-        report.pending += sum(1 for k in missing if (kind.name, k) in self.pinned)  # a pinned restore stays
+        for key in (k for k in missing if (kind.name, k) in self.pinned):  # a pinned restore stays: pending
+            count_failure(
+                report, _Outcome(Resource(kind.name, key), None, status="pending", error=PINNED), self.plan_only
+            )
         plan = planner.plan_deletes(
             kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )

@@ -108,6 +108,11 @@ def test_restore_as_of_a_time_brings_the_standby_back_and_pin_keeps_it(pair: Pai
     assert "pending: pinned by `dbsync restore --pin`" in after.stderr
     assert pair.target_writes() == 0, "the pinned restore is not silently overwritten"
     assert _state(pair.dst) == restored
+    planned = _dbsync(pair, "plan")
+    assert planned.returncode == 1, "a plan is a promise about sync: pinned changes are not in step there either"
+    assert f"pending notebooks            {APP}/nb2" in planned.stdout, planned.stdout
+    assert f"pending notebooks            {APP}/nb4" in planned.stdout, "the delete the pin keeps back, named too"
+    assert "update  notebooks" not in planned.stdout, "a plan never promises a write the pin refuses"
     reports = pair.sync()
     assert reports["notebooks"].pending == 4  # 2 edited, 1 deleted, 1 added on the source since the moment
     assert reports["jobs"].pending == 2  # the rename, and the job deleted on the source

@@ -42,13 +42,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         print(summary_table(reports))
     failed = not_in_step(reports)
-    held = [r for r in reports if r.outcome == "delete_guard"]
-    for report in held:  # a cron job must see that the target is not in step with the source
-        print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
-    held_updates = [r for r in reports if r.held or r.pending]
-    for report in held_updates:
-        print(f"dbsync: not in sync: {report.kind}: {_held_updates(report)}", file=sys.stderr)
-    return EXIT_FAILED if failed or held or held_updates else EXIT_OK
+    for report in reports:  # a cron job must see that the target is not in step with the source
+        if report.outcome == "delete_guard":
+            print(f"dbsync: not in sync: {report.kind}: {report.message}; {FORCE_DELETES_HINT}", file=sys.stderr)
+        if report.held or report.pending:
+            print(f"dbsync: not in sync: {report.kind}: {_held_updates(report)}", file=sys.stderr)
+    return EXIT_FAILED if failed or held_back(reports) else EXIT_OK
+
+
+def held_back(reports: list[Any]) -> bool:
+    """Source changes kept from the target on purpose: deletes or updates a guard holds, changes pinned by
+    `dbsync restore --pin`. The target is not in step; `sync --once` and `plan` exit 1."""
+    return any(r.outcome == "delete_guard" or r.held or r.pending for r in reports)
 
 
 def _held_updates(report: Any) -> str:
@@ -74,10 +79,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def plan_exit_code(reports: list[Any], rows: list[Any]) -> int:
     """As `sync --once` would: a listing that failed or was stopped, an object blocked or in error, a guard that would
-    hold deletes or updates (each is named in the plan: a cron job running plans must not read "exit 0" as "in
-    step")."""
+    hold deletes or updates, changes pinned by a restore (each is named in the plan: a cron job running plans must not
+    read "exit 0" as "in step")."""
     held = any(action == "held" for action, *_ in rows)
-    return EXIT_FAILED if not_in_step(reports) or held else EXIT_OK
+    return EXIT_FAILED if not_in_step(reports) or held or held_back(reports) else EXIT_OK
 
 
 def not_in_step(reports: list[Any]) -> bool:
