@@ -12,6 +12,12 @@ The write fence is checked before every request that can change the target (anyt
 refuses once the store's role is not `standby`, once a cutover asked this process to hand over the
 store, when the target's marker says it is not a standby of this source, or when the marker cannot be
 read (re-read at most every MARKER_TTL_SECONDS while writes happen, so a no-change cycle costs no call).
+
+That cache means another process may still write for MARKER_TTL_SECONDS after a marker stopped saying
+standby: a second `dbsync serve` on a copy of the store re-paused the jobs a cutover had just unpaused on
+the target (they then ran nowhere). So whatever takes a workspace out of standby waits MARKER_WAIT_SECONDS
+(MarkerWait) before it makes anything run there, rather than every writer re-reading the marker before
+each write (one more call per write, and still a race with a write already on its way).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ log = logging.getLogger("dbsync.role")
 MARKER_DIR = "/Shared/.dbsync"
 MARKER_PATH = f"{MARKER_DIR}/role.json"
 MARKER_TTL_SECONDS = 10.0
+# How long after a marker stops saying standby another process's fence may still let a write out on its cached
+# answer: the TTL, and the time a write let through just before it expired takes to reach the service.
+MARKER_WAIT_SECONDS = MARKER_TTL_SECONDS + 2.0
 STANDBY, PROMOTING, PRIMARY = MarkerRole.STANDBY, MarkerRole.PROMOTING, MarkerRole.PRIMARY
 
 
@@ -135,6 +144,11 @@ def ensure_markers(source: Any, target: Any, source_id: str, target_id: str) -> 
 
 
 # -- the fence ----------------------------------------------------------------------------------
+def monotonic() -> float:
+    """time.monotonic, looked up at each call: the fence's TTL then follows freezegun's clock in the tests."""
+    return time.monotonic()
+
+
 class WriteFence:
     """Before each target write: may this process still write? Fed by the store and the target's marker."""
 
@@ -143,7 +157,7 @@ class WriteFence:
         store_flags: Callable[[], tuple[str, str | None]],
         marker_check: Callable[[], str | None] | None = None,
         first_write: Callable[[], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self.store_flags = store_flags
         self.marker_check = marker_check
@@ -186,3 +200,37 @@ class WriteFence:
             if self._marker is None or now - self._marker[0] >= MARKER_TTL_SECONDS:
                 self._marker = (now, self.marker_check())
             return self._marker[1]
+
+
+class MarkerWait:
+    """The wait between marking a workspace out of standby and making anything run there.
+
+    `dbsync cutover` marks the target promoting, then unpauses its jobs; `--rollback` marks the source
+    primary, then unpauses its jobs. Another writer into that workspace (a `dbsync serve` on a copy of the
+    store, a forgotten old daemon, a `dbsync reverse` replication) that read the marker as standby less
+    than MARKER_TTL_SECONDS before still trusts it and would pause those jobs again. It re-reads the marker
+    once its TTL is out and stops: so nothing is made to run there before MARKER_WAIT_SECONDS after the
+    mark. A process that did not mark (a cutover resumed after a crash) counts from its first wait.
+    """
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.since: float | None = None
+
+    def marked(self) -> None:
+        """A marker that says "not a standby" was just written."""
+        self.since = self.clock()
+
+    def left(self) -> float:
+        """Seconds before another writer's cached "standby" has surely run out (0: none can be left)."""
+        if self.since is None:
+            self.since = self.clock()
+        return max(0.0, self.since + MARKER_WAIT_SECONDS - self.clock())
+
+    def wait(self, say: Callable[[float], None]) -> None:
+        """Sleep out what is left, after `say` tells the operator how long and why."""
+        left = self.left()
+        if left > 0:
+            say(left)
+            self.sleep(left)

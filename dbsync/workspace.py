@@ -361,18 +361,25 @@ class FencedAdapter(requests.adapters.HTTPAdapter):
     waits for the request's turn in the workspace's budget.
 
     Every request of every kind, the delete phase and a retry alike, passes here, so the check is made
-    before each write, not once per cycle, and no request can go around the budget.
+    before each write, not once per cycle, and no request can go around the budget. A write that waited
+    for its turn asks again: the wait can be long (a busy queue), and a cutover counts on a write going
+    out no later than MARKER_TTL_SECONDS after its fence last read the target's marker (dbsync/role.py).
     """
 
     workspace: Workspace | None = None
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         fence = self.workspace.fence if self.workspace is not None else None
-        if fence is not None and request.method not in READ_METHODS:
-            reason = fence.refusal()
-            if reason:
-                raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")
+        fenced = fence is not None and request.method not in READ_METHODS
+        if fenced:
+            self._ask(fence, request)
         budget = self.workspace.budget if self.workspace is not None else None
-        if budget is not None:
-            budget.take(request.path_url, gives_way())
+        if budget is not None and budget.take(request.path_url, gives_way()) > 0 and fenced:
+            self._ask(fence, request)
         return super().send(request, *args, **kwargs)
+
+    @staticmethod
+    def _ask(fence: Any, request: Any) -> None:
+        reason = fence.refusal()
+        if reason:
+            raise WriteFenced(f"{request.method} {endpoint_template(urlparse(request.url).path)} refused: {reason}")

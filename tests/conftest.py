@@ -199,6 +199,16 @@ def killed_before_the_record(pair: Pair, kinds: list[str], monkeypatch: pytest.M
         ctx.store.close()
 
 
+@pytest.fixture(autouse=True)
+def cutover_waits_in_test_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cutover waits MARKER_WAIT_SECONDS (12 s) after marking the target before anything runs there
+    (dbsync/role.py, MarkerWait): every cutover test would sleep them. Here it does not sleep; the wait itself
+    is checked against freezegun's clock in tests/test_fence_wait.py."""
+    from dbsync.cutover import Runbook
+
+    monkeypatch.setattr(Runbook, "sleep", staticmethod(lambda seconds: None))
+
+
 def _target_token() -> str:
     return "dapi-target-token-" + "9" * 8
 

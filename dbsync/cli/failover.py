@@ -92,7 +92,7 @@ def _cutover_rollback(args: argparse.Namespace, settings: Any) -> int:
         need_source = rollback_needs_source(rows) and not args.skip_source
         ctx = open_cutover_context(settings, need_source=need_source, force=True, rollback=True)
         try:
-            result = Runbook(ctx, skip_source=args.skip_source).rollback()
+            result = Runbook(ctx, skip_source=args.skip_source, progress=cutover_progress).rollback()
         finally:
             ctx.store.close()
     finally:

@@ -117,6 +117,9 @@ def plan_action(change: Any) -> str:
 
 
 def cutover_progress(event: str, name: str, detail: dict[str, Any]) -> None:
+    if event == "wait":  # a pause of a step, with its reason: the operator must not take it for a hang
+        print(f"      {detail['summary']} …", file=sys.stderr, flush=True)
+        return
     if event != "step":
         return
     from dbsync.cutover import STEPS  # the cutover's modules load for the commands that cut over, not for `sync`

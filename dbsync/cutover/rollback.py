@@ -38,6 +38,8 @@ def rollback(book: Runbook) -> dict[str, Any]:
         # Before anything of the old primary runs again: a reverse replication (`dbsync reverse`) whose
         # target it is reads its marker, and one still saying standby let it pause the restored jobs.
         book.mark_source_primary(required=marked)
+        if marked:  # its marker said standby: a reverse replication may still trust that for a while
+            book.wait_for_other_writers("source", "rollback")
     target_live = list_jobs(book.ctx.target)
     source_live = list_jobs(book.ctx.source) if source_rows else {}
     repause = repause_items(target_rows, target_live, result["missing"])

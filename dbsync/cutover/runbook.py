@@ -37,7 +37,7 @@ from dbsync.cutover.writer import PacedWriter, Writes
 from dbsync.errors import DbsyncError
 from dbsync.model import Prior
 from dbsync.report import validate, validate_from_store
-from dbsync.role import PRIMARY, PROMOTING, STANDBY, write_marker
+from dbsync.role import MARKER_TTL_SECONDS, PRIMARY, PROMOTING, STANDBY, MarkerWait, monotonic, write_marker
 from dbsync.roles import StoreRole
 
 log = logging.getLogger("dbsync.cutover")
@@ -54,6 +54,9 @@ STEP_FUNCTIONS: dict[str, Callable[[Runbook], steps.Result]] = {
 class Runbook:
     """The cutover of one pair: `plan()`, `run()` (resumable) and `rollback()` (idempotent)."""
 
+    # The one real wait of a cutover or a rollback (MarkerWait): the tests replace it (tests/conftest.py).
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+
     def __init__(
         self,
         ctx: SyncContext,
@@ -61,8 +64,9 @@ class Runbook:
         cancel_active_runs: bool = False,
         force: bool = False,
         progress: Progress | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
         report_dir: Path | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
@@ -71,6 +75,7 @@ class Runbook:
         self.force = force
         self.progress = progress
         self.clock = clock
+        self.marker_wait = MarkerWait(clock, sleep or self.sleep)
         self.report_dir = report_dir or Path(ctx.settings.state_path).resolve().parent
         rate = ctx.settings.cutover.max_writes_per_second
         self.writer = PacedWriter({"source": ctx.source, "target": ctx.target}, rate, ctx.settings.concurrency)
@@ -130,6 +135,8 @@ class Runbook:
         }[role]
         by = "cutover --rollback" if self.state(RUN_ROW) == "rollback" else "cutover"
         write_marker(self.ctx.target, target_role, target_id, source_id, by)
+        if target_role == PROMOTING:
+            self.marker_wait.marked()
         if source_role is not None and not self.skip_source:
             self.source_marker(source_role, source_id, target_id, by)
 
@@ -143,6 +150,7 @@ class Runbook:
         target_id = self.store.get_meta("target_workspace_id") or ""
         try:
             write_marker(self.ctx.source, PRIMARY, source_id, target_id, "cutover --rollback")
+            self.marker_wait.marked()
         except (DatabricksError, DbsyncError, OSError) as err:
             if not required:
                 log.warning("cannot write the role marker of the source: %s", one_line(err))
@@ -158,6 +166,25 @@ class Runbook:
             write_marker(self.ctx.source, role, source_id, target_id, by)
         except (DatabricksError, DbsyncError, OSError) as err:  # best effort: the target's marker is what protects
             log.warning("cannot write the role marker of the source: %s", one_line(err))
+
+    def wait_for_other_writers(self, side: str, step: str) -> None:
+        """Before making jobs run on `side`, just marked out of standby: wait until no other writer may pause them.
+
+        Waiting once, rather than every writer re-reading the marker before each write, keeps the
+        daemon's writes at one marker read per MARKER_TTL_SECONDS (see dbsync/role.py).
+        """
+
+        def say(seconds: float) -> None:
+            why = (
+                f"waiting {seconds:.0f} s before anything runs on the {side}: another dbsync writing to it may "
+                f"have read its role marker as standby less than {MARKER_TTL_SECONDS:.0f} s ago, and would pause "
+                "again the jobs started there until it reads the marker again"
+            )
+            if self.progress is None:
+                log.info("%s", why)
+            self._emit("wait", step, seconds=seconds, summary=why)
+
+        self.marker_wait.wait(say)
 
     def _emit(self, event: str, name: str, **detail: Any) -> None:
         if self.progress is not None:

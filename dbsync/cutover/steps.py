@@ -70,6 +70,8 @@ def pause_source(book: Runbook) -> Result:
     late = book.store.role == StoreRole.CUTOVER_COMPLETE  # the source came back after a --skip-source cutover
     if not late:
         book.set_role(StoreRole.CUTOVER_IN_PROGRESS)
+        # The source's jobs keep running meanwhile: the wait comes before they are listed and paused.
+        book.wait_for_other_writers("target", "pause_source")
     todo, counts = book.source_changes(list_jobs(book.ctx.source))
     book.settle(SOURCE_ROW, counts.pop("settled"), "paused")
     # Each target copy is unpaused as soon as its source job is recorded paused: the two workspaces
@@ -142,6 +144,7 @@ def cancel_runs(book: Runbook, runs: list[tuple[int, int]]) -> int:
 # -- 4. unpause the target ------------------------------------------------------------------
 def unpause_target(book: Runbook) -> Result:
     """4. Unpause the replicated target jobs whose source job was unpaused, those not unpaused already."""
+    book.wait_for_other_writers("target", "unpause_target")  # at once when step 3 waited in this process
     todo, counts = book.target_changes(list_jobs(book.ctx.target))
     book.settle(TARGET_ROW, counts.pop("settled"), "unpaused")
     failed = [message for _, message in book.write_jobs("target", todo, "UNPAUSED").failed["target"]]
