@@ -344,3 +344,52 @@ def test_an_adopted_warehouse_keeps_its_owner_and_the_dr_teams_entries(pair: Pai
     }
     assert ("bob@example.com", "IS_OWNER") in direct and ("dr-admins", "CAN_MANAGE") in direct
     assert ("analysts", "CAN_USE") in direct  # the source's entry is added
+
+
+def test_a_folder_the_dr_team_made_at_a_replicated_path_keeps_its_acl_entries(pair: Pair) -> None:
+    """/Team/finance made on the standby by hand, with the DR team's own entry, before the source's namesake was
+    replicated: a folder's mkdirs cannot tell it was there, and taken for dbsync's own its ACL was PUT whole, the
+    DR team's entry erased at the first sync. It is adopted: the source's entries are added, only those go again."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        for group in ("etl", "analysts", "dr-admins"):
+            w.groups.create(display_name=group)
+    dst.workspace.mkdirs("/Team/finance")
+    _grant(dst, "directories", "/Team/finance", "dr-admins", "CAN_MANAGE")
+    _notebook(src, "/Team/finance/report")
+    _grant(src, "directories", "/Team/finance", "etl", "CAN_EDIT")
+    _grant(src, "directories", "/Team/finance", "analysts", "CAN_READ")
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=ACL_KINDS)["permissions"].errors == 0
+        folder = {"etl": "CAN_EDIT", "analysts": "CAN_READ", "dr-admins": "CAN_MANAGE"}
+        assert _groups(dst, "directories", "/Team/finance") == folder
+
+        _revoke(src, "directories", "/Team/finance", "etl")
+        clock.tick(HOUR)  # object ACLs are read by need: this one is due again within max_staleness
+        assert pair.sync(only=ACL_KINDS)["permissions"].updated >= 1
+
+    assert _groups(dst, "directories", "/Team/finance") == {"analysts": "CAN_READ", "dr-admins": "CAN_MANAGE"}
+
+
+def test_a_folder_dbsync_created_gets_the_sources_exact_acl_and_loses_what_the_source_revokes(pair: Pair) -> None:
+    """A new folder and its new subfolder (whose mkdirs may make the parent first) are dbsync's: their ACL is the
+    source's, an entry given on the standby by hand included in what the next change of the source's ACL replaces."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        for group in ("etl", "analysts", "dr-admins"):
+            w.groups.create(display_name=group)
+    _notebook(src, "/Ops/daily/load")
+    for folder in ("/Ops", "/Ops/daily"):
+        _grant(src, "directories", folder, "etl", "CAN_EDIT")
+        _grant(src, "directories", folder, "analysts", "CAN_READ")
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=ACL_KINDS)["permissions"].errors == 0
+        for folder in ("/Ops", "/Ops/daily"):
+            assert _groups(dst, "directories", folder) == {"etl": "CAN_EDIT", "analysts": "CAN_READ"}
+            _grant(dst, "directories", folder, "dr-admins", "CAN_MANAGE")  # by hand, on dbsync's own folder
+            _revoke(src, "directories", folder, "etl")
+        clock.tick(HOUR)
+        assert pair.sync(only=ACL_KINDS)["permissions"].updated >= 2
+
+    for folder in ("/Ops", "/Ops/daily"):
+        assert _groups(dst, "directories", folder) == {"analysts": "CAN_READ"}
