@@ -25,7 +25,7 @@ from dbsync.errors import Blocked, Permanent, RetryLater
 from dbsync.mapping import SourceForm, acl_waiting_ref
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.registry import acl_watchers, kind
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import OBJECT_ORIGIN, PRINCIPAL_FIELDS
 
@@ -88,6 +88,7 @@ class PermissionsReplicator(Replicator):
         waiting: list[str] = []
         now = before
         if add := wanted - before:
+            adding_ahead(ctx, change, ours, _principals(add) - _principals(before))  # recorded before the PATCH
 
             def patch(entries: list[dict[str, Any]]) -> ObjectPermissions:
                 return permissions.update(acl_type, object_id, access_control_list=_requests(entries))
