@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import sqlite3
 
-from conftest import Pair
+import pytest
+from conftest import Pair, killed_before_the_record
 from databricks.sdk.service import catalog as uc
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import AclPermission, ImportFormat, Language
@@ -118,6 +119,53 @@ def test_a_store_from_before_the_record_keeps_removing_on_created_catalogs_only(
     assert _grants(dst, "ops") == {("analysts", "USE_CATALOG")}
 
 
+def test_a_grant_added_by_a_sync_killed_before_its_record_goes_when_the_source_revokes_it(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 after the PATCH that granted, before the store recorded the grant as dbsync's: unrecorded, it was kept
+    as if the DR team's once the source revoked it (a revoked access left open on the standby). dbsync records what
+    it is about to add before the write."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        w.groups.create(display_name="analysts")
+        w.catalogs.create(name="sales")  # adopted: only what dbsync added is ever removed there
+    _change(src, "sales", "analysts", add=[uc.Privilege.USE_CATALOG, uc.Privilege.SELECT])
+    _change(dst, "sales", "analysts", add=[uc.Privilege.USE_CATALOG])  # the DR team's
+    pair.sync(only=["catalogs"])
+    killed_before_the_record(pair, ["uc_grants"], monkeypatch)
+    assert _grants(dst, "sales") == {("analysts", "USE_CATALOG"), ("analysts", "SELECT")}  # the write reached it
+
+    _change(src, "sales", "analysts", remove=[uc.Privilege.USE_CATALOG, uc.Privilege.SELECT])
+    assert pair.sync(only=UC_KINDS)["uc_grants"].errors == 0
+
+    assert _grants(dst, "sales") == {("analysts", "USE_CATALOG")}  # dbsync's SELECT went; the DR team's grant stays
+
+
+def test_a_grant_whose_write_failed_is_not_taken_for_dbsyncs_once_its_retry_finds_it_absent(pair: Pair) -> None:
+    """The record written ahead names a grant the failed PATCH never made: the retry reads the target, finds it
+    absent and forgets it, so the same grant given later by the DR team is theirs and stays."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        w.groups.create(display_name="analysts")
+        w.groups.create(display_name="auditors")
+        w.catalogs.create(name="sales")
+    _change(src, "sales", "analysts", add=[uc.Privilege.SELECT])
+    pair.sync(only=["catalogs"])
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        pair.target.set_faults(rules=[{"action": "not_found", "path": SALES_GRANTS, "method": "PATCH", "times": 1}])
+        assert pair.sync(only=UC_KINDS)["uc_grants"].errors == 1
+        pair.target.set_faults()
+        _change(src, "sales", "analysts", remove=[uc.Privilege.SELECT])
+        clock.tick(HOUR)  # past the failed change's backoff
+        assert pair.sync(only=UC_KINDS)["uc_grants"].errors == 0
+        _change(dst, "sales", "analysts", add=[uc.Privilege.SELECT])  # by hand on the standby
+
+        _change(src, "sales", "auditors", add=[uc.Privilege.BROWSE])
+        assert pair.sync(only=UC_KINDS)["uc_grants"].errors == 0
+
+    assert _grants(dst, "sales") == {("analysts", "SELECT"), ("auditors", "BROWSE")}
+
+
 # -- table ACLs -----------------------------------------------------------------------------------
 def test_the_dr_teams_grants_on_any_file_and_its_own_catalog_survive_every_sync(mp: MetastorePair) -> None:  # noqa: F811
     mp.src.run("CREATE SCHEMA finance")
@@ -206,6 +254,25 @@ def test_an_adopted_scope_keeps_the_dr_teams_acl_entries(pair: Pair) -> None:
     acls = _acls(dst, "app")
     assert "etl" not in acls  # dbsync put it: it goes with the source's
     assert acls["users"] == "READ" and acls["dr-admins"] == "MANAGE"
+
+
+def test_a_scope_entry_put_by_a_sync_killed_before_its_record_goes_when_the_source_deletes_it(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope dbsync created and ACL entries it put, then a kill -9 before anything was recorded: the next run finds
+    the scope there (adopted: a leak, never a loss), but the entries it recorded before putting them are its own."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        w.groups.create(display_name="etl")
+    src.secrets.create_scope("app")
+    src.secrets.put_acl("app", "etl", AclPermission.WRITE)
+    killed_before_the_record(pair, ["secret_scopes"], monkeypatch)
+    assert _acls(dst, "app")["etl"] == "WRITE"  # the write reached the target
+
+    src.secrets.delete_acl("app", "etl")
+    assert pair.sync(only=["secret_scopes"])["secret_scopes"].errors == 0
+
+    assert "etl" not in _acls(dst, "app")
 
 
 # -- object ACLs (the permissions kind) -----------------------------------------------------------
@@ -344,3 +411,75 @@ def test_an_adopted_warehouse_keeps_its_owner_and_the_dr_teams_entries(pair: Pai
     }
     assert ("bob@example.com", "IS_OWNER") in direct and ("dr-admins", "CAN_MANAGE") in direct
     assert ("analysts", "CAN_USE") in direct  # the source's entry is added
+
+
+def test_a_folder_the_dr_team_made_at_a_replicated_path_keeps_its_acl_entries(pair: Pair) -> None:
+    """/Team/finance made on the standby by hand, with the DR team's own entry, before the source's namesake was
+    replicated: a folder's mkdirs cannot tell it was there, and taken for dbsync's own its ACL was PUT whole, the
+    DR team's entry erased at the first sync. It is adopted: the source's entries are added, only those go again."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        for group in ("etl", "analysts", "dr-admins"):
+            w.groups.create(display_name=group)
+    dst.workspace.mkdirs("/Team/finance")
+    _grant(dst, "directories", "/Team/finance", "dr-admins", "CAN_MANAGE")
+    _notebook(src, "/Team/finance/report")
+    _grant(src, "directories", "/Team/finance", "etl", "CAN_EDIT")
+    _grant(src, "directories", "/Team/finance", "analysts", "CAN_READ")
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=ACL_KINDS)["permissions"].errors == 0
+        folder = {"etl": "CAN_EDIT", "analysts": "CAN_READ", "dr-admins": "CAN_MANAGE"}
+        assert _groups(dst, "directories", "/Team/finance") == folder
+
+        _revoke(src, "directories", "/Team/finance", "etl")
+        clock.tick(HOUR)  # object ACLs are read by need: this one is due again within max_staleness
+        assert pair.sync(only=ACL_KINDS)["permissions"].updated >= 1
+
+    assert _groups(dst, "directories", "/Team/finance") == {"analysts": "CAN_READ", "dr-admins": "CAN_MANAGE"}
+
+
+def test_a_folder_dbsync_created_gets_the_sources_exact_acl_and_loses_what_the_source_revokes(pair: Pair) -> None:
+    """A new folder and its new subfolder (whose mkdirs may make the parent first) are dbsync's: their ACL is the
+    source's, an entry given on the standby by hand included in what the next change of the source's ACL replaces."""
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        for group in ("etl", "analysts", "dr-admins"):
+            w.groups.create(display_name=group)
+    _notebook(src, "/Ops/daily/load")
+    for folder in ("/Ops", "/Ops/daily"):
+        _grant(src, "directories", folder, "etl", "CAN_EDIT")
+        _grant(src, "directories", folder, "analysts", "CAN_READ")
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=ACL_KINDS)["permissions"].errors == 0
+        for folder in ("/Ops", "/Ops/daily"):
+            assert _groups(dst, "directories", folder) == {"etl": "CAN_EDIT", "analysts": "CAN_READ"}
+            _grant(dst, "directories", folder, "dr-admins", "CAN_MANAGE")  # by hand, on dbsync's own folder
+            _revoke(src, "directories", folder, "etl")
+        clock.tick(HOUR)
+        assert pair.sync(only=ACL_KINDS)["permissions"].updated >= 2
+
+    for folder in ("/Ops", "/Ops/daily"):
+        assert _groups(dst, "directories", folder) == {"analysts": "CAN_READ"}
+
+
+def test_an_acl_entry_added_by_a_sync_killed_before_its_record_goes_when_the_source_revokes_it(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on an adopted notebook's ACL: the entry PATCHed before the kill is dbsync's, removed with the
+    source's; the DR team's entry stays."""
+    src, dst = pair.src, pair.dst
+    path = "/Shared/runbooks/failover"
+    for w in (src, dst):
+        for group in ("etl", "dr-admins"):
+            w.groups.create(display_name=group)
+        _notebook(w, path)  # the DR team's own copy on the standby: adopted
+    _grant(src, "notebooks", path, "etl", "CAN_RUN")
+    _grant(dst, "notebooks", path, "dr-admins", "CAN_MANAGE")
+    pair.sync(only=["directories", "notebooks", "files"])
+    killed_before_the_record(pair, ["permissions"], monkeypatch)
+    assert _groups(dst, "notebooks", path) == {"etl": "CAN_RUN", "dr-admins": "CAN_MANAGE"}  # the write reached it
+
+    _revoke(src, "notebooks", path, "etl")
+    assert pair.sync(only=ACL_KINDS)["permissions"].errors == 0
+
+    assert _groups(dst, "notebooks", path) == {"dr-admins": "CAN_MANAGE"}

@@ -18,6 +18,7 @@ import base64
 import time
 
 from conftest import Pair
+from databricks.sdk.errors import NotFound
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language
 
@@ -77,6 +78,14 @@ def _notebook(w, path: str, text: str = "print(1)") -> None:
 
 def _tree(w) -> set[str]:
     return {o.path for o in w.workspace.list("/", recursive=True)}
+
+
+def _folder_there(w, path: str) -> bool:
+    """Whether the workspace has a folder at `path` (a recursive listing answers notebooks and files only)."""
+    try:
+        return w.workspace.get_status(path).object_type.value == "DIRECTORY"
+    except NotFound:
+        return False
 
 
 def _cluster(w, name: str, tags: dict[str, str] | None = None) -> str:
@@ -181,6 +190,26 @@ def test_dr_runbook_in_a_folder_the_source_deleted_survives(pair: Pair) -> None:
     assert "/Shared/finance/report" not in tree and "/Shared/finance/q1/summary" not in tree
     assert "/Shared/finance/q1" not in tree  # dbsync's own folder, empty of anything else, goes
     assert any("/Shared/finance" in e["message"] for e in _events(pair, "kept"))
+
+
+def test_an_empty_folder_the_dr_team_made_at_a_replicated_path_is_kept_when_the_source_deletes_it(pair: Pair) -> None:
+    """/Shared/finance made on the standby by hand before dbsync replicated its namesake is the DR team's (adopted),
+    empty or not; dbsync's own empty subfolder goes with the source's."""
+    _notebook(pair.src, "/Shared/finance/q1/summary")
+    for name in ("daily", "weekly", "monthly"):  # the source keeps most notebooks: no delete guard in play
+        _notebook(pair.src, f"/Shared/ops/{name}")
+    pair.dst.workspace.mkdirs("/Shared/finance")
+    kinds = ["directories", "notebooks", "files"]
+    pair.sync(only=kinds)
+    assert _row(pair, "directories", "/Shared/finance")[2] == "adopted"
+    assert _row(pair, "directories", "/Shared/finance/q1")[2] == "created"
+
+    pair.src.workspace.delete("/Shared/finance", recursive=True)
+    reports = pair.sync(only=kinds)
+
+    assert all(r.errors == 0 for r in reports.values()), reports
+    assert _folder_there(pair.dst, "/Shared/finance") and not _folder_there(pair.dst, "/Shared/finance/q1")
+    assert any("/Shared/finance is kept" in e["message"] and "adopted" in e["message"] for e in _events(pair, "kept"))
 
 
 def test_notebook_that_was_on_the_target_before_dbsync_overwrote_it_is_not_deleted(pair: Pair) -> None:

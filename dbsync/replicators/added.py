@@ -10,8 +10,16 @@ and removes only those: an entry found on the target, or added there since by ha
 
 A row written before dbsync recorded this (an older store) has no record: on an object dbsync created, the
 previous payload's entries stand for it (what dbsync removed before the upgrade anyway); on one it adopted,
-nothing is removed. An apply that fails midway leaves what it added before the failure unrecorded: kept on the
-target as if the DR team's, a leak, never a loss.
+nothing is removed.
+
+The record is written ahead (adding_ahead): an entry is recorded as dbsync's before the write that adds it, since a
+kill -9 (or a failed apply) between the write and the applied outcome's record left it unrecorded, kept on the
+standby as if the DR team's once the source revoked it: a grant revoked on the primary still open on the DR
+target. The record then names entries the write may never have added; each apply confirms it on its read of the
+target (only the entries there stay recorded) and removes only what is there. What that leaves: an entry whose
+write failed and that the DR team gives by hand, the same principal and privilege, before dbsync's next apply of
+that object (the failed change's retry) is taken for dbsync's, and goes when the source drops it: a window of one
+retry on a write that failed, rather than an access the standby kept forever.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from dbsync.context import SyncContext
 from dbsync.model import ADDED, Upsert
 
 
@@ -40,3 +49,11 @@ def added_before(change: Upsert, created: bool, legacy: Callable[[dict[str, Any]
 def added_meta(entries: Iterable[Any]) -> dict[str, Any]:
     """The Applied meta recording `entries` as what dbsync added (an empty record too: it is not an older row's)."""
     return {ADDED: sorted(list(e) if isinstance(e, tuple) else e for e in entries)}
+
+
+def adding_ahead(ctx: SyncContext, change: Upsert, ours: set[Any], adding: Iterable[Any]) -> None:
+    """Before the write that adds `adding` to the object: record them as dbsync's beside `ours` (added_before's), so a
+    kill -9 before the applied outcome's record cannot leave them unrecorded. Nothing new to add: no store write."""
+    new = set(adding) - ours
+    if new:
+        ctx.store.record_added_ahead(change.resource, added_meta(ours | new)[ADDED])

@@ -20,7 +20,7 @@ from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Upsert, fingerprint
 from dbsync.principals import INDEXES
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.sdk import Service
 from dbsync.watchers.dashboard_schedules import PAGE_SIZE, schedule_body, schedule_key, split_key
@@ -67,7 +67,7 @@ class DashboardScheduleReplicator(Replicator):
             raise
         own = adopted is False or (adopted is None and (change.prior is None or change.prior.origin != "adopted"))
         ours = added_before(change, own, lambda old: _identities(ctx, old))
-        waiting, ours = _subscribe(ctx, dashboard_id, current["schedule_id"], payload["subscribers"], ours)
+        waiting, ours = _subscribe(ctx, change, dashboard_id, current["schedule_id"], payload["subscribers"], ours)
         key = schedule_key(dashboard_id, current["schedule_id"])
         meta = added_meta(ours)
         if not waiting:
@@ -111,7 +111,12 @@ def _target_subscriber(ctx: SyncContext, subscriber: dict[str, Any]) -> dict[str
 
 
 def _subscribe(
-    ctx: SyncContext, dashboard_id: str, schedule_id: str, subscribers: list[dict[str, Any]], ours: set[str]
+    ctx: SyncContext,
+    change: Upsert,
+    dashboard_id: str,
+    schedule_id: str,
+    subscribers: list[dict[str, Any]],
+    ours: set[str],
 ) -> tuple[list[str], set[str]]:
     """Add the missing subscribers and remove those dbsync added (`ours`) that the source dropped: (the users waited
     for, the subscribers dbsync added that are there now). A subscriber someone added on the target stays."""
@@ -127,6 +132,7 @@ def _subscribe(
             waiting.append(waiting_ref("users", subscriber["user_name"]))
             continue
         wanted[fingerprint(target)] = target
+    adding_ahead(ctx, change, ours, wanted.keys() - existing.keys())  # recorded before the subscriptions are made
     added = set()
     for identity, target in wanted.items():
         if identity not in existing:

@@ -1,9 +1,9 @@
 """Object ACLs on the target: the direct entries on the mapped target object.
 
 On an object dbsync created, one PUT of the source's entries (it replaces every direct entry: the hot path, one
-request an ACL). On an object it adopted (a notebook found at the same path, the target's own `/Shared`, whose ACL
-also guards dbsync's role marker, a dashboard or warehouse found by name) the ACL is the DR team's too: a PUT
-wiped their entries at the first sync. There the target's entries are read, what the source has is added by PATCH
+request an ACL). On an object it adopted (a notebook or folder found at the same path, the target's own `/Shared`,
+whose ACL also guards dbsync's role marker, a dashboard or warehouse found by name) the ACL is the DR team's too: a
+PUT wiped their entries at the first sync. There the target's entries are read, what the source has is added by PATCH
 (it adds or changes entries, removing none), and only the entries dbsync added (recorded: replicators/added.py)
 are removed when the source drops them, by a PUT of the rest (the API has no per-entry delete).
 
@@ -25,7 +25,7 @@ from dbsync.errors import Blocked, Permanent, RetryLater
 from dbsync.mapping import SourceForm, acl_waiting_ref
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.registry import acl_watchers, kind
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import OBJECT_ORIGIN, PRINCIPAL_FIELDS
 
@@ -88,6 +88,7 @@ class PermissionsReplicator(Replicator):
         waiting: list[str] = []
         now = before
         if add := wanted - before:
+            adding_ahead(ctx, change, ours, _principals(add) - _principals(before))  # recorded before the PATCH
 
             def patch(entries: list[dict[str, Any]]) -> ObjectPermissions:
                 return permissions.update(acl_type, object_id, access_control_list=_requests(entries))
@@ -141,9 +142,10 @@ def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
 def _adopted(ctx: SyncContext, resource: Resource) -> bool:
     """Whether the ACL's object is one dbsync adopted (or cannot tell it created): the DR team's entries stay there.
 
-    The watcher's stub carries the object row's origin; a restored ACL's meta may not, and the store has it. A row
-    with no recorded origin follows its kind's `unrecorded_origin` (a folder is "created": mkdirs cannot tell), but
-    the folders every workspace has (`/Shared`, `/Users`, `/Repos`) are always the target's own."""
+    The watcher's stub carries the object row's origin; a restored ACL's meta may not, and the store has it. A
+    folder's origin comes from the target's tree before dbsync's mkdirs (folder_was_on_target: mkdirs cannot tell);
+    a row with no recorded origin (a folder recorded before that) follows its kind's `unrecorded_origin` ("created"
+    for a folder), but the folders every workspace has (`/Shared`, `/Users`, `/Repos`) are always the target's own."""
     object_kind, source_key = resource.key.split(":", 1)
     meta = resource.source_meta
     if OBJECT_ORIGIN in meta:

@@ -26,7 +26,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Kept, Permanent, RetryLater
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.runcache import CacheKey
 from dbsync.watchers.secrets import KEY_VAULT, SECRET_SCOPES
@@ -57,7 +57,7 @@ class SecretScopeReplicator(Replicator):
             adopted is None and change.prior is not None and change.prior.origin == "created"
         )
         ours = added_before(change, created, lambda old: (e["principal"] for e in old["acls"]))
-        skipped, ours, kept = self._set_acls(ctx, scope, payload["backend_type"], payload["acls"], ours)
+        skipped, ours, kept = self._set_acls(ctx, change, payload["acls"], ours)
         notes = [f"kept the ACL entries dbsync did not add: {', '.join(kept)}"] if kept else []
         if skipped:
             notes.append(f"skipped principals missing on the target: {', '.join(skipped)}")
@@ -94,13 +94,15 @@ class SecretScopeReplicator(Replicator):
             return read()
 
     def _set_acls(
-        self, ctx: SyncContext, scope: str, backend: str, wanted: list[dict[str, str]], ours: set[str]
+        self, ctx: SyncContext, change: Upsert, wanted: list[dict[str, str]], ours: set[str]
     ) -> tuple[list[str], set[str], list[str]]:
         """Bring the scope's ACL to the source's, deleting only entries dbsync put (`ours`): (the principals skipped
         because the target lacks them, the entries dbsync put that are there now, the entries kept that it did not)."""
         secrets = ctx.target.client.secrets
-        current = self._current_acls(ctx, scope, backend)
+        scope = change.payload["name"]
+        current = self._current_acls(ctx, scope, change.payload["backend_type"])
         desired = {e["principal"]: e["permission"] for e in wanted}
+        adding_ahead(ctx, change, ours, desired.keys() - current.keys())  # recorded before the puts
         skipped, put = [], set()
         for principal, permission in desired.items():
             if current.get(principal) == permission:

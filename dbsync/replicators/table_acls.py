@@ -23,7 +23,7 @@ from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
 from dbsync.principals import principal_confirmed
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.sql import SqlError, quote, runner
 from dbsync.watchers.table_acls import DENIED, OWN, read_grants, securable_sql
@@ -60,7 +60,9 @@ class TableAclsReplicator(Replicator):
         current = _fold(g for g in current_rows if g[1] != OWN)
         wanted = _fold((p, a) for p, a in payload["grants"] if p.casefold() not in absent)
         created = bool(change.resource.source_meta.get("created"))
-        ours = plan.differences(current, wanted, added_before(change, created, lambda old: _fold(old["grants"])))
+        recorded = added_before(change, created, lambda old: _fold(old["grants"]))
+        adding_ahead(ctx, change, recorded, set(wanted) - set(current))  # recorded before the GRANTs run
+        ours = plan.differences(current, wanted, recorded)
         current_owner = next((p for p, a in current_rows if a == OWN), None)
         owner = payload["owner"]
         if securable in _OWNED and owner and owner.casefold() != (current_owner or "").casefold():

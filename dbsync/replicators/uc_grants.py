@@ -22,7 +22,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent
 from dbsync.mapping import ANY, waiting_ref
 from dbsync.model import Applied, Delete, Upsert
-from dbsync.replicators.added import added_before, added_meta
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.uc_common import PRINCIPAL_MISSING
 from dbsync.sdk import Service
@@ -83,6 +83,7 @@ class UcGrantsReplicator(Replicator):
         done = changes
         skipped: list[str] = []
         if changes:
+            adding_ahead(ctx, change, ours, wanted - current)  # recorded before the PATCH that adds them
             try:
                 _patch(ctx, securable, full_name, changes)
             except DatabricksError as err:

@@ -1,9 +1,10 @@
 """Directories, notebooks and files on the target: mkdirs, import, delete or archive what dbsync put there.
 
 A notebook or file first imported without overwrite: one already at that path (the DR team's) is adopted,
-overwritten with the source's, and never deleted. A folder is deleted only when it holds nothing dbsync
-did not put there (a DR runbook added to a replicated folder keeps the folder); the delete is never a
-blind recursive one.
+overwritten with the source's, and never deleted. So is a folder the target had before dbsync's mkdirs (its ACL
+entries stay the DR team's: replicators/permissions.py). A folder dbsync made is deleted only when it holds
+nothing dbsync did not put there (a DR runbook added to a replicated folder keeps the folder); the delete is never
+a blind recursive one.
 """
 
 from __future__ import annotations
@@ -19,26 +20,33 @@ from databricks.sdk.mixins.workspace import WorkspaceExt
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectInfo, ObjectType
 
 from dbsync.context import SyncContext
-from dbsync.errors import Kept, Permanent, RetryLater
+from dbsync.errors import Kept, ListingError, Permanent, RetryLater
 from dbsync.mapping import SourceForm
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, written_paths
+from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, folder_was_on_target, written_paths
 
 
 class WorkspaceObjectReplicator(Replicator):
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        # A folder is judged by what it holds when deleted, so an older row needs no recorded origin.
+        # A folder is also judged by what it holds when deleted: a row from before folders recorded their origin
+        # keeps being taken for dbsync's own (what it was then).
         self.unrecorded_origin = "created" if kind == "directories" else "adopted"
 
     def apply(self, ctx: SyncContext, change: Upsert) -> Applied:
         resource = change.resource
         path = resource.payload["path"]
         if self.kind == "directories":
+            found = None
+            if change.target_key is None:  # mkdirs cannot tell: the target's tree before this run's mkdirs does
+                try:
+                    found = folder_was_on_target(ctx, path)
+                except (ListingError, DatabricksError) as err:
+                    raise RetryLater(f"cannot tell whether {path} is already on the target: {err}") from err
             ctx.target.client.workspace.mkdirs(path)
             written_paths(ctx).append(path)  # the drift baseline is read after this write
-            return Applied(target_key=path)
+            return Applied(target_key=path, adopted=found)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
         written_paths(ctx).append(path)  # the drift baseline is read after this write

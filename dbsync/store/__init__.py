@@ -33,7 +33,7 @@ from dbsync.model import (
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
 from dbsync.store.cycles import Cycles
-from dbsync.store.meta import _keeping_added, _meta_json
+from dbsync.store.meta import AddedAhead, _keeping_added, _meta_json
 from dbsync.store.schema import (
     _MIGRATIONS,
     SCHEMA_VERSION,
@@ -84,7 +84,7 @@ _APPLIED = {
 }
 
 
-class Store(Visits, Cycles, Actors):
+class Store(Visits, Cycles, Actors, AddedAhead):
     """The SQLite state of one source → target pair."""
 
     def __init__(self, path: str | Path) -> None:

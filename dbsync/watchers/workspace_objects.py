@@ -14,6 +14,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
+from typing import NamedTuple
 
 from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service.workspace import ExportFormat, ObjectInfo
@@ -157,6 +158,42 @@ TREE: CacheKey[Tree | Exception] = CacheKey("workspace:tree")  # .part(side)
 SCHEDULE: CacheKey[TreeSchedule | None] = CacheKey("workspace:schedule")  # the source tree's, this run
 ACL_LOOKUPS: CacheKey[Iterator[int]] = CacheKey("workspace:acl-lookups")  # .part(side)
 OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
+FOLDERS_BEFORE: CacheKey[TargetFolders] = CacheKey("workspace:folders-before")  # the target's, before any mkdirs
+
+
+class TargetFolders(NamedTuple):
+    """The target's folders as this run's tree listing found them; `covered`: the directories whose children that
+    listing holds (None: the whole tree; listed by need, only the directories the source listed this run)."""
+
+    folders: frozenset[str]
+    covered: frozenset[str] | None
+
+
+def folder_was_on_target(ctx: SyncContext, path: str) -> bool:
+    """Whether the target held the folder `path` before dbsync's mkdirs of this run: the DR team's, adopted.
+
+    mkdirs answers the same whether it made the folder or found it, so a folder the DR team made on the standby at
+    a replicated path (/Team/finance, with their own ACL entries) was recorded as dbsync's: its ACL was PUT whole,
+    their entries erased at the first sync. The target tree this run lists anyway (its drift baseline, read ahead
+    before the first write) answers instead, taken once, before the first folder this run creates: a folder that
+    a new subfolder's mkdirs made first is not in it, so it is dbsync's too. A folder whose parent that listing
+    does not cover (listed by need) costs one get-status. A kill -9 between dbsync's mkdirs and its record leaves
+    a folder the next run finds there: adopted, kept, a leak, never a loss.
+    """
+    before = ctx.cached(FOLDERS_BEFORE, lambda: _target_folders(ctx))
+    if before.covered is None or posixpath.dirname(path) in before.covered:
+        return path in before.folders
+    return _status_if_there(ctx.target, path) is not None
+
+
+def _target_folders(ctx: SyncContext) -> TargetFolders:
+    watcher = WorkspaceObjectWatcher("directories", "DIRECTORY", "directories")
+    tree = watcher.tree(ctx, ctx.target)  # the run's: read ahead, or listed now (its failure raised)
+    folders = frozenset(entry.path for entry in tree if entry.object_type == "DIRECTORY")
+    schedule = _schedule(ctx)
+    if schedule is None:
+        return TargetFolders(folders, None)
+    return TargetFolders(folders, frozenset(ctx.principals.path(path) for path in schedule.listed))
 
 
 def written_paths(ctx: SyncContext) -> list[str]:
