@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,21 +26,24 @@ def debian_tool(binary: str, package: str, timeout: float = 900) -> str:
     """`binary`, installed from Debian's `package` when missing and we may (root + apt-get).
 
     The README's test command must work on a fresh machine; elsewhere the test fails with the install line.
+    The suite runs in several worker processes (pytest-xdist): one installs at a time (dpkg's lock refuses a second).
     """
     found = shutil.which(binary)
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-        ):
-            subprocess.run(command, env=env, capture_output=True, timeout=timeout, check=False)
-        found = shutil.which(binary)
-        if found:
-            return found
-    pytest.fail(f"{binary} is missing: apt-get install -y {package} (Debian's package provides /usr/bin/{binary})")
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        with open(Path(tempfile.gettempdir()) / "dbsync-tests-apt.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = shutil.which(binary)  # another worker may have installed it while this one waited
+            if not found:
+                env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+                for command in (
+                    ["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                ):
+                    subprocess.run(command, env=env, capture_output=True, timeout=timeout, check=False)
+                found = shutil.which(binary)
+    if not found:
+        pytest.fail(f"{binary} is missing: apt-get install -y {package} (Debian's package provides /usr/bin/{binary})")
+    return found
 
 
 @pytest.fixture(scope="session")
