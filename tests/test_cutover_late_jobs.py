@@ -4,6 +4,9 @@ Step 3 pauses every unpaused source job. A job created after step 1's final sync
 so step 4 had nothing to unpause and after the cutover it ran nowhere (only the report said "missing on the
 target"); a job edited since ran on the target with its old schedule. Each test edits the source the way
 a user does, between two steps of a real cutover (the runbook's progress hook), and looks at both sides.
+
+A late job's ACL comes with it: its owner is whom a job without run_as runs as, and a copy whose ACL no one wrote is
+owned by dbsync's own principal (often a workspace admin) on the new primary.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import Pair
-from databricks.sdk.service import jobs
+from databricks.sdk.service import iam, jobs
 from databricks.sdk.service.workspace import ImportFormat
 from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
 
@@ -159,4 +162,106 @@ def test_late_jobs_are_never_written_into_a_target_promoted_by_another_cutover_m
     assert "late" not in _states(pair.dst)
     failed = ctx.store.cutover_steps()["pause_source"]["detail"]["failed"]
     assert any("'primary', not promoting by this cutover" in message for message in failed), failed
+    ctx.store.close()
+
+
+def _acl(w: Any, name: str) -> set[tuple[str, str]]:
+    """A job's direct ACL entries as (principal, level), the job found by name, the admins group's left out."""
+    job_id = next(j.job_id for j in w.jobs.list() if j.settings.name == name)
+    acl = w.permissions.get("jobs", str(job_id)).as_dict().get("access_control_list") or []
+    principal = ("user_name", "group_name", "service_principal_name")
+    return {
+        (next(entry[f] for f in principal if entry.get(f)), p["permission_level"])
+        for entry in acl
+        for p in entry.get("all_permissions") or []
+        if not p.get("inherited") and entry.get("group_name") != "admins"
+    }
+
+
+def _owned_by(w: Any, job_id: int, owner: str, manager: str | None = None) -> None:
+    """The source job's ACL: `owner` owns it (and `manager` may manage it), as its creator sets it in the UI."""
+    acl = [iam.AccessControlRequest(user_name=owner, permission_level=iam.PermissionLevel.IS_OWNER)]
+    if manager:
+        acl.append(iam.AccessControlRequest(user_name=manager, permission_level=iam.PermissionLevel.CAN_MANAGE))
+    w.permissions.set("jobs", str(job_id), access_control_list=acl)
+
+
+@pytest.fixture
+def people(pair: Pair) -> Pair:
+    """alice and carol on the source, and `nightly`: all replicated (the users created on the target)."""
+    for user in ("alice@example.com", "carol@example.com"):
+        pair.src.users.create(user_name=user)
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)
+    return pair
+
+
+def _create_owned_late_job(pair: Pair, owner: str) -> None:
+    job_id = pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON)).job_id
+    _owned_by(pair.src, job_id, owner, manager="carol@example.com")
+
+
+def test_a_late_job_is_owned_on_the_new_primary_by_its_source_owner_not_by_dbsync(people: Pair) -> None:
+    pair = people
+    ctx = open_cutover_context(pair.settings(**READY))
+    Runbook(ctx, progress=_after_validation(lambda: _create_owned_late_job(pair, "alice@example.com"))).run()
+
+    assert _running(_states(pair.dst)) == {"nightly", "late"}
+    assert _acl(pair.dst, "late") == {("alice@example.com", "IS_OWNER"), ("carol@example.com", "CAN_MANAGE")}
+    ctx.store.close()
+
+
+def test_the_acl_of_a_job_edited_after_the_final_sync_follows_it(people: Pair) -> None:
+    pair = people
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+
+    def edit_schedule_and_owner() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _owned_by(pair.src, job_id, "alice@example.com")
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    Runbook(ctx, progress=_after_validation(edit_schedule_and_owner)).run()
+
+    assert _settings(pair.dst, "nightly")["schedule"]["quartz_cron_expression"] == EDITED_CRON
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly")
+    assert _running(_states(pair.dst)) == {"nightly"}
+    ctx.store.close()
+
+
+def _late_job_owned_by_a_new_user(pair: Pair) -> None:
+    """dave joins the source after the final sync and creates a job: the target has no dave."""
+    pair.src.users.create(user_name="dave@example.com")
+    _create_owned_late_job(pair, "dave@example.com")
+
+
+def test_a_late_job_whose_owner_the_target_lacks_stops_the_cutover_paused_until_the_owner_exists(
+    people: Pair,
+) -> None:
+    pair = people
+    ctx = open_cutover_context(pair.settings(**READY))
+    with pytest.raises(CutoverError, match=r"late\).*dave@example.com does not exist on the target"):
+        Runbook(ctx, progress=_after_validation(lambda: _late_job_owned_by_a_new_user(pair))).run()
+    assert ctx.store.cutover_steps()["pause_source"]["state"] == "failed"
+    assert _states(pair.dst)["late"] == {"schedule": "PAUSED"}, "its copy is there, paused: not run as dbsync"
+
+    pair.dst.users.create(user_name="dave@example.com")  # what the failure asks for; then the cutover goes on
+    Runbook(ctx).run()
+    assert _running(_states(pair.dst)) == {"nightly", "late"}
+    assert ("dave@example.com", "IS_OWNER") in _acl(pair.dst, "late")
+    ctx.store.close()
+
+
+def test_force_cuts_over_leaving_paused_a_late_job_whose_owner_the_target_lacks(people: Pair) -> None:
+    pair = people
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True, progress=_after_validation(lambda: _late_job_owned_by_a_new_user(pair))).run()
+
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert step3["state"] == "done"
+    assert "1 not, e.g." in step3["summary"] and "dave@example.com does not exist on the target" in step3["summary"]
+    step4 = next(s for s in document["steps"] if s["step"] == "unpause_target")
+    assert "1 late job(s) left paused" in step4["summary"]
+    assert _running(_states(pair.dst)) == {"nightly"}, "the late job does not run as dbsync's principal"
+    assert _running(_states(pair.src)) == set()
     ctx.store.close()

@@ -23,7 +23,7 @@ The package, one concern a module:
 
   runbook.py   the step machine: `Runbook` (plan, run, rollback), records and role markers
   steps.py     what each step does
-  late_jobs.py jobs created or edited after the final sync, replicated once step 3 paused them
+  late_jobs.py jobs created or edited after the final sync, replicated with their ACLs once step 3 paused them
   plan.py      pure pause / unpause / rollback planning (no I/O, like dbsync/planner.py)
   writer.py    the paced two-sided writer (a Pacer per workspace, bounded thread pools)
   render.py    the plan's lines, the report document and its text

@@ -8,8 +8,14 @@ and each whose copy is missing or differs is written as a sync writes it: throug
 paused, recorded in the store (the copy's id is what step 4 reads) and kept in the version history. Step
 4 then unpauses those copies like the others. A job that cannot be written (it waits on a cluster made
 after the final sync) fails the step, naming it: left so, it would run nowhere (`--force` goes on, the
-summary naming it). Their ACLs are not copied here: the permissions kind reads an ACL in a sync, and
-none runs into the new primary.
+summary naming it).
+
+Each one's ACL is written too, by the permissions kind as a sync writes it (one GET of the source's ACL a job). A
+sync writes a job's ACL once the job exists, and no sync runs into the new primary: a late job kept the owner its
+creation gave it on the target, dbsync's own principal (often a workspace admin). A job without `run_as` runs as its
+owner, so a job an ordinary user made on the source ran, unpaused, as dbsync's principal on the new primary, and
+those who managed it on the source could not. A late job whose ACL cannot be written, or whose owner the target
+lacks, fails the step the same way, and its copy stays paused (with `--force` too: `held`, step 4 leaves it).
 
 These writes are fenced like the final sync's, for the store's own cutover: only while its role is
 cutover-in-progress and the target's marker says it is being promoted for this pair.
@@ -20,14 +26,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics, planner
-from dbsync.cutover.common import JOBS, SOURCE_ROW, one_line
+from dbsync.context import SyncContext
+from dbsync.cutover.common import JOBS, SOURCE_ROW, Pause, one_line, step_detail
 from dbsync.errors import Blocked, DbsyncError
-from dbsync.model import Prior, Resource
+from dbsync.mapping import acl_waiting_ref
+from dbsync.model import WAITING_ON, Prior, Resource, Upsert
 from dbsync.registry import Kind, kind
 from dbsync.role import MARKER_PATH, MARKER_TTL_SECONDS, PROMOTING, read_marker
 from dbsync.roles import StoreRole
@@ -36,16 +45,26 @@ from dbsync.update_guard import keep_version
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
 
+PERMISSIONS = "permissions"  # the kind that writes a job's ACL
+OWNER = "IS_OWNER"
+HELD = "late_jobs_held"  # step 3's detail: the late jobs whose copy step 4 must leave paused (their ACL is not copied)
+# A late job's store row until its ACL is written too: in error, so a run again writes the job and its ACL again.
+ACL_TO_COPY = "replicated after the final sync; its ACL (its owner: whom it runs as without run_as) is not written yet"
 
-def replicate(book: Runbook) -> tuple[int, list[str]]:
-    """The jobs step 3 paused whose copy is missing or older than the source, written to the target.
 
-    Returns (jobs written, failures). A job waiting on another late job (a job running a job) is tried
-    again after the others, as long as a pass writes something.
+class AclNotCopied(DbsyncError):
+    """A late job's copy is on the target, paused, but its ACL is not the source's: it must not be unpaused."""
+
+
+def replicate(book: Runbook) -> tuple[int, list[str], list[str]]:
+    """The jobs step 3 paused whose copy is missing or older than the source, written to the target with their ACL.
+
+    Returns (jobs written, failures, the source keys of the jobs written whose ACL is not: HELD). A job waiting on
+    another late job (a job running a job) is tried again after the others, as long as a pass writes something.
     """
     paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     if not paused:
-        return 0, []
+        return 0, [], []
     ctx, jobs = book.ctx, kind(JOBS)
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
@@ -60,8 +79,8 @@ def replicate(book: Runbook) -> tuple[int, list[str]]:
             stub.source_meta = {**stub.source_meta, "pause": paused[stub.key]["detail"]["prior"]}
             todo.append((stub, prior))
     except DbsyncError as err:
-        return 0, [f"cannot list the source's jobs again: {one_line(err)}"]
-    written, failures = 0, {}
+        return 0, [f"cannot list the source's jobs again: {one_line(err)}"], []
+    written, failures, held = 0, {}, []
     with _promotion_fenced(book):
         while todo:
             waiting, before = [], written
@@ -72,13 +91,17 @@ def replicate(book: Runbook) -> tuple[int, list[str]]:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     waiting.append((stub, prior))
                     continue
+                except AclNotCopied as err:
+                    failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
+                    held.append(stub.key)
+                    continue
                 except (DbsyncError, DatabricksError, OSError) as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     continue
                 failures.pop(stub.key, None)
                 written += wrote
             todo = waiting if written > before else []
-    return written, list(failures.values())
+    return written, list(failures.values()), held
 
 
 def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bool:
@@ -90,11 +113,19 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bo
         return False
     book.writer.pacers["target"].wait()
     applied = jobs.replicator.apply(ctx, change)
-    ctx.store.record_applied(resource, applied)
+    acls = _acl_kind(ctx, resource.key)
+    # Recorded in error until its ACL is written too (a kill -9 between the two leaves it so): a run again writes both.
+    ctx.store.record_applied(resource, replace(applied, pending=applied.pending or ACL_TO_COPY) if acls else applied)
     if applied.target_key != resource.key:
         ctx.idmap.remember(JOBS, resource.key, applied.target_key)
     if applied.pending:  # on the target with a step still to do (recorded: no second create): not runnable yet
         raise DbsyncError(applied.pending)
+    if acls is not None:
+        try:
+            _write_acl(book, acls, resource.key)
+        except (DbsyncError, DatabricksError, OSError) as err:
+            raise AclNotCopied(f"replicated, left paused: its ACL is not: {one_line(err)}") from None
+        ctx.store.record_applied(resource, applied)
     metrics.CHANGES_APPLIED.labels(JOBS, change.action).inc()
     keep_version(ctx, jobs, resource, applied.target_key, change.action)
     why = "created" if change.action == "create" else "changed"
@@ -103,6 +134,61 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bo
     note = f" ({applied.note})" if applied.note else ""
     ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
     return True
+
+
+def _acl_kind(ctx: SyncContext, job_key: str) -> Kind | None:
+    """The permissions kind when a sync would write this job's ACL (the kind enabled, the ACL selected); else None."""
+    settings = ctx.settings.kind(PERMISSIONS)
+    return kind(PERMISSIONS) if settings.enabled and planner.selected(settings, f"{JOBS}:{job_key}") else None
+
+
+def _write_acl(book: Runbook, acls: Kind, job_key: str) -> None:
+    """The late job's ACL written as the permissions kind writes it in a sync (principals mapped, one the target
+    lacks left out and noted, what dbsync adds recorded), after one GET of the source's; nothing written when its
+    copy's ACL is the source's already (an edited job whose ACL did not change) and not waiting for its owner.
+
+    AclNotCopied when the target lacks the source's owner: the copy keeps the one its creation gave it, dbsync's."""
+    ctx = book.ctx
+    job = ctx.store.prior(JOBS, job_key)
+    assert job is not None  # just recorded, with its copy's id
+    resource = acls.watcher.fetch(ctx, ctx.source, acls.watcher.object_acl(JOBS, job))
+    owner = _owner(resource)
+    prior = ctx.store.prior(PERMISSIONS, resource.key)
+    change = planner.decide(resource, prior)
+    if change is None and prior is not None and owner in (prior.source_meta.get(WAITING_ON) or []):
+        change = Upsert(resource, prior)  # written without its owner before (a run again): the target may have it now
+    if change is not None:
+        book.writer.pacers["target"].wait()
+        applied = acls.replicator.apply(ctx, change)
+        ctx.store.record_applied(resource, applied)
+        metrics.CHANGES_APPLIED.labels(PERMISSIONS, change.action).inc()
+        keep_version(ctx, acls, resource, applied.target_key, change.action)
+        if applied.note:
+            what = f"{PERMISSIONS} {resource.key}: {applied.note}"
+            ctx.event(PERMISSIONS, resource.key, change.action, applied.status, what)
+        if owner in applied.waiting_on:
+            principal = owner.split(":", 1)[1]
+            raise AclNotCopied(
+                f"its owner {principal} does not exist on the target (the copy would be owned by dbsync's principal, "
+                f"and run as it without run_as): add {principal} there"
+            )
+
+
+def _owner(acl: Resource) -> str | None:
+    """The owner (IS_OWNER) of a fetched ACL as the principal the replicator waits for when the target lacks it."""
+    for entry in acl.payload["access_control_list"]:
+        if entry["permission_level"] == OWNER:
+            field, principal = next((f, p) for f, p in entry.items() if f != "permission_level")
+            return acl_waiting_ref(field, principal)
+    return None
+
+
+def held(book: Runbook, todo: list[Pause]) -> tuple[list[Pause], int]:
+    """Step 4's unpauses but those of the late jobs whose ACL step 3 did not write (`--force` went on past them):
+    unpaused, such a job would run as dbsync's principal. Returns (the unpauses, how many were left out)."""
+    keys = set(step_detail(book.rows, "pause_source").get(HELD) or [])
+    kept = [pause for pause in todo if pause.detail.get("source_key") not in keys]
+    return kept, len(todo) - len(kept)
 
 
 def summary(written: int, failures: list[str]) -> str:

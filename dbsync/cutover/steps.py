@@ -79,7 +79,7 @@ def pause_source(book: Runbook) -> Result:
     follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
     # Jobs created or edited since the final sync, written now that their source is paused; step 4 unpauses them.
-    replicated, late_failures = late_jobs.replicate(book) if not late else (0, [])
+    replicated, late_failures, late_held = late_jobs.replicate(book) if not late else (0, [], [])
     stopped, pipeline_failures = pipelines.stop_source(book)  # continuous pipelines, switched to triggered
     schedules_paused, schedule_failures = schedules.stop_source(book)  # unpaused dashboard schedules
     failed += pipeline_failures + schedule_failures
@@ -106,6 +106,7 @@ def pause_source(book: Runbook) -> Result:
     detail["pipelines_stopped"] = stopped
     detail["dashboard_schedules_paused"] = schedules_paused
     detail["late_jobs_replicated"], detail["late_jobs_failed"] = replicated, late_failures[:SAMPLE]
+    detail[late_jobs.HELD] = late_held  # every one: step 4 leaves their copies paused
     stuck = [] if book.force else late_failures  # --force cuts over past them, as past validation: named above
     if failed or stuck:
         what = [f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"] if failed else []
@@ -146,6 +147,7 @@ def unpause_target(book: Runbook) -> Result:
     """4. Unpause the replicated target jobs whose source job was unpaused, those not unpaused already."""
     book.wait_for_other_writers("target", "unpause_target")  # at once when step 3 waited in this process
     todo, counts = book.target_changes(list_jobs(book.ctx.target))
+    todo, held = late_jobs.held(book, todo)  # late jobs whose ACL step 3 did not write: they would run as dbsync
     book.settle(TARGET_ROW, counts.pop("settled"), "unpaused")
     failed = [message for _, message in book.write_jobs("target", todo, "UNPAUSED").failed["target"]]
     started, pipeline_failures = pipelines.start_target(book)  # the copies of the continuous source pipelines
@@ -156,6 +158,8 @@ def unpause_target(book: Runbook) -> Result:
     summary = f"{unpaused} job(s) unpaused, {counts['stay_paused']} left paused as on the source"
     summary += f", {started} continuous pipeline(s) started, {scaled} serving endpoint(s) given their source scaling"
     summary += f", {schedules_unpaused} dashboard schedule(s) unpaused"
+    if held:
+        summary += f", {held} late job(s) left paused: step 3 did not write their ACL (named there)"
     for key, what in (
         ("missing", "missing on the target"),
         ("not_ours", "not created by dbsync (left alone)"),
@@ -166,6 +170,7 @@ def unpause_target(book: Runbook) -> Result:
         counts[key] = counts[key][:SAMPLE]
     detail = {**counts, "unpaused": unpaused, "pipelines_started": started, "endpoints_scaled": scaled}
     detail["dashboard_schedules_unpaused"] = schedules_unpaused
+    detail["late_jobs_left_paused"] = held
     if failed:
         what = f"{len(failed)} job(s), pipeline(s), endpoint(s) or dashboard schedule(s) not unpaused"
         return "failed", {**detail, "failed": failed[:SAMPLE], "summary": what}

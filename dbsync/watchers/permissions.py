@@ -208,6 +208,11 @@ class PermissionsWatcher(Watcher):
         prior = ctx.history.prior(object_kind, source_key)
         return prior if prior is not None and _on_target(prior, ctx.listed.get(object_kind)) else None
 
+    def object_acl(self, object_kind: str, prior: Prior) -> Resource:
+        """The stub of one replicated object's ACL (`prior`: the object's row), to fetch and write on its own: a job
+        the cutover replicates after its final sync (dbsync/cutover/late_jobs.py), whose ACL no sync reads any more."""
+        return self._stub(object_kind, prior)
+
     def _stub(self, object_kind: str, prior: Prior) -> Resource:
         return Resource(
             self.kind,
