@@ -68,7 +68,7 @@ def test_a_folder_a_notebooks_only_sync_made_is_dbsyncs_and_goes_with_the_source
 
 
 def test_a_folder_the_dr_team_made_is_still_adopted_after_a_notebooks_only_sync(pair: Pair) -> None:
-    """The notebooks' fallback mkdirs makes only the folders the standby lacks: one the DR team made there stays theirs."""
+    """The notebooks' fallback mkdirs records only the folders the standby lacked: the DR team's stays theirs."""
     _seed(pair)
     pair.dst.workspace.mkdirs("/Shared/finance")
     pair.sync(only=["notebooks"])
