@@ -21,6 +21,7 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.sdk import Service
 from dbsync.watchers.dashboards import published_state
+from dbsync.watchers.workspace_objects import make_folder
 
 sdk_dashboards = Service("dashboards")  # imported when this kind first uses it (dbsync/sdk.py)
 
@@ -92,7 +93,7 @@ class DashboardReplicator(Replicator):
         try:
             return ctx.target.client.lakeview.create(draft)
         except NotFound:
-            ctx.target.client.workspace.mkdirs(payload["parent_path"])  # a folder holding only dashboards
+            make_folder(ctx, payload["parent_path"])  # a folder holding only dashboards: dbsync's, recorded
             return ctx.target.client.lakeview.create(draft)
 
     def _publish(self, ctx: SyncContext, dashboard_id: str, published: dict[str, Any] | None, created: bool) -> None:

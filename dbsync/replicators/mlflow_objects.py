@@ -28,6 +28,7 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.sdk import Service
 from dbsync.watchers.mlflow_objects import SOURCE_RUN_TAG, run_document, user_tags
+from dbsync.watchers.workspace_objects import make_folder
 
 sdk_ml = Service("ml")  # imported when this kind first uses it (dbsync/sdk.py)
 
@@ -103,7 +104,7 @@ class ExperimentReplicator(Replicator):
             try:
                 return create()
             except NotFound:  # its folder is not on the target (it held only experiments): make it
-                ctx.target.client.workspace.mkdirs(payload["name"].rsplit("/", 1)[0] or "/")
+                make_folder(ctx, payload["name"].rsplit("/", 1)[0] or "/")  # dbsync's, recorded
                 return create()
         except DatabricksError as err:
             if err.error_code == "INVALID_PARAMETER_VALUE":

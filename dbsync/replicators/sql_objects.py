@@ -30,6 +30,7 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.runcache import CacheKey
 from dbsync.watchers.sql_objects import PAGE_SIZE, folder
+from dbsync.watchers.workspace_objects import make_folder
 
 _UNKNOWN_OWNER = re.compile(r"User (\S+) does not exist|Principal: \w+\((.+?)\) does not exist")
 
@@ -147,7 +148,7 @@ class SqlObjectReplicator(Replicator):
             return self.spec.create(ctx, body).as_dict()
         except NotFound:
             # The folder does not exist on the target (only this object was in it): make it, once.
-            ctx.target.client.workspace.mkdirs(body["parent_path"])
+            make_folder(ctx, body["parent_path"])  # recorded as dbsync's: the directories kind would adopt it
             return self.spec.create(ctx, body).as_dict()
 
     def _update(self, ctx: SyncContext, target_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,13 @@ from dbsync.errors import Kept, ListingError, Permanent, RetryLater
 from dbsync.mapping import SourceForm
 from dbsync.model import Applied, Delete, Prior, Resource, Upsert
 from dbsync.replicators.base import Replicator
-from dbsync.watchers.workspace_objects import ARCHIVE_ROOT, folder_was_on_target, written_paths
+from dbsync.watchers.workspace_objects import (
+    ARCHIVE_ROOT,
+    folder_was_on_target,
+    folder_written,
+    make_folder,
+    written_paths,
+)
 
 
 class WorkspaceObjectReplicator(Replicator):
@@ -45,6 +51,8 @@ class WorkspaceObjectReplicator(Replicator):
                 except (ListingError, DatabricksError) as err:
                     raise RetryLater(f"cannot tell whether {path} is already on the target: {err}") from err
             ctx.target.client.workspace.mkdirs(path)
+            if change.target_key is None:
+                folder_written(ctx, path)  # the parents this mkdirs made are dbsync's, even if their own write fails
             written_paths(ctx).append(path)  # the drift baseline is read after this write
             return Applied(target_key=path, adopted=found)
         creating = change.target_key is None
@@ -65,8 +73,9 @@ class WorkspaceObjectReplicator(Replicator):
         try:
             return _write(workspace, path, write, creating)
         except NotFound:
-            # The parent folder is not there (directories not replicated yet, or excluded): nor is the object.
-            workspace.mkdirs(posixpath.dirname(path))
+            # The parent folder is not there (directories not replicated yet, or excluded): nor is the object. The
+            # folders made are recorded as dbsync's: the directories kind would find them there and adopt them.
+            make_folder(ctx, posixpath.dirname(path))
             write()
             return False
         except DatabricksError as err:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import json
 import posixpath
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -159,6 +161,7 @@ SCHEDULE: CacheKey[TreeSchedule | None] = CacheKey("workspace:schedule")  # the 
 ACL_LOOKUPS: CacheKey[Iterator[int]] = CacheKey("workspace:acl-lookups")  # .part(side)
 OBJECT_IDS: CacheKey[IdIndex] = CacheKey("workspace:object-ids")  # .part(side)
 FOLDERS_BEFORE: CacheKey[TargetFolders] = CacheKey("workspace:folders-before")  # the target's, before any mkdirs
+FOLDERS_WRITTEN: CacheKey[set[str]] = CacheKey("workspace:folders-written")  # new folders' mkdirs, this run
 
 
 class TargetFolders(NamedTuple):
@@ -180,10 +183,74 @@ def folder_was_on_target(ctx: SyncContext, path: str) -> bool:
     does not cover (listed by need) costs one get-status. A kill -9 between dbsync's mkdirs and its record leaves
     a folder the next run finds there: adopted, kept, a leak, never a loss.
     """
-    before = ctx.cached(FOLDERS_BEFORE, lambda: _target_folders(ctx))
+    before = ctx.cached(FOLDERS_BEFORE, lambda: _target_folders(ctx))  # first: taken before any mkdirs of the run
+    if path in _made_folders(ctx):  # made by another write of dbsync's (make_folder): there, but dbsync's
+        return False
     if before.covered is None or posixpath.dirname(path) in before.covered:
         return path in before.folders
     return _status_if_there(ctx.target, path) is not None
+
+
+# Target folders dbsync's mkdirs made that no directories row recorded yet: a notebook, file, query, dashboard or
+# experiment written into a folder the standby lacked (`sync --once --kinds notebooks`, a folder whose own write
+# failed, one the directories kind excludes), or a parent a subfolder's mkdirs made before its own row was written.
+# The next run found such a folder on the target and adopted it: never deleted with the source's (a stale folder on
+# the standby for good). A folder leaves the record when its directories row is written (folder_written).
+MADE_FOLDERS_META = "folders_made_by_dbsync"
+_MADE_FOLDERS_LOCK = threading.Lock()  # a read-modify-write of one meta row from the kinds' worker threads
+
+
+def _made_folders(ctx: SyncContext) -> set[str]:
+    return set(json.loads(ctx.store.get_meta(MADE_FOLDERS_META) or "[]"))
+
+
+def _remember_made_folders(ctx: SyncContext, paths: Iterable[str]) -> None:
+    with _MADE_FOLDERS_LOCK:
+        made = _made_folders(ctx)
+        if not set(paths) - made:
+            return
+        ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(made | set(paths))))
+
+
+def make_folder(ctx: SyncContext, path: str) -> None:
+    """mkdirs of a target folder a write found missing (its 404 said so), recording each folder it made as dbsync's.
+
+    Only on that 404 path: a get-status for the folder and each missing parent, then the mkdirs. Recorded after the
+    mkdirs: a kill -9 between the two leaves a folder the next run adopts (kept: a leak, never a loss).
+    """
+    missing = []
+    current = path
+    while current not in ("", "/") and _status_if_there(ctx.target, current) is None:
+        missing.append(current)
+        current = posixpath.dirname(current)
+    ctx.target.client.workspace.mkdirs(path)
+    if missing:
+        _remember_made_folders(ctx, missing)
+
+
+def folder_written(ctx: SyncContext, path: str) -> None:
+    """A directories row's first mkdirs just ran: the folder leaves the record of make_folder (its row records its
+    origin now), and the parents that mkdirs made join it, so a parent whose own write failed is dbsync's next run.
+
+    A parent made is one the run's target tree, taken before its first mkdirs, did not hold and no directories row
+    wrote this run (answered without a call; a parent that tree does not cover, listed by need, is not recorded). A
+    parent whose own row is written later this run leaves the record then. No store write when nothing changes.
+    """
+    before = ctx.cached(FOLDERS_BEFORE, lambda: _target_folders(ctx))
+    with _MADE_FOLDERS_LOCK:
+        written = ctx.cached(FOLDERS_WRITTEN, set)
+        written.add(path)
+        parents = []
+        parent = posixpath.dirname(path)
+        while parent not in ("", "/") and parent not in before.folders and parent not in written:
+            if before.covered is not None and posixpath.dirname(parent) not in before.covered:
+                break
+            parents.append(parent)
+            parent = posixpath.dirname(parent)
+        made = _made_folders(ctx)
+        now = (made - {path}) | set(parents)
+        if now != made:
+            ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(now)))
 
 
 def _target_folders(ctx: SyncContext) -> TargetFolders:
