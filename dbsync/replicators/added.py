@@ -18,8 +18,9 @@ standby as if the DR team's once the source revoked it: a grant revoked on the p
 target. The record then names entries the write may never have added; each apply confirms it on its read of the
 target (only the entries there stay recorded) and removes only what is there. What that leaves: an entry whose
 write failed and that the DR team gives by hand, the same principal and privilege, before dbsync's next apply of
-that object (the failed change's retry) is taken for dbsync's, and goes when the source drops it: a window of one
-retry on a write that failed, rather than an access the standby kept forever.
+that object (the failed change's retry, which a permanent error can put off until the source changes the object
+again) is taken for dbsync's, and goes when the source drops it: a window until the next apply of one object whose
+write failed, rather than an access the standby kept forever.
 """
 
 from __future__ import annotations
