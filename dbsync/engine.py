@@ -29,8 +29,8 @@ from dbsync.inflight import InFlight
 from dbsync.mapping import arrived
 from dbsync.model import (
     AGAIN,
+    COUNTED,
     NAMED_TURNS,
-    STATUSES,
     WAITING_ON,
     Applied,
     Change,
@@ -582,10 +582,10 @@ def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
 
 def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
     """Refresh dbsync_resources and dbsync_replication_lag_seconds from the store."""
-    counts = store.status_counts()
+    counts = store.verified_counts()  # the words of validate: a kind whose listing failed is unknown
     now = time.time()
     for name in kind_names:
-        for status in STATUSES:
+        for status in COUNTED:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)

@@ -8,13 +8,19 @@ runs the `dbsync` commands in-process (`main([...])`), as a user would.
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Pair, run_cli
 from prometheus_client import REGISTRY
 from test_restore import _good_then_bad
+from test_serve import Served
 
 from dbsync.engine import update_gauges
 
@@ -70,3 +76,63 @@ def test_a_source_delete_a_pin_keeps_from_the_target_is_pending_on_every_surface
     assert {k: r.deleted for k, r in pair.sync(only=kinds).items()} == {"notebooks": 1, "jobs": 1}
     status = _json(pair, monkeypatch, capsys, "status", "--json")
     assert {k: status["counts"][k].get("pending", 0) for k in kinds} == {"notebooks": 0, "jobs": 0}
+
+
+# -- (d) a listing that fails half-way in the daemon: unknown, never synced ------------------------------------
+TREE = ["directories", "notebooks", "files"]
+
+
+def _sample(page: str, name: str, **labels: str) -> float | None:
+    """One series' value on a /metrics page, None when it is not there."""
+    for line in page.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) == labels:
+            return float(match.group(2))
+    return None
+
+
+def _after_failed_tree_cycle(server: Served) -> str:
+    """The daemon's /metrics once its first cycle of the workspace tree has failed (bounded wait)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert server.proc.poll() is None, server.log.read_text()[-2000:]
+        try:
+            page = server.get("/metrics").text
+            if (_sample(page, "dbsync_sync_errors_total", kind="notebooks") or 0) >= 1:
+                return page
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the tree's cycle never failed: {server.log.read_text()[-2000:]}")
+
+
+def test_a_tree_listing_that_fails_half_way_in_the_daemon_is_unknown_in_the_metrics_status_and_report(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon's listing of the workspace tree fails at its second folder (an HTML page where the API's JSON
+    was due: a login proxy). /report and /report.html said the kind was `unknown` and not ready, `/cutover-readyz`
+    503; but `dbsync_resources{status="synced"}` kept the two notebooks of the last good cycle, and no series said
+    `unknown`: the dashboard's "Resources synced" and "Not synced by kind" showed the kind whole. `status` counted
+    them synced as well. Rows the last cycle could not check against the source are `unknown` there too."""
+    for folder in ("a", "b"):
+        pair.src.workspace.mkdirs(f"/Shared/{folder}")
+        pair.src.workspace.upload(f"/Shared/{folder}/n.py", io.BytesIO(b"print(1)"), overwrite=True)
+    pair.sync(only=TREE)
+    broken = {"action": "html", "method": "GET", "path": "/api/2.0/workspace/list", "query": {"path": "/Shared/b"}}
+    pair.source.set_faults(rules=[broken])
+
+    server = Served(pair, tmp_path)
+    try:
+        page = _after_failed_tree_cycle(server)
+        report = server.get("/report").json()
+        html = server.get("/report.html").text
+    finally:
+        server.terminate()
+
+    notebooks = next(k for k in report["kinds"] if k["kind"] == "notebooks")
+    assert notebooks["status"] == "unknown" and notebooks["in_sync_percent"] is None
+    assert 'class="state-not-ready"' in html or "state-not-ready" in html
+    assert _sample(page, "dbsync_resources", kind="notebooks", status="synced") == 0
+    assert _sample(page, "dbsync_resources", kind="notebooks", status="unknown") == 2
+    status = _json(pair, monkeypatch, capsys, "status", "--json")
+    assert status["counts"]["notebooks"] == {"unknown": 2}
