@@ -18,10 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Pair, run_cli
+from databricks.sdk.service import jobs
 from prometheus_client import REGISTRY
+from test_cutover import ENVIRONMENTS, READY, TASKS, _cron
+from test_cutover_late_jobs import _after_validation
 from test_restore import _good_then_bad
 from test_serve import Served
 
+from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.engine import update_gauges
 
 
@@ -136,3 +140,38 @@ def test_a_tree_listing_that_fails_half_way_in_the_daemon_is_unknown_in_the_metr
     assert _sample(page, "dbsync_resources", kind="notebooks", status="unknown") == 2
     status = _json(pair, monkeypatch, capsys, "status", "--json")
     assert status["counts"]["notebooks"] == {"unknown": 2}
+
+
+# -- (g) a late job the cutover writes in step 3: partial is said, not counted as replicated whole -------------
+def test_a_late_job_written_partial_by_the_cutover_is_partial_in_its_summary_as_in_status(pair: Pair) -> None:
+    """A job created on the source after the final sync, to run as a user the standby's IdP has not provisioned:
+    step 3 writes it without its run_as (it runs as its owner), the store and the event say `partial`, but the
+    step's summary said "1 late job(s) replicated" and nothing else, the word a whole copy gets."""
+    on = jobs.PauseStatus.UNPAUSED
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(on))
+    pair.sync(**READY)
+
+    def create_late_job() -> None:
+        pair.src.users.create(user_name="late.user@example.com")
+        pair.src.jobs.create(
+            name="late",
+            tasks=TASKS,
+            environments=ENVIRONMENTS,
+            schedule=_cron(on),
+            run_as=jobs.JobRunAs(user_name="late.user@example.com"),
+        )
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    try:
+        document = Runbook(ctx, progress=_after_validation(create_late_job)).run()
+        counts = ctx.store.status_counts()["jobs"]
+    finally:
+        ctx.store.close()
+
+    assert counts == {"synced": 1, "partial": 1}
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert (
+        "1 late job(s) replicated (created or edited on the source after the final sync), 1 of them partial, e.g. "
+        in step3["summary"]
+    )
+    assert "late.user@example.com" in step3["summary"]

@@ -27,7 +27,7 @@ from databricks.sdk.errors import DatabricksError
 from dbsync import metrics, planner
 from dbsync.cutover.common import JOBS, SOURCE_ROW, one_line
 from dbsync.errors import Blocked, DbsyncError
-from dbsync.model import Prior, Resource
+from dbsync.model import Applied, Prior, Resource
 from dbsync.registry import Kind, kind
 from dbsync.role import MARKER_PATH, MARKER_TTL_SECONDS, PROMOTING, read_marker
 from dbsync.roles import StoreRole
@@ -37,15 +37,15 @@ if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
 
 
-def replicate(book: Runbook) -> tuple[int, list[str]]:
+def replicate(book: Runbook) -> tuple[int, list[str], list[str]]:
     """The jobs step 3 paused whose copy is missing or older than the source, written to the target.
 
-    Returns (jobs written, failures). A job waiting on another late job (a job running a job) is tried
-    again after the others, as long as a pass writes something.
+    Returns (jobs written, failures, those written `partial`, each with what was left out). A job waiting on another
+    late job (a job running a job) is tried again after the others, as long as a pass writes something.
     """
     paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     if not paused:
-        return 0, []
+        return 0, [], []
     ctx, jobs = book.ctx, kind(JOBS)
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
@@ -60,8 +60,8 @@ def replicate(book: Runbook) -> tuple[int, list[str]]:
             stub.source_meta = {**stub.source_meta, "pause": paused[stub.key]["detail"]["prior"]}
             todo.append((stub, prior))
     except DbsyncError as err:
-        return 0, [f"cannot list the source's jobs again: {one_line(err)}"]
-    written, failures = 0, {}
+        return 0, [f"cannot list the source's jobs again: {one_line(err)}"], []
+    written, failures, partial = 0, {}, []
     with _promotion_fenced(book):
         while todo:
             waiting, before = [], written
@@ -76,18 +76,20 @@ def replicate(book: Runbook) -> tuple[int, list[str]]:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     continue
                 failures.pop(stub.key, None)
-                written += wrote
+                written += wrote is not None
+                if wrote is not None and wrote.status == "partial":
+                    partial.append(f"job {stub.key} ({stub.name}): {wrote.note}")
             todo = waiting if written > before else []
-    return written, list(failures.values())
+    return written, list(failures.values()), partial
 
 
-def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bool:
-    """One job written to the target and recorded, as the engine writes and records it; False: nothing to write."""
+def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Applied | None:
+    """One job written to the target and recorded, as the engine writes and records it; None: nothing to write."""
     ctx = book.ctx
     resource = jobs.watcher.fetch(ctx, ctx.source, stub)  # refuses a job whose cluster is gone from the source
     change = planner.decide(resource, prior)
     if change is None:
-        return False
+        return None
     book.writer.pacers["target"].wait()
     applied = jobs.replicator.apply(ctx, change)
     ctx.store.record_applied(resource, applied)
@@ -102,12 +104,16 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bo
     # In the store's word, as the engine's events (Applied.status): synced, or partial with the note saying what not.
     note = f" ({applied.note})" if applied.note else ""
     ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
-    return True
+    return applied
 
 
-def summary(written: int, failures: list[str]) -> str:
-    """The step summary's part: the late jobs written, and those not (a --force run goes on without them)."""
+def summary(written: int, failures: list[str], partial: list[str]) -> str:
+    """The step summary's part: the late jobs written (those written `partial` named, in the store's word: the
+    summary said "replicated" alone of a copy without its run_as user while `status` said partial), and those not
+    (a --force run goes on without them)."""
     text = f"{written} late job(s) replicated (created or edited on the source after the final sync)"
+    if partial:
+        text += f", {len(partial)} of them partial, e.g. {partial[0]}"
     if failures:
         text += f", {len(failures)} not, e.g. {failures[0]}: they run nowhere"
     return text
