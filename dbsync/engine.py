@@ -21,7 +21,7 @@ from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import deletes, drift, hints, metrics, pacing, planner, revisit
+from dbsync import deletes, drift, hints, metrics, pacing, planner, revisit, update_guard
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -29,8 +29,8 @@ from dbsync.inflight import InFlight
 from dbsync.mapping import arrived
 from dbsync.model import (
     AGAIN,
+    COUNTED,
     NAMED_TURNS,
-    STATUSES,
     WAITING_ON,
     Applied,
     Change,
@@ -465,10 +465,8 @@ class Engine:
         # Only the missing keys' rows are read: walking the whole kind would decode every payload for one delete.
         priors = (self.ctx.store.prior(kind.name, k) for k in missing if deletes.in_scope(self.ctx, kind, k))
         gone = [p for p in priors if p is not None and (kind.name, p.key) not in self.pinned]
-        for key in (k for k in missing if (kind.name, k) in self.pinned):  # a pinned restore stays: pending
-            count_failure(
-                report, _Outcome(Resource(kind.name, key), None, status="pending", error=PINNED), self.plan_only
-            )
+        kept_back = [k for k in missing if (kind.name, k) in self.pinned]  # a pinned restore stays: pending
+        update_guard.pinned_deletes(self.ctx, report, kept_back, self.plan_only)
         plan = planner.plan_deletes(
             kind.name, gone, report.listed, known, self.ctx.settings.deletes, force=self.force_deletes
         )
@@ -584,10 +582,10 @@ def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
 
 def update_gauges(store: Any, kind_names: Iterable[str]) -> None:
     """Refresh dbsync_resources and dbsync_replication_lag_seconds from the store."""
-    counts = store.status_counts()
+    counts = store.verified_counts()  # the words of validate: a kind whose listing failed is unknown
     now = time.time()
     for name in kind_names:
-        for status in STATUSES:
+        for status in COUNTED:
             metrics.RESOURCES.labels(name, status).set(counts.get(name, {}).get(status, 0))
         oldest = store.oldest_unsynced_change(name)
         metrics.REPLICATION_LAG.labels(name).set(max(0.0, now - oldest) if oldest else 0.0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dbsync import metrics, planner
@@ -19,6 +19,7 @@ from dbsync.context import SyncContext
 from dbsync.errors import StoreError
 from dbsync.inflight import InFlight
 from dbsync.model import Resource
+from dbsync.outcomes import count_failure
 
 if TYPE_CHECKING:
     from dbsync.engine import Engine
@@ -46,6 +47,25 @@ def guards(ctx: SyncContext, change: Any) -> bool:
     prior = change.prior
     guarded = prior is not None and prior.copy_status in GUARDED_STATUSES
     return bool(ctx.settings.updates.guard and change.action == "update" and guarded)
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """A source delete a `restore --pin` keeps from the target, as outcomes.count_failure counts it."""
+
+    resource: Resource
+    status: str = "pending"
+    error: str = PINNED
+
+
+def pinned_deletes(ctx: SyncContext, report: KindReport, keys: list[str], plan_only: bool) -> None:
+    """Source deletes a `restore --pin` keeps from the target: `pending` in the cycle's counts and (but in a plan) in
+    the store. The rows used to stay as the restore wrote them, so `sync --once` said pending while `status` and
+    `dbsync_resources` said synced and `validate` did not count them (it reads what the source lists)."""
+    for key in keys:
+        count_failure(report, _Pinned(Resource(report.kind, key)), plan_only)
+    if keys and not plan_only:
+        ctx.store.record_pinned_deletes(report.kind, keys, PINNED)
 
 
 def hold_for_guard(report: KindReport, outcome: Any) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbsync import logs
-from dbsync.model import cycle_succeeded
+from dbsync.model import COUNTED, cycle_succeeded
 
 
 class Progress:
@@ -40,7 +40,7 @@ class Progress:
 SUMMARY_COLUMNS = ("created", "updated", "unchanged", "skipped", "partial", "deleted", "blocked", "errors", "drifted")
 
 
-STATUS_COLUMNS = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
+STATUS_COLUMNS = COUNTED  # `dbsync status`: the words of dbsync_resources
 
 
 def summary_table(reports: Sequence[Any]) -> str:

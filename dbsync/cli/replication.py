@@ -110,7 +110,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     store = Store(settings.state_path)
     try:
-        counts, cycles = store.status_counts(), store.last_cycles()
+        counts, cycles = store.verified_counts(), store.last_cycles()
         role = store.role
     finally:
         store.close()

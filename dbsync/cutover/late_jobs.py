@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from databricks.sdk.errors import DatabricksError
@@ -36,7 +36,7 @@ from dbsync.context import SyncContext
 from dbsync.cutover.common import JOBS, SOURCE_ROW, Pause, one_line, step_detail
 from dbsync.errors import Blocked, DbsyncError
 from dbsync.mapping import acl_waiting_ref
-from dbsync.model import WAITING_ON, Prior, Resource, Upsert
+from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
 from dbsync.registry import Kind, kind
 from dbsync.role import MARKER_PATH, MARKER_TTL_SECONDS, PROMOTING, read_marker
 from dbsync.roles import StoreRole
@@ -56,15 +56,26 @@ class AclNotCopied(DbsyncError):
     """A late job's copy is on the target, paused, but its ACL is not the source's: it must not be unpaused."""
 
 
-def replicate(book: Runbook) -> tuple[int, list[str], list[str]]:
+@dataclass
+class Late:
+    """What step 3 did with the late jobs: for its summary and detail, and step 4's."""
+
+    written: int = 0
+    failures: list[str] = field(default_factory=list)  # not written, each named with why: they run nowhere
+    held: list[str] = field(default_factory=list)  # source keys of those written whose ACL is not (HELD)
+    partial: list[str] = field(default_factory=list)  # written `partial`, each with what was left out
+
+
+def replicate(book: Runbook) -> Late:
     """The jobs step 3 paused whose copy is missing or older than the source, written to the target with their ACL.
 
-    Returns (jobs written, failures, the source keys of the jobs written whose ACL is not: HELD). A job waiting on
-    another late job (a job running a job) is tried again after the others, as long as a pass writes something.
+    A job waiting on another late job (a job running a job) is tried again after the others, as long as a pass
+    writes something. Those written `partial` are named (the summary said "replicated" alone of a copy without its
+    run_as user while `status` said partial).
     """
     paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     if not paused:
-        return 0, [], []
+        return Late()
     ctx, jobs = book.ctx, kind(JOBS)
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
@@ -79,11 +90,11 @@ def replicate(book: Runbook) -> tuple[int, list[str], list[str]]:
             stub.source_meta = {**stub.source_meta, "pause": paused[stub.key]["detail"]["prior"]}
             todo.append((stub, prior))
     except DbsyncError as err:
-        return 0, [f"cannot list the source's jobs again: {one_line(err)}"], []
-    written, failures, held = 0, {}, []
+        return Late(failures=[f"cannot list the source's jobs again: {one_line(err)}"])
+    late, failures = Late(), {}
     with _promotion_fenced(book):
         while todo:
-            waiting, before = [], written
+            waiting, before = [], late.written
             for stub, prior in todo:
                 try:
                     wrote = _write(book, jobs, stub, prior)
@@ -93,24 +104,27 @@ def replicate(book: Runbook) -> tuple[int, list[str], list[str]]:
                     continue
                 except AclNotCopied as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
-                    held.append(stub.key)
+                    late.held.append(stub.key)
                     continue
                 except (DbsyncError, DatabricksError, OSError) as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     continue
                 failures.pop(stub.key, None)
-                written += wrote
-            todo = waiting if written > before else []
-    return written, list(failures.values()), held
+                late.written += wrote is not None
+                if wrote is not None and wrote.status == "partial":
+                    late.partial.append(f"job {stub.key} ({stub.name}): {wrote.note}")
+            todo = waiting if late.written > before else []
+    late.failures = list(failures.values())
+    return late
 
 
-def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bool:
-    """One job written to the target and recorded, as the engine writes and records it; False: nothing to write."""
+def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Applied | None:
+    """One job written to the target and recorded, as the engine writes and records it; None: nothing to write."""
     ctx = book.ctx
     resource = jobs.watcher.fetch(ctx, ctx.source, stub)  # refuses a job whose cluster is gone from the source
     change = planner.decide(resource, prior)
     if change is None:
-        return False
+        return None
     book.writer.pacers["target"].wait()
     applied = jobs.replicator.apply(ctx, change)
     acls = _acl_kind(ctx, resource.key)
@@ -133,7 +147,7 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> bo
     # In the store's word, as the engine's events (Applied.status): synced, or partial with the note saying what not.
     note = f" ({applied.note})" if applied.note else ""
     ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
-    return True
+    return applied
 
 
 def _acl_kind(ctx: SyncContext, job_key: str) -> Kind | None:
@@ -191,11 +205,14 @@ def held(book: Runbook, todo: list[Pause]) -> tuple[list[Pause], int]:
     return kept, len(todo) - len(kept)
 
 
-def summary(written: int, failures: list[str]) -> str:
-    """The step summary's part: the late jobs written, and those not (a --force run goes on without them)."""
-    text = f"{written} late job(s) replicated (created or edited on the source after the final sync)"
-    if failures:
-        text += f", {len(failures)} not, e.g. {failures[0]}: they run nowhere"
+def summary(late: Late) -> str:
+    """The step summary's part: the late jobs written (those written `partial` named, in the store's word), and
+    those not (a --force run goes on without them)."""
+    text = f"{late.written} late job(s) replicated (created or edited on the source after the final sync)"
+    if late.partial:
+        text += f", {len(late.partial)} of them partial, e.g. {late.partial[0]}"
+    if late.failures:
+        text += f", {len(late.failures)} not, e.g. {late.failures[0]}: they run nowhere"
     return text
 
 

@@ -79,7 +79,7 @@ def pause_source(book: Runbook) -> Result:
     follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
     # Jobs created or edited since the final sync, written now that their source is paused; step 4 unpauses them.
-    replicated, late_failures, late_held = late_jobs.replicate(book) if not late else (0, [], [])
+    late_ones = late_jobs.replicate(book) if not late else late_jobs.Late()
     stopped, pipeline_failures = pipelines.stop_source(book)  # continuous pipelines, switched to triggered
     schedules_paused, schedule_failures = schedules.stop_source(book)  # unpaused dashboard schedules
     failed += pipeline_failures + schedule_failures
@@ -94,7 +94,7 @@ def pause_source(book: Runbook) -> Result:
         f"{paused} job(s) paused (their {unpaused} target copies unpaused as each was), "
         f"{counts['already_paused']} already paused, {counts['no_trigger']} without schedule or trigger, "
         f"{counts['excluded']} excluded by kinds.jobs; {stopped} continuous pipeline(s) stopped, "
-        f"{schedules_paused} dashboard schedule(s) paused; {late_jobs.summary(replicated, late_failures)}"
+        f"{schedules_paused} dashboard schedule(s) paused; {late_jobs.summary(late_ones)}"
     )
     if runs:
         summary += (
@@ -105,9 +105,10 @@ def pause_source(book: Runbook) -> Result:
     detail = {**counts, "paused": paused, "active_runs": len(runs), "cancelled_runs": cancelled}
     detail["pipelines_stopped"] = stopped
     detail["dashboard_schedules_paused"] = schedules_paused
-    detail["late_jobs_replicated"], detail["late_jobs_failed"] = replicated, late_failures[:SAMPLE]
-    detail[late_jobs.HELD] = late_held  # every one: step 4 leaves their copies paused
-    stuck = [] if book.force else late_failures  # --force cuts over past them, as past validation: named above
+    detail["late_jobs_replicated"], detail["late_jobs_failed"] = late_ones.written, late_ones.failures[:SAMPLE]
+    detail["late_jobs_partial"] = late_ones.partial[:SAMPLE]
+    detail[late_jobs.HELD] = late_ones.held  # every one: step 4 leaves their copies paused
+    stuck = [] if book.force else late_ones.failures  # --force cuts over past them, as past validation: named above
     if failed or stuck:
         what = [f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"] if failed else []
         what += [late_jobs.failure_summary(stuck)] if stuck else []

@@ -427,6 +427,16 @@ class Store(Visits, Cycles, Actors, AddedAhead):
                 [(time.time(), kind, key) for key in keys],
             )
 
+    def record_pinned_deletes(self, kind: str, keys: list[str], why: str) -> None:
+        """Source deletes a `restore --pin` keeps from the target: `pending` with the reason, the lag clock running.
+        The rows stay live, so the first cycle after `--unpin` deletes them."""
+        with self._transaction():
+            self.db.conn.executemany(
+                "UPDATE resources SET status = 'pending', last_error = ?, last_changed_at = COALESCE(last_changed_at, "
+                "?) WHERE kind = ? AND source_key = ? AND status != 'deleted'",
+                [(why, time.time(), kind, key) for key in keys],
+            )
+
     def record_pending_seen(self, kind: str, key: str, version_hint: str | None, fingerprint: str | None) -> None:
         """Validation saw a source change: start the lag clock, unless a cycle recorded the object since it read it."""
         with self._transaction():
