@@ -29,7 +29,7 @@ from databricks.sdk.service import iam
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, Permanent
+from dbsync.errors import Blocked, Kept, Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.principals import INDEXES
@@ -305,15 +305,9 @@ class ScimReplicator(Replicator):
         if name is None:
             return  # it never reached the target (skipped: dbsync may not create it)
         if not prior.source_meta.get(CREATED) and prior.origin != "created":
-            ctx.event(
-                self.kind,
-                change.key,
-                "delete",
-                "skipped",
-                f"{self.kind} {change.key}: gone from the source; {NOUN[self.kind]} {name} is kept on the target "
-                "because dbsync did not create it",
-            )
-            return
+            # The engine and `restore` keep what dbsync did not create before calling here. Should a caller not, a
+            # return would be counted as a delete: Kept makes it an event `kept` and no delete in the counts.
+            raise Kept(f"{NOUN[self.kind]} {name} is kept on the target because dbsync did not create it")
         found = self.index.get(ctx, name)
         if found is None:
             return
