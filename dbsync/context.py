@@ -30,7 +30,8 @@ log = logging.getLogger("dbsync")
 # Event outcomes logged as warnings: a failure, a hold, an object written in part or not at all, and an object synced
 # with a note for a person (the engine records a synced object only then: a mapping to add, a library that failed on
 # the source, a move the API cannot make). Those notes were all recorded `skipped` before, and logged as warnings.
-WARNED_OUTCOMES = ("error", "held", "partial", "skipped", "synced")
+# `unavailable`: the audit-log hints cannot be read (a grant to give), which was recorded `skipped` too.
+WARNED_OUTCOMES = ("error", "held", "partial", "skipped", "synced", "unavailable")
 
 
 @dataclass(frozen=True)

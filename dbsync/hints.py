@@ -133,7 +133,7 @@ def _unavailable(ctx: SyncContext, why: str) -> None:
         None,
         None,
         "hints",
-        "skipped",
+        "unavailable",  # not `skipped`: that is a store status, an object not written on purpose
         f"audit-log hints unavailable, objects are read on their schedule only: {why}. Grant SELECT on "
         "system.access.audit to dbsync's principal (or set audit_hints.enabled: false)",
     )

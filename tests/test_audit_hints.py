@@ -92,7 +92,7 @@ def test_a_missing_audit_table_leaves_the_change_to_the_schedule(pair: Pair) -> 
         clock.tick(20)
         _acl_reads(pair, settings)
         ctx = pair.context(**settings)
-        said = [e for e in ctx.store.events(outcome="skipped") if e["action"] == "hints"]
+        said = [e for e in ctx.store.events(outcome="unavailable") if e["action"] == "hints"]
         assert len(said) == 1 and "TABLE_OR_VIEW_NOT_FOUND" in said[0]["message"], said
         assert ctx.store.get_meta(UNAVAILABLE) is not None
         clock.tick(HOUR)

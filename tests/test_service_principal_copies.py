@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import Pair, killed_before_the_record
+from databricks.sdk.service import iam
 
 SP_KINDS = ["service_principals"]
+IDENTITY_KINDS = ["groups", "service_principals", "group_members"]
 APP_ID = "6e1a3c1e-0000-4000-8000-000000000002"
 
 
@@ -35,6 +37,27 @@ def _rename(pair: Pair, scim_id: str, display_name: str) -> None:
             "Operations": [{"op": "replace", "path": "displayName", "value": display_name}],
         },
     )
+
+
+def _scim_patch(pair: Pair, resource: str, scim_id: str, *operations: dict) -> None:
+    pair.src.api_client.do(
+        "PATCH",
+        f"/api/2.0/preview/scim/v2/{resource}/{scim_id}",
+        body={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)},
+    )
+
+
+def _entitlements(pair: Pair, scim_id: str) -> set[str]:
+    return {e.value or "" for e in pair.dst.service_principals.get(scim_id).entitlements or []}
+
+
+def _groups_of(pair: Pair, scim_id: str) -> set[str]:
+    """The target groups `scim_id` is a direct member of, by name (not the implicit `users`)."""
+    return {
+        group.display_name or ""
+        for group in pair.dst.groups.list(attributes="displayName,members", filter='displayName ne "users"')
+        if any(member.value == scim_id for member in group.members or [])
+    }
 
 
 def _lose_the_store(pair: Pair) -> None:
@@ -100,3 +123,57 @@ def test_a_display_name_shared_on_the_source_is_not_matched(aws_pair: Pair) -> N
     assert report.created == 2, report
     assert len(_target_principals(pair)) == 3
     assert pair.dst.service_principals.get(dr_team.id or "").display_name == "bot"
+
+
+def test_a_dr_team_principal_taken_for_the_copy_keeps_its_own_entitlements_and_is_never_deleted(
+    aws_pair: Pair,
+) -> None:
+    """The store has no record of the copy (a lost store, or none made yet) and the DR team has a "bot" of its own: it
+    is taken for the copy. dbsync removes only the entitlements it gave it, and never deletes it."""
+    pair = aws_pair
+    theirs = pair.dst.service_principals.create(
+        display_name="bot", entitlements=[iam.ComplexValue(value="allow-cluster-create")]
+    )
+    robot = pair.src.service_principals.create(
+        display_name="bot", application_id=APP_ID, entitlements=[iam.ComplexValue(value="databricks-sql-access")]
+    )
+
+    report = pair.sync(only=SP_KINDS)["service_principals"]
+
+    assert report.errors == 0, report
+    assert _target_principals(pair) == [("bot", theirs.application_id)]
+    assert _entitlements(pair, theirs.id or "") == {"allow-cluster-create", "databricks-sql-access"}
+
+    _scim_patch(pair, "ServicePrincipals", robot.id or "", {"op": "remove", "path": "entitlements"})
+    pair.sync(only=SP_KINDS)
+    assert _entitlements(pair, theirs.id or "") == {"allow-cluster-create"}
+
+    pair.src.service_principals.delete(robot.id or "")
+    pair.sync(only=SP_KINDS)
+    assert _target_principals(pair) == [("bot", theirs.application_id)]
+    assert _entitlements(pair, theirs.id or "") == {"allow-cluster-create"}
+
+
+def test_a_dr_team_principal_taken_for_the_copy_keeps_its_own_group_memberships(aws_pair: Pair) -> None:
+    """The DR team's "bot" is in its `oncall` group, which the source has too, and is taken for the source's "bot"
+    (the `mapping.principals` entry the copy's event names, added by the operator): when the source takes its "bot"
+    out of `oncall` and `etl`, the target one leaves only `etl`, the group dbsync put it in."""
+    pair = aws_pair
+    theirs = pair.dst.service_principals.create(display_name="bot")
+    pair.dst.groups.create(display_name="oncall", members=[iam.ComplexValue(value=theirs.id)])
+    robot = pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
+    oncall = pair.src.groups.create(display_name="oncall", members=[iam.ComplexValue(value=robot.id)])
+    etl = pair.src.groups.create(display_name="etl", members=[iam.ComplexValue(value=robot.id)])
+    mapping = {"principals": {APP_ID: theirs.application_id}}
+
+    reports = pair.sync(only=IDENTITY_KINDS, mapping=mapping)
+
+    assert not [r for r in reports.values() if r.errors or r.blocked], reports
+    assert _groups_of(pair, theirs.id or "") == {"oncall", "etl"}
+
+    for group in (oncall, etl):
+        _scim_patch(pair, "Groups", group.id or "", {"op": "remove", "path": f'members[value eq "{robot.id}"]'})
+    reports = pair.sync(only=IDENTITY_KINDS, mapping=mapping)
+
+    assert not [r for r in reports.values() if r.errors or r.blocked], reports
+    assert _groups_of(pair, theirs.id or "") == {"oncall"}

@@ -341,3 +341,34 @@ def test_lost_store_adopts_identities_instead_of_duplicating(pair: Pair) -> None
     ctx.store.close()
     assert not [r for r in reports.values() if r.errors or r.blocked], reports
     assert pair.target_writes() == 0
+
+
+def test_only_what_dbsync_gave_a_principal_or_put_in_a_group_is_taken_away(pair: Pair) -> None:
+    """A group dbsync created: the entitlement and the member the source drops leave the copy; the ones the DR team
+    gave it on the target by hand stay, as the entitlements and members of a group it adopted do."""
+    src, dst = pair.src, pair.dst
+    ana = src.users.create(user_name="ana@example.com")
+    bob = src.users.create(user_name="bob@example.com")
+    group = src.groups.create(
+        display_name="analysts",
+        entitlements=[iam.ComplexValue(value="databricks-sql-access")],
+        members=[iam.ComplexValue(value=ana.id), iam.ComplexValue(value=bob.id)],
+    )
+    pair.sync(only=IDENTITY_KINDS, identities={"create_users": True})
+    copy = _group(dst, "analysts")
+    dr_member = dst.users.create(user_name="oncall@example.com")
+    _scim_patch(dst, "Groups", copy.id, {"op": "add", "path": "entitlements", "value": [{"value": "workspace-access"}]})
+    _add_members(dst, copy.id, dr_member.id)
+
+    _scim_patch(
+        src,
+        "Groups",
+        group.id,
+        {"op": "remove", "path": 'entitlements[value eq "databricks-sql-access"]'},
+        {"op": "remove", "path": f'members[value eq "{bob.id}"]'},
+    )
+    reports = pair.sync(only=IDENTITY_KINDS, identities={"create_users": True})
+
+    assert not [r for r in reports.values() if r.errors or r.blocked], reports
+    assert _values(_group(dst, "analysts").entitlements) == {"workspace-access"}
+    assert _member_names(dst, "analysts") == {"ana@example.com", "oncall@example.com"}

@@ -9,6 +9,13 @@ and the target lacks is recorded as skipped (`principals_missing: skip`) or an e
 Only what dbsync created is deleted when it disappears from the source (the store's origin, and the
 created_by_dbsync flag in source_meta that older stores recorded): an identity the target had already
 belongs to whoever made it (the IdP, an admin).
+
+A principal's entitlements and roles, and a group's members, are shared with whoever else manages the target: the
+DR team's own service principal "bot", taken for the copy of the source's "bot" (by display name when the store has
+no record of the copy, or by a `mapping.principals` entry), lost the entitlements the DR team gave it and left the
+DR team's groups as soon as the source's "bot" did not have them. So, as for grants (replicators/added.py), dbsync
+records the entitlements, roles and members it adds, and removes only those: what a principal or group had on the
+target before, or was given there by hand, is kept.
 Memberships go through PATCH add / remove of the difference, so an unchanged group costs one GET;
 the `admins` group is only ever added to, so the standby's own admins keep their access.
 """
@@ -22,12 +29,13 @@ from databricks.sdk.service import iam
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
-from dbsync.errors import Blocked, Permanent
+from dbsync.errors import Blocked, Kept, Permanent
 from dbsync.mapping import waiting_ref
 from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.principals import INDEXES
+from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import claim, edited
+from dbsync.replicators.common import claim
 from dbsync.watchers.identities import (
     ADMINS,
     listing_key,
@@ -43,24 +51,38 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_PREFIX = "/api/2.0/preview/scim/v2"
 RESOURCE = {"users": "Users", "service_principals": "ServicePrincipals", "groups": "Groups"}
 NOUN = {"users": "user", "service_principals": "service principal", "groups": "group"}
+GRANTED = ("entitlements", "roles")  # the multi-valued attributes of a principal: what dbsync added is recorded
 
 
 def _complex(items: list[str] | None) -> list[iam.ComplexValue] | None:
     return [iam.ComplexValue(value=v) for v in items] if items else None
 
 
-def patch_operations(current: dict[str, Any], wanted: dict[str, Any], scalars: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The SCIM PatchOp operations that turn the target record `current` into `wanted`; [] when equal."""
+def granted(record: dict[str, Any], listed: bool = False) -> set[tuple[str, str]]:
+    """(attribute, value) of the entitlements and roles of a payload, or of a SCIM record when `listed`."""
+    return {(f, v) for f in GRANTED for v in (values(record.get(f)) if listed else record.get(f) or [])}
+
+
+def patch_operations(
+    current: dict[str, Any], wanted: dict[str, Any], scalars: tuple[str, ...], ours: set[Any]
+) -> list[dict[str, Any]]:
+    """The SCIM PatchOp operations that turn the target record `current` into `wanted`; [] when equal.
+
+    Of the entitlements and roles `wanted` lacks, only dbsync's own (`ours`: granted() entries) are removed."""
     ops: list[dict[str, Any]] = []
     for field in scalars:
         have = current.get(field, True) if field == "active" else current.get(field)
         if field in wanted and have != wanted[field]:
             ops.append({"op": "replace", "path": field, "value": wanted[field]})
-    for field in ("entitlements", "roles"):
+    for field in GRANTED:
         have_values, want_values = set(values(current.get(field))), set(wanted.get(field) or [])
         if want_values - have_values:
             ops.append({"op": "add", "path": field, "value": [{"value": v} for v in sorted(want_values - have_values)]})
-        ops.extend({"op": "remove", "path": f'{field}[value eq "{v}"]'} for v in sorted(have_values - want_values))
+        ops.extend(
+            {"op": "remove", "path": f'{field}[value eq "{v}"]'}
+            for v in sorted(have_values - want_values)
+            if (field, v) in ours
+        )
     return ops
 
 
@@ -78,6 +100,15 @@ def scim_patch(ctx: SyncContext, scim_type: str, scim_id: str, operations: list[
 def wrote(ctx: SyncContext, scim_type: str) -> None:
     """The target changed: the drift check after this kind must list it afresh, not reuse this run's listing."""
     ctx.invalidate(listing_key("target", scim_type))
+
+
+def _granted_before(ctx: SyncContext, old: dict[str, Any]) -> set[tuple[str, str]]:
+    """An older row's record of what dbsync gave a principal it created: its previous payload's entitlements and roles
+    (roles by their target ARNs; only entitlements when a profile is no longer mapped)."""
+    try:
+        return granted(ctx.idmap.resolve(old))
+    except Blocked:
+        return granted({"entitlements": old.get("entitlements")})
 
 
 def _created(change: Upsert) -> bool:
@@ -109,18 +140,20 @@ class ScimReplicator(Replicator):
         hint = principal_hint(change.payload, getattr(ctx.settings.identities, f"create_{self.kind}"), None)
         payload = ctx.idmap.resolve(change.payload)  # roles: source ARNs → target ARNs
         name = payload[self.index.field]
+        ours = added_before(change, created, lambda old: _granted_before(ctx, old))
         found = self._recorded_copy(ctx, change, name)
-        if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
-            return Applied(
-                found[1], adopted=None if created else True, version_hint=hint, meta={CREATED: True} if created else {}
-            )
+        after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+        if found is not None and after is not None:
+            meta = ({CREATED: True} if created else {}) | added_meta(after)
+            return Applied(found[1], adopted=None if created else True, version_hint=hint, meta=meta)
         if found is not None:
             self.index.forget(ctx, found[1])  # deleted by hand on the target since the index was read
         elif self.may_create(ctx):
             found = self._unrecorded_copy(ctx, resource, payload)
-            if found is not None and edited(lambda: self._update(ctx, found[0], payload)):
-                return Applied(found[1], adopted=True, version_hint=hint)
-        applied = self._create(ctx, resource, payload, name)
+            after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+            if found is not None and after is not None:
+                return Applied(found[1], adopted=True, version_hint=hint, meta=added_meta(after))
+        applied = self._create(ctx, change, payload, name, ours)
         if applied.version_hint is None:
             applied.version_hint = hint
         if created:
@@ -159,7 +192,10 @@ class ScimReplicator(Replicator):
         can be meant: exactly one source and exactly one target principal have that display name, the target's
         applicationId is no source principal's (that is the source one's own copy, or the same principal), and no
         other source principal's recorded copy is it (`claim`). It is adopted, not counted as created: the target
-        might have had it before (a leak if it was dbsync's, never a deleted principal of the DR team). Never on
+        might have had it before (a leak if it was dbsync's, never a deleted principal of the DR team), and it keeps
+        the entitlements, roles and memberships dbsync did not give it. dbsync does not mark its copies to tell them
+        apart: SCIM has no tags for a service principal, and its `externalId` is the IdP's (set by the provisioning
+        that owns the account's identities; README: "Not replicated"). Never on
         Azure: the service takes the given applicationId there, so a copy dbsync made carries the source's, and one
         of the same display name but another applicationId is another Entra ID application.
         """
@@ -186,13 +222,31 @@ class ScimReplicator(Replicator):
         self.index.add(ctx, app_id, scim_id)
         return scim_id, app_id
 
-    def _update(self, ctx: SyncContext, scim_id: str, payload: dict[str, Any]) -> None:
-        current = self.api(ctx).get(scim_id).as_dict()
-        ops = patch_operations(current, payload, self.scalars)
+    def _update(
+        self, ctx: SyncContext, change: Upsert, scim_id: str, payload: dict[str, Any], ours: set[Any]
+    ) -> set[Any] | None:
+        """PATCH the target principal to `payload`: the entitlements and roles dbsync has added after it (to record),
+        or None when the principal is gone from the target (deleted by hand since the index was read)."""
+        try:
+            current = self.api(ctx).get(scim_id).as_dict()
+        except DatabricksError as err:
+            if is_gone(err):
+                return None
+            raise
+        have, wanted = granted(current, listed=True), granted(payload)
+        ops = patch_operations(current, payload, self.scalars, ours)
         if ops:
-            scim_patch(ctx, self.kind, scim_id, ops)
+            adding_ahead(ctx, change, ours, wanted - have)  # recorded before the PATCH that adds them
+            try:
+                scim_patch(ctx, self.kind, scim_id, ops)
+            except DatabricksError as err:
+                if is_gone(err):
+                    return None
+                raise
+        return (ours & have & wanted) | (wanted - have)
 
-    def _create(self, ctx: SyncContext, resource: Resource, payload: dict[str, Any], name: str) -> Applied:
+    def _create(self, ctx: SyncContext, change: Upsert, payload: dict[str, Any], name: str, ours: set[Any]) -> Applied:
+        resource = change.resource
         noun = NOUN[self.kind]
         if not self.may_create(ctx):
             setting = f"identities.create_{self.kind}"
@@ -208,14 +262,15 @@ class ScimReplicator(Replicator):
                 skipped=True,
                 version_hint=principal_hint(resource.payload or {}, False, False),
             )
+        adding_ahead(ctx, change, ours, granted(payload))  # recorded before the create that gives them
         try:
             created = self.api(ctx).create(**self._create_fields(payload))
         except ResourceConflict:
             found = self.index.lookup(ctx, name)  # created meanwhile (a crashed run, the IdP): adopt it
-            if found is None:
+            after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+            if found is None or after is None:
                 raise
-            self._update(ctx, found[0], payload)
-            return Applied(found[1], adopted=True)
+            return Applied(found[1], adopted=True, meta=added_meta(after))
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "SCIM_400") and not is_gone(err):
                 raise Permanent(f"the target rejected {noun} {name}: {err}") from err
@@ -230,7 +285,7 @@ class ScimReplicator(Replicator):
                 f"created with applicationId {created_name}; add mapping.principals: "
                 f'{{"{resource.key}": "{created_name}"}} so ACLs and run_as follow'
             )
-        return Applied(created_name, note=note, adopted=False, meta={CREATED: True})
+        return Applied(created_name, note=note, adopted=False, meta={CREATED: True} | added_meta(granted(payload)))
 
     def _create_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -250,15 +305,9 @@ class ScimReplicator(Replicator):
         if name is None:
             return  # it never reached the target (skipped: dbsync may not create it)
         if not prior.source_meta.get(CREATED) and prior.origin != "created":
-            ctx.event(
-                self.kind,
-                change.key,
-                "delete",
-                "skipped",
-                f"{self.kind} {change.key}: gone from the source; {NOUN[self.kind]} {name} is kept on the target "
-                "because dbsync did not create it",
-            )
-            return
+            # The engine and `restore` keep what dbsync did not create before calling here. Should a caller not, a
+            # return would be counted as a delete: Kept makes it an event `kept` and no delete in the counts.
+            raise Kept(f"{NOUN[self.kind]} {name} is kept on the target because dbsync did not create it")
         found = self.index.get(ctx, name)
         if found is None:
             return
@@ -272,7 +321,12 @@ class ScimReplicator(Replicator):
 
 
 class GroupMembersReplicator(Replicator):
-    """A group's direct members: every member resolved to its target SCIM id, then PATCH the difference."""
+    """A group's direct members: every member resolved to its target SCIM id, then PATCH the difference.
+
+    Only the members dbsync added (recorded by SCIM id) are removed: the members an adopted group had on the target,
+    and those added there by hand, stay when the source drops their twin. An older row (no record) takes its previous
+    payload's members for dbsync's, as the groups it made were filled with them.
+    """
 
     kind = "group_members"
     unrecorded_origin = "created"  # its delete writes nothing: the group goes with the groups kind
@@ -288,24 +342,30 @@ class GroupMembersReplicator(Replicator):
         wanted, missing, waiting = self._resolve(ctx, payload["members"])
         if missing and ctx.settings.principals_missing == "fail":
             raise Permanent(f"members missing on the target: {', '.join(missing)}")
+        ours = added_before(change, True, lambda old: _member_ids(ctx, old.get("members") or []))
         groups = ctx.target.client.groups
         current = [m.value for m in groups.get(group[0]).members or [] if m.value]
         ops: list[dict[str, Any]] = []
         added = [m for m in wanted if m not in current]
         if added:
             ops.append({"op": "add", "path": "members", "value": [{"value": m} for m in added]})
+        removed: list[str] = []
         if group[1].lower() != ADMINS:  # admins is only added to: the standby's own admins stay
-            ops.extend({"op": "remove", "path": f'members[value eq "{m}"]'} for m in current if m not in wanted)
+            removed = [m for m in current if m not in wanted and m in ours]
+            ops.extend({"op": "remove", "path": f'members[value eq "{m}"]'} for m in removed)
         if ops:
+            adding_ahead(ctx, change, ours, added)  # recorded before the PATCH that adds them
             scim_patch(ctx, "groups", group[0], ops)
+        meta = added_meta(((ours & set(current)) - set(removed)) | set(added))
         if not missing:
-            return Applied(group[1], version_hint=members_hint(payload, None))  # complete: the listing's own hint
+            return Applied(group[1], version_hint=members_hint(payload, None), meta=meta)  # the listing's own hint
         # Partly applied: a hint that changes once the target has more of the members.
         return Applied(
             group[1],
             note=f"skipped members missing on the target: {', '.join(missing)}",
             waiting_on=waiting,
             version_hint=members_hint(payload, present_members(ctx, payload["members"])),
+            meta=meta,
         )
 
     @staticmethod
@@ -330,6 +390,12 @@ class GroupMembersReplicator(Replicator):
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """A group gone from the source takes its members with it (the groups kind deletes it)."""
+
+
+def _member_ids(ctx: SyncContext, members: list[dict[str, str]]) -> set[str]:
+    """The target SCIM ids of `members` (as a group_members payload names them) the target's index has."""
+    found = (INDEXES[m["type"]].get(ctx, m["name"]) for m in members)
+    return {principal[0] for principal in found if principal is not None}
 
 
 def replicator_for(kind: str) -> Replicator:
