@@ -96,13 +96,15 @@ def _sample(page: str, name: str, **labels: str) -> float | None:
 
 
 def _after_failed_tree_cycle(server: Served) -> str:
-    """The daemon's /metrics once its first cycle of the workspace tree has failed (bounded wait)."""
+    """The daemon's /metrics once its first cycle of the workspace tree has failed and ended (bounded wait): the
+    error is counted when the listing fails, the cycle's duration once its outcome is in the store."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert server.proc.poll() is None, server.log.read_text()[-2000:]
         try:
             page = server.get("/metrics").text
-            if (_sample(page, "dbsync_sync_errors_total", kind="notebooks") or 0) >= 1:
+            failed = (_sample(page, "dbsync_sync_errors_total", kind="notebooks") or 0) >= 1
+            if failed and (_sample(page, "dbsync_cycle_duration_seconds_count", kind="notebooks") or 0) >= 1:
                 return page
         except httpx.HTTPError:
             pass
