@@ -264,14 +264,16 @@ def _replication(y: int) -> list[Builder]:
             (0, y + 24, 12, 8),
             [_target(f"sum by (status) (dbsync_resources{{{KIND}}})", "{{status}}")],
             "short",
-            "Replicated objects: synced, pending, blocked (a reference not replicated yet) and error.",
+            "Replicated objects by status, the words of `dbsync status` and `validate`: synced, partial, skipped, "
+            "pending (a source change not on the target yet), blocked (a reference not replicated yet), error, "
+            "drifted, and unknown (the kind's last listing failed: not checked against the source).",
             stacked=True,
         ),
         _bargauge(
             "Not synced by kind",
             (12, y + 24, 12, 8),
             [_target(f'sum by (kind, status) (dbsync_resources{{{KIND}, status!="synced"}})', "{{kind}} {{status}}")],
-            "Objects pending, blocked or in error, per kind.",
+            "Objects not in sync per kind: partial, skipped, pending, blocked, error, drifted or unknown.",
         ),
         _timeseries(
             "Drift detected",
