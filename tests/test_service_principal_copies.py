@@ -177,3 +177,81 @@ def test_a_dr_team_principal_taken_for_the_copy_keeps_its_own_group_memberships(
 
     assert not [r for r in reports.values() if r.errors or r.blocked], reports
     assert _groups_of(pair, theirs.id or "") == {"oncall"}
+
+
+def _deactivate(pair: Pair, scim_id: str) -> None:
+    _scim_patch(pair, "ServicePrincipals", scim_id, {"op": "replace", "path": "active", "value": False})
+
+
+def test_a_dr_team_principal_taken_by_display_name_is_never_deactivated_nor_renamed(aws_pair: Pair) -> None:
+    """The DR team's "bot" is taken for the copy of the source's "bot" by display name only: nothing says they are
+    the same principal. When the source deactivates and renames its "bot", the DR team's stays active under its own
+    name (their automation keeps running on the standby); the copy dbsync created of "etl" is deactivated."""
+    pair = aws_pair
+    theirs = pair.dst.service_principals.create(display_name="bot")
+    robot = pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
+    etl = pair.src.service_principals.create(display_name="etl", application_id="6e1a3c1e-0000-4000-8000-000000000003")
+    pair.sync(only=SP_KINDS)
+    [etl_copy] = [sp for sp in pair.dst.service_principals.list() if sp.display_name == "etl"]
+    assert [name for name, _ in _target_principals(pair)] == ["bot", "etl"]  # the DR team's bot is taken, not copied
+
+    _deactivate(pair, robot.id or "")
+    _rename(pair, robot.id or "", "bot-retired")
+    _deactivate(pair, etl.id or "")
+    report = pair.sync(only=SP_KINDS)["service_principals"]
+
+    assert report.errors == 0, report
+    dr_bot = pair.dst.service_principals.get(theirs.id or "")
+    assert (dr_bot.display_name, dr_bot.active) == ("bot", True)
+    assert pair.dst.service_principals.get(etl_copy.id or "").active is False
+    [said] = [
+        e["message"]
+        for e in pair.context().store.events()
+        if e["source_key"] == APP_ID and "display name" in e["message"]
+    ]
+    assert f'"{APP_ID}": "{theirs.application_id}"' in said  # the mapping.principals entry that says it is the same
+
+
+def test_a_dr_team_principal_first_taken_by_display_name_is_not_deactivated(aws_pair: Pair) -> None:
+    """The source's "bot" is already inactive when the DR team's active "bot" is taken for its copy (a first sync, a
+    lost store): the DR team's stays active."""
+    pair = aws_pair
+    theirs = pair.dst.service_principals.create(display_name="bot")
+    robot = pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
+    _deactivate(pair, robot.id or "")
+
+    report = pair.sync(only=SP_KINDS)["service_principals"]
+
+    assert report.errors == 0, report
+    assert _target_principals(pair) == [("bot", theirs.application_id)]
+    assert pair.dst.service_principals.get(theirs.id or "").active is True
+
+
+def test_a_principal_mapping_principals_names_follows_the_source_active(aws_pair: Pair) -> None:
+    """A `mapping.principals` entry says the DR team's "bot" is the source's: its display name and active follow."""
+    pair = aws_pair
+    theirs = pair.dst.service_principals.create(display_name="bot")
+    robot = pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
+    mapping = {"principals": {APP_ID: theirs.application_id}}
+    pair.sync(only=SP_KINDS, mapping=mapping)
+
+    _deactivate(pair, robot.id or "")
+    _rename(pair, robot.id or "", "bot-retired")
+    report = pair.sync(only=SP_KINDS, mapping=mapping)["service_principals"]
+
+    assert report.errors == 0, report
+    dr_bot = pair.dst.service_principals.get(theirs.id or "")
+    assert (dr_bot.display_name, dr_bot.active) == ("bot-retired", False)
+
+
+def test_a_principal_adopted_by_its_application_id_follows_the_source_active(pair: Pair) -> None:
+    """A target that takes the given applicationId (Azure) and already has the source's principal: the same one."""
+    theirs = pair.dst.service_principals.create(display_name="bot", application_id=APP_ID)
+    robot = pair.src.service_principals.create(display_name="bot", application_id=APP_ID)
+    pair.sync(only=SP_KINDS)
+
+    _deactivate(pair, robot.id or "")
+    report = pair.sync(only=SP_KINDS)["service_principals"]
+
+    assert report.errors == 0, report
+    assert pair.dst.service_principals.get(theirs.id or "").active is False

@@ -166,6 +166,21 @@ def test_user_provisioned_on_the_target_later_is_adopted_and_joins_its_groups(pa
     assert validation["users"].missing_count == validation["group_members"].missing_count == 0
 
 
+def test_a_leaver_deactivated_on_the_source_is_deactivated_on_the_target_that_provisioned_them(pair: Pair) -> None:
+    """A user adopted by userName is the IdP's one identity on both sides (unlike a service principal taken by display
+    name): when the source deactivates a leaver, their account on the standby is deactivated too."""
+    src, dst = pair.src, pair.dst
+    leaver = src.users.create(user_name="leaver@example.com", display_name="Leaver")
+    dst.users.create(user_name="leaver@example.com", display_name="Leaver")  # the target's IdP
+    pair.sync(only=IDENTITY_KINDS)
+
+    _scim_patch(src, "Users", leaver.id, {"op": "replace", "path": "active", "value": False})
+    reports = pair.sync(only=IDENTITY_KINDS)
+
+    assert reports["users"].errors == 0, reports["users"]
+    assert _user(dst, "leaver@example.com").active is False
+
+
 def test_missing_user_is_an_error_with_principals_missing_fail(pair: Pair) -> None:
     pair.src.users.create(user_name="nobody@example.com")
     reports = pair.sync(only=["users"], principals_missing="fail")

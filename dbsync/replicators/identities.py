@@ -16,13 +16,18 @@ no record of the copy, or by a `mapping.principals` entry), lost the entitlement
 DR team's groups as soon as the source's "bot" did not have them. So, as for grants (replicators/added.py), dbsync
 records the entitlements, roles and members it adds, and removes only those: what a principal or group had on the
 target before, or was given there by hand, is kept.
+Its display name and `active` follow the source only where the two are known to be one principal: a copy dbsync
+created, a user (its userName is the IdP's identity), a principal found by its own or mapped applicationId. The
+DR team's "bot", taken by display name alone, was deactivated on the standby when the source deactivated its "bot",
+and its automation stopped: such a principal keeps its own name and `active` (a `mapping.principals` entry for it
+says it is the same, and then they follow).
 Memberships go through PATCH add / remove of the difference, so an unchanged group costs one GET;
 the `admins` group is only ever added to, so the standby's own admins keep their access.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from databricks.sdk.errors import DatabricksError, ResourceConflict
 from databricks.sdk.service import iam
@@ -54,6 +59,14 @@ NOUN = {"users": "user", "service_principals": "service principal", "groups": "g
 GRANTED = ("entitlements", "roles")  # the multi-valued attributes of a principal: what dbsync added is recorded
 
 
+class Updated(NamedTuple):
+    """What _update did to a target principal: the entitlements and roles dbsync has added (to record), and the
+    scalar attributes whose source value it left out (`held`: not followed on a principal adopted by display name)."""
+
+    ours: set[Any]
+    held: list[str]
+
+
 def _complex(items: list[str] | None) -> list[iam.ComplexValue] | None:
     return [iam.ComplexValue(value=v) for v in items] if items else None
 
@@ -71,8 +84,7 @@ def patch_operations(
     Of the entitlements and roles `wanted` lacks, only dbsync's own (`ours`: granted() entries) are removed."""
     ops: list[dict[str, Any]] = []
     for field in scalars:
-        have = current.get(field, True) if field == "active" else current.get(field)
-        if field in wanted and have != wanted[field]:
+        if scalar_differs(current, wanted, field):
             ops.append({"op": "replace", "path": field, "value": wanted[field]})
     for field in GRANTED:
         have_values, want_values = set(values(current.get(field))), set(wanted.get(field) or [])
@@ -84,6 +96,12 @@ def patch_operations(
             if (field, v) in ours
         )
     return ops
+
+
+def scalar_differs(current: dict[str, Any], wanted: dict[str, Any], field: str) -> bool:
+    """Whether `wanted` sets the single-valued `field` (displayName, active) to other than the target record has."""
+    have = current.get(field, True) if field == "active" else current.get(field)
+    return field in wanted and have != wanted[field]
 
 
 def scim_patch(ctx: SyncContext, scim_type: str, scim_id: str, operations: list[dict[str, Any]]) -> None:
@@ -142,17 +160,19 @@ class ScimReplicator(Replicator):
         name = payload[self.index.field]
         ours = added_before(change, created, lambda old: _granted_before(ctx, old))
         found = self._recorded_copy(ctx, change, name)
-        after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+        after = self._update(ctx, change, found, payload, ours, created) if found is not None else None
         if found is not None and after is not None:
-            meta = ({CREATED: True} if created else {}) | added_meta(after)
-            return Applied(found[1], adopted=None if created else True, version_hint=hint, meta=meta)
+            meta = ({CREATED: True} if created else {}) | added_meta(after.ours)
+            note = self._held_note(resource, found[1], after.held)
+            return Applied(found[1], note=note, adopted=None if created else True, version_hint=hint, meta=meta)
         if found is not None:
             self.index.forget(ctx, found[1])  # deleted by hand on the target since the index was read
         elif self.may_create(ctx):
             found = self._unrecorded_copy(ctx, resource, payload)
-            after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+            after = self._update(ctx, change, found, payload, ours, False) if found is not None else None
             if found is not None and after is not None:
-                return Applied(found[1], adopted=True, version_hint=hint, meta=added_meta(after))
+                note = self._held_note(resource, found[1], after.held)
+                return Applied(found[1], note=note, adopted=True, version_hint=hint, meta=added_meta(after.ours))
         applied = self._create(ctx, change, payload, name, ours)
         if applied.version_hint is None:
             applied.version_hint = hint
@@ -222,28 +242,62 @@ class ScimReplicator(Replicator):
         self.index.add(ctx, app_id, scim_id)
         return scim_id, app_id
 
+    def _followed(self, created: bool, name: str, found: tuple[str, str]) -> tuple[str, ...]:
+        """The scalar attributes (display name, active) of the target principal `found` that follow the source.
+
+        All of them on a copy dbsync created and on a principal found by the source's own name as mapped (a user's
+        userName, a service principal's applicationId or its `mapping.principals` entry): the same principal, so a
+        leaver deactivated on the source is deactivated on the standby. None on a service principal dbsync did not
+        create found by another name: the one the store recorded when it was taken by display name alone
+        (_unrecorded_copy), which may be the DR team's own "bot" — deactivated with the source's, it stopped their
+        automation on the standby. Its entitlements and roles are shared as for any principal (only dbsync's removed).
+        """
+        if created or self.kind != "service_principals" or found[1].lower() == name.lower():
+            return self.scalars
+        return ()
+
+    def _held_note(self, resource: Resource, target_name: str, held: list[str]) -> str | None:
+        """The event's word for the source values left out of a principal adopted by display name: why, and the
+        `mapping.principals` entry that says it is the same principal (then they follow)."""
+        if not held:
+            return None
+        fields = " and ".join("display name" if field == "displayName" else field for field in held)
+        return (
+            f"{NOUN[self.kind]} {target_name} was taken for the copy by its display name only, so its {fields} "
+            f"stayed as on the target (the source's differ); if it is the same principal, add mapping.principals: "
+            f'{{"{resource.key}": "{target_name}"}}'
+        )
+
     def _update(
-        self, ctx: SyncContext, change: Upsert, scim_id: str, payload: dict[str, Any], ours: set[Any]
-    ) -> set[Any] | None:
-        """PATCH the target principal to `payload`: the entitlements and roles dbsync has added after it (to record),
-        or None when the principal is gone from the target (deleted by hand since the index was read)."""
+        self,
+        ctx: SyncContext,
+        change: Upsert,
+        found: tuple[str, str],
+        payload: dict[str, Any],
+        ours: set[Any],
+        created: bool,
+    ) -> Updated | None:
+        """PATCH the target principal `found` to `payload`: what it did (Updated), or None when the principal is gone
+        from the target (deleted by hand since the index was read)."""
         try:
-            current = self.api(ctx).get(scim_id).as_dict()
+            current = self.api(ctx).get(found[0]).as_dict()
         except DatabricksError as err:
             if is_gone(err):
                 return None
             raise
         have, wanted = granted(current, listed=True), granted(payload)
-        ops = patch_operations(current, payload, self.scalars, ours)
+        followed = self._followed(created, payload[self.index.field], found)
+        held = [f for f in self.scalars if f not in followed and scalar_differs(current, payload, f)]
+        ops = patch_operations(current, payload, followed, ours)
         if ops:
             adding_ahead(ctx, change, ours, wanted - have)  # recorded before the PATCH that adds them
             try:
-                scim_patch(ctx, self.kind, scim_id, ops)
+                scim_patch(ctx, self.kind, found[0], ops)
             except DatabricksError as err:
                 if is_gone(err):
                     return None
                 raise
-        return (ours & have & wanted) | (wanted - have)
+        return Updated((ours & have & wanted) | (wanted - have), held)
 
     def _create(self, ctx: SyncContext, change: Upsert, payload: dict[str, Any], name: str, ours: set[Any]) -> Applied:
         resource = change.resource
@@ -267,10 +321,10 @@ class ScimReplicator(Replicator):
             created = self.api(ctx).create(**self._create_fields(payload))
         except ResourceConflict:
             found = self.index.lookup(ctx, name)  # created meanwhile (a crashed run, the IdP): adopt it
-            after = self._update(ctx, change, found[0], payload, ours) if found is not None else None
+            after = self._update(ctx, change, found, payload, ours, False) if found is not None else None
             if found is None or after is None:
                 raise
-            return Applied(found[1], adopted=True, meta=added_meta(after))
+            return Applied(found[1], adopted=True, meta=added_meta(after.ours))
         except DatabricksError as err:
             if err.error_code in ("INVALID_PARAMETER_VALUE", "SCIM_400") and not is_gone(err):
                 raise Permanent(f"the target rejected {noun} {name}: {err}") from err
