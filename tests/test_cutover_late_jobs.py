@@ -16,12 +16,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Pair
+from conftest import Pair, run_cli
 from databricks.sdk.service import iam, jobs
 from databricks.sdk.service.workspace import ImportFormat
 from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
 
-from dbsync.cutover import SOURCE_ROW, CutoverError, Runbook, open_cutover_context
+from dbsync.cutover import SOURCE_ROW, TARGET_ROW, CutoverError, Runbook, format_report, open_cutover_context
 from dbsync.role import MARKER_PATH
 
 ON = jobs.PauseStatus.UNPAUSED
@@ -264,4 +264,69 @@ def test_force_cuts_over_leaving_paused_a_late_job_whose_owner_the_target_lacks(
     assert "1 late job(s) left paused" in step4["summary"]
     assert _running(_states(pair.dst)) == {"nightly"}, "the late job does not run as dbsync's principal"
     assert _running(_states(pair.src)) == set()
+    ctx.store.close()
+
+
+def _stopped_after_step_3(edit: Any) -> Any:
+    """`_after_validation(edit)`, and the run stopped (a Ctrl-C) as step 4 starts: step 3 is done and recorded."""
+    after_validation = _after_validation(edit)
+
+    def progress(event: str, name: str, detail: dict) -> None:
+        after_validation(event, name, detail)
+        if event == "step" and name == "unpause_target" and detail["state"] == "running":
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_the_plan_after_a_forced_step_3_says_a_held_late_job_stays_paused_and_why(
+    people: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = people
+    ctx = open_cutover_context(pair.settings(**READY))
+    with pytest.raises(KeyboardInterrupt):
+        Runbook(ctx, force=True, progress=_stopped_after_step_3(lambda: _late_job_owned_by_a_new_user(pair))).run()
+    ctx.store.close()
+
+    code, out, err = run_cli(pair, monkeypatch, capsys, "cutover", "--dry-run")
+    assert code == 0, err
+    step4 = next(line for line in out.splitlines() if "unpause_target" in line)
+    # nightly's copy was unpaused in step 3; the late job's stays paused: it would run as dbsync's principal.
+    assert "unpause 0 target job(s)" in step4, step4
+    assert "1 late job(s) stay paused (held: their ACL is not copied)" in step4, step4
+    assert "(late): " in step4 and "dave@example.com does not exist on the target" in step4, step4
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    Runbook(ctx).run()  # resumed: step 4 leaves it paused, as the plan said
+    assert _running(_states(pair.dst)) == {"nightly"}
+    ctx.store.close()
+
+
+def test_the_record_and_report_say_an_edited_late_job_whose_acl_is_not_copied_stays_paused(people: Pair) -> None:
+    pair = people
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+
+    def edit_schedule_and_give_it_to_a_new_user() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        pair.src.users.create(user_name="dave@example.com")  # not on the target
+        _owned_by(pair.src, job_id, "dave@example.com")
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True, progress=_after_validation(edit_schedule_and_give_it_to_a_new_user)).run()
+
+    assert _states(pair.dst)["nightly"] == {"schedule": "PAUSED"}, "held: it does not run as dbsync's principal"
+    copy_id = str(next(j.job_id for j in pair.dst.jobs.list() if j.settings.name == "nightly"))
+    row = ctx.store.cutover_steps()[TARGET_ROW + copy_id]
+    assert row["state"] == "paused" and row["detail"]["held"] == "paused (held: its ACL is not copied)", row
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "(their 0 target copies unpaused as each was)" in step3["summary"], step3["summary"]
+    entry = next(j for j in document["jobs"] if j["name"] == "nightly")
+    assert entry["target_after"] == {"schedule": "PAUSED"}
+    assert entry["note"] == "paused (held: its ACL is not copied)"
+    line = next(line for line in format_report(document).splitlines() if line.startswith("nightly"))
+    assert line.endswith("paused (held: its ACL is not copied)"), line
+
+    Runbook(ctx).rollback()
+    assert _running(_states(pair.src)) == {"nightly"} and _running(_states(pair.dst)) == set()
     ctx.store.close()

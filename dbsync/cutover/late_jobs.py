@@ -33,7 +33,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics, planner
 from dbsync.context import SyncContext
-from dbsync.cutover.common import JOBS, SOURCE_ROW, Pause, one_line, step_detail
+from dbsync.cutover.common import JOBS, SOURCE_ROW, TARGET_ROW, Pause, Rows, one_line, step_detail, step_state
 from dbsync.errors import Blocked, DbsyncError
 from dbsync.mapping import acl_waiting_ref
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 PERMISSIONS = "permissions"  # the kind that writes a job's ACL
 OWNER = "IS_OWNER"
 HELD = "late_jobs_held"  # step 3's detail: the late jobs whose copy step 4 must leave paused (their ACL is not copied)
+HELD_NOTE = "paused (held: its ACL is not copied)"  # what the record and the report say of such a job's copy
 # A late job's store row until its ACL is written too: in error, so a run again writes the job and its ACL again.
 ACL_TO_COPY = "replicated after the final sync; its ACL (its owner: whom it runs as without run_as) is not written yet"
 
@@ -105,6 +106,7 @@ def replicate(book: Runbook) -> Late:
                 except AclNotCopied as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     late.held.append(stub.key)
+                    _record_repaused(book, stub.key, held=True)
                     continue
                 except (DbsyncError, DatabricksError, OSError) as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
@@ -128,6 +130,7 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Ap
     book.writer.pacers["target"].wait()
     applied = jobs.replicator.apply(ctx, change)
     acls = _acl_kind(ctx, resource.key)
+    _record_repaused(book, resource.key, held=False, target_key=applied.target_key)
     # Recorded in error until its ACL is written too (a kill -9 between the two leaves it so): a run again writes both.
     ctx.store.record_applied(resource, replace(applied, pending=applied.pending or ACL_TO_COPY) if acls else applied)
     if applied.target_key != resource.key:
@@ -148,6 +151,22 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Ap
     note = f" ({applied.note})" if applied.note else ""
     ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
     return applied
+
+
+def _record_repaused(book: Runbook, job_key: str, held: bool, target_key: str | None = None) -> None:
+    """The record of a copy this step unpaused as its source job was paused, then wrote again, paused (an edited
+    late job: the replicator writes every trigger PAUSED): `paused`, as it is, until step 4 unpauses it again.
+
+    Held (its ACL not copied) it says so: step 4 leaves it paused, and the record and the report said `unpaused`
+    of a job that never ran on the new primary."""
+    if target_key is None:
+        prior = book.ctx.store.prior(JOBS, job_key)
+        target_key = prior.target_key if prior else None
+    row = book.rows.get(TARGET_ROW + str(target_key))
+    if row is None:
+        return  # not unpaused by this cutover (a job created after the final sync has no copy to unpause yet)
+    detail = {k: v for k, v in row["detail"].items() if k != "held"}
+    book.record(TARGET_ROW + str(target_key), "paused", {**detail, "held": HELD_NOTE} if held else detail)
 
 
 def _acl_kind(ctx: SyncContext, job_key: str) -> Kind | None:
@@ -200,9 +219,27 @@ def _owner(acl: Resource) -> str | None:
 def held(book: Runbook, todo: list[Pause]) -> tuple[list[Pause], int]:
     """Step 4's unpauses but those of the late jobs whose ACL step 3 did not write (`--force` went on past them):
     unpaused, such a job would run as dbsync's principal. Returns (the unpauses, how many were left out)."""
-    keys = set(step_detail(book.rows, "pause_source").get(HELD) or [])
+    keys = held_keys(book.rows)
     kept = [pause for pause in todo if pause.detail.get("source_key") not in keys]
     return kept, len(todo) - len(kept)
+
+
+def held_keys(rows: Rows) -> set[str]:
+    """The source keys of the late jobs a finished step 3 held (their ACL not copied): step 4 leaves their copies
+    paused. None before step 3 is done: a step 3 run again decides anew (their owner may be on the target now)."""
+    if step_state(rows, "pause_source") != "done":
+        return set()
+    return set(step_detail(rows, "pause_source").get(HELD) or [])
+
+
+def held_reasons(rows: Rows) -> list[str]:
+    """Each held late job named with why, as step 3's failures name it: for the plan, which must not count it among
+    step 4's unpauses (a dry-run after a `--force`d step 3 did, of a job step 4 leaves paused)."""
+    failures = step_detail(rows, "pause_source").get("late_jobs_failed") or []
+    return [
+        next((f for f in failures if f.startswith(f"job {key} (")), f"job {key}: {HELD_NOTE}")
+        for key in sorted(held_keys(rows))
+    ]
 
 
 def summary(late: Late) -> str:

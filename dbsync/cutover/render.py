@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dbsync.cutover.common import SOURCE_ROW, STEPS, TARGET_ROW, JobView, Pause, Rows, job_rows, step_detail, step_state
+from dbsync.cutover.late_jobs import HELD_NOTE, held_keys
 from dbsync.cutover.plan import wanted_states
 from dbsync.model import Prior
 from dbsync.report import Report
@@ -57,9 +58,13 @@ def source_plan_text(todo: list[Pause] | None, counts: dict[str, Any], cancel_ac
     return text
 
 
-def target_plan_text(todo: list[Pause], counts: dict[str, Any]) -> str:
-    """What unpause_target would do: jobs to unpause, jobs left paused, replicated jobs missing."""
+def target_plan_text(todo: list[Pause], counts: dict[str, Any], held: list[str] | None = None) -> str:
+    """What unpause_target would do: jobs to unpause, jobs left paused, replicated jobs missing.
+
+    `held`: the late jobs step 3 held, each named with why (dbsync/cutover/late_jobs.py): not in `todo`."""
     text = f"unpause {len(todo)} target job(s) unpaused on the source; {counts['stay_paused']} stay paused"
+    if held:
+        text += f"; {len(held)} late job(s) stay paused (held: their ACL is not copied), e.g. {held[0]}"
     if counts["missing"]:
         text += f"; {len(counts['missing'])} replicated job(s) missing on the target"
     return text
@@ -89,6 +94,7 @@ def job_entries(
 ) -> list[dict[str, Any]]:
     """Every replicated job, then every source job not replicated: pause states before and after, per side."""
     unpaused = job_rows(rows, TARGET_ROW)
+    held = held_keys(rows)  # late jobs step 4 left paused: their ACL is not copied
     entries = []
     replicated = set()
     for prior in priors:
@@ -108,6 +114,7 @@ def job_entries(
                 "source_after": source.states if source else None,
                 "target_before": target_before,
                 "target_after": target.states if target else None,
+                **({"note": HELD_NOTE} if prior.key in held else {}),
             }
         )
     paused = job_rows(rows, SOURCE_ROW)

@@ -13,7 +13,7 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics
 from dbsync.context import SyncContext
-from dbsync.cutover import endpoints, pipelines, plan, render, schedules, steps
+from dbsync.cutover import endpoints, late_jobs, pipelines, plan, render, schedules, steps
 from dbsync.cutover.common import (
     DONE_STATES,
     JOBS,
@@ -344,13 +344,15 @@ class Runbook:
         source_jobs = None if self.skip_source else list_jobs(ctx.source)
         target_jobs = list_jobs(ctx.target)
         source_todo, source_counts = self.source_changes(source_jobs) if source_jobs is not None else (None, {})
+        target_todo, target_counts = self.target_changes(target_jobs, source_jobs)
+        target_todo, _ = late_jobs.held(self, target_todo)  # step 4 leaves them paused: named, with why
         described = {
             "final_sync": "replicate every enabled kind once more"
             if not self.skip_source
             else "skipped (--skip-source)",
             "validate": self._plan_validation(with_validation),
             "pause_source": render.source_plan_text(source_todo, source_counts, self.cancel_active_runs),
-            "unpause_target": render.target_plan_text(*self.target_changes(target_jobs, source_jobs))
+            "unpause_target": render.target_plan_text(target_todo, target_counts, late_jobs.held_reasons(self.rows))
             + "; "
             + pipelines.plan_text(self, self.skip_source)
             + "; "
