@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dbsync.model import SUCCESSFUL_OUTCOMES
+from dbsync.model import SUCCESSFUL_OUTCOMES, cycle_succeeded
 from dbsync.store.schema import CYCLE_RETENTION_SECONDS, EVENT_RETENTION
 
 # The outcomes of a successful cycle (model.cycle_succeeded), as SQL.
@@ -80,13 +80,14 @@ class Cycles:
 
     def verified_counts(self) -> dict[str, dict[str, int]]:
         """{kind: {status: count}} as `status` and dbsync_resources say it (model.COUNTED): the store's statuses, but
-        the `synced` rows of a kind whose last cycle's listing failed are `unknown`. Those rows are what an older cycle
-        verified; validate and the report page call such a kind unknown (never in sync), while the metric kept it
-        whole as synced and the dashboard's "Not synced by kind" showed nothing for it."""
+        the `synced` rows of a kind whose last cycle did not succeed (model.cycle_succeeded: its listing failed, or
+        was stopped before its end by a shutdown or a write the fence refused) are `unknown`. Those rows are what an
+        older cycle verified; `plan` calls such a kind unknown and the report's "last verified" is that older cycle,
+        while the metric kept it whole as synced (a SIGTERM mid-listing, first; a failed listing until 22a9b03)."""
         counts = self.status_counts()
         for kind, cycle in self.last_cycles().items():
             statuses = counts.get(kind, {})
-            if cycle["outcome"] == "listing_failed" and "synced" in statuses:
+            if not cycle_succeeded(cycle["outcome"]) and "synced" in statuses:
                 statuses["unknown"] = statuses.pop("synced")
         return counts
 
