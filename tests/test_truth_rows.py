@@ -20,7 +20,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import Pair, run_cli
+from conftest import Pair, killed_before_the_record, run_cli
 from databricks.sdk.service import jobs
 from prometheus_client import REGISTRY
 from test_cutover import ENVIRONMENTS, READY, TASKS, _cron
@@ -87,6 +87,49 @@ def test_a_cycle_stopped_before_its_listing_ended_leaves_its_rows_unknown_in_sta
     pair.sync(only=JOBS)  # a cycle that lists the kind whole vouches for its rows again
     assert _status(pair, monkeypatch, capsys) == {"synced": 3}
     assert _gauges(pair) == {"synced": 3}
+
+
+# -- 2. source objects without a row --------------------------------------------------------------------------
+def test_source_objects_without_a_row_are_pending_in_status_and_the_metric_as_validate_says(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two new source jobs; the sync writes them and is killed before it records them. `validate` lists the source
+    and says 2 pending; `status` listed no jobs at all and dbsync_resources had no series above 0 for the kind, so
+    the dashboard showed it whole. The count of source objects without a row, as of the last listing, is `pending`
+    there too, until a cycle gives them rows."""
+    _job(pair, "first")
+    _job(pair, "second")
+    killed_before_the_record(pair, JOBS, monkeypatch)
+    code, out, err = run_cli(pair, monkeypatch, capsys, "validate", "--kinds", "jobs", "--format", "json")
+    assert code == 1, err
+    assert next(k for k in json.loads(out)["kinds"] if k["kind"] == "jobs")["pending"] == 2
+
+    assert _status(pair, monkeypatch, capsys) == {"pending": 2}
+    assert _gauges(pair) == {"pending": 2}
+
+    pair.sync(only=JOBS)
+    assert _status(pair, monkeypatch, capsys) == {"synced": 2}
+    assert _gauges(pair) == {"synced": 2}
+
+
+def test_a_new_source_object_validate_saw_stops_being_pending_once_a_cycle_records_it(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job added on the source after the last sync is pending in `validate`, then in `status`; a cycle stopped
+    after writing it records its row: it is counted once (its row), never twice (its row and the count of rows
+    missing as of validate's listing)."""
+    _job(pair, "old")
+    pair.sync(only=JOBS)
+    _job(pair, "new")
+    code, _, err = run_cli(pair, monkeypatch, capsys, "validate", "--kinds", "jobs", "--format", "json")
+    assert code == 1, err
+    assert _status(pair, monkeypatch, capsys) == {"synced": 1, "pending": 1}
+
+    stop = threading.Event()
+    (report,) = Engine(pair.context(), stop=stop, progress=lambda _: stop.set()).cycle(JOBS)
+    assert report.created == 1
+    counts = _status(pair, monkeypatch, capsys)
+    assert sum(counts.values()) == 2 and counts.get("pending", 0) == 0
 
 
 # -- 3. late jobs written by the cutover: the handed-over daemon's gauges ------------------------------------

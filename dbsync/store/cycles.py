@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dbsync.model import SUCCESSFUL_OUTCOMES, cycle_succeeded
+from dbsync.model import SUCCESSFUL_OUTCOMES
 from dbsync.store.schema import CYCLE_RETENTION_SECONDS, EVENT_RETENTION
 
 # The outcomes of a successful cycle (model.cycle_succeeded), as SQL.
@@ -21,7 +21,6 @@ class Cycles:
         def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
         def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
         def _transaction(self) -> Any: ...
-        def status_counts(self) -> dict[str, dict[str, int]]: ...
 
         db: Any
 
@@ -77,19 +76,6 @@ class Cycles:
             "outcome",
         )
         return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
-
-    def verified_counts(self) -> dict[str, dict[str, int]]:
-        """{kind: {status: count}} as `status` and dbsync_resources say it (model.COUNTED): the store's statuses, but
-        the `synced` rows of a kind whose last cycle did not succeed (model.cycle_succeeded: its listing failed, or
-        was stopped before its end by a shutdown or a write the fence refused) are `unknown`. Those rows are what an
-        older cycle verified; `plan` calls such a kind unknown and the report's "last verified" is that older cycle,
-        while the metric kept it whole as synced (a SIGTERM mid-listing, first; a failed listing until 22a9b03)."""
-        counts = self.status_counts()
-        for kind, cycle in self.last_cycles().items():
-            statuses = counts.get(kind, {})
-            if not cycle_succeeded(cycle["outcome"]) and "synced" in statuses:
-                statuses["unknown"] = statuses.pop("synced")
-        return counts
 
     def last_success(self, kind: str) -> float | None:
         """When the kind's last successful cycle (model.cycle_succeeded) ended: what the running daemon exports as
