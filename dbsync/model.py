@@ -24,8 +24,9 @@ IN_SYNC = "synced"
 AHEAD, AGAIN, OVERDUE = "ahead", "again", "overdue"  # Resource.out_of_turn
 NAMED_TURNS = (AHEAD, AGAIN)  # out of turn because an audit-log hint named it: read on threads of their own
 STATUSES = ("synced", "partial", "skipped", "pending", "blocked", "error", "drifted")
-# What `status` and dbsync_resources count in (Store.verified_counts): the store's statuses, and `unknown` for what a
-# kind whose last cycle's listing failed has as synced, the word validate and the report page give that kind.
+# What `status` and dbsync_resources count in (Store.verified_counts): the store's statuses, `unknown` for what a
+# kind whose last cycle did not succeed (its listing failed or was stopped) has as synced, the word `plan` gives that
+# kind, and `pending` also for the source objects without a row as of the last listing, as validate counts them.
 COUNTED = (*STATUSES, "unknown")
 # How a kind's cycle ended (KindReport.outcome, the cycles table): ok, `errors` (stored for an ok cycle with failed
 # changes), update_guard / delete_guard (changes held), listing_failed, interrupted (stopped before its listing

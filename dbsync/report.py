@@ -169,6 +169,7 @@ def validate_kind(
     if kind.declaration.report_only:
         return _report_only(ctx, kind, actions if actions is not None else manual_actions(ctx, kind))
     result = KindValidation(kind.name)
+    read_at = time.time()  # the rows a cycle records from here on are not among the `new` counted below
     priors = {p.key: p for p in ctx.store.priors(kind.name, payloads=False)}
     copies: dict[str, list[str]] = {}
     try:
@@ -192,7 +193,7 @@ def validate_kind(
             pending_known.append(prior)
         _tally(result, state, key)
     _pending_deletes(ctx, kind, priors, set(keys), result)
-    _start_lag_clock(ctx, kind.name, pending_known, new)
+    _start_lag_clock(ctx, kind.name, pending_known, new, read_at)
     extra = sorted(target_keys - mapped_targets - kind.declaration.builtin_target_keys)
     result.extra_count = len(extra)
     result.extra = extra[:SAMPLE]
@@ -316,12 +317,13 @@ def _live_fingerprint(ctx: SyncContext, kind: Kind, stub: Resource) -> tuple[str
         return stub.key, None
 
 
-def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: int) -> None:
-    """Pending changes start the lag clock when first seen (here, before a cycle of their kind reaches them)."""
+def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: int, read_at: float) -> None:
+    """Pending changes start the lag clock when first seen (here, before a cycle of their kind reaches them); the
+    new objects' count (no row yet, the store read at `read_at`) is `pending` in `status` and dbsync_resources."""
     try:
         for prior in pending:
             ctx.store.record_pending_seen(kind, prior.key, prior.version_hint, prior.fingerprint)
-        ctx.store.record_pending_new(kind, new)
+        ctx.store.record_pending_new(kind, new, read_at)
     except StoreError:
         pass  # a store another process holds: the lag is then measured from the cycle that sees it
 

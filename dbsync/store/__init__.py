@@ -32,6 +32,7 @@ from dbsync.model import (
 )
 from dbsync.roles import StoreRole
 from dbsync.store.actors import Actors
+from dbsync.store.counts import Counts
 from dbsync.store.cycles import Cycles
 from dbsync.store.meta import AddedAhead, _keeping_added, _meta_json
 from dbsync.store.schema import (
@@ -84,7 +85,7 @@ _APPLIED = {
 }
 
 
-class Store(Visits, Cycles, Actors, AddedAhead):
+class Store(Visits, Cycles, Counts, Actors, AddedAhead):
     """The SQLite state of one source → target pair."""
 
     def __init__(self, path: str | Path) -> None:
@@ -454,17 +455,6 @@ class Store(Visits, Cycles, Actors, AddedAhead):
                 "WHERE kind = ? AND source_key = ? AND status IN ('partial', 'skipped')",
                 [time.time(), kind, key],
             )
-
-    def record_pending_new(self, kind: str, count: int) -> None:
-        """Objects on the source never replicated (no row yet): when they were first seen starts the lag clock."""
-        name = f"pending_new_since:{kind}"
-        if (self.get_meta(name) is None) == (count == 0):
-            return  # nothing to start or to stop: no write
-        with self._transaction():
-            if count == 0:
-                self.db.execute("DELETE FROM meta WHERE key = ?", [name])
-            else:
-                self._set_meta(name, repr(time.time()))
 
     def record_deleted(self, kind: str, key: str) -> None:
         with self._transaction():

@@ -21,7 +21,6 @@ class Cycles:
         def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
         def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
         def _transaction(self) -> Any: ...
-        def status_counts(self) -> dict[str, dict[str, int]]: ...
 
         db: Any
 
@@ -77,18 +76,6 @@ class Cycles:
             "outcome",
         )
         return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
-
-    def verified_counts(self) -> dict[str, dict[str, int]]:
-        """{kind: {status: count}} as `status` and dbsync_resources say it (model.COUNTED): the store's statuses, but
-        the `synced` rows of a kind whose last cycle's listing failed are `unknown`. Those rows are what an older cycle
-        verified; validate and the report page call such a kind unknown (never in sync), while the metric kept it
-        whole as synced and the dashboard's "Not synced by kind" showed nothing for it."""
-        counts = self.status_counts()
-        for kind, cycle in self.last_cycles().items():
-            statuses = counts.get(kind, {})
-            if cycle["outcome"] == "listing_failed" and "synced" in statuses:
-                statuses["unknown"] = statuses.pop("synced")
-        return counts
 
     def last_success(self, kind: str) -> float | None:
         """When the kind's last successful cycle (model.cycle_succeeded) ended: what the running daemon exports as

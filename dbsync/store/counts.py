@@ -1,0 +1,78 @@
+"""What `status` and dbsync_resources count (part of Store): the store's rows, in the words `validate` uses."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from dbsync.model import cycle_succeeded
+
+_NEW = "pending_new:"  # meta key prefix: {"count", "listed_at"} of a kind's source objects without a row
+_NEW_SINCE = "pending_new_since:"  # meta key prefix: when such objects were first seen (the lag clock)
+
+
+class Counts:
+    """Store methods behind `dbsync status` and dbsync_resources (model.COUNTED)."""
+
+    if TYPE_CHECKING:
+
+        def _row(self, sql: str, params: list[Any] | None = None) -> tuple | None: ...
+        def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
+        def _transaction(self) -> Any: ...
+        def _set_meta(self, key: str, value: str) -> None: ...
+        def get_meta(self, key: str) -> str | None: ...
+        def status_counts(self) -> dict[str, dict[str, int]]: ...
+        def last_cycles(self) -> dict[str, dict[str, Any]]: ...
+
+        db: Any
+
+    def verified_counts(self) -> dict[str, dict[str, int]]:
+        """{kind: {status: count}} as `status` and dbsync_resources say it (model.COUNTED): the store's statuses, but
+
+        - the `synced` rows of a kind whose last cycle did not succeed (model.cycle_succeeded: its listing failed,
+          or was stopped before its end by a shutdown or a write the fence refused) are `unknown`. Those rows are
+          what an older cycle verified; `plan` calls such a kind unknown and the report's "last verified" is that
+          older cycle, while the metric kept it whole as synced (a SIGTERM mid-listing, first; a failed listing
+          until the audit of 22a9b03);
+        - the source objects without a row as of the last listing (`record_pending_new`: new ones no cycle reached
+          yet, or written by a process killed before it recorded them) are `pending`, as `validate` counts them:
+          they had no row, so `status` and the metric did not count them at all."""
+        counts = self.status_counts()
+        for kind, cycle in self.last_cycles().items():
+            statuses = counts.get(kind, {})
+            if not cycle_succeeded(cycle["outcome"]) and "synced" in statuses:
+                statuses["unknown"] = statuses.pop("synced")
+        for kind, new in self.pending_new().items():
+            statuses = counts.setdefault(kind, {})
+            statuses["pending"] = statuses.get("pending", 0) + new
+        return counts
+
+    def pending_new(self) -> dict[str, int]:
+        """{kind: source objects without a row} as the last listing that counted them said, less the rows recorded
+        since that listing read the store (a cycle reached some of them: each is counted once, by its row)."""
+        out: dict[str, int] = {}
+        for key, value in self._rows("SELECT key, value FROM meta WHERE key LIKE ?", [_NEW + "%"]):
+            kind, counted = key[len(_NEW) :], json.loads(value)
+            row = self._row(
+                "SELECT COUNT(*) FROM resources WHERE kind = ? AND first_seen_at >= ?", [kind, counted["listed_at"]]
+            )
+            left = counted["count"] - (row[0] if row else 0)
+            if left > 0:
+                out[kind] = left
+        return out
+
+    def record_pending_new(self, kind: str, count: int, listed_at: float | None = None) -> None:
+        """Objects on the source never replicated (no row yet), as a listing that read the store at `listed_at`
+        counted them: when they were first seen starts the lag clock, and how many is `pending` in verified_counts.
+        A cycle that lists the kind whole records its objects and says 0."""
+        since, counted = _NEW_SINCE + kind, _NEW + kind
+        if count == 0 and self.get_meta(since) is None and self.get_meta(counted) is None:
+            return  # nothing to stop: no write
+        with self._transaction():
+            if count == 0:
+                self.db.execute("DELETE FROM meta WHERE key IN (?, ?)", [since, counted])
+                return
+            now = time.time()
+            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [since, repr(now)])
+            self._set_meta(counted, json.dumps({"count": count, "listed_at": listed_at or now}))
