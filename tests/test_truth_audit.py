@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from test_cutover import ENVIRONMENTS, READY, TASKS, _cron
 from test_cutover_late_jobs import _after_validation
 from test_restore import _good_then_bad
 from test_serve import Served
+from test_truth_surfaces import _sample
 
 from dbsync.cutover import Runbook, open_cutover_context
 from dbsync.engine import update_gauges
@@ -84,15 +84,6 @@ def test_a_source_delete_a_pin_keeps_from_the_target_is_pending_on_every_surface
 
 # -- (d) a listing that fails half-way in the daemon: unknown, never synced ------------------------------------
 TREE = ["directories", "notebooks", "files"]
-
-
-def _sample(page: str, name: str, **labels: str) -> float | None:
-    """One series' value on a /metrics page, None when it is not there."""
-    for line in page.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) == labels:
-            return float(match.group(2))
-    return None
 
 
 def _after_failed_tree_cycle(server: Served) -> str:
