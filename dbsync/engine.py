@@ -535,8 +535,8 @@ class Engine:
         metrics.CYCLE_DURATION.labels(kind.name).observe(report.seconds)
         if cycle_succeeded(outcome):
             metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
-        if report.outcome == "ok":
-            # Every source object was applied or recorded: new ones validation saw waiting have rows now.
+        if report.outcome == "ok" and revisit.read_every_object(self.ctx, kind):
+            # Every source object was read, and applied or recorded: new ones validation saw waiting have rows now.
             self.ctx.store.record_pending_new(kind.name, 0)
         update_gauges(self.ctx.store, [kind.name])
         revisit.record_freshness(self.ctx, kind, report.outcome == "ok", report.not_due, report.started_at)

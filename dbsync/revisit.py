@@ -123,6 +123,18 @@ def visited(ctx: SyncContext, kind: Kind, reads: list[tuple[Resource, bool]]) ->
         ctx.store.record_visits(kind.name, read, time.time(), cycle, staleness)
 
 
+def read_every_object(ctx: SyncContext, kind: Kind) -> bool:
+    """Whether this run's cycle of the kind read every source object: its listing ended (not failed, stopped, or
+    cut at its time slice: `ctx.listed`) and took no part as last seen (the tree listed by need). Only then have
+    the source objects a listing counted without a row (`Store.record_pending_new`) each a row now, or are gone.
+
+    A cycle ending `ok` cleared that count before: one that listed only the due directories, or a sweep cut at its
+    slice, hid the new objects it had not reached from `status` and dbsync_resources (and restarted their lag
+    clock) while `validate` still called them pending.
+    """
+    return kind.name in ctx.listed and kind.watcher.listed_since(ctx) is None
+
+
 def record_freshness(ctx: SyncContext, kind: Kind, complete: bool, not_due: int, started_at: float) -> None:
     """dbsync_staleness_seconds and its target; a complete cycle that skipped nothing verified the whole kind.
 
