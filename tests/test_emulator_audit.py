@@ -70,7 +70,10 @@ def test_writes_are_recorded_with_the_services_action_names_and_ids(emulator: Em
     w.permissions.set(
         "jobs",
         str(job_id),
-        access_control_list=_grant("users", iam.PermissionLevel.CAN_VIEW),
+        access_control_list=[
+            iam.AccessControlRequest(user_name="admin@example.com", permission_level=iam.PermissionLevel.IS_OWNER),
+            *_grant("users", iam.PermissionLevel.CAN_VIEW),
+        ],
     )
     w.permissions.set(
         "notebooks",

@@ -100,11 +100,12 @@ def test_create_with_an_unknown_principal_creates_nothing(w: WorkspaceClient) ->
     assert list(w.jobs.list()) == []
 
 
-def test_put_replaces_direct_entries_and_keeps_the_owner(w: WorkspaceClient, principals: str) -> None:
+def test_put_replaces_direct_entries_with_the_owner_it_names(w: WorkspaceClient, principals: str) -> None:
     job_id = _job(w)
     w.jobs.set_permissions(
         job_id,
         access_control_list=[
+            jobs.JobAccessControlRequest(user_name=ADMIN, permission_level=jobs.JobPermissionLevel.IS_OWNER),
             jobs.JobAccessControlRequest(user_name=ANA, permission_level=jobs.JobPermissionLevel.CAN_VIEW),
         ],
     )
@@ -112,6 +113,7 @@ def test_put_replaces_direct_entries_and_keeps_the_owner(w: WorkspaceClient, pri
     replaced = w.jobs.set_permissions(
         job_id,
         access_control_list=[
+            jobs.JobAccessControlRequest(user_name=ANA, permission_level=jobs.JobPermissionLevel.IS_OWNER),
             jobs.JobAccessControlRequest(group_name=GROUP, permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN),
             jobs.JobAccessControlRequest(
                 service_principal_name=principals, permission_level=jobs.JobPermissionLevel.CAN_MANAGE
@@ -120,11 +122,54 @@ def test_put_replaces_direct_entries_and_keeps_the_owner(w: WorkspaceClient, pri
     )
 
     assert _acl(replaced) == {
-        ADMIN: {("IS_OWNER", False)},
+        ANA: {("IS_OWNER", False)},
         GROUP: {("CAN_MANAGE_RUN", False)},
         principals: {("CAN_MANAGE", False)},
         "admins": {("CAN_MANAGE", True)},
     }
+
+
+def test_a_put_that_names_no_owner_is_refused_and_changes_nothing(w: WorkspaceClient, principals: str) -> None:
+    """The service does not keep the current owner of a job when a PUT names none: it answers 400 "The job must
+    have exactly one owner." (terraform-provider-databricks#303, databricks/cli#5682; the terraform provider adds
+    the caller as IS_OWNER to every job or pipeline PUT that names none for that reason)."""
+    job_id = _job(w)
+    before = _acl(w.permissions.get("jobs", job_id))
+
+    with pytest.raises(InvalidParameterValue, match="The job must have exactly one owner"):
+        w.permissions.set(
+            "jobs", job_id, access_control_list=[_grant(user_name=ANA, permission_level=iam.PermissionLevel.CAN_VIEW)]
+        )
+
+    assert (
+        _acl(w.permissions.get("jobs", job_id))
+        == before
+        == {
+            ADMIN: {("IS_OWNER", False)},
+            "admins": {("CAN_MANAGE", True)},
+        }
+    )
+
+
+def test_the_creator_gets_a_direct_manage_entry_on_what_it_creates(w: WorkspaceClient) -> None:
+    """ "Users automatically have the CAN MANAGE permission for objects that they create"
+    (docs.databricks.com/security/access-control.html), and the entry is a direct one: a PUT that does not repeat
+    it takes it away, which is why the terraform provider adds the caller's CAN_MANAGE to every PUT on clusters,
+    pools, warehouses, queries, registered models and serving endpoints (terraform-provider-databricks#1139,
+    #1504, #2165; permissions/update/customizers.go AddCurrentUserAsManage). Jobs get IS_OWNER (above)."""
+    cluster_id = w.clusters.create(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1).cluster_id
+    pool_id = w.instance_pools.create(instance_pool_name="pool", node_type_id="i3.xlarge").instance_pool_id
+    w.workspace.mkdirs("/Shared/team")
+    folder_id = w.workspace.get_status("/Shared/team").object_id
+    experiment_id = w.experiments.create_experiment(name="/Shared/team/exp").experiment_id
+
+    for object_type, object_id in (
+        ("clusters", cluster_id),
+        ("instance-pools", pool_id),
+        ("directories", str(folder_id)),
+        ("experiments", experiment_id),
+    ):
+        assert _acl(w.permissions.get(object_type, str(object_id)))[ADMIN] >= {("CAN_MANAGE", False)}, object_type
 
 
 def test_patch_adds_and_changes_entries(w: WorkspaceClient, principals: str) -> None:

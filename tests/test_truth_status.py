@@ -1,10 +1,11 @@
 """What dbsync says is what the standby holds: partial objects, pending changes and one set of counts.
 
 Every surface is driven as a user would: the `dbsync` commands (in-process, `main([...])`) against two
-emulated workspaces over HTTP, and the databricks-sdk to look at the target. The Permissions API keeps the
-current owner when a PUT names none and refuses an unknown principal with
-`Principal: UserName(x) does not exist` (docs.databricks.com/api/workspace/permissions/set), which is how
-an owner ends up "kept as" the admin on a standby whose IdP has not provisioned the user yet.
+emulated workspaces over HTTP, and the databricks-sdk to look at the target. The Permissions API refuses an
+unknown principal with `Principal: UserName(x) does not exist` (docs.databricks.com/api/workspace/permissions/set)
+and a job's PUT that names no owner with "The job must have exactly one owner." (terraform-provider-databricks#303,
+databricks/cli#5682), so dbsync names the target's current owner instead: that is how an owner ends up "kept as"
+the admin on a standby whose IdP has not provisioned the user yet.
 """
 
 from __future__ import annotations

@@ -31,8 +31,11 @@ def _job_with_acl(pair: Pair, level: iam.PermissionLevel = iam.PermissionLevel.C
 
 
 def _grant(pair: Pair, job_id: str, level: iam.PermissionLevel) -> None:
-    acl = [iam.AccessControlRequest(group_name="users", permission_level=level)]
-    pair.src.permissions.set("jobs", job_id, access_control_list=acl)
+    acl = [
+        iam.AccessControlRequest(user_name="admin@example.com", permission_level=iam.PermissionLevel.IS_OWNER),
+        iam.AccessControlRequest(group_name="users", permission_level=level),
+    ]
+    pair.src.permissions.set("jobs", job_id, access_control_list=acl)  # a job's PUT names its owner
 
 
 def test_an_acl_the_source_cannot_give_is_unknown_not_in_sync_and_the_kind_is_not_100_percent(pair: Pair) -> None:

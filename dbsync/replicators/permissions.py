@@ -55,15 +55,17 @@ class PermissionsReplicator(Replicator):
             return self._shared(ctx, change, acl_type, object_id)
         skipped: list[str] = []
         waiting: list[str] = []
+        lost_owner = _owner(payload["access_control_list"])
 
         def put(entries: list[dict[str, Any]]) -> ObjectPermissions:
+            if lost_owner and not _owner(entries):
+                entries = [*entries, *_current_owner(ctx, acl_type, object_id)]
             return ctx.target.client.permissions.set(acl_type, object_id, access_control_list=_requests(entries))
 
         result = _skipping_missing(ctx, put, list(payload["access_control_list"]), skipped, waiting)
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
-        lost_owner = _owner(payload["access_control_list"])
         if lost_owner and lost_owner in skipped:
-            # The service keeps the current owner when the request names none: say who that is.
+            # The PUT named the target's current owner instead (_current_owner): say who that is.
             kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
             note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
         return Applied(change.key, note=note, waiting_on=waiting)
@@ -160,6 +162,16 @@ def _adopted(ctx: SyncContext, resource: Resource) -> bool:
     if target_key in declared.declaration.builtin_target_keys:
         return True
     return declared.replicator.unrecorded_origin != "created"
+
+
+def _current_owner(ctx: SyncContext, acl_type: str, object_id: str) -> list[dict[str, Any]]:
+    """The target object's IS_OWNER entry, as a request entry (none when it has no owner): what a PUT names when
+    the source's owner does not exist on the target. The service refuses a PUT that names no owner on a job or
+    pipeline ("The job must have exactly one owner.", 400) instead of keeping the current one, so the first sync
+    of a job whose owner the target's IdP has not provisioned yet failed against a real workspace."""
+    return [
+        _request(e) for e in sorted(_direct(ctx.target.client.permissions.get(acl_type, object_id))) if e[2] == OWNER
+    ]
 
 
 def _skipping_missing(

@@ -247,13 +247,26 @@ def get_permissions(ws: Workspace, req: Request) -> dict:
     return object_permissions(ws, otype.request_type, object_id)
 
 
+# The service refuses a PUT that names no IS_OWNER on a job or pipeline with 400 "The job must have exactly one
+# owner." instead of keeping the current owner: terraform-provider-databricks#303 (a destroy that PUT only the
+# admins' entries), databricks/cli#5682 (the bundle direct engine's ownerless PUT; cli#5821, verified against AWS).
+# It is why the terraform provider adds the caller as IS_OWNER to every such PUT that names none
+# (permissions/resource_permissions.go: "add owner if it's missing"). Warehouses are left out: the same provider
+# retries a warehouse PUT without the owner when the service answers "with no existing owner must provide a new
+# owner", so what an ownerless warehouse PUT does is not clear from the public record.
+_PUT_NAMES_THE_OWNER = frozenset({"jobs", "pipelines"})
+
+
 @routes.put("/api/2.0/permissions/{type:path}/{id}")
 def set_permissions(ws: Workspace, req: Request) -> dict:
-    """Replace all direct entries; an owned type keeps its owner when the request names none."""
+    """Replace all direct entries; a job's or pipeline's request must name the owner, a warehouse keeps its owner
+    when the request names none."""
     otype, object_id = _lookup(ws, req)
     entries = parse_entries(ws, otype, req.json)
     _check_owner(otype, entries)
     if otype.owner_level and not any(e["level"] == otype.owner_level for e in entries):
+        if otype.request_type in _PUT_NAMES_THE_OWNER:
+            raise invalid(f"The {otype.object_type.removesuffix('s')} must have exactly one owner.")
         owner = next(
             (e for e in direct_acl(ws, otype.request_type, object_id) if e["level"] == otype.owner_level),
             None,
