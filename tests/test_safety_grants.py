@@ -413,6 +413,63 @@ def test_an_adopted_warehouse_keeps_its_owner_and_the_dr_teams_entries(pair: Pai
     assert ("analysts", "CAN_USE") in direct  # the source's entry is added
 
 
+def _direct_pipeline_acl(w, pipeline_id: str) -> set[tuple[str, str]]:
+    acl = w.permissions.get("pipelines", pipeline_id).access_control_list or []
+    return {
+        (e.group_name or e.user_name, p.permission_level.value)
+        for e in acl
+        for p in e.all_permissions or []
+        if not p.inherited
+    }
+
+
+def test_an_adopted_pipelines_owner_is_never_removed_though_dbsync_gave_it_its_first_entry(pair: Pair) -> None:
+    """A pipeline found by name on the standby is the DR team's. dbsync added carol (the source's CAN_MANAGE); the
+    DR team then made carol the owner there. When the source dropped carol, dbsync removed its entry by a PUT of
+    the rest, which names no owner: the service refuses that ("The job must have exactly one owner."), at every
+    cycle. The owner of an object dbsync did not create is the DR team's: it stays, and the cycle has no error."""
+    from databricks.sdk.service import pipelines as dlt
+
+    src, dst = pair.src, pair.dst
+    for w in (src, dst):
+        for user in ("alice", "bob", "carol", "dave"):
+            w.users.create(user_name=f"{user}@example.com")
+    library = [dlt.PipelineLibrary(notebook=dlt.NotebookLibrary(path="/x"))]
+    ids = {w: w.pipelines.create(name="ingest", libraries=library).pipeline_id for w in (src, dst)}
+
+    def acl(w, entries: list[tuple[str, str]]) -> None:
+        requests = [
+            iam.AccessControlRequest(user_name=f"{u}@example.com", permission_level=iam.PermissionLevel(p))
+            for u, p in entries
+        ]
+        w.permissions.set("pipelines", ids[w], access_control_list=requests)
+
+    acl(src, [("alice", "IS_OWNER"), ("carol", "CAN_MANAGE")])
+    acl(dst, [("bob", "IS_OWNER")])
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=["pipelines", "permissions"])["permissions"].errors == 0
+        assert ("carol@example.com", "CAN_MANAGE") in _direct_pipeline_acl(dst, ids[dst])  # added: dbsync's
+
+        acl(dst, [("carol", "IS_OWNER"), ("bob", "CAN_MANAGE")])  # the DR team hands the pipeline to carol
+        acl(src, [("alice", "IS_OWNER")])  # the source drops carol
+        clock.tick(HOUR)  # object ACLs are read by need: this one is due again within max_staleness
+        assert pair.sync(only=["pipelines", "permissions"])["permissions"].errors == 0
+        mine = {("carol@example.com", "IS_OWNER"), ("bob@example.com", "CAN_MANAGE")}
+        assert _direct_pipeline_acl(dst, ids[dst]) == mine
+
+        # Carol became the DR team's when they made her the owner: handed back, her entry is theirs to keep.
+        acl(dst, [("bob", "IS_OWNER"), ("carol", "CAN_MANAGE")])
+        acl(src, [("alice", "IS_OWNER"), ("dave", "CAN_VIEW")])  # a source change: the ACL is applied again
+        clock.tick(HOUR)
+        assert pair.sync(only=["pipelines", "permissions"])["permissions"].errors == 0
+
+    assert _direct_pipeline_acl(dst, ids[dst]) == {
+        ("bob@example.com", "IS_OWNER"),
+        ("carol@example.com", "CAN_MANAGE"),
+        ("dave@example.com", "CAN_VIEW"),
+    }
+
+
 def test_a_folder_the_dr_team_made_at_a_replicated_path_keeps_its_acl_entries(pair: Pair) -> None:
     """/Team/finance made on the standby by hand, with the DR team's own entry, before the source's namesake was
     replicated: a folder's mkdirs cannot tell it was there, and taken for dbsync's own its ACL was PUT whole, the

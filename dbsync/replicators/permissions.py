@@ -96,7 +96,10 @@ class PermissionsReplicator(Replicator):
                 return permissions.update(acl_type, object_id, access_control_list=_requests(entries))
 
             now = _direct(_skipping_missing(ctx, patch, [_request(e) for e in sorted(add)], skipped, waiting))
-        if remove := (_principals(now) - _principals(wanted)) & ours:
+        # The target's owner stays whoever it is, even one dbsync gave its first entry: the object is the DR team's,
+        # and the service refuses a PUT that names no owner ("The job must have exactly one owner.").
+        owners = {e[:2] for e in now if e[2] == OWNER}
+        if remove := ((_principals(now) - _principals(wanted)) & ours) - owners:
             rest = [_request(e) for e in sorted(now) if e[:2] not in remove]
             now = _direct(permissions.set(acl_type, object_id, access_control_list=_requests(rest)))
         notes = []
@@ -107,7 +110,7 @@ class PermissionsReplicator(Replicator):
         if skipped:
             notes.append(f"skipped principals missing on the target: {', '.join(skipped)}")
         given = _principals(add) - _principals(before)  # entries put where the principal had none
-        meta = added_meta((ours | given) & _principals(now))
+        meta = added_meta(((ours | given) & _principals(now)) - owners)  # an owner the DR team chose is theirs now
         return Applied(change.key, note="; ".join(notes) or None, waiting_on=waiting, meta=meta)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
