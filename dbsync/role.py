@@ -115,6 +115,17 @@ def marker_refusal(marker: dict[str, Any] | None, source_id: str, target_id: str
     return f"{where} has an unreadable role marker: check it, delete it if the workspace is a standby, run again"
 
 
+def promotion_refusal(marker: dict[str, Any] | None, source_id: str, target_id: str) -> str | None:
+    """Why the cutover of source_id → target_id must not write to a target with this marker (None: it may): the
+    marker must say the target is being promoted for this pair (the cutover's own writes: cutover/late_jobs.py)."""
+    marker = marker or {}
+    own = str(marker.get("workspace_id") or "")
+    peer = str(marker.get("peer_workspace_id") or "")
+    if marker.get("role") == PROMOTING and peer == source_id and own in ("", target_id):
+        return None
+    return f"the target's {MARKER_PATH} says {marker.get('role')!r}, not promoting by this cutover"
+
+
 def check_marker(target: Any, source_id: str, target_id: str) -> dict[str, Any] | None:
     """At open: refuse (RoleRefused, one line) a target whose marker says it is not our standby."""
     marker = read_marker(target)
@@ -150,7 +161,10 @@ def monotonic() -> float:
 
 
 class WriteFence:
-    """Before each target write: may this process still write? Fed by the store and the target's marker."""
+    """Before each target write: may this process still write? Fed by the store and the target's marker.
+
+    `writes_as`: the store's role this process writes in (a replication: standby; a cutover's own replication of
+    late jobs: cutover-in-progress, with a marker check that wants the target promoting)."""
 
     def __init__(
         self,
@@ -158,11 +172,13 @@ class WriteFence:
         marker_check: Callable[[], str | None] | None = None,
         first_write: Callable[[], None] | None = None,
         clock: Callable[[], float] = monotonic,
+        writes_as: str = StoreRole.STANDBY,
     ) -> None:
         self.store_flags = store_flags
         self.marker_check = marker_check
         self.first_write = first_write
         self.clock = clock
+        self.writes_as = writes_as
         self._marker: tuple[float, str | None] | None = None
         self._lock = threading.Lock()
         self._own = threading.local()  # set while the fence writes the markers itself
@@ -174,7 +190,7 @@ class WriteFence:
         role, requested = self.store_flags()
         if requested:
             return "a cutover asked this process to hand over the store: no more writes to the target"
-        if role != StoreRole.STANDBY:
+        if role != self.writes_as:
             return f"the store's role is {role}: no more writes to the target"
         refusal = self._marker_refusal()
         if refusal is None and self.first_write is not None:

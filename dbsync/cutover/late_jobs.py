@@ -23,7 +23,6 @@ cutover-in-progress and the target's marker says it is being promoted for this p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from dbsync.errors import Blocked, DbsyncError
 from dbsync.mapping import acl_waiting_ref
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
 from dbsync.registry import Kind, kind
-from dbsync.role import MARKER_PATH, MARKER_TTL_SECONDS, PROMOTING, read_marker
+from dbsync.role import WriteFence, promotion_refusal, read_marker
 from dbsync.roles import StoreRole
 from dbsync.update_guard import keep_version
 
@@ -265,42 +264,24 @@ def failure_summary(failures: list[str]) -> str:
 
 @contextmanager
 def _promotion_fenced(book: Runbook) -> Iterator[None]:
-    """Every target write of the block refused unless this store's cutover still promotes the target."""
-    target = book.ctx.target
-    previous, target.fence = target.fence, _PromotionFence(book)
+    """Every target write of the block refused unless this store's cutover still promotes the target: the store's
+    role cutover-in-progress, the target's marker promoting for this pair (read again every MARKER_TTL_SECONDS)."""
+    store, target = book.store, book.ctx.target
+    source_id = store.get_meta("source_workspace_id") or ""
+    target_id = store.get_meta("target_workspace_id") or ""
+
+    def marker_check() -> str | None:
+        try:
+            return promotion_refusal(read_marker(target), source_id, target_id)
+        except DbsyncError as err:
+            return f"{one_line(err)}; nothing is written to a target whose role is unknown"
+
+    def store_flags() -> tuple[str, str | None]:
+        return store.writer_flags()[0], None  # the cutover holds the store: a handover is never asked of it
+
+    fence = WriteFence(store_flags, marker_check, writes_as=StoreRole.CUTOVER_IN_PROGRESS)
+    previous, target.fence = target.fence, fence
     try:
         yield
     finally:
         target.fence = previous
-
-
-class _PromotionFence:
-    """A write fence (dbsync/role.py) for the cutover's own replication: its store's role is cutover-in-progress
-    and the target's marker says promoting for this pair (read again every MARKER_TTL_SECONDS of writing)."""
-
-    def __init__(self, book: Runbook) -> None:
-        self.book = book
-        self.marker: tuple[float, str | None] | None = None
-
-    def refusal(self) -> str | None:
-        role, _ = self.book.store.writer_flags()
-        if role != StoreRole.CUTOVER_IN_PROGRESS:
-            return f"the store's role is {role}, not {StoreRole.CUTOVER_IN_PROGRESS}: no more writes to the target"
-        now = time.monotonic()
-        if self.marker is None or now - self.marker[0] >= MARKER_TTL_SECONDS:
-            self.marker = (now, self._marker_refusal())
-        return self.marker[1]
-
-    def _marker_refusal(self) -> str | None:
-        store, target = self.book.store, self.book.ctx.target
-        source_id = store.get_meta("source_workspace_id") or ""
-        target_id = store.get_meta("target_workspace_id") or ""
-        try:
-            marker = read_marker(target) or {}
-        except DbsyncError as err:
-            return f"{one_line(err)}; nothing is written to a target whose role is unknown"
-        own = str(marker.get("workspace_id") or "")
-        peer = str(marker.get("peer_workspace_id") or "")
-        if marker.get("role") == PROMOTING and peer == source_id and own in ("", target_id):
-            return None
-        return f"the target's {MARKER_PATH} says {marker.get('role')!r}, not promoting by this cutover"
