@@ -40,7 +40,7 @@ from dbsync.model import Applied, Delete, Resource, Upsert
 from dbsync.principals import INDEXES
 from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
-from dbsync.replicators.common import claim
+from dbsync.replicators.common import claim, edited
 from dbsync.watchers.identities import (
     ADMINS,
     listing_key,
@@ -291,12 +291,8 @@ class ScimReplicator(Replicator):
         ops = patch_operations(current, payload, followed, ours)
         if ops:
             adding_ahead(ctx, change, ours, wanted - have)  # recorded before the PATCH that adds them
-            try:
-                scim_patch(ctx, self.kind, found[0], ops)
-            except DatabricksError as err:
-                if is_gone(err):
-                    return None
-                raise
+            if not edited(lambda: scim_patch(ctx, self.kind, found[0], ops)):
+                return None
         return Updated((ours & have & wanted) | (wanted - have), held)
 
     def _create(self, ctx: SyncContext, change: Upsert, payload: dict[str, Any], name: str, ours: set[Any]) -> Applied:
