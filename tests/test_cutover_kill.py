@@ -1,10 +1,11 @@
 """`dbsync cutover` killed (kill -9) in steps 3 to 6 with a late job, then run again: the end state a user checks.
 
-Step 3 pauses the source's jobs, unpauses their copies and replicates the jobs created after the final sync, with
-their ACL; step 4 unpauses those. Each write is recorded before it is made, so a run again after a kill at any point
-must finish the same cutover: every source job paused, each job that ran on the source running on the target once
-(no second copy of a late job whose create reached the target before its record), the late job's copy owned by its
-source owner, and a rollback that puts both sides back.
+Step 3 pauses the source's jobs, unpauses their copies and replicates the jobs created or edited after the final
+sync, with their ACL; step 4 unpauses those. Each write is recorded before it is made, so a run again after a kill at
+any point must finish the same cutover: every source job paused, each job that ran on the source running on the
+target once (no second copy of a late job whose create reached the target before its record; an edited one on its
+new settings, not the old copy's step 3 unpaused first), the late job's copy owned by its source owner, and a
+rollback that puts both sides back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,15 @@ KILL_AFTER = (
     "PUT /api/2.0/permissions/{type:path}/{id}",  # step 3: its ACL written (its record, then the step's, to come)
     "POST /api/2.2/jobs/update",  # step 4 (step 3 did all its writes in the runs before): the late copy unpaused
 )
+# The same for a job edited after the final sync: step 3 has unpaused its old copy before it writes the new settings.
+# The first kill lands while the run reads the job's ACL on the source (held there): the new settings are on the
+# target and recorded, the new ACL is not written (a kill as the target answers lands anywhere before the next write).
+EDIT_WRITTEN, ACL_READ = "POST /api/2.2/jobs/reset", "/api/2.0/permissions/jobs/"
+KILL_AFTER_EDIT = (
+    "PUT /api/2.0/permissions/{type:path}/{id}",  # step 3: its new ACL written (its record, then the step's, to come)
+    "POST /api/2.2/jobs/update",  # step 4: its copy unpaused again, on its new settings
+)
+EDITED_CRON = "0 30 6 * * ?"
 CLI_IN_TEST_TIME = (
     "import sys; from dbsync.cutover import Runbook; Runbook.sleep = staticmethod(lambda seconds: None); "
     "from dbsync.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -59,10 +70,15 @@ def _owner(w: Any, name: str) -> str:
     return next(e.user_name for e in acl for p in e.all_permissions or [] if p.permission_level.value == "IS_OWNER")
 
 
-@pytest.fixture
-def late(pair: Pair) -> dict[str, dict[str, str]]:
-    """Three replicated source jobs (two unpaused), then a cutover killed right after validation while alice creates
-    `late` on the source: its final sync did not carry it. The source's pause states then, by job name."""
+def _owned_by_alice(w: Any, job_id: int) -> None:
+    """The job's ACL: alice owns it, as when she creates it, or is given it, in the UI."""
+    acl = [iam.AccessControlRequest(user_name="alice@example.com", permission_level=iam.PermissionLevel.IS_OWNER)]
+    w.permissions.set("jobs", str(job_id), access_control_list=acl)
+
+
+def _replicated_then_stopped_after_validation(pair: Pair, edit: Callable[[], None]) -> dict[str, dict[str, str]]:
+    """Three replicated source jobs (two unpaused), then a cutover killed right after validation while `edit` changes
+    the source: its final sync did not carry that. The source's pause states then, by job name."""
     pair.src.users.create(user_name="alice@example.com")
     for name, status in (("nightly", ON), ("hourly", ON), ("weekly", OFF)):
         pair.src.jobs.create(name=name, tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(status))
@@ -70,13 +86,7 @@ def late(pair: Pair) -> dict[str, dict[str, str]]:
 
     def killed_after_validation(event: str, name: str, detail: dict) -> None:
         if event == "step" and name == "validate" and detail["state"] == "done":
-            job_id = pair.src.jobs.create(
-                name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON)
-            ).job_id
-            acl = [
-                iam.AccessControlRequest(user_name="alice@example.com", permission_level=iam.PermissionLevel.IS_OWNER)
-            ]
-            pair.src.permissions.set("jobs", str(job_id), access_control_list=acl)
+            edit()
             raise KeyboardInterrupt
 
     ctx = open_cutover_context(pair.settings(**READY))
@@ -88,38 +98,98 @@ def late(pair: Pair) -> dict[str, dict[str, str]]:
     return _states(pair.src)
 
 
-def test_a_cutover_killed_in_steps_3_and_4_with_a_late_job_finishes_once_and_rolls_back(
-    pair: Pair, late: dict[str, dict[str, str]], tmp_path: Path
-) -> None:
+def _killed_at_each(pair: Pair, cwd: Path, endpoints: tuple[str, ...], settle: float = 0.0) -> list[str]:
+    """`dbsync cutover --yes` run once per endpoint and killed as the target answers its first request of it (the
+    write has reached the target), or `settle` seconds later (the run held at a known point meanwhile); the endpoints
+    a run was killed at (one that finished first is left out)."""
     pair.target.set_faults(latency_ms=30)  # the run's next target request waits while the kill lands
     killed = []
-    for endpoint in KILL_AFTER:
+    for endpoint in endpoints:
         pair.reset_stats()
-        proc = _cutover(pair, tmp_path, "--yes")
+        proc = _cutover(pair, cwd, "--yes")
         deadline = time.monotonic() + 30
         while endpoint_count(pair.target, endpoint) == 0 and proc.poll() is None:
             assert time.monotonic() < deadline, f"the cutover never sent {endpoint}"
             time.sleep(0.002)
+        time.sleep(settle)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             killed.append(endpoint)
         proc.communicate(timeout=30)
     pair.target.set_faults()
+    return killed
+
+
+def _finished(pair: Pair, cwd: Path, *args: str) -> None:
+    run = _cutover(pair, cwd, *args, "--yes")
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, out + err[-2000:]
+
+
+@pytest.fixture
+def late(pair: Pair) -> dict[str, dict[str, str]]:
+    """The source's pause states after a cutover stopped while alice created `late`, unpaused, on the source."""
+
+    def create_late_job() -> None:
+        job_id = pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON)).job_id
+        _owned_by_alice(pair.src, job_id)
+
+    return _replicated_then_stopped_after_validation(pair, create_late_job)
+
+
+@pytest.fixture
+def edited(pair: Pair) -> dict[str, dict[str, str]]:
+    """The source's pause states after a cutover stopped while `nightly` (unpaused, already copied) got a new
+    schedule and was given to alice on the source."""
+
+    def edit_nightly() -> None:
+        job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _owned_by_alice(pair.src, job_id)
+
+    return _replicated_then_stopped_after_validation(pair, edit_nightly)
+
+
+def test_a_cutover_killed_in_steps_3_and_4_with_a_late_job_finishes_once_and_rolls_back(
+    pair: Pair, late: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    killed = _killed_at_each(pair, tmp_path, KILL_AFTER)
     # A kill that lands late (a busy machine) can leave a later run nothing to be killed at: it then finishes.
     assert len(killed) >= 2, killed
 
-    final = _cutover(pair, tmp_path, "--yes")
-    out, err = final.communicate(timeout=60)
-    assert final.returncode == 0, out + err[-2000:]
-
+    _finished(pair, tmp_path)
     assert _running(_states(pair.src)) == set(), "every source job is paused"
     assert _running(_states(pair.dst)) == {"nightly", "hourly", "late"}
     names = sorted(j.settings.name for j in pair.dst.jobs.list())
     assert names == ["hourly", "late", "nightly", "weekly"], "each job has one copy"
     assert _owner(pair.dst, "late") == "alice@example.com"
 
-    rollback = _cutover(pair, tmp_path, "--rollback", "--yes")
-    out, err = rollback.communicate(timeout=60)
-    assert rollback.returncode == 0, out + err[-2000:]
+    _finished(pair, tmp_path, "--rollback")
     assert _states(pair.src) == late, "the source runs as before the cutover"
     assert _running(_states(pair.dst)) == set(), "the target is a paused standby again"
+
+
+def test_a_cutover_killed_in_steps_3_and_4_with_an_edited_late_job_runs_its_new_settings_and_rolls_back(
+    pair: Pair, edited: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    pair.source.set_faults(latency_ms=3000, path_prefix=ACL_READ)
+    killed = _killed_at_each(pair, tmp_path, (EDIT_WRITTEN,), settle=0.5)
+    pair.source.set_faults()
+    assert _owner(pair.dst, "nightly") != "alice@example.com", "the first run was killed before it wrote the ACL"
+    killed += _killed_at_each(pair, tmp_path, KILL_AFTER_EDIT)
+    _finished(pair, tmp_path)
+    assert _running(_states(pair.src)) == set(), "every source job is paused"
+    assert _running(_states(pair.dst)) == {"nightly", "hourly"}, "those that ran on the source, and only those"
+    names = sorted(j.settings.name for j in pair.dst.jobs.list())
+    assert names == ["hourly", "nightly", "weekly"], "each job has one copy"
+    copy = next(j for j in pair.dst.jobs.list() if j.settings.name == "nightly").settings
+    assert copy.schedule.quartz_cron_expression == EDITED_CRON, "the new primary runs the edited schedule"
+    assert _owner(pair.dst, "nightly") == "alice@example.com"
+
+    _finished(pair, tmp_path, "--rollback")
+    assert _states(pair.src) == edited, "the source runs as before the cutover"
+    assert _running(_states(pair.dst)) == set(), "the target is a paused standby again"
+    # Last: a step that never sends its write (the job's or its ACL's) lets the run finish, and what the user sees
+    # above says what is missing; a kill that lands late (a busy machine) can leave a later run nothing to kill.
+    assert len(killed) >= 2, killed

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from conftest import Pair
 from databricks.sdk.errors import NotFound
+from databricks.sdk.mixins.workspace import WorkspaceExt
+from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
+from freezegun import freeze_time
 
 from dbsync.store import Store
 
@@ -95,3 +99,130 @@ def test_a_parent_a_subfolders_mkdirs_made_is_dbsyncs_when_its_own_row_comes_lat
     pair.src.workspace.delete("/Shared/finance", recursive=True)
     pair.sync(only=TREE_KINDS, force_deletes=True)  # most of the source tree goes: past the delete guard
     assert not _folder_there(pair.dst, "/Shared/finance")
+
+
+# -- /Repos/<user> folders the repos kind made ----------------------------------------------------------------------
+REPO_URL = "https://github.com/acme/etl.git"
+REPO_KINDS = [*TREE_KINDS, "repos"]
+
+
+def test_a_repos_folder_the_repos_kind_made_is_dbsyncs_and_goes_with_the_sources(pair: Pair) -> None:
+    """The repos kind ran before the tree (`sync --once --kinds repos`, or the daemon's repos worker first): its
+    mkdirs made /Repos/ana@example.com, so the next tree sync found the folder there and took it for the DR team's
+    (adopted), kept for ever once the source user's folder went. It is dbsync's: deleted with the source's."""
+    _seed(pair)
+    repo = pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/bob@example.com/etl")  # stays: no delete guard in play
+    pair.sync(only=["repos"])
+    assert _folder_there(pair.dst, "/Repos/ana@example.com")
+
+    pair.sync(only=REPO_KINDS)
+    assert _origin(pair, "/Repos/ana@example.com") == "created"
+
+    pair.src.repos.delete(repo.id)
+    pair.src.workspace.delete("/Repos/ana@example.com", recursive=True)
+    reports = pair.sync(only=REPO_KINDS)
+
+    assert all(r.errors == 0 for r in reports.values()), reports
+    assert not _folder_there(pair.dst, "/Repos/ana@example.com")
+
+
+def test_a_repos_folder_made_by_a_sync_killed_before_its_record_is_still_dbsyncs(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 as the target answers the repos kind's mkdirs of /Repos/ana@example.com: the folder is there, the repo
+    not yet. Recorded after the mkdirs, the folder was not recorded at all, and the next sync adopted it. It is
+    recorded before the mkdirs. (The SDK's mkdirs runs as it is, over HTTP; the process dies when it returns.)"""
+    _seed(pair)
+    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    real_mkdirs = WorkspaceExt.mkdirs
+
+    def killed_after_mkdirs(self: WorkspaceExt, path: str) -> None:
+        real_mkdirs(self, path)
+        if path.startswith("/Repos/"):
+            raise KeyboardInterrupt("kill -9 as the target answered the mkdirs")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WorkspaceExt, "mkdirs", killed_after_mkdirs)
+        with pytest.raises(KeyboardInterrupt):
+            pair.sync(only=["repos"])
+    assert _folder_there(pair.dst, "/Repos/ana@example.com")
+
+    reports = pair.sync(only=REPO_KINDS)
+
+    assert reports["repos"].created == 1
+    assert _origin(pair, "/Repos/ana@example.com") == "created"
+
+
+def test_a_repos_folder_the_dr_team_made_stays_adopted_after_the_repos_kind_wrote_into_it(pair: Pair) -> None:
+    """The repos kind records only the folders its mkdirs made: /Repos/ana@example.com made on the standby by hand
+    is the DR team's, kept when the source user's folder goes."""
+    _seed(pair)
+    repo = pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/bob@example.com/etl")
+    pair.dst.workspace.mkdirs("/Repos/ana@example.com")
+    pair.sync(only=["repos"])
+    pair.sync(only=REPO_KINDS)
+    assert _origin(pair, "/Repos/ana@example.com") == "adopted"
+    assert _origin(pair, "/Repos/bob@example.com") == "created"
+
+    pair.src.repos.delete(repo.id)
+    pair.src.workspace.delete("/Repos/ana@example.com", recursive=True)
+    pair.sync(only=REPO_KINDS)
+
+    assert _folder_there(pair.dst, "/Repos/ana@example.com")
+
+
+def _grant(w, path: str, group: str, level: str) -> None:
+    entry = iam.AccessControlRequest(group_name=group, permission_level=iam.PermissionLevel(level))
+    w.permissions.update("directories", str(w.workspace.get_status(path).object_id), access_control_list=[entry])
+
+
+def _groups(w, path: str) -> dict[str, str]:
+    """The direct entries of groups on the folder at `path`: {group: level}."""
+    acl = w.permissions.get("directories", str(w.workspace.get_status(path).object_id)).access_control_list or []
+    return {
+        e.group_name: p.permission_level.value
+        for e in acl
+        if e.group_name
+        for p in e.all_permissions or []
+        if not p.inherited
+    }
+
+
+def test_a_repos_folder_the_repos_kind_made_gets_the_sources_exact_acl(pair: Pair) -> None:
+    """Adopted, /Repos/ana@example.com had its ACL PATCHed: an entry given on the standby by hand stayed through
+    every change of the source's ACL. dbsync's folder gets the source's ACL whole, as every folder it made."""
+    for w in (pair.src, pair.dst):
+        for group in ("etl", "analysts", "dr-admins"):
+            w.groups.create(display_name=group)
+    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    _grant(pair.src, "/Repos/ana@example.com", "etl", "CAN_EDIT")
+    _grant(pair.src, "/Repos/ana@example.com", "analysts", "CAN_READ")
+    pair.sync(only=["repos"])
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        assert pair.sync(only=[*REPO_KINDS, "permissions"])["permissions"].errors == 0
+        assert _groups(pair.dst, "/Repos/ana@example.com") == {"etl": "CAN_EDIT", "analysts": "CAN_READ"}
+        _grant(pair.dst, "/Repos/ana@example.com", "dr-admins", "CAN_MANAGE")  # by hand, on dbsync's own folder
+        _grant(pair.src, "/Repos/ana@example.com", "etl", "CAN_READ")
+        clock.tick(3600)  # object ACLs are read by need: this one is due again within max_staleness
+        assert pair.sync(only=[*REPO_KINDS, "permissions"])["permissions"].updated >= 1
+
+    assert _groups(pair.dst, "/Repos/ana@example.com") == {"etl": "CAN_READ", "analysts": "CAN_READ"}
+
+
+def test_a_repos_folder_whose_mkdirs_failed_is_not_recorded_so_the_dr_teams_stays_adopted(pair: Pair) -> None:
+    """The folder is recorded before its mkdirs; a mkdirs the target refuses forgets it again. Left recorded, the
+    folder the DR team then made at that path by hand was taken for dbsync's (its ACL PUT whole, deleted with the
+    source's)."""
+    _seed(pair)
+    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/workspace/mkdirs", max_faults=1)
+    assert pair.sync(only=["repos"])["repos"].errors == 1
+    pair.target.set_faults()
+    assert not _folder_there(pair.dst, "/Repos/ana@example.com")
+
+    pair.dst.workspace.mkdirs("/Repos/ana@example.com")
+    pair.sync(only=REPO_KINDS)
+
+    assert _origin(pair, "/Repos/ana@example.com") == "adopted"

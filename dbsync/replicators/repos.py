@@ -23,6 +23,7 @@ from dbsync.model import Applied, Delete, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import sdk_call
 from dbsync.watchers.repos import repo_id_at
+from dbsync.watchers.workspace_objects import make_folder
 
 
 def _same_remote(repo: GetRepoResponse, payload: dict[str, Any]) -> bool:
@@ -83,8 +84,10 @@ class RepoReplicator(Replicator):
 
     @staticmethod
     def _create(ctx: SyncContext, payload: dict[str, Any]) -> GetRepoResponse:
-        # /Repos/<user> folders are not created by the tree kinds when they hold repos only.
-        ctx.target.client.workspace.mkdirs(posixpath.dirname(payload["path"]))
+        # The folder may not be on the target yet (the repos kind ran before the tree's, or its folder is excluded):
+        # made here, and recorded as dbsync's, or the directories kind would find it there and adopt it (never
+        # deleted with the source user's /Repos folder).
+        make_folder(ctx, posixpath.dirname(payload["path"]))
         fields = {k: payload[k] for k in ("url", "provider", "path", "sparse_checkout") if payload.get(k)}
         created = sdk_call(ctx.target.client.repos.create, fields)
         return GetRepoResponse.from_dict(created.as_dict())

@@ -7,6 +7,7 @@ so REPO objects are not descended into; /dbsync-archive holds dbsync's own archi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -191,7 +192,7 @@ def folder_was_on_target(ctx: SyncContext, path: str) -> bool:
     return _status_if_there(ctx.target, path) is not None
 
 
-# Target folders dbsync's mkdirs made that no directories row recorded yet: a notebook, file, query, dashboard or
+# Target folders dbsync's mkdirs made that no directories row recorded yet: a notebook, file, repo, query, dashboard or
 # experiment written into a folder the standby lacked (`sync --once --kinds notebooks`, a folder whose own write
 # failed, one the directories kind excludes), or a parent a subfolder's mkdirs made before its own row was written.
 # The next run found such a folder on the target and adopted it: never deleted with the source's (a stale folder on
@@ -212,20 +213,38 @@ def _remember_made_folders(ctx: SyncContext, paths: Iterable[str]) -> None:
         ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(made | set(paths))))
 
 
-def make_folder(ctx: SyncContext, path: str) -> None:
-    """mkdirs of a target folder a write found missing (its 404 said so), recording each folder it made as dbsync's.
+def _forget_made_folders(ctx: SyncContext, paths: Iterable[str]) -> None:
+    with _MADE_FOLDERS_LOCK:
+        made = _made_folders(ctx)
+        if not made & set(paths):
+            return
+        ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(made - set(paths))))
 
-    Only on that 404 path: a get-status for the folder and each missing parent, then the mkdirs. Recorded after the
-    mkdirs: a kill -9 between the two leaves a folder the next run adopts (kept: a leak, never a loss).
+
+def make_folder(ctx: SyncContext, path: str) -> None:
+    """mkdirs of a target folder a write needs (its 404 said it is missing, or a repo is created in it), recording
+    each folder it makes as dbsync's; a folder already there (the DR team's) is not recorded: it stays adopted.
+
+    A get-status for the folder and each missing parent, then the record, then the mkdirs. Recorded first: a
+    kill -9 between the mkdirs and a record made after it left a folder dbsync made that the next run took for the
+    DR team's (adopted: never deleted with the source's, its ACL PATCHed). A mkdirs that fails forgets the folders
+    still missing after it. A kill -9 between the record and the mkdirs leaves a folder recorded that is not there;
+    the write that needed it is retried and makes it.
     """
     missing = []
     current = path
     while current not in ("", "/") and _status_if_there(ctx.target, current) is None:
         missing.append(current)
         current = posixpath.dirname(current)
-    ctx.target.client.workspace.mkdirs(path)
     if missing:
         _remember_made_folders(ctx, missing)
+    try:
+        ctx.target.client.workspace.mkdirs(path)
+    except Exception:
+        if missing:
+            with contextlib.suppress(DatabricksError):  # cannot tell what it made: the record stays
+                _forget_made_folders(ctx, [p for p in missing if _status_if_there(ctx.target, p) is None])
+        raise
 
 
 def folder_written(ctx: SyncContext, path: str) -> None:
