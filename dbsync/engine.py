@@ -30,6 +30,7 @@ from dbsync.mapping import arrived
 from dbsync.model import (
     AGAIN,
     COUNTED,
+    IN_SYNC,
     NAMED_TURNS,
     WAITING_ON,
     Applied,
@@ -576,7 +577,7 @@ def _backoff(prior: Prior | None) -> float:
 def _keep_waiting(resource: Resource, prior: Prior | None) -> None:
     """An unchanged partial object still waits for the same principals (the listing does not know them)."""
     resource.source_meta.pop(WAITING_ON, None)
-    if prior is not None and prior.source_meta.get(WAITING_ON):
+    if prior is not None and prior.status != IN_SYNC and prior.source_meta.get(WAITING_ON):  # synced: none, not read
         resource.source_meta[WAITING_ON] = prior.source_meta[WAITING_ON]
 
 

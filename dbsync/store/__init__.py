@@ -54,7 +54,7 @@ def _prior(row: sqlite3.Row | tuple | None) -> Prior | None:
     return Prior(
         kind=kind, key=key, version_hint=version_hint, fingerprint=fp, target_key=target_key,
         target_version=target_ver, status=status, attempts=attempts, origin=origin,
-        payload=StoredJSON(payload) if payload else None, source_meta=json.loads(meta) if meta else {},
+        payload=StoredJSON(payload) if payload else None, source_meta=StoredJSON(meta) if meta else {},
     )  # fmt: skip
 
 
