@@ -9,10 +9,13 @@ a repo pointed at the unmapped path. These tests drive two emulated workspaces o
 
 from __future__ import annotations
 
+import base64
+
 from conftest import Pair
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service import compute, iam, jobs
+from databricks.sdk.service.workspace import ImportFormat, Language
 
 from dbsync.report import validate
 from dbsync.store import Store
@@ -89,6 +92,44 @@ def test_the_mapped_repos_folder_gets_the_sources_acl(pair: Pair) -> None:
     acl = pair.dst.permissions.get("directories", target_id).access_control_list or []
     levels = {e.group_name: p.permission_level for e in acl if e.group_name for p in e.all_permissions or []}
     assert levels.get("etl") == iam.PermissionLevel.CAN_EDIT
+
+
+def test_a_folder_made_before_the_mapping_moves_to_the_mapped_path(pair: Pair) -> None:
+    """A store written before /Repos/<email> followed the mapping recorded /Repos/<source email> as the folder's copy
+    (an empty folder dbsync made): the next sync writes the mapped folder and deletes that empty one."""
+    _seed_repos(pair)
+    pair.sync(only=["directories"])  # the folder at the source's path, as the directories kind wrote it then
+    assert _folder_row(pair, ANA_SOURCE) == (ANA_SOURCE, "created")
+
+    reports = pair.sync(only=REPO_KINDS, **MAPPING)
+
+    assert all(r.errors == 0 for r in reports.values()), reports
+    assert _folder_row(pair, ANA_SOURCE) == (ANA_TARGET, "created")
+    assert _object_type(pair.dst, ANA_SOURCE) is None
+    assert _object_type(pair.dst, f"{ANA_TARGET}/etl") == "REPO"
+
+
+def test_a_folder_made_before_the_mapping_stays_when_it_holds_the_dr_teams_notebook(pair: Pair) -> None:
+    """The old copy is deleted only as a source delete would be: one holding anything dbsync did not put there stays,
+    and an event says where."""
+    _seed_repos(pair)
+    pair.sync(only=["directories"])
+    runbook = base64.b64encode(b"print('failover')").decode()
+    pair.dst.workspace.import_(
+        f"{ANA_SOURCE}/runbook", content=runbook, format=ImportFormat.SOURCE, language=Language.PYTHON
+    )
+
+    reports = pair.sync(only=REPO_KINDS, **MAPPING)
+
+    assert reports["directories"].errors == 0, reports
+    assert _folder_row(pair, ANA_SOURCE) == (ANA_TARGET, "created")
+    assert _object_type(pair.dst, f"{ANA_SOURCE}/runbook") == "NOTEBOOK"
+    store = Store(pair.state_path)
+    try:
+        messages = [e["message"] for e in store.events(limit=50) if e["source_key"] == ANA_SOURCE]
+    finally:
+        store.close()
+    assert any(f"the folder dbsync made at {ANA_SOURCE} stays" in m for m in messages), messages
 
 
 def test_a_folder_the_dr_team_made_at_the_mapped_path_stays_theirs(pair: Pair) -> None:
