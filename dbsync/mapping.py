@@ -16,6 +16,10 @@ _ARN_ACCOUNT = re.compile(r"^(arn:aws:iam::)(\d{12})(:.*)$")
 # The SCIM type of a principal named in an ACL entry, by the entry's field.
 SCIM_TYPE = {"user_name": "users", "group_name": "groups", "service_principal_name": "service_principals"}
 ANY = "any"  # a principal of unknown type (secret scope ACLs, SQL grants)
+# Workspace roots whose first folder is named after a user (its email), and the prefix jobs, pipelines and
+# libraries put before a workspace path.
+USER_ROOTS = ("/Users/", "/Repos/")
+WORKSPACE_PREFIX = "/Workspace"
 
 
 def waiting_ref(scim_type: str, name: str) -> str:
@@ -117,12 +121,23 @@ class PrincipalMap:
         return self.user(name) if "@" in name else self.principals.get(name, name)
 
     def path(self, path: str) -> str:
-        """/Users/<email>/... follows the user's rename."""
-        if not path.startswith("/Users/"):
+        """A workspace path whose first folder is a user's follows the user's rename: /Users/<email>/... and
+        /Repos/<email>/..., also after /Workspace. Any other path, or one whose user has no mapping, is unchanged.
+
+        /Repos/<email> was left as the source named it while the repos kind mapped its repos: the directories kind
+        made an empty /Repos/<source email> folder on the standby, and the mapped /Repos/<target email> folder the
+        repos kind made had no row (its ACL never replicated, never deleted with the source's). A job's notebook
+        in a repo pointed at the unmapped path. One rule for every kind keeps them on the same paths.
+        """
+        prefix = WORKSPACE_PREFIX if path.startswith(WORKSPACE_PREFIX + "/") else ""
+        rest = path[len(prefix) :]
+        root = next((r for r in USER_ROOTS if rest.startswith(r)), None)
+        if root is None:
             return path
-        _, _, rest = path.partition("/Users/")
-        user, slash, tail = rest.partition("/")
-        return f"/Users/{self.user(user)}{slash}{tail}"
+        user, slash, tail = rest[len(root) :].partition("/")
+        if root == "/Repos/" and "@" not in user:
+            return path  # /Repos/<team folder>: no user's
+        return f"{prefix}{root}{self.user(user)}{slash}{tail}"
 
     def arn(self, arn: str) -> str:
         if not self.aws_account_id:
@@ -165,22 +180,21 @@ def _rewrite(entries: list[tuple[str, str]], value: str) -> str | None:
 
 class SourceForm:
     """A kept payload back in the source's own form (`dbsync restore --to source`): each Ref becomes the source
-    key it names, and principals and /Users/ paths follow the inverted mapping (`back`, e.g. the reverse
+    key it names, and principals and /Users/, /Repos/ paths follow the inverted mapping (`back`, e.g. the reverse
     direction's PrincipalMap), so the source gets its own users back, not the target's."""
 
     def __init__(self, back: PrincipalMap) -> None:
         self.back = back
 
     def payload(self, value: Any) -> Any:
-        """A copy of `value` with Refs unresolved to source keys and /Users/<email> paths mapped back."""
+        """A copy of `value` with Refs unresolved to source keys and /Users/<email>, /Repos/<email> paths mapped
+        back."""
         if is_ref(value):
             return value[REF_MARKER][1]
         if isinstance(value, dict):
             return {k: self.payload(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.payload(v) for v in value]
-        if isinstance(value, str) and value.startswith("/Workspace/Users/"):
-            return "/Workspace" + self.back.path(value[len("/Workspace") :])
         if isinstance(value, str):
             return self.back.path(value)
         return value

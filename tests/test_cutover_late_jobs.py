@@ -7,6 +7,9 @@ a user does, between two steps of a real cutover (the runbook's progress hook), 
 
 A late job's ACL comes with it: its owner is whom a job without run_as runs as, and a copy whose ACL no one wrote is
 owned by dbsync's own principal (often a workspace admin) on the new primary.
+
+A job already paused on the source (or without a trigger) and edited after the final sync is late too: its copy kept
+the old settings, which whoever unpaused it on the new primary later ran. It is written, and stays paused.
 """
 
 from __future__ import annotations
@@ -329,4 +332,139 @@ def test_the_record_and_report_say_an_edited_late_job_whose_acl_is_not_copied_st
 
     Runbook(ctx).rollback()
     assert _running(_states(pair.src)) == {"nightly"} and _running(_states(pair.dst)) == set()
+    ctx.store.close()
+
+
+# -- late jobs that were paused on the source already: step 3 did not pause them, their copy must still be current --
+OFF = jobs.PauseStatus.PAUSED
+EDITED_TASKS = [jobs.Task(task_key="t", environment_key="e", notebook_task=jobs.NotebookTask(notebook_path="/y"))]
+
+
+@pytest.fixture
+def seasonal(people: Pair) -> Pair:
+    """`people` and `seasonal`, a scheduled job paused on the source (unpaused for its season): replicated."""
+    people.src.jobs.create(name="seasonal", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(OFF))
+    people.sync(**READY)
+    return people
+
+
+def _edit_paused_job(pair: Pair, name: str, tasks: list[jobs.Task] = EDITED_TASKS) -> None:
+    """Its tasks and schedule changed and alice made its owner, the job left paused: as edited in the Jobs UI."""
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == name)
+    schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=OFF)
+    pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule, tasks=tasks))
+    _owned_by(pair.src, job_id, "alice@example.com")
+
+
+def test_a_paused_job_edited_after_the_final_sync_has_its_new_settings_on_the_new_primary_still_paused(
+    seasonal: Pair,
+) -> None:
+    pair = seasonal
+
+    def edit_one_paused_job_and_create_another() -> None:
+        _edit_paused_job(pair, "seasonal")
+        schedule = jobs.CronSchedule(quartz_cron_expression=LATE_CRON, timezone_id="UTC", pause_status=OFF)
+        job_id = pair.src.jobs.create(name="drafted", tasks=TASKS, environments=ENVIRONMENTS, schedule=schedule).job_id
+        _owned_by(pair.src, job_id, "carol@example.com")
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, progress=_after_validation(edit_one_paused_job_and_create_another)).run()
+
+    edited = _settings(pair.dst, "seasonal")
+    assert edited["schedule"] == {"quartz_cron_expression": EDITED_CRON, "timezone_id": "UTC", "pause_status": "PAUSED"}
+    assert [t["notebook_task"]["notebook_path"] for t in edited["tasks"]] == ["/y"], "whoever unpauses it runs /y"
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "seasonal")
+    drafted = _settings(pair.dst, "drafted")
+    assert drafted["schedule"]["quartz_cron_expression"] == LATE_CRON
+    assert ("carol@example.com", "IS_OWNER") in _acl(pair.dst, "drafted")
+    assert _running(_states(pair.dst)) == {"nightly"}, "nothing paused on the source was unpaused on the target"
+    assert _running(_states(pair.src)) == set()
+
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "2 late job(s) replicated" in step3["summary"], step3["summary"]
+    assert "2 of them paused on the source (or without a trigger): their copies stay paused" in step3["summary"], step3[
+        "summary"
+    ]
+    detail = ctx.store.cutover_steps()["pause_source"]["detail"]
+    assert sorted(detail["late_jobs_paused"]) == sorted(
+        str(j.job_id) for j in pair.src.jobs.list() if j.settings.name in ("seasonal", "drafted")
+    )
+    for name in ("seasonal", "drafted"):
+        entry = next(j for j in document["jobs"] if j["name"] == name)
+        assert entry["target_after"] == {"schedule": "PAUSED"}, entry
+        assert entry["note"] == "replicated in step 3 (changed after the final sync); not unpaused, as on the source", (
+            entry
+        )
+    ctx.store.close()
+
+
+def test_a_job_without_a_trigger_edited_after_the_final_sync_has_its_new_tasks_on_the_new_primary(people: Pair) -> None:
+    pair = people
+    job_id = pair.src.jobs.create(name="on demand", tasks=TASKS, environments=ENVIRONMENTS).job_id  # run by hand
+    pair.sync(**READY)
+
+    def edit_its_tasks() -> None:
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(tasks=EDITED_TASKS))
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, progress=_after_validation(edit_its_tasks)).run()
+
+    copy = _settings(pair.dst, "on demand")
+    assert [t["notebook_task"]["notebook_path"] for t in copy["tasks"]] == ["/y"], "a run now runs /y"
+    assert not any(f in copy for f in ("schedule", "trigger", "continuous"))
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "1 late job(s) replicated" in step3["summary"], step3["summary"]
+    ctx.store.close()
+
+
+def test_the_dry_run_says_step_3_replicates_late_jobs_paused_on_the_source_and_leaves_them_paused(
+    seasonal: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(seasonal, monkeypatch, capsys, "cutover", "--dry-run")
+    assert code == 0, err
+    step3 = next(line for line in out.splitlines() if "pause_source" in line)
+    assert "then replicate the jobs created or edited on the source after the final sync" in step3, step3
+    assert "those paused there (or without a trigger) stay paused" in step3, step3
+
+
+def test_a_paused_late_job_that_cannot_be_replicated_stops_the_cutover_naming_it(seasonal: Pair) -> None:
+    pair = seasonal
+
+    def point_the_paused_job_at_a_new_cluster() -> None:
+        cluster = pair.src.clusters.create(
+            cluster_name="late cluster", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1
+        ).response
+        task = jobs.Task(
+            task_key="t", existing_cluster_id=cluster.cluster_id, notebook_task=jobs.NotebookTask(notebook_path="/y")
+        )
+        _edit_paused_job(pair, "seasonal", tasks=[task])
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    with pytest.raises(CutoverError, match=r"\(seasonal\)") as failed:
+        Runbook(ctx, progress=_after_validation(point_the_paused_job_at_a_new_cluster)).run()
+    assert "--rollback" in str(failed.value)
+    assert _settings(pair.dst, "seasonal")["schedule"]["quartz_cron_expression"] != EDITED_CRON
+    assert _states(pair.dst)["seasonal"] == {"schedule": "PAUSED"}
+    ctx.store.close()
+
+
+def test_force_leaves_a_paused_late_job_whose_owner_the_target_lacks_held_and_paused(seasonal: Pair) -> None:
+    pair = seasonal
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "seasonal")
+
+    def edit_it_and_give_it_to_a_new_user() -> None:
+        _edit_paused_job(pair, "seasonal")
+        pair.src.users.create(user_name="dave@example.com")  # not on the target
+        _owned_by(pair.src, job_id, "dave@example.com")
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True, progress=_after_validation(edit_it_and_give_it_to_a_new_user)).run()
+
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert step3["state"] == "done"
+    assert "(seasonal)" in step3["summary"] and "dave@example.com does not exist on the target" in step3["summary"]
+    assert _states(pair.dst)["seasonal"] == {"schedule": "PAUSED"}
+    assert _running(_states(pair.dst)) == {"nightly"}
+    entry = next(j for j in document["jobs"] if j["name"] == "seasonal")
+    assert entry["note"] == "paused (held: its ACL is not copied)"
     ctx.store.close()

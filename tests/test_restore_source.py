@@ -220,10 +220,12 @@ def test_the_source_form_maps_principals_and_paths_back() -> None:
     kept = {
         "tasks": [{"notebook_task": {"notebook_path": "/Users/ann@new.com/etl"}, "existing_cluster_id": ref("c", "1")}],
         "environments": [{"spec": {"dependencies": ["/Workspace/Users/ann@new.com/req.txt"]}}],
+        "repo_tasks": ["/Repos/ann@new.com/etl/nb", "/Workspace/Repos/ann@new.com/etl/job.py", "/Repos/team/etl/nb"],
     }
     assert form.payload(kept) == {
         "tasks": [{"notebook_task": {"notebook_path": "/Users/ann@old.com/etl"}, "existing_cluster_id": "1"}],
         "environments": [{"spec": {"dependencies": ["/Workspace/Users/ann@old.com/req.txt"]}}],
+        "repo_tasks": ["/Repos/ann@old.com/etl/nb", "/Workspace/Repos/ann@old.com/etl/job.py", "/Repos/team/etl/nb"],
     }
     assert form.run_as({"user_name": "ann@new.com"}) == {"user_name": "ann@old.com"}
 

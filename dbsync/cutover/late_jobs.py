@@ -3,12 +3,19 @@
 Step 3 pauses every unpaused source job and step 4 unpauses its copy. A job created after the final sync
 had no copy, so after a cutover it ran nowhere (the report alone said "missing on the target"), and a job
 whose schedule was edited since ran on the new primary on its old schedule. Once step 3 has paused the
-source jobs (no new run starts there), the jobs it paused are listed again (one listing, tasks included)
+source jobs (no new run starts there), the source's jobs are listed again (one listing, tasks included)
 and each whose copy is missing or differs is written as a sync writes it: through the jobs replicator,
 paused, recorded in the store (the copy's id is what step 4 reads) and kept in the version history. Step
-4 then unpauses those copies like the others. A job that cannot be written (it waits on a cluster made
-after the final sync) fails the step, naming it: left so, it would run nowhere (`--force` goes on, the
-summary naming it).
+4 then unpauses the copies of the jobs step 3 paused, like the others. A job that cannot be written (it
+waits on a cluster made after the final sync) fails the step, naming it: left so, it would run nowhere
+(`--force` goes on, the summary naming it).
+
+Not only the jobs step 3 paused: a job already paused on the source (or without a trigger) that was edited after
+step 1 kept its old settings on the new primary, and whoever unpaused it there later ran its old tasks on its old
+schedule while the cutover said it was done; one created paused after step 1 had no copy at all. Those are written
+the same way, with their ACL, and stay paused (step 4 unpauses only what step 3 paused); the step's summary counts
+them and the report names them (LATE_PAUSED_NOTE). A job that is unpaused on the source but was not paused by this
+step (made after its first listing) is not one of them: it still runs on the source.
 
 Each one's ACL is written too, by the permissions kind as a sync writes it (one GET of the source's ACL a job). A
 sync writes a job's ACL once the job exists, and no sync runs into the new primary: a late job kept the owner its
@@ -48,6 +55,8 @@ PERMISSIONS = "permissions"  # the kind that writes a job's ACL
 OWNER = "IS_OWNER"
 HELD = "late_jobs_held"  # step 3's detail: the late jobs whose copy step 4 must leave paused (their ACL is not copied)
 HELD_NOTE = "paused (held: its ACL is not copied)"  # what the record and the report say of such a job's copy
+LATE_PAUSED = "late_jobs_paused"  # step 3's detail: the late jobs written that were not unpaused on the source
+LATE_PAUSED_NOTE = "replicated in step 3 (changed after the final sync); not unpaused, as on the source"  # report's
 # A late job's store row until its ACL is written too: in error, so a run again writes the job and its ACL again.
 ACL_TO_COPY = "replicated after the final sync; its ACL (its owner: whom it runs as without run_as) is not written yet"
 
@@ -64,30 +73,34 @@ class Late:
     failures: list[str] = field(default_factory=list)  # not written, each named with why: they run nowhere
     held: list[str] = field(default_factory=list)  # source keys of those written whose ACL is not (HELD)
     partial: list[str] = field(default_factory=list)  # written `partial`, each with what was left out
+    paused: dict[str, str] = field(default_factory=dict)  # source key → name of those written that stay paused
 
 
 def replicate(book: Runbook) -> Late:
-    """The jobs step 3 paused whose copy is missing or older than the source, written to the target with their ACL.
+    """The source jobs whose copy is missing or older than the source, written to the target with their ACL: those
+    step 3 paused, and those paused on the source already (or without a trigger), which stay paused.
 
     A job waiting on another late job (a job running a job) is tried again after the others, as long as a pass
     writes something. Those written `partial` are named (the summary said "replicated" alone of a copy without its
     run_as user while `status` said partial).
     """
     paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
-    if not paused:
-        return Late()
     ctx, jobs = book.ctx, kind(JOBS)
+    selection = ctx.settings.kind(JOBS)
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
     try:
         for stub in jobs.watcher.list(ctx, ctx.source):
-            if stub.key not in paused:
+            if stub.key in paused:
+                # Recorded with the pause state it had before this cutover, as the final sync recorded the others.
+                stub.source_meta = {**stub.source_meta, "pause": paused[stub.key]["detail"]["prior"]}
+            elif not planner.selected(selection, stub.key) or "UNPAUSED" in stub.source_meta["pause"].values():
+                # Excluded by kinds.jobs; or unpaused on the source though this step did not pause it (made after
+                # its first listing): it still runs there, and is left as before.
                 continue
             prior = ctx.store.prior(JOBS, stub.key)
             if planner.decide(stub, prior) is None:
                 continue  # its copy is the source's job
-            # Recorded with the pause state it had before this cutover, as the final sync recorded the others.
-            stub.source_meta = {**stub.source_meta, "pause": paused[stub.key]["detail"]["prior"]}
             todo.append((stub, prior))
     except DbsyncError as err:
         return Late(failures=[f"cannot list the source's jobs again: {one_line(err)}"])
@@ -97,7 +110,7 @@ def replicate(book: Runbook) -> Late:
             waiting, before = [], late.written
             for stub, prior in todo:
                 try:
-                    wrote = _write(book, jobs, stub, prior)
+                    wrote = _write(book, jobs, stub, prior, stays_paused=stub.key not in paused)
                 except Blocked as err:
                     failures[stub.key] = f"job {stub.key} ({stub.name}): {one_line(err)}"
                     waiting.append((stub, prior))
@@ -112,6 +125,8 @@ def replicate(book: Runbook) -> Late:
                     continue
                 failures.pop(stub.key, None)
                 late.written += wrote is not None
+                if wrote is not None and stub.key not in paused:
+                    late.paused[stub.key] = stub.name
                 if wrote is not None and wrote.status == "partial":
                     late.partial.append(f"job {stub.key} ({stub.name}): {wrote.note}")
             todo = waiting if late.written > before else []
@@ -119,8 +134,9 @@ def replicate(book: Runbook) -> Late:
     return late
 
 
-def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Applied | None:
-    """One job written to the target and recorded, as the engine writes and records it; None: nothing to write."""
+def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None, stays_paused: bool) -> Applied | None:
+    """One job written to the target and recorded, as the engine writes and records it; None: nothing to write.
+    `stays_paused`: a job this step did not pause (paused on the source already, or without a trigger)."""
     ctx = book.ctx
     resource = jobs.watcher.fetch(ctx, ctx.source, stub)  # refuses a job whose cluster is gone from the source
     change = planner.decide(resource, prior)
@@ -145,7 +161,8 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None) -> Ap
     metrics.CHANGES_APPLIED.labels(JOBS, change.action).inc()
     keep_version(ctx, jobs, resource, applied.target_key, change.action)
     why = "created" if change.action == "create" else "changed"
-    message = f"{JOBS} {resource.key}: {why} on the source after the final sync, replicated after it was paused"
+    how = "replicated, not unpaused (as on the source)" if stays_paused else "replicated after it was paused"
+    message = f"{JOBS} {resource.key}: {why} on the source after the final sync, {how}"
     # In the store's word, as the engine's events (Applied.status): synced, or partial with the note saying what not.
     note = f" ({applied.note})" if applied.note else ""
     ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
@@ -241,22 +258,36 @@ def held_reasons(rows: Rows) -> list[str]:
     ]
 
 
+def late_paused_keys(rows: Rows) -> set[str]:
+    """The source keys of the late jobs step 3 wrote that stay paused (paused on the source): the report names them."""
+    return set(step_detail(rows, "pause_source").get(LATE_PAUSED) or [])
+
+
 def summary(late: Late) -> str:
-    """The step summary's part: the late jobs written (those written `partial` named, in the store's word), and
-    those not (a --force run goes on without them)."""
+    """The step summary's part: the late jobs written (those written `partial` named, in the store's word, and those
+    that stay paused as on the source), and those not (a --force run goes on without them)."""
     text = f"{late.written} late job(s) replicated (created or edited on the source after the final sync)"
     if late.partial:
         text += f", {len(late.partial)} of them partial, e.g. {late.partial[0]}"
+    if late.paused:
+        key, name = next(iter(late.paused.items()))
+        text += f", {len(late.paused)} of them paused on the source (or without a trigger): their copies stay paused"
+        text += f", e.g. job {key} ({name})"
     if late.failures:
-        text += f", {len(late.failures)} not, e.g. {late.failures[0]}: they run nowhere"
+        text += (
+            f", {len(late.failures)} not, e.g. {late.failures[0]}: they run nowhere (one paused on the source "
+            "keeps its old settings, or has no copy, on the new primary)"
+        )
     return text
 
 
 def failure_summary(failures: list[str]) -> str:
-    """The step's summary when late jobs could not be written: each would run nowhere after the cutover."""
+    """The step's summary when late jobs could not be written: each would run nowhere after the cutover, or (paused
+    on the source) keep its old settings on the new primary."""
     return (
         f"{len(failures)} job(s) created or edited on the source after the final sync not replicated, e.g. "
-        f"{failures[0]}: paused on the source, they would run nowhere. Fix that and run `dbsync cutover` again, or "
+        f"{failures[0]}: paused on the source, they would run nowhere (one paused there before the cutover would keep "
+        "its old settings, or have no copy, on the new primary). Fix that and run `dbsync cutover` again, or "
         "run `dbsync cutover --rollback` and then `dbsync cutover` (its final sync replicates what they use; "
         "`--force` cuts over without them)"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dbsync.cutover.common import SOURCE_ROW, STEPS, TARGET_ROW, JobView, Pause, Rows, job_rows, step_detail, step_state
-from dbsync.cutover.late_jobs import HELD_NOTE, held_keys
+from dbsync.cutover.late_jobs import HELD_NOTE, LATE_PAUSED_NOTE, held_keys, late_paused_keys
 from dbsync.cutover.plan import wanted_states
 from dbsync.model import Prior
 from dbsync.report import Report
@@ -40,8 +40,11 @@ def validation_text(report: Report | None) -> str:
     return f"{text}; now: NOT ready: " + "; ".join(report.reasons[:5])
 
 
-def source_plan_text(todo: list[Pause] | None, counts: dict[str, Any], cancel_active_runs: bool) -> str:
-    """What pause_source would do: jobs to pause by trigger field, and the others counted."""
+def source_plan_text(
+    todo: list[Pause] | None, counts: dict[str, Any], cancel_active_runs: bool, late_jobs: bool = True
+) -> str:
+    """What pause_source would do: jobs to pause by trigger field, and the others counted; with `late_jobs`, that it
+    replicates the jobs changed after the final sync (not when the old primary came back after a complete cutover)."""
     if todo is None:
         return "skipped (--skip-source): source jobs stay as they are"
     by_field: dict[str, int] = {}
@@ -55,6 +58,11 @@ def source_plan_text(todo: list[Pause] | None, counts: dict[str, Any], cancel_ac
     )
     if cancel_active_runs:
         text += "; cancel their active runs"
+    if late_jobs:  # which jobs those are is known only once step 1 has run and step 3 has paused the source
+        text += (
+            "; then replicate the jobs created or edited on the source after the final sync, paused: step 4 unpauses "
+            "those this step paused, those paused there (or without a trigger) stay paused"
+        )
     return text
 
 
@@ -95,6 +103,7 @@ def job_entries(
     """Every replicated job, then every source job not replicated: pause states before and after, per side."""
     unpaused = job_rows(rows, TARGET_ROW)
     held = held_keys(rows)  # late jobs step 4 left paused: their ACL is not copied
+    late_paused = late_paused_keys(rows)  # late jobs step 3 wrote that stay paused, as on the source
     entries = []
     replicated = set()
     for prior in priors:
@@ -115,6 +124,7 @@ def job_entries(
                 "target_before": target_before,
                 "target_after": target.states if target else None,
                 **({"note": HELD_NOTE} if prior.key in held else {}),
+                **({"note": LATE_PAUSED_NOTE} if prior.key in late_paused and prior.key not in held else {}),
             }
         )
     paused = job_rows(rows, SOURCE_ROW)

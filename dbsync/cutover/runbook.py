@@ -351,7 +351,9 @@ class Runbook:
             if not self.skip_source
             else "skipped (--skip-source)",
             "validate": self._plan_validation(with_validation),
-            "pause_source": render.source_plan_text(source_todo, source_counts, self.cancel_active_runs),
+            "pause_source": render.source_plan_text(
+                source_todo, source_counts, self.cancel_active_runs, self.store.role != StoreRole.CUTOVER_COMPLETE
+            ),
             "unpause_target": render.target_plan_text(target_todo, target_counts, late_jobs.held_reasons(self.rows))
             + "; "
             + pipelines.plan_text(self, self.skip_source)

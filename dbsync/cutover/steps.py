@@ -108,6 +108,7 @@ def pause_source(book: Runbook) -> Result:
     detail["late_jobs_replicated"], detail["late_jobs_failed"] = late_ones.written, late_ones.failures[:SAMPLE]
     detail["late_jobs_partial"] = late_ones.partial[:SAMPLE]
     detail[late_jobs.HELD] = late_ones.held  # every one: step 4 leaves their copies paused
+    detail[late_jobs.LATE_PAUSED] = list(late_ones.paused)  # every one: the report names them
     stuck = [] if book.force else late_ones.failures  # --force cuts over past them, as past validation: named above
     if failed or stuck:
         what = [f"{len(failed)} job(s), pipeline(s) or dashboard schedule(s) not paused"] if failed else []

@@ -45,16 +45,20 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             found = None
-            if change.target_key is None:  # mkdirs cannot tell: the target's tree before this run's mkdirs does
+            # A new target folder: a first write, or a row whose target path moved (a `mapping.emails` entry added
+            # for /Users/<email> or /Repos/<email>): the folder at the new path is judged as a new one.
+            new_folder = change.target_key != path
+            if new_folder:  # mkdirs cannot tell: the target's tree before this run's mkdirs does
                 try:
                     found = folder_was_on_target(ctx, path)
                 except (ListingError, DatabricksError) as err:
                     raise RetryLater(f"cannot tell whether {path} is already on the target: {err}") from err
             ctx.target.client.workspace.mkdirs(path)
-            if change.target_key is None:
+            if new_folder:
                 folder_written(ctx, path)  # the parents this mkdirs made are dbsync's, even if their own write fails
             written_paths(ctx).append(path)  # the drift baseline is read after this write
-            return Applied(target_key=path, adopted=found)
+            note = self._leave_old_folder(ctx, change) if new_folder and change.prior else None
+            return Applied(target_key=path, adopted=found, note=note)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
         written_paths(ctx).append(path)  # the drift baseline is read after this write
@@ -82,6 +86,24 @@ class WorkspaceObjectReplicator(Replicator):
             if err.error_code in ("INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED"):
                 raise Permanent(f"the target rejected {path}: {err}") from err
             raise
+
+    def _leave_old_folder(self, ctx: SyncContext, change: Upsert) -> str | None:
+        """The folder's row moved to a new target path: the copy at the old one is deleted as a source delete
+        would (only a folder dbsync made, only when it holds nothing but dbsync's empty folders); otherwise it
+        stays, and the note says where.
+
+        Before /Repos/<email> followed `mapping.emails`, the directories kind made /Repos/<source email> on the
+        standby, empty (the repos sit under the mapped folder): it would have stayed there for good.
+        """
+        assert change.prior is not None and change.target_key is not None
+        old = change.target_key
+        if change.prior.origin != "created":
+            return f"now at {change.payload['path']}; the folder at {old} is not dbsync's and stays"
+        try:
+            self.delete(ctx, Delete(change.prior))
+        except (Kept, RetryLater) as err:
+            return f"now at {change.payload['path']}; the folder dbsync made at {old} stays: {err}"
+        return None
 
     restores_source = True
 

@@ -75,13 +75,12 @@ def clean_library(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def normalize_library(ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any]:
-    """A source library in target terms: cleaned, /Users/<email>/ paths following the email mapping."""
+    """A source library in target terms: cleaned, /Users/<email>/ and /Repos/<email>/ paths following the email
+    mapping."""
     library = clean_library(raw)
     for kind in _PATH_TYPES:
         path = library.get(kind)
-        if isinstance(path, str) and path.startswith("/Workspace/Users/"):
-            library[kind] = "/Workspace" + ctx.principals.path(path[len("/Workspace") :])
-        elif isinstance(path, str) and path.startswith("/Users/"):
+        if isinstance(path, str):
             library[kind] = ctx.principals.path(path)
     return library
 

@@ -3,10 +3,10 @@
 The pause state of schedule / trigger / continuous is not part of the payload (a standby keeps every
 job paused); it is kept in source_meta for cutover. Cluster, pool, policy, job and SQL warehouse
 (`sql_task` / `dbt_task` / `notebook_task` `.warehouse_id`, when the sql_warehouses kind copies it) ids become Refs;
-notebook paths under /Users/<email> follow the email mapping; run_as follows the principal mapping.
+notebook paths under /Users/<email> and /Repos/<email> follow the email mapping; run_as follows the principal mapping.
 Serverless jobs (tasks with no cluster, job-level `environments`) keep their environments, performance
 target and budget policy; workspace paths in a Python script task and in environment dependencies
-(`/Workspace/Users/<email>/...`, also after `-r ` / `-e `) follow the email mapping too.
+(`/Workspace/Users/<email>/...`, `/Workspace/Repos/<email>/...`, also after `-r ` / `-e `) follow the email mapping too.
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ def _replicated(ctx: SyncContext, kind: str, key: str) -> bool:
 
 
 def workspace_path(ctx: SyncContext, path: str) -> str:
-    """A workspace path, `/Users/<email>/...` or `/Workspace/Users/<email>/...`, after the email mapping."""
-    if path.startswith("/Workspace/Users/"):
-        return "/Workspace" + ctx.principals.path(path[len("/Workspace") :])
+    """A workspace path, `/Users/<email>/...` or `/Repos/<email>/...` (a notebook in a repo), also after
+    `/Workspace`, after the email mapping."""
     return ctx.principals.path(path)
 
 

@@ -24,16 +24,6 @@ from dbsync.workspace import Workspace
 LIST_ROOTS = ("/Repos", "/Users", "/Shared")
 
 
-def target_path(ctx: SyncContext, path: str) -> str:
-    """/Users/<email>/... and /Repos/<email>/... follow the user's email mapping."""
-    if path.startswith("/Repos/"):
-        folder, slash, rest = path[len("/Repos/") :].partition("/")
-        if "@" in folder:
-            return f"/Repos/{ctx.principals.user(folder)}{slash}{rest}"
-        return path
-    return ctx.principals.path(path)
-
-
 def repo_id_at(ws: Workspace, path: str) -> str | None:
     """The id of the repo at `path` (a repo's id is its workspace object_id); None when no repo is there."""
     try:
@@ -59,7 +49,8 @@ class RepoWatcher(ListedWatcher):
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         payload: dict[str, Any] = {
-            "path": target_path(ctx, raw["path"]),
+            # /Repos/<email>/... and /Users/<email>/... follow the email mapping, as the directories kind's folders.
+            "path": ctx.principals.path(raw["path"]),
             "url": raw.get("url"),
             "provider": raw.get("provider"),
             # No branch means a detached head (a tag or a commit); the API does not say which tag.

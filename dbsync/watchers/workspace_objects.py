@@ -438,7 +438,7 @@ class WorkspaceObjectWatcher(Watcher):
         for entry in self.tree(ctx, ws):
             if entry.object_type != self.object_type:
                 continue
-            hint = "dir" if self.object_type == "DIRECTORY" else f"{entry.object_id}:{entry.modified_at}:{entry.size}"
+            hint = _directory_hint(ctx, entry.path) if self.object_type == "DIRECTORY" else _object_hint(entry)
             yield Resource(
                 self.kind,
                 entry.path,
@@ -484,6 +484,18 @@ class WorkspaceObjectWatcher(Watcher):
             return str(ws.client.workspace.get_status(key).object_id)
         except NotFound:
             return None
+
+
+def _directory_hint(ctx: SyncContext, path: str) -> str:
+    """A folder has no version: what is written for it is its target path, so a `mapping.emails` entry that moves
+    it is its change. A row written when /Repos/<email> did not follow the mapping kept its folder at the source
+    user's email for good (its hint never changed); an unmapped folder's hint stays "dir", as it always was."""
+    target = ctx.principals.path(path)
+    return "dir" if target == path else f"dir:{target}"
+
+
+def _object_hint(entry: Entry) -> str:
+    return f"{entry.object_id}:{entry.modified_at}:{entry.size}"
 
 
 def _schedule(ctx: SyncContext) -> TreeSchedule | None:
