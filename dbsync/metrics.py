@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from dbsync.model import COUNTED
+
 RESOURCES = Gauge("dbsync_resources", "Replicated resources by kind and status", ["kind", "status"])
 CHANGES_APPLIED = Counter("dbsync_changes_applied_total", "Changes written to the target", ["kind", "action"])
 SYNC_ERRORS = Counter("dbsync_sync_errors_total", "Changes or listings that failed", ["kind"])
@@ -90,3 +92,16 @@ def zero_series(kind_names: Iterable[str]) -> None:
         UPDATE_GUARD_TRIPPED.labels(kind)
         for action in ACTIONS:
             CHANGES_APPLIED.labels(kind, action)
+
+
+def forget_kinds(kind_names: Iterable[str]) -> None:
+    """Drop the dbsync_resources and dbsync_replication_lag_seconds series of kinds dbsync does not replicate.
+
+    Both are read from the store at each scrape, which keeps a disabled kind's rows as its last cycle left them:
+    one whose listing had failed exported `unknown` > 0 for ever, and DbsyncKindUnknown paged for a kind the
+    operator turned off on purpose. Like its last success and staleness (the scheduler's, enabled kinds only),
+    such a kind has no series: `validate` and /report do not compare it either."""
+    for kind in kind_names:
+        for status in COUNTED:
+            RESOURCES.remove(kind, status)
+        REPLICATION_LAG.remove(kind)

@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from dbsync.declaration import CATALOGUE, Declaration
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.base import Watcher
+
+if TYPE_CHECKING:
+    from dbsync.config import Settings
 
 # (kind, module name under watchers/ and replicators/) in the order a cycle applies them.
 _ORDER: tuple[tuple[str, str], ...] = (
@@ -132,6 +136,14 @@ def unregister(name: str) -> None:
 def kind_names() -> tuple[str, ...]:
     """Every kind's name, in dependency order (the registered ones included)."""
     return KIND_NAMES
+
+
+def disabled_kinds(settings: Settings) -> tuple[str, ...]:
+    """The kinds these settings turn off (kinds.<kind>.enabled: false, or a metastore kind without a warehouse).
+
+    The daemon never runs them and `validate` and /report leave them out; `status` and /metrics do too, so a kind
+    turned off after its listing failed is not `unknown` (and paged on, DbsyncKindUnknown) for ever."""
+    return tuple(name for name in KIND_NAMES if not settings.kind(name).enabled)
 
 
 def _changed() -> None:

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from dbsync import metrics
 from dbsync.context import SyncContext
 from dbsync.engine import update_gauges
-from dbsync.registry import kind_names
+from dbsync.registry import disabled_kinds, kind_names
 from dbsync.report import Report, validate, validate_from_store
 from dbsync.report_html import moment_page, render_login, render_page, source_down
 from dbsync.roles import CUTOVER_STATES
@@ -291,7 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         store = self.server.daemon.ctx.store
-        update_gauges(store, kind_names())  # lag is computed at scrape time, so a stuck cycle shows it growing
+        disabled = disabled_kinds(self.server.daemon.settings)  # not replicated: neither synced nor unknown
+        replicated = [name for name in kind_names() if name not in disabled]
+        update_gauges(store, replicated)  # lag is computed at scrape time, so a stuck cycle shows it growing
+        metrics.forget_kinds(disabled)
         metrics.CUTOVER_STATE.set(CUTOVER_STATES.get(store.role, 0))
         self._cutover_problems()  # sets dbsync_cutover_ready
         self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Resource, Upsert, cycle_succeeded
 from dbsync.profiles import workspace_host
-from dbsync.registry import KIND_NAMES, kind, kinds
+from dbsync.registry import KIND_NAMES, disabled_kinds, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
 from dbsync.store import Store
 
@@ -108,14 +108,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"no state store at {settings.state_path}: run `dbsync sync --once` first (or set state_path)"
         )
+    disabled = disabled_kinds(settings)  # not replicated: not counted, as validate and /report leave them out
     store = Store(settings.state_path)
     try:
-        counts, cycles = store.verified_counts(), store.last_cycles()
+        counts, cycles = store.verified_counts(disabled), store.last_cycles()
         role = store.role
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"role": role, "counts": counts, "last_cycles": cycles}, indent=2))
+        document = {"role": role, "counts": counts, "disabled": list(disabled), "last_cycles": cycles}
+        print(json.dumps(document, indent=2))
         return EXIT_OK
     print(f"role: {role}")
     print(f"{'kind':<20}" + "".join(f"{c:>9}" for c in STATUS_COLUMNS) + "   last cycle")
@@ -127,6 +129,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             if cycle
             else "never"
         )
+        if name in disabled:
+            columns = "".join(f"{'-':>9}" for _ in STATUS_COLUMNS)
+            print(f"{name:<20}{columns}   disabled (kinds.{name}.enabled), last cycle {last}")
+            continue
         print(f"{name:<20}" + "".join(f"{c.get(status, 0):>9}" for status in STATUS_COLUMNS) + f"   {last}")
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from dbsync.model import cycle_succeeded
@@ -27,7 +28,7 @@ class Counts:
 
         db: Any
 
-    def verified_counts(self) -> dict[str, dict[str, int]]:
+    def verified_counts(self, disabled: Collection[str] = ()) -> dict[str, dict[str, int]]:
         """{kind: {status: count}} as `status` and dbsync_resources say it (model.COUNTED): the store's statuses, but
 
         - the `synced` rows of a kind whose last cycle did not succeed (model.cycle_succeeded: its listing failed,
@@ -37,13 +38,18 @@ class Counts:
           until the audit of 22a9b03);
         - the source objects without a row as of the last listing (`record_pending_new`: new ones no cycle reached
           yet, or written by a process killed before it recorded them) are `pending`, as `validate` counts them:
-          they had no row, so `status` and the metric did not count them at all."""
-        counts = self.status_counts()
+          they had no row, so `status` and the metric did not count them at all;
+        - the `disabled` kinds (registry.disabled_kinds) are not counted: dbsync does not replicate them, so their
+          rows are neither synced nor unknown, and `validate` and /report leave them out. A kind turned off after
+          its listing failed was `unknown` for ever (DbsyncKindUnknown paged for it); enabled again, it is again."""
+        counts = {kind: statuses for kind, statuses in self.status_counts().items() if kind not in disabled}
         for kind, cycle in self.last_cycles().items():
             statuses = counts.get(kind, {})
             if not cycle_succeeded(cycle["outcome"]) and "synced" in statuses:
                 statuses["unknown"] = statuses.pop("synced")
         for kind, new in self.pending_new().items():
+            if kind in disabled:
+                continue
             statuses = counts.setdefault(kind, {})
             statuses["pending"] = statuses.get("pending", 0) + new
         return counts
