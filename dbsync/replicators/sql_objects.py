@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import cached_property
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.sql import (
-    CreateAlertRequestAlert,
-    CreateQueryRequestQuery,
-    UpdateAlertRequestAlert,
-    UpdateQueryRequestQuery,
-)
 
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
@@ -42,10 +37,24 @@ class _Spec:
         self.kind = kind
         is_query = kind == "sql_queries"
         self.noun = "query" if is_query else "alert"
-        self.create_type = CreateQueryRequestQuery if is_query else CreateAlertRequestAlert
-        self.update_type = UpdateQueryRequestQuery if is_query else UpdateAlertRequestAlert
-        # Every updatable field but the owner, which is set on its own (it may be missing on the target).
-        self.mask_fields = tuple(f for f in self.update_type.__dataclass_fields__ if f != "owner_user_name")
+
+    # The SDK's request types, imported when the kind first writes (by need: see dbsync/sql.py).
+    @cached_property
+    def create_type(self) -> Any:
+        from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery
+
+        return CreateQueryRequestQuery if self.kind == "sql_queries" else CreateAlertRequestAlert
+
+    @cached_property
+    def update_type(self) -> Any:
+        from databricks.sdk.service.sql import UpdateAlertRequestAlert, UpdateQueryRequestQuery
+
+        return UpdateQueryRequestQuery if self.kind == "sql_queries" else UpdateAlertRequestAlert
+
+    @cached_property
+    def mask_fields(self) -> tuple[str, ...]:
+        """Every updatable field but the owner, which is set on its own (it may be missing on the target)."""
+        return tuple(f for f in self.update_type.__dataclass_fields__ if f != "owner_user_name")
 
     def api(self, ctx: SyncContext) -> Any:
         return ctx.target.client.queries if self.kind == "sql_queries" else ctx.target.client.alerts

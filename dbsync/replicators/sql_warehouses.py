@@ -11,10 +11,9 @@ statements on (`metastore.target_warehouse_id`) is kept in step too, but never s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import DatabricksError
-from databricks.sdk.service.sql import EndpointInfo
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
@@ -24,6 +23,9 @@ from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, edited, sdk_call
 from dbsync.runcache import CacheKey
 from dbsync.tags import SOURCE_ID_TAG
+
+if TYPE_CHECKING:
+    from databricks.sdk.service.sql import EndpointInfo  # imported by need: see dbsync/sql.py
 
 STOPPED = ("STOPPED", "STOPPING", "DELETED", "DELETING")
 

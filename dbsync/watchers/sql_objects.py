@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError, NotFound
-from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery, LifecycleState
 
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
@@ -26,8 +26,15 @@ from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100  # the service's maximum
 WORKSPACE_PREFIX = "/Workspace"
-QUERY_FIELDS = frozenset(CreateQueryRequestQuery.__dataclass_fields__) - {"parent_path"}
-ALERT_FIELDS = frozenset(CreateAlertRequestAlert.__dataclass_fields__) - {"parent_path"}
+
+
+@cache
+def _fields(noun: str) -> frozenset[str]:
+    """The fields a query or an alert is created with (the SDK's sql module imported by need: see dbsync/sql.py)."""
+    from databricks.sdk.service.sql import CreateAlertRequestAlert, CreateQueryRequestQuery
+
+    created = CreateQueryRequestQuery if noun == "query" else CreateAlertRequestAlert
+    return frozenset(created.__dataclass_fields__) - {"parent_path"}
 
 
 def folder(path: str | None) -> str:
@@ -45,7 +52,7 @@ def _present(value: Any) -> bool:
 
 def normalize_query(ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any]:
     """The create/update body of a query, as written to the target."""
-    payload = {k: copy.deepcopy(v) for k, v in raw.items() if k in QUERY_FIELDS and _present(v)}
+    payload = {k: copy.deepcopy(v) for k, v in raw.items() if k in _fields("query") and _present(v)}
     if payload.get("warehouse_id"):
         payload["warehouse_id"] = ref("sql_warehouses", payload["warehouse_id"])
     for parameter in payload.get("parameters") or []:
@@ -59,7 +66,7 @@ def normalize_query(ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def normalize_alert(ctx: SyncContext, raw: dict[str, Any]) -> dict[str, Any]:
-    payload = {k: copy.deepcopy(v) for k, v in raw.items() if k in ALERT_FIELDS and _present(v)}
+    payload = {k: copy.deepcopy(v) for k, v in raw.items() if k in _fields("alert") and _present(v)}
     if payload.get("query_id"):
         payload["query_id"] = ref("sql_queries", payload["query_id"])
     payload["parent_path"] = ctx.principals.path(folder(raw.get("parent_path")))
@@ -92,6 +99,8 @@ class SqlObjectWatcher(Watcher):
         """One GET: the listing pages by token (an offset, 100 a page), so a query or alert moved to the trash while a
         page was read made the first of the next page look deleted too. Gone: a 404, or an object the service still
         answers in lifecycle state TRASHED (a delete moves it to the trash; GET answers it until it is purged)."""
+        from databricks.sdk.service.sql import LifecycleState
+
         return answers(lambda: self._api(ws).get(key), lambda got: got.lifecycle_state == LifecycleState.TRASHED)
 
     def fetch(self, ctx: SyncContext, ws: Workspace, stub: Resource) -> Resource:

@@ -8,9 +8,8 @@ warehouse starting or stopping is not a change. dbsync's own tags are left out o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
-
-from databricks.sdk.service.sql import State, WarehousesAPI
 
 from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
@@ -18,7 +17,13 @@ from dbsync.declaration import Declaration
 from dbsync.watchers.listed import ListedWatcher, keep, writable_fields
 from dbsync.workspace import Workspace
 
-FIELDS = writable_fields(WarehousesAPI.create) - {"creator_name"}
+
+@cache
+def writable() -> frozenset[str]:
+    """The fields a warehouse is created with (the SDK's sql module imported here, when the kind first runs)."""
+    from databricks.sdk.service.sql import WarehousesAPI
+
+    return writable_fields(WarehousesAPI.create) - {"creator_name"}
 
 
 def custom_tags(payload: dict[str, Any]) -> list[dict[str, str]]:
@@ -38,6 +43,8 @@ class WarehouseWatcher(ListedWatcher):
         """One warehouses/get: the listing pages by token (an offset) when the service answers more than one page,
         so a warehouse deleted on the source while a page was read made the first of the next page look deleted too.
         Gone: a 404, or a warehouse the service still answers as DELETED / DELETING."""
+        from databricks.sdk.service.sql import State
+
         try:
             state = ws.client.warehouses.get(key).state
         except Exception as err:  # anything but "gone" cannot tell: the delete waits
@@ -45,7 +52,7 @@ class WarehouseWatcher(ListedWatcher):
         return state not in (State.DELETED, State.DELETING)
 
     def normalize(self, ctx: SyncContext, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        payload = keep(raw, FIELDS)
+        payload = keep(raw, writable())
         tags = custom_tags(payload)
         if tags:
             payload["tags"] = {"custom_tags": tags}
