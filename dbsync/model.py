@@ -267,3 +267,13 @@ class Applied:
         if self.skipped:
             return "skipped"
         return "partial" if self.waiting_on else IN_SYNC
+
+
+@dataclass(frozen=True, slots=True)
+class SourceWrite:
+    """What `Replicator.write_source` wrote on the source (`dbsync restore --to source`): the source key (a
+    re-created object's new one) and a note for the person restoring when it wrote something besides the kept
+    version (a job's current owner the kept ACL did not name)."""
+
+    key: str
+    note: str | None = None

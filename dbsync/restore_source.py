@@ -28,7 +28,7 @@ from dbsync.config import reversed_settings
 from dbsync.context import SyncContext
 from dbsync.errors import ConfigError, DbsyncError, StoreError, one_line
 from dbsync.mapping import PrincipalMap, SourceForm
-from dbsync.model import Resource, fingerprint
+from dbsync.model import Resource, SourceWrite, fingerprint
 from dbsync.registry import kind, kind_names
 from dbsync.restore import RestoreStep
 from dbsync.role import MARKER_PATH, PRIMARY, read_marker
@@ -182,25 +182,27 @@ def apply_source_restore(ctx: SyncContext, steps: list[RestoreStep]) -> list[Res
             ctx.event(step.kind, step.key, ACTION, "error", f"{step.kind} {step.key}: not restored: {step.message}")
             continue
         step.outcome = "restored"
-        step.message = None if written == step.key else f"re-created as {written}"
+        again = [] if written.key == step.key else [f"re-created as {written.key}"]
+        step.message = "; ".join(again + ([written.note] if written.note else [])) or None  # printed by the CLI
     return steps
 
 
-def _write(ctx: SyncContext, step: RestoreStep, form: SourceForm) -> str:
+def _write(ctx: SyncContext, step: RestoreStep, form: SourceForm) -> SourceWrite:
     assert step.version is not None
     kept = kind(step.kind)
     payload, body = ctx.versions.content(step.version)
     prior = ctx.store.prior(step.kind, step.key)
     resource = Resource(step.kind, step.key, step.version.name or "", None, payload, body, {})
     written = kept.replicator.write_source(ctx, resource, prior, form)
-    hints.due_now(ctx, step.kind, sorted({step.key, written}))  # the next cycle reads it back
+    hints.due_now(ctx, step.kind, sorted({step.key, written.key}))  # the next cycle reads it back
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(step.version.at))
-    again = "" if written == step.key else f" (gone from the source: re-created as {written})"
+    again = "" if written.key == step.key else f" (gone from the source: re-created as {written.key})"
+    note = f": {written.note}" if written.note else ""
     ctx.event(
         step.kind,
         step.key,
         ACTION,
         "restored",
-        f"{step.kind} {step.key}: version {step.version.id} of {when} written back to the source{again}",
+        f"{step.kind} {step.key}: version {step.version.id} of {when} written back to the source{again}{note}",
     )
     return written

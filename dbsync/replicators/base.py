@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, SourceWrite, Upsert
 
 if TYPE_CHECKING:
     from dbsync.context import SyncContext
@@ -44,7 +44,8 @@ class Replicator(ABC):
     # `dbsync restore --to source`: this kind can write a kept version back to the source (write_source).
     restores_source: bool = False
 
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> SourceWrite:
         """Write a kept version back to the SOURCE in its own form: no dbsync tag, the source's own pause state,
-        principals and ids; an object gone from the source is re-created. Returns the source key written."""
+        principals and ids; an object gone from the source is re-created. Returns the source key written, and a note
+        when it wrote more than the kept version (the restore prints it)."""
         raise NotImplementedError(f"{self.kind}: restore to the source is not supported")

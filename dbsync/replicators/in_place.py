@@ -12,7 +12,7 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import SourceForm
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, SourceWrite, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, deleted, edited, sdk_call
 from dbsync.workspace import Workspace
@@ -59,13 +59,13 @@ class EditedInPlace(Replicator):
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: getattr(ctx.target.client, self.service).delete(change.target_key or ""))
 
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> SourceWrite:
         """The kept version back on the source object (a full replace, in the source's own form), re-created there
         when it is gone; the source id written."""
         payload = form.payload(resource.payload)
         if edited(lambda: self._edit(ctx.source, payload, resource.key)):
-            return resource.key
-        return self._create(ctx.source, payload)
+            return SourceWrite(resource.key)
+        return SourceWrite(self._create(ctx.source, payload))
 
     def _edit(self, ws: Workspace, payload: dict[str, Any], object_id: str) -> None:
         sdk_call(getattr(ws.client, self.service).edit, payload, **{self.id_field: object_id})

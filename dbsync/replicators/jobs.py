@@ -14,7 +14,7 @@ from dbsync.apierrors import is_gone
 from dbsync.context import SyncContext
 from dbsync.errors import Permanent
 from dbsync.mapping import SourceForm
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, SourceWrite, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.replicators.common import TargetIndex, applied_run_as, deleted, edited, run_as_missing, sdk_call
 from dbsync.watchers.jobs import SOURCE_JOB_TAG, TRIGGER_FIELDS, pause_states
@@ -64,7 +64,7 @@ class JobReplicator(Replicator):
 
     restores_source = True
 
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> SourceWrite:
         """Reset the source job (re-created when gone) with the kept settings: no dbsync tag, never paused by
         dbsync (each trigger keeps the source job's pause state, or the last one dbsync saw when re-created)."""
         settings = form.payload(resource.payload)
@@ -77,8 +77,8 @@ class JobReplicator(Replicator):
             if settings.get(field) is not None and pause.get(field):
                 settings[field]["pause_status"] = pause[field]
         if current is not None and edited(lambda: jobs.reset(int(resource.key), JobSettings.from_dict(settings))):
-            return resource.key
-        return str(sdk_call(jobs.create, settings).job_id)
+            return SourceWrite(resource.key)
+        return SourceWrite(str(sdk_call(jobs.create, settings).job_id))
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         deleted(lambda: ctx.target.client.jobs.delete(int(change.target_key or 0)))

@@ -23,13 +23,20 @@ from databricks.sdk.service.iam import AccessControlRequest, ObjectPermissions
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, Permanent, RetryLater
 from dbsync.mapping import SourceForm, acl_waiting_ref
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, SourceWrite, Upsert
 from dbsync.registry import acl_watchers, kind
 from dbsync.replicators.added import added_before, added_meta, adding_ahead
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.permissions import OBJECT_ORIGIN, PRINCIPAL_FIELDS
+from dbsync.workspace import Workspace
 
 OWNER = "IS_OWNER"
+# The ACL types whose PUT must name the owner: the service refuses one that names none, 400 "The job must have exactly
+# one owner." (terraform-provider-databricks#303, databricks/cli#5682), instead of keeping the current owner. An ACL
+# read from a legacy job names none (jobs made before job ACLs had owners: databrickslabs/migrate#168), so its sync,
+# and a restore of its kept version either way, were refused. Warehouses are left out, as in the emulator: what the
+# service does with a warehouse PUT that names no owner is not clear from the public record.
+PUT_NAMES_THE_OWNER = frozenset({"jobs", "pipelines"})
 _MISSING = re.compile(r"Principal: (UserName|GroupName|ServicePrincipalName)\((.+?)\) does not exist")
 _FIELD = {
     "UserName": "user_name",
@@ -56,18 +63,23 @@ class PermissionsReplicator(Replicator):
         skipped: list[str] = []
         waiting: list[str] = []
         lost_owner = _owner(payload["access_control_list"])
+        ownerless = lost_owner is None and acl_type in PUT_NAMES_THE_OWNER
 
         def put(entries: list[dict[str, Any]]) -> ObjectPermissions:
-            if lost_owner and not _owner(entries):
-                entries = [*entries, *_current_owner(ctx, acl_type, object_id)]
+            if (lost_owner or ownerless) and not _owner(entries):
+                entries = [*entries, *_current_owner(ctx.target, acl_type, object_id)]
             return ctx.target.client.permissions.set(acl_type, object_id, access_control_list=_requests(entries))
 
         result = _skipping_missing(ctx, put, list(payload["access_control_list"]), skipped, waiting)
         note = f"skipped principals missing on the target: {', '.join(skipped)}" if skipped else None
+        kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
         if lost_owner and lost_owner in skipped:
             # The PUT named the target's current owner instead (_current_owner): say who that is.
-            kept = _owner(result.as_dict().get("access_control_list") or []) or "unknown"
             note = f"owner {lost_owner} does not exist on the target; owner kept as {kept}. {note}"
+        elif ownerless:
+            # A legacy job's ACL names no owner: the PUT named the target's current one (_current_owner).
+            owned = f"the ACL names no owner, which the service requires: owner kept as {kept}"
+            note = f"{owned}; {note}" if note else owned
         return Applied(change.key, note=note, waiting_on=waiting)
 
     def _shared(self, ctx: SyncContext, change: Upsert, acl_type: str, object_id: str) -> Applied:
@@ -116,9 +128,10 @@ class PermissionsReplicator(Replicator):
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         """An object's ACL goes with the object; nothing to do."""
 
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> SourceWrite:
         """The kept direct entries back on the SOURCE object (a PUT: entries added since go), principals named as
-        the source names them. The object is looked up by its key now (a restore may have just re-created it)."""
+        the source names them. The object is looked up by its key now (a restore may have just re-created it).
+        A kept job or pipeline ACL that names no owner keeps the source object's current owner (one GET)."""
         payload = resource.payload or {}
         object_kind, source_key = resource.key.split(":", 1)
         watcher = acl_watchers()[object_kind]
@@ -131,10 +144,14 @@ class PermissionsReplicator(Replicator):
             entries.append(
                 {field: form.back.principal(field, entry[field]), "permission_level": entry["permission_level"]}
             )
-        ctx.source.client.permissions.set(
-            watcher.acl_type or "", object_id, access_control_list=[AccessControlRequest.from_dict(e) for e in entries]
-        )
-        return resource.key
+        acl_type = watcher.acl_type or ""
+        note = None
+        if acl_type in PUT_NAMES_THE_OWNER and not _owner(entries):
+            entries += _current_owner(ctx.source, acl_type, object_id)
+            kept = _owner(entries) or "none"
+            note = f"the kept version names no owner, which the service requires: owner kept as {kept}"
+        ctx.source.client.permissions.set(acl_type, object_id, access_control_list=_requests(entries))
+        return SourceWrite(resource.key, note)
 
 
 def _target_meta(ctx: SyncContext, key: str) -> dict[str, Any]:
@@ -167,14 +184,13 @@ def _adopted(ctx: SyncContext, resource: Resource) -> bool:
     return declared.replicator.unrecorded_origin != "created"
 
 
-def _current_owner(ctx: SyncContext, acl_type: str, object_id: str) -> list[dict[str, Any]]:
-    """The target object's IS_OWNER entry, as a request entry (none when it has no owner): what a PUT names when
-    the source's owner does not exist on the target. The service refuses a PUT that names no owner on a job or
-    pipeline ("The job must have exactly one owner.", 400) instead of keeping the current one, so the first sync
-    of a job whose owner the target's IdP has not provisioned yet failed against a real workspace."""
-    return [
-        _request(e) for e in sorted(_direct(ctx.target.client.permissions.get(acl_type, object_id))) if e[2] == OWNER
-    ]
+def _current_owner(ws: Workspace, acl_type: str, object_id: str) -> list[dict[str, Any]]:
+    """The object's IS_OWNER entry on `ws`, as a request entry (none when it has no owner): what a PUT names when
+    the source's owner does not exist on the target, or the ACL names none (PUT_NAMES_THE_OWNER). The service
+    refuses a PUT that names no owner on a job or pipeline ("The job must have exactly one owner.", 400) instead of
+    keeping the current one, so the first sync of a job whose owner the target's IdP has not provisioned yet failed
+    against a real workspace."""
+    return [_request(e) for e in sorted(_direct(ws.client.permissions.get(acl_type, object_id))) if e[2] == OWNER]
 
 
 def _skipping_missing(

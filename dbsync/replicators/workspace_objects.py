@@ -22,7 +22,7 @@ from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Languag
 from dbsync.context import SyncContext
 from dbsync.errors import Kept, ListingError, Permanent, RetryLater
 from dbsync.mapping import SourceForm
-from dbsync.model import Applied, Delete, Prior, Resource, Upsert
+from dbsync.model import Applied, Delete, Prior, Resource, SourceWrite, Upsert
 from dbsync.replicators.base import Replicator
 from dbsync.watchers.workspace_objects import (
     ARCHIVE_ROOT,
@@ -107,13 +107,13 @@ class WorkspaceObjectReplicator(Replicator):
 
     restores_source = True
 
-    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> str:
+    def write_source(self, ctx: SyncContext, resource: Resource, prior: Prior | None, form: SourceForm) -> SourceWrite:
         """The kept body back at the source path (the key; the payload's path is the target's), overwritten."""
         path = resource.key
         workspace = ctx.source.client.workspace
         if self.kind == "directories":
             workspace.mkdirs(path)
-            return path
+            return SourceWrite(path)
         language = resource.payload.get("language")
         fmt, lang = (ImportFormat.SOURCE, Language(language)) if language else (ImportFormat.RAW, None)
         content = base64.b64encode(resource.body or b"").decode()
@@ -122,7 +122,7 @@ class WorkspaceObjectReplicator(Replicator):
         except NotFound:  # its folder was deleted too: made again, as it was
             workspace.mkdirs(posixpath.dirname(path))
             workspace.import_(path, content=content, format=fmt, language=lang, overwrite=True)
-        return path
+        return SourceWrite(path)
 
     def delete(self, ctx: SyncContext, change: Delete) -> None:
         path = change.target_key or change.key
