@@ -538,7 +538,7 @@ class Engine:
             metrics.LAST_SUCCESS.labels(kind.name).set(time.time())
         if report.outcome == "ok" and revisit.read_every_object(self.ctx, kind):
             # Every source object was read, and applied or recorded: new ones validation saw waiting have rows now.
-            self.ctx.store.record_pending_new(kind.name, 0)
+            self.ctx.store.record_pending_new(kind.name, ())
         update_gauges(self.ctx.store, [kind.name])
         revisit.record_freshness(self.ctx, kind, report.outcome == "ok", report.not_due, report.started_at)
         log.info(

@@ -184,11 +184,13 @@ def validate_kind(
     result.source_count = len(keys)
     result.target_count = len(priors) if _target_unlisted(kind) else len(target_keys)
     mapped_targets = {p.target_key for p in priors.values() if p.target_key}
-    new, pending_known = 0, []
+    new: list[str] = []
+    pending_known = []
     for key in keys:
         prior = priors.get(key)
         state = "unknown" if key in unreadable else _state(kind, prior, key in changed, target_keys)
-        new += prior is None
+        if prior is None:
+            new.append(key)
         if state == "pending" and prior is not None:
             pending_known.append(prior)
         _tally(result, state, key)
@@ -317,9 +319,10 @@ def _live_fingerprint(ctx: SyncContext, kind: Kind, stub: Resource) -> tuple[str
         return stub.key, None
 
 
-def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: int, read_at: float) -> None:
+def _start_lag_clock(ctx: SyncContext, kind: str, pending: Iterable[Prior], new: list[str], read_at: float) -> None:
     """Pending changes start the lag clock when first seen (here, before a cycle of their kind reaches them); the
-    new objects' count (no row yet, the store read at `read_at`) is `pending` in `status` and dbsync_resources."""
+    new objects (no row yet, the store read at `read_at`) are `pending` in `status` and dbsync_resources until each
+    has its row."""
     try:
         for prior in pending:
             ctx.store.record_pending_seen(kind, prior.key, prior.version_hint, prior.fingerprint)

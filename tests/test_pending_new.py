@@ -4,7 +4,9 @@ and dbsync_resources until they have rows, are gone, or a cycle has read every o
 - new source objects deleted before a cycle reached them: the next `validate` (or /report) counts 0 and says so;
 - a cycle that read only part of its kind (the workspace tree listed by need, a sweep of object ACLs cut at its
   time slice) ended `ok` and cleared the count, and with it the lag clock: new objects in the part it did not read
-  vanished from `status` and the metric while `validate` still called them pending.
+  vanished from `status` and the metric while `validate` still called them pending;
+- such a cycle recorded other new objects, appeared since, and each of their rows took one off the count: the
+  counted objects' keys are kept, and only their own rows take them out.
 
 Every test drives two emulated workspaces over HTTP with the databricks-sdk and runs the `dbsync` commands
 in-process, as a user would.
@@ -13,6 +15,7 @@ in-process, as a user would.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from conftest import Pair, endpoint_count, run_cli
@@ -29,6 +32,7 @@ from test_revisit import _seed as _seed_acls
 from test_truth_rows import _job
 
 from dbsync.engine import Engine, update_gauges
+from dbsync.store import Store
 
 TREE = ["directories", "notebooks", "files"]
 NEW_ACLS = 12
@@ -72,6 +76,33 @@ def test_new_source_objects_deleted_before_a_cycle_reached_them_are_no_longer_pe
     assert _pending(pair, monkeypatch, capsys, "jobs") == 0
 
 
+def test_a_store_upgraded_from_schema_6_keeps_the_number_of_new_objects_it_counted_pending(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store of schema 6 kept only how many new source objects `validate` counted, not which. Upgraded, `status` and
+    the metric still count them pending (dropped, they would say 0 until the next `validate`); that `validate` keeps
+    their keys, and the cycle that records them takes them out."""
+    _job(pair, "old")
+    pair.sync(only=["jobs"])
+    for name in ("first", "second"):
+        _job(pair, name)
+    store = Store(pair.state_path)
+    with store._transaction():  # the store as dbsync of schema 6 left it after a `validate`
+        store.db.execute("DROP TABLE pending_new")
+        store.db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+        store.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('pending_new:jobs', ?), ('pending_new_since:jobs', ?)",
+            [json.dumps({"count": 2, "listed_at": time.time()}), repr(time.time())],
+        )
+    store.close()
+
+    assert _pending(pair, monkeypatch, capsys, "jobs") == 2
+    assert _validated(pair, monkeypatch, capsys, "jobs") == 2
+    assert _pending(pair, monkeypatch, capsys, "jobs") == 2
+    assert pair.sync(only=["jobs"])["jobs"].created == 2
+    assert _pending(pair, monkeypatch, capsys, "jobs") == 0
+
+
 def test_a_cycle_that_listed_only_the_due_directories_leaves_a_new_notebook_elsewhere_pending(
     pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,6 +126,38 @@ def test_a_cycle_that_listed_only_the_due_directories_leaves_a_new_notebook_else
         assert pair.sync(only=TREE, **TREE_BY_NEED)["notebooks"].created == 1
         assert _pending(pair, monkeypatch, capsys, "notebooks") == 0
         assert _validated(pair, monkeypatch, capsys, "notebooks") == 0
+
+
+def test_new_objects_a_partial_cycle_recorded_do_not_hide_the_counted_ones_it_did_not_reach(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`validate` counts five new notebooks in a directory not due; then five others appear in a new folder at the
+    root, which the next cycle lists and records (the root is listed every cycle, a new directory always), while it
+    does not list the first five's. `status` and the metric still count those five pending, as `validate` does: the
+    rows recorded since are not theirs (every row of the kind recorded since the listing was subtracted: 5 - 5,
+    nothing pending while the standby lacked five notebooks)."""
+    _seed_tree(pair)
+    with freeze_time("2026-12-05 00:00:00") as clock:
+        pair.sync(only=TREE, **TREE_BY_NEED)
+        clock.tick(1)
+        for name in "ABCDE":
+            _upload(pair, f"{_dir(6)}/counted_{name}", "print('counted')\n")
+        assert _validated(pair, monkeypatch, capsys, "notebooks") == 5
+        assert _pending(pair, monkeypatch, capsys, "notebooks") == 5
+
+        pair.src.workspace.mkdirs("/Later")
+        for name in "FGHIJ":
+            _upload(pair, f"/Later/{name}", "print('later')\n")
+        clock.tick(60)
+        reports = pair.sync(only=TREE, **TREE_BY_NEED)
+        assert reports["notebooks"].outcome == "ok" and reports["notebooks"].created == 5  # F..J, not A..E
+        assert pair.dst.workspace.get_status("/Later/F") is not None
+        assert _pending(pair, monkeypatch, capsys, "notebooks") == 5
+        assert _validated(pair, monkeypatch, capsys, "notebooks") == 5
+
+        clock.tick(TREE_WINDOW)  # every directory due: the cycle lists the whole tree and records A..E
+        assert pair.sync(only=TREE, **TREE_BY_NEED)["notebooks"].created == 5
+        assert _pending(pair, monkeypatch, capsys, "notebooks") == 0
 
 
 def _new_acls(pair: Pair) -> None:

@@ -301,7 +301,7 @@ def test_store_of_schema_1_upgrades_and_keeps_what_it_cannot_tell_was_created(pa
 
     store = Store(pair.state_path)
     try:
-        assert store.get_meta("schema_version") == "6"
+        assert store.get_meta("schema_version") == "7"
         assert store.prior("users", "made").origin == "created"
         assert store.prior("users", "found").origin is None  # unknown: the replicator's rule decides
     finally:

@@ -51,7 +51,7 @@ def test_a_schema_2_store_upgrades_keeping_the_targets_version(tmp_path: Path) -
     _schema_2_store(path)
     store = Store(path)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         prior = store.prior("jobs", "42")
         assert prior is not None
         assert (prior.target_key, prior.target_version, prior.origin) == ("7", "1700000000", "created")

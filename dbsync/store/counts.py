@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbsync.model import cycle_succeeded
 
-_NEW = "pending_new:"  # meta key prefix: {"count", "listed_at"} of a kind's source objects without a row
+_NEW = "pending_new:"  # meta key prefix: {"count", "listed_at"} a schema 6 store kept (migration 7: the table)
 _NEW_SINCE = "pending_new_since:"  # meta key prefix: when such objects were first seen (the lag clock)
 
 
@@ -55,30 +55,52 @@ class Counts:
         return counts
 
     def pending_new(self) -> dict[str, int]:
-        """{kind: source objects without a row} as the last listing that counted them said, less the rows recorded
-        since that listing read the store (a cycle reached some of them: each is counted once, by its row)."""
-        out: dict[str, int] = {}
+        """{kind: source objects without a row}: the keys the last listing that counted them kept, less those with a
+        live row now (a cycle reached them: each is counted once, by its row).
+
+        Only the counted objects' own rows take them out. Their number less every row of the kind recorded since the
+        listing let five new notebooks a cycle that read part of the tree recorded hide five counted ones it never
+        reached: `status` and the metric said nothing was pending while the standby lacked them. An object counted,
+        then deleted on the source before a cycle reached it, stays pending until the next listing: errs towards
+        pending."""
+        out = dict(
+            self._rows(
+                "SELECT kind, COUNT(*) FROM pending_new AS p WHERE NOT EXISTS (SELECT 1 FROM resources AS r "
+                "WHERE r.kind = p.kind AND r.source_key = p.source_key AND r.status != 'deleted') GROUP BY kind"
+            )
+        )
+        # A store of schema 6 kept the number only (schema.py, migration 7): read the old way until replaced.
         for key, value in self._rows("SELECT key, value FROM meta WHERE key LIKE ?", [_NEW + "%"]):
             kind, counted = key[len(_NEW) :], json.loads(value)
             row = self._row(
                 "SELECT COUNT(*) FROM resources WHERE kind = ? AND first_seen_at >= ?", [kind, counted["listed_at"]]
             )
-            left = counted["count"] - (row[0] if row else 0)
-            if left > 0:
-                out[kind] = left
-        return out
+            out[kind] = out.get(kind, 0) + max(0, counted["count"] - (row[0] if row else 0))
+        return {kind: count for kind, count in out.items() if count > 0}
 
-    def record_pending_new(self, kind: str, count: int, listed_at: float | None = None) -> None:
-        """Objects on the source never replicated (no row yet), as a listing that read the store at `listed_at`
-        counted them: when they were first seen starts the lag clock, and how many is `pending` in verified_counts.
-        A cycle that lists the kind whole records its objects and says 0."""
-        since, counted = _NEW_SINCE + kind, _NEW + kind
-        if count == 0 and self.get_meta(since) is None and self.get_meta(counted) is None:
-            return  # nothing to stop: no write
+    def record_pending_new(self, kind: str, keys: Collection[str], listed_at: float | None = None) -> None:
+        """The keys of the objects on the source never replicated (no row yet), as a listing that read the store at
+        `listed_at` found them: when they were first seen starts the lag clock, and those still without a row are
+        `pending` in verified_counts. They replace the kind's keys of the listing before. A cycle that read every
+        object of the kind recorded each (or it is gone) and says none.
+
+        One transaction, the keys inserted in one batch: 100,000 of them (an initial sync's) took 0.2-0.3 s, 0.3-0.4 s
+        replacing as many, and pending_new() 0.1 s over them (2 busy cores)."""
+        since, legacy = _NEW_SINCE + kind, _NEW + kind
+        if not keys:
+            kept = self._row("SELECT 1 FROM pending_new WHERE kind = ? LIMIT 1", [kind])
+            if kept is None and self.get_meta(since) is None and self.get_meta(legacy) is None:
+                return  # nothing to stop: no write
         with self._transaction():
-            if count == 0:
-                self.db.execute("DELETE FROM meta WHERE key IN (?, ?)", [since, counted])
+            self.db.execute("DELETE FROM pending_new WHERE kind = ?", [kind])
+            self.db.execute("DELETE FROM meta WHERE key = ?", [legacy])
+            if not keys:
+                self.db.execute("DELETE FROM meta WHERE key = ?", [since])
                 return
             now = time.time()
             self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [since, repr(now)])
-            self._set_meta(counted, json.dumps({"count": count, "listed_at": listed_at or now}))
+            at = listed_at or now
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO pending_new (kind, source_key, listed_at) VALUES (?, ?, ?)",
+                ((kind, key, at) for key in keys),
+            )
