@@ -146,6 +146,19 @@ def disabled_kinds(settings: Settings) -> tuple[str, ...]:
     return tuple(name for name in KIND_NAMES if not settings.kind(name).enabled)
 
 
+def disabled_by(settings: Settings, name: str) -> str | None:
+    """The setting that turns a disabled kind on again, as `status` names it; None for an enabled kind.
+
+    A metastore kind is off by default while no SQL warehouse is set: `status` said `kinds.tables.enabled`, a
+    setting nobody had set to false, and which, set to true without a warehouse, only makes every listing fail."""
+    if settings.kind(name).enabled:
+        return None
+    configured = settings.kinds.get(name)
+    if configured is not None and "enabled" in configured.model_fields_set:
+        return f"kinds.{name}.enabled"
+    return "no SQL warehouse set: metastore.source_warehouse_id and metastore.target_warehouse_id"
+
+
 def _changed() -> None:
     global KIND_NAMES
     kinds.cache_clear()

@@ -108,3 +108,42 @@ def test_a_kind_disabled_after_its_listing_failed_is_not_exported_as_unknown_and
     resources, _ = _served(pair, JOBS_ON)
     assert resources["jobs"]["unknown"] == 2
     assert _status_json(pair, monkeypatch, capsys, "true")["counts"]["jobs"] == {"unknown": 2}
+
+
+def _status_line(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str, **env: str
+) -> str:
+    """The `dbsync status` line of `kind`, with these extra settings (for this command only)."""
+    with monkeypatch.context() as patch:
+        code, out, err = run_cli(pair, patch, capsys, "status", env=env)
+    assert code == 0, err
+    return next(line for line in out.splitlines() if line.startswith(f"{kind} "))
+
+
+def test_status_names_the_setting_that_turns_a_disabled_kind_on(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metastore kinds are off while no SQL warehouse is set: `status` said `disabled (kinds.tables.enabled)`,
+    a setting nobody had set to false (and that, set to true without a warehouse, only makes their listing fail).
+    It names the warehouse settings; a kind turned off by its own `enabled: false` still names that."""
+    assert pair.sync(only=["cluster_policies"])["cluster_policies"].outcome == "ok"  # a store for `status` to read
+    warehouses = "no SQL warehouse set: metastore.source_warehouse_id and metastore.target_warehouse_id"
+
+    line = _status_line(pair, monkeypatch, capsys, "tables")
+    assert f"disabled ({warehouses})" in line and "kinds.tables.enabled" not in line
+    with monkeypatch.context() as patch:
+        code, out, err = run_cli(pair, patch, capsys, "status", "--json")
+    assert code == 0, err
+    assert json.loads(out)["disabled_by"]["tables"] == warehouses
+
+    turned_off = _status_line(
+        pair,
+        monkeypatch,
+        capsys,
+        "tables",
+        DBSYNC_METASTORE__SOURCE_WAREHOUSE_ID="abc123",
+        DBSYNC_KINDS__TABLES__ENABLED="false",
+    )
+    assert "disabled (kinds.tables.enabled)" in turned_off and "warehouse" not in turned_off
+    enabled = _status_line(pair, monkeypatch, capsys, "tables", DBSYNC_METASTORE__SOURCE_WAREHOUSE_ID="abc123")
+    assert "disabled" not in enabled

@@ -15,7 +15,7 @@ from dbsync.engine import Engine
 from dbsync.errors import ConfigError
 from dbsync.model import Resource, Upsert, cycle_succeeded
 from dbsync.profiles import workspace_host
-from dbsync.registry import KIND_NAMES, disabled_kinds, kind, kinds
+from dbsync.registry import KIND_NAMES, disabled_by, disabled_kinds, kind, kinds
 from dbsync.report import format_text, validate, validate_from_store
 from dbsync.store import Store
 
@@ -116,7 +116,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        document = {"role": role, "counts": counts, "disabled": list(disabled), "last_cycles": cycles}
+        why = {name: disabled_by(settings, name) for name in disabled}
+        document = {
+            "role": role,
+            "counts": counts,
+            "disabled": list(disabled),
+            "disabled_by": why,
+            "last_cycles": cycles,
+        }
         print(json.dumps(document, indent=2))
         return EXIT_OK
     print(f"role: {role}")
@@ -131,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         if name in disabled:
             columns = "".join(f"{'-':>9}" for _ in STATUS_COLUMNS)
-            print(f"{name:<20}{columns}   disabled (kinds.{name}.enabled), last cycle {last}")
+            print(f"{name:<20}{columns}   disabled ({disabled_by(settings, name)}), last cycle {last}")
             continue
         print(f"{name:<20}" + "".join(f"{c.get(status, 0):>9}" for status in STATUS_COLUMNS) + f"   {last}")
     return EXIT_OK
