@@ -127,31 +127,45 @@ def test_a_repos_folder_the_repos_kind_made_is_dbsyncs_and_goes_with_the_sources
     assert not _folder_there(pair.dst, "/Repos/ana@example.com")
 
 
-def test_a_repos_folder_made_by_a_sync_killed_before_its_record_is_still_dbsyncs(
+def test_a_folder_the_dr_team_made_after_a_sync_was_killed_at_its_mkdirs_stays_theirs(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """kill -9 as the target answers the repos kind's mkdirs of /Repos/ana@example.com: the folder is there, the repo
-    not yet. Recorded after the mkdirs, the folder was not recorded at all, and the next sync adopted it. It is
-    recorded before the mkdirs. (The SDK's mkdirs runs as it is, over HTTP; the process dies when it returns.)"""
-    _seed(pair)
-    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
+    """kill -9 as a notebook's write was about to make its missing folder /Shared/finance. The DR team then makes
+    that folder on the standby by hand, with an entry of their own. With the folder recorded as dbsync's before its
+    mkdirs (0c49122), the record outlived the kill, the retried import found the folder there (no 404, nothing to
+    correct the record), and the directories kind took the DR team's folder for dbsync's: its ACL PUT whole (their
+    entry erased) and the folder deleted with the source's. Recorded after the mkdirs, it is adopted: theirs."""
+    _notebook(pair.src, "/Shared/finance/summary")
+    for name in ("daily", "weekly", "monthly"):  # the source keeps most of its tree: no delete guard in play
+        _notebook(pair.src, f"/Shared/ops/{name}")
+    for w in (pair.src, pair.dst):
+        w.groups.create(display_name="dr-admins")
     real_mkdirs = WorkspaceExt.mkdirs
 
-    def killed_after_mkdirs(self: WorkspaceExt, path: str) -> None:
+    def killed_at_mkdirs(self: WorkspaceExt, path: str) -> None:
+        if path.startswith("/Shared/finance"):
+            raise KeyboardInterrupt("kill -9 before the mkdirs reached the target")
         real_mkdirs(self, path)
-        if path.startswith("/Repos/"):
-            raise KeyboardInterrupt("kill -9 as the target answered the mkdirs")
 
     with monkeypatch.context() as patch:
-        patch.setattr(WorkspaceExt, "mkdirs", killed_after_mkdirs)
+        patch.setattr(WorkspaceExt, "mkdirs", killed_at_mkdirs)
         with pytest.raises(KeyboardInterrupt):
-            pair.sync(only=["repos"])
-    assert _folder_there(pair.dst, "/Repos/ana@example.com")
+            pair.sync(only=["notebooks"])
+    assert not _folder_there(pair.dst, "/Shared/finance")
 
-    reports = pair.sync(only=REPO_KINDS)
+    pair.dst.workspace.mkdirs("/Shared/finance")  # the DR team's, by hand
+    folder_id = str(pair.dst.workspace.get_status("/Shared/finance").object_id)
+    entry = iam.AccessControlRequest(group_name="dr-admins", permission_level=iam.PermissionLevel.CAN_MANAGE)
+    pair.dst.permissions.update("directories", folder_id, access_control_list=[entry])
+    pair.sync(only=[*TREE_KINDS, "permissions"])
 
-    assert reports["repos"].created == 1
-    assert _origin(pair, "/Repos/ana@example.com") == "created"
+    assert _origin(pair, "/Shared/finance") == "adopted"
+    acl = pair.dst.permissions.get("directories", folder_id).access_control_list or []
+    assert any(e.group_name == "dr-admins" for e in acl)
+
+    pair.src.workspace.delete("/Shared/finance", recursive=True)
+    pair.sync(only=TREE_KINDS)
+    assert _folder_there(pair.dst, "/Shared/finance")
 
 
 def test_a_repos_folder_the_dr_team_made_stays_adopted_after_the_repos_kind_wrote_into_it(pair: Pair) -> None:
@@ -212,9 +226,9 @@ def test_a_repos_folder_the_repos_kind_made_gets_the_sources_exact_acl(pair: Pai
 
 
 def test_a_repos_folder_whose_mkdirs_failed_is_not_recorded_so_the_dr_teams_stays_adopted(pair: Pair) -> None:
-    """The folder is recorded before its mkdirs; a mkdirs the target refuses forgets it again. Left recorded, the
-    folder the DR team then made at that path by hand was taken for dbsync's (its ACL PUT whole, deleted with the
-    source's)."""
+    """A folder is recorded as dbsync's only once its mkdirs has answered: one the target refused is not, so the folder
+    the DR team then makes at that path by hand is theirs (recorded, it was taken for dbsync's: its ACL PUT whole,
+    deleted with the source's)."""
     _seed(pair)
     pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/ana@example.com/etl")
     pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/workspace/mkdirs", max_faults=1)

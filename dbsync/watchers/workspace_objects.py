@@ -7,7 +7,6 @@ so REPO objects are not descended into; /dbsync-archive holds dbsync's own archi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import heapq
 import itertools
@@ -213,38 +212,25 @@ def _remember_made_folders(ctx: SyncContext, paths: Iterable[str]) -> None:
         ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(made | set(paths))))
 
 
-def _forget_made_folders(ctx: SyncContext, paths: Iterable[str]) -> None:
-    with _MADE_FOLDERS_LOCK:
-        made = _made_folders(ctx)
-        if not made & set(paths):
-            return
-        ctx.store.set_meta(MADE_FOLDERS_META, json.dumps(sorted(made - set(paths))))
-
-
 def make_folder(ctx: SyncContext, path: str) -> None:
     """mkdirs of a target folder a write needs (its 404 said it is missing, or a repo is created in it), recording
-    each folder it makes as dbsync's; a folder already there (the DR team's) is not recorded: it stays adopted.
+    each folder it made as dbsync's; a folder already there (the DR team's) is not recorded: it stays adopted.
 
-    A get-status for the folder and each missing parent, then the record, then the mkdirs. Recorded first: a
-    kill -9 between the mkdirs and a record made after it left a folder dbsync made that the next run took for the
-    DR team's (adopted: never deleted with the source's, its ACL PATCHed). A mkdirs that fails forgets the folders
-    still missing after it. A kill -9 between the record and the mkdirs leaves a folder recorded that is not there;
-    the write that needed it is retried and makes it.
+    A get-status for the folder and each missing parent, the mkdirs, then the record. Recorded AFTER the mkdirs, on
+    purpose: mkdirs answers the same whether it made a folder or found one, so a record written ahead and left by a
+    kill -9 before the mkdirs cannot be told from one whose mkdirs ran, and the folder the DR team then made at that
+    path by hand was taken for dbsync's (its ACL PUT whole, deleted with the source's: audit of 0c49122, which had
+    moved the record ahead). A kill -9 between the mkdirs and the record leaves a folder dbsync made that the next run
+    adopts: kept, its ACL PATCHed, a leak, never a loss.
     """
     missing = []
     current = path
     while current not in ("", "/") and _status_if_there(ctx.target, current) is None:
         missing.append(current)
         current = posixpath.dirname(current)
+    ctx.target.client.workspace.mkdirs(path)
     if missing:
         _remember_made_folders(ctx, missing)
-    try:
-        ctx.target.client.workspace.mkdirs(path)
-    except Exception:
-        if missing:
-            with contextlib.suppress(DatabricksError):  # cannot tell what it made: the record stays
-                _forget_made_folders(ctx, [p for p in missing if _status_if_there(ctx.target, p) is None])
-        raise
 
 
 def folder_written(ctx: SyncContext, path: str) -> None:
