@@ -45,9 +45,11 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             found = None
-            # A new target folder: a first write, or a row whose target path moved (a `mapping.emails` entry added
-            # for /Users/<email> or /Repos/<email>): the folder at the new path is judged as a new one.
-            new_folder = change.target_key != path
+            # A move: a recorded target path that is not this one (a `mapping.emails` entry added for /Users/<email>
+            # or /Repos/<email>). A row with none recorded (a first write, or one whose first mkdirs failed) is no
+            # move: taken for one, it failed after its mkdirs every cycle, the folder in `error` for good.
+            moved_from = change.target_key if change.target_key not in (None, path) else None
+            new_folder = change.target_key is None or moved_from is not None  # judged as a new one at this path
             if new_folder:  # mkdirs cannot tell: the target's tree before this run's mkdirs does
                 try:
                     found = folder_was_on_target(ctx, path)
@@ -57,7 +59,7 @@ class WorkspaceObjectReplicator(Replicator):
             if new_folder:
                 folder_written(ctx, path)  # the parents this mkdirs made are dbsync's, even if their own write fails
             written_paths(ctx).append(path)  # the drift baseline is read after this write
-            note = self._leave_old_folder(ctx, change) if new_folder and change.prior else None
+            note = self._leave_old_folder(ctx, change) if moved_from is not None else None
             return Applied(target_key=path, adopted=found, note=note)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
