@@ -254,6 +254,8 @@ class Applied:
     # `partial` and is applied again once the target has one of them.
     waiting_on: list[str] = field(default_factory=list)
     skipped: bool = False  # nothing was written on purpose (a user dbsync may not create, a mount): `skipped`
+    # A target path this write deleted besides its own (the copy a moved folder left at its old path): a delete.
+    deleted: str | None = None
     # What the store records instead of the listing's version hint (None: the listing's own), and facts
     # added to the source_meta it records: a replicator reports through these, never by editing its input.
     version_hint: str | None = None

@@ -65,7 +65,11 @@ Progress = Callable[[KindReport], None]
 
 
 def count_applied(report: KindReport, action: str, applied: Applied) -> None:
-    """One vocabulary: a skipped or partial apply is never counted as created or updated."""
+    """One vocabulary: a skipped or partial apply is never counted as created or updated; an old copy the write
+    deleted besides (a moved folder's) is counted as a delete, as a source delete's is."""
+    if applied.deleted:
+        report.deleted += 1
+        metrics.CHANGES_APPLIED.labels(report.kind, "delete").inc()
     if applied.skipped:
         report.skipped += 1
     elif applied.waiting_on:

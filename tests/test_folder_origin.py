@@ -19,6 +19,7 @@ from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 
+from dbsync.model import Prior
 from dbsync.store import Store
 
 TREE_KINDS = ["directories", "notebooks", "files"]
@@ -42,6 +43,14 @@ def _origin(pair: Pair, key: str) -> str | None:
     try:
         prior = store.prior("directories", key)
         return prior.origin if prior else None
+    finally:
+        store.close()
+
+
+def _row(pair: Pair, key: str) -> Prior | None:
+    store = Store(pair.state_path)
+    try:
+        return store.prior("directories", key)
     finally:
         store.close()
 
@@ -240,3 +249,24 @@ def test_a_repos_folder_whose_mkdirs_failed_is_not_recorded_so_the_dr_teams_stay
     pair.sync(only=REPO_KINDS)
 
     assert _origin(pair, "/Repos/ana@example.com") == "adopted"
+
+
+def test_a_folder_whose_first_mkdirs_failed_is_written_by_the_next_sync(pair: Pair) -> None:
+    """A 500 on a folder's first mkdirs leaves its row in `error` with no target path. The next write of it is a first
+    write, not a move: it was taken for a folder moved from a recorded path that did not exist, and failed after its
+    mkdirs every cycle (the folder stayed in `error` for good, validate never ready)."""
+    _notebook(pair.src, "/Shared/finance/summary")
+    finance = {"kinds": {"directories": {"include": ["/Shared/finance"]}}}  # its mkdirs is the only one
+    pair.target.set_faults(rate_500=1.0, path_prefix="/api/2.0/workspace/mkdirs", max_faults=1)
+    assert pair.sync(only=["directories"], **finance)["directories"].errors == 1
+    pair.target.set_faults()
+    failed = _row(pair, "/Shared/finance")
+    assert failed is not None and failed.status == "error" and failed.target_key is None
+
+    report = pair.sync(only=["directories"], **finance)["directories"]
+
+    assert report.errors == 0 and report.created == 1, report
+    written = _row(pair, "/Shared/finance")
+    assert written is not None
+    assert (written.status, written.target_key, written.origin) == ("synced", "/Shared/finance", "created")
+    assert _folder_there(pair.dst, "/Shared/finance")

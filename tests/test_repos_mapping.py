@@ -10,8 +10,10 @@ a repo pointed at the unmapped path. These tests drive two emulated workspaces o
 from __future__ import annotations
 
 import base64
+import json
 
-from conftest import Pair
+import pytest
+from conftest import Pair, run_cli
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service import compute, iam, jobs
@@ -24,6 +26,7 @@ MAPPING = {"mapping": {"emails": {"@old.example": "@new.example"}}}
 REPO_KINDS = ["directories", "notebooks", "files", "repos"]
 REPO_URL = "https://github.com/acme/etl.git"
 ANA_SOURCE, ANA_TARGET = "/Repos/ana@old.example", "/Repos/ana@new.example"
+BOB_SOURCE = "/Repos/bob@old.example"
 
 
 def _object_type(w: WorkspaceClient, path: str) -> str | None:
@@ -44,10 +47,27 @@ def _folder_row(pair: Pair, key: str) -> tuple[str | None, str | None] | None:
         store.close()
 
 
+def _events(pair: Pair, key: str) -> list[dict]:
+    store = Store(pair.state_path)
+    try:
+        return [e for e in store.events(limit=50) if e["source_key"] == key]
+    finally:
+        store.close()
+
+
+def _plan(pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config: dict) -> list[dict]:
+    """`dbsync plan --kinds directories --json --config FILE` (mapping.emails has no environment variable)."""
+    path = pair.state_path.parent / "dbsync.json"
+    path.write_text(json.dumps(config))
+    code, out, _ = run_cli(pair, monkeypatch, capsys, "plan", "--kinds", "directories", "--json", "--config", str(path))
+    assert code == 0, out
+    return json.loads(out)
+
+
 def _seed_repos(pair: Pair) -> int:
     """Ana's and Bob's repos on the source; Bob's stays, so deleting Ana's is no mass delete."""
     repo = pair.src.repos.create(REPO_URL, "gitHub", path=f"{ANA_SOURCE}/etl")
-    pair.src.repos.create(REPO_URL, "gitHub", path="/Repos/bob@old.example/etl")
+    pair.src.repos.create(REPO_URL, "gitHub", path=f"{BOB_SOURCE}/etl")
     assert repo.id is not None
     return repo.id
 
@@ -94,19 +114,57 @@ def test_the_mapped_repos_folder_gets_the_sources_acl(pair: Pair) -> None:
     assert levels.get("etl") == iam.PermissionLevel.CAN_EDIT
 
 
-def test_a_folder_made_before_the_mapping_moves_to_the_mapped_path(pair: Pair) -> None:
+def test_a_folder_made_before_the_mapping_moves_to_the_mapped_path(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A store written before /Repos/<email> followed the mapping recorded /Repos/<source email> as the folder's copy
-    (an empty folder dbsync made): the next sync writes the mapped folder and deletes that empty one."""
+    (an empty folder dbsync made): the next sync writes the mapped folder and deletes that empty one. The delete is
+    one on every surface: the plan has its line, the summary counts it, an event names it (it was counted nowhere)."""
     _seed_repos(pair)
     pair.sync(only=["directories"])  # the folder at the source's path, as the directories kind wrote it then
     assert _folder_row(pair, ANA_SOURCE) == (ANA_SOURCE, "created")
 
+    plan = _plan(pair, monkeypatch, capsys, MAPPING)
+    assert {"action": "update", "kind": "directories", "key": ANA_SOURCE} in plan
+    deletes = {line["key"]: line["reason"] for line in plan if line["action"] == "delete"}
+    assert sorted(deletes) == [ANA_SOURCE, BOB_SOURCE]  # both users' folders move
+    assert ANA_SOURCE in deletes[ANA_SOURCE] and ANA_TARGET in deletes[ANA_SOURCE]
+    assert _object_type(pair.dst, ANA_SOURCE) == "DIRECTORY"  # a plan writes nothing
+
     reports = pair.sync(only=REPO_KINDS, **MAPPING)
 
     assert all(r.errors == 0 for r in reports.values()), reports
+    assert reports["directories"].deleted == 2 and reports["directories"].updated == 2
     assert _folder_row(pair, ANA_SOURCE) == (ANA_TARGET, "created")
     assert _object_type(pair.dst, ANA_SOURCE) is None
     assert _object_type(pair.dst, f"{ANA_TARGET}/etl") == "REPO"
+    (event,) = [e for e in _events(pair, ANA_SOURCE) if e["action"] == "delete"]
+    assert event["outcome"] == "deleted" and f"the folder dbsync made at {ANA_SOURCE} was deleted" in event["message"]
+
+
+def test_a_folder_moved_with_deletes_off_leaves_its_old_copy_and_says_so(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`deletes.mode: off`: dbsync deletes nothing on the target, the copy a moved folder leaves behind included (it
+    was deleted anyway, by a call that read no delete setting)."""
+    deletes_off = {"deletes": {"mode": "off"}}
+    _seed_repos(pair)
+    pair.sync(only=["directories"], **deletes_off)
+    assert _folder_row(pair, ANA_SOURCE) == (ANA_SOURCE, "created")
+
+    plan = _plan(pair, monkeypatch, capsys, {**MAPPING, **deletes_off})
+    assert {"action": "update", "kind": "directories", "key": ANA_SOURCE} in plan
+    assert [line for line in plan if line["action"] == "delete"] == []
+
+    reports = pair.sync(only=REPO_KINDS, **MAPPING, **deletes_off)
+
+    assert all(r.errors == 0 for r in reports.values()), reports
+    assert reports["directories"].deleted == 0
+    assert _folder_row(pair, ANA_SOURCE) == (ANA_TARGET, "created")
+    assert _object_type(pair.dst, ANA_SOURCE) == "DIRECTORY"
+    assert _object_type(pair.dst, f"{ANA_TARGET}/etl") == "REPO"
+    messages = [e["message"] for e in _events(pair, ANA_SOURCE)]
+    assert any(f"the folder dbsync made at {ANA_SOURCE} stays: deletes.mode is off" in m for m in messages), messages
 
 
 def test_a_folder_made_before_the_mapping_stays_when_it_holds_the_dr_teams_notebook(pair: Pair) -> None:
@@ -124,11 +182,7 @@ def test_a_folder_made_before_the_mapping_stays_when_it_holds_the_dr_teams_noteb
     assert reports["directories"].errors == 0, reports
     assert _folder_row(pair, ANA_SOURCE) == (ANA_TARGET, "created")
     assert _object_type(pair.dst, f"{ANA_SOURCE}/runbook") == "NOTEBOOK"
-    store = Store(pair.state_path)
-    try:
-        messages = [e["message"] for e in store.events(limit=50) if e["source_key"] == ANA_SOURCE]
-    finally:
-        store.close()
+    messages = [e["message"] for e in _events(pair, ANA_SOURCE)]
     assert any(f"the folder dbsync made at {ANA_SOURCE} stays" in m for m in messages), messages
 
 

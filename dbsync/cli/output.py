@@ -68,12 +68,14 @@ def report_json(r: Any) -> dict[str, Any]:
 PlanRow = tuple[str, str, str | None, str | None]  # action, kind, key (None: the kind as a whole), reason
 
 
-def plan_rows(planned: Sequence[Any], reports: Sequence[Any]) -> list[PlanRow]:
-    """Every line of a plan: the changes (`skip` with its reason), then what the sync would leave `blocked` or in
-    `error`, then each kind the plan cannot speak for in full: `unknown` when its listing failed or was stopped
-    before its end (a plan of part of the source is not "nothing else to do"), `held` when a guard would hold its
-    deletes or updates. A stopped listing was `held`, a word that promised the sync would hold something."""
+def plan_rows(planned: Sequence[Any], reports: Sequence[Any], besides: Sequence[PlanRow] = ()) -> list[PlanRow]:
+    """Every line of a plan: the changes (`skip` with its reason), the deletes a write makes `besides` its own (a
+    moved folder's old copy), then what the sync would leave `blocked` or in `error`, then each kind the plan cannot
+    speak for in full: `unknown` when its listing failed or was stopped before its end (a plan of part of the source
+    is not "nothing else to do"), `held` when a guard would hold its deletes or updates. A stopped listing was
+    `held`, a word that promised the sync would hold something."""
     rows: list[PlanRow] = [(plan_action(c), c.kind, c.key, c.skip_reason) for c in planned]
+    rows += besides
     rows += [(u.action, u.kind, u.key, u.reason) for r in reports for u in r.unwritten]
     rows += [(kind_row(r), r.kind, None, r.message) for r in reports if r.message]
     return rows

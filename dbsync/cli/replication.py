@@ -9,7 +9,16 @@ import time
 from typing import Any
 
 from dbsync.cli.common import EXIT_FAILED, EXIT_OK, FORCE_DELETES_HINT, hold_store, kind_names, settings_for
-from dbsync.cli.output import STATUS_COLUMNS, Progress, plan_json, plan_rows, plan_text, report_json, summary_table
+from dbsync.cli.output import (
+    STATUS_COLUMNS,
+    PlanRow,
+    Progress,
+    plan_json,
+    plan_rows,
+    plan_text,
+    report_json,
+    summary_table,
+)
 from dbsync.context import open_context
 from dbsync.engine import Engine
 from dbsync.errors import ConfigError
@@ -68,11 +77,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     ctx = open_context(settings, dry_run=True)
     try:
         reports = Engine(ctx).cycle(kind_names(args))
+        planned = [c for r in reports for c in r.planned]
+        besides = _deleted_besides(ctx, planned)
     finally:
         ctx.store.close()
-    planned = [c for r in reports for c in r.planned]
     planned += _planned_acls(settings, planned, {r.kind for r in reports})
-    rows = plan_rows(planned, reports)
+    rows = plan_rows(planned, reports, besides)
     print(json.dumps([plan_json(row) for row in rows], indent=2) if args.json else plan_text(rows))
     return plan_exit_code(reports, rows)
 
@@ -89,6 +99,18 @@ def not_in_step(reports: list[Any]) -> bool:
     """A change failed or is blocked, or a kind's listing was not read to its end (it failed, or a stop or the write
     fence cut it short): what the source holds is not on the target, or not known. `sync --once` and `plan` exit 1."""
     return any(r.errors or r.blocked or not cycle_succeeded(r.outcome) for r in reports)
+
+
+def _deleted_besides(ctx: Any, planned: list[Any]) -> list[PlanRow]:
+    """A `delete` line for what a planned write deletes besides its own (the copy a folder moved by a
+    `mapping.emails` entry leaves at its old path): the sync deletes it and counts it as a delete."""
+    rows: list[PlanRow] = []
+    for change in planned:
+        if change.action == "update" and not change.skip_reason:
+            why = kind(change.kind).replicator.also_deletes(ctx, change)
+            if why:
+                rows.append(("delete", change.kind, change.key, why))
+    return rows
 
 
 def _planned_acls(settings: Any, planned: list[Any], ran: set[str]) -> list[Any]:

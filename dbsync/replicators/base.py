@@ -41,6 +41,11 @@ class Replicator(ABC):
         """For `dbsync plan`: why this change will not be written (a mount, a user it may not create), or None."""
         return None
 
+    def also_deletes(self, ctx: SyncContext, change: Upsert) -> str | None:
+        """For `dbsync plan`: what this write deletes on the target besides (the copy a moved folder leaves at its
+        old path), said as the plan's reason for a `delete` line, or None."""
+        return None
+
     # `dbsync restore --to source`: this kind can write a kept version back to the source (write_source).
     restores_source: bool = False
 

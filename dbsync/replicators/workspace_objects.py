@@ -45,9 +45,8 @@ class WorkspaceObjectReplicator(Replicator):
         path = resource.payload["path"]
         if self.kind == "directories":
             found = None
-            # A new target folder: a first write, or a row whose target path moved (a `mapping.emails` entry added
-            # for /Users/<email> or /Repos/<email>): the folder at the new path is judged as a new one.
-            new_folder = change.target_key != path
+            moved_from = _moved_from(change)
+            new_folder = change.target_key is None or moved_from is not None  # judged as a new one at this path
             if new_folder:  # mkdirs cannot tell: the target's tree before this run's mkdirs does
                 try:
                     found = folder_was_on_target(ctx, path)
@@ -57,8 +56,8 @@ class WorkspaceObjectReplicator(Replicator):
             if new_folder:
                 folder_written(ctx, path)  # the parents this mkdirs made are dbsync's, even if their own write fails
             written_paths(ctx).append(path)  # the drift baseline is read after this write
-            note = self._leave_old_folder(ctx, change) if new_folder and change.prior else None
-            return Applied(target_key=path, adopted=found, note=note)
+            note, deleted = self._leave_old_folder(ctx, change, moved_from) if moved_from else (None, None)
+            return Applied(target_key=path, adopted=found, note=note, deleted=deleted)
         creating = change.target_key is None
         found = self._import(ctx, path, resource.body or b"", resource.payload.get("language"), creating)
         written_paths(ctx).append(path)  # the drift baseline is read after this write
@@ -87,23 +86,44 @@ class WorkspaceObjectReplicator(Replicator):
                 raise Permanent(f"the target rejected {path}: {err}") from err
             raise
 
-    def _leave_old_folder(self, ctx: SyncContext, change: Upsert) -> str | None:
-        """The folder's row moved to a new target path: the copy at the old one is deleted as a source delete
-        would (only a folder dbsync made, only when it holds nothing but dbsync's empty folders); otherwise it
-        stays, and the note says where.
+    def _leave_old_folder(self, ctx: SyncContext, change: Upsert, old: str) -> tuple[str | None, str | None]:
+        """The folder's row moved to a new target path: (a note when the copy at the old one stays, the old path when
+        it was deleted). It is deleted as a source delete would be (only a folder dbsync made, only when it holds
+        nothing but dbsync's empty folders, archived first with `deletes.mode: archive`), counted as a delete
+        (outcomes.count_applied) with an event; otherwise it stays, and the note says where and why.
 
         Before /Repos/<email> followed `mapping.emails`, the directories kind made /Repos/<source email> on the
-        standby, empty (the repos sit under the mapped folder): it would have stayed there for good.
+        standby, empty (the repos sit under the mapped folder): it would have stayed there for good. The delete was
+        made whatever the delete settings said (`deletes.mode: off` too), and counted nowhere: the summary said
+        `deleted 0`, the plan showed an update, no event named it.
         """
-        assert change.prior is not None and change.target_key is not None
-        old = change.target_key
-        if change.prior.origin != "created":
-            return f"now at {change.payload['path']}; the folder at {old} is not dbsync's and stays"
+        prior, new = change.prior, change.payload["path"]
+        why = _old_folder_stays(ctx, prior, old)
+        if why or prior is None:
+            return f"now at {new}; {why}", None
         try:
-            self.delete(ctx, Delete(change.prior))
+            self.delete(ctx, Delete(prior))
         except (Kept, RetryLater) as err:
-            return f"now at {change.payload['path']}; the folder dbsync made at {old} stays: {err}"
-        return None
+            return f"now at {new}; the folder dbsync made at {old} stays: {err}", None
+        done = "archived and deleted" if ctx.settings.deletes.mode == "archive" else "deleted"
+        ctx.event(
+            self.kind,
+            change.key,
+            "delete",
+            "deleted",
+            f"{self.kind} {change.key}: now at {new}; the folder dbsync made at {old} was {done}",
+        )
+        return None, old
+
+    def also_deletes(self, ctx: SyncContext, change: Upsert) -> str | None:
+        """`plan`: the copy a folder moved by a `mapping.emails` entry leaves at its old path, when it is deleted."""
+        old = _moved_from(change) if self.kind == "directories" else None
+        if old is None or _old_folder_stays(ctx, change.prior, old):
+            return None
+        return (
+            f"the folder dbsync made at {old}, now at {change.payload['path']} "
+            "(kept if it holds anything but dbsync's own empty folders)"
+        )
 
     restores_source = True
 
@@ -193,6 +213,24 @@ def _write(workspace: WorkspaceExt, path: str, write: Callable[[bool], None], cr
         workspace.delete(path)
         write(False)
     return found
+
+
+def _moved_from(change: Upsert) -> str | None:
+    """The target path a folder's row recorded, when it is not the one written now: a move (a `mapping.emails` entry
+    added for /Users/<email> or /Repos/<email>). A row with none recorded (a first write, or one whose first mkdirs
+    failed) is no move: taken for one, it failed after its mkdirs every cycle, the folder in `error` for good."""
+    recorded = change.target_key
+    return recorded if recorded is not None and recorded != change.payload["path"] else None
+
+
+def _old_folder_stays(ctx: SyncContext, prior: Prior | None, old: str) -> str | None:
+    """Why the copy a moved folder leaves at its old path is not deleted, or None when it is to be: only a folder
+    dbsync made, and only as the operator's delete settings allow (`deletes.mode: off` deletes nothing)."""
+    if prior is None or prior.origin != "created":
+        return f"the folder at {old} is not dbsync's and stays"
+    if ctx.settings.deletes.mode == "off":
+        return f"the folder dbsync made at {old} stays: deletes.mode is off"
+    return None
 
 
 def replicator_for(kind: str) -> Replicator:
