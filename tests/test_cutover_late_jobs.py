@@ -468,3 +468,79 @@ def test_force_leaves_a_paused_late_job_whose_owner_the_target_lacks_held_and_pa
     entry = next(j for j in document["jobs"] if j["name"] == "seasonal")
     assert entry["note"] == "paused (held: its ACL is not copied)"
     ctx.store.close()
+
+
+# -- the jobs kind disabled: the target's jobs are the DR team's, and the cutover writes none of its own --------------
+JOBS_OFF = {**READY, "kinds": {"jobs": {"enabled": False}}}
+
+
+def _dr_team_job(pair: Pair, name: str) -> int:
+    """A job the DR team deployed on the standby itself, unpaused (it is theirs to run): its id."""
+    return pair.dst.jobs.create(name=name, tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON)).job_id
+
+
+def _pause_state(w: Any, job_id: int) -> str:
+    return w.jobs.get(job_id).settings.schedule.pause_status.value
+
+
+def test_with_the_jobs_kind_disabled_the_cutover_copies_no_source_job_to_the_new_primary(pair: Pair) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.src.jobs.create(name="seasonal", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(OFF))
+    pair.src.jobs.create(name="on demand", tasks=TASKS, environments=ENVIRONMENTS)  # no trigger: run by API
+    dr_job = _dr_team_job(pair, "dr nightly")
+    pair.sync(**JOBS_OFF)
+
+    ctx = open_cutover_context(pair.settings(**JOBS_OFF))
+
+    def create_late_jobs() -> None:
+        pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+        pair.src.jobs.create(name="late and paused", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(OFF))
+
+    document = Runbook(ctx, progress=_after_validation(create_late_jobs)).run()
+
+    assert sorted(_states(pair.dst)) == ["dr nightly"], "no copy of a source job on the new primary"
+    assert _pause_state(pair.dst, dr_job) == "UNPAUSED", "the DR team's job is left as they have it"
+    assert _running(_states(pair.src)) == set(), "the old primary runs nothing beside the new one"
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "no late job replicated: the jobs kind is disabled (kinds.jobs.enabled: false)" in step3["summary"], step3[
+        "summary"
+    ]
+    ctx.store.close()
+
+
+def test_with_the_jobs_kind_disabled_after_a_sync_the_cutover_never_unpauses_dbsyncs_old_copies(pair: Pair) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)  # replicated once: dbsync's copy is on the standby, paused
+    old_copy = next(j.job_id for j in pair.dst.jobs.list() if j.settings.name == "nightly")
+    dr_job = _dr_team_job(pair, "nightly")  # then the DR team took the jobs over: their own nightly
+    pair.sync(**JOBS_OFF)
+
+    ctx = open_cutover_context(pair.settings(**JOBS_OFF))
+    document = Runbook(ctx).run()
+
+    assert _pause_state(pair.dst, old_copy) == "PAUSED", "dbsync's stale copy would run beside the DR team's nightly"
+    assert _pause_state(pair.dst, dr_job) == "UNPAUSED"
+    assert _running(_states(pair.src)) == set()
+    step4 = next(s for s in document["steps"] if s["step"] == "unpause_target")
+    assert "the jobs kind is disabled (kinds.jobs.enabled: false): no target job unpaused" in step4["summary"], step4[
+        "summary"
+    ]
+    ctx.store.close()
+
+
+def test_the_dry_run_with_the_jobs_kind_disabled_says_no_job_is_replicated_or_unpaused(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)
+    pair.sync(**JOBS_OFF)
+
+    jobs_off = {"DBSYNC_KINDS__JOBS__ENABLED": "false"}
+    code, out, err = run_cli(pair, monkeypatch, capsys, "cutover", "--dry-run", env=jobs_off)
+    assert code == 0, err
+    step3 = next(line for line in out.splitlines() if "pause_source" in line)
+    assert "pause 1 source job(s)" in step3, step3
+    assert "no late job replicated: the jobs kind is disabled" in step3, step3
+    assert "then replicate the jobs created or edited" not in step3, step3
+    step4 = next(line for line in out.splitlines() if "unpause_target" in line)
+    assert "unpause 0 target job(s)" in step4 and "the jobs kind is disabled" in step4, step4

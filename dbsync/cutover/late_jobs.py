@@ -26,6 +26,10 @@ lacks, fails the step the same way, and its copy stays paused (with `--force` to
 
 These writes are fenced like the final sync's, for the store's own cutover: only while its role is
 cutover-in-progress and the target's marker says it is being promoted for this pair.
+
+No late job is written with the jobs kind disabled: the target's jobs are then the DR team's, and this step wrote a
+copy of every paused and trigger-less source job into the new primary (before those, copies of the jobs it paused,
+which step 4 unpaused: duplicates of the DR team's jobs running).
 """
 
 from __future__ import annotations
@@ -39,7 +43,17 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics, planner
 from dbsync.context import SyncContext
-from dbsync.cutover.common import JOBS, SOURCE_ROW, TARGET_ROW, Pause, Rows, one_line, step_detail, step_state
+from dbsync.cutover.common import (
+    JOBS,
+    JOBS_DISABLED,
+    SOURCE_ROW,
+    TARGET_ROW,
+    Pause,
+    Rows,
+    one_line,
+    step_detail,
+    step_state,
+)
 from dbsync.errors import Blocked, DbsyncError
 from dbsync.mapping import acl_waiting_ref
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
@@ -74,6 +88,7 @@ class Late:
     held: list[str] = field(default_factory=list)  # source keys of those written whose ACL is not (HELD)
     partial: list[str] = field(default_factory=list)  # written `partial`, each with what was left out
     paused: dict[str, str] = field(default_factory=dict)  # source key → name of those written that stay paused
+    disabled: bool = False  # the jobs kind is off: no late job is dbsync's to write
 
 
 def replicate(book: Runbook) -> Late:
@@ -82,11 +97,14 @@ def replicate(book: Runbook) -> Late:
 
     A job waiting on another late job (a job running a job) is tried again after the others, as long as a pass
     writes something. Those written `partial` are named (the summary said "replicated" alone of a copy without its
-    run_as user while `status` said partial).
+    run_as user while `status` said partial). None when the jobs kind is disabled.
     """
-    paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     ctx, jobs = book.ctx, kind(JOBS)
     selection = ctx.settings.kind(JOBS)
+    if not selection.enabled:
+        return Late(disabled=True)  # not even listed: nothing of the kind is dbsync's to write
+    paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
+    late = Late()
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
     try:
@@ -104,7 +122,7 @@ def replicate(book: Runbook) -> Late:
             todo.append((stub, prior))
     except DbsyncError as err:
         return Late(failures=[f"cannot list the source's jobs again: {one_line(err)}"])
-    late, failures = Late(), {}
+    failures: dict[str, str] = {}
     with _promotion_fenced(book):
         while todo:
             waiting, before = [], late.written
@@ -265,7 +283,10 @@ def late_paused_keys(rows: Rows) -> set[str]:
 
 def summary(late: Late) -> str:
     """The step summary's part: the late jobs written (those written `partial` named, in the store's word, and those
-    that stay paused as on the source), and those not (a --force run goes on without them)."""
+    that stay paused as on the source), and those not (a --force run goes on without them). With the jobs kind
+    disabled, that none is."""
+    if late.disabled:
+        return f"no late job replicated: {JOBS_DISABLED}, the target's jobs are not dbsync's"
     text = f"{late.written} late job(s) replicated (created or edited on the source after the final sync)"
     if late.partial:
         text += f", {len(late.partial)} of them partial, e.g. {late.partial[0]}"
