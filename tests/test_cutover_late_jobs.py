@@ -26,6 +26,7 @@ from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
 
 from dbsync.cutover import SOURCE_ROW, TARGET_ROW, CutoverError, Runbook, format_report, open_cutover_context
 from dbsync.role import MARKER_PATH
+from dbsync.store.versions import Versions, versions_path
 
 ON = jobs.PauseStatus.UNPAUSED
 LATE_CRON, EDITED_CRON = "0 15 2 * * ?", "0 30 6 * * ?"
@@ -544,3 +545,56 @@ def test_the_dry_run_with_the_jobs_kind_disabled_says_no_job_is_replicated_or_un
     assert "then replicate the jobs created or edited" not in step3, step3
     step4 = next(line for line in out.splitlines() if "unpause_target" in line)
     assert "unpause 0 target job(s)" in step4 and "the jobs kind is disabled" in step4, step4
+
+
+# -- a job pinned by `dbsync restore --pin`: the user's explicit choice, which step 3 does not overwrite ---------------
+def test_step_3_leaves_a_pinned_restored_job_as_restored_and_says_so(
+    nightly: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = nightly
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+    pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(tasks=EDITED_TASKS))  # a bad edit, replicated
+    pair.sync(**READY)
+    first = Versions(versions_path(pair.state_path)).history("jobs", str(job_id))[0]
+    code, _, err = run_cli(pair, monkeypatch, capsys, "restore", "--version", str(first.id), "--apply", "--pin")
+    assert code == 0, err
+    assert [t["notebook_task"]["notebook_path"] for t in _settings(pair.dst, "nightly")["tasks"]] == ["/x"]
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True).run()  # pinned: not ready, so --force
+
+    copy = _settings(pair.dst, "nightly")
+    assert [t["notebook_task"]["notebook_path"] for t in copy["tasks"]] == ["/x"], "the pinned restore is kept"
+    assert _running(_states(pair.dst)) == {"nightly"}, "it runs on the new primary as it ran on the source"
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "0 late job(s) replicated" in step3["summary"], step3["summary"]
+    assert f"1 pinned by `dbsync restore --pin` left as restored, e.g. job {job_id} (nightly)" in step3["summary"]
+    ctx.store.close()
+
+
+def test_step_3_leaves_the_pinned_restored_acl_of_a_late_job(
+    people: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = people
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+    every_acl_read = {**READY, "kinds": {"permissions": {"max_staleness": 0}}}  # not an hour later: at once
+    _owned_by(pair.src, job_id, "alice@example.com")
+    pair.sync(**every_acl_read)
+    _owned_by(pair.src, job_id, "carol@example.com")  # a wrong hand-over, replicated; alice's ACL restored and pinned
+    pair.sync(**every_acl_read)
+    alices = Versions(versions_path(pair.state_path)).history("permissions", f"jobs:{job_id}")[-2]
+    code, _, err = run_cli(pair, monkeypatch, capsys, "restore", "--version", str(alices.id), "--apply", "--pin")
+    assert code == 0, err
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly")
+
+    def edit_schedule() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    Runbook(ctx, force=True, progress=_after_validation(edit_schedule)).run()  # pinned: not ready, so --force
+
+    assert _settings(pair.dst, "nightly")["schedule"]["quartz_cron_expression"] == EDITED_CRON, "the job is late"
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly"), "its pinned ACL is kept"
+    assert _running(_states(pair.dst)) == {"nightly"}
+    ctx.store.close()
