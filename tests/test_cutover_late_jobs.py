@@ -26,6 +26,7 @@ from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
 
 from dbsync.cutover import SOURCE_ROW, TARGET_ROW, CutoverError, Runbook, format_report, open_cutover_context
 from dbsync.role import MARKER_PATH
+from dbsync.store.versions import Versions, versions_path
 
 ON = jobs.PauseStatus.UNPAUSED
 LATE_CRON, EDITED_CRON = "0 15 2 * * ?", "0 30 6 * * ?"
@@ -467,4 +468,133 @@ def test_force_leaves_a_paused_late_job_whose_owner_the_target_lacks_held_and_pa
     assert _running(_states(pair.dst)) == {"nightly"}
     entry = next(j for j in document["jobs"] if j["name"] == "seasonal")
     assert entry["note"] == "paused (held: its ACL is not copied)"
+    ctx.store.close()
+
+
+# -- the jobs kind disabled: the target's jobs are the DR team's, and the cutover writes none of its own --------------
+JOBS_OFF = {**READY, "kinds": {"jobs": {"enabled": False}}}
+
+
+def _dr_team_job(pair: Pair, name: str) -> int:
+    """A job the DR team deployed on the standby itself, unpaused (it is theirs to run): its id."""
+    return pair.dst.jobs.create(name=name, tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON)).job_id
+
+
+def _pause_state(w: Any, job_id: int) -> str:
+    return w.jobs.get(job_id).settings.schedule.pause_status.value
+
+
+def test_with_the_jobs_kind_disabled_the_cutover_copies_no_source_job_to_the_new_primary(pair: Pair) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.src.jobs.create(name="seasonal", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(OFF))
+    pair.src.jobs.create(name="on demand", tasks=TASKS, environments=ENVIRONMENTS)  # no trigger: run by API
+    dr_job = _dr_team_job(pair, "dr nightly")
+    pair.sync(**JOBS_OFF)
+
+    ctx = open_cutover_context(pair.settings(**JOBS_OFF))
+
+    def create_late_jobs() -> None:
+        pair.src.jobs.create(name="late", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+        pair.src.jobs.create(name="late and paused", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(OFF))
+
+    document = Runbook(ctx, progress=_after_validation(create_late_jobs)).run()
+
+    assert sorted(_states(pair.dst)) == ["dr nightly"], "no copy of a source job on the new primary"
+    assert _pause_state(pair.dst, dr_job) == "UNPAUSED", "the DR team's job is left as they have it"
+    assert _running(_states(pair.src)) == set(), "the old primary runs nothing beside the new one"
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "no late job replicated: the jobs kind is disabled (kinds.jobs.enabled: false)" in step3["summary"], step3[
+        "summary"
+    ]
+    ctx.store.close()
+
+
+def test_with_the_jobs_kind_disabled_after_a_sync_the_cutover_never_unpauses_dbsyncs_old_copies(pair: Pair) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)  # replicated once: dbsync's copy is on the standby, paused
+    old_copy = next(j.job_id for j in pair.dst.jobs.list() if j.settings.name == "nightly")
+    dr_job = _dr_team_job(pair, "nightly")  # then the DR team took the jobs over: their own nightly
+    pair.sync(**JOBS_OFF)
+
+    ctx = open_cutover_context(pair.settings(**JOBS_OFF))
+    document = Runbook(ctx).run()
+
+    assert _pause_state(pair.dst, old_copy) == "PAUSED", "dbsync's stale copy would run beside the DR team's nightly"
+    assert _pause_state(pair.dst, dr_job) == "UNPAUSED"
+    assert _running(_states(pair.src)) == set()
+    step4 = next(s for s in document["steps"] if s["step"] == "unpause_target")
+    assert "the jobs kind is disabled (kinds.jobs.enabled: false): no target job unpaused" in step4["summary"], step4[
+        "summary"
+    ]
+    ctx.store.close()
+
+
+def test_the_dry_run_with_the_jobs_kind_disabled_says_no_job_is_replicated_or_unpaused(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair.src.jobs.create(name="nightly", tasks=TASKS, environments=ENVIRONMENTS, schedule=_cron(ON))
+    pair.sync(**READY)
+    pair.sync(**JOBS_OFF)
+
+    jobs_off = {"DBSYNC_KINDS__JOBS__ENABLED": "false"}
+    code, out, err = run_cli(pair, monkeypatch, capsys, "cutover", "--dry-run", env=jobs_off)
+    assert code == 0, err
+    step3 = next(line for line in out.splitlines() if "pause_source" in line)
+    assert "pause 1 source job(s)" in step3, step3
+    assert "no late job replicated: the jobs kind is disabled" in step3, step3
+    assert "then replicate the jobs created or edited" not in step3, step3
+    step4 = next(line for line in out.splitlines() if "unpause_target" in line)
+    assert "unpause 0 target job(s)" in step4 and "the jobs kind is disabled" in step4, step4
+
+
+# -- a job pinned by `dbsync restore --pin`: the user's explicit choice, which step 3 does not overwrite ---------------
+def test_step_3_leaves_a_pinned_restored_job_as_restored_and_says_so(
+    nightly: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = nightly
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+    pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(tasks=EDITED_TASKS))  # a bad edit, replicated
+    pair.sync(**READY)
+    first = Versions(versions_path(pair.state_path)).history("jobs", str(job_id))[0]
+    code, _, err = run_cli(pair, monkeypatch, capsys, "restore", "--version", str(first.id), "--apply", "--pin")
+    assert code == 0, err
+    assert [t["notebook_task"]["notebook_path"] for t in _settings(pair.dst, "nightly")["tasks"]] == ["/x"]
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    document = Runbook(ctx, force=True).run()  # pinned: not ready, so --force
+
+    copy = _settings(pair.dst, "nightly")
+    assert [t["notebook_task"]["notebook_path"] for t in copy["tasks"]] == ["/x"], "the pinned restore is kept"
+    assert _running(_states(pair.dst)) == {"nightly"}, "it runs on the new primary as it ran on the source"
+    step3 = next(s for s in document["steps"] if s["step"] == "pause_source")
+    assert "0 late job(s) replicated" in step3["summary"], step3["summary"]
+    assert f"1 pinned by `dbsync restore --pin` left as restored, e.g. job {job_id} (nightly)" in step3["summary"]
+    ctx.store.close()
+
+
+def test_step_3_leaves_the_pinned_restored_acl_of_a_late_job(
+    people: Pair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = people
+    job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
+    every_acl_read = {**READY, "kinds": {"permissions": {"max_staleness": 0}}}  # not an hour later: at once
+    _owned_by(pair.src, job_id, "alice@example.com")
+    pair.sync(**every_acl_read)
+    _owned_by(pair.src, job_id, "carol@example.com")  # a wrong hand-over, replicated; alice's ACL restored and pinned
+    pair.sync(**every_acl_read)
+    alices = Versions(versions_path(pair.state_path)).history("permissions", f"jobs:{job_id}")[-2]
+    code, _, err = run_cli(pair, monkeypatch, capsys, "restore", "--version", str(alices.id), "--apply", "--pin")
+    assert code == 0, err
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly")
+
+    def edit_schedule() -> None:
+        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+
+    ctx = open_cutover_context(pair.settings(**READY))
+    Runbook(ctx, force=True, progress=_after_validation(edit_schedule)).run()  # pinned: not ready, so --force
+
+    assert _settings(pair.dst, "nightly")["schedule"]["quartz_cron_expression"] == EDITED_CRON, "the job is late"
+    assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly"), "its pinned ACL is kept"
+    assert _running(_states(pair.dst)) == {"nightly"}
     ctx.store.close()

@@ -19,6 +19,8 @@ ROLE_STATES = CUTOVER_STATES  # the dbsync_cutover_state gauge per store role
 SOURCE_ROW, TARGET_ROW, RUN_ROW = "source_job:", "target_job:", "run"
 RUNS_PAGE = 25  # runs/list accepts at most 25 per page
 JOBS = "jobs"  # the kind whose triggers the cutover moves from one side to the other
+# The jobs kind off, the target's jobs are the DR team's: the cutover writes none there (late_jobs, unpause_target).
+JOBS_DISABLED = "the jobs kind is disabled (kinds.jobs.enabled: false)"
 
 Progress = Callable[[str, str, dict[str, Any]], None]
 Rows = dict[str, dict[str, Any]]  # the store's cutover record: row name → {state, at, detail}

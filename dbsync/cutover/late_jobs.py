@@ -26,6 +26,12 @@ lacks, fails the step the same way, and its copy stays paused (with `--force` to
 
 These writes are fenced like the final sync's, for the store's own cutover: only while its role is
 cutover-in-progress and the target's marker says it is being promoted for this pair.
+
+No late job is written with the jobs kind disabled: the target's jobs are then the DR team's, and this step wrote a
+copy of every paused and trigger-less source job into the new primary (before those, copies of the jobs it paused,
+which step 4 unpaused: duplicates of the DR team's jobs running). Nor a job `dbsync restore --pin` pinned: its
+restored copy is the user's explicit choice, which this step overwrote with the source's version (a sync leaves that
+pending); it is left as restored and named in the summary. A late job's pinned ACL is left the same way.
 """
 
 from __future__ import annotations
@@ -39,14 +45,24 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync import metrics, planner
 from dbsync.context import SyncContext
-from dbsync.cutover.common import JOBS, SOURCE_ROW, TARGET_ROW, Pause, Rows, one_line, step_detail, step_state
+from dbsync.cutover.common import (
+    JOBS,
+    JOBS_DISABLED,
+    SOURCE_ROW,
+    TARGET_ROW,
+    Pause,
+    Rows,
+    one_line,
+    step_detail,
+    step_state,
+)
 from dbsync.errors import Blocked, DbsyncError
 from dbsync.mapping import acl_waiting_ref
 from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
 from dbsync.registry import Kind, kind
 from dbsync.role import WriteFence, promotion_refusal, read_marker
 from dbsync.roles import StoreRole
-from dbsync.update_guard import keep_version
+from dbsync.update_guard import PINNED, keep_version
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -74,6 +90,8 @@ class Late:
     held: list[str] = field(default_factory=list)  # source keys of those written whose ACL is not (HELD)
     partial: list[str] = field(default_factory=list)  # written `partial`, each with what was left out
     paused: dict[str, str] = field(default_factory=dict)  # source key → name of those written that stay paused
+    pinned: dict[str, str] = field(default_factory=dict)  # source key → name of those a `restore --pin` keeps
+    disabled: bool = False  # the jobs kind is off: no late job is dbsync's to write
 
 
 def replicate(book: Runbook) -> Late:
@@ -82,11 +100,15 @@ def replicate(book: Runbook) -> Late:
 
     A job waiting on another late job (a job running a job) is tried again after the others, as long as a pass
     writes something. Those written `partial` are named (the summary said "replicated" alone of a copy without its
-    run_as user while `status` said partial).
+    run_as user while `status` said partial). None when the jobs kind is disabled; a pinned one is left as restored.
     """
-    paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     ctx, jobs = book.ctx, kind(JOBS)
     selection = ctx.settings.kind(JOBS)
+    if not selection.enabled:
+        return Late(disabled=True)  # not even listed: nothing of the kind is dbsync's to write
+    paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
+    pinned = ctx.versions.pinned_keys([JOBS])
+    late = Late()
     ctx.new_run()  # the final sync's cached listings (the source's clusters) are older than these jobs
     todo: list[tuple[Resource, Prior | None]] = []
     try:
@@ -101,10 +123,15 @@ def replicate(book: Runbook) -> Late:
             prior = ctx.store.prior(JOBS, stub.key)
             if planner.decide(stub, prior) is None:
                 continue  # its copy is the source's job
+            if (JOBS, stub.key) in pinned:
+                late.pinned[stub.key] = stub.name
+                message = f"{JOBS} {stub.key}: changed on the source after the final sync, left as restored: {PINNED}"
+                ctx.event(JOBS, stub.key, "update", "pending", message)
+                continue
             todo.append((stub, prior))
     except DbsyncError as err:
         return Late(failures=[f"cannot list the source's jobs again: {one_line(err)}"])
-    late, failures = Late(), {}
+    failures: dict[str, str] = {}
     with _promotion_fenced(book):
         while todo:
             waiting, before = [], late.written
@@ -196,11 +223,16 @@ def _write_acl(book: Runbook, acls: Kind, job_key: str) -> None:
     lacks left out and noted, what dbsync adds recorded), after one GET of the source's; nothing written when its
     copy's ACL is the source's already (an edited job whose ACL did not change) and not waiting for its owner.
 
-    AclNotCopied when the target lacks the source's owner: the copy keeps the one its creation gave it, dbsync's."""
+    AclNotCopied when the target lacks the source's owner: the copy keeps the one its creation gave it, dbsync's.
+    Nothing written when `dbsync restore --pin` pinned the ACL: the restored one (its owner too) is the user's."""
     ctx = book.ctx
     job = ctx.store.prior(JOBS, job_key)
     assert job is not None  # just recorded, with its copy's id
-    resource = acls.watcher.fetch(ctx, ctx.source, acls.watcher.object_acl(JOBS, job))
+    stub = acls.watcher.object_acl(JOBS, job)
+    if (PERMISSIONS, stub.key) in ctx.versions.pinned_keys([PERMISSIONS]):
+        ctx.event(PERMISSIONS, stub.key, "update", "pending", f"{PERMISSIONS} {stub.key}: left as restored: {PINNED}")
+        return
+    resource = acls.watcher.fetch(ctx, ctx.source, stub)
     owner = _owner(resource)
     prior = ctx.store.prior(PERMISSIONS, resource.key)
     change = planner.decide(resource, prior)
@@ -265,7 +297,10 @@ def late_paused_keys(rows: Rows) -> set[str]:
 
 def summary(late: Late) -> str:
     """The step summary's part: the late jobs written (those written `partial` named, in the store's word, and those
-    that stay paused as on the source), and those not (a --force run goes on without them)."""
+    that stay paused as on the source, and those a pin kept as restored), and those not (a --force run goes on without
+    them). With the jobs kind disabled, that none is."""
+    if late.disabled:
+        return f"no late job replicated: {JOBS_DISABLED}, the target's jobs are not dbsync's"
     text = f"{late.written} late job(s) replicated (created or edited on the source after the final sync)"
     if late.partial:
         text += f", {len(late.partial)} of them partial, e.g. {late.partial[0]}"
@@ -273,6 +308,9 @@ def summary(late: Late) -> str:
         key, name = next(iter(late.paused.items()))
         text += f", {len(late.paused)} of them paused on the source (or without a trigger): their copies stay paused"
         text += f", e.g. job {key} ({name})"
+    if late.pinned:
+        key, name = next(iter(late.pinned.items()))
+        text += f", {len(late.pinned)} pinned by `dbsync restore --pin` left as restored, e.g. job {key} ({name})"
     if late.failures:
         text += (
             f", {len(late.failures)} not, e.g. {late.failures[0]}: they run nowhere (one paused on the source "

@@ -7,7 +7,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dbsync.cutover.common import SOURCE_ROW, STEPS, TARGET_ROW, JobView, Pause, Rows, job_rows, step_detail, step_state
+from dbsync.cutover.common import (
+    JOBS_DISABLED,
+    SOURCE_ROW,
+    STEPS,
+    TARGET_ROW,
+    JobView,
+    Pause,
+    Rows,
+    job_rows,
+    step_detail,
+    step_state,
+)
 from dbsync.cutover.late_jobs import HELD_NOTE, LATE_PAUSED_NOTE, held_keys, late_paused_keys
 from dbsync.cutover.plan import wanted_states
 from dbsync.model import Prior
@@ -41,10 +52,15 @@ def validation_text(report: Report | None) -> str:
 
 
 def source_plan_text(
-    todo: list[Pause] | None, counts: dict[str, Any], cancel_active_runs: bool, late_jobs: bool = True
+    todo: list[Pause] | None,
+    counts: dict[str, Any],
+    cancel_active_runs: bool,
+    late_jobs: bool = True,
+    jobs_enabled: bool = True,
 ) -> str:
     """What pause_source would do: jobs to pause by trigger field, and the others counted; with `late_jobs`, that it
-    replicates the jobs changed after the final sync (not when the old primary came back after a complete cutover)."""
+    replicates the jobs changed after the final sync (not when the old primary came back after a complete cutover,
+    nor with the jobs kind disabled: the source's jobs are paused all the same, the old primary must not run them)."""
     if todo is None:
         return "skipped (--skip-source): source jobs stay as they are"
     by_field: dict[str, int] = {}
@@ -58,7 +74,9 @@ def source_plan_text(
     )
     if cancel_active_runs:
         text += "; cancel their active runs"
-    if late_jobs:  # which jobs those are is known only once step 1 has run and step 3 has paused the source
+    if late_jobs and not jobs_enabled:
+        text += f"; no late job replicated: {JOBS_DISABLED}"
+    elif late_jobs:  # which jobs those are is known only once step 1 has run and step 3 has paused the source
         text += (
             "; then replicate the jobs created or edited on the source after the final sync, paused: step 4 unpauses "
             "those this step paused, those paused there (or without a trigger) stay paused"
@@ -66,11 +84,15 @@ def source_plan_text(
     return text
 
 
-def target_plan_text(todo: list[Pause], counts: dict[str, Any], held: list[str] | None = None) -> str:
+def target_plan_text(
+    todo: list[Pause], counts: dict[str, Any], held: list[str] | None = None, jobs_enabled: bool = True
+) -> str:
     """What unpause_target would do: jobs to unpause, jobs left paused, replicated jobs missing.
 
     `held`: the late jobs step 3 held, each named with why (dbsync/cutover/late_jobs.py): not in `todo`."""
     text = f"unpause {len(todo)} target job(s) unpaused on the source; {counts['stay_paused']} stay paused"
+    if not jobs_enabled:
+        text += f"; {JOBS_DISABLED}: no target job is unpaused, the target's jobs are not dbsync's"
     if held:
         text += f"; {len(held)} late job(s) stay paused (held: their ACL is not copied), e.g. {held[0]}"
     if counts["missing"]:

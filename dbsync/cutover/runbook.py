@@ -283,19 +283,26 @@ class Runbook:
         """Source jobs to pause (each with its prior state) and the counts of the others."""
         return plan.source_changes(source_jobs, self.rows, self.ctx.settings.kind(JOBS))
 
+    def jobs_enabled(self) -> bool:
+        """Whether the jobs kind replicates. Off, the target's jobs are the DR team's: none is unpaused, and the
+        copies an earlier sync made (their rows stay in the store) are stale, left paused beside the DR team's."""
+        return self.ctx.settings.kind(JOBS).enabled
+
     def target_changes(
         self, target_jobs: dict[str, JobView], source_live: dict[str, JobView] | None = None
     ) -> tuple[list[Pause], dict[str, Any]]:
-        """Target jobs to unpause: exactly the replicated ones whose source job was unpaused."""
-        return plan.target_changes(self.rows, self.store.priors(JOBS), target_jobs, source_live)
+        """Target jobs to unpause: exactly the replicated ones whose source job was unpaused (none, the kind off)."""
+        priors = self.store.priors(JOBS) if self.jobs_enabled() else []
+        return plan.target_changes(self.rows, priors, target_jobs, source_live)
 
     def wanted_states(self, prior: Prior, source_live: dict[str, JobView] | None = None) -> dict[str, str]:
         """The pause state a target job should take: its source job's state when the source was paused."""
         return plan.wanted_states(self.rows, prior, source_live)
 
     def job_prior(self, job_id: str) -> Prior | None:
-        """What the store knows of a source job (its copy's id on the target), None when never replicated."""
-        return self.store.prior(JOBS, job_id)
+        """What the store knows of a source job (its copy's id on the target), None when never replicated or the jobs
+        kind is disabled (its copy is not unpaused)."""
+        return self.store.prior(JOBS, job_id) if self.jobs_enabled() else None
 
     # -- per-job writes -------------------------------------------------------------------------
     def write_jobs(
@@ -352,9 +359,15 @@ class Runbook:
             else "skipped (--skip-source)",
             "validate": self._plan_validation(with_validation),
             "pause_source": render.source_plan_text(
-                source_todo, source_counts, self.cancel_active_runs, self.store.role != StoreRole.CUTOVER_COMPLETE
+                source_todo,
+                source_counts,
+                self.cancel_active_runs,
+                self.store.role != StoreRole.CUTOVER_COMPLETE,
+                self.jobs_enabled(),
             ),
-            "unpause_target": render.target_plan_text(target_todo, target_counts, late_jobs.held_reasons(self.rows))
+            "unpause_target": render.target_plan_text(
+                target_todo, target_counts, late_jobs.held_reasons(self.rows), self.jobs_enabled()
+            )
             + "; "
             + pipelines.plan_text(self, self.skip_source)
             + "; "

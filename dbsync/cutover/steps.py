@@ -11,7 +11,16 @@ from databricks.sdk.errors import DatabricksError
 
 from dbsync.context import target_fenced
 from dbsync.cutover import endpoints, late_jobs, pipelines, plan, render, schedules
-from dbsync.cutover.common import JOBS, RUNS_PAGE, SOURCE_ROW, TARGET_ROW, CutoverError, list_jobs, one_line
+from dbsync.cutover.common import (
+    JOBS,
+    JOBS_DISABLED,
+    RUNS_PAGE,
+    SOURCE_ROW,
+    TARGET_ROW,
+    CutoverError,
+    list_jobs,
+    one_line,
+)
 from dbsync.cutover.pair import last_sync_age
 from dbsync.engine import Engine
 from dbsync.planner import selected
@@ -76,7 +85,10 @@ def pause_source(book: Runbook) -> Result:
     book.settle(SOURCE_ROW, counts.pop("settled"), "paused")
     # Each target copy is unpaused as soon as its source job is recorded paused: the two workspaces
     # have their own rate limits, and a job never runs on both sides. unpause_target does the rest.
-    follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if todo and not late else None
+    # With the jobs kind disabled the source's jobs are paused all the same (the old primary must not run them beside
+    # the new one), but no target job is unpaused: the target's are the DR team's (Runbook.job_prior says none).
+    following = bool(todo) and not late and book.jobs_enabled()
+    follow = plan.unpause_follower(book.rows, list_jobs(book.ctx.target), book.job_prior) if following else None
     failed = [message for _, message in book.write_jobs("source", todo, "PAUSED", follow).failed["source"]]
     # Jobs created or edited since the final sync, written now that their source is paused; step 4 unpauses them.
     late_ones = late_jobs.replicate(book) if not late else late_jobs.Late()
@@ -162,6 +174,8 @@ def unpause_target(book: Runbook) -> Result:
     summary += f", {schedules_unpaused} dashboard schedule(s) unpaused"
     if held:
         summary += f", {held} late job(s) left paused: step 3 did not write their ACL (named there)"
+    if not book.jobs_enabled():  # its copies from before it was turned off are stale: never run beside the DR team's
+        summary += f"; {JOBS_DISABLED}: no target job unpaused, the target's jobs are not dbsync's"
     for key, what in (
         ("missing", "missing on the target"),
         ("not_ours", "not created by dbsync (left alone)"),
