@@ -15,13 +15,12 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import deletes, drift, hints, metrics, pacing, planner, revisit, update_guard
+from dbsync import apply, deletes, drift, hints, metrics, pacing, planner, revisit, update_guard
 from dbsync.compact import KeySet
 from dbsync.context import SyncContext
 from dbsync.errors import Blocked, DbsyncError, Kept, ListingError, Permanent, RetryLater, StoreError, one_line
@@ -38,14 +37,13 @@ from dbsync.model import (
     Delete,
     Prior,
     Resource,
-    canonical_json,
 )
-from dbsync.outcomes import KindReport, Progress, count_applied, count_failure, count_unchanged, cycle_succeeded
+from dbsync.outcomes import KindReport, Progress, count_failure, count_unchanged, cycle_succeeded
 from dbsync.readahead import ListingsAhead
 from dbsync.registry import Kind, kinds
 from dbsync.role import WriteFenced
 from dbsync.roles import replication_refusal
-from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion, keep_version
+from dbsync.update_guard import PINNED, guarded_updates, guards, hold_for_guard, keep_deletion
 from dbsync.watchers.base import describe
 
 log = logging.getLogger("dbsync.engine")
@@ -63,16 +61,6 @@ class _Outcome:
     retry_in: float = 0.0
     deferred: bool = False  # an update waiting for the edit-storm guard's decision
     refetch: bool = False  # its body was let go (too many held at once): fetched again if it is applied
-
-
-@dataclass
-class _Window:
-    """What a window of outcomes writes to the store when it ends (Engine._drain): one statement each, not one per
-    outcome (each statement on the engine's thread gives the GIL to the workers and waits to get it back)."""
-
-    reads: list[tuple[Resource, bool]] = field(default_factory=list)  # objects read: their next read (revisit)
-    applied: list[tuple[Resource, Applied, float, str | None]] = field(default_factory=list)  # record_applied_many
-    seen: list[Resource] = field(default_factory=list)  # read, unchanged: record_seen_many
 
 
 class Engine:
@@ -363,18 +351,9 @@ class Engine:
         done = inflight.take(keep)
         if not done:
             return
-        store, versions = (
-            (nullcontext(), nullcontext()) if self.plan_only else (self.ctx.store.batch(), self.ctx.versions.batch())
-        )
-        with store, versions:
-            window = _Window()
+        with apply.window(self.ctx, kind) as records:
             for future in done:
-                self._record(kind, report, future.result(), window)
-            self.ctx.store.record_applied_many(window.applied)
-            self.ctx.store.record_seen_many(window.seen)
-            if window.reads:
-                revisit.visited(self.ctx, kind, window.reads)
-            self.ctx.record_events()
+                self._record(kind, report, future.result(), records)
 
     def _retry_blocked(self, kind: Kind, report: KindReport, pool: ThreadPoolExecutor) -> None:
         """Objects of this kind that waited on others of the same kind (a job running a job) go again."""
@@ -399,7 +378,7 @@ class Engine:
         except Exception as err:
             return self._failure(outcome.resource, outcome.prior, err)
 
-    def _record(self, kind: Kind, report: KindReport, outcome: _Outcome, window: _Window) -> None:
+    def _record(self, kind: Kind, report: KindReport, outcome: _Outcome, window: apply.Window) -> None:
         """Main thread: records one outcome in the transaction of its window; its rows are written as it ends."""
         resource = outcome.resource
         if outcome.status is None and resource.payload is not None:
@@ -422,28 +401,9 @@ class Engine:
             report.planned.append(outcome.change)
             return
         self.wrote = True
-        applied = outcome.applied
-        assert applied is not None
-        text = canonical_json(resource.payload)  # one serialization: the row, its fingerprint, the version kept
-        window.applied.append((resource, applied, _backoff(outcome.prior), text))
-        moved = outcome.prior is not None and outcome.prior.target_key != applied.target_key
-        if applied.target_key != resource.key or moved:
-            # Only translations are cached: an identity (a path, a name) is read from the store when a Ref
-            # names it, and caching 100,000 of them per run would cost tens of MB.
-            self.ctx.idmap.remember(kind.name, resource.key, applied.target_key)
-        action, what = outcome.change.action, f"{kind.name} {resource.key}"
-        if applied.pending:
-            # Reached the target, with a step still to do: recorded (no second create), counted as an error.
-            report.errors += 1
-            metrics.SYNC_ERRORS.labels(kind.name).inc()
-            self.ctx.event(kind.name, resource.key, action, "error", f"{what}: {applied.pending}")
-            return
-        count_applied(report, action, applied)
-        if not applied.skipped:
-            metrics.CHANGES_APPLIED.labels(kind.name, action).inc()
-            keep_version(self.ctx, kind, resource, applied.target_key, action, text)
-        if applied.note:  # in the store's word (Applied.status): partial, skipped, or synced with a note for a person
-            self.ctx.event(kind.name, resource.key, action, applied.status, f"{what}: {applied.note}")
+        assert outcome.applied is not None
+        action, backoff = outcome.change.action, _backoff(outcome.prior)
+        apply.record_applied(self.ctx, window, kind, resource, outcome.prior, action, outcome.applied, backoff, report)
 
     def _record_failure(self, kind: Kind, report: KindReport, outcome: _Outcome) -> None:
         resource = outcome.resource

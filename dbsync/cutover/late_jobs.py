@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync import metrics, planner
+from dbsync import apply, planner
 from dbsync.context import SyncContext
 from dbsync.cutover.common import (
     JOBS,
@@ -62,7 +62,7 @@ from dbsync.model import WAITING_ON, Applied, Prior, Resource, Upsert
 from dbsync.registry import Kind, kind
 from dbsync.role import WriteFence, promotion_refusal, read_marker
 from dbsync.roles import StoreRole
-from dbsync.update_guard import PINNED, keep_version
+from dbsync.update_guard import PINNED
 
 if TYPE_CHECKING:
     from dbsync.cutover.runbook import Runbook
@@ -171,28 +171,24 @@ def _write(book: Runbook, jobs: Kind, stub: Resource, prior: Prior | None, stays
         return None
     book.writer.pacers["target"].wait()
     applied = jobs.replicator.apply(ctx, change)
-    acls = _acl_kind(ctx, resource.key)
+    acls = None if applied.pending else _acl_kind(ctx, resource.key)
     _record_repaused(book, resource.key, held=False, target_key=applied.target_key)
-    # Recorded in error until its ACL is written too (a kill -9 between the two leaves it so): a run again writes both.
-    ctx.store.record_applied(resource, replace(applied, pending=applied.pending or ACL_TO_COPY) if acls else applied)
-    if applied.target_key != resource.key:
-        ctx.idmap.remember(JOBS, resource.key, applied.target_key)
-    if applied.pending:  # on the target with a step still to do (recorded: no second create): not runnable yet
-        raise DbsyncError(applied.pending)
     if acls is not None:
+        # In error until its ACL is written too (a kill -9 between the two leaves it so): a run again writes both.
+        apply.record_ahead(ctx, jobs, resource, prior, applied, ACL_TO_COPY)
         try:
             _write_acl(book, acls, resource.key)
         except (DbsyncError, DatabricksError, OSError) as err:
             raise AclNotCopied(f"replicated, left paused: its ACL is not: {one_line(err)}") from None
-        ctx.store.record_applied(resource, applied)
-    metrics.CHANGES_APPLIED.labels(JOBS, change.action).inc()
-    keep_version(ctx, jobs, resource, applied.target_key, change.action)
     why = "created" if change.action == "create" else "changed"
     how = "replicated, not unpaused (as on the source)" if stays_paused else "replicated after it was paused"
     message = f"{JOBS} {resource.key}: {why} on the source after the final sync, {how}"
     # In the store's word, as the engine's events (Applied.status): synced, or partial with the note saying what not.
     note = f" ({applied.note})" if applied.note else ""
-    ctx.event(JOBS, resource.key, change.action, applied.status, message + note)
+    with apply.window(ctx, jobs) as records:
+        apply.record_applied(ctx, records, jobs, resource, prior, change.action, applied, event=message + note)
+    if applied.pending:  # on the target with a step still to do (recorded: no second create): not runnable yet
+        raise DbsyncError(applied.pending)
     return applied
 
 
@@ -241,12 +237,8 @@ def _write_acl(book: Runbook, acls: Kind, job_key: str) -> None:
     if change is not None:
         book.writer.pacers["target"].wait()
         applied = acls.replicator.apply(ctx, change)
-        ctx.store.record_applied(resource, applied)
-        metrics.CHANGES_APPLIED.labels(PERMISSIONS, change.action).inc()
-        keep_version(ctx, acls, resource, applied.target_key, change.action)
-        if applied.note:
-            what = f"{PERMISSIONS} {resource.key}: {applied.note}"
-            ctx.event(PERMISSIONS, resource.key, change.action, applied.status, what)
+        with apply.window(ctx, acls) as records:
+            apply.record_applied(ctx, records, acls, resource, prior, change.action, applied)
         if owner in applied.waiting_on:
             principal = owner.split(":", 1)[1]
             raise AclNotCopied(
