@@ -18,6 +18,7 @@ from databricks.sdk.mixins.workspace import WorkspaceExt
 from databricks.sdk.service import iam
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
+from test_safety_grants import _groups
 
 from dbsync.model import Prior
 from dbsync.store import Store
@@ -201,18 +202,6 @@ def _grant(w, path: str, group: str, level: str) -> None:
     w.permissions.update("directories", str(w.workspace.get_status(path).object_id), access_control_list=[entry])
 
 
-def _groups(w, path: str) -> dict[str, str]:
-    """The direct entries of groups on the folder at `path`: {group: level}."""
-    acl = w.permissions.get("directories", str(w.workspace.get_status(path).object_id)).access_control_list or []
-    return {
-        e.group_name: p.permission_level.value
-        for e in acl
-        if e.group_name
-        for p in e.all_permissions or []
-        if not p.inherited
-    }
-
-
 def test_a_repos_folder_the_repos_kind_made_gets_the_sources_exact_acl(pair: Pair) -> None:
     """Adopted, /Repos/ana@example.com had its ACL PATCHed: an entry given on the standby by hand stayed through
     every change of the source's ACL. dbsync's folder gets the source's ACL whole, as every folder it made."""
@@ -225,13 +214,13 @@ def test_a_repos_folder_the_repos_kind_made_gets_the_sources_exact_acl(pair: Pai
     pair.sync(only=["repos"])
     with freeze_time("2026-12-05 00:00:00") as clock:
         assert pair.sync(only=[*REPO_KINDS, "permissions"])["permissions"].errors == 0
-        assert _groups(pair.dst, "/Repos/ana@example.com") == {"etl": "CAN_EDIT", "analysts": "CAN_READ"}
+        assert _groups(pair.dst, "directories", "/Repos/ana@example.com") == {"etl": "CAN_EDIT", "analysts": "CAN_READ"}
         _grant(pair.dst, "/Repos/ana@example.com", "dr-admins", "CAN_MANAGE")  # by hand, on dbsync's own folder
         _grant(pair.src, "/Repos/ana@example.com", "etl", "CAN_READ")
         clock.tick(3600)  # object ACLs are read by need: this one is due again within max_staleness
         assert pair.sync(only=[*REPO_KINDS, "permissions"])["permissions"].updated >= 1
 
-    assert _groups(pair.dst, "/Repos/ana@example.com") == {"etl": "CAN_READ", "analysts": "CAN_READ"}
+    assert _groups(pair.dst, "directories", "/Repos/ana@example.com") == {"etl": "CAN_READ", "analysts": "CAN_READ"}
 
 
 def test_a_repos_folder_whose_mkdirs_failed_is_not_recorded_so_the_dr_teams_stays_adopted(pair: Pair) -> None:
