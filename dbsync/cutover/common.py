@@ -19,8 +19,18 @@ ROLE_STATES = CUTOVER_STATES  # the dbsync_cutover_state gauge per store role
 SOURCE_ROW, TARGET_ROW, RUN_ROW = "source_job:", "target_job:", "run"
 RUNS_PAGE = 25  # runs/list accepts at most 25 per page
 JOBS = "jobs"  # the kind whose triggers the cutover moves from one side to the other
+
+
+def kind_disabled(kind: str) -> str:
+    """Why the cutover turns on none of a kind's copies: the kind is off, the target's objects of it are the DR team's.
+
+    The store keeps the rows a sync wrote before the kind was turned off: those copies are stale, and steps 3-4 ran
+    them beside the DR team's (jobs, continuous pipelines, dashboard schedules, serving endpoints' scaling)."""
+    return f"the {kind} kind is disabled (kinds.{kind}.enabled: false)"
+
+
 # The jobs kind off, the target's jobs are the DR team's: the cutover writes none there (late_jobs, unpause_target).
-JOBS_DISABLED = "the jobs kind is disabled (kinds.jobs.enabled: false)"
+JOBS_DISABLED = kind_disabled(JOBS)
 
 Progress = Callable[[str, str, dict[str, Any]], None]
 Rows = dict[str, dict[str, Any]]  # the store's cutover record: row name → {state, at, detail}

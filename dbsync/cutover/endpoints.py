@@ -4,6 +4,9 @@ A standby endpoint serves its entities scaled to zero (it costs nothing idle); t
 as the source did. unpause_target PUTs, for each replicated endpoint whose source config keeps an entity
 warm (`scale_to_zero_enabled: false`), the source's config as the store last saw it, recorded as
 `target_endpoint:<name>` before the write; a rollback PUTs the standby config again.
+
+With the serving_endpoints kind disabled no config is PUT: the target's endpoints are the DR team's, and the store's
+configs are from before the kind was turned off (the cutover PUT them over what the DR team had deployed since).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import DatabricksError
 
-from dbsync.cutover.common import job_rows, one_line
+from dbsync.cutover.common import job_rows, kind_disabled, one_line
 from dbsync.errors import Blocked
 from dbsync.replicators.common import sdk_call
 from dbsync.replicators.serving_endpoints import standby_config
@@ -40,8 +43,11 @@ def _put(book: Runbook, name: str, config: dict[str, Any]) -> None:
 
 
 def restore_target(book: Runbook) -> tuple[int, list[str]]:
-    """unpause_target: the source's scaling on each endpoint the standby scaled to zero; (restored, failures)."""
+    """unpause_target: the source's scaling on each endpoint the standby scaled to zero; (restored, failures).
+    None with the kind disabled."""
     restored, failed = 0, []
+    if not book.kind_enabled(ENDPOINTS):  # the DR team's endpoints: no stale config over theirs
+        return restored, failed
     for name, config in _warm(book):
         row = TARGET_ENDPOINT_ROW + name
         if (book.rows.get(row) or {}).get("state") == "restored":
@@ -74,7 +80,9 @@ def rollback(book: Runbook) -> tuple[int, list[str]]:
 
 
 def plan_text(book: Runbook) -> str:
-    """The dry run's line: the endpoints whose scaling the cutover restores."""
+    """The dry run's line: the endpoints whose scaling the cutover restores (none with the kind disabled)."""
+    if not book.kind_enabled(ENDPOINTS):
+        return f"no serving endpoint scaled up: {kind_disabled(ENDPOINTS)}, the target's are not dbsync's"
     names = [name for name, _ in _warm(book)]
     if not names:
         return "no serving endpoint to scale up"

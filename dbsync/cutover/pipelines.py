@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import NotFound
 
+from dbsync.cutover.common import kind_disabled
 from dbsync.cutover.switches import Switch
 from dbsync.model import Prior
 from dbsync.replicators.common import sdk_call
@@ -67,5 +68,8 @@ def plan_text(book: Runbook, skip_source: bool) -> str:
     if not priors:
         return "no continuous pipeline to move"
     where = "started on the target" if skip_source else "stopped on the source and started on the target"
+    if not SWITCH.enabled(book):  # the target's are the DR team's: the copies, stale, stay as they are
+        where = "not started on the target" if skip_source else "stopped on the source, none started on the target"
+        where += f" ({kind_disabled(PIPELINES)}: the target's are not dbsync's)"
     shown = ", ".join(SWITCH.name(book, p, None) for p in priors[:5]) + (" …" if len(priors) > 5 else "")
     return f"{len(priors)} continuous pipeline(s) {where}: {shown}"

@@ -283,10 +283,14 @@ class Runbook:
         """Source jobs to pause (each with its prior state) and the counts of the others."""
         return plan.source_changes(source_jobs, self.rows, self.ctx.settings.kind(JOBS))
 
+    def kind_enabled(self, kind: str) -> bool:
+        """Whether `kind` replicates: off, steps 3-4 turn none of its copies on (common.kind_disabled says why)."""
+        return self.ctx.settings.kind(kind).enabled
+
     def jobs_enabled(self) -> bool:
         """Whether the jobs kind replicates. Off, the target's jobs are the DR team's: none is unpaused, and the
         copies an earlier sync made (their rows stay in the store) are stale, left paused beside the DR team's."""
-        return self.ctx.settings.kind(JOBS).enabled
+        return self.kind_enabled(JOBS)
 
     def target_changes(
         self, target_jobs: dict[str, JobView], source_live: dict[str, JobView] | None = None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from databricks.sdk.errors import NotFound
 
+from dbsync.cutover.common import kind_disabled
 from dbsync.cutover.switches import Switch
 from dbsync.model import Prior
 from dbsync.sdk import Service
@@ -70,5 +71,8 @@ def plan_text(book: Runbook, skip_source: bool) -> str:
     if not priors:
         return "no unpaused dashboard schedule to move"
     where = "unpaused on the target" if skip_source else "paused on the source and unpaused on the target"
+    if not SWITCH.enabled(book):  # the target's are the DR team's: the copies, stale, stay as they are
+        where = "not unpaused on the target" if skip_source else "paused on the source, none unpaused on the target"
+        where += f" ({kind_disabled(SCHEDULES)}: the target's are not dbsync's)"
     shown = ", ".join(SWITCH.name(book, p, None) for p in priors[:5]) + (" …" if len(priors) > 5 else "")
     return f"{len(priors)} dashboard schedule(s) {where}: {shown}"

@@ -18,6 +18,7 @@ from dbsync.cutover.common import (
     SOURCE_ROW,
     TARGET_ROW,
     CutoverError,
+    kind_disabled,
     list_jobs,
     one_line,
 )
@@ -157,6 +158,14 @@ def cancel_runs(book: Runbook, runs: list[tuple[int, int]]) -> int:
 
 
 # -- 4. unpause the target ------------------------------------------------------------------
+# What step 4 turns on besides jobs, by kind: with the kind disabled, none (the summary says so).
+_TURNED_ON = {
+    pipelines.PIPELINES: "no copy started",
+    endpoints.ENDPOINTS: "no endpoint given its source scaling",
+    schedules.SCHEDULES: "no copy unpaused",
+}
+
+
 def unpause_target(book: Runbook) -> Result:
     """4. Unpause the replicated target jobs whose source job was unpaused, those not unpaused already."""
     book.wait_for_other_writers("target", "unpause_target")  # at once when step 3 waited in this process
@@ -176,6 +185,9 @@ def unpause_target(book: Runbook) -> Result:
         summary += f", {held} late job(s) left paused: step 3 did not write their ACL (named there)"
     if not book.jobs_enabled():  # its copies from before it was turned off are stale: never run beside the DR team's
         summary += f"; {JOBS_DISABLED}: no target job unpaused, the target's jobs are not dbsync's"
+    for kind, what in _TURNED_ON.items():  # the same for each kind step 4 turns on: its rows in the store are stale
+        if not book.kind_enabled(kind):
+            summary += f"; {kind_disabled(kind)}: {what}, the target's are not dbsync's"
     for key, what in (
         ("missing", "missing on the target"),
         ("not_ours", "not created by dbsync (left alone)"),

@@ -5,6 +5,9 @@ and the store keeps the source's state in source_meta. pause_source turns each s
 off, recorded as `<source row><key>` with its prior state before the write; unpause_target turns on the
 copy of each one, recorded as `<target row><target key>`. With --skip-source the copies of those the last
 sync saw on are turned on. A rollback turns off the copies it turned on first, then restores the source.
+With the kind disabled no copy is turned on (the target's objects of it are the DR team's, and the store's rows of
+it are from before it was turned off: the cutover started those stale copies beside the DR team's); the source's are
+turned off all the same, as the source's jobs are paused: the old primary must not keep running them.
 A `Switch` says how one kind reads, names and turns its objects; the steps are written once, here.
 """
 
@@ -87,9 +90,16 @@ class Switch(ABC):
             done += 1
         return done, failed
 
+    def enabled(self, book: Runbook) -> bool:
+        """Whether the kind replicates: off, none of its copies is turned on (see the module's docstring)."""
+        return book.kind_enabled(self.kind)
+
     def start_target(self, book: Runbook) -> tuple[int, list[str]]:
-        """unpause_target: the copy of each object that was on on the source turned on; (turned on, failures)."""
+        """unpause_target: the copy of each object that was on on the source turned on; (turned on, failures).
+        None with the kind disabled."""
         done, failed = 0, []
+        if not self.enabled(book):
+            return done, failed
         for prior in self.wanted(book):
             if prior.target_key is None:
                 failed.append(f"{self.noun} {prior.key} was never replicated to the target")
