@@ -21,8 +21,8 @@ from test_sync_dashboard_schedules import MAPPING as SCHEDULE_MAPPING
 from test_sync_dashboard_schedules import _seed as _seed_schedules
 from test_sync_dashboard_schedules import _states as _schedule_states
 from test_sync_dashboard_schedules import _target_dashboard
+from test_sync_pipelines import NOTEBOOK, _notebook, _pipeline, _running, _source_setup, _target
 from test_sync_pipelines import READY as PIPELINES_READY
-from test_sync_pipelines import _pipeline, _running, _source_setup, _target
 from test_sync_serving_endpoints import _config_puts, _entities, _finish_deployments
 from test_sync_serving_endpoints import _seed as _seed_endpoint
 from test_sync_serving_endpoints import _target as _target_endpoint
@@ -57,7 +57,10 @@ def _summary(document: dict[str, Any], step: str) -> str:
 def test_with_the_pipelines_kind_disabled_the_cutover_starts_no_stale_copy(pair: Pair) -> None:
     _source_setup(pair)
     pair.sync(**PIPELINES_READY)  # dbsync's copy of orders-stream is on the standby, triggered
-    _pipeline(pair.dst, "dr stream", continuous=True)  # then the DR team took pipelines over: their own, running
+    # Then the DR team took pipelines over: their own, running, on a notebook of theirs (a pipeline whose notebook
+    # is missing fails once its update initializes: seconds later on a loaded machine, and this test flaked).
+    _notebook(pair.dst, NOTEBOOK)
+    _pipeline(pair.dst, "dr stream", continuous=True)
     off = _off("pipelines", **PIPELINES_READY)
     pair.sync(**off)
 
