@@ -52,6 +52,26 @@ def promtool() -> str:
     return debian_tool("promtool", "prometheus")
 
 
+ALERT_RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "rules.yml"
+
+
+def promtool_verdict(
+    promtool: str, tmp_path: Path, input_series: list[dict[str, str]], alert_rule_test: list[dict[str, Any]]
+) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` of deploy/prometheus/rules.yml fed `input_series` (a sample a minute), checked by
+    `alert_rule_test` (promtool's own unit-test format): returncode 0 when every check holds."""
+    import yaml  # the tests that check alert rules only
+
+    document = {
+        "rule_files": [str(ALERT_RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_rule_test}],
+    }
+    path = tmp_path / "alert_rules_test.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Headless Chromium: the report page's tests look at it with a real browser."""

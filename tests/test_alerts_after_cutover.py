@@ -17,15 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import yaml
-from conftest import Pair
+from conftest import Pair, promtool_verdict
 from test_probes import _wait
 from test_serve import Served
 
-ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 HOURS = 3  # how long promtool carries the exported series on: past the hour and every kind's freshness target
 LABELS = 'job="dbsync", instance="dbsync-0"'
 
@@ -70,23 +66,11 @@ def _carried_on(page: str, scraped_at: float) -> tuple[list[dict[str, str]], dic
 def _promtool_verdict(promtool: str, tmp_path: Path, series: list[dict[str, str]]) -> subprocess.CompletedProcess:
     """promtool's verdict on the rules at the end of the carried-on series: neither alert fires."""
     at = f"{HOURS * 60}m"
-    document: dict[str, Any] = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": at, "alertname": "DbsyncNoSuccessfulCycle", "exp_alerts": []},
-                    {"eval_time": at, "alertname": "DbsyncStalenessAboveTarget", "exp_alerts": []},
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "after_cutover_test.yml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    checks = [
+        {"eval_time": at, "alertname": "DbsyncNoSuccessfulCycle", "exp_alerts": []},
+        {"eval_time": at, "alertname": "DbsyncStalenessAboveTarget", "exp_alerts": []},
+    ]
+    return promtool_verdict(promtool, tmp_path, series, checks)
 
 
 def test_a_daemon_serving_on_after_a_completed_cutover_does_not_page_for_freshness(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Pair, run_cli
+from conftest import Pair, promtool_verdict, run_cli
 from databricks.sdk.service import jobs
 from prometheus_client import REGISTRY
 
@@ -76,23 +76,11 @@ def _promtool_verdict(
         }
         for kind, value in unknown.items()
     ]
-    document = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "29m", "alertname": ALERT, "exp_alerts": []},
-                    {"eval_time": "31m", "alertname": ALERT, "exp_alerts": fires},
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "kind_unknown_test.yml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    checks = [
+        {"eval_time": "29m", "alertname": ALERT, "exp_alerts": []},
+        {"eval_time": "31m", "alertname": ALERT, "exp_alerts": fires},
+    ]
+    return promtool_verdict(promtool, tmp_path, series, checks)
 
 
 def test_a_kind_whose_listing_keeps_failing_alerts_after_30_minutes_and_stops_once_listed_whole(

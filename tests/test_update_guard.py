@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Pair
+from conftest import Pair, promtool_verdict
 from databricks.sdk.service.workspace import ImportFormat, Language
 from freezegun import freeze_time
 from prometheus_client import REGISTRY
@@ -31,7 +31,6 @@ from dbsync.report import validate
 from dbsync.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 RULES_TEST = ROOT / "deploy" / "prometheus" / "rules_test.yml"
 TREE = ["directories", "notebooks", "files"]
 COUNT = 20
@@ -71,22 +70,8 @@ def _alert_fires(promtool: str, tmp_path: Path, value: float) -> subprocess.Comp
         if t["alertname"] == "DbsyncUpdateGuardTripped" and t["exp_alerts"]
     )
     series = 'dbsync_update_guard_tripped{job="dbsync", instance="dbsync-0", kind="notebooks"}'
-    document = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": series, "values": f"{value:g}x5"}],
-                "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": "DbsyncUpdateGuardTripped", "exp_alerts": expected}
-                ],
-            }
-        ],
-    }
-    test = tmp_path / "update_guard_test.yml"
-    test.write_text(yaml.safe_dump(document))
-    return subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True, timeout=60)
+    checks = [{"eval_time": "1m", "alertname": "DbsyncUpdateGuardTripped", "exp_alerts": expected}]
+    return promtool_verdict(promtool, tmp_path, [{"series": series, "values": f"{value:g}x5"}], checks)
 
 
 def _events(pair: Pair, outcome: str) -> list[str]:
