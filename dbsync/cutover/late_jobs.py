@@ -102,10 +102,10 @@ def replicate(book: Runbook) -> Late:
     writes something. Those written `partial` are named (the summary said "replicated" alone of a copy without its
     run_as user while `status` said partial). None when the jobs kind is disabled; a pinned one is left as restored.
     """
+    if not book.jobs_enabled():
+        return Late(disabled=True)  # not even listed: nothing of the kind is dbsync's to write
     ctx, jobs = book.ctx, kind(JOBS)
     selection = ctx.settings.kind(JOBS)
-    if not selection.enabled:
-        return Late(disabled=True)  # not even listed: nothing of the kind is dbsync's to write
     paused = {key: row for key, row in book.job_rows(SOURCE_ROW).items() if row["state"] == "paused"}
     pinned = ctx.versions.pinned_keys([JOBS])
     late = Late()
