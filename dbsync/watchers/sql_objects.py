@@ -20,12 +20,12 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from dbsync.context import SyncContext
 from dbsync.declaration import Declaration
 from dbsync.errors import ListingError, RetryLater
+from dbsync.mapping import WORKSPACE_PREFIX
 from dbsync.model import Resource, fingerprint, ref
 from dbsync.watchers.base import Watcher, answers
 from dbsync.workspace import Workspace
 
 PAGE_SIZE = 100  # the service's maximum
-WORKSPACE_PREFIX = "/Workspace"
 
 
 @cache
