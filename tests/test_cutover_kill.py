@@ -23,6 +23,7 @@ import pytest
 from conftest import Pair, endpoint_count
 from databricks.sdk.service import iam, jobs
 from test_cutover import ENVIRONMENTS, READY, TASKS, _cron, _running, _states
+from test_cutover_late_jobs import EDITED_CRON, _edit_schedule
 
 from dbsync.cutover import Runbook, open_cutover_context
 
@@ -44,7 +45,6 @@ KILL_AFTER_EDIT = (
     "PUT /api/2.0/permissions/{type:path}/{id}",  # step 3: its new ACL written (its record, then the step's, to come)
     "POST /api/2.2/jobs/update",  # step 4: its copy unpaused again, on its new settings
 )
-EDITED_CRON = "0 30 6 * * ?"
 CLI_IN_TEST_TIME = (
     "import sys; from dbsync.cutover import Runbook; Runbook.sleep = staticmethod(lambda seconds: None); "
     "from dbsync.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -144,8 +144,7 @@ def edited(pair: Pair) -> dict[str, dict[str, str]]:
 
     def edit_nightly() -> None:
         job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
-        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
-        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _edit_schedule(pair.src, job_id)
         _owned_by_alice(pair.src, job_id)
 
     return _replicated_then_stopped_after_validation(pair, edit_nightly)

@@ -32,6 +32,12 @@ ON = jobs.PauseStatus.UNPAUSED
 LATE_CRON, EDITED_CRON = "0 15 2 * * ?", "0 30 6 * * ?"
 
 
+def _edit_schedule(w: Any, job_id: int) -> None:
+    """The job's schedule changed on the source (EDITED_CRON), still unpaused: as edited in the Jobs UI."""
+    schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
+    w.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+
+
 def _settings(w: Any, name: str) -> dict[str, Any]:
     """A job's settings as the workspace shows them, found by name."""
     return next(j for j in w.jobs.list(expand_tasks=True) if j.settings.name == name).settings.as_dict()
@@ -92,8 +98,7 @@ def test_a_schedule_edited_after_the_final_sync_is_the_one_the_target_runs(night
     job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
 
     def edit_schedule() -> None:
-        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
-        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _edit_schedule(pair.src, job_id)
 
     ctx = open_cutover_context(pair.settings(**READY))
     document = Runbook(ctx, progress=_after_validation(edit_schedule)).run()
@@ -220,8 +225,7 @@ def test_the_acl_of_a_job_edited_after_the_final_sync_follows_it(people: Pair) -
     job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
 
     def edit_schedule_and_owner() -> None:
-        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
-        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _edit_schedule(pair.src, job_id)
         _owned_by(pair.src, job_id, "alice@example.com")
 
     ctx = open_cutover_context(pair.settings(**READY))
@@ -311,8 +315,7 @@ def test_the_record_and_report_say_an_edited_late_job_whose_acl_is_not_copied_st
     job_id = next(j.job_id for j in pair.src.jobs.list() if j.settings.name == "nightly")
 
     def edit_schedule_and_give_it_to_a_new_user() -> None:
-        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
-        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _edit_schedule(pair.src, job_id)
         pair.src.users.create(user_name="dave@example.com")  # not on the target
         _owned_by(pair.src, job_id, "dave@example.com")
 
@@ -588,8 +591,7 @@ def test_step_3_leaves_the_pinned_restored_acl_of_a_late_job(
     assert ("alice@example.com", "IS_OWNER") in _acl(pair.dst, "nightly")
 
     def edit_schedule() -> None:
-        schedule = jobs.CronSchedule(quartz_cron_expression=EDITED_CRON, timezone_id="UTC", pause_status=ON)
-        pair.src.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=schedule))
+        _edit_schedule(pair.src, job_id)
 
     ctx = open_cutover_context(pair.settings(**READY))
     Runbook(ctx, force=True, progress=_after_validation(edit_schedule)).run()  # pinned: not ready, so --force
